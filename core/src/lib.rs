@@ -1,0 +1,8 @@
+//! weir-core: the broker. State machines (pure, synchronous, time as input) and the
+//! async shell that feeds them over the seams (network, clock, disk) that the
+//! simulator replaces. Nothing in here knows whether it is being simulated.
+
+pub mod disk;
+pub mod mem;
+pub mod raft;
+pub mod server;

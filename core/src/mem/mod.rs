@@ -1,0 +1,211 @@
+//! The memory ledger: named accounts with limits, current and peak values.
+//!
+//! Every structure whose size follows load charges an account here, and every
+//! account has a limit. Code that would grow an account past its limit must push
+//! back instead (wait, refuse, drop, disconnect); [`Account::try_charge`] is the
+//! only way normal code grows an account. [`Account::force_charge`] exists for the
+//! known-bug switches, so that a disabled bound shows up as a peak over the limit.
+//! The simulator samples the ledger and its memory checker fails runs whose peaks
+//! exceed limits or whose accounts do not return to baseline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Account names used across the core (see DESIGN.md, "The memory ledger").
+pub mod names {
+    /// Proposals not yet committed (leader side).
+    pub const RAFT_PENDING: &str = "raft.pending";
+    /// Bytes in flight to followers being replicated or caught up.
+    pub const RAFT_CATCHUP: &str = "raft.catchup";
+    /// Bytes queued on route connections to peers.
+    pub const ROUTE_OUTBOUND: &str = "route.outbound";
+    /// Bytes queued to clients.
+    pub const CLIENT_OUTBOUND: &str = "client.outbound";
+}
+
+/// One named account.
+#[derive(Debug)]
+pub struct Account {
+    name: &'static str,
+    limit: AtomicU64,
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl Account {
+    /// A new empty account with `limit` bytes.
+    pub fn new(name: &'static str, limit: u64) -> Self {
+        Account { name, limit: AtomicU64::new(limit), current: AtomicU64::new(0), peak: AtomicU64::new(0) }
+    }
+
+    /// The account's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The configured limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Bytes currently charged.
+    pub fn current(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Highest value seen since creation or the last [`Account::reset`].
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Bytes that can still be charged before the limit.
+    pub fn available(&self) -> u64 {
+        self.limit().saturating_sub(self.current())
+    }
+
+    /// Charge `bytes` if that keeps the account within its limit; `false` means push back.
+    pub fn try_charge(&self, bytes: u64) -> bool {
+        let limit = self.limit();
+        let mut cur = self.current.load(Ordering::Relaxed);
+        loop {
+            let next = cur.saturating_add(bytes);
+            if next > limit {
+                return false;
+            }
+            match self.current.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.peak.fetch_max(next, Ordering::Relaxed);
+                    return true;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Charge `bytes` even past the limit. Only known-bug paths call this.
+    pub fn force_charge(&self, bytes: u64) {
+        let next = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(next, Ordering::Relaxed);
+    }
+
+    /// Return `bytes` previously charged.
+    pub fn release(&self, bytes: u64) {
+        let prev = self.current.fetch_sub(bytes, Ordering::Relaxed);
+        debug_assert!(prev >= bytes, "ledger account {} released more than charged", self.name);
+        if prev < bytes {
+            // Never wrap: clamp and keep going in release builds.
+            self.current.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Zero current and peak (a node restart frees its memory).
+    pub fn reset(&self) {
+        self.current.store(0, Ordering::Relaxed);
+        self.peak.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A consistent reading of one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSample {
+    /// Account name.
+    pub name: &'static str,
+    /// Bytes currently charged.
+    pub current: u64,
+    /// Peak bytes.
+    pub peak: u64,
+    /// Limit.
+    pub limit: u64,
+}
+
+/// A node's set of accounts, shared by its components and read by the simulator.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    accounts: Arc<BTreeMap<&'static str, Arc<Account>>>,
+}
+
+impl Ledger {
+    /// A ledger with the given `(name, limit)` accounts.
+    pub fn new(limits: &[(&'static str, u64)]) -> Self {
+        let accounts = limits.iter().map(|&(n, l)| (n, Arc::new(Account::new(n, l)))).collect();
+        Ledger { accounts: Arc::new(accounts) }
+    }
+
+    /// The account called `name`. Panics if the ledger was built without it: that is a wiring bug.
+    pub fn account(&self, name: &str) -> Arc<Account> {
+        self.accounts.get(name).cloned().unwrap_or_else(|| panic!("ledger has no account {name}"))
+    }
+
+    /// Samples of every account in name order.
+    pub fn sample(&self) -> Vec<AccountSample> {
+        self.accounts
+            .values()
+            .map(|a| AccountSample { name: a.name, current: a.current(), peak: a.peak(), limit: a.limit() })
+            .collect()
+    }
+
+    /// Zero every account (used when a node restarts: its memory is gone).
+    pub fn reset(&self) {
+        self.accounts.values().for_each(|a| a.reset());
+    }
+}
+
+/// RAII charge on an account: released when dropped, so no path can leak it.
+#[derive(Debug)]
+pub struct Charge {
+    account: Arc<Account>,
+    bytes: u64,
+}
+
+impl Charge {
+    /// Try to charge `bytes` to `account`; `None` means the account is full.
+    pub fn try_new(account: &Arc<Account>, bytes: u64) -> Option<Charge> {
+        account.try_charge(bytes).then(|| Charge { account: account.clone(), bytes })
+    }
+
+    /// Charge past the limit (known-bug paths only).
+    pub fn force(account: &Arc<Account>, bytes: u64) -> Charge {
+        account.force_charge(bytes);
+        Charge { account: account.clone(), bytes }
+    }
+
+    /// Bytes held by this charge.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.account.release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_charge_respects_limit_and_tracks_peak() {
+        let a = Arc::new(Account::new("t", 100));
+        assert!(a.try_charge(60));
+        assert!(!a.try_charge(41));
+        assert!(a.try_charge(40));
+        a.release(50);
+        assert_eq!(a.current(), 50);
+        assert_eq!(a.peak(), 100);
+    }
+
+    #[test]
+    fn charge_guard_releases_on_drop() {
+        let a = Arc::new(Account::new("t", 10));
+        {
+            let _c = Charge::try_new(&a, 10).unwrap();
+            assert!(Charge::try_new(&a, 1).is_none());
+        }
+        assert_eq!(a.current(), 0);
+        let _f = Charge::force(&a, 25);
+        assert_eq!(a.peak(), 25);
+    }
+}

@@ -1,0 +1,1 @@
+//! In-memory log (entries after the snapshot).

@@ -1,0 +1,1 @@
+//! Per-follower replication progress.

@@ -1,0 +1,91 @@
+//! Length-prefixed bincode frames, used on routes and on the internal client port.
+//!
+//! Wire form: `len: u32 LE` then `len` bytes of bincode 2 (standard config). A frame
+//! longer than [`MAX_FRAME`] is refused on both sides: a peer cannot make us
+//! allocate without bound.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame accepted or sent.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+fn bincode_cfg() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encode `value` as one frame (prefix included).
+pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; 4];
+    bincode::serde::encode_into_std_write(value, &mut out, bincode_cfg())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame encode: {e}")))?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+    }
+    out[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(out)
+}
+
+/// Decode a frame body (without prefix).
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
+    let (v, used) = bincode::serde::decode_from_slice(body, bincode_cfg())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame decode: {e}")))?;
+    if used != body.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame has trailing bytes"));
+    }
+    Ok(v)
+}
+
+/// Read one frame; `Ok(None)` on a clean end of stream between frames.
+pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf).await?;
+    let v = decode(buf)?;
+    // Do not keep a large buffer alive after a large frame.
+    if buf.capacity() > 1024 * 1024 {
+        *buf = Vec::new();
+    }
+    Ok(Some(v))
+}
+
+/// Write pre-encoded frame bytes and flush (madsim TCP sends nothing until flushed).
+pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Encode and write one frame, then flush.
+pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, value: &T) -> io::Result<()> {
+    write_raw(w, &encode(value)?).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_limits() {
+        let f = encode(&(7u64, "x".to_string())).unwrap();
+        assert_eq!(u32::from_le_bytes(f[..4].try_into().unwrap()) as usize, f.len() - 4);
+        let v: (u64, String) = decode(&f[4..]).unwrap();
+        assert_eq!(v, (7, "x".to_string()));
+        assert!(decode::<(u64, String)>(&f[4..f.len() - 1]).is_err());
+        let mut extra = f[4..].to_vec();
+        extra.push(0);
+        assert!(decode::<(u64, String)>(&extra).is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! A Weir node: one Raft group, its storage, routes to peers and the client port,
+//! wired together as async tasks around the pure [`Raft`] state machine.
+
+use super::app::LogApp;
+use super::client::{ClientRequest, ClientResponse, Outcome};
+use super::frame;
+use super::link::LinkShaper;
+use super::route::{self, RouteConfig, Routes};
+use crate::disk::Disk;
+use crate::mem::{Ledger, names};
+use crate::raft::storage::{RaftStorage, StorageError};
+use crate::raft::{self, Entry, Index, NodeId, ProposeError, Raft, RaftEvent, Role, Term};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use weir_traces::{EventKind, EventSink, NodeNo};
+
+/// Everything a node needs to know about its place in the cluster.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Route address of every *other* member.
+    pub peers: Vec<(NodeId, SocketAddr)>,
+    /// Where peers dial us.
+    pub route_listen: SocketAddr,
+    /// Where clients connect.
+    pub client_listen: SocketAddr,
+    /// Directory on the disk for this node's Raft state.
+    pub data_dir: String,
+    /// Raft tuning (its `id` and `peers` are filled in from the above).
+    pub raft: raft::Config,
+    /// Route tuning.
+    pub route: RouteConfig,
+    /// Take a snapshot after this many applied entries past the last one.
+    pub snapshot_every: u64,
+    /// Raft tick period.
+    pub tick: Duration,
+    /// Capacity of the proposal queue into the Raft loop.
+    pub proposal_queue: usize,
+}
+
+/// Default ledger limits for a node.
+pub fn default_ledger() -> Ledger {
+    Ledger::new(&[
+        (names::RAFT_PENDING, 4 * 1024 * 1024),
+        (names::RAFT_CATCHUP, 2 * 1024 * 1024),
+        (names::ROUTE_OUTBOUND, 16 * 1024 * 1024),
+    ])
+}
+
+/// Live status of a node, shared with monitoring and the simulator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Current role (None before Raft starts).
+    pub role: Option<Role>,
+    /// Current term.
+    pub term: Term,
+    /// Known leader.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit: Index,
+    /// Applied index.
+    pub applied: Index,
+    /// Last log index.
+    pub last_index: Index,
+    /// Last snapshot index.
+    pub snapshot_index: Index,
+    /// Why the node stopped, if it did.
+    pub fatal: Option<String>,
+}
+
+/// The seams and shared handles a node runs with.
+#[derive(Clone)]
+pub struct NodeEnv {
+    /// Persistent storage.
+    pub disk: Arc<dyn Disk>,
+    /// Where events go.
+    pub sink: Arc<dyn EventSink>,
+    /// Memory ledger.
+    pub ledger: Ledger,
+    /// Link shaping (simulation only).
+    pub shaper: Option<Arc<dyn LinkShaper>>,
+    /// Seed for this incarnation's randomness.
+    pub seed: u64,
+    /// Shared status.
+    pub status: Arc<Mutex<NodeStatus>>,
+    /// Shared application state.
+    pub app: Arc<Mutex<LogApp>>,
+}
+
+/// Why a node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed; the node stops rather than act on state it could not persist.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A snapshot could not be restored.
+    #[error("snapshot restore failed: {0}")]
+    Restore(String),
+}
+
+struct Proposal {
+    data: Vec<u8>,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// Run a node until it fails. Spawns its listener and route tasks on the current runtime.
+pub async fn run(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
+    let cfg_id = cfg.id;
+    let result = run_inner(cfg, env.clone()).await;
+    if let Err(e) = &result {
+        env.status.lock().expect("status poisoned").fatal = Some(e.to_string());
+        env.sink.emit(cfg_id as NodeNo, EventKind::Note { text: format!("node stopped: {e}") });
+    }
+    result
+}
+
+async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
+    let me = cfg.id as NodeNo;
+    let (mut storage, restored) = RaftStorage::open(env.disk.clone(), &cfg.data_dir).await?;
+    let mut app = LogApp::default();
+    if let Some(s) = &restored.snapshot {
+        app.restore(&s.data).map_err(NodeError::Restore)?;
+        env.sink.emit(
+            me,
+            EventKind::SnapshotRestored { index: s.meta.last_index, term: s.meta.last_term, state_hash: app.digest },
+        );
+    }
+    *env.app.lock().expect("app poisoned") = app;
+
+    let route_listener =
+        TcpListener::bind(cfg.route_listen).await.map_err(|source| NodeError::Bind { addr: cfg.route_listen, source })?;
+    let client_listener = TcpListener::bind(cfg.client_listen)
+        .await
+        .map_err(|source| NodeError::Bind { addr: cfg.client_listen, source })?;
+    let (inbox_tx, mut inbox) = mpsc::channel(1024);
+    tokio::spawn(route::accept_loop(route_listener, inbox_tx));
+    let routes = Routes::start(
+        cfg.id,
+        &cfg.peers,
+        &cfg.route,
+        env.ledger.account(names::ROUTE_OUTBOUND),
+        env.shaper.clone(),
+    );
+    let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
+    tokio::spawn(client_accept_loop(client_listener, prop_tx));
+
+    let mut rcfg = cfg.raft.clone();
+    rcfg.id = cfg.id;
+    rcfg.peers = cfg.peers.iter().map(|p| p.0).chain(std::iter::once(cfg.id)).collect();
+    rcfg.peers.sort_unstable();
+    let start = Instant::now();
+    let now_ms = move || start.elapsed().as_millis() as u64;
+    let mut raft = Raft::new(
+        rcfg,
+        restored,
+        env.seed,
+        env.ledger.account(names::RAFT_PENDING),
+        env.ledger.account(names::RAFT_CATCHUP),
+        now_ms(),
+    );
+    let mut waiters: BTreeMap<Index, (Term, oneshot::Sender<Outcome>)> = BTreeMap::new();
+    let mut ticker = tokio::time::interval(cfg.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ctx = Driver { me, routes, sink: env.sink.clone(), snapshot_every: cfg.snapshot_every, app: env.app.clone() };
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => raft.tick(now_ms()),
+            Some(env) = inbox.recv() => {
+                raft.step(now_ms(), env);
+                // Drain a bounded batch so one fsync covers many messages.
+                for _ in 0..256 {
+                    match inbox.try_recv() {
+                        Ok(env) => raft.step(now_ms(), env),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(p) = proposals.recv() => {
+                propose(&mut raft, now_ms(), p, &mut waiters);
+                for _ in 0..256 {
+                    match proposals.try_recv() {
+                        Ok(p) => propose(&mut raft, now_ms(), p, &mut waiters),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        ctx.drive(&mut raft, &mut storage, &mut waiters).await?;
+        let mut st = env.status.lock().expect("status poisoned");
+        st.role = Some(raft.role());
+        st.term = raft.term();
+        st.leader = raft.leader();
+        st.commit = raft.commit_index();
+        st.applied = raft.applied_index();
+        st.last_index = raft.last_index();
+        st.snapshot_index = raft.snapshot_index();
+    }
+}
+
+fn propose(raft: &mut Raft, now: u64, p: Proposal, waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>) {
+    match raft.propose(now, p.data) {
+        Ok(index) => {
+            waiters.insert(index, (raft.term(), p.reply));
+        }
+        Err(e) => {
+            let outcome = match e {
+                ProposeError::NotLeader { leader } => Outcome::NotLeader { leader },
+                ProposeError::Backpressure => Outcome::Backpressure,
+                ProposeError::TooLarge { .. } => Outcome::TooLarge,
+            };
+            let _ = p.reply.send(outcome);
+        }
+    }
+}
+
+struct Driver {
+    me: NodeNo,
+    routes: Routes,
+    sink: Arc<dyn EventSink>,
+    snapshot_every: u64,
+    /// Shared with the simulator's checkers; locked only briefly, never across an await.
+    app: Arc<Mutex<LogApp>>,
+}
+
+impl Driver {
+    /// Carry out Raft's effects in the safe order: persist, apply, then send.
+    async fn drive(
+        &mut self,
+        raft: &mut Raft,
+        storage: &mut RaftStorage,
+        waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>,
+    ) -> Result<(), NodeError> {
+        loop {
+            let ready = raft.ready();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            storage.persist(&ready).await?;
+            if ready.restore
+                && let Some(s) = &ready.snapshot
+            {
+                let digest = {
+                    let mut app = self.app.lock().expect("app poisoned");
+                    app.restore(&s.data).map_err(NodeError::Restore)?;
+                    app.digest
+                };
+                self.sink.emit(
+                    self.me,
+                    EventKind::SnapshotRestored {
+                        index: s.meta.last_index,
+                        term: s.meta.last_term,
+                        state_hash: digest,
+                    },
+                );
+                // Waiters at or below the snapshot can no longer be matched to their entries.
+                let rest = waiters.split_off(&(s.meta.last_index + 1));
+                for (_, (_, w)) in std::mem::replace(waiters, rest) {
+                    let _ = w.send(Outcome::Unknown { reason: "replaced by snapshot".into() });
+                }
+            }
+            for e in &ready.committed {
+                self.apply(e, waiters);
+            }
+            for ev in ready.events {
+                match ev {
+                    RaftEvent::RoleChanged { term, role } => {
+                        self.sink.emit(self.me, EventKind::RaftRole { term, role: trace_role(role) })
+                    }
+                    RaftEvent::CommitAdvanced { commit } => self.sink.emit(self.me, EventKind::RaftCommit { commit }),
+                    RaftEvent::LostLeadership => {
+                        for (_, (_, w)) in std::mem::take(waiters) {
+                            let _ = w.send(Outcome::Unknown { reason: "leadership lost".into() });
+                        }
+                    }
+                }
+            }
+            for m in &ready.messages {
+                self.routes.send(m);
+            }
+            let snapshot = {
+                let app = self.app.lock().expect("app poisoned");
+                (app.applied > 0 && app.applied >= raft.snapshot_index() + self.snapshot_every)
+                    .then(|| (app.applied, app.snapshot()))
+            };
+            if let Some((index, data)) = snapshot {
+                raft.compact(index, data);
+            }
+        }
+    }
+
+    fn apply(&mut self, e: &Entry, waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>) {
+        let data_hash = {
+            let mut app = self.app.lock().expect("app poisoned");
+            if e.index <= app.applied {
+                return;
+            }
+            app.apply(e)
+        };
+        self.sink.emit(self.me, EventKind::Applied { index: e.index, term: e.term, data_hash });
+        if let Some((term, w)) = waiters.remove(&e.index) {
+            let outcome = if term == e.term {
+                Outcome::Committed { index: e.index }
+            } else {
+                Outcome::Failed { reason: "another entry committed at its index".into() }
+            };
+            let _ = w.send(outcome);
+        }
+    }
+}
+
+fn trace_role(r: Role) -> weir_traces::Role {
+    match r {
+        Role::Follower => weir_traces::Role::Follower,
+        Role::PreCandidate => weir_traces::Role::PreCandidate,
+        Role::Candidate => weir_traces::Role::Candidate,
+        Role::Leader => weir_traces::Role::Leader,
+    }
+}
+
+async fn client_accept_loop(listener: TcpListener, proposals: mpsc::Sender<Proposal>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let proposals = proposals.clone();
+        tokio::spawn(async move {
+            let _ = serve_client(stream, proposals).await;
+        });
+    }
+}
+
+async fn serve_client(mut stream: TcpStream, proposals: mpsc::Sender<Proposal>) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    while let Some(req) = frame::read::<ClientRequest, _>(&mut stream, &mut buf).await? {
+        let ClientRequest::Propose { id, data } = req;
+        let (reply, rx) = oneshot::channel();
+        // A full proposal queue is back-pressure, not a reason to grow.
+        let outcome = match proposals.try_send(Proposal { data, reply }) {
+            Ok(()) => rx.await.unwrap_or(Outcome::Unknown { reason: "node stopped".into() }),
+            Err(_) => Outcome::Backpressure,
+        };
+        frame::write(&mut stream, &ClientResponse { id, outcome }).await?;
+    }
+    Ok(())
+}

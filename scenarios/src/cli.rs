@@ -1,0 +1,498 @@
+//! The `weir-sim` command line.
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use weir_faults::{Bug, BugSet};
+use weir_scenarios::{SCENARIOS, find};
+use weir_sim::SimConfig;
+use weir_sim::harness::{self, RunInput, RunReport};
+use weir_traces::{Trace, first_divergence, render_event, render_filtered, render_memory_svg, TraceSummary};
+
+#[derive(Parser)]
+#[command(name = "weir-sim", version, about = "Deterministic simulation of a Weir cluster")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct RunOpts {
+    /// Enable a known bug (repeatable); see `weir-sim bugs`.
+    #[arg(long = "bug", value_name = "BUG")]
+    bugs: Vec<String>,
+    /// Override a configuration field (repeatable), e.g. `--set nodes=5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one scenario with one seed.
+    Run {
+        /// Scenario name.
+        #[arg(long)]
+        scenario: String,
+        /// Seed.
+        #[arg(long)]
+        seed: u64,
+        /// Write the trace to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Run many seeds of one or all scenarios.
+    Sweep {
+        /// Scenario name (or use --all).
+        #[arg(long, conflicts_with = "all")]
+        scenario: Option<String>,
+        /// Every scenario.
+        #[arg(long)]
+        all: bool,
+        /// Seed range `A..B` (B exclusive) or a single seed.
+        #[arg(long, default_value = "0..100")]
+        seeds: String,
+        /// Parallel runs (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard I of N (`I/N`, 1-based) of the seed range.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Write a JSON summary here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Stop at the first failing seed.
+        #[arg(long)]
+        fail_fast: bool,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Merge JSON summaries of sweep shards into one.
+    Merge {
+        /// Shard summaries.
+        files: Vec<PathBuf>,
+        /// Write the merged summary here (default: print it).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Re-run a recorded trace's inputs and compare event by event.
+    Replay {
+        /// Trace file.
+        file: PathBuf,
+    },
+    /// Inspect trace files.
+    Trace {
+        #[command(subcommand)]
+        cmd: TraceCmd,
+    },
+    /// List scenarios.
+    Scenarios,
+    /// List known-bug switches.
+    Bugs,
+    /// Measure simulated-time / wall-time for a scenario (a benchmark, not a test).
+    Bench {
+        /// Scenario name.
+        #[arg(long, default_value = "raft-basic")]
+        scenario: String,
+        /// Number of seeds to run (sequentially, one core).
+        #[arg(long, default_value_t = 5)]
+        runs: u64,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+}
+
+#[derive(Subcommand)]
+enum TraceCmd {
+    /// Print a trace's events.
+    Show {
+        /// Trace file.
+        file: PathBuf,
+        /// Only these event kinds (repeatable), e.g. `--kind raft-role`.
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<u16>,
+        /// Print counts per kind instead of events.
+        #[arg(long)]
+        summary: bool,
+        /// Write a memory-per-account SVG chart here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+}
+
+/// One clear line and a non-zero exit: bad input never panics.
+struct CliError(String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run { scenario, seed, trace, opts } => cmd_run(&scenario, seed, trace, &opts),
+        Cmd::Sweep { scenario, all, seeds, jobs, shard, json, fail_fast, opts } => {
+            cmd_sweep(scenario, all, &seeds, jobs, shard, json, fail_fast, &opts)
+        }
+        Cmd::Merge { files, json } => cmd_merge(&files, json),
+        Cmd::Replay { file } => cmd_replay(&file),
+        Cmd::Trace { cmd: TraceCmd::Show { file, kinds, node, summary, svg } } => {
+            cmd_show(&file, &kinds, node, summary, svg)
+        }
+        Cmd::Scenarios => {
+            for s in SCENARIOS {
+                println!("{:<20} {}", s.name, s.description);
+            }
+            Ok(0)
+        }
+        Cmd::Bugs => {
+            for b in Bug::ALL {
+                println!("{:<22} {} (caught by {})", b.name(), b.describe(), b.catching_scenario());
+            }
+            Ok(0)
+        }
+        Cmd::Bench { scenario, runs, opts } => cmd_bench(&scenario, runs, &opts),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("error: {msg}");
+            2
+        }
+    }
+}
+
+fn parse_opts(opts: &RunOpts) -> Result<(BugSet, Vec<(String, String)>), CliError> {
+    let bugs = opts.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
+    let sets = opts.sets.iter().map(|s| SimConfig::parse_override(s)).collect::<Result<Vec<_>, _>>()?;
+    Ok((bugs, sets))
+}
+
+fn input_for(scenario: &str, seed: u64, bugs: BugSet, sets: &[(String, String)]) -> Result<RunInput, CliError> {
+    let s = find(scenario)?;
+    let config = s.config(seed).apply_overrides(sets)?;
+    Ok(RunInput { scenario: s.name.to_string(), seed, config, overrides: sets.to_vec(), bugs })
+}
+
+fn replay_command(input: &RunInput) -> String {
+    let mut cmd = format!("cargo sim run --scenario {} --seed {}", input.scenario, input.seed);
+    for b in input.bugs.iter() {
+        cmd.push_str(&format!(" --bug {b}"));
+    }
+    for (k, v) in &input.overrides {
+        cmd.push_str(&format!(" --set {k}={v}"));
+    }
+    cmd
+}
+
+fn verdict_line(input: &RunInput, r: &RunReport, wall_s: f64) -> String {
+    format!(
+        "{} seed={} scenario={} hash={:016x} events={} sim={:.1}s wall={:.2}s ok={} fail={} unknown={}",
+        if r.passed() { "PASS" } else { "FAIL" },
+        input.seed,
+        input.scenario,
+        r.hash,
+        r.event_count,
+        r.sim_ms as f64 / 1000.0,
+        wall_s,
+        r.clients.ok,
+        r.clients.failed,
+        r.clients.unknown
+    )
+}
+
+fn cmd_run(scenario: &str, seed: u64, trace: Option<PathBuf>, opts: &RunOpts) -> Result<i32, CliError> {
+    let (bugs, sets) = parse_opts(opts)?;
+    let input = input_for(scenario, seed, bugs, &sets)?;
+    println!("config: {}", input.config.line());
+    let schedule = harness::schedule_for(seed, &input.config);
+    println!("faults: {} scheduled", schedule.events.len());
+    let t = Instant::now();
+    let r = harness::run(&input);
+    let wall = t.elapsed().as_secs_f64();
+    if let Some(path) = &trace {
+        r.trace.write_to(path)?;
+    }
+    println!("{}", verdict_line(&input, &r, wall));
+    if r.passed() {
+        return Ok(0);
+    }
+    for v in &r.violations {
+        println!("  violated {v}");
+    }
+    println!("replay: {}", replay_command(&input));
+    Ok(1)
+}
+
+/// The JSON summary of a sweep (or of merged shards).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Summary {
+    runs: u64,
+    failures: Vec<Failure>,
+    sim_ms: u64,
+    wall_ms: u64,
+    events: u64,
+    shards: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Failure {
+    scenario: String,
+    seed: u64,
+    violations: Vec<String>,
+    replay: String,
+}
+
+fn parse_seeds(s: &str) -> Result<(u64, u64), CliError> {
+    let bad = || CliError(format!("malformed seed range '{s}': expected A..B with A < B, or a single seed"));
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let a: u64 = a.trim().parse().map_err(|_| bad())?;
+            let b: u64 = b.trim().parse().map_err(|_| bad())?;
+            if a >= b {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+        None => {
+            let a: u64 = s.trim().parse().map_err(|_| bad())?;
+            Ok((a, a + 1))
+        }
+    }
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), CliError> {
+    let bad = || CliError(format!("malformed shard '{s}': expected I/N with 1 <= I <= N"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.parse().map_err(|_| bad())?;
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_sweep(
+    scenario: Option<String>,
+    all: bool,
+    seeds: &str,
+    jobs: Option<usize>,
+    shard: Option<String>,
+    json: Option<PathBuf>,
+    fail_fast: bool,
+    opts: &RunOpts,
+) -> Result<i32, CliError> {
+    let (bugs, sets) = parse_opts(opts)?;
+    let scenarios: Vec<&str> = match (scenario, all) {
+        (Some(s), _) => vec![find(&s)?.name],
+        (None, true) => SCENARIOS.iter().map(|s| s.name).collect(),
+        (None, false) => return Err(CliError("sweep needs --scenario NAME or --all".into())),
+    };
+    let (a, b) = parse_seeds(seeds)?;
+    let (si, sn) = match &shard {
+        Some(s) => parse_shard(s)?,
+        None => (1, 1),
+    };
+    let mut work = Vec::new();
+    for seed in (a..b).filter(|s| (s - a) % sn == si - 1) {
+        for sc in &scenarios {
+            work.push(input_for(sc, seed, bugs, &sets)?);
+        }
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let bar = ProgressBar::new(work.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}<{eta_precise}]")
+            .expect("static template"),
+    );
+    let next = AtomicUsize::new(0);
+    let failed_count = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, RunReport, f64)>> = Mutex::new(Vec::new());
+    let t0 = Instant::now();
+    #[allow(clippy::disallowed_methods, reason = "the CLI runs independent simulations on worker threads")]
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(work.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    if fail_fast && failed_count.load(Ordering::Relaxed) > 0 {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = work.get(i) else { return };
+                    let t = Instant::now();
+                    let mut r = harness::run(input);
+                    let wall = t.elapsed().as_secs_f64();
+                    r.trace.events = Vec::new();
+                    if !r.passed() {
+                        failed_count.fetch_add(1, Ordering::Relaxed);
+                        bar.println(format!("FAIL seed={} scenario={}: {}", input.seed, input.scenario, r.violations[0]));
+                    }
+                    bar.set_message(format!("{} failed", failed_count.load(Ordering::Relaxed)));
+                    bar.inc(1);
+                    results.lock().expect("results").push((i, r, wall));
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let wall_total = t0.elapsed();
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|r| r.0);
+    let mut summary = Summary { shards: vec![format!("{seeds} shard {si}/{sn}")], ..Summary::default() };
+    for (i, r, wall) in &results {
+        let input = &work[*i];
+        summary.runs += 1;
+        summary.sim_ms += r.sim_ms;
+        summary.wall_ms += (wall * 1000.0) as u64;
+        summary.events += r.event_count;
+        if !r.passed() {
+            summary.failures.push(Failure {
+                scenario: input.scenario.clone(),
+                seed: input.seed,
+                violations: r.violations.iter().map(|v| v.to_string()).collect(),
+                replay: replay_command(input),
+            });
+        }
+    }
+    print_summary(&summary, wall_total.as_secs_f64());
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+            .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(if summary.failures.is_empty() { 0 } else { 1 })
+}
+
+fn print_summary(s: &Summary, elapsed_s: f64) {
+    let cpu_s = s.wall_ms as f64 / 1000.0;
+    println!(
+        "sweep: {} runs, {} failed; simulated {:.0}s in {:.1}s of run time ({:.0}x real time per core), {:.0} events/s; elapsed {:.1}s",
+        s.runs,
+        s.failures.len(),
+        s.sim_ms as f64 / 1000.0,
+        cpu_s,
+        if cpu_s > 0.0 { s.sim_ms as f64 / 1000.0 / cpu_s } else { 0.0 },
+        if cpu_s > 0.0 { s.events as f64 / cpu_s } else { 0.0 },
+        elapsed_s
+    );
+    for f in &s.failures {
+        println!("FAIL seed={} scenario={}", f.seed, f.scenario);
+        for v in &f.violations {
+            println!("  violated {v}");
+        }
+        println!("  replay: {}", f.replay);
+    }
+}
+
+fn cmd_merge(files: &[PathBuf], json: Option<PathBuf>) -> Result<i32, CliError> {
+    if files.is_empty() {
+        return Err(CliError("merge needs at least one summary file".into()));
+    }
+    let mut total = Summary::default();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))?;
+        let s: Summary =
+            serde_json::from_str(&text).map_err(|e| CliError(format!("{} is not a sweep summary: {e}", f.display())))?;
+        total.runs += s.runs;
+        total.sim_ms += s.sim_ms;
+        total.wall_ms += s.wall_ms;
+        total.events += s.events;
+        total.failures.extend(s.failures);
+        total.shards.extend(s.shards);
+    }
+    total.failures.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    print_summary(&total, 0.0);
+    let text = serde_json::to_string_pretty(&total)?;
+    match json {
+        Some(p) => std::fs::write(&p, text).map_err(|e| CliError(format!("cannot write {}: {e}", p.display())))?,
+        None => println!("{text}"),
+    }
+    Ok(if total.failures.is_empty() { 0 } else { 1 })
+}
+
+fn read_trace(file: &PathBuf) -> Result<Trace, CliError> {
+    Trace::read_from(file).map_err(|e| CliError(e.to_string()))
+}
+
+fn cmd_replay(file: &PathBuf) -> Result<i32, CliError> {
+    let recorded = read_trace(file)?;
+    let h = &recorded.header;
+    if h.weir_version != env!("CARGO_PKG_VERSION") {
+        eprintln!("warning: trace from weir {}, this is {}", h.weir_version, env!("CARGO_PKG_VERSION"));
+    }
+    let bugs = h.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
+    let input = input_for(&h.scenario, h.seed, bugs, &h.overrides)?;
+    if input.config.line() != h.config {
+        println!("config differs from the recording (scenario definitions changed?)");
+    }
+    let r = harness::run(&input);
+    match first_divergence(&recorded.events, &r.trace.events) {
+        None => {
+            println!("identical: {} events, hash {:016x}", r.trace.events.len(), r.hash);
+            Ok(0)
+        }
+        Some(d) => {
+            println!("diverged: {d}");
+            Ok(1)
+        }
+    }
+}
+
+fn cmd_show(file: &PathBuf, kinds: &[String], node: Option<u16>, summary: bool, svg: Option<PathBuf>) -> Result<i32, CliError> {
+    let t = read_trace(file)?;
+    if let Some(path) = svg {
+        std::fs::write(&path, render_memory_svg(&t)).map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+        return Ok(0);
+    }
+    if summary {
+        println!("{}", TraceSummary::of(&t));
+        return Ok(0);
+    }
+    if kinds.is_empty() && node.is_none() {
+        println!("{}", weir_traces::render_text(&t));
+    } else {
+        let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        println!("{}", render_filtered(&t, &k, node));
+    }
+    let _ = render_event;
+    Ok(0)
+}
+
+fn cmd_bench(scenario: &str, runs: u64, opts: &RunOpts) -> Result<i32, CliError> {
+    let (bugs, sets) = parse_opts(opts)?;
+    let mut sim_ms = 0;
+    let mut wall = 0.0;
+    let mut events = 0;
+    let mut ok = 0;
+    for seed in 0..runs {
+        let input = input_for(scenario, seed, bugs, &sets)?;
+        let t = Instant::now();
+        let r = harness::run(&input);
+        let w = t.elapsed().as_secs_f64();
+        println!("{}", verdict_line(&input, &r, w));
+        sim_ms += r.sim_ms;
+        wall += w;
+        events += r.event_count;
+        ok += r.clients.ok;
+    }
+    println!(
+        "bench {scenario}: {runs} runs, simulated {:.1}s in {:.2}s wall = {:.0}x real time; {:.0} events/s; {:.0} acknowledged proposals per simulated second",
+        sim_ms as f64 / 1000.0,
+        wall,
+        sim_ms as f64 / 1000.0 / wall,
+        events as f64 / wall,
+        ok as f64 / (sim_ms as f64 / 1000.0)
+    );
+    Ok(0)
+}

@@ -1,0 +1,117 @@
+//! Link shaping for simulated routes: per-link latency, bandwidth caps, cuts
+//! (partitions) and holds (a paused receiver that reads nothing). madsim's TCP has
+//! none of these, so routes consult this through `weir_core::server::link::LinkShaper`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+use weir_core::raft::NodeId;
+use weir_core::server::link::{Gate, LinkShaper};
+
+#[derive(Debug, Default)]
+struct NetState {
+    base_latency: BTreeMap<(NodeId, NodeId), Duration>,
+    extra_latency: BTreeMap<NodeId, Duration>,
+    bandwidth: BTreeMap<NodeId, u64>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    held: BTreeSet<NodeId>,
+    link_free_at: BTreeMap<(NodeId, NodeId), Instant>,
+}
+
+/// The simulated network's shaping state, shared by all nodes of a run.
+#[derive(Debug, Default)]
+pub struct SimNet {
+    state: Mutex<NetState>,
+}
+
+impl SimNet {
+    /// A network with no shaping.
+    pub fn new() -> Self {
+        SimNet::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut NetState) -> R) -> R {
+        f(&mut self.state.lock().expect("sim net poisoned"))
+    }
+
+    /// Set the base one-way latency of `from -> to`.
+    pub fn set_base_latency(&self, from: NodeId, to: NodeId, d: Duration) {
+        self.with(|s| s.base_latency.insert((from, to), d));
+    }
+
+    /// Extra latency on every link touching `node` (zero restores).
+    pub fn set_extra_latency(&self, node: NodeId, d: Duration) {
+        self.with(|s| s.extra_latency.insert(node, d));
+    }
+
+    /// Bandwidth cap in bytes/s on links touching `node` (0 removes it).
+    pub fn set_bandwidth(&self, node: NodeId, bytes_per_sec: u64) {
+        self.with(|s| s.bandwidth.insert(node, bytes_per_sec));
+    }
+
+    /// Cut `from -> to`.
+    pub fn cut(&self, from: NodeId, to: NodeId) {
+        self.with(|s| s.cut.insert((from, to)));
+    }
+
+    /// Remove every cut.
+    pub fn heal(&self) {
+        self.with(|s| s.cut.clear());
+    }
+
+    /// Hold (or release) traffic towards `node`.
+    pub fn set_held(&self, node: NodeId, held: bool) {
+        self.with(|s| if held { s.held.insert(node) } else { s.held.remove(&node) });
+    }
+
+    /// Remove all shaping except base latencies.
+    pub fn reset_faults(&self) {
+        self.with(|s| {
+            s.extra_latency.clear();
+            s.bandwidth.clear();
+            s.cut.clear();
+            s.held.clear();
+        });
+    }
+
+    /// Whether `from -> to` is cut.
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.with(|s| s.cut.contains(&(from, to)))
+    }
+}
+
+impl LinkShaper for SimNet {
+    fn delay(&self, from: NodeId, to: NodeId, bytes: usize) -> Duration {
+        let now = Instant::now();
+        self.with(|s| {
+            let extra = |n| s.extra_latency.get(&n).copied().unwrap_or_default();
+            let latency = s.base_latency.get(&(from, to)).copied().unwrap_or_default() + extra(from) + extra(to);
+            let caps = [s.bandwidth.get(&from), s.bandwidth.get(&to)];
+            let bw = caps.into_iter().flatten().copied().filter(|&b| b > 0).min();
+            match bw {
+                Some(bw) => {
+                    // Serialise behind earlier frames: a pipe with a fixed rate.
+                    let send = Duration::from_nanos((bytes as u64).saturating_mul(1_000_000_000) / bw);
+                    let free = s.link_free_at.get(&(from, to)).copied().unwrap_or(now).max(now);
+                    let done = free + send;
+                    s.link_free_at.insert((from, to), done);
+                    (done - now) + latency
+                }
+                None => latency,
+            }
+        })
+    }
+
+    fn gate(&self, from: NodeId, to: NodeId) -> Gate {
+        self.with(|s| {
+            if s.cut.contains(&(from, to)) {
+                Gate::Drop
+            } else if s.held.contains(&to) {
+                Gate::Hold
+            } else {
+                Gate::Open
+            }
+        })
+    }
+}

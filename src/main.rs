@@ -1,0 +1,145 @@
+//! `weir`: the production server, built from the same core as the simulation.
+//!
+//! Today it runs a Raft-replicated log node (the NATS client port arrives with the
+//! protocol work); `weir propose` is a small client for it.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weir_core::disk::RealDisk;
+use weir_core::raft;
+use weir_core::server::app::payload;
+use weir_core::server::client::ClientConn;
+use weir_core::server::node::{self, NodeConfig, NodeEnv};
+use weir_core::server::route::RouteConfig;
+use weir_traces::{EventKind, EventSink, NodeNo};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Weir: a clustered streaming broker")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node.
+    Serve {
+        /// This node's id (1-based, unique in the cluster).
+        #[arg(long)]
+        id: u64,
+        /// Address peers dial (route port).
+        #[arg(long, default_value = "127.0.0.1:6222")]
+        cluster: SocketAddr,
+        /// Address clients connect to.
+        #[arg(long, default_value = "127.0.0.1:7222")]
+        client: SocketAddr,
+        /// A peer as `ID=HOST:PORT` (repeatable).
+        #[arg(long = "routes", value_name = "ID=ADDR")]
+        routes: Vec<String>,
+        /// Data directory.
+        #[arg(long, default_value = "./weir-data")]
+        store_dir: PathBuf,
+    },
+    /// Propose values to a node's log and print their commit indices.
+    Propose {
+        /// The node's client address.
+        #[arg(long, default_value = "127.0.0.1:7222")]
+        server: SocketAddr,
+        /// Values to propose.
+        values: Vec<u64>,
+    },
+}
+
+/// Logs node events through `tracing`.
+struct LogSink;
+
+impl EventSink for LogSink {
+    fn emit(&self, node: NodeNo, kind: EventKind) {
+        match kind {
+            EventKind::Applied { .. } | EventKind::RaftCommit { .. } => tracing::debug!(node, ?kind),
+            _ => tracing::info!(node, ?kind),
+        }
+    }
+}
+
+fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
+    let (id, addr) = s.split_once('=').ok_or_else(|| format!("peer '{s}' is not ID=HOST:PORT"))?;
+    let id: u64 = id.parse().map_err(|_| format!("peer id '{id}' is not a number"))?;
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("peer address '{addr}': {e}"))?;
+    Ok((id, addr))
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let code = match Cli::parse().cmd {
+        Cmd::Serve { id, cluster, client, routes, store_dir } => serve(id, cluster, client, &routes, store_dir).await,
+        Cmd::Propose { server, values } => propose(server, &values).await,
+    };
+    if let Err(e) = code {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(
+    id: u64,
+    cluster: SocketAddr,
+    client: SocketAddr,
+    routes: &[String],
+    store_dir: PathBuf,
+) -> Result<(), String> {
+    if id == 0 {
+        return Err("--id must be at least 1".into());
+    }
+    let peers = routes.iter().map(|r| parse_peer(r)).collect::<Result<Vec<_>, _>>()?;
+    if peers.iter().any(|p| p.0 == id) {
+        return Err(format!("--routes lists this node's own id {id}"));
+    }
+    let disk = RealDisk::new(&store_dir).map_err(|e| format!("cannot use {}: {e}", store_dir.display()))?;
+    let mut ids: Vec<u64> = peers.iter().map(|p| p.0).collect();
+    ids.push(id);
+    let cfg = NodeConfig {
+        id,
+        peers,
+        route_listen: cluster,
+        client_listen: client,
+        data_dir: "raft".into(),
+        raft: raft::Config::new(id, ids),
+        route: RouteConfig::default(),
+        snapshot_every: 10_000,
+        tick: Duration::from_millis(10),
+        proposal_queue: 4096,
+    };
+    let env = NodeEnv {
+        disk: Arc::new(disk),
+        sink: Arc::new(LogSink),
+        ledger: node::default_ledger(),
+        shaper: None,
+        seed: seed_from_os(),
+        status: Arc::new(Mutex::new(Default::default())),
+        app: Arc::new(Mutex::new(Default::default())),
+    };
+    tracing::info!(id, %cluster, %client, "weir node starting");
+    node::run(cfg, env).await.map_err(|e| e.to_string())
+}
+
+/// Production seeds its RNG from the OS; only the simulator fixes seeds.
+fn seed_from_os() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id())
+}
+
+async fn propose(server: SocketAddr, values: &[u64]) -> Result<(), String> {
+    let mut conn = ClientConn::connect(server).await.map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    for (i, &v) in values.iter().enumerate() {
+        let outcome = conn.propose(i as u64, payload(v, 8)).await.map_err(|e| e.to_string())?;
+        println!("{v}: {outcome:?}");
+    }
+    Ok(())
+}
