@@ -4,5 +4,7 @@
 
 pub mod disk;
 pub mod mem;
+pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod subject;

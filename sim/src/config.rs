@@ -68,10 +68,10 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             nodes: 3,
-            clients: 8,
+            clients: 16,
             duration_ms: 10_000,
             liveness_ms: 20_000,
-            rate_per_client: 125,
+            rate_per_client: 63,
             payload_bytes: 64,
             request_timeout_ms: 2_000,
             link_latency_us_min: 200,

@@ -138,6 +138,9 @@ pub async fn client_loop(p: ClientParams, id: u32, seed: u64) -> ClientStats {
     // Stagger the clients so they do not fire in lockstep.
     tokio::time::sleep(Duration::from_micros(rng.gen_range(0..period.as_micros() as u64 + 1))).await;
     let mut n = 0u64;
+    // Open-loop pacing: requests start on a schedule, not a fixed pause after each
+    // response, so the offered load does not sag when latency rises.
+    let mut next_at = tokio::time::Instant::now();
     while !p.stop.load(Ordering::Relaxed) {
         let value = value_for(id, n);
         n += 1;
@@ -165,7 +168,8 @@ pub async fn client_loop(p: ClientParams, id: u32, seed: u64) -> ClientStats {
             conn = None;
         }
         let jitter = rng.gen_range(0..=period.as_micros() as u64 / 4);
-        tokio::time::sleep(period + Duration::from_micros(jitter)).await;
+        next_at = (next_at + period + Duration::from_micros(jitter)).max(tokio::time::Instant::now());
+        tokio::time::sleep_until(next_at).await;
     }
     stats
 }

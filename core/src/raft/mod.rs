@@ -19,6 +19,8 @@ mod log;
 mod node;
 mod progress;
 pub mod storage;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub use node::Raft;

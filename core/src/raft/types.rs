@@ -17,6 +17,7 @@ pub struct Entry {
     /// Position in the log.
     pub index: Index,
     /// Application payload (empty for no-ops).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -55,6 +56,7 @@ pub struct Snapshot {
     /// What it covers.
     pub meta: SnapshotMeta,
     /// Opaque application state.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -111,6 +113,7 @@ pub enum Message {
         /// Byte offset of `chunk` within the snapshot data.
         offset: u64,
         /// The bytes.
+        #[serde(with = "serde_bytes")]
         chunk: Vec<u8>,
         /// Whether this is the last chunk.
         done: bool,

@@ -17,6 +17,7 @@ pub enum ClientRequest {
         /// Caller's request id, echoed back.
         id: u64,
         /// Payload.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
 }

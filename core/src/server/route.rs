@@ -39,6 +39,15 @@ pub enum RouteFrame {
     Raft(Envelope),
 }
 
+/// The borrowed twin of [`RouteFrame`] (same variants, same encoding) so that sending
+/// does not clone a message's entries just to serialise them.
+#[derive(Serialize)]
+enum RouteFrameRef<'a> {
+    #[allow(dead_code, reason = "exists only to keep the variant order identical to RouteFrame")]
+    Hello { from: NodeId },
+    Raft(&'a Envelope),
+}
+
 /// Route tuning.
 #[derive(Clone, Debug)]
 pub struct RouteConfig {
@@ -87,6 +96,11 @@ pub struct RouteQueue {
     inner: Mutex<VecDeque<Queued>>,
     queued_bytes: AtomicU64,
     notify: Notify,
+    /// When a write last completed (or the connection last started).
+    last_progress: Mutex<Instant>,
+    /// Wakes a writer stuck in a socket write once the stall rule fires.
+    abort: Notify,
+    stall_timeout: Duration,
     account: Arc<Account>,
     cap: u64,
     /// Counters.
@@ -94,11 +108,14 @@ pub struct RouteQueue {
 }
 
 impl RouteQueue {
-    fn new(account: Arc<Account>, cap: u64) -> Self {
+    fn new(account: Arc<Account>, cap: u64, stall_timeout: Duration) -> Self {
         RouteQueue {
             inner: Mutex::new(VecDeque::new()),
             queued_bytes: AtomicU64::new(0),
             notify: Notify::new(),
+            last_progress: Mutex::new(Instant::now()),
+            abort: Notify::new(),
+            stall_timeout,
             account,
             cap,
             stats: RouteStats::default(),
@@ -108,6 +125,13 @@ impl RouteQueue {
     /// Queue `bytes` to be written no earlier than `not_before`, applying the slow-route policy.
     fn push(&self, bytes: Vec<u8>, not_before: Instant) {
         let len = bytes.len() as u64;
+        // The stall rule is checked by senders, so a writer blocked in the socket needs no
+        // timer of its own (one timer per frame would be costly and mostly cancelled).
+        let stalled = Instant::now().saturating_duration_since(*self.last_progress.lock().expect("poisoned"))
+            >= self.stall_timeout;
+        if stalled && self.queued_bytes() > 0 {
+            self.abort.notify_one();
+        }
         let mut q = self.inner.lock().expect("route queue poisoned");
         if len > self.cap {
             self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +202,7 @@ impl Routes {
     ) -> Routes {
         let mut queues = Vec::new();
         for &(peer, addr) in peers {
-            let q = Arc::new(RouteQueue::new(account.clone(), cfg.max_pending_bytes));
+            let q = Arc::new(RouteQueue::new(account.clone(), cfg.max_pending_bytes, cfg.stall_timeout));
             tokio::spawn(dial_loop(me, peer, addr, q.clone(), cfg.clone(), shaper.clone()));
             queues.push((peer, q));
         }
@@ -188,7 +212,7 @@ impl Routes {
     /// Queue a Raft message for its destination (dropped if the destination is unknown).
     pub fn send(&self, env: &Envelope) {
         let Some((_, q)) = self.queues.iter().find(|(p, _)| *p == env.to) else { return };
-        let bytes = match frame::encode(&RouteFrame::Raft(env.clone())) {
+        let bytes = match frame::encode(&RouteFrameRef::Raft(env)) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(to = env.to, "route frame not encodable: {e}");
@@ -231,6 +255,7 @@ async fn dial_loop(
             continue;
         }
         q.stats.connects.fetch_add(1, Ordering::Relaxed);
+        *q.last_progress.lock().expect("poisoned") = Instant::now();
         backoff = cfg.min_backoff;
         if let Err(e) = pump(me, peer, &mut stream, &q, &cfg, shaper.as_deref()).await {
             tracing::debug!(me, peer, "route closed: {e}");
@@ -286,13 +311,14 @@ async fn pump(
             }
         }
         let Some(f) = q.pop() else { continue };
-        let write = frame::write_raw(stream, &f.bytes);
-        match tokio::time::timeout(cfg.stall_timeout, write).await {
-            Ok(Ok(())) => {
+        tokio::select! {
+            biased;
+            r = frame::write_raw(stream, &f.bytes) => {
+                r?;
                 q.stats.sent.fetch_add(1, Ordering::Relaxed);
+                *q.last_progress.lock().expect("poisoned") = Instant::now();
             }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
+            _ = q.abort.notified() => {
                 let n = q.clear();
                 q.stats.dropped_full.fetch_add(n as u64, Ordering::Relaxed);
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "route write stalled"));

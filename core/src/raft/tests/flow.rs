@@ -1,0 +1,100 @@
+//! Flow control: proposal back-pressure (`raft.pending`) and the catch-up window (`raft.catchup`).
+
+use super::Net;
+use crate::raft::{ProposeError, Restored};
+use weir_faults::{Bug, BugSet};
+
+#[test]
+fn proposals_get_backpressure_when_pending_is_full_and_resume_after_commit() {
+    // Room for exactly three 10-byte proposals (10 + 24 bytes each).
+    let mut net = Net::with_state(3, |_| {}, |_| Restored::default(), (3 * 34, 1 << 20));
+    let leader = net.elect();
+    let now = net.now;
+    let l = net.node(leader);
+    assert_eq!(l.propose(now, vec![0; 2_000_000]), Err(ProposeError::TooLarge { size: 2_000_000, limit: 1 << 20 }));
+    // No ready() in between: nothing is sent, so nothing can commit.
+    for _ in 0..3 {
+        l.propose(now, vec![1; 10]).unwrap();
+    }
+    assert_eq!(l.propose(now, vec![1; 10]), Err(ProposeError::Backpressure));
+    assert_eq!(l.propose(now, vec![1; 10]), Err(ProposeError::Backpressure));
+    let last = l.last_index();
+    assert_eq!(net.pending[&leader].current(), 3 * 34);
+    net.drain();
+    assert_eq!(net.node(leader).commit_index(), last);
+    assert_eq!(net.pending[&leader].current(), 0, "commit releases the charge");
+    let now = net.now;
+    assert_eq!(net.node(leader).propose(now, vec![1; 10]), Ok(last + 1));
+}
+
+#[test]
+fn losing_leadership_releases_pending_charges() {
+    let mut net = Net::new(3, |_| {});
+    let leader = net.elect();
+    net.propose(leader, vec![1; 10]).unwrap();
+    net.isolated.insert(leader);
+    net.advance(1_000);
+    assert_ne!(net.nodes[&leader].role(), crate::raft::Role::Leader, "check-quorum stepped it down");
+    assert_eq!(net.pending[&leader].current(), 0);
+    assert_eq!(net.catchup[&leader].current(), 0);
+}
+
+const ENTRY: usize = 200;
+const ENTRIES: usize = 400;
+const WINDOW: u64 = 4 * 1024;
+const LIMIT: u64 = 16 * 1024;
+
+/// One follower misses `ENTRIES` entries, then catches up; returns the leader's catch-up peak.
+fn catch_up_peak(bugs: BugSet) -> u64 {
+    let tweak = |c: &mut crate::raft::Config| {
+        c.catchup_window_bytes = WINDOW;
+        c.max_append_bytes = 1024;
+        c.bugs = bugs;
+    };
+    let mut net = Net::with_state(3, tweak, |_| Restored::default(), (1 << 20, LIMIT));
+    let leader = net.elect();
+    let lag = if leader == 3 { 2 } else { 3 };
+    net.isolated.insert(lag);
+    for k in 0..ENTRIES {
+        net.propose(leader, vec![k as u8; ENTRY]).unwrap();
+        net.drain();
+    }
+    net.isolated.clear();
+    let target = net.node(leader).last_index();
+    net.advance_until(5_000, |n| n.nodes[&lag].commit_index() == target);
+    assert_eq!(net.catchup[&leader].current(), 0, "all in-flight bytes were acknowledged and released");
+    net.catchup[&leader].peak()
+}
+
+#[test]
+fn catch_up_window_bounds_bytes_in_flight() {
+    let backlog = (ENTRIES * (ENTRY + 24)) as u64;
+    assert!(backlog > LIMIT * 4, "the backlog must dwarf the account for this test to mean anything");
+    let peak = catch_up_peak(BugSet::NONE);
+    // Two followers, each within its window.
+    assert!(peak <= 2 * WINDOW, "peak {peak} exceeds two windows of {WINDOW}");
+    assert!(peak > 0);
+}
+
+#[test]
+fn unbounded_catchup_bug_blows_through_the_account() {
+    let peak = catch_up_peak(BugSet::NONE.with(Bug::UnboundedCatchup));
+    assert!(peak > LIMIT, "with the bug the peak ({peak}) should exceed the limit {LIMIT}");
+}
+
+#[test]
+fn a_full_catchup_account_holds_back_sends_without_deadlock() {
+    // The account is smaller than one window: try_charge failures must be retried later.
+    let tweak = |c: &mut crate::raft::Config| {
+        c.catchup_window_bytes = WINDOW;
+        c.max_append_bytes = 1024;
+    };
+    let mut net = Net::with_state(3, tweak, |_| Restored::default(), (1 << 20, 1500));
+    let leader = net.elect();
+    for k in 0..50 {
+        net.propose(leader, vec![k as u8; ENTRY]).unwrap();
+    }
+    let target = net.node(leader).last_index();
+    net.advance_until(5_000, |n| (1..=3).all(|id| n.nodes[&id].commit_index() == target));
+    assert!(net.catchup[&leader].peak() <= 1500);
+}

@@ -1,0 +1,1274 @@
+//! `FileStore`: a durable [`MsgStore`] over the [`Disk`] seam.
+//!
+//! # Layout
+//!
+//! The store owns one directory. Its data lives in append-only block files
+//! `<dir>/<index>.blk`, `index` a decimal number starting at 1 that only grows. The last
+//! block takes every write; it is rolled (a new block started) when a write would take
+//! it past `block_size`. Any other file in the directory is foreign: it is listed in the
+//! [`RecoveryReport`] and never touched.
+//!
+//! # Record format
+//!
+//! A block is a sequence of records. Every record is framed the same way (little endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | `len`: whole record length, framing included |
+//! | 4 | 1 | `kind`: 1 block header, 2 message, 3 delete, 4 seal |
+//! | 5 | 1 | reserved, 0 |
+//! | 6 | 2 | `subj_len`: subject length (messages) |
+//! | 8 | 4 | `rec`: record number within the block (the block header is 0) |
+//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`) |
+//! | 16 | 8 | `seq`: message sequence; delete: first deleted; header: `base` |
+//! | 24 | 8 | `aux`: message timestamp (ns, i64); delete: last deleted; header: `prev_end`; seal: slot count |
+//! | 32 | 4 | `hdr_len`: message header-block length |
+//! | 36 | 4 | header check: low 32 bits of xxh3-64 of bytes 0..36 |
+//! | 40 | … | body: message `subject ‖ headers ‖ payload`; header `"WEIRBLK1" ‖ index u64` |
+//! | len-8 | 8 | xxh3-64 of bytes 0..len-8 |
+//!
+//! So a message record is 48 bytes plus subject, headers and payload ([`stored_size`](super::stored_size)),
+//! a delete or seal record 48 bytes, a block header 64 bytes.
+//!
+//! - **Block header** (first record): `base` is the last sequence assigned before the
+//!   block was started; its messages take `base + 1, base + 2, …` with no gaps.
+//!   `prev_end` is the last sequence covered by the previous block. `base > prev_end`
+//!   records a skip (`compact` past the end), which is how the high-water mark survives
+//!   every block being emptied and removed. The last block is never removed.
+//! - **Delete**: the messages `seq..=aux` are deleted (ranges may span sequences that
+//!   were already gone). Interior deletes, purges, compaction, expiry and limit
+//!   evictions all write delete records, always into the last block, after the message
+//!   records they delete. Messages are never rewritten in place.
+//! - **Seal**: written to a block (and synced) before the next block is created; `aux`
+//!   is the block's message count, so a cut in a rolled block is detectable.
+//!
+//! Blocks are removed only from the front (oldest first), once every message in them is
+//! deleted. Since deletes only ever point backwards, a removed prefix never holds a
+//! delete that a remaining block needs.
+//!
+//! # Durability
+//!
+//! [`SyncPolicy::Always`] (the default) syncs the last block before a write call returns;
+//! [`MsgStore::append_batch`] syncs once for the whole batch. [`SyncPolicy::Interval`]
+//! leaves writes unsynced until [`FileStore::flush_if_due`] (or [`FileStore::tick`])
+//! finds the interval elapsed: a power cut then loses up to an interval of acknowledged
+//! writes, and their sequences may be handed out again. Rolling a block always syncs the
+//! sealed block, the new block's header and the directory.
+//!
+//! # Recovery
+//!
+//! [`FileStore::open`] scans every block in order (in bounded chunks, or whole blocks
+//! when the buffer pool can hold them), checking every record's header check and
+//! checksum. After a damaged spot it resynchronises on the next record whose header and
+//! checksum are both right. From block headers, seals and message slots it knows which
+//! sequences each block must hold, so it reports every message whose record is damaged
+//! or missing as a [`LostRange`] (exact sequences, nothing renumbered), and damaged byte
+//! regions as [`DamagedRegion`]s (with how many unreadable records they held, when the
+//! record numbering tells). A damaged delete record whose header is still readable is
+//! applied; one whose header is not is counted there, and the message it deleted may be
+//! visible again. Damage at the end of the last block with no good record after it is a
+//! torn write: it is cut off and reported as a [`TruncatedTail`]. Limits are then
+//! enforced again.
+//!
+//! After a failed write or sync the store refuses further writes ([`StoreError::Failed`])
+//! until reopened; a failed append (such as ENOSPC) that could be undone is reported as
+//! such and leaves the store usable.
+
+use super::cache::BlockCache;
+use super::pool::BufferPool;
+use super::record::{self, SMALL_LEN};
+use super::subject::{is_literal, subject_matches, validate_filter};
+use super::{
+    Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, StateRequest, StoreError,
+    StoreLimits, StoreState, StoredMsg, check_size,
+};
+use crate::disk::{self, Disk};
+use crate::mem::{Account, Ledger};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When writes are made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Sync before every write call returns.
+    #[default]
+    Always,
+    /// Sync when the caller's [`FileStore::flush_if_due`] finds this interval elapsed;
+    /// a power cut loses up to one interval of acknowledged writes.
+    Interval(Duration),
+}
+
+/// Known-bug switches of the file store (mapped to the global bug set elsewhere).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreBugs {
+    /// Acknowledge appends before syncing them (the sync happens at the next write).
+    pub lazy_fsync: bool,
+    /// The buffer pool charges past its cap instead of refusing.
+    pub unbounded_buffer_pool: bool,
+    /// Message reads never return their buffer's charge.
+    pub buffer_leak: bool,
+}
+
+/// File store tuning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStoreConfig {
+    /// Roll to a new block when a write would take the last one past this size.
+    pub block_size: u64,
+    /// Durability policy.
+    pub sync: SyncPolicy,
+    /// Bytes read (and cached) around a message read.
+    pub read_ahead: usize,
+    /// Read size of the recovery scan when the pool cannot hold a whole block.
+    pub scan_chunk: usize,
+    /// Byte cap of the block cache.
+    pub cache_bytes: u64,
+    /// Cached windows and idle pool buffers are dropped after this long unused.
+    pub cache_expiry: Duration,
+    /// Idle bytes the buffer pool keeps for reuse.
+    pub pool_idle_bytes: u64,
+    /// Most bytes of delete records written per disk append.
+    pub write_chunk: usize,
+    /// Known-bug switches.
+    pub bugs: StoreBugs,
+}
+
+impl Default for FileStoreConfig {
+    fn default() -> Self {
+        FileStoreConfig {
+            block_size: 4 << 20,
+            sync: SyncPolicy::Always,
+            read_ahead: 64 << 10,
+            scan_chunk: 256 << 10,
+            cache_bytes: 8 << 20,
+            cache_expiry: Duration::from_secs(10),
+            pool_idle_bytes: 1 << 20,
+            write_chunk: 64 << 10,
+            bugs: StoreBugs::default(),
+        }
+    }
+}
+
+impl FileStoreConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(StoreError::InvalidRequest(m.to_string()));
+        if !(256..=1 << 30).contains(&self.block_size) {
+            return bad("block_size must be between 256 bytes and 1 GiB");
+        }
+        if self.scan_chunk < record::BLOCK_HEADER_LEN || self.write_chunk < SMALL_LEN {
+            return bad("scan_chunk and write_chunk are too small");
+        }
+        if self.read_ahead > 64 << 20 {
+            return bad("read_ahead must be at most 64 MiB");
+        }
+        Ok(())
+    }
+}
+
+/// The ledger accounts a file store charges.
+#[derive(Clone, Debug)]
+pub struct StoreMemory {
+    /// `store.buffers`: the buffer pool (its limit is the pool's hard cap).
+    pub buffers: Arc<Account>,
+    /// `store.cache`: cached block windows.
+    pub cache: Arc<Account>,
+}
+
+impl StoreMemory {
+    /// The node ledger's `store.buffers` and `store.cache` accounts (panics if missing).
+    pub fn from_ledger(ledger: &Ledger) -> Self {
+        StoreMemory { buffers: ledger.account(STORE_BUFFERS), cache: ledger.account(STORE_CACHE) }
+    }
+
+    /// Private accounts with the given limits.
+    pub fn standalone(buffers: u64, cache: u64) -> Self {
+        StoreMemory {
+            buffers: Arc::new(Account::new(STORE_BUFFERS, buffers)),
+            cache: Arc::new(Account::new(STORE_CACHE, cache)),
+        }
+    }
+}
+
+/// Messages lost to damage: their records were unreadable or missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRange {
+    /// Block that held them.
+    pub block: u64,
+    /// Their sequences.
+    pub seqs: RangeInclusive<u64>,
+}
+
+/// A damaged byte region of a block (outside a torn tail).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedRegion {
+    /// Block index.
+    pub block: u64,
+    /// Offset of the first damaged byte.
+    pub offset: u64,
+    /// Length of the region.
+    pub len: u64,
+    /// Records whose header could not be read (`None` when a cut hides the count); those
+    /// that were messages are in [`RecoveryReport::lost`], the others were deletes, seals or headers.
+    pub unreadable_records: Option<u64>,
+}
+
+/// The torn end of the last block, cut off at open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruncatedTail {
+    /// Block index.
+    pub block: u64,
+    /// New length of the block.
+    pub offset: u64,
+    /// Bytes cut.
+    pub bytes: u64,
+    /// Sequences of message records (with a readable header) in the cut bytes.
+    pub seqs: Option<RangeInclusive<u64>>,
+}
+
+/// What [`FileStore::open`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Lost messages, in sequence order.
+    pub lost: Vec<LostRange>,
+    /// Damaged regions, in block order.
+    pub damaged: Vec<DamagedRegion>,
+    /// The torn tail cut from the last block, if any.
+    pub truncated: Option<TruncatedTail>,
+    /// Files in the directory that are not blocks of this store (left untouched).
+    pub foreign: Vec<String>,
+    /// Fully deleted blocks removed at open.
+    pub removed_blocks: u64,
+}
+
+impl RecoveryReport {
+    /// Whether recovery found nothing wrong (a cut torn tail is not damage).
+    pub fn is_clean(&self) -> bool {
+        self.lost.is_empty() && self.damaged.is_empty() && self.foreign.is_empty()
+    }
+
+    /// Every lost sequence.
+    pub fn lost_seqs(&self) -> BTreeSet<u64> {
+        self.lost.iter().flat_map(|l| l.seqs.clone()).collect()
+    }
+}
+
+/// Where a message lives: offset and length of its record, and its subject id. `len == 0`
+/// means no message (deleted, lost or never written).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Slot {
+    pub off: u32,
+    pub len: u32,
+    pub subj: u32,
+}
+
+/// One block file and its index.
+#[derive(Debug)]
+pub(super) struct Block {
+    pub index: u64,
+    pub path: String,
+    /// Sequences `base + 1 ..= base + slots.len()` belong to this block.
+    pub base: u64,
+    pub slots: Vec<Slot>,
+    /// Live messages.
+    pub live: u64,
+    /// File length.
+    pub len: u64,
+    /// Next record number.
+    pub recs: u32,
+    /// No more writes go here (sealed, or its header is damaged).
+    pub sealed: bool,
+}
+
+impl Block {
+    fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct SubjInfo {
+    pub name: Option<Arc<str>>,
+    pub count: u64,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// Live subjects: name <-> id, count, first and last sequence.
+#[derive(Debug, Default)]
+pub(super) struct Subjects {
+    ids: BTreeMap<Arc<str>, u32>,
+    info: Vec<SubjInfo>,
+    free: Vec<u32>,
+}
+
+impl Subjects {
+    fn id(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    fn get(&self, id: u32) -> &SubjInfo {
+        &self.info[id as usize]
+    }
+
+    /// Count a new message `seq` (the newest so far) on subject `s`.
+    fn add(&mut self, s: &str, seq: u64) -> u32 {
+        if let Some(id) = self.id(s) {
+            let i = &mut self.info[id as usize];
+            i.count += 1;
+            i.last = seq;
+            return id;
+        }
+        let name: Arc<str> = Arc::from(s);
+        let info = SubjInfo { name: Some(name.clone()), count: 1, first: seq, last: seq };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.info[id as usize] = info;
+                id
+            }
+            None => {
+                self.info.push(info);
+                (self.info.len() - 1) as u32
+            }
+        };
+        self.ids.insert(name, id);
+        id
+    }
+
+    /// Uncount one message; true when the subject is gone.
+    fn dec(&mut self, id: u32) -> bool {
+        let i = &mut self.info[id as usize];
+        i.count -= 1;
+        if i.count > 0 {
+            return false;
+        }
+        let name = i.name.take().expect("live subject has a name");
+        self.ids.remove(&name);
+        self.free.push(id);
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// A durable message store over the [`Disk`] seam (see the module documentation).
+pub struct FileStore {
+    pub(super) disk: Arc<dyn Disk>,
+    pub(super) dir: String,
+    pub(super) limits: StoreLimits,
+    pub(super) cfg: FileStoreConfig,
+    pub(super) blocks: VecDeque<Block>,
+    pub(super) subjects: Subjects,
+    pub(super) msgs: u64,
+    pub(super) bytes: u64,
+    pub(super) last_seq: u64,
+    pub(super) first_seq: u64,
+    pub(super) pool: BufferPool,
+    pub(super) cache: BlockCache,
+    pub(super) dirty: BTreeSet<u64>,
+    pub(super) dir_dirty: bool,
+    pub(super) last_flush: Option<Duration>,
+    pub(super) failed: Option<String>,
+    pub(super) report: RecoveryReport,
+    pub(super) head_ts: Option<(u64, i64)>,
+    pub(super) next_index: u64,
+    active: bool,
+    last_active: Duration,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .field("blocks", &self.blocks.len())
+            .field("first_seq", &self.first_seq)
+            .field("last_seq", &self.last_seq)
+            .field("msgs", &self.msgs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Map a disk error to a store error.
+pub(super) fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::StorageFull {
+        StoreError::NoSpace { path: path.to_string() }
+    } else {
+        StoreError::Io { op, path: path.to_string(), source: e }
+    }
+}
+
+fn no_buffer(need: usize) -> StoreError {
+    StoreError::NoMemory { account: STORE_BUFFERS, need: need as u64 }
+}
+
+impl FileStore {
+    /// Open (or create) the store in `dir`, recovering its blocks; see
+    /// [`FileStore::recovery`] for what was found.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &str,
+        limits: StoreLimits,
+        cfg: FileStoreConfig,
+        mem: StoreMemory,
+    ) -> Result<FileStore> {
+        limits.validate()?;
+        cfg.validate()?;
+        let mut pool = BufferPool::new(mem.buffers, cfg.pool_idle_bytes);
+        pool.set_bugs(cfg.bugs.unbounded_buffer_pool, cfg.bugs.buffer_leak);
+        let cache = BlockCache::new(mem.cache, cfg.cache_bytes, cfg.cache_expiry);
+        let mut fs = FileStore {
+            disk,
+            dir: dir.trim_end_matches('/').to_string(),
+            limits,
+            cfg,
+            blocks: VecDeque::new(),
+            subjects: Subjects::default(),
+            msgs: 0,
+            bytes: 0,
+            last_seq: 0,
+            first_seq: 1,
+            pool,
+            cache,
+            dirty: BTreeSet::new(),
+            dir_dirty: false,
+            last_flush: None,
+            failed: None,
+            report: RecoveryReport::default(),
+            head_ts: None,
+            next_index: 1,
+            active: false,
+            last_active: Duration::ZERO,
+        };
+        super::recover::recover(&mut fs)?;
+        let plan = fs.plan_evictions(None);
+        if !plan.is_empty() {
+            let ranges = fs.coalesce(&plan);
+            fs.write_deletes(ranges)?;
+        }
+        fs.commit()?;
+        Ok(fs)
+    }
+
+    /// What recovery found when the store was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// Block files in use.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Indexes of the block files in use, oldest first.
+    pub fn block_indexes(&self) -> Vec<u64> {
+        self.blocks.iter().map(|b| b.index).collect()
+    }
+
+    /// Bytes of block windows cached.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.bytes()
+    }
+
+    /// Bytes of the in-memory index (slots and subjects), for observability.
+    pub fn index_bytes(&self) -> u64 {
+        let slots: usize = self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
+        let subjects: usize = self.subjects.ids.keys().map(|k| k.len() + 48).sum::<usize>()
+            + self.subjects.info.capacity() * size_of::<SubjInfo>();
+        (slots + subjects) as u64
+    }
+
+    /// Whether an earlier failure stopped writes.
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Drive time: flush if the sync interval elapsed, expire idle cached windows and
+    /// drop idle pool buffers once nothing has been read or written for `cache_expiry`.
+    pub fn tick(&mut self, now: Duration) -> Result<()> {
+        let r = self.flush_if_due(now).map(|_| ());
+        self.cache.expire(now);
+        if self.active {
+            self.active = false;
+            self.last_active = now;
+        } else if now.saturating_sub(self.last_active) >= self.cfg.cache_expiry {
+            self.pool.trim();
+        }
+        r
+    }
+
+    /// With [`SyncPolicy::Interval`], sync unsynced writes if the interval has elapsed
+    /// since the last flush; returns whether it synced.
+    pub fn flush_if_due(&mut self, now: Duration) -> Result<bool> {
+        let SyncPolicy::Interval(every) = self.cfg.sync else { return Ok(false) };
+        if self.dirty.is_empty() && !self.dir_dirty {
+            return Ok(false);
+        }
+        if self.last_flush.is_some_and(|t| now < t + every) {
+            return Ok(false);
+        }
+        self.flush()?;
+        self.last_flush = Some(now);
+        Ok(true)
+    }
+
+    /// Sync every unsynced write now.
+    pub fn flush(&mut self) -> Result<()> {
+        let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for index in dirty {
+            let path = self.block_path(index);
+            if let Err(e) = self.disk.sync(&path) {
+                return Err(self.fail(io_error("sync", &path, e)));
+            }
+        }
+        if self.dir_dirty {
+            if let Err(e) = self.disk.sync_dir(&self.dir) {
+                let dir = self.dir.clone();
+                return Err(self.fail(io_error("sync_dir", &dir, e)));
+            }
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Flush and close.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    pub(super) fn block_path(&self, index: u64) -> String {
+        disk::join(&self.dir, &format!("{index}.blk"))
+    }
+
+    /// Stop writes after a failure that left the disk state unknown.
+    fn fail(&mut self, e: StoreError) -> StoreError {
+        if self.failed.is_none() {
+            self.failed = Some(e.to_string());
+        }
+        e
+    }
+
+    fn check_writable(&mut self) -> Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        self.active = true;
+        if self.cfg.bugs.lazy_fsync && self.cfg.sync == SyncPolicy::Always {
+            // Known bug `lazy_fsync`: the previous write is synced only now, after its ack.
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Make a write call durable as the policy says.
+    fn commit(&mut self) -> Result<()> {
+        match self.cfg.sync {
+            SyncPolicy::Always if !self.cfg.bugs.lazy_fsync => self.flush(),
+            _ => Ok(()),
+        }
+    }
+
+    // ----- index helpers -------------------------------------------------------------
+
+    /// Position of the block holding `seq`.
+    pub(super) fn block_of(&self, seq: u64) -> Option<usize> {
+        let i = self.blocks.partition_point(|b| b.base < seq);
+        let i = i.checked_sub(1)?;
+        (seq <= self.blocks[i].end()).then_some(i)
+    }
+
+    fn live_slot(&self, seq: u64) -> Option<(usize, Slot)> {
+        let bi = self.block_of(seq)?;
+        let b = &self.blocks[bi];
+        let s = b.slots[(seq - b.base - 1) as usize];
+        (s.len != 0).then_some((bi, s))
+    }
+
+    /// Live messages at or after `from`, ascending: `(seq, block position, slot)`.
+    pub(super) fn live_from(&self, from: u64) -> impl Iterator<Item = (u64, usize, Slot)> + '_ {
+        let start = self.blocks.partition_point(|b| b.end() < from);
+        self.blocks.range(start..).enumerate().filter(|(_, b)| b.live > 0).flat_map(move |(k, b)| {
+            let lo = (from.saturating_sub(b.base + 1) as usize).min(b.slots.len());
+            b.slots[lo..]
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.len != 0)
+                .map(move |(j, s)| (b.base + 1 + (lo + j) as u64, start + k, *s))
+        })
+    }
+
+    /// Live messages at or before `to`, descending.
+    fn live_back(&self, to: u64) -> impl Iterator<Item = (u64, usize, Slot)> + '_ {
+        let end = self.blocks.partition_point(|b| b.base < to);
+        self.blocks.range(..end).enumerate().rev().filter(|(_, b)| b.live > 0).flat_map(move |(k, b)| {
+            let hi = ((to - b.base) as usize).min(b.slots.len());
+            b.slots[..hi]
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, s)| s.len != 0)
+                .map(move |(j, s)| (b.base + 1 + j as u64, k, *s))
+        })
+    }
+
+    /// Record a message written at `off` of the last block (its slot is the next one).
+    pub(super) fn insert_msg(&mut self, bi: usize, seq: u64, off: u64, len: u32, subject: &str) {
+        let id = self.subjects.add(subject, seq);
+        let b = &mut self.blocks[bi];
+        debug_assert_eq!(seq, b.end() + 1);
+        b.slots.push(Slot { off: off as u32, len, subj: id });
+        b.live += 1;
+        self.msgs += 1;
+        self.bytes += len as u64;
+        if self.msgs == 1 {
+            self.first_seq = seq;
+        }
+    }
+
+    /// Remove the live messages in `from..=to` from the index; returns how many.
+    pub(super) fn delete_range_mem(&mut self, from: u64, to: u64) -> u64 {
+        let mut stale = BTreeSet::new();
+        let mut n = 0;
+        let start = self.blocks.partition_point(|b| b.end() < from);
+        for bi in start..self.blocks.len() {
+            let b = &mut self.blocks[bi];
+            if b.base + 1 > to {
+                break;
+            }
+            if b.live == 0 {
+                continue;
+            }
+            let lo = (from.saturating_sub(b.base + 1) as usize).min(b.slots.len());
+            let hi = ((to - b.base) as usize).min(b.slots.len());
+            for k in lo..hi {
+                let s = b.slots[k];
+                if s.len == 0 {
+                    continue;
+                }
+                let seq = b.base + 1 + k as u64;
+                b.slots[k].len = 0;
+                b.live -= 1;
+                self.msgs -= 1;
+                self.bytes -= s.len as u64;
+                n += 1;
+                let info = self.subjects.get(s.subj);
+                let edge = seq == info.first || seq == info.last;
+                if self.subjects.dec(s.subj) {
+                    stale.remove(&s.subj);
+                } else if edge {
+                    stale.insert(s.subj);
+                }
+            }
+        }
+        if n == 0 {
+            return 0;
+        }
+        for id in stale {
+            let (first, last) = (self.subjects.get(id).first, self.subjects.get(id).last);
+            let nf = self.live_from(first).find(|(_, _, s)| s.subj == id).map(|(q, _, _)| q);
+            let nl = self.live_back(last).find(|(_, _, s)| s.subj == id).map(|(q, _, _)| q);
+            let info = &mut self.subjects.info[id as usize];
+            info.first = nf.expect("subject with messages has a first");
+            info.last = nl.expect("subject with messages has a last");
+        }
+        if self.head_ts.is_some_and(|(s, _)| (from..=to).contains(&s)) {
+            self.head_ts = None;
+        }
+        if (from..=to).contains(&self.first_seq) || self.msgs == 0 {
+            self.first_seq = self.live_from(self.first_seq).next().map_or(self.last_seq + 1, |(s, _, _)| s);
+        }
+        n
+    }
+
+    /// Remove fully deleted blocks from the front (never the last block).
+    pub(super) fn drop_empty_prefix(&mut self) -> u64 {
+        let mut n = 0;
+        while self.blocks.len() > 1 && self.blocks[0].live == 0 {
+            let path = self.blocks[0].path.clone();
+            match self.disk.remove(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => break, // keep it; a later removal retries
+            }
+            let b = self.blocks.pop_front().expect("non-empty");
+            self.cache.remove_block(b.index);
+            self.dirty.remove(&b.index);
+            self.dir_dirty = true;
+            n += 1;
+        }
+        n
+    }
+
+    // ----- writing -----------------------------------------------------------------
+
+    /// Append `data` to the last block; returns its offset. A failed append is undone
+    /// (or, if that fails too, the store stops writing).
+    fn write_last(&mut self, data: &[u8]) -> Result<u64> {
+        let b = self.blocks.back().expect("a store always has a block");
+        let (path, off, index) = (b.path.clone(), b.len, b.index);
+        match self.disk.append(&path, data) {
+            Ok(n) if n == off + data.len() as u64 => {}
+            Ok(n) => {
+                let e = io::Error::other(format!("block grew to {n} bytes, expected {}", off + data.len() as u64));
+                return Err(self.fail(io_error("append", &path, e)));
+            }
+            Err(e) => {
+                let undone = match self.disk.len(&path) {
+                    Ok(l) if l == off => true,
+                    Ok(l) if l > off => self.disk.truncate(&path, off).is_ok(),
+                    _ => false,
+                };
+                let err = io_error("append", &path, e);
+                return Err(if undone { err } else { self.fail(err) });
+            }
+        }
+        let b = self.blocks.back_mut().expect("a store always has a block");
+        b.len += data.len() as u64;
+        self.dirty.insert(index);
+        Ok(off)
+    }
+
+    /// Make sure the last block can take `need` more bytes, rolling if it cannot.
+    fn prepare(&mut self, need: usize) -> Result<()> {
+        let b = self.blocks.back().expect("a store always has a block");
+        let has_records = b.recs > 1 || b.len > record::BLOCK_HEADER_LEN as u64;
+        if b.sealed || (has_records && b.len + need as u64 > self.cfg.block_size) {
+            self.roll(self.last_seq, self.last_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Seal the last block and start a new one whose messages follow `base`.
+    pub(super) fn roll(&mut self, base: u64, prev_end: u64) -> Result<()> {
+        if let Some(b) = self.blocks.back()
+            && !b.sealed
+        {
+            let (rec, slots) = (b.recs, b.slots.len() as u64);
+            let mut buf = Vec::with_capacity(SMALL_LEN);
+            record::put_seal(&mut buf, rec, slots);
+            self.write_last(&buf)?;
+            let b = self.blocks.back_mut().expect("present");
+            b.recs += 1;
+            b.sealed = true;
+        }
+        if let Some(b) = self.blocks.back()
+            && self.dirty.contains(&b.index)
+        {
+            let (index, path) = (b.index, b.path.clone());
+            if let Err(e) = self.disk.sync(&path) {
+                return Err(self.fail(io_error("sync", &path, e)));
+            }
+            self.dirty.remove(&index);
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        let path = self.block_path(index);
+        let mut buf = Vec::with_capacity(record::BLOCK_HEADER_LEN);
+        record::put_block_header(&mut buf, index, base, prev_end);
+        if let Err(e) = self.disk.append(&path, &buf) {
+            let _ = self.disk.remove(&path);
+            return Err(io_error("create block", &path, e));
+        }
+        if let Err(e) = self.disk.sync(&path) {
+            return Err(self.fail(io_error("sync", &path, e)));
+        }
+        if let Err(e) = self.disk.sync_dir(&self.dir) {
+            let dir = self.dir.clone();
+            return Err(self.fail(io_error("sync_dir", &dir, e)));
+        }
+        self.dir_dirty = false;
+        self.blocks.push_back(Block {
+            index,
+            path,
+            base,
+            slots: Vec::new(),
+            live: 0,
+            len: buf.len() as u64,
+            recs: 1,
+            sealed: false,
+        });
+        Ok(())
+    }
+
+    /// Refuse an append that a `Discard::New` limit forbids.
+    fn check_discard_new(&self, subject: &str, size: u64) -> Result<()> {
+        let l = &self.limits;
+        if l.discard != Discard::New {
+            return Ok(());
+        }
+        let count = self.subjects.id(subject).map_or(0, |id| self.subjects.get(id).count);
+        if let Some(max) = l.max_msgs_per_subject
+            && l.discard_new_per_subject
+            && count + 1 > max
+        {
+            return Err(StoreError::Full { limit: LimitKind::MsgsPerSubject, max });
+        }
+        if let Some(max) = l.max_msgs
+            && self.msgs + 1 > max
+        {
+            return Err(StoreError::Full { limit: LimitKind::Msgs, max });
+        }
+        if let Some(max) = l.max_bytes
+            && self.bytes + size > max
+        {
+            return Err(StoreError::Full { limit: LimitKind::Bytes, max });
+        }
+        Ok(())
+    }
+
+    /// The messages the limits evict, if a message of `add = (subject, size)` is added
+    /// (or, with `None`, as things stand): per subject first, then oldest first.
+    pub(super) fn plan_evictions(&self, add: Option<(&str, u64)>) -> BTreeSet<u64> {
+        let mut chosen = BTreeSet::new();
+        let mut freed = 0u64;
+        if let Some(max) = self.limits.max_msgs_per_subject {
+            let over: Vec<(u32, u64)> = match add {
+                Some((s, _)) => self
+                    .subjects
+                    .id(s)
+                    .map(|id| (id, self.subjects.get(id).count + 1))
+                    .filter(|&(_, c)| c > max)
+                    .map(|(id, c)| (id, c - max))
+                    .into_iter()
+                    .collect(),
+                None => self
+                    .subjects
+                    .ids
+                    .values()
+                    .map(|&id| (id, self.subjects.get(id).count))
+                    .filter(|&(_, c)| c > max)
+                    .map(|(id, c)| (id, c - max))
+                    .collect(),
+            };
+            for (id, excess) in over {
+                let first = self.subjects.get(id).first;
+                for (seq, _, s) in self.live_from(first).filter(|(_, _, s)| s.subj == id).take(excess as usize) {
+                    chosen.insert(seq);
+                    freed += s.len as u64;
+                }
+            }
+        }
+        let (add_msgs, add_bytes) = add.map_or((0, 0), |(_, size)| (1, size));
+        let mut msgs = self.msgs + add_msgs - chosen.len() as u64;
+        let mut bytes = self.bytes + add_bytes - freed;
+        let (max_msgs, max_bytes) = (self.limits.max_msgs, self.limits.max_bytes);
+        let over = |m: u64, b: u64| max_msgs.is_some_and(|x| m > x) || max_bytes.is_some_and(|x| b > x);
+        if over(msgs, bytes) {
+            let mut extra = Vec::new();
+            for (seq, _, s) in self.live_from(self.first_seq) {
+                if !over(msgs, bytes) {
+                    break;
+                }
+                if chosen.contains(&seq) {
+                    continue;
+                }
+                extra.push(seq);
+                msgs -= 1;
+                bytes -= s.len as u64;
+            }
+            chosen.extend(extra);
+        }
+        chosen
+    }
+
+    /// Ranges covering exactly the live messages in `seqs` (a range may span sequences
+    /// that hold no message).
+    pub(super) fn coalesce(&self, seqs: &BTreeSet<u64>) -> Vec<RangeInclusive<u64>> {
+        let mut out: Vec<RangeInclusive<u64>> = Vec::new();
+        for &s in seqs {
+            if let Some(r) = out.last_mut() {
+                let next_live = self.live_from(*r.end() + 1).next().map(|(q, _, _)| q);
+                if next_live.is_none_or(|q| q >= s) {
+                    *r = *r.start()..=s;
+                    continue;
+                }
+            }
+            out.push(s..=s);
+        }
+        out
+    }
+
+    /// Ranges covering the live messages in `from..=to` that `pick` selects.
+    fn select(&self, from: u64, to: u64, mut pick: impl FnMut(u64, Slot) -> bool) -> (Vec<RangeInclusive<u64>>, u64) {
+        let mut out: Vec<RangeInclusive<u64>> = Vec::new();
+        let mut open = false;
+        let mut n = 0;
+        for (seq, _, s) in self.live_from(from) {
+            if seq > to {
+                break;
+            }
+            if pick(seq, s) {
+                n += 1;
+                match out.last_mut() {
+                    Some(r) if open => *r = *r.start()..=seq,
+                    _ => out.push(seq..=seq),
+                }
+                open = true;
+            } else {
+                open = false;
+            }
+        }
+        (out, n)
+    }
+
+    /// Write delete records for `ranges` (chunked) and apply them; returns messages removed.
+    fn write_deletes(&mut self, ranges: Vec<RangeInclusive<u64>>) -> Result<u64> {
+        let per = (self.cfg.write_chunk / SMALL_LEN).max(1);
+        let mut n = 0;
+        for chunk in ranges.chunks(per) {
+            let need = chunk.len() * SMALL_LEN;
+            self.prepare(need)?;
+            let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
+            let rec = self.blocks.back().expect("a block").recs;
+            for (i, r) in chunk.iter().enumerate() {
+                record::put_delete(buf.vec(), rec + i as u32, *r.start(), *r.end());
+            }
+            let res = self.write_last(buf.bytes());
+            self.pool.put(buf);
+            res?;
+            self.blocks.back_mut().expect("a block").recs += chunk.len() as u32;
+            for r in chunk {
+                n += self.delete_range_mem(*r.start(), *r.end());
+            }
+            self.drop_empty_prefix();
+        }
+        Ok(n)
+    }
+
+    /// After a bulk removal emptied the store, start a fresh block so that every old one
+    /// can be removed.
+    fn reclaim_if_empty(&mut self) -> Result<()> {
+        let b = self.blocks.back().expect("a block");
+        if self.msgs == 0 && (b.recs > 1 || self.blocks.len() > 1) {
+            self.roll(self.last_seq, self.last_seq)?;
+            self.drop_empty_prefix();
+        }
+        Ok(())
+    }
+
+    fn append_one(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
+        let size = check_size(&self.limits, subject, headers, payload)?;
+        self.check_discard_new(subject, size)?;
+        let evict = self.plan_evictions(Some((subject, size)));
+        let ranges = self.coalesce(&evict);
+        let need = size as usize + ranges.len() * SMALL_LEN;
+        self.prepare(need)?;
+        let seq = self.last_seq + 1;
+        let b = self.blocks.back().expect("a block");
+        let (rec, slot) = (b.recs, b.slots.len() as u32);
+        debug_assert_eq!(b.end(), self.last_seq);
+        let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
+        record::put_msg(buf.vec(), rec, slot, seq, ts_ns, subject, headers, payload);
+        for (i, r) in ranges.iter().enumerate() {
+            record::put_delete(buf.vec(), rec + 1 + i as u32, *r.start(), *r.end());
+        }
+        let res = self.write_last(buf.bytes());
+        self.pool.put(buf);
+        let off = res?;
+        let bi = self.blocks.len() - 1;
+        self.blocks[bi].recs += 1 + ranges.len() as u32;
+        self.last_seq = seq;
+        self.insert_msg(bi, seq, off, size as u32, subject);
+        for r in ranges {
+            self.delete_range_mem(*r.start(), *r.end());
+        }
+        self.drop_empty_prefix();
+        Ok(seq)
+    }
+
+    // ----- reading -----------------------------------------------------------------
+
+    /// Bytes `[off, off + len)` of block `bi`, through the cache; on a miss, reads a
+    /// read-ahead window when the pool allows and caches it.
+    fn read_bytes(&mut self, bi: usize, off: u64, len: usize) -> Result<Vec<u8>> {
+        let (index, path, blen) = {
+            let b = &self.blocks[bi];
+            (b.index, b.path.clone(), b.len)
+        };
+        if let Some(bytes) = self.cache.get(index, off, len) {
+            return Ok(bytes.to_vec());
+        }
+        let window = (self.cfg.read_ahead.max(len) as u64).min(blen.saturating_sub(off)) as usize;
+        let (charge, want) = match (window > len).then(|| self.pool.reserve(window)).flatten() {
+            Some(c) => (c, window),
+            None => (self.pool.reserve(len).ok_or_else(|| no_buffer(len))?, len),
+        };
+        let data = self.disk.read_at(&path, off, want);
+        let out = match data {
+            Ok(data) if data.len() >= len => {
+                let rec = data[..len].to_vec();
+                if data.len() > len {
+                    self.cache.insert(index, off, data);
+                }
+                Ok(rec)
+            }
+            Ok(data) => Ok(data), // short: the caller's checks report it
+            Err(e) => Err(io_error("read", &path, e)),
+        };
+        self.pool.finish_read(charge);
+        out
+    }
+
+    /// The message at `seq` whose slot is `slot` in block `bi`, checked.
+    fn read_msg(&mut self, bi: usize, seq: u64, slot: Slot) -> Result<StoredMsg> {
+        let block = self.blocks[bi].index;
+        let corrupt = StoreError::Corrupt { block, lost: seq..=seq };
+        let rec = self.read_bytes(bi, slot.off as u64, slot.len as usize)?;
+        let Some(h) = record::parse_header(&rec) else { return Err(corrupt) };
+        if h.kind != record::Kind::Msg || h.seq != seq || h.len != slot.len || !record::checksum_ok(&rec) {
+            return Err(corrupt);
+        }
+        let Some((subject, headers, payload)) = record::msg_parts(&h, &rec) else { return Err(corrupt) };
+        Ok(StoredMsg {
+            seq,
+            subject: subject.to_string(),
+            headers: headers.to_vec(),
+            payload: payload.to_vec(),
+            ts_ns: h.aux as i64,
+        })
+    }
+
+    /// Timestamp of the message at `seq` (reads only its record header).
+    fn read_ts(&mut self, bi: usize, seq: u64, slot: Slot) -> Result<i64> {
+        if let Some((s, ts)) = self.head_ts
+            && s == seq
+        {
+            return Ok(ts);
+        }
+        let block = self.blocks[bi].index;
+        let hdr = self.read_bytes(bi, slot.off as u64, record::HDR)?;
+        match record::parse_header(&hdr) {
+            Some(h) if h.kind == record::Kind::Msg && h.seq == seq => Ok(h.aux as i64),
+            _ => Err(StoreError::Corrupt { block, lost: seq..=seq }),
+        }
+    }
+
+    /// Ids of the live subjects matching `filter`, by id.
+    fn matching_ids(&self, filter: &str) -> Vec<bool> {
+        let mut m = vec![false; self.subjects.info.len()];
+        for (name, &id) in &self.subjects.ids {
+            if subject_matches(filter, name) {
+                m[id as usize] = true;
+            }
+        }
+        m
+    }
+}
+
+impl MsgStore for FileStore {
+    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
+        self.check_writable()?;
+        let seq = self.append_one(subject, headers, payload, ts_ns)?;
+        self.commit()?;
+        Ok(seq)
+    }
+
+    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let mut seqs = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            match self.append_one(m.subject, m.headers, m.payload, m.ts_ns) {
+                Ok(s) => seqs.push(s),
+                Err(e) => {
+                    self.commit()?;
+                    return Err(e);
+                }
+            }
+        }
+        self.commit()?;
+        Ok(seqs)
+    }
+
+    fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>> {
+        let Some((bi, slot)) = self.live_slot(seq) else { return Ok(None) };
+        self.active = true;
+        self.read_msg(bi, seq, slot).map(Some)
+    }
+
+    fn load_last(&mut self, filter: &str) -> Result<Option<StoredMsg>> {
+        validate_filter(filter)?;
+        let seq = if is_literal(filter) {
+            self.subjects.id(filter).map(|id| self.subjects.get(id).last)
+        } else {
+            self.subjects.ids.iter().filter(|(n, _)| subject_matches(filter, n)).map(|(_, &id)| self.subjects.get(id).last).max()
+        };
+        match seq {
+            Some(s) => self.load(s),
+            None => Ok(None),
+        }
+    }
+
+    fn load_next(&mut self, filter: &str, from_seq: u64) -> Result<Option<StoredMsg>> {
+        validate_filter(filter)?;
+        let found = if is_literal(filter) {
+            let Some(id) = self.subjects.id(filter) else { return Ok(None) };
+            let info = self.subjects.get(id);
+            let last = info.last;
+            self.live_from(from_seq.max(info.first)).take_while(|&(q, _, _)| q <= last).find(|(_, _, s)| s.subj == id)
+        } else if filter == ">" {
+            self.live_from(from_seq).next()
+        } else {
+            let m = self.matching_ids(filter);
+            if !m.contains(&true) {
+                return Ok(None);
+            }
+            self.live_from(from_seq).find(|(_, _, s)| m[s.subj as usize])
+        };
+        match found {
+            Some((seq, bi, slot)) => {
+                self.active = true;
+                self.read_msg(bi, seq, slot).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn delete(&mut self, seq: u64) -> Result<bool> {
+        if self.live_slot(seq).is_none() {
+            return Ok(false);
+        }
+        self.check_writable()?;
+        let n = self.write_deletes(vec![seq..=seq])?;
+        self.commit()?;
+        Ok(n == 1)
+    }
+
+    fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
+        if req.keep.is_some() && req.up_to_seq.is_some() {
+            return Err(StoreError::InvalidRequest("purge cannot combine keep and up_to_seq".into()));
+        }
+        if let Some(f) = &req.filter {
+            validate_filter(f)?;
+        }
+        self.check_writable()?;
+        let to = req.up_to_seq.map_or(self.last_seq, |s| s.saturating_sub(1));
+        let ids = req.filter.as_deref().filter(|f| *f != ">").map(|f| self.matching_ids(f));
+        let matches = |s: Slot| ids.as_ref().is_none_or(|m| m[s.subj as usize]);
+        let skip = match req.keep {
+            Some(keep) => {
+                let total = self.live_from(self.first_seq).filter(|(q, _, s)| *q <= to && matches(*s)).count() as u64;
+                if total <= keep {
+                    return Ok(0);
+                }
+                total - keep
+            }
+            None => u64::MAX,
+        };
+        let mut taken = 0u64;
+        let (ranges, n) = self.select(self.first_seq, to, |_, s| {
+            let take = matches(s) && taken < skip;
+            taken += take as u64;
+            take
+        });
+        if n == 0 {
+            return Ok(0);
+        }
+        let removed = self.write_deletes(ranges)?;
+        self.reclaim_if_empty()?;
+        self.commit()?;
+        Ok(removed)
+    }
+
+    fn compact(&mut self, seq: u64) -> Result<u64> {
+        if seq <= self.first_seq && seq <= self.last_seq + 1 {
+            return Ok(0);
+        }
+        self.check_writable()?;
+        let (ranges, _) = self.select(self.first_seq, seq.saturating_sub(1), |_, _| true);
+        let removed = self.write_deletes(ranges)?;
+        if seq > self.last_seq + 1 {
+            let prev_end = self.last_seq;
+            self.roll(seq - 1, prev_end)?;
+            self.last_seq = seq - 1;
+            self.first_seq = seq;
+            self.drop_empty_prefix();
+        } else {
+            self.reclaim_if_empty()?;
+        }
+        self.commit()?;
+        Ok(removed)
+    }
+
+    fn expire(&mut self, now_ns: i64) -> Result<u64> {
+        let Some(age) = self.limits.max_age_ns() else { return Ok(0) };
+        let cutoff = now_ns.saturating_sub(age);
+        let mut upto = None;
+        let heads: Vec<(u64, usize, Slot)> = self.live_from(self.first_seq).take(1).collect();
+        let mut cursor = heads.into_iter().next();
+        while let Some((seq, bi, slot)) = cursor {
+            let ts = self.read_ts(bi, seq, slot)?;
+            if ts > cutoff {
+                self.head_ts = Some((seq, ts));
+                break;
+            }
+            upto = Some(seq);
+            cursor = self.live_from(seq + 1).next();
+        }
+        let Some(upto) = upto else { return Ok(0) };
+        self.check_writable()?;
+        let first = self.first_seq;
+        let n = self.write_deletes(vec![first..=upto])?;
+        self.commit()?;
+        Ok(n)
+    }
+
+    fn set_limits(&mut self, limits: StoreLimits) -> Result<u64> {
+        limits.validate()?;
+        self.limits = limits;
+        let plan = self.plan_evictions(None);
+        if plan.is_empty() {
+            return Ok(0);
+        }
+        self.check_writable()?;
+        let ranges = self.coalesce(&plan);
+        let n = self.write_deletes(ranges)?;
+        self.commit()?;
+        Ok(n)
+    }
+
+    fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    fn state_with(&self, req: &StateRequest) -> Result<StoreState> {
+        let mut st = StoreState {
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            msgs: self.msgs,
+            bytes: self.bytes,
+            num_deleted: if self.msgs == 0 { 0 } else { self.last_seq + 1 - self.first_seq - self.msgs },
+            num_subjects: self.subjects.len() as u64,
+            ..Default::default()
+        };
+        if req.deleted && self.msgs > 0 {
+            let mut prev = self.first_seq - 1;
+            for (seq, _, _) in self.live_from(self.first_seq) {
+                if seq > prev + 1 {
+                    st.deleted.push(prev + 1..=seq - 1);
+                }
+                prev = seq;
+            }
+            if prev < self.last_seq {
+                st.deleted.push(prev + 1..=self.last_seq);
+            }
+        }
+        if let Some(f) = &req.subjects {
+            validate_filter(f)?;
+            st.subjects = self
+                .subjects
+                .ids
+                .iter()
+                .filter(|(n, _)| subject_matches(f, n))
+                .map(|(n, &id)| (n.to_string(), self.subjects.get(id).count))
+                .collect();
+        }
+        Ok(st)
+    }
+}
