@@ -7,4 +7,5 @@ pub mod mem;
 pub mod proto;
 pub mod raft;
 pub mod server;
+pub mod store;
 pub mod subject;

@@ -82,24 +82,26 @@ impl SimNet {
 }
 
 impl LinkShaper for SimNet {
-    fn delay(&self, from: NodeId, to: NodeId, bytes: usize) -> Duration {
-        let now = Instant::now();
+    fn delay(&self, from: NodeId, to: NodeId, _bytes: usize) -> Duration {
         self.with(|s| {
             let extra = |n| s.extra_latency.get(&n).copied().unwrap_or_default();
-            let latency = s.base_latency.get(&(from, to)).copied().unwrap_or_default() + extra(from) + extra(to);
+            s.base_latency.get(&(from, to)).copied().unwrap_or_default() + extra(from) + extra(to)
+        })
+    }
+
+    fn pace(&self, from: NodeId, to: NodeId, bytes: usize) -> Duration {
+        let now = Instant::now();
+        self.with(|s| {
             let caps = [s.bandwidth.get(&from), s.bandwidth.get(&to)];
-            let bw = caps.into_iter().flatten().copied().filter(|&b| b > 0).min();
-            match bw {
-                Some(bw) => {
-                    // Serialise behind earlier frames: a pipe with a fixed rate.
-                    let send = Duration::from_nanos((bytes as u64).saturating_mul(1_000_000_000) / bw);
-                    let free = s.link_free_at.get(&(from, to)).copied().unwrap_or(now).max(now);
-                    let done = free + send;
-                    s.link_free_at.insert((from, to), done);
-                    (done - now) + latency
-                }
-                None => latency,
-            }
+            let Some(bw) = caps.into_iter().flatten().copied().filter(|&b| b > 0).min() else {
+                return Duration::ZERO;
+            };
+            // The link is busy until earlier frames have been serialised.
+            let send = Duration::from_nanos((bytes as u64).saturating_mul(1_000_000_000) / bw);
+            let free = s.link_free_at.get(&(from, to)).copied().unwrap_or(now).max(now);
+            let done = free + send;
+            s.link_free_at.insert((from, to), done);
+            done - now
         })
     }
 

@@ -18,9 +18,15 @@ pub enum Gate {
 
 /// Shapes traffic between nodes.
 pub trait LinkShaper: Send + Sync + 'static {
-    /// Delay before a frame of `bytes` enqueued now on `from -> to` may be written
-    /// (propagation latency plus queueing behind earlier frames at the link's bandwidth).
+    /// Propagation delay for a frame of `bytes` enqueued now on `from -> to`: it may not
+    /// be written before then. Frames pipeline: each carries its own deadline.
     fn delay(&self, from: NodeId, to: NodeId, bytes: usize) -> Duration;
+    /// How long writing a frame of `bytes` at the head of `from -> to` occupies the link
+    /// (its serialisation time at the link's bandwidth). Charged when the frame leaves
+    /// the queue, so a slow link backs frames up in the bounded route queue.
+    fn pace(&self, _from: NodeId, _to: NodeId, _bytes: usize) -> Duration {
+        Duration::ZERO
+    }
     /// Whether the frame at the head of `from -> to` may go now.
     fn gate(&self, from: NodeId, to: NodeId) -> Gate;
 }

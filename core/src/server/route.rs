@@ -311,6 +311,10 @@ async fn pump(
             }
         }
         let Some(f) = q.pop() else { continue };
+        let pace = shaper.map(|s| s.pace(me, peer, f.bytes.len())).unwrap_or_default();
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
         tokio::select! {
             biased;
             r = frame::write_raw(stream, &f.bytes) => {

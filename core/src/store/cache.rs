@@ -53,7 +53,7 @@ impl BlockCache {
     /// The bytes `[off, off + len)` of block `block`, if one window holds them all.
     pub fn get(&mut self, block: u64, off: u64, len: usize) -> Option<&[u8]> {
         let (&(b, start), e) = self.entries.range_mut(..=(block, off)).next_back()?;
-        if b != block || start + e.data.len() as u64 < off + len as u64 {
+        if b != block || start + (e.data.len() as u64) < off + len as u64 {
             return None;
         }
         self.clock += 1;

@@ -508,10 +508,9 @@ impl FileStore {
     /// since the last flush; returns whether it synced.
     pub fn flush_if_due(&mut self, now: Duration) -> Result<bool> {
         let SyncPolicy::Interval(every) = self.cfg.sync else { return Ok(false) };
-        if self.dirty.is_empty() && !self.dir_dirty {
-            return Ok(false);
-        }
-        if self.last_flush.is_some_and(|t| now < t + every) {
+        // The first call starts the interval clock.
+        let last = *self.last_flush.get_or_insert(now);
+        if (self.dirty.is_empty() && !self.dir_dirty) || now < last + every {
             return Ok(false);
         }
         self.flush()?;
@@ -604,6 +603,12 @@ impl FileStore {
         })
     }
 
+    /// The first live sequence at or after `from`, or `last_seq + 1`.
+    pub(super) fn first_live(&self, from: u64) -> u64 {
+        let found = self.live_from(from).next().map(|(s, _, _)| s);
+        found.unwrap_or(self.last_seq + 1)
+    }
+
     /// Live messages at or before `to`, descending.
     fn live_back(&self, to: u64) -> impl Iterator<Item = (u64, usize, Slot)> + '_ {
         let end = self.blocks.partition_point(|b| b.base < to);
@@ -682,7 +687,7 @@ impl FileStore {
             self.head_ts = None;
         }
         if (from..=to).contains(&self.first_seq) || self.msgs == 0 {
-            self.first_seq = self.live_from(self.first_seq).next().map_or(self.last_seq + 1, |(s, _, _)| s);
+            self.first_seq = self.first_live(self.first_seq);
         }
         n
     }

@@ -374,18 +374,6 @@ pub trait MsgStore {
     }
 }
 
-/// Turn sorted sequences into maximal runs of consecutive values.
-pub(crate) fn runs(seqs: impl IntoIterator<Item = u64>) -> Vec<RangeInclusive<u64>> {
-    let mut out: Vec<RangeInclusive<u64>> = Vec::new();
-    for s in seqs {
-        match out.last_mut() {
-            Some(r) if *r.end() + 1 == s => *r = *r.start()..=s,
-            _ => out.push(s..=s),
-        }
-    }
-    out
-}
-
 /// Check a message against the size limits shared by both stores; returns its stored size.
 pub(crate) fn check_size(limits: &StoreLimits, subject: &str, headers: &[u8], payload: &[u8]) -> Result<u64> {
     validate_subject(subject)?;

@@ -104,11 +104,11 @@ fn candidate(r: &mut Reader<'_>, pool: &mut BufferPool, pos: u64) -> Result<Opti
     let Some(rec) = r.get(pool, pos, h.len as usize)? else { return Ok(None) };
     let ok = record::checksum_ok(rec);
     // Keep the body only for messages (their subject is needed).
-    let body = if h.kind == Kind::Msg && ok { rec.to_vec() } else { Vec::new() };
+    let body = if matches!(h.kind, Kind::Msg | Kind::Header) && ok { rec.to_vec() } else { Vec::new() };
     Ok(Some((h, ok, body)))
 }
 
-fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, path: &str, len: u64, chunk: usize) -> Result<Scan> {
+fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, index: u64, path: &str, len: u64, chunk: usize) -> Result<Scan> {
     let mut r = Reader::new(disk, path, len, chunk);
     let mut s = Scan { len, ..Default::default() };
     let mut pos = 0u64;
@@ -119,8 +119,9 @@ fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, path: &str, len: u64, chunk
     while pos < len {
         let found = candidate(&mut r, pool, pos)?.filter(|(_, ok, _)| *ok || damage.is_none());
         // Consistency with what the block already showed.
-        let found = found.filter(|(h, _, _)| match h.kind {
-            Kind::Header => pos == 0,
+        let found = found.filter(|(h, ok, body)| match h.kind {
+            // A block header belongs at offset 0 and names this block.
+            Kind::Header => pos == 0 && (!*ok || record::header_index(body) == Some(index)),
             Kind::Msg => {
                 let b = base.or_else(|| h.seq.checked_sub(h.slot as u64 + 1));
                 b.is_some_and(|b| h.seq == b + 1 + h.slot as u64) && h.slot as u64 >= next_slot
@@ -202,14 +203,26 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
     }
     files.sort();
     fs.next_index = files.last().map_or(1, |(i, _)| i + 1);
-    let count = files.len();
+    // The last block is the last file that starts with one of our block headers; files
+    // after it are torn creations or foreign.
+    let mut last_index = None;
+    for (i, name) in files.iter().rev() {
+        if starts_with_header(&*fs.disk, &disk::join(&fs.dir, name), *i) {
+            last_index = Some(*i);
+            break;
+        }
+    }
     let mut prev_sealed = false;
-    for (k, (index, name)) in files.into_iter().enumerate() {
-        let is_last = k + 1 == count;
+    // A destroyed block (no readable record) since the last block added, to which the
+    // sequences missing before the next block are attributed.
+    let mut destroyed: Option<u64> = None;
+    for (index, name) in files {
+        let is_last = last_index == Some(index);
+        let after_last = last_index.is_none_or(|l| index > l);
         let path = disk::join(&fs.dir, &name);
         let len = fs.disk.len(&path).map_err(|e| io_error("stat", &path, e))?;
         let disk = fs.disk.clone();
-        let mut scan = scan_file(&*disk, &mut fs.pool, &path, len, fs.cfg.scan_chunk)?;
+        let mut scan = scan_file(&*disk, &mut fs.pool, index, &path, len, fs.cfg.scan_chunk)?;
         let mut cut = None;
         if is_last && scan.good_end < scan.len {
             // A torn write: nothing good follows. Cut it off.
@@ -228,21 +241,21 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
             if scan.seal.is_some_and(|(o, _)| o >= at) {
                 scan.seal = None;
             }
-            if at == 0 {
-                scan.header = None;
-                scan.any = false;
-            }
             let seqs = seqs.iter().min().zip(seqs.iter().max()).map(|(a, b)| *a..=*b);
             cut = Some(TruncatedTail { block: index, offset: at, bytes: scan.len - at, seqs });
         }
         if !scan.any {
-            if is_last && len < BLOCK_HEADER_LEN as u64 {
+            if after_last && len < BLOCK_HEADER_LEN as u64 {
                 // A block whose creation was cut short by a crash.
                 fs.disk.remove(&path).map_err(|e| io_error("remove", &path, e))?;
                 fs.dir_dirty = true;
                 fs.report.truncated = Some(TruncatedTail { block: index, offset: 0, bytes: len, seqs: None });
-            } else {
+            } else if after_last {
                 fs.report.foreign.push(name);
+            } else {
+                // One of our blocks with nothing readable left: reported, left in place.
+                fs.report.damaged.push(DamagedRegion { block: index, offset: 0, len, unreadable_records: None });
+                destroyed = Some(index);
             }
             continue;
         }
@@ -252,18 +265,19 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
             scan.len = c.offset;
             fs.report.truncated = cut;
         }
-        if !build_block(fs, index, path, scan, is_last, prev_sealed) {
+        let had_seal = scan.seal.is_some();
+        if !build_block(fs, index, path, scan, is_last, prev_sealed, destroyed.take()) {
             fs.report.foreign.push(name);
             continue;
         }
-        prev_sealed = fs.blocks.back().is_some_and(|b| b.sealed && b.recs > 0) && !is_last;
+        prev_sealed = had_seal;
     }
     if fs.blocks.is_empty() {
         fs.roll(fs.last_seq, fs.last_seq)?;
     }
     let last = fs.blocks.back().expect("a block");
     fs.last_seq = fs.last_seq.max(last.base + last.slots.len() as u64);
-    fs.first_seq = fs.live_from(0).next().map_or(fs.last_seq + 1, |(s, _, _)| s);
+    fs.first_seq = fs.first_live(0);
     fs.report.removed_blocks = fs.drop_empty_prefix();
     if fs.dir_dirty {
         fs.disk.sync_dir(&fs.dir).map_err(|e| io_error("sync_dir", &fs.dir, e))?;
@@ -272,8 +286,25 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
     Ok(())
 }
 
+/// Whether the file at `path` starts with a good block header for block `index`.
+fn starts_with_header(disk: &dyn Disk, path: &str, index: u64) -> bool {
+    let Ok(b) = disk.read_at(path, 0, BLOCK_HEADER_LEN) else { return false };
+    record::parse_header(&b).is_some_and(|h| h.kind == Kind::Header)
+        && record::checksum_ok(&b)
+        && record::header_index(&b) == Some(index)
+}
+
 /// Add the scanned block to the index; `false` if it cannot belong to this store.
-fn build_block(fs: &mut FileStore, index: u64, path: String, scan: Scan, is_last: bool, prev_sealed: bool) -> bool {
+/// `destroyed` is an unreadable block file just before this one.
+fn build_block(
+    fs: &mut FileStore,
+    index: u64,
+    path: String,
+    scan: Scan,
+    is_last: bool,
+    prev_sealed: bool,
+    destroyed: Option<u64>,
+) -> bool {
     let prev_end = fs.blocks.back().map(|b| b.base + b.slots.len() as u64);
     let first_msg_base = scan.events.iter().find_map(|e| match e {
         Event::Msg { slot, seq, .. } | Event::Lost { slot, seq, .. } => Some(seq - *slot as u64 - 1),
@@ -284,17 +315,24 @@ fn build_block(fs: &mut FileStore, index: u64, path: String, scan: Scan, is_last
         return false;
     }
     let mut lost = Vec::new();
-    // Sequences the previous block should have held but does not.
-    if let Some(p) = prev_end {
+    // Sequences the previous block (or a destroyed one after it) should have held but
+    // does not. Without any previous block, a destroyed oldest block is assumed to have
+    // started at sequence 1.
+    let p = prev_end.or(destroyed.map(|_| 0));
+    if let Some(p) = p {
         let claimed = match scan.header {
             Some((_, prev)) => prev.min(base),
-            None if !prev_sealed => base,
+            None if !prev_sealed || destroyed.is_some() => base,
             None => p,
         };
         if claimed > p {
-            let pb = fs.blocks.back_mut().expect("previous block");
-            pb.slots.resize((claimed - pb.base) as usize, Default::default());
-            push_lost(&mut lost, pb.index, p + 1..=claimed);
+            match (destroyed, fs.blocks.back_mut()) {
+                (None, Some(pb)) => {
+                    pb.slots.resize((claimed - pb.base) as usize, Default::default());
+                    push_lost(&mut lost, pb.index, p + 1..=claimed);
+                }
+                (d, _) => push_lost(&mut lost, d.unwrap_or(index), p + 1..=claimed),
+            }
         }
     }
     fs.last_seq = fs.last_seq.max(base);
@@ -328,10 +366,15 @@ fn build_block(fs: &mut FileStore, index: u64, path: String, scan: Scan, is_last
     let b = fs.blocks.back().expect("this block");
     fs.last_seq = fs.last_seq.max(b.base + b.slots.len() as u64);
     fs.report.lost.extend(lost);
+    let tail_damaged = scan.damaged.last().is_some_and(|d| d.0 + d.1 == scan.len);
     fs.report.damaged.extend(
         scan.damaged
             .into_iter()
             .map(|(offset, len, unreadable_records)| DamagedRegion { block: index, offset, len, unreadable_records }),
     );
+    if !is_last && scan.seal.is_none() && !tail_damaged {
+        // A rolled block always ends with a seal: its end is missing.
+        fs.report.damaged.push(DamagedRegion { block: index, offset: scan.len, len: 0, unreadable_records: None });
+    }
     true
 }

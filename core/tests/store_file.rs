@@ -1,0 +1,404 @@
+//! File store behaviour on a real directory and on a small in-test disk: round trips,
+//! sequence high-water mark, foreign files, ENOSPC, oversized messages, reads that touch
+//! only the record, bounded buffers, memory returning to baseline, the buffer bug switches,
+//! interval syncing and runtime corruption detection.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weir_core::disk::{Disk, RealDisk};
+use weir_core::store::{
+    FileStore, FileStoreConfig, MsgStore, NewMsg, PurgeRequest, StoreBugs, StoreError, StoreLimits, StoreMemory,
+    SyncPolicy, stored_size,
+};
+
+/// An in-memory disk with an optional capacity (ENOSPC) and read/sync statistics.
+#[derive(Default)]
+struct TestDisk {
+    files: Mutex<BTreeMap<String, Vec<u8>>>,
+    capacity: Mutex<Option<u64>>,
+    max_read: AtomicU64,
+    read_bytes: AtomicU64,
+    syncs: AtomicU64,
+}
+
+fn nf(p: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, p.to_string())
+}
+
+impl TestDisk {
+    fn used(f: &BTreeMap<String, Vec<u8>>) -> u64 {
+        f.values().map(|d| d.len() as u64).sum()
+    }
+    fn set_capacity(&self, c: Option<u64>) {
+        *self.capacity.lock().unwrap() = c;
+    }
+    fn corrupt(&self, path: &str, offset: usize) {
+        self.files.lock().unwrap().get_mut(path).unwrap()[offset] ^= 0x10;
+    }
+}
+
+impl Disk for TestDisk {
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        let d = self.files.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))?;
+        self.max_read.fetch_max(d.len() as u64, Ordering::Relaxed);
+        Ok(d)
+    }
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let f = self.files.lock().unwrap();
+        let d = f.get(path).ok_or_else(|| nf(path))?;
+        let s = (offset as usize).min(d.len());
+        let out = d[s..(s + len).min(d.len())].to_vec();
+        self.max_read.fetch_max(out.len() as u64, Ordering::Relaxed);
+        self.read_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
+        let mut f = self.files.lock().unwrap();
+        if let Some(cap) = *self.capacity.lock().unwrap()
+            && Self::used(&f) + data.len() as u64 > cap
+        {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "ENOSPC"));
+        }
+        let d = f.entry(path.to_string()).or_default();
+        d.extend_from_slice(data);
+        Ok(d.len() as u64)
+    }
+    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.files.lock().unwrap().insert(path.to_string(), data.to_vec());
+        Ok(())
+    }
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.files.lock().unwrap().get_mut(path).ok_or_else(|| nf(path))?.truncate(len as usize);
+        Ok(())
+    }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().get(path).map(|_| ()).ok_or_else(|| nf(path))
+    }
+    fn sync_dir(&self, _dir: &str) -> io::Result<()> {
+        Ok(())
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut f = self.files.lock().unwrap();
+        let d = f.remove(from).ok_or_else(|| nf(from))?;
+        f.insert(to.to_string(), d);
+        Ok(())
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.files.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
+    }
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let prefix = format!("{dir}/");
+        let f = self.files.lock().unwrap();
+        Ok(f.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/')).map(str::to_string).collect())
+    }
+    fn len(&self, path: &str) -> io::Result<u64> {
+        self.files.lock().unwrap().get(path).map(|d| d.len() as u64).ok_or_else(|| nf(path))
+    }
+}
+
+const DIR: &str = "st";
+
+fn open_with(disk: &Arc<TestDisk>, cfg: FileStoreConfig, mem: &StoreMemory) -> FileStore {
+    FileStore::open(disk.clone(), DIR, StoreLimits::default(), cfg, mem.clone()).expect("open")
+}
+
+fn mem() -> StoreMemory {
+    StoreMemory::standalone(1 << 20, 1 << 20)
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("weir-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn real_disk_round_trip_and_reopen() {
+    let root = temp_dir("roundtrip");
+    let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&root).unwrap());
+    let cfg = FileStoreConfig { block_size: 1024, ..Default::default() };
+    let limits = StoreLimits::default();
+    let mut fs = FileStore::open(disk.clone(), "streams/s1", limits.clone(), cfg.clone(), mem()).unwrap();
+    for i in 0..100u64 {
+        let subj = if i % 2 == 0 { "orders.eu" } else { "orders.us" };
+        assert_eq!(fs.append(subj, b"k: v", format!("msg {i}").as_bytes(), i as i64).unwrap(), i + 1);
+    }
+    assert!(fs.block_count() > 3);
+    assert!(fs.delete(50).unwrap());
+    assert_eq!(fs.purge(&PurgeRequest { filter: Some("orders.us".into()), up_to_seq: Some(21), keep: None }).unwrap(), 10);
+    let before = fs.state();
+    fs.close().unwrap();
+    let mut fs = FileStore::open(disk, "streams/s1", limits, cfg, mem()).unwrap();
+    assert!(fs.recovery().is_clean(), "{:?}", fs.recovery());
+    assert_eq!(fs.state(), before);
+    let m = fs.load(99).unwrap().unwrap();
+    assert_eq!((m.subject.as_str(), m.headers.as_slice(), m.payload.as_slice(), m.ts_ns), ("orders.eu", &b"k: v"[..], &b"msg 98"[..], 98));
+    assert!(fs.load(50).unwrap().is_none());
+    assert!(fs.load(20).unwrap().is_none());
+    assert_eq!(fs.load_last("orders.*").unwrap().unwrap().seq, 100);
+    assert_eq!(fs.load_next("orders.us", 1).unwrap().unwrap().seq, 22);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn sequences_are_never_reused() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    for _ in 0..20 {
+        fs.append("a", b"", b"0123456789", 0).unwrap();
+    }
+    assert_eq!(fs.purge(&PurgeRequest::all()).unwrap(), 20);
+    assert_eq!(fs.block_count(), 1, "a purge that empties the store leaves one fresh block");
+    drop(fs);
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    let st = fs.state();
+    assert_eq!((st.first_seq, st.last_seq, st.msgs), (21, 20, 0));
+    assert_eq!(fs.append("a", b"", b"x", 0).unwrap(), 21);
+    assert!(fs.delete(21).unwrap());
+    drop(fs);
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    assert_eq!(fs.append("a", b"", b"x", 0).unwrap(), 22, "tail delete does not lower last_seq");
+    assert_eq!(fs.compact(1000).unwrap(), 1);
+    drop(fs);
+    let mut fs = open_with(&disk, cfg, &mem());
+    assert_eq!(fs.state().last_seq, 999);
+    assert_eq!(fs.append("a", b"", b"x", 0).unwrap(), 1000);
+}
+
+#[test]
+fn foreign_files_are_reported_and_left_alone() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    for i in 0..30u8 {
+        fs.append("a.b", b"", &[i; 20], 0).unwrap();
+    }
+    let state = fs.state();
+    let last_block = *fs.block_indexes().last().unwrap();
+    drop(fs);
+    disk.write_file(&format!("{DIR}/notes.txt"), b"hello").unwrap();
+    disk.write_file(&format!("{DIR}/0007.blk"), b"zero padded").unwrap();
+    let junk = vec![0xA5u8; 300];
+    let junk_name = format!("{}.blk", last_block + 5);
+    disk.write_file(&format!("{DIR}/{junk_name}"), &junk).unwrap();
+    let mut fs = open_with(&disk, cfg, &mem());
+    let rep = fs.recovery().clone();
+    assert_eq!(rep.foreign, vec!["0007.blk".to_string(), "notes.txt".to_string(), junk_name.clone()]);
+    assert!(rep.lost.is_empty() && rep.damaged.is_empty(), "{rep:?}");
+    assert_eq!(fs.state(), state);
+    for seq in 1..=30 {
+        assert_eq!(fs.load(seq).unwrap().unwrap().payload, vec![seq as u8 - 1; 20]);
+    }
+    // New data goes to blocks after the foreign one; the foreign files are untouched.
+    for _ in 0..30 {
+        fs.append("a.b", b"", &[1; 20], 0).unwrap();
+    }
+    assert!(fs.block_indexes().iter().any(|&i| i > last_block + 5));
+    assert_eq!(disk.read(&format!("{DIR}/{junk_name}")).unwrap(), junk);
+    assert_eq!(disk.read(&format!("{DIR}/notes.txt")).unwrap(), b"hello");
+}
+
+#[test]
+fn enospc_is_a_clear_error_and_loses_nothing() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { block_size: 4096, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    let mut stored = 0;
+    disk.set_capacity(Some(2000));
+    let err = loop {
+        match fs.append("a", b"", &[7; 100], 0) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert!(!fs.is_failed(), "an undone failed append leaves the store usable");
+    assert_eq!(fs.state().msgs, stored);
+    for seq in 1..=stored {
+        assert!(fs.load(seq).unwrap().is_some());
+    }
+    disk.set_capacity(None);
+    assert_eq!(fs.append("a", b"", b"after", 0).unwrap(), stored + 1);
+    drop(fs);
+    let mut fs = open_with(&disk, cfg, &mem());
+    assert!(fs.recovery().is_clean());
+    assert_eq!(fs.state().msgs, stored + 1);
+    assert_eq!(fs.load(stored + 1).unwrap().unwrap().payload, b"after");
+}
+
+#[test]
+fn bad_input_is_refused_without_changes() {
+    let disk = Arc::new(TestDisk::default());
+    let limits = StoreLimits { max_msg_size: Some(1000), ..Default::default() };
+    let mut fs = FileStore::open(disk.clone(), DIR, limits, FileStoreConfig::default(), mem()).unwrap();
+    fs.append("ok", b"", b"1", 0).unwrap();
+    let before = fs.state();
+    assert!(matches!(fs.append("big", b"", &[0; 1001], 0), Err(StoreError::MaxMsgSize { size: 1001, max: 1000 })));
+    assert!(matches!(fs.append("a.*", b"", b"", 0), Err(StoreError::InvalidSubject(_))));
+    assert!(matches!(fs.append("", b"", b"", 0), Err(StoreError::InvalidSubject(_))));
+    assert!(matches!(fs.load_next("a..b", 0), Err(StoreError::InvalidSubject(_))));
+    assert!(matches!(
+        fs.purge(&PurgeRequest { filter: None, up_to_seq: Some(3), keep: Some(1) }),
+        Err(StoreError::InvalidRequest(_))
+    ));
+    assert_eq!(fs.state(), before);
+    let mut fs2 =
+        FileStore::open(disk, "other", StoreLimits::default(), FileStoreConfig::default(), mem()).unwrap();
+    let huge = vec![0u8; 65 << 20];
+    assert!(matches!(fs2.append("x", b"", &huge, 0), Err(StoreError::MaxMsgSize { .. })));
+    assert_eq!(fs2.state().msgs, 0);
+}
+
+#[test]
+fn one_message_read_does_not_load_the_block() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { block_size: 1 << 20, read_ahead: 0, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    let batch: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_le_bytes().repeat(50)).collect();
+    let msgs: Vec<NewMsg<'_>> =
+        batch.iter().map(|p| NewMsg { subject: "bulk", headers: b"", payload: p, ts_ns: 0 }).collect();
+    fs.append_batch(&msgs).unwrap();
+    assert_eq!(fs.block_count(), 1);
+    let block_len = disk.len(&format!("{DIR}/1.blk")).unwrap();
+    assert!(block_len > 400_000);
+    disk.max_read.store(0, Ordering::Relaxed);
+    let m = fs.load(1234).unwrap().unwrap();
+    assert_eq!(m.payload, 1233u32.to_le_bytes().repeat(50));
+    assert_eq!(disk.max_read.load(Ordering::Relaxed), stored_size("bulk", b"", &m.payload));
+
+    // Reopening with a small buffer account scans in chunks and never holds a whole block.
+    drop(fs);
+    let small = StoreMemory::standalone(64 << 10, 1 << 20);
+    let cfg = FileStoreConfig { scan_chunk: 16 << 10, ..cfg };
+    let fs = open_with(&disk, cfg, &small);
+    assert_eq!(fs.state().msgs, 2000);
+    assert!(small.buffers.peak() <= small.buffers.limit());
+    assert!(disk.max_read.load(Ordering::Relaxed) <= 16 << 10);
+}
+
+/// A workload that reads many messages from a multi-block store.
+fn read_workload(fs: &mut FileStore) {
+    for i in 0..300u32 {
+        fs.append(if i % 3 == 0 { "x.1" } else { "x.2" }, b"h", &[i as u8; 200], i as i64).unwrap();
+    }
+    for seq in 1..=300 {
+        fs.load(seq).unwrap().unwrap();
+    }
+    let mut from = 0;
+    while let Some(m) = fs.load_next("x.1", from).unwrap() {
+        from = m.seq + 1;
+    }
+}
+
+#[test]
+fn memory_returns_to_baseline_after_expiry() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig {
+        block_size: 8 << 10,
+        read_ahead: 4 << 10,
+        cache_bytes: 16 << 10,
+        cache_expiry: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let m = StoreMemory::standalone(64 << 10, 16 << 10);
+    let mut fs = open_with(&disk, cfg, &m);
+    fs.tick(Duration::from_secs(1)).unwrap();
+    read_workload(&mut fs);
+    fs.tick(Duration::from_secs(2)).unwrap();
+    assert!(m.cache.current() > 0, "reads were cached");
+    assert!(m.cache.peak() <= m.cache.limit() && m.buffers.peak() <= m.buffers.limit());
+    fs.tick(Duration::from_secs(5)).unwrap();
+    assert!(m.cache.current() > 0, "not yet idle for the expiry");
+    fs.tick(Duration::from_secs(12)).unwrap();
+    fs.tick(Duration::from_secs(20)).unwrap();
+    assert_eq!(m.cache.current(), 0);
+    assert_eq!(m.buffers.current(), 0);
+    assert_eq!(fs.cache_bytes(), 0);
+}
+
+#[test]
+fn bug_unbounded_buffer_pool_exceeds_the_cap() {
+    let run = |bugs: StoreBugs| {
+        let disk = Arc::new(TestDisk::default());
+        let cfg = FileStoreConfig { block_size: 256 << 10, scan_chunk: 8 << 10, bugs, ..Default::default() };
+        let mut fs = open_with(&disk, cfg.clone(), &mem());
+        for i in 0..1000u32 {
+            fs.append("a", b"", &[i as u8; 200], 0).unwrap();
+        }
+        drop(fs);
+        let m = StoreMemory::standalone(32 << 10, 1 << 20);
+        let fs = open_with(&disk, cfg, &m);
+        assert_eq!(fs.state().msgs, 1000);
+        (m.buffers.peak(), m.buffers.limit())
+    };
+    let (peak, limit) = run(StoreBugs::default());
+    assert!(peak <= limit, "bounded pool: peak {peak} <= {limit}");
+    let (peak, limit) = run(StoreBugs { unbounded_buffer_pool: true, ..Default::default() });
+    assert!(peak > limit, "the unbounded pool bug must show as a peak over the limit ({peak} <= {limit})");
+}
+
+#[test]
+fn bug_buffer_leak_leaves_buffers_above_baseline() {
+    let run = |bugs: StoreBugs| {
+        let disk = Arc::new(TestDisk::default());
+        let cfg = FileStoreConfig { block_size: 8 << 10, cache_bytes: 8 << 10, bugs, ..Default::default() };
+        let m = StoreMemory::standalone(4 << 20, 8 << 10);
+        let mut fs = open_with(&disk, cfg, &m);
+        read_workload(&mut fs);
+        fs.tick(Duration::from_secs(100)).unwrap();
+        fs.tick(Duration::from_secs(200)).unwrap();
+        m.buffers.current()
+    };
+    assert_eq!(run(StoreBugs::default()), 0);
+    assert!(run(StoreBugs { buffer_leak: true, ..Default::default() }) > 0, "the leak must be visible");
+}
+
+#[test]
+fn interval_policy_syncs_when_due() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { sync: SyncPolicy::Interval(Duration::from_secs(1)), ..Default::default() };
+    let mut fs = open_with(&disk, cfg, &mem());
+    fs.tick(Duration::ZERO).unwrap();
+    let base = disk.syncs.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        fs.append("a", b"", b"x", 0).unwrap();
+    }
+    assert_eq!(disk.syncs.load(Ordering::Relaxed), base, "no sync per append");
+    assert!(!fs.flush_if_due(Duration::from_millis(500)).unwrap());
+    assert!(fs.flush_if_due(Duration::from_millis(1000)).unwrap());
+    assert_eq!(disk.syncs.load(Ordering::Relaxed), base + 1);
+    assert!(!fs.flush_if_due(Duration::from_millis(3000)).unwrap(), "nothing to flush");
+
+    // Always: one sync per append, one per batch.
+    let disk = Arc::new(TestDisk::default());
+    let mut fs = open_with(&disk, FileStoreConfig::default(), &mem());
+    let base = disk.syncs.load(Ordering::Relaxed);
+    fs.append("a", b"", b"x", 0).unwrap();
+    assert_eq!(disk.syncs.load(Ordering::Relaxed), base + 1);
+    let msgs = vec![NewMsg { subject: "a", headers: b"", payload: b"y", ts_ns: 0 }; 50];
+    fs.append_batch(&msgs).unwrap();
+    assert_eq!(disk.syncs.load(Ordering::Relaxed), base + 2, "group commit");
+}
+
+#[test]
+fn corruption_found_by_a_read_is_reported_precisely() {
+    let disk = Arc::new(TestDisk::default());
+    let cfg = FileStoreConfig { read_ahead: 0, ..Default::default() };
+    let mut fs = open_with(&disk, cfg, &mem());
+    for i in 0..5u8 {
+        fs.append("a", b"", &[i; 30], 0).unwrap();
+    }
+    // Record 3 (seq 3) starts after the 64-byte header and two 79-byte records.
+    disk.corrupt(&format!("{DIR}/1.blk"), 64 + 2 * 79 + 60);
+    match fs.load(3) {
+        Err(StoreError::Corrupt { block, lost }) => assert_eq!((block, lost), (1, 3..=3)),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(fs.load(2).unwrap().is_some() && fs.load(4).unwrap().is_some());
+}
