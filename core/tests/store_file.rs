@@ -129,14 +129,20 @@ fn real_disk_round_trip_and_reopen() {
     }
     assert!(fs.block_count() > 3);
     assert!(fs.delete(50).unwrap());
-    assert_eq!(fs.purge(&PurgeRequest { filter: Some("orders.us".into()), up_to_seq: Some(21), keep: None }).unwrap(), 10);
+    assert_eq!(
+        fs.purge(&PurgeRequest { filter: Some("orders.us".into()), up_to_seq: Some(21), keep: None }).unwrap(),
+        10
+    );
     let before = fs.state();
     fs.close().unwrap();
     let mut fs = FileStore::open(disk, "streams/s1", limits, cfg, mem()).unwrap();
     assert!(fs.recovery().is_clean(), "{:?}", fs.recovery());
     assert_eq!(fs.state(), before);
     let m = fs.load(99).unwrap().unwrap();
-    assert_eq!((m.subject.as_str(), m.headers.as_slice(), m.payload.as_slice(), m.ts_ns), ("orders.eu", &b"k: v"[..], &b"msg 98"[..], 98));
+    assert_eq!(
+        (m.subject.as_str(), m.headers.as_slice(), m.payload.as_slice(), m.ts_ns),
+        ("orders.eu", &b"k: v"[..], &b"msg 98"[..], 98)
+    );
     assert!(fs.load(50).unwrap().is_none());
     assert!(fs.load(20).unwrap().is_none());
     assert_eq!(fs.load_last("orders.*").unwrap().unwrap().seq, 100);
@@ -248,8 +254,7 @@ fn bad_input_is_refused_without_changes() {
         Err(StoreError::InvalidRequest(_))
     ));
     assert_eq!(fs.state(), before);
-    let mut fs2 =
-        FileStore::open(disk, "other", StoreLimits::default(), FileStoreConfig::default(), mem()).unwrap();
+    let mut fs2 = FileStore::open(disk, "other", StoreLimits::default(), FileStoreConfig::default(), mem()).unwrap();
     let huge = vec![0u8; 65 << 20];
     assert!(matches!(fs2.append("x", b"", &huge, 0), Err(StoreError::MaxMsgSize { .. })));
     assert_eq!(fs2.state().msgs, 0);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use weir_core::disk::Disk;
 use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MemStore, MsgStore, NewMsg, PurgeRequest, StateRequest, StoreError,
-    StoreLimits, StoreMemory,
+    StoreLimits, StoreMemory, StoreSnapshot,
 };
 
 /// A disk whose writes are durable at once (crashes are tested on `SimDisk` in weir-sim).
@@ -159,7 +159,9 @@ fn compare(ms: &mut MemStore, fs: &mut FileStore, ctx: &str) -> Result<(), TestC
     let a = ms.state_with(&req).unwrap();
     let b = fs.state_with(&req).unwrap();
     prop_assert_eq!(&a, &b, "state after {}", ctx);
-    prop_assert_eq!(ms.snapshot(), fs.snapshot());
+    let snap = fs.snapshot();
+    prop_assert_eq!(&ms.snapshot(), &snap);
+    prop_assert_eq!(StoreSnapshot::decode(&snap.encode()).unwrap(), snap);
     for seq in 0..=a.last_seq + 1 {
         prop_assert_eq!(ms.load(seq).unwrap(), fs.load(seq).unwrap(), "load({}) after {}", seq, ctx);
     }

@@ -35,9 +35,7 @@ impl Bug {
             Bug::VotesNotPersisted => {
                 "Raft term and vote are not persisted; a restarted node may vote twice in one term"
             }
-            Bug::CommitBeforeQuorum => {
-                "the Raft leader commits without a quorum; acknowledged entries can be lost"
-            }
+            Bug::CommitBeforeQuorum => "the Raft leader commits without a quorum; acknowledged entries can be lost",
             Bug::UnboundedCatchup => {
                 "the Raft catch-up window is ignored; bytes in flight to a lagging follower exceed raft.catchup"
             }

@@ -11,7 +11,7 @@ use weir_faults::{Bug, BugSet};
 use weir_scenarios::{SCENARIOS, find};
 use weir_sim::SimConfig;
 use weir_sim::harness::{self, RunInput, RunReport};
-use weir_traces::{Trace, first_divergence, render_event, render_filtered, render_memory_svg, TraceSummary};
+use weir_traces::{Trace, TraceSummary, first_divergence, render_event, render_filtered, render_memory_svg};
 
 #[derive(Parser)]
 #[command(name = "weir-sim", version, about = "Deterministic simulation of a Weir cluster")]
@@ -336,7 +336,10 @@ fn cmd_sweep(
                     r.trace.events = Vec::new();
                     if !r.passed() {
                         failed_count.fetch_add(1, Ordering::Relaxed);
-                        bar.println(format!("FAIL seed={} scenario={}: {}", input.seed, input.scenario, r.violations[0]));
+                        bar.println(format!(
+                            "FAIL seed={} scenario={}: {}",
+                            input.seed, input.scenario, r.violations[0]
+                        ));
                     }
                     bar.set_message(format!("{} failed", failed_count.load(Ordering::Relaxed)));
                     bar.inc(1);
@@ -401,8 +404,8 @@ fn cmd_merge(files: &[PathBuf], json: Option<PathBuf>) -> Result<i32, CliError> 
     let mut total = Summary::default();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| CliError(format!("cannot read {}: {e}", f.display())))?;
-        let s: Summary =
-            serde_json::from_str(&text).map_err(|e| CliError(format!("{} is not a sweep summary: {e}", f.display())))?;
+        let s: Summary = serde_json::from_str(&text)
+            .map_err(|e| CliError(format!("{} is not a sweep summary: {e}", f.display())))?;
         total.runs += s.runs;
         total.sim_ms += s.sim_ms;
         total.wall_ms += s.wall_ms;
@@ -448,10 +451,17 @@ fn cmd_replay(file: &PathBuf) -> Result<i32, CliError> {
     }
 }
 
-fn cmd_show(file: &PathBuf, kinds: &[String], node: Option<u16>, summary: bool, svg: Option<PathBuf>) -> Result<i32, CliError> {
+fn cmd_show(
+    file: &PathBuf,
+    kinds: &[String],
+    node: Option<u16>,
+    summary: bool,
+    svg: Option<PathBuf>,
+) -> Result<i32, CliError> {
     let t = read_trace(file)?;
     if let Some(path) = svg {
-        std::fs::write(&path, render_memory_svg(&t)).map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, render_memory_svg(&t))
+            .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
         println!("wrote {}", path.display());
         return Ok(0);
     }

@@ -60,7 +60,10 @@ fn failing_run_prints_violation_and_replay_command() {
     let out = stdout(&o);
     if o.status.code() == Some(1) {
         assert!(out.contains("FAIL seed=0"), "{out}");
-        assert!(out.contains("replay: cargo sim run --scenario raft-slow-follower --seed 0 --bug unbounded-catchup"), "{out}");
+        assert!(
+            out.contains("replay: cargo sim run --scenario raft-slow-follower --seed 0 --bug unbounded-catchup"),
+            "{out}"
+        );
     } else {
         // Seed 0 may not trigger the bug; the sweep test covers catching it.
         assert_eq!(o.status.code(), Some(0), "{out}");

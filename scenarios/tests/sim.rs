@@ -24,7 +24,10 @@ fn input(scenario: &str, seed: u64, bugs: BugSet, sets: &[(&str, &str)]) -> RunI
 }
 
 fn replay(i: &RunInput) -> String {
-    let mut s = format!("WEIR_SEED={} cargo simtest -p weir-scenarios --test sim   # or: cargo sim run --scenario {} --seed {}", i.seed, i.scenario, i.seed);
+    let mut s = format!(
+        "WEIR_SEED={} cargo simtest -p weir-scenarios --test sim   # or: cargo sim run --scenario {} --seed {}",
+        i.seed, i.scenario, i.seed
+    );
     for b in i.bugs.iter() {
         s.push_str(&format!(" --bug {b}"));
     }

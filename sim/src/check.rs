@@ -39,12 +39,7 @@ pub fn election_safety(events: &[Event]) -> Vec<Violation> {
             match leaders.get(&term) {
                 Some(&(n, t)) if n != e.node => out.push(v(
                     "election-safety",
-                    format!(
-                        "two leaders in term {term}: n{n} at {:.6}s and n{} at {}",
-                        t as f64 / 1e6,
-                        e.node,
-                        at(e)
-                    ),
+                    format!("two leaders in term {term}: n{n} at {:.6}s and n{} at {}", t as f64 / 1e6, e.node, at(e)),
                 )),
                 Some(_) => {}
                 None => {
@@ -96,7 +91,10 @@ pub fn apply_safety(events: &[Event]) -> Vec<Violation> {
             EventKind::Applied { index, term, data_hash } => {
                 let want = next.get(&e.node).copied().unwrap_or(1);
                 if index != want {
-                    out.push(v("apply-order", format!("n{} applied index {index}, expected {want}, at {}", e.node, at(e))));
+                    out.push(v(
+                        "apply-order",
+                        format!("n{} applied index {index}, expected {want}, at {}", e.node, at(e)),
+                    ));
                 }
                 next.insert(e.node, index + 1);
                 match global.get(&index) {
@@ -132,7 +130,9 @@ pub fn apply_safety(events: &[Event]) -> Vec<Violation> {
         {
             out.push(v(
                 "snapshot-safety",
-                format!("n{node} restored a snapshot at {index} with digest {hash:016x}, log says {d:016x} (at {when})"),
+                format!(
+                    "n{node} restored a snapshot at {index} with digest {hash:016x}, log says {d:016x} (at {when})"
+                ),
             ));
         }
     }

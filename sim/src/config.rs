@@ -138,10 +138,9 @@ impl SimConfig {
             _ => unreachable!("config is an object"),
         };
         for (k, v) in overrides {
-            let slot = obj.get_mut(k).ok_or_else(|| OverrideError::UnknownKey {
-                key: k.clone(),
-                known: self.keys().join(", "),
-            })?;
+            let slot = obj
+                .get_mut(k)
+                .ok_or_else(|| OverrideError::UnknownKey { key: k.clone(), known: self.keys().join(", ") })?;
             let bad = |why: String| OverrideError::BadValue { key: k.clone(), why };
             *slot = match slot {
                 Value::Number(n) if n.is_f64() => {
@@ -175,7 +174,10 @@ impl SimConfig {
             (self.clients <= 256, "clients must be <= 256"),
             (self.payload_bytes >= 8, "payload_bytes must be >= 8"),
             (self.election_timeout_min_ms < self.election_timeout_max_ms, "election timeout min must be < max"),
-            (self.heartbeat_ms > 0 && self.heartbeat_ms < self.election_timeout_min_ms, "heartbeat must be < election timeout"),
+            (
+                self.heartbeat_ms > 0 && self.heartbeat_ms < self.election_timeout_min_ms,
+                "heartbeat must be < election timeout",
+            ),
             (self.tick_ms > 0, "tick_ms must be > 0"),
             (self.link_latency_us_min <= self.link_latency_us_max, "link latency min must be <= max"),
             ((0.0..=1.0).contains(&self.torn_write_prob), "torn_write_prob must be in [0, 1]"),
@@ -207,10 +209,7 @@ mod tests {
         let c2 = c.apply_overrides(&o).unwrap();
         assert_eq!(c2.nodes, 5);
         assert_eq!(c2.faults.crash, 3);
-        assert!(matches!(
-            c.apply_overrides(&[("nope".into(), "1".into())]),
-            Err(OverrideError::UnknownKey { .. })
-        ));
+        assert!(matches!(c.apply_overrides(&[("nope".into(), "1".into())]), Err(OverrideError::UnknownKey { .. })));
         assert!(matches!(c.apply_overrides(&[("nodes".into(), "x".into())]), Err(OverrideError::BadValue { .. })));
         assert!(matches!(c.apply_overrides(&[("nodes".into(), "0".into())]), Err(OverrideError::BadValue { .. })));
         assert!(SimConfig::parse_override("novalue").is_err());

@@ -9,9 +9,9 @@
 pub mod check;
 pub mod config;
 pub mod disk;
-pub mod net;
 #[cfg(madsim)]
 pub mod harness;
+pub mod net;
 #[cfg(madsim)]
 mod workload;
 

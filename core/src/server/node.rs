@@ -141,20 +141,16 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     }
     *env.app.lock().expect("app poisoned") = app;
 
-    let route_listener =
-        TcpListener::bind(cfg.route_listen).await.map_err(|source| NodeError::Bind { addr: cfg.route_listen, source })?;
+    let route_listener = TcpListener::bind(cfg.route_listen)
+        .await
+        .map_err(|source| NodeError::Bind { addr: cfg.route_listen, source })?;
     let client_listener = TcpListener::bind(cfg.client_listen)
         .await
         .map_err(|source| NodeError::Bind { addr: cfg.client_listen, source })?;
     let (inbox_tx, mut inbox) = mpsc::channel(1024);
     tokio::spawn(route::accept_loop(route_listener, inbox_tx));
-    let routes = Routes::start(
-        cfg.id,
-        &cfg.peers,
-        &cfg.route,
-        env.ledger.account(names::ROUTE_OUTBOUND),
-        env.shaper.clone(),
-    );
+    let routes =
+        Routes::start(cfg.id, &cfg.peers, &cfg.route, env.ledger.account(names::ROUTE_OUTBOUND), env.shaper.clone());
     let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
     tokio::spawn(client_accept_loop(client_listener, prop_tx));
 
@@ -175,7 +171,8 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     let mut waiters: BTreeMap<Index, (Term, oneshot::Sender<Outcome>)> = BTreeMap::new();
     let mut ticker = tokio::time::interval(cfg.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut ctx = Driver { me, routes, sink: env.sink.clone(), snapshot_every: cfg.snapshot_every, app: env.app.clone() };
+    let mut ctx =
+        Driver { me, routes, sink: env.sink.clone(), snapshot_every: cfg.snapshot_every, app: env.app.clone() };
 
     loop {
         tokio::select! {

@@ -44,7 +44,9 @@ pub enum RouteFrame {
 #[derive(Serialize)]
 enum RouteFrameRef<'a> {
     #[allow(dead_code, reason = "exists only to keep the variant order identical to RouteFrame")]
-    Hello { from: NodeId },
+    Hello {
+        from: NodeId,
+    },
     Raft(&'a Envelope),
 }
 

@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn cap_lru_and_expiry() {
         let acct = Arc::new(Account::new("store.cache", 1000));
-        let mut c = BlockCache::new(acct.clone(), 100, Duration::from_secs(10));
+        let mut c = BlockCache::new(acct.clone(), 120, Duration::from_secs(10));
         c.insert(1, 0, vec![1; 60]);
         c.insert(1, 100, vec![2; 30]);
         assert_eq!(c.get(1, 10, 5), Some(&[1u8; 5][..]));

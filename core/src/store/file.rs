@@ -67,8 +67,15 @@
 //! record numbering tells). A damaged delete record whose header is still readable is
 //! applied; one whose header is not is counted there, and the message it deleted may be
 //! visible again. Damage at the end of the last block with no good record after it is a
-//! torn write: it is cut off and reported as a [`TruncatedTail`]. Limits are then
-//! enforced again.
+//! torn write: it is cut off and reported as a [`TruncatedTail`]. A rolled block without
+//! its seal is reported as damaged at its end. A block file with nothing readable left is
+//! reported as damaged and left in place; the sequences it held (up to the next block's
+//! `prev_end`) are lost, counted from sequence 1 if it was the oldest block (an
+//! over-report when older blocks had been removed). Limits are then enforced again.
+//!
+//! Damage is reported by the open that finds it ([`FileStore::recovery`]); the damaged
+//! files stay untouched, except that a block left with no live message at the front of the
+//! store is reclaimed like any emptied block, after which later opens no longer mention it.
 //!
 //! After a failed write or sync the store refuses further writes ([`StoreError::Failed`])
 //! until reopened; a failed append (such as ENOSPC) that could be undone is reported as
@@ -301,6 +308,8 @@ pub(super) struct Subjects {
     ids: BTreeMap<Arc<str>, u32>,
     info: Vec<SubjInfo>,
     free: Vec<u32>,
+    /// Bumped whenever a subject appears or disappears.
+    generation: u64,
 }
 
 impl Subjects {
@@ -333,6 +342,7 @@ impl Subjects {
             }
         };
         self.ids.insert(name, id);
+        self.generation += 1;
         id
     }
 
@@ -346,6 +356,7 @@ impl Subjects {
         let name = i.name.take().expect("live subject has a name");
         self.ids.remove(&name);
         self.free.push(id);
+        self.generation += 1;
         true
     }
 
@@ -375,6 +386,8 @@ pub struct FileStore {
     pub(super) report: RecoveryReport,
     pub(super) head_ts: Option<(u64, i64)>,
     pub(super) next_index: u64,
+    /// The last wildcard filter's matching subject ids, valid for one subject generation.
+    match_cache: Option<(String, u64, Arc<[bool]>)>,
     active: bool,
     last_active: Duration,
 }
@@ -439,6 +452,7 @@ impl FileStore {
             report: RecoveryReport::default(),
             head_ts: None,
             next_index: 1,
+            match_cache: None,
             active: false,
             last_active: Duration::ZERO,
         };
@@ -479,7 +493,8 @@ impl FileStore {
 
     /// Bytes of the in-memory index (slots and subjects), for observability.
     pub fn index_bytes(&self) -> u64 {
-        let slots: usize = self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
+        let slots: usize =
+            self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
         let subjects: usize = self.subjects.ids.keys().map(|k| k.len() + 48).sum::<usize>()
             + self.subjects.info.capacity() * size_of::<SubjInfo>();
         (slots + subjects) as u64
@@ -1055,14 +1070,23 @@ impl FileStore {
         }
     }
 
-    /// Ids of the live subjects matching `filter`, by id.
-    fn matching_ids(&self, filter: &str) -> Vec<bool> {
+    /// Which subject ids match `filter` (indexed by id); cached for the last filter.
+    fn matching_ids(&mut self, filter: &str) -> Arc<[bool]> {
+        let generation = self.subjects.generation;
+        if let Some((f, g, m)) = &self.match_cache
+            && f == filter
+            && *g == generation
+        {
+            return m.clone();
+        }
         let mut m = vec![false; self.subjects.info.len()];
         for (name, &id) in &self.subjects.ids {
             if subject_matches(filter, name) {
                 m[id as usize] = true;
             }
         }
+        let m: Arc<[bool]> = m.into();
+        self.match_cache = Some((filter.to_string(), generation, m.clone()));
         m
     }
 }
@@ -1102,7 +1126,12 @@ impl MsgStore for FileStore {
         let seq = if is_literal(filter) {
             self.subjects.id(filter).map(|id| self.subjects.get(id).last)
         } else {
-            self.subjects.ids.iter().filter(|(n, _)| subject_matches(filter, n)).map(|(_, &id)| self.subjects.get(id).last).max()
+            self.subjects
+                .ids
+                .iter()
+                .filter(|(n, _)| subject_matches(filter, n))
+                .map(|(_, &id)| self.subjects.get(id).last)
+                .max()
         };
         match seq {
             Some(s) => self.load(s),

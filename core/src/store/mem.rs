@@ -2,8 +2,8 @@
 
 use super::subject::{is_literal, subject_matches, validate_filter};
 use super::{
-    Discard, LimitKind, MsgStore, PurgeRequest, Result, StateRequest, StoreError, StoreLimits, StoreState,
-    StoredMsg, check_size,
+    Discard, LimitKind, MsgStore, PurgeRequest, Result, StateRequest, StoreError, StoreLimits, StoreState, StoredMsg,
+    check_size,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -124,7 +124,11 @@ impl MsgStore for MemStore {
         let seq = if is_literal(filter) {
             self.subjects.get(filter).and_then(|s| s.last().copied())
         } else {
-            self.subjects.iter().filter(|(s, _)| subject_matches(filter, s)).filter_map(|(_, v)| v.last().copied()).max()
+            self.subjects
+                .iter()
+                .filter(|(s, _)| subject_matches(filter, s))
+                .filter_map(|(_, v)| v.last().copied())
+                .max()
         };
         Ok(seq.and_then(|s| self.msgs.get(&s).cloned()))
     }

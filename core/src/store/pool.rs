@@ -92,7 +92,9 @@ impl BufferPool {
 
     /// An empty buffer of capacity at least `min`, or `None` when the cap refuses it.
     pub fn take(&mut self, min: usize) -> Option<PoolBuf> {
-        let best = (0..self.idle.len()).filter(|&i| self.idle[i].data.capacity() >= min).min_by_key(|&i| self.idle[i].data.capacity());
+        let best = (0..self.idle.len())
+            .filter(|&i| self.idle[i].data.capacity() >= min)
+            .min_by_key(|&i| self.idle[i].data.capacity());
         if let Some(i) = best {
             let b = self.idle.swap_remove(i);
             self.idle_bytes -= b.charge.bytes();

@@ -73,7 +73,17 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 
 /// Append a record to `out`: header fields, `body` parts, header check and checksum.
 #[allow(clippy::too_many_arguments)]
-fn put(out: &mut Vec<u8>, kind: Kind, subj_len: u16, rec: u32, slot: u32, seq: u64, aux: u64, hdr_len: u32, body: &[&[u8]]) {
+fn put(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    subj_len: u16,
+    rec: u32,
+    slot: u32,
+    seq: u64,
+    aux: u64,
+    hdr_len: u32,
+    body: &[&[u8]],
+) {
     let start = out.len();
     let len = OVERHEAD + body.iter().map(|b| b.len()).sum::<usize>();
     out.extend_from_slice(&(len as u32).to_le_bytes());
@@ -144,7 +154,9 @@ pub(crate) fn parse_header(b: &[u8]) -> Option<RecHeader> {
     };
     let len = h.len as usize;
     let ok = match h.kind {
-        Kind::Msg => h.subj_len > 0 && len >= OVERHEAD + h.subj_len as usize + h.hdr_len as usize && len <= MAX_RECORD_LEN,
+        Kind::Msg => {
+            h.subj_len > 0 && len >= OVERHEAD + h.subj_len as usize + h.hdr_len as usize && len <= MAX_RECORD_LEN
+        }
         Kind::Header => len == BLOCK_HEADER_LEN && h.subj_len == 0 && h.hdr_len == 0,
         Kind::Delete => len == SMALL_LEN && h.subj_len == 0 && h.hdr_len == 0 && h.seq <= h.aux,
         Kind::Seal => len == SMALL_LEN && h.subj_len == 0 && h.hdr_len == 0,

@@ -173,7 +173,8 @@ fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, index: u64, path: &str, len
 /// Block index of a file name `<index>.blk`.
 fn block_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".blk")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     digits.parse().ok()
@@ -367,11 +368,12 @@ fn build_block(
     fs.last_seq = fs.last_seq.max(b.base + b.slots.len() as u64);
     fs.report.lost.extend(lost);
     let tail_damaged = scan.damaged.last().is_some_and(|d| d.0 + d.1 == scan.len);
-    fs.report.damaged.extend(
-        scan.damaged
-            .into_iter()
-            .map(|(offset, len, unreadable_records)| DamagedRegion { block: index, offset, len, unreadable_records }),
-    );
+    fs.report.damaged.extend(scan.damaged.into_iter().map(|(offset, len, unreadable_records)| DamagedRegion {
+        block: index,
+        offset,
+        len,
+        unreadable_records,
+    }));
     if !is_last && scan.seal.is_none() && !tail_damaged {
         // A rolled block always ends with a seal: its end is missing.
         fs.report.damaged.push(DamagedRegion { block: index, offset: scan.len, len: 0, unreadable_records: None });
