@@ -8,3 +8,4 @@ pub mod frame;
 pub mod link;
 pub mod node;
 pub mod route;
+pub mod scope;

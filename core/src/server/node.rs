@@ -6,6 +6,7 @@ use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
 use super::link::LinkShaper;
 use super::route::{self, RouteConfig, Routes};
+use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
 use crate::mem::{Ledger, names};
 use crate::raft::storage::{RaftStorage, StorageError};
@@ -147,12 +148,20 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     let client_listener = TcpListener::bind(cfg.client_listen)
         .await
         .map_err(|source| NodeError::Bind { addr: cfg.client_listen, source })?;
+    // Every task below ends when this function's future does.
+    let scope = Scope::new();
     let (inbox_tx, mut inbox) = mpsc::channel(1024);
-    tokio::spawn(route::accept_loop(route_listener, inbox_tx));
-    let routes =
-        Routes::start(cfg.id, &cfg.peers, &cfg.route, env.ledger.account(names::ROUTE_OUTBOUND), env.shaper.clone());
+    scope.handle().spawn(route::accept_loop(scope.handle(), route_listener, inbox_tx));
+    let routes = Routes::start(
+        &scope.handle(),
+        cfg.id,
+        &cfg.peers,
+        &cfg.route,
+        env.ledger.account(names::ROUTE_OUTBOUND),
+        env.shaper.clone(),
+    );
     let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
-    tokio::spawn(client_accept_loop(client_listener, prop_tx));
+    scope.handle().spawn(client_accept_loop(scope.handle(), client_listener, prop_tx));
 
     let mut rcfg = cfg.raft.clone();
     rcfg.id = cfg.id;
@@ -330,11 +339,11 @@ fn trace_role(r: Role) -> weir_traces::Role {
     }
 }
 
-async fn client_accept_loop(listener: TcpListener, proposals: mpsc::Sender<Proposal>) {
+async fn client_accept_loop(scope: ScopeHandle, listener: TcpListener, proposals: mpsc::Sender<Proposal>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let proposals = proposals.clone();
-        tokio::spawn(async move {
+        scope.spawn(async move {
             let _ = serve_client(stream, proposals).await;
         });
     }

@@ -15,6 +15,7 @@
 
 use super::frame;
 use super::link::{Gate, LinkShaper};
+use super::scope::ScopeHandle;
 use crate::mem::{Account, Charge};
 use crate::raft::{Envelope, NodeId};
 use serde::{Deserialize, Serialize};
@@ -194,8 +195,9 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Start one dialler per peer (`peers` excludes `me`).
+    /// Start one dialler per peer (`peers` excludes `me`), in `scope`.
     pub fn start(
+        scope: &ScopeHandle,
         me: NodeId,
         peers: &[(NodeId, SocketAddr)],
         cfg: &RouteConfig,
@@ -205,7 +207,7 @@ impl Routes {
         let mut queues = Vec::new();
         for &(peer, addr) in peers {
             let q = Arc::new(RouteQueue::new(account.clone(), cfg.max_pending_bytes, cfg.stall_timeout));
-            tokio::spawn(dial_loop(me, peer, addr, q.clone(), cfg.clone(), shaper.clone()));
+            scope.spawn(dial_loop(me, peer, addr, q.clone(), cfg.clone(), shaper.clone()));
             queues.push((peer, q));
         }
         Routes { me, queues, shaper }
@@ -334,11 +336,11 @@ async fn pump(
 }
 
 /// Accept peer connections on `listener` and forward their Raft messages to `inbox`.
-pub async fn accept_loop(listener: TcpListener, inbox: mpsc::Sender<Envelope>) {
+pub async fn accept_loop(scope: ScopeHandle, listener: TcpListener, inbox: mpsc::Sender<Envelope>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let inbox = inbox.clone();
-        tokio::spawn(async move {
+        scope.spawn(async move {
             let _ = receive(stream, inbox).await;
         });
     }
@@ -362,4 +364,46 @@ async fn receive(mut stream: TcpStream, inbox: mpsc::Sender<Envelope>) -> std::i
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(cap: u64, account_limit: u64) -> (Arc<Account>, RouteQueue) {
+        let account = Arc::new(Account::new("route.outbound", account_limit));
+        let q = RouteQueue::new(account.clone(), cap, Duration::from_secs(5));
+        (account, q)
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_and_stays_within_cap() {
+        let (account, q) = queue(100, 1_000);
+        let now = Instant::now();
+        for i in 0..10u8 {
+            q.push(vec![i; 30], now);
+        }
+        // 3 frames of 30 bytes fit under 100; the 7 oldest were dropped.
+        assert_eq!(q.queued_bytes(), 90);
+        assert_eq!(account.current(), 90);
+        assert_eq!(q.stats.dropped_full.load(Ordering::Relaxed), 7);
+        assert_eq!(q.pop().unwrap().bytes[0], 7, "the newest frames survive");
+        assert_eq!(account.current(), 60, "popping releases the charge");
+    }
+
+    #[test]
+    fn oversized_frame_is_dropped_and_node_account_is_respected() {
+        let (account, q) = queue(100, 50);
+        let now = Instant::now();
+        q.push(vec![0; 101], now);
+        assert_eq!(q.queued_bytes(), 0);
+        q.push(vec![1; 40], now);
+        // Fits the route cap but not the node-wide account (40 + 40 > 50): oldest goes.
+        q.push(vec![2; 40], now);
+        assert_eq!(account.current(), 40);
+        assert_eq!(account.peak(), 40);
+        assert_eq!(q.stats.dropped_full.load(Ordering::Relaxed), 2);
+        assert_eq!(q.clear(), 1);
+        assert_eq!(account.current(), 0, "clearing releases everything");
+    }
 }
