@@ -372,6 +372,13 @@ async fn world(input: RunInput, rec: Recorder) -> World {
     let finals: Vec<FinalReplica> =
         shared.iter().map(|n| FinalReplica { node: n.no, app: n.app.lock().expect("app").clone() }).collect();
     violations.extend(check::client_outcomes(&rec.events(), &finals));
+    // Kill every node so their tasks are dropped now: madsim does not free tasks that
+    // are still parked on timers or sockets when the runtime is dropped, and a sweep
+    // runs thousands of worlds in one process.
+    for h in &handles {
+        handle.kill(h.id());
+    }
+    handle.kill(client_node.id());
     World { violations, sim_ms: start.elapsed().as_millis() as u64, clients: totals }
 }
 
