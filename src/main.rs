@@ -1,7 +1,10 @@
 //! `weir`: the production server, built from the same core as the simulation.
 //!
-//! Today it runs a Raft-replicated log node (the NATS client port arrives with the
-//! protocol work); `weir propose` is a small client for it.
+//! `weir serve` runs a NATS core pub/sub server (client port, monitoring port);
+//! `weir raft-node` runs a Raft-replicated log node and `weir propose` is a small client for it.
+
+mod config;
+mod monitor;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -12,6 +15,7 @@ use weir_core::disk::RealDisk;
 use weir_core::raft;
 use weir_core::server::app::payload;
 use weir_core::server::client::ClientConn;
+use weir_core::server::nats::{self, NatsConfig, NatsServer};
 use weir_core::server::node::{self, NodeConfig, NodeEnv};
 use weir_core::server::route::RouteConfig;
 use weir_traces::{EventKind, EventSink, NodeNo};
@@ -23,10 +27,38 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `weir serve` flags, named like nats-server's where they overlap.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Host to listen on for clients [default: 127.0.0.1].
+    #[arg(short = 'a', long = "addr", alias = "net")]
+    addr: Option<String>,
+    /// Client port [default: 4222].
+    #[arg(short = 'p', long)]
+    port: Option<u16>,
+    /// Monitoring HTTP port (/healthz, /varz, /metrics) on the same host; off unless set.
+    #[arg(short = 'm', long = "http_port")]
+    http_port: Option<u16>,
+    /// Largest message a client may publish, e.g. 1048576 or 1MB [default: 1MB].
+    #[arg(long = "max_payload", value_parser = config::parse_size)]
+    max_payload: Option<u64>,
+    /// Per-client outbound cap, e.g. 64MB; a client over it is a slow consumer [default: 64MB].
+    #[arg(long = "max_pending", value_parser = config::parse_size)]
+    max_pending: Option<u64>,
+    /// Server name reported in INFO.
+    #[arg(short = 'n', long = "server_name")]
+    server_name: Option<String>,
+    /// Config file (`key: value` lines; see README). Flags override it.
+    #[arg(short = 'c', long)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a node.
-    Serve {
+    /// Run a NATS server (core pub/sub) that NATS clients can connect to.
+    Serve(ServeArgs),
+    /// Run a Raft log node.
+    RaftNode {
         /// This node's id (1-based, unique in the cluster).
         #[arg(long)]
         id: u64,
@@ -78,7 +110,10 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let code = match Cli::parse().cmd {
-        Cmd::Serve { id, cluster, client, routes, store_dir } => serve(id, cluster, client, &routes, store_dir).await,
+        Cmd::Serve(args) => serve_nats(args).await,
+        Cmd::RaftNode { id, cluster, client, routes, store_dir } => {
+            raft_node(id, cluster, client, &routes, store_dir).await
+        }
         Cmd::Propose { server, values } => propose(server, &values).await,
     };
     if let Err(e) = code {
@@ -87,7 +122,7 @@ async fn main() {
     }
 }
 
-async fn serve(
+async fn raft_node(
     id: u64,
     cluster: SocketAddr,
     client: SocketAddr,
@@ -127,6 +162,72 @@ async fn serve(
     };
     tracing::info!(id, %cluster, %client, "weir node starting");
     node::run(cfg, env).await.map_err(|e| e.to_string())
+}
+
+async fn serve_nats(args: ServeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => config::FileConfig::default(),
+    };
+    let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port = args.port.or(file.port).unwrap_or(4222);
+    let ip: std::net::IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
+    let mut cfg = NatsConfig { listen: SocketAddr::new(ip, port), seed: seed_from_os(), ..NatsConfig::default() };
+    if let Some(n) = args.server_name.or(file.server_name) {
+        cfg.server_name = n;
+    }
+    if let Some(n) = args.max_payload.or(file.max_payload) {
+        if n == 0 || n > 64 << 20 {
+            return Err(format!("max_payload {n} must be between 1 and 64MB"));
+        }
+        cfg.max_payload = n as usize;
+    }
+    if let Some(n) = args.max_pending.or(file.max_pending) {
+        if n < cfg.max_payload as u64 {
+            return Err(format!("max_pending {n} must be at least max_payload {}", cfg.max_payload));
+        }
+        cfg.max_pending = n;
+    }
+    if let Some(d) = file.ping_interval {
+        if d.is_zero() {
+            return Err("ping_interval must be at least 1 second".into());
+        }
+        cfg.ping_interval = d;
+    }
+    if let Some(n) = file.ping_max {
+        cfg.ping_max = n;
+    }
+    if let Some(d) = file.write_deadline {
+        cfg.write_deadline = d;
+    }
+    let ledger = nats::ledger(cfg.max_outbound_total.max(cfg.max_pending));
+    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(http_port) = args.http_port.or(file.http_port) {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, http_port))
+            .await
+            .map_err(|e| format!("cannot listen on monitoring port {host}:{http_port}: {e}"))?;
+        tracing::info!(addr = %SocketAddr::new(ip, http_port), "monitoring listener ready");
+        let mut rx = stop_rx.clone();
+        tokio::spawn(monitor::serve(listener, server.monitor(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+    }
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupt: shutting down");
+        stop_tx.send_replace(true);
+    });
+    let mut rx = stop_rx;
+    server
+        .run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await;
+    Ok(())
 }
 
 /// Production seeds its RNG from the OS; only the simulator fixes seeds.

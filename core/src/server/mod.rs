@@ -6,6 +6,7 @@ pub mod app;
 pub mod client;
 pub mod frame;
 pub mod link;
+pub mod nats;
 pub mod node;
 pub mod route;
 pub mod scope;

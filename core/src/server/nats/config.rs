@@ -1,0 +1,52 @@
+//! [`NatsConfig`]: limits and timers of a NATS server, with nats-server's defaults.
+
+use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default per-client outbound cap (nats-server's `MAX_PENDING_SIZE`, 64 MiB).
+pub const DEFAULT_MAX_PENDING: u64 = 64 * 1024 * 1024;
+/// Default cap on all clients' outbound bytes together (the ledger's `client.outbound` limit).
+pub const DEFAULT_MAX_OUTBOUND_TOTAL: u64 = 1024 * 1024 * 1024;
+
+/// Configuration of one NATS server.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// Address to listen on for clients.
+    pub listen: SocketAddr,
+    /// `server_name` in INFO; the server id when empty.
+    pub server_name: String,
+    /// Largest message (headers plus payload) a client may publish.
+    pub max_payload: usize,
+    /// Longest control line accepted.
+    pub max_control_line: usize,
+    /// Per-client outbound cap in bytes; a client over it is a slow consumer.
+    pub max_pending: u64,
+    /// Limit of the `client.outbound` ledger account (all clients together).
+    pub max_outbound_total: u64,
+    /// How often the server PINGs each client.
+    pub ping_interval: Duration,
+    /// Unanswered PINGs tolerated before `-ERR 'Stale Connection'`.
+    pub ping_max: u32,
+    /// How long one write, or a whole shutdown drain, may take.
+    pub write_deadline: Duration,
+    /// Seed for the server id and queue-group picks.
+    pub seed: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4222)),
+            server_name: String::new(),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_outbound_total: DEFAULT_MAX_OUTBOUND_TOTAL,
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            write_deadline: Duration::from_secs(10),
+            seed: 0,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! One client connection's protocol state machine: it takes parsed ops (and ping
+//! ticks), updates the shared [`Broker`], queues replies on its own [`Outbound`]
+//! and says whether the connection goes on. No I/O, no clock.
+
+use super::broker::{Broker, ClientId, Message};
+use super::outbound::{Closed, Outbound, Push};
+use super::stats::Stats;
+use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
+use crate::subject;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// `-ERR` text for a CONNECT `protocol` other than 0 or 1 (nats-server's ErrBadClientProtocol).
+pub const ERR_BAD_PROTOCOL: &str = "invalid client protocol";
+/// `-ERR` text for `no_responders` without `headers` (nats-server's ErrNoRespondersRequiresHeaders).
+pub const ERR_NO_RESPONDERS_NEEDS_HEADERS: &str = "no responders requires headers support";
+/// `-ERR` text for `HPUB` on a connection that did not negotiate headers.
+pub const ERR_HEADERS_NOT_SUPPORTED: &str = "message headers not supported";
+/// `-ERR` text sent before closing a connection that stopped answering PINGs.
+pub const ERR_STALE: &str = "Stale Connection";
+
+/// Whether the connection goes on after an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Stop reading; the outbound queue is closed (draining or aborted).
+    Close,
+}
+
+/// Per-connection protocol state.
+#[derive(Debug)]
+pub struct Conn {
+    id: ClientId,
+    out: Arc<Outbound>,
+    opts: ConnectInfo,
+    pings_out: u32,
+    ping_max: u32,
+}
+
+impl Conn {
+    /// State for client `id` (already added to the broker) writing to `out`.
+    pub fn new(id: ClientId, out: Arc<Outbound>, ping_max: u32) -> Conn {
+        Conn { id, out, opts: ConnectInfo::default(), pings_out: 0, ping_max }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    fn send(&self, op: &ServerOp) -> Flow {
+        match self.out.push(op) {
+            Push::Queued => Flow::Continue,
+            Push::Closed | Push::SlowConsumer => Flow::Close,
+        }
+    }
+
+    fn ok(&self) -> Flow {
+        if self.opts.verbose { self.send(&ServerOp::Ok) } else { Flow::Continue }
+    }
+
+    fn err(&self, text: &str) -> Flow {
+        self.send(&ServerOp::Err(text.to_owned()))
+    }
+
+    fn err_and_close(&self, text: &str) -> Flow {
+        self.err(text);
+        self.out.close(Closed::Drain);
+        Flow::Close
+    }
+
+    /// Apply one parsed op.
+    pub fn handle(&mut self, op: ClientOp, broker: &mut Broker, stats: &Stats) -> Flow {
+        match op {
+            ClientOp::Connect(info) => self.connect(*info, broker),
+            ClientOp::Ping => self.send(&ServerOp::Pong),
+            ClientOp::Pong => {
+                self.pings_out = 0;
+                Flow::Continue
+            }
+            ClientOp::Sub { subject, queue, sid } => match broker.subscribe(self.id, &subject, queue.as_deref(), sid) {
+                Ok(()) => self.ok(),
+                Err(_) => self.err("Invalid Subject"),
+            },
+            ClientOp::Unsub { sid, max } => {
+                broker.unsubscribe(self.id, &sid, max);
+                self.ok()
+            }
+            ClientOp::Pub { subject, reply, payload } => {
+                self.publish(Message { subject, reply, headers: None, payload }, broker, stats)
+            }
+            ClientOp::HPub { subject, reply, headers, payload } => {
+                if !self.opts.headers {
+                    return self.err(ERR_HEADERS_NOT_SUPPORTED);
+                }
+                self.publish(Message { subject, reply, headers: Some(headers), payload }, broker, stats)
+            }
+        }
+    }
+
+    fn connect(&mut self, info: ConnectInfo, broker: &mut Broker) -> Flow {
+        if info.protocol != 0 && info.protocol != 1 {
+            return self.err_and_close(ERR_BAD_PROTOCOL);
+        }
+        if info.no_responders && !info.headers {
+            return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
+        }
+        broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        self.opts = info;
+        self.ok()
+    }
+
+    fn publish(&mut self, msg: Message, broker: &mut Broker, stats: &Stats) -> Flow {
+        let size = msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len());
+        stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        let literal = subject::is_valid_publish_subject(&msg.subject)
+            && msg.reply.as_ref().is_none_or(|r| subject::is_valid_publish_subject(r));
+        if !literal {
+            // Without pedantic nats-server does not check; we still never route a wildcard publish.
+            return if self.opts.pedantic { self.err("Invalid Publish Subject") } else { self.ok() };
+        }
+        broker.publish(self.id, &msg);
+        // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
+        if self.out.closed().is_some() { Flow::Close } else { self.ok() }
+    }
+
+    /// Report a parse error: send its `-ERR` (if any) and close when the error demands it.
+    pub fn proto_error(&mut self, e: &ProtoError) -> Flow {
+        if let Some(op) = e.to_server_op() {
+            self.send(&op);
+        }
+        if e.closes_connection() {
+            self.out.close(Closed::Drain);
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// The ping timer fired: send a PING, or close a connection with too many unanswered.
+    pub fn ping_tick(&mut self) -> Flow {
+        if self.pings_out + 1 > self.ping_max {
+            return self.err_and_close(ERR_STALE);
+        }
+        self.pings_out += 1;
+        self.send(&ServerOp::Ping)
+    }
+}

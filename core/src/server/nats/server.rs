@@ -1,0 +1,292 @@
+//! The async shell: an accept loop, and per connection a reader (the connection
+//! task, feeding [`Conn`]) and a writer task (draining its [`Outbound`]).
+
+use super::broker::Broker;
+use super::config::NatsConfig;
+use super::conn::{Conn, Flow};
+use super::outbound::{Closed, Outbound};
+use super::stats::Stats;
+use super::varz::{MemAccount, Varz};
+use crate::mem::{Account, Ledger, names};
+use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
+use crate::server::scope::{Scope, ScopeHandle};
+use bytes::BytesMut;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, interval_at, timeout};
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A ledger holding the `client.outbound` account with `limit` bytes.
+pub fn ledger(limit: u64) -> Arc<Ledger> {
+    Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, limit)]))
+}
+
+/// State shared by the accept loop, every connection and monitoring.
+struct Shared {
+    cfg: NatsConfig,
+    server_id: String,
+    addr: SocketAddr,
+    broker: Mutex<Broker>,
+    stats: Arc<Stats>,
+    ledger: Arc<Ledger>,
+    account: Arc<Account>,
+}
+
+impl Shared {
+    fn broker(&self) -> MutexGuard<'_, Broker> {
+        self.broker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn info(&self, client_id: u64, peer: SocketAddr) -> ServerInfo {
+        ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: if self.cfg.server_name.is_empty() {
+                self.server_id.clone()
+            } else {
+                self.cfg.server_name.clone()
+            },
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            proto: 1,
+            go: "rust".to_owned(),
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            headers: true,
+            max_payload: self.cfg.max_payload as i64,
+            client_id,
+            client_ip: peer.ip().to_string(),
+            ..ServerInfo::default()
+        }
+    }
+}
+
+/// A read-only handle for monitoring a running server.
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+impl Monitor {
+    /// A snapshot of the server's counters and memory accounts.
+    pub fn varz(&self) -> Varz {
+        let s = &self.shared;
+        let (connections, subscriptions) = {
+            let b = s.broker();
+            (b.client_count(), b.sub_count())
+        };
+        Varz {
+            server_id: s.server_id.clone(),
+            server_name: s.cfg.server_name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            proto: 1,
+            host: s.addr.ip().to_string(),
+            port: s.addr.port(),
+            max_payload: s.cfg.max_payload,
+            max_pending: s.cfg.max_pending,
+            connections,
+            total_connections: s.stats.total_connections.load(Ordering::Relaxed),
+            subscriptions,
+            in_msgs: s.stats.in_msgs.load(Ordering::Relaxed),
+            out_msgs: s.stats.out_msgs.load(Ordering::Relaxed),
+            in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
+            out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
+            slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            mem: s
+                .ledger
+                .sample()
+                .into_iter()
+                .map(|a| MemAccount { name: a.name.to_owned(), current: a.current, peak: a.peak, limit: a.limit })
+                .collect(),
+        }
+    }
+}
+
+/// A bound NATS server; [`NatsServer::run`] serves it.
+pub struct NatsServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// A 56-character id in the alphabet of nats-server's ids (an `N` and base32), drawn from `seed`.
+fn server_id(seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed1d);
+    std::iter::once('N').chain((0..55).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)).collect()
+}
+
+impl NatsServer {
+    /// Bind the client port; `ledger` must hold a `client.outbound` account (see [`ledger`]).
+    pub async fn bind(cfg: NatsConfig, ledger: Arc<Ledger>) -> std::io::Result<NatsServer> {
+        let listener = TcpListener::bind(cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            server_id: server_id(cfg.seed),
+            addr,
+            broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
+            stats,
+            account: ledger.account(names::CLIENT_OUTBOUND),
+            ledger,
+            cfg,
+        });
+        Ok(NatsServer { listener, shared })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// A monitoring handle.
+    pub fn monitor(&self) -> Monitor {
+        Monitor { shared: self.shared.clone() }
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting, let every client's queued
+    /// bytes drain (within `write_deadline`), close the connections and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let NatsServer { listener, shared } = self;
+        let scope = Scope::new();
+        // Every connection task holds a sender, so `recv` returning `None` means all have ended.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        tracing::info!(addr = %shared.addr, server_id = %shared.server_id, "nats listener ready");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = listener.accept() => match r {
+                    Ok((stream, peer)) => {
+                        let handle = scope.handle();
+                        handle.clone().spawn(serve_conn(stream, peer, shared.clone(), handle, done_tx.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: draining clients");
+        shared.broker().drain_all();
+        drop(done_tx);
+        let _ = timeout(shared.cfg.write_deadline, done_rx.recv()).await;
+        for out in shared.broker().outbounds() {
+            out.close(Closed::Abort);
+        }
+        tracing::info!("nats listener stopped");
+    }
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    scope: ScopeHandle,
+    _done: mpsc::Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg.max_pending));
+    let id = shared.broker().add_client(out.clone());
+    tracing::debug!(client = id, %peer, "client connected");
+    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max);
+    out.push(&ServerOp::Info(Box::new(shared.info(id, peer))));
+
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (writer_tx, writer_rx) = oneshot::channel::<()>();
+    let (w_out, w_shared) = (out.clone(), shared.clone());
+    scope.spawn(async move {
+        write_loop(wr, &w_out, &w_shared).await;
+        let _ = writer_tx.send(());
+    });
+
+    read_loop(&mut rd, &mut conn, &shared, &out).await;
+    // No more deliveries to this client; what is queued may still drain.
+    shared.broker().remove_client(id);
+    out.close(Closed::Drain);
+    let _ = timeout(shared.cfg.write_deadline, writer_rx).await;
+    out.close(Closed::Abort);
+    tracing::debug!(client = id, "client closed");
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &Shared, out: &Outbound) {
+    let cfg = &shared.cfg;
+    let mut parser =
+        ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    loop {
+        {
+            // One lock per read batch: the ops of one read are applied together.
+            let mut broker = shared.broker();
+            loop {
+                let flow = match parser.parse(&mut buf) {
+                    Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(client = conn.id(), error = %e, "protocol error");
+                        conn.proto_error(&e)
+                    }
+                };
+                if flow == Flow::Close {
+                    return;
+                }
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = ping.tick() => {
+                if conn.ping_tick() == Flow::Close {
+                    return;
+                }
+            }
+            _ = out.wait_closed() => return,
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &Shared) {
+    let deadline = shared.cfg.write_deadline;
+    while let Some(chunk) = out.next_chunk().await {
+        let n = chunk.len() as u64;
+        let write = timeout(deadline, async {
+            wr.write_all(&chunk).await?;
+            wr.flush().await
+        });
+        let r = tokio::select! {
+            r = write => Some(r),
+            _ = out.wait_aborted() => None,
+        };
+        out.release(n);
+        let Some(r) = r else { break };
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                out.close(Closed::Abort);
+                break;
+            }
+            Err(_) => {
+                // A client that takes longer than the write deadline is a slow consumer too.
+                shared.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("slow consumer: write deadline exceeded, closing");
+                out.close(Closed::Abort);
+                break;
+            }
+        }
+    }
+    let _ = timeout(deadline, wr.shutdown()).await;
+}

@@ -1,0 +1,87 @@
+//! [`Varz`]: a server snapshot for monitoring, shaped like nats-server's `/varz`.
+
+use serde::Serialize;
+
+/// One ledger account in a [`Varz`].
+#[derive(Clone, Debug, Serialize)]
+pub struct MemAccount {
+    /// Account name.
+    pub name: String,
+    /// Bytes charged now.
+    pub current: u64,
+    /// Highest charge seen.
+    pub peak: u64,
+    /// Limit.
+    pub limit: u64,
+}
+
+/// Server state for `/varz` and `/metrics`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Varz {
+    /// Server id.
+    pub server_id: String,
+    /// Server name.
+    pub server_name: String,
+    /// Weir version.
+    pub version: String,
+    /// Protocol level.
+    pub proto: i64,
+    /// Client listen host.
+    pub host: String,
+    /// Client listen port.
+    pub port: u16,
+    /// Largest accepted message.
+    pub max_payload: usize,
+    /// Per-client outbound cap.
+    pub max_pending: u64,
+    /// Open client connections.
+    pub connections: usize,
+    /// Connections accepted since start.
+    pub total_connections: u64,
+    /// Live subscriptions.
+    pub subscriptions: usize,
+    /// Messages received.
+    pub in_msgs: u64,
+    /// Messages sent.
+    pub out_msgs: u64,
+    /// Bytes received.
+    pub in_bytes: u64,
+    /// Bytes sent.
+    pub out_bytes: u64,
+    /// Clients disconnected as slow consumers.
+    pub slow_consumers: u64,
+    /// Memory ledger accounts.
+    pub mem: Vec<MemAccount>,
+}
+
+impl Varz {
+    /// Prometheus text exposition of the counters and ledger accounts.
+    pub fn to_prometheus(&self) -> String {
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
+            s.push_str(&format!("# HELP weir_{name} {help}\n# TYPE weir_{name} {kind}\nweir_{name} {v}\n"));
+        };
+        metric("connections", "gauge", "Open client connections.", self.connections as u64);
+        metric("total_connections", "counter", "Connections accepted.", self.total_connections);
+        metric("subscriptions", "gauge", "Live subscriptions.", self.subscriptions as u64);
+        metric("in_msgs_total", "counter", "Messages received from clients.", self.in_msgs);
+        metric("out_msgs_total", "counter", "Messages sent to clients.", self.out_msgs);
+        metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
+        metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
+        metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        for (field, help) in [("current", "Bytes charged"), ("peak", "Peak bytes charged"), ("limit", "Limit")] {
+            s.push_str(&format!(
+                "# HELP weir_mem_{field}_bytes {help} per ledger account.\n# TYPE weir_mem_{field}_bytes gauge\n"
+            ));
+            for a in &self.mem {
+                let v = match field {
+                    "current" => a.current,
+                    "peak" => a.peak,
+                    _ => a.limit,
+                };
+                s.push_str(&format!("weir_mem_{field}_bytes{{account=\"{}\"}} {v}\n", a.name));
+            }
+        }
+        s
+    }
+}

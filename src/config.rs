@@ -1,0 +1,128 @@
+//! The `weir serve` config file: one `key: value` per line (`key = value` also works),
+//! `#` starts a comment. Sizes take an optional `KB`/`MB`/`GB` suffix (powers of 1024),
+//! durations are whole seconds (an `s` suffix is allowed). Unknown keys are errors.
+//!
+//! ```text
+//! host: 127.0.0.1
+//! port: 4222
+//! http_port: 8222
+//! server_name: weir-1
+//! max_payload: 1MB
+//! max_pending: 64MB
+//! ping_interval: 120
+//! ping_max: 2
+//! write_deadline: 10s
+//! ```
+
+use std::time::Duration;
+
+/// Settings read from a config file; `None` where the file says nothing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FileConfig {
+    /// Client listen host.
+    pub host: Option<String>,
+    /// Client listen port.
+    pub port: Option<u16>,
+    /// Monitoring port.
+    pub http_port: Option<u16>,
+    /// Server name.
+    pub server_name: Option<String>,
+    /// Maximum message size.
+    pub max_payload: Option<u64>,
+    /// Per-client outbound cap.
+    pub max_pending: Option<u64>,
+    /// Server PING interval.
+    pub ping_interval: Option<Duration>,
+    /// Unanswered PINGs before a stale connection.
+    pub ping_max: Option<u32>,
+    /// Write deadline.
+    pub write_deadline: Option<Duration>,
+}
+
+/// Parse a size: digits with an optional `B`, `KB`, `MB` or `GB` suffix (case-insensitive).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let (digits, mult) = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| upper.strip_suffix(suf).map(|d| (d.trim().to_owned(), *m)))
+    .unwrap_or((upper.clone(), 1));
+    let n: u64 = digits.parse().map_err(|_| format!("'{t}' is not a size (e.g. 1048576, 512KB, 64MB)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size '{t}' is too large"))
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let n: u64 = t.strip_suffix('s').unwrap_or(t).trim().parse().map_err(|_| format!("'{t}' is not whole seconds"))?;
+    Ok(Duration::from_secs(n))
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim().parse().map_err(|_| format!("'{}' is not a valid number", s.trim()))
+}
+
+fn unquote(s: &str) -> String {
+    let t = s.trim();
+    t.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(t).to_owned()
+}
+
+/// Parse the text of a config file.
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    let mut c = FileConfig::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("line {}: {e}", i + 1);
+        let (key, value) = line
+            .split_once(':')
+            .or_else(|| line.split_once('='))
+            .ok_or_else(|| at(format!("expected 'key: value', got '{line}'")))?;
+        let value = value.trim();
+        match key.trim() {
+            "host" | "addr" | "net" | "listen_host" => c.host = Some(unquote(value)),
+            "port" => c.port = Some(parse_num(value).map_err(at)?),
+            "http_port" => c.http_port = Some(parse_num(value).map_err(at)?),
+            "server_name" => c.server_name = Some(unquote(value)),
+            "max_payload" => c.max_payload = Some(parse_size(value).map_err(at)?),
+            "max_pending" => c.max_pending = Some(parse_size(value).map_err(at)?),
+            "ping_interval" => c.ping_interval = Some(parse_secs(value).map_err(at)?),
+            "ping_max" => c.ping_max = Some(parse_num(value).map_err(at)?),
+            "write_deadline" => c.write_deadline = Some(parse_secs(value).map_err(at)?),
+            other => return Err(at(format!("unknown key '{other}'"))),
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys_sizes_and_comments() {
+        let c = parse("# weir\nport: 4333\nmax_payload = 2MB  # two\nhost: \"0.0.0.0\"\nping_interval: 30s\n").unwrap();
+        assert_eq!(c.port, Some(4333));
+        assert_eq!(c.max_payload, Some(2 << 20));
+        assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
+        assert_eq!(c.ping_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert_eq!(parse("colour: red").unwrap_err(), "line 1: unknown key 'colour'");
+        assert!(parse("\nport: lots").unwrap_err().starts_with("line 2:"));
+        assert!(parse("port 4222").unwrap_err().contains("expected 'key: value'"));
+        assert!(parse_size("12XB").is_err());
+        assert_eq!(parse_size("64mb").unwrap(), 64 << 20);
+    }
+}

@@ -1,0 +1,62 @@
+//! The monitoring port: a minimal HTTP/1.1 responder (one request per connection)
+//! serving `/healthz`, `/varz` (JSON) and `/metrics` (Prometheus text).
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use weir_core::server::nats::Monitor;
+
+/// Largest request head we read; monitoring requests are tiny.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// Serve monitoring requests on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, monitor: Monitor, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => if let Ok((stream, _)) = r {
+                let m = monitor.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), handle(stream, m)).await;
+                });
+            },
+        }
+    }
+}
+
+/// The status line, content type and body for `path`.
+pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, String) {
+    match path.split('?').next().unwrap_or("") {
+        "/healthz" => ("200 OK", "application/json", "{\"status\":\"ok\"}".to_owned()),
+        "/varz" => ("200 OK", "application/json", serde_json::to_string_pretty(&monitor.varz()).unwrap_or_default()),
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", monitor.varz().to_prometheus()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+    }
+}
+
+async fn handle(mut stream: TcpStream, monitor: Monitor) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (status, ctype, body) = match (parts.next(), parts.next()) {
+        (Some("GET"), Some(path)) => respond(path, &monitor),
+        _ => ("400 Bad Request", "text/plain", "bad request\n".to_owned()),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(resp.as_bytes()).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,52 @@
+//! Starting and stopping an in-process weir NATS server on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use weir_core::server::nats::{self, Monitor, NatsConfig, NatsServer};
+
+/// A running server; [`TestServer::stop`] shuts it down and waits for it.
+pub struct TestServer {
+    /// Client address.
+    pub addr: SocketAddr,
+    /// Monitoring handle.
+    pub monitor: Monitor,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// `nats://` URL for clients.
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// Shut down (draining) and wait until the listener is gone.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.task).await;
+    }
+}
+
+/// Test defaults: port 0 unless given, a fixed seed.
+pub fn config() -> NatsConfig {
+    NatsConfig { listen: "127.0.0.1:0".parse().unwrap(), seed: 7, ..NatsConfig::default() }
+}
+
+/// Start a server with `cfg`.
+pub async fn start(cfg: NatsConfig) -> TestServer {
+    let ledger = nats::ledger(cfg.max_outbound_total);
+    let server = NatsServer::bind(cfg, ledger).await.expect("bind");
+    let addr = server.local_addr();
+    let monitor = server.monitor();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    TestServer { addr, monitor, stop: Some(tx), task }
+}

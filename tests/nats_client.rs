@@ -1,0 +1,289 @@
+//! async-nats against an in-process `weir` NATS server (real tokio, loopback).
+//!
+//! With `NATS_SERVER_URL` set, the tests that need no server internals run against
+//! that server instead (for example a real nats-server), so both can be compared;
+//! the others return early.
+
+#![cfg(not(madsim))]
+
+mod common;
+
+use async_nats::client::RequestErrorKind;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The server under test: an external one from `NATS_SERVER_URL`, or a fresh in-process one.
+struct Target {
+    url: String,
+    local: Option<common::TestServer>,
+}
+
+impl Target {
+    async fn new() -> Target {
+        match std::env::var("NATS_SERVER_URL") {
+            Ok(url) => Target { url, local: None },
+            Err(_) => {
+                let s = common::start(common::config()).await;
+                Target { url: s.url(), local: Some(s) }
+            }
+        }
+    }
+
+    async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url).await.expect("connect")
+    }
+
+    async fn stop(self) {
+        if let Some(s) = self.local {
+            s.stop().await;
+        }
+    }
+}
+
+/// A unique subject prefix, so that runs against a shared external server do not collide.
+fn prefix(test: &str) -> String {
+    format!("t{}.{test}", std::process::id())
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("timed out").expect("subscription ended")
+}
+
+#[tokio::test]
+async fn connect_and_pub_sub() {
+    let t = Target::new().await;
+    let (a, b) = (t.client().await, t.client().await);
+    let subj = prefix("ps");
+    let mut sub = a.subscribe(subj.clone()).await.unwrap();
+    a.flush().await.unwrap();
+    b.publish(subj.clone(), Bytes::from_static(b"hello")).await.unwrap();
+    b.flush().await.unwrap();
+    let m = next(&mut sub).await;
+    assert_eq!(m.subject.as_str(), subj);
+    assert_eq!(&m.payload[..], b"hello");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn wildcards() {
+    let t = Target::new().await;
+    let c = t.client().await;
+    let p = prefix("wc");
+    let mut star = c.subscribe(format!("{p}.*")).await.unwrap();
+    let mut full = c.subscribe(format!("{p}.>")).await.unwrap();
+    c.flush().await.unwrap();
+    c.publish(format!("{p}.a"), "1".into()).await.unwrap();
+    c.publish(format!("{p}.a.b"), "2".into()).await.unwrap();
+    c.flush().await.unwrap();
+    assert_eq!(next(&mut star).await.subject.as_str(), format!("{p}.a"));
+    assert_eq!(next(&mut full).await.subject.as_str(), format!("{p}.a"));
+    assert_eq!(next(&mut full).await.subject.as_str(), format!("{p}.a.b"));
+    assert!(tokio::time::timeout(Duration::from_millis(200), star.next()).await.is_err(), "'*' matched two tokens");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn queue_group_delivers_each_message_to_one_member() {
+    let t = Target::new().await;
+    let subj = prefix("q");
+    let mut counters = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let c = t.client().await;
+        let mut sub = c.queue_subscribe(subj.clone(), "workers".into()).await.unwrap();
+        c.flush().await.unwrap();
+        counters.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+                n += 1;
+            }
+            n
+        }));
+        clients.push(c);
+    }
+    let p = t.client().await;
+    for i in 0..300 {
+        p.publish(subj.clone(), format!("{i}").into()).await.unwrap();
+    }
+    p.flush().await.unwrap();
+    let mut counts = Vec::new();
+    for c in counters {
+        counts.push(c.await.unwrap());
+    }
+    assert_eq!(counts.iter().sum::<usize>(), 300, "{counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "a member got nothing: {counts:?}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn request_reply() {
+    let t = Target::new().await;
+    let (svc, cli) = (t.client().await, t.client().await);
+    let subj = prefix("rr");
+    let mut reqs = svc.subscribe(subj.clone()).await.unwrap();
+    svc.flush().await.unwrap();
+    let responder = tokio::spawn(async move {
+        let m = next(&mut reqs).await;
+        let reply = m.reply.expect("request has a reply subject");
+        svc.publish(reply, [b"re: ".as_slice(), &m.payload].concat().into()).await.unwrap();
+        svc.flush().await.unwrap();
+    });
+    let resp = tokio::time::timeout(Duration::from_secs(5), cli.request(subj, "ping".into())).await.unwrap().unwrap();
+    assert_eq!(&resp.payload[..], b"re: ping");
+    responder.await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn request_without_subscribers_gets_no_responders() {
+    let t = Target::new().await;
+    let c = t.client().await;
+    let err = tokio::time::timeout(Duration::from_secs(5), c.request(prefix("nobody"), "x".into()))
+        .await
+        .expect("no-responders should answer at once")
+        .unwrap_err();
+    assert_eq!(err.kind(), RequestErrorKind::NoResponders);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn headers_round_trip() {
+    let t = Target::new().await;
+    let c = t.client().await;
+    let subj = prefix("hdr");
+    let mut sub = c.subscribe(subj.clone()).await.unwrap();
+    c.flush().await.unwrap();
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("X-Weir", "yes");
+    h.append("Multi", "1");
+    h.append("Multi", "2");
+    c.publish_with_headers(subj, h, "body".into()).await.unwrap();
+    c.flush().await.unwrap();
+    let m = next(&mut sub).await;
+    let got = m.headers.expect("headers");
+    assert_eq!(got.get("X-Weir").map(|v| v.as_str()), Some("yes"));
+    assert_eq!(got.get_all("Multi").map(|v| v.as_str().to_owned()).collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(&m.payload[..], b"body");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_after_n() {
+    let t = Target::new().await;
+    let c = t.client().await;
+    let subj = prefix("unsub");
+    let mut sub = c.subscribe(subj.clone()).await.unwrap();
+    sub.unsubscribe_after(2).await.unwrap();
+    c.flush().await.unwrap();
+    for i in 0..5 {
+        c.publish(subj.clone(), format!("{i}").into()).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    assert_eq!(&next(&mut sub).await.payload[..], b"0");
+    assert_eq!(&next(&mut sub).await.payload[..], b"1");
+    let end = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.expect("subscription should end");
+    assert!(end.is_none());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn slow_consumer_is_disconnected_and_others_still_receive() {
+    if std::env::var("NATS_SERVER_URL").is_ok() {
+        return; // needs a small max_pending and the server's counters
+    }
+    let mut cfg = common::config();
+    // Large enough that a subscriber that reads keeps under it while the publisher flushes
+    // every batch (weir has no fast-producer stall yet), far below what the flood sends.
+    cfg.max_pending = 4 * 1024 * 1024;
+    let s = common::start(cfg).await;
+
+    // A raw subscriber that stops reading after its SUB is confirmed.
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"CONNECT {\"verbose\":false}\r\nSUB flood 1\r\nPING\r\n").await.unwrap();
+    slow.flush().await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("PONG") {
+        let mut b = [0u8; 4096];
+        let n = slow.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&b[..n]);
+    }
+
+    let good = async_nats::connect(s.url()).await.unwrap();
+    let mut good_sub = good.subscribe("flood").await.unwrap();
+    good.flush().await.unwrap();
+    let publisher = async_nats::connect(s.url()).await.unwrap();
+    const N: usize = 6000;
+    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        while n < N {
+            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
+            n += 1;
+        }
+        n
+    });
+    for i in 0..N {
+        publisher.publish("flood", payload.clone()).await.unwrap();
+        if i % 32 == 31 {
+            publisher.flush().await.unwrap();
+        }
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(counter.await.unwrap(), N);
+
+    assert!(s.monitor.varz().slow_consumers >= 1);
+    // The server closed the slow socket: reading drains what was in flight, then ends.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut b = vec![0u8; 64 * 1024];
+        loop {
+            match slow.read(&mut b).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "slow consumer was not disconnected");
+    let v = s.monitor.varz();
+    assert_eq!(v.connections, 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn client_reconnects_after_server_restart() {
+    if std::env::var("NATS_SERVER_URL").is_ok() {
+        return; // restarts the server itself
+    }
+    let s = common::start(common::config()).await;
+    let addr = s.addr;
+    let c = async_nats::ConnectOptions::new()
+        .reconnect_delay_callback(|_| Duration::from_millis(100))
+        .connect(s.url())
+        .await
+        .unwrap();
+    let mut sub = c.subscribe("again").await.unwrap();
+    c.flush().await.unwrap();
+    s.stop().await;
+
+    let mut cfg = common::config();
+    cfg.listen = addr;
+    let s = common::start(cfg).await;
+    let got = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            // Publishes made while disconnected may be buffered or lost; keep trying until one arrives.
+            let _ = c.publish("again", "back".into()).await;
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("no message after restart");
+    assert_eq!(&got.payload[..], b"back");
+    assert_eq!(c.connection_state(), async_nats::connection::State::Connected);
+    s.stop().await;
+}
