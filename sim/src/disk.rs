@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use weir_core::disk::{self, Disk, DiskOp};
 
@@ -459,6 +459,91 @@ impl Disk for SimDisk {
             DiskOp::Sync => st.config.sync_latency,
         };
         base + st.extra_latency
+    }
+}
+
+/// A disk whose operations all fail once a budget of operations is spent: the power
+/// went out at that point (what was not synced is then dropped by `SimDisk::crash`).
+pub struct PowerCut {
+    inner: Arc<SimDisk>,
+    budget: Mutex<Option<u64>>,
+}
+
+impl PowerCut {
+    /// Wrap `inner` with no budget (nothing fails until one is set).
+    pub fn new(inner: Arc<SimDisk>) -> Self {
+        PowerCut { inner, budget: Mutex::new(None) }
+    }
+
+    /// The disk underneath.
+    pub fn inner(&self) -> &Arc<SimDisk> {
+        &self.inner
+    }
+
+    /// Allow `ops` more operations before every operation fails (`None`: no limit).
+    pub fn set_budget(&self, ops: Option<u64>) {
+        *self.budget.lock().unwrap() = ops;
+    }
+
+    fn tick(&self) -> io::Result<()> {
+        match &mut *self.budget.lock().unwrap() {
+            Some(0) => Err(io::Error::other("power cut")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Disk for PowerCut {
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.tick()?;
+        self.inner.read(path)
+    }
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.tick()?;
+        self.inner.read_at(path, offset, len)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
+        self.tick()?;
+        self.inner.append(path, data)
+    }
+    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.tick()?;
+        self.inner.write_file(path, data)
+    }
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.tick()?;
+        self.inner.truncate(path, len)
+    }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.tick()?;
+        self.inner.sync(path)
+    }
+    fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        self.tick()?;
+        self.inner.sync_dir(dir)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.tick()?;
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.tick()?;
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.tick()?;
+        self.inner.list(dir)
+    }
+    fn len(&self, path: &str) -> io::Result<u64> {
+        self.tick()?;
+        self.inner.len(path)
+    }
+    fn latency(&self, op: DiskOp, bytes: usize) -> Duration {
+        self.inner.latency(op, bytes)
     }
 }
 

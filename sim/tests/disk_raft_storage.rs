@@ -7,15 +7,14 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
-use std::io;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use weir_core::disk::{Disk, DiskOp};
+use weir_core::disk::Disk;
 use weir_core::raft::storage::{RaftStorage, StorageError};
 use weir_core::raft::{Entry, HardState, Ready, Restored, Snapshot, SnapshotMeta};
-use weir_sim::disk::{SimDisk, SimDiskConfig};
+use weir_sim::disk::{PowerCut, SimDisk, SimDiskConfig};
 
 /// Run a future that never waits (the disk has zero latency).
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -23,80 +22,6 @@ fn block_on<F: Future>(f: F) -> F::Output {
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => v,
         Poll::Pending => panic!("storage future waited with a zero-latency disk"),
-    }
-}
-
-/// A disk whose operations all fail once a budget of operations is spent: the machine
-/// lost power at that point (what was not synced is then dropped by `SimDisk::crash`).
-struct PowerCut {
-    inner: Arc<SimDisk>,
-    budget: Mutex<Option<u64>>,
-}
-
-impl PowerCut {
-    fn set_budget(&self, ops: Option<u64>) {
-        *self.budget.lock().unwrap() = ops;
-    }
-
-    fn tick(&self) -> io::Result<()> {
-        match &mut *self.budget.lock().unwrap() {
-            Some(0) => Err(io::Error::other("power cut")),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Disk for PowerCut {
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.tick()?;
-        self.inner.read(path)
-    }
-    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.tick()?;
-        self.inner.read_at(path, offset, len)
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        self.tick()?;
-        self.inner.append(path, data)
-    }
-    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.tick()?;
-        self.inner.write_file(path, data)
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.tick()?;
-        self.inner.truncate(path, len)
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        self.tick()?;
-        self.inner.list(dir)
-    }
-    fn len(&self, path: &str) -> io::Result<u64> {
-        self.tick()?;
-        self.inner.len(path)
-    }
-    fn latency(&self, op: DiskOp, bytes: usize) -> Duration {
-        self.inner.latency(op, bytes)
     }
 }
 
@@ -233,7 +158,7 @@ fn crash_history(seed: u64) {
         torn_garbage_prob: 0.5,
         ..SimDiskConfig::instant()
     }));
-    let disk = Arc::new(PowerCut { inner: sim.clone(), budget: Mutex::new(None) });
+    let disk = Arc::new(PowerCut::new(sim.clone()));
     let mut model = Model::default();
     // Candidates for what storage holds after a persist that was cut short.
     let mut either: Option<(Model, Model)> = None;

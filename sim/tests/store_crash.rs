@@ -11,89 +11,13 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use weir_core::disk::{Disk, DiskOp};
 use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MemStore, MsgStore, NewMsg, PurgeRequest, StoreBugs, StoreError, StoreLimits,
     StoreMemory, StoredMsg, SyncPolicy,
 };
-use weir_sim::disk::{SimDisk, SimDiskConfig};
-
-/// A disk whose operations all fail once a budget of operations is spent: the power
-/// went out at that point (what was not synced is then dropped by `SimDisk::crash`).
-struct PowerCut {
-    inner: Arc<SimDisk>,
-    budget: Mutex<Option<u64>>,
-}
-
-impl PowerCut {
-    fn set_budget(&self, ops: Option<u64>) {
-        *self.budget.lock().unwrap() = ops;
-    }
-
-    fn tick(&self) -> io::Result<()> {
-        match &mut *self.budget.lock().unwrap() {
-            Some(0) => Err(io::Error::other("power cut")),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Disk for PowerCut {
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.tick()?;
-        self.inner.read(path)
-    }
-    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.tick()?;
-        self.inner.read_at(path, offset, len)
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        self.tick()?;
-        self.inner.append(path, data)
-    }
-    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.tick()?;
-        self.inner.write_file(path, data)
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.tick()?;
-        self.inner.truncate(path, len)
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync(path)
-    }
-    fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.sync_dir(dir)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.tick()?;
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        self.tick()?;
-        self.inner.list(dir)
-    }
-    fn len(&self, path: &str) -> io::Result<u64> {
-        self.tick()?;
-        self.inner.len(path)
-    }
-    fn latency(&self, op: DiskOp, bytes: usize) -> Duration {
-        self.inner.latency(op, bytes)
-    }
-}
+use weir_sim::disk::{PowerCut, SimDisk, SimDiskConfig};
 
 const DIR: &str = "node1/stream";
 const SUBJECTS: [&str; 4] = ["a", "b", "c.d", "c.e"];
@@ -243,7 +167,7 @@ proptest! {
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sim = Arc::new(SimDisk::new(SimDiskConfig { torn_write_prob: torn, ..SimDiskConfig::instant() }));
-        let pc = Arc::new(PowerCut { inner: sim.clone(), budget: Mutex::new(None) });
+        let pc = Arc::new(PowerCut::new(sim.clone()));
         let cfg = store_cfg(block_size, StoreBugs::default());
         let mem = StoreMemory::standalone(1 << 20, 1 << 20);
         let mut model = MemStore::new(limits.clone()).unwrap();
