@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 use weir_core::disk::Disk;
 use weir_core::raft::storage::{RaftStorage, StorageError};
 use weir_core::raft::{Entry, HardState, Ready, Restored, Snapshot, SnapshotMeta};
@@ -283,7 +282,7 @@ fn disk_raft_storage_waits_out_disk_latency() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     rt.block_on(async {
         let sim = Arc::new(SimDisk::new(SimDiskConfig {
-            sync_latency: Duration::from_millis(5),
+            sync_latency: std::time::Duration::from_millis(5),
             ..SimDiskConfig::instant()
         }));
         let disk: Arc<dyn Disk> = sim.clone();
@@ -291,7 +290,7 @@ fn disk_raft_storage_waits_out_disk_latency() {
         let start = tokio::time::Instant::now();
         let e = Entry { term: 1, index: 1, data: b"x".to_vec() };
         st.persist(&Ready { entries: vec![e.clone()], ..Default::default() }).await.unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(5));
+        assert!(start.elapsed() >= std::time::Duration::from_millis(5));
         drop(st);
         let (_, restored) = RaftStorage::open(disk, "raft").await.unwrap();
         assert_eq!(restored.entries, vec![e]);
