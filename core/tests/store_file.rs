@@ -3,106 +3,21 @@
 //! only the record, bounded buffers, memory returning to baseline, the buffer bug switches,
 //! interval syncing and runtime corruption detection.
 
-use std::collections::BTreeMap;
-use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+mod support;
+
+use support::MemDisk;
 use weir_core::disk::{Disk, RealDisk};
 use weir_core::store::{
     FileStore, FileStoreConfig, MsgStore, NewMsg, PurgeRequest, StoreBugs, StoreError, StoreLimits, StoreMemory,
     SyncPolicy, stored_size,
 };
 
-/// An in-memory disk with an optional capacity (ENOSPC) and read/sync statistics.
-#[derive(Default)]
-struct TestDisk {
-    files: Mutex<BTreeMap<String, Vec<u8>>>,
-    capacity: Mutex<Option<u64>>,
-    max_read: AtomicU64,
-    read_bytes: AtomicU64,
-    syncs: AtomicU64,
-}
-
-fn nf(p: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, p.to_string())
-}
-
-impl TestDisk {
-    fn used(f: &BTreeMap<String, Vec<u8>>) -> u64 {
-        f.values().map(|d| d.len() as u64).sum()
-    }
-    fn set_capacity(&self, c: Option<u64>) {
-        *self.capacity.lock().unwrap() = c;
-    }
-    fn corrupt(&self, path: &str, offset: usize) {
-        self.files.lock().unwrap().get_mut(path).unwrap()[offset] ^= 0x10;
-    }
-}
-
-impl Disk for TestDisk {
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        let d = self.files.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))?;
-        self.max_read.fetch_max(d.len() as u64, Ordering::Relaxed);
-        Ok(d)
-    }
-    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let f = self.files.lock().unwrap();
-        let d = f.get(path).ok_or_else(|| nf(path))?;
-        let s = (offset as usize).min(d.len());
-        let out = d[s..(s + len).min(d.len())].to_vec();
-        self.max_read.fetch_max(out.len() as u64, Ordering::Relaxed);
-        self.read_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
-        Ok(out)
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        let mut f = self.files.lock().unwrap();
-        if let Some(cap) = *self.capacity.lock().unwrap()
-            && Self::used(&f) + data.len() as u64 > cap
-        {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "ENOSPC"));
-        }
-        let d = f.entry(path.to_string()).or_default();
-        d.extend_from_slice(data);
-        Ok(d.len() as u64)
-    }
-    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.files.lock().unwrap().insert(path.to_string(), data.to_vec());
-        Ok(())
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.files.lock().unwrap().get_mut(path).ok_or_else(|| nf(path))?.truncate(len as usize);
-        Ok(())
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().get(path).map(|_| ()).ok_or_else(|| nf(path))
-    }
-    fn sync_dir(&self, _dir: &str) -> io::Result<()> {
-        Ok(())
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let mut f = self.files.lock().unwrap();
-        let d = f.remove(from).ok_or_else(|| nf(from))?;
-        f.insert(to.to_string(), d);
-        Ok(())
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.files.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        let prefix = format!("{dir}/");
-        let f = self.files.lock().unwrap();
-        Ok(f.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/')).map(str::to_string).collect())
-    }
-    fn len(&self, path: &str) -> io::Result<u64> {
-        self.files.lock().unwrap().get(path).map(|d| d.len() as u64).ok_or_else(|| nf(path))
-    }
-}
-
 const DIR: &str = "st";
 
-fn open_with(disk: &Arc<TestDisk>, cfg: FileStoreConfig, mem: &StoreMemory) -> FileStore {
+fn open_with(disk: &Arc<MemDisk>, cfg: FileStoreConfig, mem: &StoreMemory) -> FileStore {
     FileStore::open(disk.clone(), DIR, StoreLimits::default(), cfg, mem.clone()).expect("open")
 }
 
@@ -152,7 +67,7 @@ fn real_disk_round_trip_and_reopen() {
 
 #[test]
 fn sequences_are_never_reused() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
     let mut fs = open_with(&disk, cfg.clone(), &mem());
     for _ in 0..20 {
@@ -178,7 +93,7 @@ fn sequences_are_never_reused() {
 
 #[test]
 fn foreign_files_are_reported_and_left_alone() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
     let mut fs = open_with(&disk, cfg.clone(), &mem());
     for i in 0..30u8 {
@@ -211,7 +126,7 @@ fn foreign_files_are_reported_and_left_alone() {
 
 #[test]
 fn enospc_is_a_clear_error_and_loses_nothing() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { block_size: 4096, ..Default::default() };
     let mut fs = open_with(&disk, cfg.clone(), &mem());
     let mut stored = 0;
@@ -240,7 +155,7 @@ fn enospc_is_a_clear_error_and_loses_nothing() {
 
 #[test]
 fn bad_input_is_refused_without_changes() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let limits = StoreLimits { max_msg_size: Some(1000), ..Default::default() };
     let mut fs = FileStore::open(disk.clone(), DIR, limits, FileStoreConfig::default(), mem()).unwrap();
     fs.append("ok", b"", b"1", 0).unwrap();
@@ -262,7 +177,7 @@ fn bad_input_is_refused_without_changes() {
 
 #[test]
 fn one_message_read_does_not_load_the_block() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { block_size: 1 << 20, read_ahead: 0, ..Default::default() };
     let mut fs = open_with(&disk, cfg.clone(), &mem());
     let batch: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_le_bytes().repeat(50)).collect();
@@ -303,7 +218,7 @@ fn read_workload(fs: &mut FileStore) {
 
 #[test]
 fn memory_returns_to_baseline_after_expiry() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig {
         block_size: 8 << 10,
         read_ahead: 4 << 10,
@@ -330,7 +245,7 @@ fn memory_returns_to_baseline_after_expiry() {
 #[test]
 fn bug_unbounded_buffer_pool_exceeds_the_cap() {
     let run = |bugs: StoreBugs| {
-        let disk = Arc::new(TestDisk::default());
+        let disk = Arc::new(MemDisk::default());
         let cfg = FileStoreConfig { block_size: 256 << 10, scan_chunk: 8 << 10, bugs, ..Default::default() };
         let mut fs = open_with(&disk, cfg.clone(), &mem());
         for i in 0..1000u32 {
@@ -351,7 +266,7 @@ fn bug_unbounded_buffer_pool_exceeds_the_cap() {
 #[test]
 fn bug_buffer_leak_leaves_buffers_above_baseline() {
     let run = |bugs: StoreBugs| {
-        let disk = Arc::new(TestDisk::default());
+        let disk = Arc::new(MemDisk::default());
         let cfg = FileStoreConfig { block_size: 8 << 10, cache_bytes: 8 << 10, bugs, ..Default::default() };
         let m = StoreMemory::standalone(4 << 20, 8 << 10);
         let mut fs = open_with(&disk, cfg, &m);
@@ -366,7 +281,7 @@ fn bug_buffer_leak_leaves_buffers_above_baseline() {
 
 #[test]
 fn interval_policy_syncs_when_due() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { sync: SyncPolicy::Interval(Duration::from_secs(1)), ..Default::default() };
     let mut fs = open_with(&disk, cfg, &mem());
     fs.tick(Duration::ZERO).unwrap();
@@ -381,7 +296,7 @@ fn interval_policy_syncs_when_due() {
     assert!(!fs.flush_if_due(Duration::from_millis(3000)).unwrap(), "nothing to flush");
 
     // Always: one sync per append, one per batch.
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let mut fs = open_with(&disk, FileStoreConfig::default(), &mem());
     let base = disk.syncs.load(Ordering::Relaxed);
     fs.append("a", b"", b"x", 0).unwrap();
@@ -393,7 +308,7 @@ fn interval_policy_syncs_when_due() {
 
 #[test]
 fn corruption_found_by_a_read_is_reported_precisely() {
-    let disk = Arc::new(TestDisk::default());
+    let disk = Arc::new(MemDisk::default());
     let cfg = FileStoreConfig { read_ahead: 0, ..Default::default() };
     let mut fs = open_with(&disk, cfg, &mem());
     for i in 0..5u8 {

@@ -4,82 +4,15 @@
 //! return values and errors, `state()`, every `load`, `load_last` and `load_next`.
 
 use proptest::prelude::*;
-use std::collections::BTreeMap;
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use weir_core::disk::Disk;
+mod support;
+
+use support::MemDisk;
 use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MemStore, MsgStore, NewMsg, PurgeRequest, StateRequest, StoreError,
     StoreLimits, StoreMemory, StoreSnapshot,
 };
-
-/// A disk whose writes are durable at once (crashes are tested on `SimDisk` in weir-sim).
-#[derive(Default)]
-struct MemDisk {
-    files: Mutex<BTreeMap<String, Vec<u8>>>,
-}
-
-fn nf(p: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, p.to_string())
-}
-
-impl Disk for MemDisk {
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.files.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))
-    }
-    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let f = self.files.lock().unwrap();
-        let d = f.get(path).ok_or_else(|| nf(path))?;
-        let s = (offset as usize).min(d.len());
-        Ok(d[s..(s + len).min(d.len())].to_vec())
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        let mut f = self.files.lock().unwrap();
-        let d = f.entry(path.to_string()).or_default();
-        d.extend_from_slice(data);
-        Ok(d.len() as u64)
-    }
-    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.files.lock().unwrap().insert(path.to_string(), data.to_vec());
-        Ok(())
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        let mut f = self.files.lock().unwrap();
-        f.get_mut(path).ok_or_else(|| nf(path))?.truncate(len as usize);
-        Ok(())
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        self.files.lock().unwrap().get(path).map(|_| ()).ok_or_else(|| nf(path))
-    }
-    fn sync_dir(&self, _dir: &str) -> io::Result<()> {
-        Ok(())
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let mut f = self.files.lock().unwrap();
-        let d = f.remove(from).ok_or_else(|| nf(from))?;
-        f.insert(to.to_string(), d);
-        Ok(())
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.files.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        let prefix = format!("{dir}/");
-        Ok(self
-            .files
-            .lock()
-            .unwrap()
-            .keys()
-            .filter_map(|k| k.strip_prefix(&prefix))
-            .filter(|n| !n.contains('/'))
-            .map(str::to_string)
-            .collect())
-    }
-    fn len(&self, path: &str) -> io::Result<u64> {
-        self.files.lock().unwrap().get(path).map(|d| d.len() as u64).ok_or_else(|| nf(path))
-    }
-}
 
 const SUBJECTS: [&str; 5] = ["a", "b", "a.b", "a.c", "x.y.z"];
 const FILTERS: [&str; 8] = [">", "a", "b", "a.*", "a.>", "*", "x.*.z", "q.>"];

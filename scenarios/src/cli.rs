@@ -11,7 +11,7 @@ use weir_faults::{Bug, BugSet};
 use weir_scenarios::{SCENARIOS, find};
 use weir_sim::SimConfig;
 use weir_sim::harness::{self, RunInput, RunReport};
-use weir_traces::{Trace, TraceSummary, first_divergence, render_event, render_filtered, render_memory_svg};
+use weir_traces::{Trace, TraceSummary, first_divergence, render_filtered, render_memory_svg};
 
 #[derive(Parser)]
 #[command(name = "weir-sim", version, about = "Deterministic simulation of a Weir cluster")]
@@ -475,7 +475,6 @@ fn cmd_show(
         let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
         println!("{}", render_filtered(&t, &k, node));
     }
-    let _ = render_event;
     Ok(0)
 }
 

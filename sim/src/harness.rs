@@ -24,7 +24,7 @@ use weir_core::server::app::LogApp;
 use weir_core::server::node::{self, NodeConfig, NodeEnv, NodeStatus};
 use weir_core::server::route::RouteConfig;
 use weir_faults::{BugSet, FaultKind, FaultSchedule};
-use weir_traces::{Event, EventKind, EventSink, HARNESS, NodeNo, Recorder, Trace, TraceHeader};
+use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder, Trace, TraceHeader};
 
 const ROUTE_PORT: u16 = 6222;
 const CLIENT_PORT: u16 = 7000;
@@ -145,17 +145,6 @@ enum Liveness {
     Paused,
 }
 
-struct Sink {
-    rec: Recorder,
-    start: Instant,
-}
-
-impl EventSink for Sink {
-    fn emit(&self, node: NodeNo, kind: EventKind) {
-        self.rec.record(self.start.elapsed().as_micros() as u64, node, kind);
-    }
-}
-
 fn node_ip(i: u16) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))
 }
@@ -219,7 +208,7 @@ impl Sampler {
 async fn world(input: RunInput, rec: Recorder) -> World {
     let cfg = input.config.clone();
     let start = Instant::now();
-    let sink: Arc<dyn EventSink> = Arc::new(Sink { rec: rec.clone(), start });
+    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
     let handle = Handle::current();
     let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
 
@@ -531,9 +520,4 @@ fn describe(shared: &[NodeShared]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Re-run the event checkers over a stored trace's events.
-pub fn check_events(events: &[Event]) -> Vec<Violation> {
-    check::all_event_checks(events)
 }

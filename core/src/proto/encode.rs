@@ -34,6 +34,20 @@ fn put_len(buf: &mut BytesMut, n: usize) {
     put_num(buf, n as u64);
 }
 
+/// Write the size argument(s), then the body: `<#bytes>` for plain messages,
+/// `<#header bytes> <#total bytes>` when `headers` is given.
+fn put_sizes_and_body(buf: &mut BytesMut, headers: Option<&[u8]>, payload: &[u8]) {
+    let hdr = headers.unwrap_or_default();
+    if headers.is_some() {
+        put_len(buf, hdr.len());
+    }
+    put_len(buf, hdr.len() + payload.len());
+    buf.put_slice(b"\r\n");
+    buf.put_slice(hdr);
+    buf.put_slice(payload);
+    buf.put_slice(b"\r\n");
+}
+
 /// Write a client-to-server op.
 pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
     match op {
@@ -47,10 +61,7 @@ pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
             buf.put_slice(b"PUB");
             put_arg(buf, subject);
             put_opt_arg(buf, reply);
-            put_len(buf, payload.len());
-            buf.put_slice(b"\r\n");
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
+            put_sizes_and_body(buf, None, payload);
         }
         ClientOp::HPub { subject, reply, headers, payload } => {
             let total = headers.len() + payload.len();
@@ -58,12 +69,7 @@ pub fn encode_client(op: &ClientOp, buf: &mut BytesMut) {
             buf.put_slice(b"HPUB");
             put_arg(buf, subject);
             put_opt_arg(buf, reply);
-            put_len(buf, headers.len());
-            put_len(buf, total);
-            buf.put_slice(b"\r\n");
-            buf.put_slice(headers);
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
+            put_sizes_and_body(buf, Some(headers), payload);
         }
         ClientOp::Sub { subject, queue, sid } => {
             buf.put_slice(b"SUB");
@@ -100,10 +106,7 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
             put_arg(buf, subject);
             put_arg(buf, sid);
             put_opt_arg(buf, reply);
-            put_len(buf, payload.len());
-            buf.put_slice(b"\r\n");
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
+            put_sizes_and_body(buf, None, payload);
         }
         ServerOp::HMsg { subject, sid, reply, headers, payload } => {
             let total = headers.len() + payload.len();
@@ -112,12 +115,7 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
             put_arg(buf, subject);
             put_arg(buf, sid);
             put_opt_arg(buf, reply);
-            put_len(buf, headers.len());
-            put_len(buf, total);
-            buf.put_slice(b"\r\n");
-            buf.put_slice(headers);
-            buf.put_slice(payload);
-            buf.put_slice(b"\r\n");
+            put_sizes_and_body(buf, Some(headers), payload);
         }
         ServerOp::Ping => buf.put_slice(b"PING\r\n"),
         ServerOp::Pong => buf.put_slice(b"PONG\r\n"),

@@ -1,0 +1,95 @@
+//! Test support shared by the store test binaries (each uses a subset of it).
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use weir_core::disk::Disk;
+
+/// An in-memory disk with an optional capacity (ENOSPC) and read/sync statistics.
+#[derive(Default)]
+pub struct MemDisk {
+    pub files: Mutex<BTreeMap<String, Vec<u8>>>,
+    pub capacity: Mutex<Option<u64>>,
+    pub max_read: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub syncs: AtomicU64,
+}
+
+fn nf(p: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, p.to_string())
+}
+
+impl MemDisk {
+    fn used(f: &BTreeMap<String, Vec<u8>>) -> u64 {
+        f.values().map(|d| d.len() as u64).sum()
+    }
+    pub fn set_capacity(&self, c: Option<u64>) {
+        *self.capacity.lock().unwrap() = c;
+    }
+    pub fn corrupt(&self, path: &str, offset: usize) {
+        self.files.lock().unwrap().get_mut(path).unwrap()[offset] ^= 0x10;
+    }
+}
+
+impl Disk for MemDisk {
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        let d = self.files.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))?;
+        self.max_read.fetch_max(d.len() as u64, Ordering::Relaxed);
+        Ok(d)
+    }
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let f = self.files.lock().unwrap();
+        let d = f.get(path).ok_or_else(|| nf(path))?;
+        let s = (offset as usize).min(d.len());
+        let out = d[s..(s + len).min(d.len())].to_vec();
+        self.max_read.fetch_max(out.len() as u64, Ordering::Relaxed);
+        self.read_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
+        let mut f = self.files.lock().unwrap();
+        if let Some(cap) = *self.capacity.lock().unwrap()
+            && Self::used(&f) + data.len() as u64 > cap
+        {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "ENOSPC"));
+        }
+        let d = f.entry(path.to_string()).or_default();
+        d.extend_from_slice(data);
+        Ok(d.len() as u64)
+    }
+    fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.files.lock().unwrap().insert(path.to_string(), data.to_vec());
+        Ok(())
+    }
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.files.lock().unwrap().get_mut(path).ok_or_else(|| nf(path))?.truncate(len as usize);
+        Ok(())
+    }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().get(path).map(|_| ()).ok_or_else(|| nf(path))
+    }
+    fn sync_dir(&self, _dir: &str) -> io::Result<()> {
+        Ok(())
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut f = self.files.lock().unwrap();
+        let d = f.remove(from).ok_or_else(|| nf(from))?;
+        f.insert(to.to_string(), d);
+        Ok(())
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.files.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
+    }
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let prefix = format!("{dir}/");
+        let f = self.files.lock().unwrap();
+        Ok(f.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/')).map(str::to_string).collect())
+    }
+    fn len(&self, path: &str) -> io::Result<u64> {
+        self.files.lock().unwrap().get(path).map(|d| d.len() as u64).ok_or_else(|| nf(path))
+    }
+}
