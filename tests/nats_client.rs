@@ -10,6 +10,7 @@ mod common;
 
 use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
+use common::prefix;
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,9 +24,9 @@ struct Target {
 
 impl Target {
     async fn new() -> Target {
-        match std::env::var("NATS_SERVER_URL") {
-            Ok(url) => Target { url, local: None },
-            Err(_) => {
+        match common::external_url() {
+            Some(url) => Target { url, local: None },
+            None => {
                 let s = common::start(common::config()).await;
                 Target { url: s.url(), local: Some(s) }
             }
@@ -43,9 +44,14 @@ impl Target {
     }
 }
 
-/// A unique subject prefix, so that runs against a shared external server do not collide.
-fn prefix(test: &str) -> String {
-    format!("t{}.{test}", std::process::id())
+/// Wait until the server has processed everything `c` sent so far (its SUBs, say).
+///
+/// async-nats's `flush` only writes the buffer out, so another connection's publish
+/// can still overtake a SUB. A request to a subject nobody listens on comes back as
+/// no-responders only after the server has handled every earlier op of `c`.
+async fn sync(c: &async_nats::Client) {
+    let r = tokio::time::timeout(Duration::from_secs(5), c.request(prefix("sync.nobody"), "".into())).await;
+    assert_eq!(r.expect("sync timed out").unwrap_err().kind(), RequestErrorKind::NoResponders);
 }
 
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
@@ -58,7 +64,7 @@ async fn connect_and_pub_sub() {
     let (a, b) = (t.client().await, t.client().await);
     let subj = prefix("ps");
     let mut sub = a.subscribe(subj.clone()).await.unwrap();
-    a.flush().await.unwrap();
+    sync(&a).await;
     b.publish(subj.clone(), Bytes::from_static(b"hello")).await.unwrap();
     b.flush().await.unwrap();
     let m = next(&mut sub).await;
@@ -94,7 +100,7 @@ async fn queue_group_delivers_each_message_to_one_member() {
     for _ in 0..3 {
         let c = t.client().await;
         let mut sub = c.queue_subscribe(subj.clone(), "workers".into()).await.unwrap();
-        c.flush().await.unwrap();
+        sync(&c).await;
         counters.push(tokio::spawn(async move {
             let mut n = 0usize;
             while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
@@ -124,7 +130,7 @@ async fn request_reply() {
     let (svc, cli) = (t.client().await, t.client().await);
     let subj = prefix("rr");
     let mut reqs = svc.subscribe(subj.clone()).await.unwrap();
-    svc.flush().await.unwrap();
+    sync(&svc).await;
     let responder = tokio::spawn(async move {
         let m = next(&mut reqs).await;
         let reply = m.reply.expect("request has a reply subject");
@@ -191,7 +197,7 @@ async fn unsubscribe_after_n() {
 
 #[tokio::test]
 async fn slow_consumer_is_disconnected_and_others_still_receive() {
-    if std::env::var("NATS_SERVER_URL").is_ok() {
+    if common::external_url().is_some() {
         return; // needs a small max_pending and the server's counters
     }
     let mut cfg = common::config();
@@ -214,7 +220,7 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
 
     let good = async_nats::connect(s.url()).await.unwrap();
     let mut good_sub = good.subscribe("flood").await.unwrap();
-    good.flush().await.unwrap();
+    sync(&good).await;
     let publisher = async_nats::connect(s.url()).await.unwrap();
     const N: usize = 6000;
     let payload = Bytes::from(vec![b'x'; 8 * 1024]);
@@ -255,7 +261,7 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
 
 #[tokio::test]
 async fn client_reconnects_after_server_restart() {
-    if std::env::var("NATS_SERVER_URL").is_ok() {
+    if common::external_url().is_some() {
         return; // restarts the server itself
     }
     let s = common::start(common::config()).await;

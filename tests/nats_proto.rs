@@ -1,24 +1,72 @@
 //! Protocol-level tests of `weir serve`'s NATS port over a raw TcpStream (real tokio, loopback).
+//!
+//! With `NATS_SERVER_URL` set, every test that needs no server internals (a special
+//! config, counters, or stopping the server) runs against that server instead, so
+//! the exact bytes, `-ERR` texts included, are checked against a real nats-server;
+//! the others return early.
 
 #![cfg(not(madsim))]
 
 mod common;
 
+use common::prefix;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use weir_core::server::nats::NatsConfig;
+
+/// The server under test: the external one, or a fresh in-process weir with `cfg`.
+struct Target {
+    addr: SocketAddr,
+    local: Option<common::TestServer>,
+}
+
+impl Target {
+    async fn new() -> Target {
+        Target::with(common::config()).await
+    }
+
+    async fn with(cfg: NatsConfig) -> Target {
+        match common::external_addr() {
+            Some(addr) => Target { addr, local: None },
+            None => {
+                let s = common::start(cfg).await;
+                Target { addr: s.addr, local: Some(s) }
+            }
+        }
+    }
+
+    /// Only an in-process weir can be configured, inspected or stopped.
+    fn is_external() -> bool {
+        common::external_url().is_some()
+    }
+
+    async fn raw(&self) -> Raw {
+        Raw::connect(self.addr).await
+    }
+
+    async fn stop(self) {
+        if let Some(s) = self.local {
+            s.stop().await;
+        }
+    }
+}
 
 /// A raw client that accumulates everything the server sends.
 struct Raw {
     stream: TcpStream,
     seen: String,
+    info: serde_json::Value,
 }
 
 impl Raw {
-    async fn connect(addr: std::net::SocketAddr) -> Raw {
-        let mut r = Raw { stream: TcpStream::connect(addr).await.unwrap(), seen: String::new() };
-        let info = r.expect("\r\n").await;
-        assert!(info.starts_with("INFO {") && info.ends_with("} \r\n"), "{info}");
+    async fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut r = Raw { stream, seen: String::new(), info: serde_json::Value::Null };
+        let line = r.expect("\r\n").await;
+        assert!(line.starts_with("INFO {") && line.ends_with("} \r\n"), "{line}");
+        r.info = serde_json::from_str(line.trim_start_matches("INFO ").trim_end()).unwrap();
         r
     }
 
@@ -59,124 +107,256 @@ impl Raw {
 
 #[tokio::test]
 async fn verbose_connect_gets_ok_and_ping_gets_pong() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
-    c.send("CONNECT {\"verbose\":true,\"pedantic\":false}\r\nSUB foo 1\r\nPUB foo 5\r\nhello\r\nPING\r\n").await;
-    let got = c.expect("PONG\r\n").await;
-    assert_eq!(got, "+OK\r\n+OK\r\nMSG foo 1 5\r\nhello\r\n+OK\r\nPONG\r\n");
-    s.stop().await;
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    let s = prefix("verbose");
+    c.send(&format!("CONNECT {{\"verbose\":true,\"pedantic\":false}}\r\nSUB {s} 1\r\nPUB {s} 5\r\nhello\r\nPING\r\n"))
+        .await;
+    // The publish is acknowledged before it is delivered (back to the publisher, here).
+    assert_eq!(c.expect("PONG\r\n").await, format!("+OK\r\n+OK\r\n+OK\r\nMSG {s} 1 5\r\nhello\r\nPONG\r\n"));
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn connect_defaults_to_verbose_like_nats_server() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
+    let t = Target::new().await;
+    let mut c = t.raw().await;
     c.send("CONNECT {}\r\nPING\r\n").await;
     assert_eq!(c.expect("PONG\r\n").await, "+OK\r\nPONG\r\n");
-    s.stop().await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn ops_are_case_insensitive_and_take_tabs() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    let s = prefix("case");
+    c.send(&format!("connect\t{{\"verbose\":false}}\r\nsub\t{s}\t\t1\r\npub  {s}  1\r\nx\r\nping\n")).await;
+    assert_eq!(c.expect("PONG\r\n").await, format!("MSG {s} 1 1\r\nx\r\nPONG\r\n"));
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_op_is_an_error_and_closes() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
-    c.send("FOO bar\r\n").await;
+    let t = Target::new().await;
+    for bad in ["FOO bar\r\n", "PUB\r\n", "MSG foo 1 2\r\nhi\r\n"] {
+        let mut c = t.raw().await;
+        c.send(bad).await;
+        assert_eq!(c.until_closed().await, "-ERR 'Unknown Protocol Operation'\r\n", "{bad:?}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn payload_without_crlf_is_an_unknown_op() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    c.send("CONNECT {\"verbose\":false}\r\nPUB nowhere 2\r\nhiXX").await;
     assert_eq!(c.until_closed().await, "-ERR 'Unknown Protocol Operation'\r\n");
-    s.stop().await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_arguments_close_without_an_error() {
+    let t = Target::new().await;
+    for bad in
+        ["PUB foo bar\r\n", "PUB foo -1\r\n", "PUB a b c 1\r\n", "SUB foo\r\n", "SUB a b c 1\r\n", "CONNECT {bad\r\n"]
+    {
+        let mut c = t.raw().await;
+        c.send(&format!("CONNECT {{\"verbose\":false}}\r\n{bad}")).await;
+        assert_eq!(c.until_closed().await, "", "{bad:?}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn long_control_line_closes() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    c.send(&format!("CONNECT {{\"verbose\":false}}\r\nPUB {} 1\r\n", "a".repeat(5000))).await;
+    assert_eq!(c.until_closed().await, "-ERR 'maximum control line exceeded'\r\n");
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn max_payload_violation_closes() {
     let mut cfg = common::config();
     cfg.max_payload = 16;
-    let s = common::start(cfg).await;
-    let mut c = Raw::connect(s.addr).await;
+    let t = Target::with(cfg).await;
+    let mut c = t.raw().await;
     assert!(c.seen.is_empty());
-    c.send("CONNECT {\"verbose\":false}\r\nPUB foo 17\r\n").await;
+    let max = c.info["max_payload"].as_u64().expect("max_payload in INFO");
+    c.send(&format!("CONNECT {{\"verbose\":false}}\r\nPUB foo {}\r\n", max + 1)).await;
     assert_eq!(c.until_closed().await, "-ERR 'Maximum Payload Violation'\r\n");
-    s.stop().await;
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn info_reports_max_payload_and_headers() {
     let mut cfg = common::config();
     cfg.max_payload = 4096;
-    let s = common::start(cfg).await;
-    let mut stream = TcpStream::connect(s.addr).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    let line = String::from_utf8_lossy(&buf[..n]).to_string();
-    let json: serde_json::Value = serde_json::from_str(line.trim_start_matches("INFO ").trim_end()).unwrap();
-    assert_eq!(json["max_payload"], 4096);
-    assert_eq!(json["headers"], true);
-    assert_eq!(json["proto"], 1);
-    assert_eq!(json["port"], s.addr.port());
-    assert_eq!(json["server_id"].as_str().unwrap().len(), 56);
-    s.stop().await;
+    let t = Target::with(cfg).await;
+    let c = t.raw().await;
+    let info = &c.info;
+    if Target::is_external() {
+        assert!(info["max_payload"].as_u64().is_some_and(|n| n > 0), "{info}");
+    } else {
+        assert_eq!(info["max_payload"], 4096);
+    }
+    assert_eq!(info["headers"], true);
+    assert_eq!(info["proto"], 1);
+    assert_eq!(info["port"], t.addr.port());
+    assert_eq!(info["server_id"].as_str().unwrap().len(), 56);
+    assert!(info["client_id"].as_u64().is_some(), "{info}");
+    t.stop().await;
 }
 
 #[tokio::test]
-async fn pedantic_rejects_wildcard_publish_and_invalid_sub_but_stays_open() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
-    c.send("CONNECT {\"verbose\":false,\"pedantic\":true}\r\nPUB foo.* 2\r\nhi\r\nSUB foo..bar 1\r\nPING\r\n").await;
-    let got = c.expect("PONG\r\n").await;
-    assert_eq!(got, "-ERR 'Invalid Publish Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n");
-    s.stop().await;
+async fn pedantic_rejects_invalid_sub_but_stays_open() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    c.send("CONNECT {\"verbose\":false,\"pedantic\":true}\r\nSUB foo..bar 1\r\nSUB foo.>.bar 2\r\nPING\r\n").await;
+    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn wildcard_publish_is_routed_and_pedantic_also_gets_an_error() {
+    let t = Target::new().await;
+    let p = prefix("wpub");
+    let mut sub = t.raw().await;
+    sub.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {p}.> 1\r\nPING\r\n")).await;
+    sub.expect("PONG\r\n").await;
+    // Without pedantic nothing is checked; with it the client gets an -ERR, then the usual
+    // +OK, and either way the subject's tokens are matched literally.
+    let mut loose = t.raw().await;
+    loose.send(&format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {p}.* 1\r\nx\r\nPING\r\n")).await;
+    assert_eq!(loose.expect("PONG\r\n").await, "PONG\r\n");
+    let mut strict = t.raw().await;
+    strict.send(&format!("CONNECT {{\"verbose\":true,\"pedantic\":true}}\r\nPUB {p}.> 1\r\ny\r\nPING\r\n")).await;
+    assert_eq!(strict.expect("PONG\r\n").await, "+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\nPONG\r\n");
+    assert_eq!(sub.expect("y\r\n").await, format!("MSG {p}.* 1 1\r\nx\r\nMSG {p}.> 1 1\r\ny\r\n"));
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn bad_protocol_and_no_responders_without_headers_close() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
+    let t = Target::new().await;
+    let mut c = t.raw().await;
     c.send("CONNECT {\"protocol\":2}\r\n").await;
     assert_eq!(c.until_closed().await, "-ERR 'invalid client protocol'\r\n");
-    let mut c = Raw::connect(s.addr).await;
+    let mut c = t.raw().await;
     c.send("CONNECT {\"no_responders\":true,\"headers\":false}\r\n").await;
     assert_eq!(c.until_closed().await, "-ERR 'no responders requires headers support'\r\n");
-    s.stop().await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn hpub_without_negotiated_headers_closes_without_an_error() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    c.send("CONNECT {\"verbose\":false}\r\nHPUB nowhere 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n").await;
+    assert_eq!(c.until_closed().await, "");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn client_info_and_ok_are_ignored_and_client_err_closes() {
+    let t = Target::new().await;
+    let mut c = t.raw().await;
+    c.send("CONNECT {\"verbose\":false}\r\nINFO {}\r\n+OK\r\nPING\r\n").await;
+    assert_eq!(c.expect("PONG\r\n").await, "PONG\r\n");
+    c.send("-ERR 'bye'\r\nPING\r\n").await;
+    assert_eq!(c.until_closed().await, "");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn no_responders_status_names_the_subject() {
+    let t = Target::new().await;
+    let p = prefix("nores");
+    let mut c = t.raw().await;
+    c.send(&format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true,\"no_responders\":true}}\r\nSUB {p}.inbox 1\r\nPUB {p}.nobody {p}.inbox 0\r\n\r\nPING\r\n"
+    ))
+    .await;
+    let hdr = format!("NATS/1.0 503\r\nNats-Subject: {p}.nobody\r\n\r\n");
+    let n = hdr.len();
+    assert_eq!(c.expect("PONG\r\n").await, format!("HMSG {p}.inbox 1 {n} {n}\r\n{hdr}\r\nPONG\r\n"));
+    // Without no_responders (or headers) nothing comes back.
+    let mut old = t.raw().await;
+    old.send(&format!(
+        "CONNECT {{\"verbose\":false}}\r\nSUB {p}.inbox2 1\r\nPUB {p}.nobody {p}.inbox2 0\r\n\r\nPING\r\n"
+    ))
+    .await;
+    assert_eq!(old.expect("PONG\r\n").await, "PONG\r\n");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn echo_false_skips_own_messages_and_duplicate_sids_are_one() {
+    let t = Target::new().await;
+    let s = prefix("echo");
+    let mut c = t.raw().await;
+    c.send(&format!("CONNECT {{\"verbose\":false,\"echo\":false}}\r\nSUB {s} 1\r\nPUB {s} 1\r\nx\r\nPING\r\n")).await;
+    assert_eq!(c.expect("PONG\r\n").await, "PONG\r\n");
+    let mut d = t.raw().await;
+    d.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {s}.d 1\r\nSUB {s}.d 1\r\nPUB {s}.d 1\r\nx\r\nPING\r\n"))
+        .await;
+    assert_eq!(d.expect("PONG\r\n").await, format!("MSG {s}.d 1 1\r\nx\r\nPONG\r\n"));
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn headers_are_stripped_for_subscribers_without_headers() {
-    let s = common::start(common::config()).await;
-    let mut plain = Raw::connect(s.addr).await;
-    plain.send("CONNECT {\"verbose\":false,\"headers\":false}\r\nSUB h 9\r\nPING\r\n").await;
+    let t = Target::new().await;
+    let s = prefix("strip");
+    let mut plain = t.raw().await;
+    plain.send(&format!("CONNECT {{\"verbose\":false,\"headers\":false}}\r\nSUB {s} 9\r\nPING\r\n")).await;
     plain.expect("PONG\r\n").await;
-    let mut p = Raw::connect(s.addr).await;
+    let mut p = t.raw().await;
     let hdr = "NATS/1.0\r\nA: b\r\n\r\n";
-    let msg = format!("HPUB h {} {}\r\n{hdr}xy\r\nPING\r\n", hdr.len(), hdr.len() + 2);
+    let msg = format!("HPUB {s} {} {}\r\n{hdr}xy\r\nPING\r\n", hdr.len(), hdr.len() + 2);
     p.send(&format!("CONNECT {{\"verbose\":false,\"headers\":true}}\r\n{msg}")).await;
     p.expect("PONG\r\n").await;
-    assert_eq!(plain.expect("xy\r\n").await, "MSG h 9 2\r\nxy\r\n");
-    s.stop().await;
+    assert_eq!(plain.expect("xy\r\n").await, format!("MSG {s} 9 2\r\nxy\r\n"));
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn unanswered_pings_make_a_stale_connection() {
+    if Target::is_external() {
+        return; // needs a 100 ms ping interval
+    }
     let mut cfg = common::config();
     cfg.ping_interval = Duration::from_millis(100);
     cfg.ping_max = 2;
-    let s = common::start(cfg).await;
-    let mut c = Raw::connect(s.addr).await;
+    let t = Target::with(cfg).await;
+    let mut c = t.raw().await;
     c.send("CONNECT {\"verbose\":false}\r\n").await;
     assert_eq!(c.until_closed().await, "PING\r\nPING\r\n-ERR 'Stale Connection'\r\n");
-    s.stop().await;
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn auto_unsubscribe_after_max() {
-    let s = common::start(common::config()).await;
-    let mut c = Raw::connect(s.addr).await;
-    c.send("CONNECT {\"verbose\":false}\r\nSUB a 1\r\nUNSUB 1 2\r\n").await;
-    c.send("PUB a 1\r\nx\r\nPUB a 1\r\ny\r\nPUB a 1\r\nz\r\nPING\r\n").await;
-    assert_eq!(c.expect("PONG\r\n").await, "MSG a 1 1\r\nx\r\nMSG a 1 1\r\ny\r\nPONG\r\n");
-    assert_eq!(s.monitor.varz().subscriptions, 0);
-    s.stop().await;
+    let t = Target::new().await;
+    let s = prefix("auto");
+    let mut c = t.raw().await;
+    c.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {s} 1\r\nUNSUB 1 2\r\n")).await;
+    c.send(&format!("PUB {s} 1\r\nx\r\nPUB {s} 1\r\ny\r\nPUB {s} 1\r\nz\r\nPING\r\n")).await;
+    assert_eq!(c.expect("PONG\r\n").await, format!("MSG {s} 1 1\r\nx\r\nMSG {s} 1 1\r\ny\r\nPONG\r\n"));
+    if let Some(local) = &t.local {
+        assert_eq!(local.monitor.varz().subscriptions, 0);
+    }
+    t.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_drains_and_closes_clients() {
+    if Target::is_external() {
+        return; // stops the server
+    }
     let s = common::start(common::config()).await;
     let mut c = Raw::connect(s.addr).await;
     c.send("CONNECT {\"verbose\":false}\r\nPING\r\n").await;

@@ -209,7 +209,7 @@ fn malformed_input_table() {
         (b"PUB\r\n", ProtoError::UnknownOp, Some("Unknown Protocol Operation"), true),
         (b"SUB\r\n", ProtoError::UnknownOp, Some("Unknown Protocol Operation"), true),
         (b"MSG foo 1 1\r\nx\r\n", ProtoError::UnknownOp, Some("Unknown Protocol Operation"), true),
-        (b"INFO {}\r\n", ProtoError::UnknownOp, Some("Unknown Protocol Operation"), true),
+        (b"-ERR\r\n", ProtoError::UnknownOp, Some("Unknown Protocol Operation"), true),
         (b"PUB foo 5\r\nhelloXX", ProtoError::BadPayloadTerminator, Some("Unknown Protocol Operation"), true),
         (b"PUB foo 1\r\nab\r\n", ProtoError::BadPayloadTerminator, Some("Unknown Protocol Operation"), true),
         (
@@ -271,11 +271,26 @@ fn malformed_input_table() {
         assert_eq!(err.closes_connection(), closes, "{shown:?}");
         assert_eq!(err.to_server_op(), text.map(|t| ServerOp::Err(t.to_owned())));
     }
+    // A client's -ERR and bad INFO JSON close without an -ERR, like bad CONNECT JSON.
+    assert_eq!(parse_all(b"-ERR 'x'\r\n"), vec![Err(ProtoError::ClientErr("'x'".into()))]);
+    assert!(matches!(parse_all(b"INFO nope\r\n")[..], [Err(ProtoError::InvalidInfo(_))]));
+    for e in [ProtoError::ClientErr(String::new()), ProtoError::InvalidInfo(String::new())] {
+        assert_eq!((e.err_text(), e.closes_connection()), (None, true));
+    }
     // CONNECT with bad JSON closes without an -ERR.
     let ops = parse_all(b"CONNECT {nope}\r\n");
     assert!(matches!(&ops[..], [Err(ProtoError::InvalidConnect(_))]), "{ops:?}");
     assert_eq!(ops[0].as_ref().unwrap_err().err_text(), None);
     assert!(ops[0].as_ref().unwrap_err().closes_connection());
+}
+
+/// nats-server's client parser accepts the server-side `INFO` and `+OK` from a client and ignores them.
+#[test]
+fn info_and_ok_from_a_client_are_skipped() {
+    assert_eq!(
+        parse_all(b"INFO {\"server_id\":\"x\"}\r\n+OK\r\nPING\r\n+ok\r\ninfo\t{}\r\n"),
+        vec![Ok(ClientOp::Ping)]
+    );
 }
 
 #[test]

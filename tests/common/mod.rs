@@ -50,3 +50,21 @@ pub async fn start(cfg: NatsConfig) -> TestServer {
     }));
     TestServer { addr, monitor, stop: Some(tx), task }
 }
+
+/// The external server from `NATS_SERVER_URL` (`nats://host:port`), if the suites should use one.
+pub fn external_url() -> Option<String> {
+    std::env::var("NATS_SERVER_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The address of the external server, if one is set.
+pub fn external_addr() -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let url = external_url()?;
+    let hostport = url.strip_prefix("nats://").unwrap_or(&url);
+    Some(hostport.to_socket_addrs().expect("NATS_SERVER_URL host:port").next().expect("NATS_SERVER_URL resolves"))
+}
+
+/// A subject prefix unique to this test process, so runs against a shared external server do not collide.
+pub fn prefix(test: &str) -> String {
+    format!("t{}.{test}", std::process::id())
+}

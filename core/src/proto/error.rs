@@ -57,9 +57,12 @@ pub enum ProtoError {
     /// The `CONNECT` JSON does not parse.
     #[error("invalid CONNECT: {0}")]
     InvalidConnect(String),
-    /// The `INFO` JSON does not parse (server-to-client direction).
+    /// The `INFO` JSON does not parse.
     #[error("invalid INFO: {0}")]
     InvalidInfo(String),
+    /// A client sent `-ERR`: nats-server logs it and closes the connection without a reply.
+    #[error("client sent -ERR {0}")]
+    ClientErr(String),
 }
 
 impl ProtoError {
@@ -78,7 +81,8 @@ impl ProtoError {
             | ProtoError::BadSize { .. }
             | ProtoError::HeaderSizeExceedsTotal
             | ProtoError::InvalidConnect(_)
-            | ProtoError::InvalidInfo(_) => None,
+            | ProtoError::InvalidInfo(_)
+            | ProtoError::ClientErr(_) => None,
         }
     }
 

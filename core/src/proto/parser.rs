@@ -259,6 +259,9 @@ enum ClientKind {
     Unsub,
     Ping,
     Pong,
+    Info,
+    Ok,
+    Err,
 }
 
 const CLIENT_OPS: &[(&str, ClientKind, bool)] = &[
@@ -269,12 +272,17 @@ const CLIENT_OPS: &[(&str, ClientKind, bool)] = &[
     ("UNSUB", ClientKind::Unsub, true),
     ("PING", ClientKind::Ping, false),
     ("PONG", ClientKind::Pong, false),
+    ("INFO", ClientKind::Info, false),
+    ("+OK", ClientKind::Ok, false),
+    ("-ERR", ClientKind::Err, true),
 ];
 
 /// Parses the client-to-server direction: `CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`, `PING`, `PONG`.
 ///
-/// Anything else (including `INFO`, `+OK`, `-ERR`, `MSG` from a client) is
-/// [`ProtoError::UnknownOp`]. Subjects and queue groups in `SUB` are validated
+/// As in nats-server, a client may also send `INFO {json}` and `+OK`, which are
+/// skipped (bad INFO JSON is [`ProtoError::InvalidInfo`]), and `-ERR`, which is
+/// [`ProtoError::ClientErr`] (the server closes without a reply). Anything else
+/// (`MSG` from a client, say) is [`ProtoError::UnknownOp`]. Subjects and queue groups in `SUB` are validated
 /// ([`ProtoError::InvalidSubject`], connection stays open); publish subjects
 /// are only checked to be UTF-8 (literalness is the server's pedantic check).
 #[derive(Debug)]
@@ -322,7 +330,7 @@ impl ClientParser {
     }
 
     fn parse_inner(&mut self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ProtoError> {
-        if self.core.pending.is_none() {
+        while self.core.pending.is_none() {
             let Some(line) = self.core.next_line(buf, CLIENT_OPS)? else { return Ok(None) };
             match line.kind {
                 ClientKind::Ping => return Ok(Some(ClientOp::Ping)),
@@ -335,6 +343,11 @@ impl ClientParser {
                 ClientKind::Sub => return parse_sub(&line.args).map(Some),
                 ClientKind::Unsub => return parse_unsub(&line.args).map(Some),
                 ClientKind::Pub | ClientKind::HPub => self.begin_pub(line)?,
+                ClientKind::Ok => {}
+                ClientKind::Info => {
+                    ServerInfo::from_json(&line.args).map_err(|e| ProtoError::InvalidInfo(e.to_string()))?;
+                }
+                ClientKind::Err => return Err(ProtoError::ClientErr(String::from_utf8_lossy(&line.args).into_owned())),
             }
         }
         let Some((p, headers, payload)) = self.core.take_payload(buf)? else { return Ok(None) };

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering;
 pub const ERR_BAD_PROTOCOL: &str = "invalid client protocol";
 /// `-ERR` text for `no_responders` without `headers` (nats-server's ErrNoRespondersRequiresHeaders).
 pub const ERR_NO_RESPONDERS_NEEDS_HEADERS: &str = "no responders requires headers support";
-/// `-ERR` text for `HPUB` on a connection that did not negotiate headers.
-pub const ERR_HEADERS_NOT_SUPPORTED: &str = "message headers not supported";
+/// `-ERR` text for a non-literal publish subject from a pedantic client (the connection stays open).
+pub const ERR_INVALID_PUBLISH_SUBJECT: &str = "Invalid Publish Subject";
 /// `-ERR` text sent before closing a connection that stopped answering PINGs.
 pub const ERR_STALE: &str = "Stale Connection";
 
@@ -92,7 +92,9 @@ impl Conn {
             }
             ClientOp::HPub { subject, reply, headers, payload } => {
                 if !self.opts.headers {
-                    return self.err(ERR_HEADERS_NOT_SUPPORTED);
+                    // nats-server treats this as a protocol violation: it closes without an `-ERR`.
+                    self.out.close(Closed::Drain);
+                    return Flow::Close;
                 }
                 self.publish(Message { subject, reply, headers: Some(headers), payload }, broker, stats)
             }
@@ -115,15 +117,17 @@ impl Conn {
         let size = msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len());
         stats.in_msgs.fetch_add(1, Ordering::Relaxed);
         stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
-        let literal = subject::is_valid_publish_subject(&msg.subject)
-            && msg.reply.as_ref().is_none_or(|r| subject::is_valid_publish_subject(r));
-        if !literal {
-            // Without pedantic nats-server does not check; we still never route a wildcard publish.
-            return if self.opts.pedantic { self.err("Invalid Publish Subject") } else { self.ok() };
+        // Like nats-server: pedantic clients get an error for a non-literal subject, but the
+        // message is still acknowledged and routed, its tokens matched literally.
+        if self.opts.pedantic && !subject::is_valid_publish_subject(&msg.subject) {
+            self.err(ERR_INVALID_PUBLISH_SUBJECT);
+        }
+        if self.ok() == Flow::Close {
+            return Flow::Close;
         }
         broker.publish(self.id, &msg);
         // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
-        if self.out.closed().is_some() { Flow::Close } else { self.ok() }
+        if self.out.closed().is_some() { Flow::Close } else { Flow::Continue }
     }
 
     /// Report a parse error: send its `-ERR` (if any) and close when the error demands it.
