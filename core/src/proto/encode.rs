@@ -101,21 +101,10 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
             buf.put_slice(b" \r\n");
         }
         ServerOp::Msg { subject, sid, reply, payload } => {
-            buf.reserve(subject.len() + sid.len() + reply.as_ref().map_or(0, |r| r.len() + 1) + payload.len() + 20);
-            buf.put_slice(b"MSG");
-            put_arg(buf, subject);
-            put_arg(buf, sid);
-            put_opt_arg(buf, reply);
-            put_sizes_and_body(buf, None, payload);
+            encode_msg(buf, subject, sid, reply.as_deref(), None, payload)
         }
         ServerOp::HMsg { subject, sid, reply, headers, payload } => {
-            let total = headers.len() + payload.len();
-            buf.reserve(subject.len() + sid.len() + reply.as_ref().map_or(0, |r| r.len() + 1) + total + 32);
-            buf.put_slice(b"HMSG");
-            put_arg(buf, subject);
-            put_arg(buf, sid);
-            put_opt_arg(buf, reply);
-            put_sizes_and_body(buf, Some(headers), payload);
+            encode_msg(buf, subject, sid, reply.as_deref(), Some(headers), payload)
         }
         ServerOp::Ping => buf.put_slice(b"PING\r\n"),
         ServerOp::Pong => buf.put_slice(b"PONG\r\n"),
@@ -126,4 +115,27 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
             buf.put_slice(b"'\r\n");
         }
     }
+}
+
+/// Write a delivery from borrowed parts: `HMSG` when `headers` is given, else `MSG`.
+///
+/// The same bytes as [`encode_server`] with [`ServerOp::Msg`]/[`ServerOp::HMsg`], without
+/// building the op (so without touching the parts' reference counts).
+pub fn encode_msg(
+    buf: &mut BytesMut,
+    subject: &str,
+    sid: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let total = headers.map_or(0, <[u8]>::len) + payload.len();
+    buf.reserve(subject.len() + sid.len() + reply.map_or(0, |r| r.len() + 1) + total + 32);
+    buf.put_slice(if headers.is_some() { b"HMSG" } else { b"MSG" });
+    put_arg(buf, subject);
+    put_arg(buf, sid);
+    if let Some(r) = reply {
+        put_arg(buf, r);
+    }
+    put_sizes_and_body(buf, headers, payload);
 }

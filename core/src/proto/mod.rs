@@ -25,7 +25,7 @@ mod info;
 mod parser;
 
 pub use bytestr::ByteStr;
-pub use encode::{encode_client, encode_server};
+pub use encode::{encode_client, encode_msg, encode_server};
 pub use error::ProtoError;
 pub use fuzz::fuzz_client_parser;
 pub use headers::{HeaderError, Headers, NATS_SUBJECT, STATUS_NO_RESPONDERS, no_responders, no_responders_msg};

@@ -155,8 +155,10 @@ impl Core {
             return Err(ProtoError::MaxControlLineExceeded { max: self.cfg.max_control_line });
         }
         self.scanned = 0;
-        let line = buf.split_to(nl + 1).freeze();
-        Ok(Some(Line { kind, args: line.slice(start..end) }))
+        let mut line = buf.split_to(nl + 1);
+        line.truncate(end);
+        line.advance(start);
+        Ok(Some(Line { kind, args: line.freeze() }))
     }
 
     /// Check sizes and start waiting for a payload.
@@ -211,22 +213,26 @@ fn parse_size(b: &[u8]) -> Option<u64> {
     Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// Up to 5 blank-separated arguments, as slices of the line.
-struct Args {
-    parts: [Bytes; 5],
+/// Up to 5 blank-separated arguments, as byte ranges of the line.
+///
+/// Only the arguments that are kept become [`Bytes`] (see [`Args::get`]); sizes are read
+/// in place, so that parsing costs no reference-count traffic for them.
+struct Args<'a> {
+    line: &'a Bytes,
+    ranges: [(usize, usize); 5],
     len: usize,
 }
 
-impl Args {
+impl<'a> Args<'a> {
     /// Split `line`; `None` if there are more than 5 arguments.
-    fn split(line: &Bytes) -> Option<Args> {
-        let mut parts: [Bytes; 5] = Default::default();
+    fn split(line: &'a Bytes) -> Option<Args<'a>> {
+        let mut ranges = [(0, 0); 5];
         let mut len = 0;
         let mut start = None;
         for (i, &b) in line.iter().enumerate() {
             match (is_blank(b), start) {
                 (true, Some(s)) => {
-                    *parts.get_mut(len)? = line.slice(s..i);
+                    *ranges.get_mut(len)? = (s, i);
                     len += 1;
                     start = None;
                 }
@@ -235,19 +241,27 @@ impl Args {
             }
         }
         if let Some(s) = start {
-            *parts.get_mut(len)? = line.slice(s..);
+            *ranges.get_mut(len)? = (s, line.len());
             len += 1;
         }
-        Some(Args { parts, len })
+        Some(Args { line, ranges, len })
     }
 
-    fn get(&self, i: usize) -> &Bytes {
-        &self.parts[i]
+    /// Argument `i` as a slice of the line (shares its buffer).
+    fn get(&self, i: usize) -> Bytes {
+        let (s, e) = self.ranges[i];
+        self.line.slice(s..e)
+    }
+
+    /// Argument `i`'s bytes, borrowed.
+    fn raw(&self, i: usize) -> &'a [u8] {
+        let (s, e) = self.ranges[i];
+        &self.line[s..e]
     }
 }
 
-fn utf8(b: &Bytes) -> Option<ByteStr> {
-    ByteStr::from_utf8(b.clone()).ok()
+fn utf8(b: Bytes) -> Option<ByteStr> {
+    ByteStr::from_utf8(b).ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -384,8 +398,8 @@ impl ClientParser {
         } else {
             None
         };
-        let total = args.get(args.len - 1);
-        let hdr = (sizes == 2).then(|| &args.get(args.len - 2)[..]);
+        let total = args.raw(args.len - 1);
+        let hdr = (sizes == 2).then(|| args.raw(args.len - 2));
         let p = Pending { subject, sid: ByteStr::default(), reply, hdr: None, total: 0, error };
         self.core.begin_payload(op, p, hdr, total)
     }
@@ -419,7 +433,7 @@ fn parse_unsub(line: &Bytes) -> Result<ClientOp, ProtoError> {
     let max = match args.len {
         1 => None,
         // As in nats-server: an unparsable or zero max means "no limit".
-        2 => parse_size(args.get(1)).filter(|&m| m > 0),
+        2 => parse_size(args.raw(1)).filter(|&m| m > 0),
         _ => return Err(ProtoError::BadArgs { op: OP }),
     };
     let sid = utf8(args.get(0)).ok_or(ProtoError::BadArgs { op: OP })?;
@@ -527,8 +541,8 @@ impl ServerParser {
         let subject = utf8(args.get(0)).ok_or(bad.clone())?;
         let sid = utf8(args.get(1)).ok_or(bad.clone())?;
         let reply = if has_reply { Some(utf8(args.get(2)).ok_or(bad)?) } else { None };
-        let total = args.get(args.len - 1);
-        let hdr = (sizes == 2).then(|| &args.get(args.len - 2)[..]);
+        let total = args.raw(args.len - 1);
+        let hdr = (sizes == 2).then(|| args.raw(args.len - 2));
         let p = Pending { subject, sid, reply, hdr: None, total: 0, error: None };
         self.core.begin_payload(op, p, hdr, total)
     }

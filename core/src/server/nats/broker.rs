@@ -4,9 +4,9 @@
 //! It is synchronous and does no I/O: publishing encodes `MSG`/`HMSG` straight onto
 //! the subscribers' [`Outbound`] queues, and the async shell owns the sockets.
 
-use super::outbound::{Closed, Outbound, Push};
+use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
-use crate::proto::{ByteStr, ServerOp, no_responders_msg};
+use crate::proto::{ByteStr, encode_msg, no_responders_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
@@ -169,6 +169,14 @@ impl Broker {
     /// queue group) and answer with a no-responders status if nothing received a request.
     /// Returns how many deliveries were queued.
     pub fn publish(&mut self, from: ClientId, msg: &Message) -> usize {
+        let mut wakes = Wakes::default();
+        let n = self.publish_deferred(from, msg, &mut wakes);
+        wakes.wake_all();
+        n
+    }
+
+    /// [`Broker::publish`], leaving the subscribers' writers for the caller to wake with `wakes`.
+    pub fn publish_deferred(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let echo = self.clients.get(&from).is_none_or(|c| c.echo);
         let subs = &self.subs;
         let not_own = |k: &u64| echo || subs.get(k).is_none_or(|s| s.client != from);
@@ -177,22 +185,21 @@ impl Broker {
         for members in m.queues.values_mut() {
             members.retain(not_own);
         }
-        let mut targets = m.plain.clone();
-        targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
+        let picked: Vec<u64> = m.pick_queue_members(&mut self.rng).into_iter().copied().collect();
+        let mut targets = m.plain;
+        targets.extend(picked);
 
-        let mut delivered = 0;
+        let (mut delivered, mut out_bytes) = (0, 0);
         let mut slow = Vec::new();
         for key in targets {
             let Some(sub) = self.subs.get_mut(&key) else { continue };
             let Some(client) = self.clients.get(&sub.client) else { continue };
-            let op = deliver_op(msg, sub.sid.clone(), client.headers);
-            match client.out.push(&op) {
+            let headers = msg.headers.as_deref().filter(|_| client.headers);
+            let encode = |b: &mut _| encode_msg(b, &msg.subject, &sub.sid, msg.reply.as_deref(), headers, &msg.payload);
+            match client.out.push_deferred(encode, wakes) {
                 Push::Queued => {
                     delivered += 1;
-                    self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                    let size =
-                        msg.payload.len() + if client.headers { msg.headers.as_ref().map_or(0, Bytes::len) } else { 0 };
-                    self.stats.out_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                    out_bytes += (msg.payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
                 }
                 Push::Closed => {}
                 Push::SlowConsumer => slow.push(sub.client),
@@ -209,6 +216,9 @@ impl Broker {
         }
         if delivered == 0 {
             self.no_responders(from, msg);
+        } else {
+            self.stats.out_msgs.fetch_add(delivered as u64, Ordering::Relaxed);
+            self.stats.out_bytes.fetch_add(out_bytes, Ordering::Relaxed);
         }
         delivered
     }
@@ -235,22 +245,6 @@ impl Broker {
     pub fn drain_all(&self) {
         for c in self.clients.values() {
             c.out.close(Closed::Drain);
-        }
-    }
-}
-
-/// The op delivering `msg` for `sid`: `HMSG` if it has headers and the subscriber takes them, else `MSG`.
-fn deliver_op(msg: &Message, sid: ByteStr, headers_ok: bool) -> ServerOp {
-    match &msg.headers {
-        Some(h) if headers_ok => ServerOp::HMsg {
-            subject: msg.subject.clone(),
-            sid,
-            reply: msg.reply.clone(),
-            headers: h.clone(),
-            payload: msg.payload.clone(),
-        },
-        _ => {
-            ServerOp::Msg { subject: msg.subject.clone(), sid, reply: msg.reply.clone(), payload: msg.payload.clone() }
         }
     }
 }

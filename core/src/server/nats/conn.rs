@@ -3,7 +3,7 @@
 //! and says whether the connection goes on. No I/O, no clock.
 
 use super::broker::{Broker, ClientId, Message};
-use super::outbound::{Closed, Outbound, Push};
+use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
 use crate::subject;
@@ -36,12 +36,14 @@ pub struct Conn {
     opts: ConnectInfo,
     pings_out: u32,
     ping_max: u32,
+    /// Subscribers' writers to wake after the current read batch.
+    wakes: Wakes,
 }
 
 impl Conn {
     /// State for client `id` (already added to the broker) writing to `out`.
     pub fn new(id: ClientId, out: Arc<Outbound>, ping_max: u32) -> Conn {
-        Conn { id, out, opts: ConnectInfo::default(), pings_out: 0, ping_max }
+        Conn { id, out, opts: ConnectInfo::default(), pings_out: 0, ping_max, wakes: Wakes::default() }
     }
 
     /// The client's id.
@@ -125,9 +127,15 @@ impl Conn {
         if self.ok() == Flow::Close {
             return Flow::Close;
         }
-        broker.publish(self.id, &msg);
+        broker.publish_deferred(self.id, &msg, &mut self.wakes);
         // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
-        if self.out.closed().is_some() { Flow::Close } else { Flow::Continue }
+        if self.out.is_closed() { Flow::Close } else { Flow::Continue }
+    }
+
+    /// Wake the writers of everyone this connection published to since the last call;
+    /// call after each read batch (once the broker lock is released).
+    pub fn wake_subscribers(&mut self) {
+        self.wakes.wake_all();
     }
 
     /// Report a parse error: send its `-ERR` (if any) and close when the error demands it.

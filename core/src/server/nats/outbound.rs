@@ -7,6 +7,7 @@
 use crate::mem::Account;
 use crate::proto::{ServerOp, encode_server};
 use bytes::BytesMut;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
 
@@ -36,12 +37,29 @@ struct State {
     /// Bytes in `buf` plus bytes handed to the writer and not yet released.
     pending: u64,
     closed: Option<Closed>,
+    /// Bytes were queued by [`Outbound::push_deferred`] and the writer is not woken yet.
+    wake_due: bool,
+}
+
+/// Writers to wake once a batch of deferred pushes is done (see [`Outbound::push_deferred`]).
+#[derive(Debug, Default)]
+pub struct Wakes(Vec<Arc<Outbound>>);
+
+impl Wakes {
+    /// Wake every recorded writer and forget them.
+    pub fn wake_all(&mut self) {
+        for out in self.0.drain(..) {
+            out.wake();
+        }
+    }
 }
 
 /// The outbound side of one client connection.
 #[derive(Debug)]
 pub struct Outbound {
     state: Mutex<State>,
+    /// Set once `state.closed` is; lets the publish path check without taking the lock.
+    is_closed: AtomicBool,
     wake_writer: Notify,
     closed_tx: watch::Sender<Option<Closed>>,
     account: Arc<Account>,
@@ -53,7 +71,8 @@ impl Outbound {
     pub fn new(account: Arc<Account>, max_pending: u64) -> Outbound {
         let (closed_tx, _) = watch::channel(None);
         Outbound {
-            state: Mutex::new(State { buf: BytesMut::new(), pending: 0, closed: None }),
+            state: Mutex::new(State { buf: BytesMut::new(), pending: 0, closed: None, wake_due: false }),
+            is_closed: AtomicBool::new(false),
             wake_writer: Notify::new(),
             closed_tx,
             account,
@@ -67,22 +86,51 @@ impl Outbound {
 
     /// Encode `op` onto the queue; on overflow the client becomes a slow consumer.
     pub fn push(&self, op: &ServerOp) -> Push {
+        self.push_with(|buf| encode_server(op, buf))
+    }
+
+    /// Queue what `encode` appends to the buffer; on overflow the client becomes a slow consumer.
+    pub fn push_with(&self, encode: impl FnOnce(&mut BytesMut)) -> Push {
+        let r = self.queue(&mut self.lock(), encode);
+        if r == Push::Queued {
+            self.wake_writer.notify_one();
+        }
+        r
+    }
+
+    /// Like [`Outbound::push_with`], but the writer is woken later, by `wakes`.
+    ///
+    /// A publisher's read batch queues many messages; waking each subscriber's writer once
+    /// per batch (as nats-server flushes its clients after each read) makes fewer, larger writes.
+    pub fn push_deferred(self: &Arc<Self>, encode: impl FnOnce(&mut BytesMut), wakes: &mut Wakes) -> Push {
         let mut s = self.lock();
+        let r = self.queue(&mut s, encode);
+        if r == Push::Queued && !s.wake_due {
+            s.wake_due = true;
+            wakes.0.push(self.clone());
+        }
+        r
+    }
+
+    fn queue(&self, s: &mut State, encode: impl FnOnce(&mut BytesMut)) -> Push {
         if s.closed.is_some() {
             return Push::Closed;
         }
         let before = s.buf.len();
-        encode_server(op, &mut s.buf);
+        encode(&mut s.buf);
         let n = (s.buf.len() - before) as u64;
         if s.pending + n > self.max_pending || !self.account.try_charge(n) {
             s.buf.truncate(before);
-            self.abort_locked(&mut s);
+            self.abort_locked(s);
             return Push::SlowConsumer;
         }
         s.pending += n;
-        drop(s);
-        self.wake_writer.notify_one();
         Push::Queued
+    }
+
+    fn wake(&self) {
+        self.lock().wake_due = false;
+        self.wake_writer.notify_one();
     }
 
     /// Stop taking bytes; `Drain` still lets the writer flush what is queued.
@@ -91,7 +139,10 @@ impl Outbound {
         match (how, s.closed) {
             (_, Some(Closed::Abort)) => return,
             (Closed::Abort, _) => self.abort_locked(&mut s),
-            (Closed::Drain, _) => s.closed = Some(Closed::Drain),
+            (Closed::Drain, _) => {
+                s.closed = Some(Closed::Drain);
+                self.is_closed.store(true, Ordering::Release);
+            }
         }
         let closed = s.closed;
         drop(s);
@@ -105,6 +156,7 @@ impl Outbound {
         s.pending -= dropped;
         self.account.release(dropped);
         s.closed = Some(Closed::Abort);
+        self.is_closed.store(true, Ordering::Release);
         self.closed_tx.send_replace(Some(Closed::Abort));
         self.wake_writer.notify_one();
     }
@@ -112,6 +164,11 @@ impl Outbound {
     /// How the queue was closed, if it was.
     pub fn closed(&self) -> Option<Closed> {
         self.lock().closed
+    }
+
+    /// Whether the queue is closed (either way), without taking its lock.
+    pub fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// Bytes queued or being written.

@@ -226,22 +226,26 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     loop {
-        {
+        let flow = {
             // One lock per read batch: the ops of one read are applied together.
             let mut broker = shared.broker();
             loop {
                 let flow = match parser.parse(&mut buf) {
                     Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
-                    Ok(None) => break,
+                    Ok(None) => break Flow::Continue,
                     Err(e) => {
                         tracing::debug!(client = conn.id(), error = %e, "protocol error");
                         conn.proto_error(&e)
                     }
                 };
                 if flow == Flow::Close {
-                    return;
+                    break flow;
                 }
             }
+        };
+        conn.wake_subscribers();
+        if flow == Flow::Close {
+            return;
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
