@@ -12,6 +12,11 @@
 //! ping_interval: 120
 //! ping_max: 2
 //! write_deadline: 10s
+//! # either a token ...
+//! token: s3cret
+//! # ... or one user
+//! user: bob
+//! password: "pw"
 //! ```
 
 use std::time::Duration;
@@ -37,6 +42,12 @@ pub struct FileConfig {
     pub ping_max: Option<u32>,
     /// Write deadline.
     pub write_deadline: Option<Duration>,
+    /// Token clients must present.
+    pub token: Option<String>,
+    /// User clients must present.
+    pub user: Option<String>,
+    /// That user's password.
+    pub password: Option<String>,
 }
 
 /// Parse a size: digits with an optional `B`, `KB`, `MB` or `GB` suffix (case-insensitive).
@@ -98,6 +109,9 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
             "ping_interval" => c.ping_interval = Some(parse_secs(value).map_err(at)?),
             "ping_max" => c.ping_max = Some(parse_num(value).map_err(at)?),
             "write_deadline" => c.write_deadline = Some(parse_secs(value).map_err(at)?),
+            "token" | "auth_token" => c.token = Some(unquote(value)),
+            "user" => c.user = Some(unquote(value)),
+            "password" | "pass" => c.password = Some(unquote(value)),
             other => return Err(at(format!("unknown key '{other}'"))),
         }
     }
@@ -115,6 +129,15 @@ mod tests {
         assert_eq!(c.max_payload, Some(2 << 20));
         assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
         assert_eq!(c.ping_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn parses_credentials() {
+        let c = parse("token: \"s3cret\"\nuser: bob\npassword = pw\n").unwrap();
+        assert_eq!(
+            (c.token.as_deref(), c.user.as_deref(), c.password.as_deref()),
+            (Some("s3cret"), Some("bob"), Some("pw"))
+        );
     }
 
     #[test]

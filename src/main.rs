@@ -5,6 +5,7 @@
 
 mod config;
 mod monitor;
+mod shutdown;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use weir_core::disk::RealDisk;
 use weir_core::raft;
 use weir_core::server::app::payload;
 use weir_core::server::client::ClientConn;
-use weir_core::server::nats::{self, NatsConfig, NatsServer};
+use weir_core::server::nats::{self, Auth, NatsConfig, NatsServer};
 use weir_core::server::node::{self, NodeConfig, NodeEnv};
 use weir_core::server::route::RouteConfig;
 use weir_traces::{EventKind, EventSink, NodeNo};
@@ -48,6 +49,15 @@ struct ServeArgs {
     /// Server name reported in INFO.
     #[arg(short = 'n', long = "server_name")]
     server_name: Option<String>,
+    /// Token clients must send in CONNECT (`auth_token`).
+    #[arg(long = "auth", value_name = "TOKEN")]
+    auth: Option<String>,
+    /// User clients must send in CONNECT (with --pass).
+    #[arg(long)]
+    user: Option<String>,
+    /// Password for --user.
+    #[arg(long)]
+    pass: Option<String>,
     /// Config file (`key: value` lines; see README). Flags override it.
     #[arg(short = 'c', long)]
     config: Option<PathBuf>,
@@ -203,6 +213,7 @@ async fn serve_nats(args: ServeArgs) -> Result<(), String> {
     if let Some(d) = file.write_deadline {
         cfg.write_deadline = d;
     }
+    cfg.auth = auth(args.auth.or(file.token), args.user.or(file.user), args.pass.or(file.password))?;
     let ledger = nats::ledger(cfg.max_outbound_total.max(cfg.max_pending));
     let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -217,8 +228,8 @@ async fn serve_nats(args: ServeArgs) -> Result<(), String> {
         }));
     }
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("interrupt: shutting down");
+        let signal = shutdown::signal().await;
+        tracing::info!("{signal}: shutting down");
         stop_tx.send_replace(true);
     });
     let mut rx = stop_rx;
@@ -228,6 +239,20 @@ async fn serve_nats(args: ServeArgs) -> Result<(), String> {
         })
         .await;
     Ok(())
+}
+
+/// Client credentials from a token, or a user and password (not both).
+fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Result<Auth, String> {
+    match (token, user, pass) {
+        (None, None, None) => Ok(Auth::None),
+        (Some(t), None, None) if !t.is_empty() => Ok(Auth::Token(t)),
+        (None, Some(user), Some(pass)) if !user.is_empty() => Ok(Auth::User { user, pass }),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err("use either a token or a user and password, not both".into())
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => Err("a user needs a password and a password a user".into()),
+        _ => Err("the token and the user must not be empty".into()),
+    }
 }
 
 /// Production seeds its RNG from the OS; only the simulator fixes seeds.

@@ -1,5 +1,6 @@
 //! [`NatsConfig`]: limits and timers of a NATS server, with nats-server's defaults.
 
+use super::auth::Auth;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub struct NatsConfig {
     pub write_deadline: Duration,
     /// Seed for the server id and queue-group picks.
     pub seed: u64,
+    /// Credentials clients must present in CONNECT.
+    pub auth: Auth,
+    /// How long a client that must authenticate has to send CONNECT (nats-server's 2 s).
+    pub auth_timeout: Duration,
 }
 
 impl Default for NatsConfig {
@@ -47,6 +52,8 @@ impl Default for NatsConfig {
             ping_max: 2,
             write_deadline: Duration::from_secs(10),
             seed: 0,
+            auth: Auth::None,
+            auth_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! ticks), updates the shared [`Broker`], queues replies on its own [`Outbound`]
 //! and says whether the connection goes on. No I/O, no clock.
 
+use super::auth::{Auth, ERR_AUTH_TIMEOUT, ERR_AUTH_VIOLATION};
 use super::broker::{Broker, ClientId, Message};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
@@ -38,12 +39,50 @@ pub struct Conn {
     ping_max: u32,
     /// Subscribers' writers to wake after the current read batch.
     wakes: Wakes,
+    auth: Auth,
+    /// No CONNECT with accepted credentials yet (always false without auth).
+    awaiting_auth: bool,
 }
 
 impl Conn {
     /// State for client `id` (already added to the broker) writing to `out`.
     pub fn new(id: ClientId, out: Arc<Outbound>, ping_max: u32) -> Conn {
-        Conn { id, out, opts: ConnectInfo::default(), pings_out: 0, ping_max, wakes: Wakes::default() }
+        Conn {
+            id,
+            out,
+            opts: ConnectInfo::default(),
+            pings_out: 0,
+            ping_max,
+            wakes: Wakes::default(),
+            auth: Auth::None,
+            awaiting_auth: false,
+        }
+    }
+
+    /// Require the client to authenticate with `auth` in its first op, a CONNECT.
+    pub fn with_auth(mut self, auth: Auth) -> Conn {
+        self.awaiting_auth = auth.is_required();
+        self.auth = auth;
+        self
+    }
+
+    /// Whether the client still has to authenticate.
+    pub fn awaiting_auth(&self) -> bool {
+        self.awaiting_auth
+    }
+
+    /// Before parsing: while awaiting auth, the next op must be a CONNECT. Like nats-server,
+    /// judge that by its first byte, so that garbage gets the auth error, not a parse error.
+    pub fn check_op_start(&self, buf: &[u8]) -> Flow {
+        match buf.first() {
+            Some(b) if self.awaiting_auth && !b.eq_ignore_ascii_case(&b'c') => self.err_and_close(ERR_AUTH_VIOLATION),
+            _ => Flow::Continue,
+        }
+    }
+
+    /// No CONNECT arrived in time.
+    pub fn auth_timeout(&self) -> Flow {
+        self.err_and_close(ERR_AUTH_TIMEOUT)
     }
 
     /// The client's id.
@@ -74,6 +113,9 @@ impl Conn {
 
     /// Apply one parsed op.
     pub fn handle(&mut self, op: ClientOp, broker: &mut Broker, stats: &Stats) -> Flow {
+        if self.awaiting_auth && !matches!(op, ClientOp::Connect(_)) {
+            return self.err_and_close(ERR_AUTH_VIOLATION);
+        }
         match op {
             ClientOp::Connect(info) => self.connect(*info, broker),
             ClientOp::Ping => self.send(&ServerOp::Pong),
@@ -103,7 +145,16 @@ impl Conn {
         }
     }
 
-    fn connect(&mut self, info: ConnectInfo, broker: &mut Broker) -> Flow {
+    fn connect(&mut self, mut info: ConnectInfo, broker: &mut Broker) -> Flow {
+        // nats-server decodes a repeated CONNECT over the previous one, so credentials it
+        // leaves out are still those of the first.
+        info.auth_token = info.auth_token.or_else(|| self.opts.auth_token.take());
+        info.user = info.user.or_else(|| self.opts.user.take());
+        info.pass = info.pass.or_else(|| self.opts.pass.take());
+        if !self.auth.check(&info) {
+            return self.err_and_close(ERR_AUTH_VIOLATION);
+        }
+        self.awaiting_auth = false;
         if info.protocol != 0 && info.protocol != 1 {
             return self.err_and_close(ERR_BAD_PROTOCOL);
         }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, interval_at, timeout};
+use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -61,6 +61,7 @@ impl Shared {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             headers: true,
+            auth_required: self.cfg.auth.is_required(),
             max_payload: self.cfg.max_payload as i64,
             client_id,
             client_ip: peer.ip().to_string(),
@@ -199,7 +200,7 @@ async fn serve_conn(
     let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg.max_pending));
     let id = shared.broker().add_client(out.clone());
     tracing::debug!(client = id, %peer, "client connected");
-    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max);
+    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max).with_auth(shared.cfg.auth.clone());
     out.push(&ServerOp::Info(Box::new(shared.info(id, peer))));
 
     let (mut rd, wr) = tokio::io::split(stream);
@@ -225,17 +226,23 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
+    tokio::pin!(auth_deadline);
     loop {
         let flow = {
             // One lock per read batch: the ops of one read are applied together.
             let mut broker = shared.broker();
             loop {
-                let flow = match parser.parse(&mut buf) {
-                    Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
-                    Ok(None) => break Flow::Continue,
-                    Err(e) => {
-                        tracing::debug!(client = conn.id(), error = %e, "protocol error");
-                        conn.proto_error(&e)
+                let flow = if conn.check_op_start(&buf) == Flow::Close {
+                    Flow::Close
+                } else {
+                    match parser.parse(&mut buf) {
+                        Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
+                        Ok(None) => break Flow::Continue,
+                        Err(e) => {
+                            tracing::debug!(client = conn.id(), error = %e, "protocol error");
+                            conn.proto_error(&e)
+                        }
                     }
                 };
                 if flow == Flow::Close {
@@ -259,6 +266,10 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
                 }
             }
             _ = out.wait_closed() => return,
+            _ = &mut auth_deadline, if conn.awaiting_auth() => {
+                conn.auth_timeout();
+                return;
+            }
         }
     }
 }
