@@ -25,6 +25,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// Keep the better of each measurement (the higher rate, the higher peak RSS).
+    pub fn merge_best(&mut self, other: &Report) {
+        self.pub_16 = self.pub_16.max(other.pub_16);
+        self.pub_128 = self.pub_128.max(other.pub_128);
+        self.pubsub_16 = self.pubsub_16.max(other.pubsub_16);
+        self.pubsub_128 = self.pubsub_128.max(other.pubsub_128);
+        self.req_rep = self.req_rep.max(other.req_rep);
+        self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
+    }
+
     /// One line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -38,15 +48,18 @@ fn rate(v: f64) -> String {
 /// How one row's cell is shown.
 type Cell = fn(&Report) -> String;
 
-/// A markdown table: one row per measurement, one column per results file.
+/// A markdown table: one row per measurement, one column per server name (files with
+/// the same name, from repeated rounds, are merged keeping each row's best).
 pub fn table(files: &[PathBuf]) -> Result<String, String> {
-    let reports = files
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            serde_json::from_str::<Report>(text.trim()).map_err(|e| format!("{}: {e}", f.display()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut reports: Vec<Report> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let r = serde_json::from_str::<Report>(text.trim()).map_err(|e| format!("{}: {e}", f.display()))?;
+        match reports.iter_mut().find(|x| x.name == r.name) {
+            Some(x) => x.merge_best(&r),
+            None => reports.push(r),
+        }
+    }
     let rows: [(&str, Cell); 6] = [
         ("pub only, 16 B", |r| rate(r.pub_16)),
         ("pub only, 128 B", |r| rate(r.pub_128)),
