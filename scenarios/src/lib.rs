@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weir_faults::FaultMix;
-use weir_sim::SimConfig;
+use weir_sim::{SimConfig, World};
 
 /// A named scenario.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +52,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "raft-swarm",
         description: "swarm testing: every seed draws its own fault mix and intensities",
         draw: raft_swarm,
+    },
+    Scenario {
+        name: "store-crashes",
+        description: "one node's file store under power cuts, torn writes, corruption at rest and full disks",
+        draw: store_crashes,
     },
 ];
 
@@ -154,6 +159,41 @@ fn raft_swarm(rng: &mut ChaCha8Rng) -> SimConfig {
         torn_write_prob: rng.gen_range(0.0..1.0),
         faults,
         ..base(rng)
+    }
+}
+
+fn store_crashes(rng: &mut ChaCha8Rng) -> SimConfig {
+    let block_size = [4u64, 16, 64, 256][rng.gen_range(0..4)] * 1024;
+    SimConfig {
+        world: World::Store,
+        nodes: 1,
+        clients: rng.gen_range(1..6),
+        rate_per_client: rng.gen_range(20..200),
+        payload_bytes: rng.gen_range(8..200),
+        duration_ms: 15_000,
+        liveness_ms: 5_000,
+        disk_write_us: rng.gen_range(5..100),
+        disk_sync_us: rng.gen_range(100..3_000),
+        torn_write_prob: rng.gen_range(0.0..1.0),
+        store_block_size: block_size,
+        // Below the block size for most draws: recovery must then read blocks in chunks.
+        store_buffers_limit: rng.gen_range(16..64) * 1024,
+        store_cache_limit: rng.gen_range(8..256) * 1024,
+        store_max_msgs: if rng.gen_bool(0.4) { rng.gen_range(50..3_000) } else { 0 },
+        store_delete_pct: if rng.gen_bool(0.5) { rng.gen_range(1..15) } else { 0 },
+        faults: FaultMix {
+            mean_interval_ms: rng.gen_range(400..1_500),
+            mean_duration_ms: rng.gen_range(200..1_500),
+            crash: 6,
+            corrupt: rng.gen_range(0..4),
+            disk_full: rng.gen_range(0..3),
+            pause: 1,
+            slow_disk: 1,
+            slow_disk_ms: rng.gen_range(1..50),
+            max_down: 1,
+            ..FaultMix::default()
+        },
+        ..SimConfig::default()
     }
 }
 

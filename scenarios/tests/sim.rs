@@ -114,3 +114,24 @@ fn bug_unbounded_catchup_is_caught() {
     println!("caught at seed {seed}: {}", r.violations[0]);
     assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
 }
+
+#[test]
+fn bug_lazy_fsync_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::LazyFsync).expect("lazy-fsync survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "acked-durability" || v.invariant == "deleted-stays-deleted"));
+}
+
+#[test]
+fn bug_unbounded_buffer_pool_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::UnboundedBufferPool).expect("unbounded-buffer-pool survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
+}
+
+#[test]
+fn bug_buffer_leak_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::BufferLeak).expect("buffer-leak survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "memory-baseline"), "expected a memory-baseline violation");
+}

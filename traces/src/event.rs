@@ -142,6 +142,31 @@ pub enum EventKind {
         /// Detail (broken invariant, or a summary).
         detail: String,
     },
+    /// A message store was opened: what its recovery found.
+    StoreRecovered {
+        /// Sequences reported lost to damage, as `(first, last)` ranges.
+        lost: Vec<(u64, u64)>,
+        /// Damaged regions reported.
+        damaged: u64,
+        /// Whether some damaged region held unreadable records that were not messages
+        /// (a lost delete record can make a deleted message visible again).
+        unreadable_other: bool,
+        /// Bytes cut from a torn tail.
+        truncated_bytes: u64,
+        /// First sequence and last sequence after recovery.
+        first_seq: u64,
+        /// Last sequence after recovery.
+        last_seq: u64,
+    },
+    /// A client asked the store to delete `seq` (`done: false`) or the delete returned (`done: true`).
+    StoreDelete {
+        /// Client number.
+        client: u32,
+        /// The sequence.
+        seq: u64,
+        /// Whether the delete completed.
+        done: bool,
+    },
 }
 
 impl Event {
@@ -161,7 +186,7 @@ impl fmt::Display for Event {
 impl EventKind {
     /// Every kind name returned by [`EventKind::name`], in declaration order
     /// (for validating filters and for exhaustiveness checks in tests).
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 16] = [
         "note",
         "fault",
         "node-start",
@@ -176,6 +201,8 @@ impl EventKind {
         "snapshot-restored",
         "ledger",
         "verdict",
+        "store-recovered",
+        "store-delete",
     ];
 
     /// A short stable name for the kind (used in text output and filters).
@@ -195,6 +222,8 @@ impl EventKind {
             EventKind::SnapshotRestored { .. } => "snapshot-restored",
             EventKind::Ledger { .. } => "ledger",
             EventKind::Verdict { .. } => "verdict",
+            EventKind::StoreRecovered { .. } => "store-recovered",
+            EventKind::StoreDelete { .. } => "store-delete",
         }
     }
 }

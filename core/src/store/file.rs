@@ -19,7 +19,7 @@
 //! | 5 | 1 | reserved, 0 |
 //! | 6 | 2 | `subj_len`: subject length (messages) |
 //! | 8 | 4 | `rec`: record number within the block (the block header is 0) |
-//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`) |
+//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`); delete: the block's message count |
 //! | 16 | 8 | `seq`: message sequence; delete: first deleted; header: `base` |
 //! | 24 | 8 | `aux`: message timestamp (ns, i64); delete: last deleted; header: `prev_end`; seal: slot count |
 //! | 32 | 4 | `hdr_len`: message header-block length |
@@ -38,7 +38,9 @@
 //! - **Delete**: the messages `seq..=aux` are deleted (ranges may span sequences that
 //!   were already gone). Interior deletes, purges, compaction, expiry and limit
 //!   evictions all write delete records, always into the last block, after the message
-//!   records they delete. Messages are never rewritten in place.
+//!   records they delete. Messages are never rewritten in place. A delete's `slot` field
+//!   holds its block's message count when it was written, so a damaged message record
+//!   followed only by deletes is still reported lost (its sequence is never reused).
 //! - **Seal**: written to a block (and synced) before the next block is created; `aux`
 //!   is the block's message count, so a cut in a rolled block is detectable.
 //!
@@ -117,6 +119,18 @@ pub struct StoreBugs {
     pub unbounded_buffer_pool: bool,
     /// Message reads never return their buffer's charge.
     pub buffer_leak: bool,
+}
+
+impl StoreBugs {
+    /// The store's share of a run's known-bug set.
+    pub fn from_bugs(bugs: weir_faults::BugSet) -> Self {
+        use weir_faults::Bug;
+        StoreBugs {
+            lazy_fsync: bugs.has(Bug::LazyFsync),
+            unbounded_buffer_pool: bugs.has(Bug::UnboundedBufferPool),
+            buffer_leak: bugs.has(Bug::BufferLeak),
+        }
+    }
 }
 
 /// File store tuning.
@@ -946,9 +960,10 @@ impl FileStore {
             let need = chunk.len() * SMALL_LEN;
             self.prepare(need)?;
             let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
-            let rec = self.blocks.back().expect("a block").recs;
+            let last = self.blocks.back().expect("a block");
+            let (rec, slots) = (last.recs, last.slots.len() as u32);
             for (i, r) in chunk.iter().enumerate() {
-                record::put_delete(buf.vec(), rec + i as u32, *r.start(), *r.end());
+                record::put_delete(buf.vec(), rec + i as u32, slots, *r.start(), *r.end());
             }
             let res = self.write_last(buf.bytes());
             self.pool.put(buf);
@@ -987,7 +1002,8 @@ impl FileStore {
         let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
         record::put_msg(buf.vec(), rec, slot, seq, ts_ns, subject, headers, payload);
         for (i, r) in ranges.iter().enumerate() {
-            record::put_delete(buf.vec(), rec + 1 + i as u32, *r.start(), *r.end());
+            // The eviction deletes follow the message: the block then holds `slot + 1`.
+            record::put_delete(buf.vec(), rec + 1 + i as u32, slot + 1, *r.start(), *r.end());
         }
         let res = self.write_last(buf.bytes());
         self.pool.put(buf);

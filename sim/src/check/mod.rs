@@ -2,6 +2,8 @@
 //! final states. They know nothing about madsim, so they are unit-tested directly and
 //! can be re-run over a stored trace.
 
+pub mod store;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use weir_core::server::app::{LogApp, chain};
@@ -22,11 +24,11 @@ impl fmt::Display for Violation {
     }
 }
 
-fn v(invariant: &'static str, detail: String) -> Violation {
+pub(crate) fn v(invariant: &'static str, detail: String) -> Violation {
     Violation { invariant, detail }
 }
 
-fn at(e: &Event) -> String {
+pub(crate) fn at(e: &Event) -> String {
     format!("{:.6}s", e.time_us as f64 / 1e6)
 }
 
