@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 use weir_core::disk::{Disk, RealDisk};
 use weir_core::store::{FileStore, FileStoreConfig, MsgStore, NewMsg, StoreLimits, StoreMemory, SyncPolicy};
 
-const SUBJECTS: [&str; 8] =
-    ["bench.0", "bench.1", "bench.2", "bench.3", "bench.4", "bench.5", "bench.6", "bench.7"];
+const SUBJECTS: [&str; 8] = ["bench.0", "bench.1", "bench.2", "bench.3", "bench.4", "bench.5", "bench.6", "bench.7"];
 
 #[derive(Parser, Debug)]
 #[command(about = "FileStore benchmark on the real disk")]
@@ -145,7 +144,8 @@ fn write_interval(fs: &mut FileStore, n: u64, size: usize, start: Instant) {
 }
 
 fn bench_append(args: &Args, rows: &mut Vec<Row>) {
-    for (size, n) in [(128usize, if args.quick { 200_000 } else { 2_000_000 }), (4096, if args.quick { 20_000 } else { 200_000 })]
+    for (size, n) in
+        [(128usize, if args.quick { 200_000 } else { 2_000_000 }), (4096, if args.quick { 20_000 } else { 200_000 })]
     {
         let dir = fresh(&args.dir, "append");
         let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&dir).expect("disk"));
@@ -230,7 +230,11 @@ fn bench_always(args: &Args, rows: &mut Vec<Row>) {
         };
         rows.push(Row {
             bench: "append sync=always".into(),
-            config: if batch == 1 { format!("{size} B, single append") } else { format!("{size} B, append_batch({batch})") },
+            config: if batch == 1 {
+                format!("{size} B, single append")
+            } else {
+                format!("{size} B, append_batch({batch})")
+            },
             msgs: n,
             secs: t,
             syncs: Some(calls),
@@ -244,7 +248,8 @@ fn bench_always(args: &Args, rows: &mut Vec<Row>) {
 }
 
 fn bench_read(args: &Args, rows: &mut Vec<Row>) {
-    for (size, n) in [(128usize, if args.quick { 200_000 } else { 2_000_000 }), (4096, if args.quick { 20_000 } else { 200_000 })]
+    for (size, n) in
+        [(128usize, if args.quick { 200_000 } else { 2_000_000 }), (4096, if args.quick { 20_000 } else { 200_000 })]
     {
         let dir = fresh(&args.dir, "read");
         let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&dir).expect("disk"));
@@ -259,7 +264,8 @@ fn bench_read(args: &Args, rows: &mut Vec<Row>) {
         fs.close().expect("close");
 
         let start = Instant::now();
-        let mut fs = FileStore::open(disk.clone(), "stream", StoreLimits::default(), cfg.clone(), mem()).expect("reopen");
+        let mut fs =
+            FileStore::open(disk.clone(), "stream", StoreLimits::default(), cfg.clone(), mem()).expect("reopen");
         let t = start.elapsed().as_secs_f64();
         assert!(fs.recovery().is_clean());
         rows.push(Row {
@@ -289,7 +295,8 @@ fn bench_read(args: &Args, rows: &mut Vec<Row>) {
         });
 
         for (filter, expect) in [("bench.3", n / 8), ("bench.*", n)] {
-            let mut fs = FileStore::open(disk.clone(), "stream", StoreLimits::default(), cfg.clone(), mem()).expect("reopen");
+            let mut fs =
+                FileStore::open(disk.clone(), "stream", StoreLimits::default(), cfg.clone(), mem()).expect("reopen");
             let start = Instant::now();
             let (mut got, mut bytes, mut from) = (0u64, 0u64, 1u64);
             while let Some(m) = fs.load_next(filter, from).expect("load_next") {
@@ -375,7 +382,10 @@ fn bench_mem(args: &Args, rows: &mut Vec<Row>) -> MemReport {
     let n128 = (total_mb << 20) / (48 + subj_len as u64 + 128);
     let lines = vec![
         ("stream".to_string(), format!("{n} msgs × {size} B payload ({} on disk, {rec} B records)", mib(n * rec))),
-        ("store budget".to_string(), format!("store.buffers cap {} + store.cache cap {}", mib(pool_cap), mib(cache_cap))),
+        (
+            "store budget".to_string(),
+            format!("store.buffers cap {} + store.cache cap {}", mib(pool_cap), mib(cache_cap)),
+        ),
         ("RSS before".to_string(), mib(rss0)),
         (
             "peak RSS (VmHWM), write phase".to_string(),
@@ -383,7 +393,10 @@ fn bench_mem(args: &Args, rows: &mut Vec<Row>) -> MemReport {
         ),
         ("peak RSS (VmHWM), write + read".to_string(), mib(hwm)),
         ("peak RSS above start".to_string(), mib(hwm.saturating_sub(rss0))),
-        ("store.buffers peak / limit".to_string(), format!("{} / {}", mib(mem.buffers.peak()), mib(mem.buffers.limit()))),
+        (
+            "store.buffers peak / limit".to_string(),
+            format!("{} / {}", mib(mem.buffers.peak()), mib(mem.buffers.limit())),
+        ),
         ("store.cache peak / limit".to_string(), format!("{} / {}", mib(mem.cache.peak()), mib(mem.cache.limit()))),
         ("index_bytes()".to_string(), format!("{} ({per_msg:.1} B/msg)", mib(index))),
         (

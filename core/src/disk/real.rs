@@ -83,7 +83,12 @@ impl RealDisk {
         if create {
             Self::ensure_parent(&p)?;
         }
-        let f = Arc::new(OpenOptions::new().read(true).append(true).create(create).open(&p)?);
+        let f = match OpenOptions::new().read(true).append(true).create(create).open(&p) {
+            Ok(f) => Arc::new(f),
+            // A file we may read but not write: serve reads from an uncached handle.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !create => return Ok(Arc::new(File::open(&p)?)),
+            Err(e) => return Err(e),
+        };
         let mut h = self.handles();
         if h.open.len() >= Self::MAX_OPEN {
             let lru = h.open.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());

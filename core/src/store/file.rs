@@ -1101,7 +1101,8 @@ impl FileStore {
         let Some(first) = size_of(&self.limits, &msgs[0]) else { return Ok(0) };
         self.prepare(first as usize)?;
         let b = self.blocks.back().expect("a block");
-        let (max_msgs, max_bytes) = (self.limits.max_msgs.unwrap_or(u64::MAX), self.limits.max_bytes.unwrap_or(u64::MAX));
+        let (max_msgs, max_bytes) =
+            (self.limits.max_msgs.unwrap_or(u64::MAX), self.limits.max_bytes.unwrap_or(u64::MAX));
         let (mut n, mut total) = (0usize, 0u64);
         for m in msgs {
             let Some(size) = size_of(&self.limits, m) else { break };
@@ -1121,7 +1122,16 @@ impl FileStore {
         let seq0 = self.last_seq + 1;
         for (i, m) in msgs[..n].iter().enumerate() {
             let i32 = i as u32;
-            record::put_msg(buf.vec(), rec + i32, slot + i32, seq0 + i as u64, m.ts_ns, m.subject, m.headers, m.payload);
+            record::put_msg(
+                buf.vec(),
+                rec + i32,
+                slot + i32,
+                seq0 + i as u64,
+                m.ts_ns,
+                m.subject,
+                m.headers,
+                m.payload,
+            );
         }
         let res = self.write_last(buf.bytes());
         self.pool.put(buf);
