@@ -418,9 +418,12 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl Drop for FileStore {
-    /// Hand the write-behind buffer to the disk (unsynced, as it would have been).
+    /// Hand the write-behind buffer to the disk (unsynced, as it would have been), unless
+    /// the block no longer ends where the buffer starts (say, a simulated crash cut it).
     fn drop(&mut self) {
-        if self.failed.is_none() {
+        let Some(b) = self.blocks.back() else { return };
+        let start = b.len - self.pending_len();
+        if self.failed.is_none() && self.pending_len() > 0 && self.disk.len(&b.path).is_ok_and(|l| l == start) {
             let _ = self.write_pending();
         }
     }
