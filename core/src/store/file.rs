@@ -1110,7 +1110,7 @@ impl FileStore {
         for m in msgs {
             let Some(size) = size_of(&self.limits, m) else { break };
             let fits_block = n == 0 || b.len + total + size <= self.cfg.block_size;
-            let fits_limits = self.msgs + n as u64 + 1 <= max_msgs && self.bytes + total + size <= max_bytes;
+            let fits_limits = self.msgs + (n as u64) < max_msgs && self.bytes + total + size <= max_bytes;
             if !fits_block || !fits_limits || (n > 0 && total + size > GROUP_WRITE_MAX) {
                 break;
             }
