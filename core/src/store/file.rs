@@ -57,6 +57,16 @@
 //! writes, and their sequences may be handed out again. Rolling a block always syncs the
 //! sealed block, the new block's header and the directory.
 //!
+//! With [`SyncPolicy::Interval`] small writes are also coalesced in a write-behind buffer
+//! of up to `write_chunk` bytes (taken from the buffer pool, so charged to `store.buffers`):
+//! it goes to the disk when full, before a read reaches into it, before a roll or a sync,
+//! and when the store is dropped. Buffered records are unsynced writes like any other, so a
+//! crash loses a suffix of them, never a record in the middle; a failure writing the buffer
+//! stops the store ([`StoreError::Failed`]) since it holds acknowledged messages.
+//! A batch ([`MsgStore::append_batch`]) that no limit could evict from or refuse is encoded
+//! into one buffer per block and written with one disk append, under either policy; if that
+//! append fails, none of its messages is stored.
+//!
 //! # Recovery
 //!
 //! [`FileStore::open`] scans every block in order (in bounded chunks, or whole blocks
@@ -84,7 +94,7 @@
 //! such and leaves the store usable.
 
 use super::cache::BlockCache;
-use super::pool::BufferPool;
+use super::pool::{BufferPool, PoolBuf};
 use super::record::{self, SMALL_LEN};
 use super::subject::{is_literal, subject_matches, validate_filter};
 use super::{
@@ -402,6 +412,9 @@ pub struct FileStore {
     pub(super) next_index: u64,
     /// The last wildcard filter's matching subject ids, valid for one subject generation.
     match_cache: Option<(String, u64, Arc<[bool]>)>,
+    /// Write-behind buffer of the last block (`SyncPolicy::Interval` only): records whose
+    /// offsets start at `last block len - pending len`, not yet handed to the disk.
+    pending: Option<PoolBuf>,
     active: bool,
     last_active: Duration,
 }
@@ -418,6 +431,18 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
+impl Drop for FileStore {
+    /// Hand the write-behind buffer to the disk (unsynced, as it would have been), unless
+    /// the block no longer ends where the buffer starts (say, a simulated crash cut it).
+    fn drop(&mut self) {
+        let Some(b) = self.blocks.back() else { return };
+        let start = b.len - self.pending_len();
+        if self.failed.is_none() && self.pending_len() > 0 && self.disk.len(&b.path).is_ok_and(|l| l == start) {
+            let _ = self.write_pending();
+        }
+    }
+}
+
 /// Map a disk error to a store error.
 pub(super) fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError {
     if e.kind() == io::ErrorKind::StorageFull {
@@ -426,6 +451,9 @@ pub(super) fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError
         StoreError::Io { op, path: path.to_string(), source: e }
     }
 }
+
+/// Most bytes [`FileStore`] encodes into one buffer for a grouped batch write.
+const GROUP_WRITE_MAX: u64 = 1 << 20;
 
 fn no_buffer(need: usize) -> StoreError {
     StoreError::NoMemory { account: STORE_BUFFERS, need: need as u64 }
@@ -467,6 +495,7 @@ impl FileStore {
             head_ts: None,
             next_index: 1,
             match_cache: None,
+            pending: None,
             active: false,
             last_active: Duration::ZERO,
         };
@@ -549,6 +578,7 @@ impl FileStore {
 
     /// Sync every unsynced write now.
     pub fn flush(&mut self) -> Result<()> {
+        self.write_pending()?;
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         for index in dirty {
             let path = self.block_path(index);
@@ -745,15 +775,36 @@ impl FileStore {
     /// Append `data` to the last block; returns its offset. A failed append is undone
     /// (or, if that fails too, the store stops writing).
     fn write_last(&mut self, data: &[u8]) -> Result<u64> {
+        if matches!(self.cfg.sync, SyncPolicy::Interval(_)) && data.len() <= self.cfg.write_chunk {
+            let cap = self.cfg.write_chunk;
+            if self.pending.as_ref().is_some_and(|p| p.bytes().len() + data.len() > cap) {
+                self.write_pending()?;
+            }
+            if self.pending.is_none() {
+                self.pending = self.pool.take(cap);
+            }
+            if let Some(p) = self.pending.as_mut() {
+                p.vec().extend_from_slice(data);
+                let b = self.blocks.back_mut().expect("a store always has a block");
+                let off = b.len;
+                b.len += data.len() as u64;
+                let index = b.index;
+                self.mark_dirty(index);
+                return Ok(off);
+            }
+        }
+        self.write_pending()?;
         let b = self.blocks.back().expect("a store always has a block");
-        let (path, off, index) = (b.path.clone(), b.len, b.index);
-        match self.disk.append(&path, data) {
+        let (off, index) = (b.len, b.index);
+        match self.disk.append(&b.path, data) {
             Ok(n) if n == off + data.len() as u64 => {}
             Ok(n) => {
+                let path = b.path.clone();
                 let e = io::Error::other(format!("block grew to {n} bytes, expected {}", off + data.len() as u64));
                 return Err(self.fail(io_error("append", &path, e)));
             }
             Err(e) => {
+                let path = b.path.clone();
                 let undone = match self.disk.len(&path) {
                     Ok(l) if l == off => true,
                     Ok(l) if l > off => self.disk.truncate(&path, off).is_ok(),
@@ -765,8 +816,45 @@ impl FileStore {
         }
         let b = self.blocks.back_mut().expect("a store always has a block");
         b.len += data.len() as u64;
-        self.dirty.insert(index);
+        self.mark_dirty(index);
         Ok(off)
+    }
+
+    fn mark_dirty(&mut self, index: u64) {
+        if self.dirty.last() != Some(&index) {
+            self.dirty.insert(index);
+        }
+    }
+
+    /// Hand the write-behind buffer to the disk. It holds acknowledged records, so a
+    /// failure stops the store.
+    fn write_pending(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else { return Ok(()) };
+        if p.bytes().is_empty() {
+            self.pool.put(p);
+            return Ok(());
+        }
+        let b = self.blocks.back().expect("a store always has a block");
+        let end = b.len;
+        let res = self.disk.append(&b.path, p.bytes());
+        self.pool.put(p);
+        match res {
+            Ok(n) if n == end => Ok(()),
+            Ok(n) => {
+                let path = self.blocks.back().expect("a block").path.clone();
+                let e = io::Error::other(format!("block grew to {n} bytes, expected {end}"));
+                Err(self.fail(io_error("append", &path, e)))
+            }
+            Err(e) => {
+                let path = self.blocks.back().expect("a block").path.clone();
+                Err(self.fail(io_error("append", &path, e)))
+            }
+        }
+    }
+
+    /// Bytes of the write-behind buffer.
+    fn pending_len(&self) -> u64 {
+        self.pending.as_ref().map_or(0, |p| p.bytes().len() as u64)
     }
 
     /// Make sure the last block can take `need` more bytes, rolling if it cannot.
@@ -792,6 +880,7 @@ impl FileStore {
             b.recs += 1;
             b.sealed = true;
         }
+        self.write_pending()?;
         if let Some(b) = self.blocks.back()
             && self.dirty.contains(&b.index)
         {
@@ -1019,6 +1108,66 @@ impl FileStore {
         Ok(seq)
     }
 
+    /// Append a prefix of `msgs` (at least two) with one disk write, when no limit could
+    /// evict or refuse any of them and they fit the last block (after rolling it if the
+    /// first does not); returns how many were stored, 0 to take the one-by-one path. A
+    /// failed write stores none of them.
+    fn append_group(&mut self, msgs: &[NewMsg<'_>], seqs: &mut Vec<u64>) -> Result<usize> {
+        if msgs.len() < 2 || self.limits.max_msgs_per_subject.is_some() {
+            return Ok(0);
+        }
+        let size_of = |l: &StoreLimits, m: &NewMsg<'_>| check_size(l, m.subject, m.headers, m.payload).ok();
+        let Some(first) = size_of(&self.limits, &msgs[0]) else { return Ok(0) };
+        self.prepare(first as usize)?;
+        let b = self.blocks.back().expect("a block");
+        let (max_msgs, max_bytes) =
+            (self.limits.max_msgs.unwrap_or(u64::MAX), self.limits.max_bytes.unwrap_or(u64::MAX));
+        let (mut n, mut total) = (0usize, 0u64);
+        for m in msgs {
+            let Some(size) = size_of(&self.limits, m) else { break };
+            let fits_block = n == 0 || b.len + total + size <= self.cfg.block_size;
+            let fits_limits = self.msgs + (n as u64) < max_msgs && self.bytes + total + size <= max_bytes;
+            if !fits_block || !fits_limits || (n > 0 && total + size > GROUP_WRITE_MAX) {
+                break;
+            }
+            n += 1;
+            total += size;
+        }
+        if n < 2 {
+            return Ok(0);
+        }
+        let Some(mut buf) = self.pool.take(total as usize) else { return Ok(0) };
+        let (rec, slot) = (b.recs, b.slots.len() as u32);
+        let seq0 = self.last_seq + 1;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            let i32 = i as u32;
+            record::put_msg(
+                buf.vec(),
+                rec + i32,
+                slot + i32,
+                seq0 + i as u64,
+                m.ts_ns,
+                m.subject,
+                m.headers,
+                m.payload,
+            );
+        }
+        let res = self.write_last(buf.bytes());
+        self.pool.put(buf);
+        let mut off = res?;
+        let bi = self.blocks.len() - 1;
+        self.blocks[bi].recs += n as u32;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            let size = super::stored_size(m.subject, m.headers, m.payload);
+            let seq = seq0 + i as u64;
+            self.last_seq = seq;
+            self.insert_msg(bi, seq, off, size as u32, m.subject);
+            off += size;
+            seqs.push(seq);
+        }
+        Ok(n)
+    }
+
     // ----- reading -----------------------------------------------------------------
 
     /// Bytes `[off, off + len)` of block `bi`, through the cache; on a miss, reads a
@@ -1030,6 +1179,9 @@ impl FileStore {
         };
         if let Some(bytes) = self.cache.get(index, off, len) {
             return Ok(bytes.to_vec());
+        }
+        if bi + 1 == self.blocks.len() && off + len as u64 > blen - self.pending_len() {
+            self.write_pending()?;
         }
         let window = (self.cfg.read_ahead.max(len) as u64).min(blen.saturating_sub(off)) as usize;
         let (charge, want) = match (window > len).then(|| self.pool.reserve(window)).flatten() {
@@ -1118,9 +1270,17 @@ impl MsgStore for FileStore {
     fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         self.check_writable()?;
         let mut seqs = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            match self.append_one(m.subject, m.headers, m.payload, m.ts_ns) {
-                Ok(s) => seqs.push(s),
+        let mut i = 0;
+        while i < msgs.len() {
+            let step = match self.append_group(&msgs[i..], &mut seqs) {
+                Ok(0) => {
+                    let m = &msgs[i];
+                    self.append_one(m.subject, m.headers, m.payload, m.ts_ns).map(|s| seqs.push(s)).map(|()| 1)
+                }
+                other => other,
+            };
+            match step {
+                Ok(n) => i += n,
                 Err(e) => {
                     self.commit()?;
                     return Err(e);
