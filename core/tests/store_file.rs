@@ -366,3 +366,35 @@ fn write_behind_and_grouped_batches() {
     assert_eq!(fs.state().msgs, 11);
     assert_eq!(fs.load(11).unwrap().unwrap().payload, body);
 }
+
+#[test]
+fn index_is_charged_and_refuses_appends_at_its_limit() {
+    let disk = Arc::new(MemDisk::default());
+    let m = StoreMemory::standalone(1 << 20, 1 << 20).with_index_limit(4 << 10);
+    let cfg = FileStoreConfig { block_size: 8 << 10, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &m);
+    let mut stored = 0u64;
+    let refused = loop {
+        match fs.append("a.b", b"", &stored.to_le_bytes(), 0) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 10_000, "the index limit never refused an append");
+    };
+    assert!(matches!(refused, StoreError::NoMemory { account: "store.index", .. }), "{refused}");
+    assert!(m.index.peak() <= m.index.limit(), "appends never charge past the limit");
+    assert_eq!(m.index.current(), fs.index_bytes());
+    assert!(fs.index_bytes() > stored * 12, "at least a slot per message");
+    // Nothing stored is lost, and deleting the oldest messages (dropping whole blocks)
+    // makes room again.
+    assert_eq!(fs.state().msgs, stored);
+    fs.compact(stored / 2).unwrap();
+    assert_eq!(m.index.current(), fs.index_bytes());
+    assert!(fs.append("a.b", b"", b"x", 0).is_ok(), "compaction dropped blocks and made room");
+    let charged = m.index.current();
+    drop(fs);
+    assert_eq!(m.index.current(), 0, "dropping the store releases its index charge");
+    let fs = open_with(&disk, cfg, &m);
+    assert_eq!(m.index.current(), charged, "reopening charges the same index");
+    assert_eq!(fs.state().msgs, stored - (stored / 2 - 1) + 1);
+}

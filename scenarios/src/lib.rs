@@ -179,6 +179,7 @@ fn store_crashes(rng: &mut ChaCha8Rng) -> SimConfig {
         // Below the block size for most draws: recovery must then read blocks in chunks.
         store_buffers_limit: rng.gen_range(16..64) * 1024,
         store_cache_limit: rng.gen_range(8..256) * 1024,
+        store_index_limit: rng.gen_range(32..1024) * 1024,
         store_max_msgs: if rng.gen_bool(0.4) { rng.gen_range(50..3_000) } else { 0 },
         store_delete_pct: if rng.gen_bool(0.5) { rng.gen_range(1..15) } else { 0 },
         faults: FaultMix {

@@ -83,6 +83,9 @@ pub struct SimConfig {
     /// Store world: ledger limit of `store.cache` (also the block cache's byte cap).
     #[serde(default = "defaults::store_cache_limit")]
     pub store_cache_limit: u64,
+    /// Store world: ledger limit of `store.index` (the in-memory index; appends past it are refused).
+    #[serde(default = "defaults::store_index_limit")]
+    pub store_index_limit: u64,
     /// Store world: `max_msgs` retention limit (0 = unlimited), discard old.
     #[serde(default)]
     pub store_max_msgs: u64,
@@ -126,6 +129,7 @@ impl Default for SimConfig {
             store_block_size: defaults::store_block_size(),
             store_buffers_limit: defaults::store_buffers_limit(),
             store_cache_limit: defaults::store_cache_limit(),
+            store_index_limit: defaults::store_index_limit(),
             store_max_msgs: 0,
             store_delete_pct: 0,
             faults: FaultMix::default(),
@@ -143,6 +147,9 @@ mod defaults {
     }
     pub fn store_cache_limit() -> u64 {
         256 * 1024
+    }
+    pub fn store_index_limit() -> u64 {
+        4 * 1024 * 1024
     }
 }
 

@@ -94,12 +94,13 @@
 //! such and leaves the store usable.
 
 use super::cache::BlockCache;
+use super::meter::{BLOCK_COST, IndexMeter, SLOT_COST, SUBJECT_COST};
 use super::pool::{BufferPool, PoolBuf};
 use super::record::{self, SMALL_LEN};
 use super::subject::{is_literal, subject_matches, validate_filter};
 use super::{
-    Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, StateRequest, StoreError,
-    StoreLimits, StoreState, StoredMsg, check_size,
+    Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StateRequest,
+    StoreError, StoreLimits, StoreState, StoredMsg, check_size,
 };
 use crate::disk::{self, Disk};
 use crate::mem::{Account, Ledger};
@@ -205,20 +206,32 @@ pub struct StoreMemory {
     pub buffers: Arc<Account>,
     /// `store.cache`: cached block windows.
     pub cache: Arc<Account>,
+    /// `store.index`: the in-memory index (slots, subjects, block descriptors).
+    pub index: Arc<Account>,
 }
 
 impl StoreMemory {
-    /// The node ledger's `store.buffers` and `store.cache` accounts (panics if missing).
+    /// The node ledger's `store.buffers`, `store.cache` and `store.index` accounts (panics if missing).
     pub fn from_ledger(ledger: &Ledger) -> Self {
-        StoreMemory { buffers: ledger.account(STORE_BUFFERS), cache: ledger.account(STORE_CACHE) }
+        StoreMemory {
+            buffers: ledger.account(STORE_BUFFERS),
+            cache: ledger.account(STORE_CACHE),
+            index: ledger.account(STORE_INDEX),
+        }
     }
 
-    /// Private accounts with the given limits.
+    /// Private accounts with the given limits (the index unlimited; see [`StoreMemory::with_index_limit`]).
     pub fn standalone(buffers: u64, cache: u64) -> Self {
         StoreMemory {
             buffers: Arc::new(Account::new(STORE_BUFFERS, buffers)),
             cache: Arc::new(Account::new(STORE_CACHE, cache)),
+            index: Arc::new(Account::new(STORE_INDEX, u64::MAX)),
         }
+    }
+
+    /// The same, with a private `store.index` account of `limit` bytes.
+    pub fn with_index_limit(self, limit: u64) -> Self {
+        StoreMemory { index: Arc::new(Account::new(STORE_INDEX, limit)), ..self }
     }
 }
 
@@ -332,6 +345,8 @@ pub(super) struct Subjects {
     ids: BTreeMap<Arc<str>, u32>,
     info: Vec<SubjInfo>,
     free: Vec<u32>,
+    /// Bytes of the live subjects' names.
+    name_bytes: u64,
     /// Bumped whenever a subject appears or disappears.
     generation: u64,
 }
@@ -354,6 +369,7 @@ impl Subjects {
             return id;
         }
         let name: Arc<str> = Arc::from(s);
+        self.name_bytes += s.len() as u64;
         let info = SubjInfo { name: Some(name.clone()), count: 1, first: seq, last: seq };
         let id = match self.free.pop() {
             Some(id) => {
@@ -378,6 +394,7 @@ impl Subjects {
             return false;
         }
         let name = i.name.take().expect("live subject has a name");
+        self.name_bytes -= name.len() as u64;
         self.ids.remove(&name);
         self.free.push(id);
         self.generation += 1;
@@ -410,6 +427,10 @@ pub struct FileStore {
     pub(super) report: RecoveryReport,
     pub(super) head_ts: Option<(u64, i64)>,
     pub(super) next_index: u64,
+    /// The index's charge on `store.index`.
+    meter: IndexMeter,
+    /// Slots in all blocks (for the index model).
+    pub(super) slot_count: u64,
     /// The last wildcard filter's matching subject ids, valid for one subject generation.
     match_cache: Option<(String, u64, Arc<[bool]>)>,
     /// Write-behind buffer of the last block (`SyncPolicy::Interval` only): records whose
@@ -494,12 +515,16 @@ impl FileStore {
             report: RecoveryReport::default(),
             head_ts: None,
             next_index: 1,
+            meter: IndexMeter::new(mem.index),
+            slot_count: 0,
             match_cache: None,
             pending: None,
             active: false,
             last_active: Duration::ZERO,
         };
         super::recover::recover(&mut fs)?;
+        fs.slot_count = fs.blocks.iter().map(|b| b.slots.len() as u64).sum();
+        fs.settle_index();
         let plan = fs.plan_evictions(None);
         if !plan.is_empty() {
             let ranges = fs.coalesce(&plan);
@@ -536,6 +561,31 @@ impl FileStore {
 
     /// Bytes of the in-memory index (slots and subjects), for observability.
     pub fn index_bytes(&self) -> u64 {
+        self.meter.charged()
+    }
+
+    /// The index model charged to `store.index` (see the `meter` module).
+    fn index_model(&self) -> u64 {
+        self.slot_count * SLOT_COST
+            + self.blocks.len() as u64 * BLOCK_COST
+            + self.subjects.len() as u64 * SUBJECT_COST
+            + self.subjects.name_bytes
+    }
+
+    /// Bring the `store.index` charge in line with the index.
+    fn settle_index(&mut self) {
+        let model = self.index_model();
+        self.meter.settle(model);
+    }
+
+    /// Refuse an append of `n` messages on `subject` when `store.index` has no room for them.
+    fn check_index_room(&self, n: u64, subject_bytes: u64) -> Result<()> {
+        let need = n * (SLOT_COST + SUBJECT_COST) + subject_bytes + BLOCK_COST;
+        if self.meter.has_room(need) { Ok(()) } else { Err(StoreError::NoMemory { account: STORE_INDEX, need }) }
+    }
+
+    /// Heap bytes actually held by the index (capacities included), for comparison with the model.
+    pub fn index_heap_bytes(&self) -> u64 {
         let slots: usize =
             self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
         let subjects: usize = self.subjects.ids.keys().map(|k| k.len() + 48).sum::<usize>()
@@ -625,8 +675,10 @@ impl FileStore {
         Ok(())
     }
 
-    /// Make a write call durable as the policy says.
+    /// End a write call: charge the index as it now is, and make the call durable as the
+    /// policy says.
     fn commit(&mut self) -> Result<()> {
+        self.settle_index();
         match self.cfg.sync {
             SyncPolicy::Always if !self.cfg.bugs.lazy_fsync => self.flush(),
             _ => Ok(()),
@@ -688,6 +740,7 @@ impl FileStore {
         let b = &mut self.blocks[bi];
         debug_assert_eq!(seq, b.end() + 1);
         b.slots.push(Slot { off: off as u32, len, subj: id });
+        self.slot_count += 1;
         b.live += 1;
         self.msgs += 1;
         self.bytes += len as u64;
@@ -762,6 +815,7 @@ impl FileStore {
                 Err(_) => break, // keep it; a later removal retries
             }
             let b = self.blocks.pop_front().expect("non-empty");
+            self.slot_count -= b.slots.len() as u64;
             self.cache.remove_block(b.index);
             self.dirty.remove(&b.index);
             self.dir_dirty = true;
@@ -1259,16 +1313,8 @@ impl FileStore {
     }
 }
 
-impl MsgStore for FileStore {
-    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
-        self.check_writable()?;
-        let seq = self.append_one(subject, headers, payload, ts_ns)?;
-        self.commit()?;
-        Ok(seq)
-    }
-
-    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
-        self.check_writable()?;
+impl FileStore {
+    fn append_batch_inner(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         let mut seqs = Vec::with_capacity(msgs.len());
         let mut i = 0;
         while i < msgs.len() {
@@ -1289,6 +1335,27 @@ impl MsgStore for FileStore {
         }
         self.commit()?;
         Ok(seqs)
+    }
+}
+
+impl MsgStore for FileStore {
+    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
+        self.check_writable()?;
+        self.check_index_room(1, subject.len() as u64)?;
+        let r = self.append_one(subject, headers, payload, ts_ns);
+        self.settle_index();
+        let seq = r?;
+        self.commit()?;
+        Ok(seq)
+    }
+
+    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let subject_bytes = msgs.iter().map(|m| m.subject.len() as u64).sum();
+        self.check_index_room(msgs.len() as u64, subject_bytes)?;
+        let r = self.append_batch_inner(msgs);
+        self.settle_index();
+        r
     }
 
     fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>> {
