@@ -453,9 +453,10 @@ impl Broker {
         let key = (subject, queue);
         let p = self.peers.get_mut(server_id).expect("looked up above");
         if sub {
-            if !p.subs.contains_key(&key) {
-                let sub_id = self.remote.insert(&key.0, key.1.as_deref(), id).map_err(|e| e.to_string())?;
-                p.subs.insert(key, sub_id);
+            if let std::collections::btree_map::Entry::Vacant(e) = p.subs.entry(key) {
+                let (subject, queue) = e.key();
+                let sub_id = self.remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
+                e.insert(sub_id);
             }
         } else if let Some(sub_id) = p.subs.remove(&key) {
             self.remote.remove(sub_id);
