@@ -5,6 +5,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir_faults::FaultMix;
 
+/// What the simulated nodes run and what the clients do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Raft log nodes; clients propose values.
+    #[default]
+    Raft,
+    /// Clustered NATS servers; clients publish and subscribe (core pub/sub).
+    Pubsub,
+}
+
+impl Workload {
+    fn is_raft(&self) -> bool {
+        *self == Workload::Raft
+    }
+}
+
 /// Everything that shapes one simulated run besides the seed and the bugs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +79,9 @@ pub struct SimConfig {
     /// Fault mix for the safety phase.
     #[serde(flatten)]
     pub faults: FaultMix,
+    /// What runs (omitted from the config line when it is the default, Raft).
+    #[serde(default, skip_serializing_if = "Workload::is_raft")]
+    pub workload: Workload,
 }
 
 impl Default for SimConfig {
@@ -93,6 +113,7 @@ impl Default for SimConfig {
             disk_sync_us: 500,
             torn_write_prob: 0.5,
             faults: FaultMix::default(),
+            workload: Workload::Raft,
         }
     }
 }

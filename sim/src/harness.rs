@@ -122,10 +122,11 @@ pub fn run(input: &RunInput) -> RunReport {
     RunReport { violations, hash: recorder.hash(), event_count: recorder.len() as u64, trace, sim_ms, clients }
 }
 
-struct World {
-    violations: Vec<Violation>,
-    sim_ms: u64,
-    clients: ClientStats,
+/// What a simulated world reports back to [`run`].
+pub(crate) struct World {
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) sim_ms: u64,
+    pub(crate) clients: ClientStats,
 }
 
 /// The per-node handles the harness keeps across restarts.
@@ -206,6 +207,9 @@ impl Sampler {
 }
 
 async fn world(input: RunInput, rec: Recorder) -> World {
+    if input.config.workload == crate::config::Workload::Pubsub {
+        return crate::pubsub::world(input, rec).await;
+    }
     let cfg = input.config.clone();
     let start = Instant::now();
     let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));

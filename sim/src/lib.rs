@@ -13,6 +13,8 @@ pub mod disk;
 pub mod harness;
 pub mod net;
 #[cfg(madsim)]
+mod pubsub;
+#[cfg(madsim)]
 mod workload;
 
-pub use config::SimConfig;
+pub use config::{SimConfig, Workload};

@@ -142,6 +142,22 @@ pub enum EventKind {
         /// Detail (broken invariant, or a summary).
         detail: String,
     },
+    /// A pub/sub client published a message (the event's node is the server it used).
+    Publish {
+        /// Publisher number.
+        client: u32,
+        /// The message's unique value (publisher and sequence).
+        value: u64,
+    },
+    /// A pub/sub subscriber received a message (the event's node is its server).
+    Deliver {
+        /// Subscriber number.
+        client: u32,
+        /// The message's value.
+        value: u64,
+        /// Whether subject and payload were exactly what was published.
+        intact: bool,
+    },
 }
 
 impl Event {
@@ -161,7 +177,7 @@ impl fmt::Display for Event {
 impl EventKind {
     /// Every kind name returned by [`EventKind::name`], in declaration order
     /// (for validating filters and for exhaustiveness checks in tests).
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 16] = [
         "note",
         "fault",
         "node-start",
@@ -176,6 +192,8 @@ impl EventKind {
         "snapshot-restored",
         "ledger",
         "verdict",
+        "publish",
+        "deliver",
     ];
 
     /// A short stable name for the kind (used in text output and filters).
@@ -195,6 +213,8 @@ impl EventKind {
             EventKind::SnapshotRestored { .. } => "snapshot-restored",
             EventKind::Ledger { .. } => "ledger",
             EventKind::Verdict { .. } => "verdict",
+            EventKind::Publish { .. } => "publish",
+            EventKind::Deliver { .. } => "deliver",
         }
     }
 }

@@ -44,6 +44,8 @@ pub fn render_fields(kind: &EventKind) -> String {
             format!("account={account:?} current={current} peak={peak} limit={limit}")
         }
         EventKind::Verdict { pass, detail } => format!("pass={pass} detail={detail:?}"),
+        EventKind::Publish { client, value } => format!("client={client} value={value:#x}"),
+        EventKind::Deliver { client, value, intact } => format!("client={client} value={value:#x} intact={intact}"),
     }
 }
 
