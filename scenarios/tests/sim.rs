@@ -96,6 +96,15 @@ fn pubsub_same_seed_gives_an_identical_trace() {
         let a = harness::run(&i);
         let b = harness::run(&i);
         assert_pass(&i, &a);
+        if a.hash != b.hash {
+            let d = weir_traces::first_divergence(&a.trace.events, &b.trace.events);
+            println!("DIVERGENCE {d:?}");
+            if let Some(ix) = d.map(|x| x.index) {
+                for k in ix.saturating_sub(5)..ix + 3 {
+                    println!("A {:?}\nB {:?}", a.trace.events.get(k), b.trace.events.get(k));
+                }
+            }
+        }
         assert_eq!(a.hash, b.hash, "seed {seed}: trace hashes differ");
         assert_eq!(a.trace.encode(), b.trace.encode(), "seed {seed}: trace bytes differ");
     }

@@ -390,7 +390,22 @@ async fn pump(c: &Cluster, stream: TcpStream, out: &RouteOut, peer: u64) -> io::
     let mut ticker = tokio::time::interval_at(Instant::now() + c.cfg.ping_interval, c.cfg.ping_interval);
     let mut scratch = [0u8; 64];
     loop {
+        // `biased` keeps the simulation deterministic (an unbiased select draws from
+        // tokio's thread-local RNG); the rarely ready branches come first so that a
+        // busy queue cannot starve them.
         tokio::select! {
+            biased;
+            _ = out.wait_closed() => return Err(io::Error::other("route queue closed")),
+            r = rd.read(&mut scratch) => {
+                return match r {
+                    Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
+                    Ok(_) => Err(invalid("peer sent data on a send-only route")),
+                    Err(e) => Err(e),
+                };
+            }
+            _ = ticker.tick() => {
+                out.push_control(ping.clone());
+            }
             f = out.next() => {
                 let Some(f) = f else { return Err(io::Error::other("route queue closed")) };
                 if f.not_before > Instant::now() {
@@ -405,17 +420,6 @@ async fn pump(c: &Cluster, stream: TcpStream, out: &RouteOut, peer: u64) -> io::
                 }
                 write(c, &mut wr, &f.bytes).await?;
             }
-            _ = ticker.tick() => {
-                out.push_control(ping.clone());
-            }
-            r = rd.read(&mut scratch) => {
-                return match r {
-                    Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
-                    Ok(_) => Err(invalid("peer sent data on a send-only route")),
-                    Err(e) => Err(e),
-                };
-            }
-            _ = out.wait_closed() => return Err(io::Error::other("route queue closed")),
         }
     }
 }

@@ -209,7 +209,10 @@ impl NatsServer {
         tracing::info!(addr = %shared.addr, server_id = %shared.server_id, "nats listener ready");
         tokio::pin!(shutdown);
         loop {
+            // `biased`: an unbiased select draws from tokio's thread-local RNG, which is
+            // not reset between simulated runs in one process.
             tokio::select! {
+                biased;
                 _ = &mut shutdown => break,
                 r = listener.accept() => match r {
                     Ok((stream, peer)) => {
@@ -296,16 +299,17 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
+            biased;
+            _ = out.wait_closed() => return,
             _ = ping.tick() => {
                 if conn.ping_tick() == Flow::Close {
                     return;
                 }
             }
-            _ = out.wait_closed() => return,
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
         }
     }
 }
@@ -319,6 +323,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &S
             wr.flush().await
         });
         let r = tokio::select! {
+            biased;
             r = write => Some(r),
             _ = out.wait_aborted() => None,
         };
