@@ -12,6 +12,9 @@
 //! ping_interval: 120
 //! ping_max: 2
 //! write_deadline: 10s
+//! cluster: 127.0.0.1:6222
+//! routes: nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224
+//! cluster_name: weir
 //! ```
 
 use std::time::Duration;
@@ -37,6 +40,18 @@ pub struct FileConfig {
     pub ping_max: Option<u32>,
     /// Write deadline.
     pub write_deadline: Option<Duration>,
+    /// Route listen address (`host:port`).
+    pub cluster: Option<String>,
+    /// Routes to dial (URLs or `host:port`), comma-separated in the file.
+    pub routes: Vec<String>,
+    /// Cluster name.
+    pub cluster_name: Option<String>,
+}
+
+/// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
+pub fn strip_scheme(url: &str) -> &str {
+    let u = url.trim();
+    ["nats-route://", "nats://", "route://"].iter().find_map(|p| u.strip_prefix(p)).unwrap_or(u).trim_end_matches('/')
 }
 
 /// Parse a size: digits with an optional `B`, `KB`, `MB` or `GB` suffix (case-insensitive).
@@ -98,6 +113,11 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
             "ping_interval" => c.ping_interval = Some(parse_secs(value).map_err(at)?),
             "ping_max" => c.ping_max = Some(parse_num(value).map_err(at)?),
             "write_deadline" => c.write_deadline = Some(parse_secs(value).map_err(at)?),
+            "cluster" | "cluster_listen" => c.cluster = Some(unquote(value)),
+            "routes" => {
+                c.routes.extend(unquote(value).split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()))
+            }
+            "cluster_name" => c.cluster_name = Some(unquote(value)),
             other => return Err(at(format!("unknown key '{other}'"))),
         }
     }
@@ -115,6 +135,18 @@ mod tests {
         assert_eq!(c.max_payload, Some(2 << 20));
         assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
         assert_eq!(c.ping_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn parses_cluster_keys() {
+        let c =
+            parse("cluster: 127.0.0.1:6222\nroutes: nats-route://a:1, nats-route://b:2\ncluster_name: east\n").unwrap();
+        assert_eq!(c.cluster.as_deref(), Some("127.0.0.1:6222"));
+        assert_eq!(c.routes, vec!["nats-route://a:1", "nats-route://b:2"]);
+        assert_eq!(c.cluster_name.as_deref(), Some("east"));
+        assert_eq!(strip_scheme("nats-route://a:1"), "a:1");
+        assert_eq!(strip_scheme("nats://h:2/"), "h:2");
+        assert_eq!(strip_scheme("h:3"), "h:3");
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub const SCENARIOS: &[Scenario] = &[
         draw: raft_swarm,
     },
     Scenario {
+        name: "pubsub-partitions",
+        description: "3 clustered NATS servers, pub/sub + queue groups across routes under partitions, crashes, slow links",
+        draw: pubsub_partitions,
+    },
+    Scenario {
         name: "store-crashes",
         description: "one node's file store under power cuts, torn writes, corruption at rest and full disks",
         draw: store_crashes,
@@ -195,6 +200,33 @@ fn store_crashes(rng: &mut ChaCha8Rng) -> SimConfig {
             ..FaultMix::default()
         },
         ..SimConfig::default()
+    }
+}
+
+fn pubsub_partitions(rng: &mut ChaCha8Rng) -> SimConfig {
+    SimConfig {
+        world: World::Pubsub,
+        nodes: 3,
+        clients: rng.gen_range(2..7),
+        rate_per_client: rng.gen_range(20..120),
+        payload_bytes: rng.gen_range(16..512),
+        duration_ms: rng.gen_range(8_000..15_000),
+        route_max_pending: rng.gen_range(128..2_048) * 1024,
+        request_timeout_ms: 1_000,
+        faults: FaultMix {
+            mean_interval_ms: rng.gen_range(600..2_000),
+            mean_duration_ms: rng.gen_range(400..2_500),
+            partition: 4,
+            partition_one_way: 2,
+            partition_flap: 2,
+            crash: rng.gen_range(0..3),
+            slow_link: rng.gen_range(0..2),
+            slow_link_ms: rng.gen_range(1..50),
+            slow_link_bytes_per_sec: rng.gen_range(10_000..200_000),
+            max_down: 1,
+            ..FaultMix::default()
+        },
+        ..base(rng)
     }
 }
 

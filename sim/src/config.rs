@@ -12,6 +12,8 @@ pub enum World {
     /// A Raft-replicated log cluster with proposal clients.
     #[default]
     Raft,
+    /// Clustered NATS servers; clients publish and subscribe (core pub/sub).
+    Pubsub,
     /// One node's message store (`FileStore` on the simulated disk) with writers,
     /// deleters and readers in-process, crashed and corrupted underneath.
     Store,
@@ -228,8 +230,8 @@ impl SimConfig {
         let raft_faults_only = self.faults.corrupt == 0 && self.faults.disk_full == 0;
         let checks: [(bool, &str); 13] = [
             (
-                self.world != World::Raft || raft_faults_only,
-                "corrupt and disk_full faults need world=store (Raft storage cannot repair damage yet)",
+                self.world == World::Store || raft_faults_only,
+                "corrupt and disk_full faults need world=store (Raft and pub/sub nodes cannot repair damage yet)",
             ),
             (self.world != World::Store || self.nodes == 1, "world=store runs one node"),
             ((256..=1 << 30).contains(&self.store_block_size), "store_block_size must be 256 B..=1 GiB"),

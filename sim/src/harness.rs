@@ -108,6 +108,7 @@ pub fn run(input: &RunInput) -> RunReport {
         rt.block_on(async move {
             match world_input.config.world {
                 SimWorld::Raft => world(world_input, rec).await,
+                SimWorld::Pubsub => crate::pubsub::world(world_input, rec).await,
                 SimWorld::Store => crate::store_world::world(world_input, rec).await,
             }
         })

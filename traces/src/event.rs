@@ -167,6 +167,22 @@ pub enum EventKind {
         /// Whether the delete completed.
         done: bool,
     },
+    /// A pub/sub client published a message (the event's node is the server it used).
+    Publish {
+        /// Publisher number.
+        client: u32,
+        /// The message's unique value (publisher and sequence).
+        value: u64,
+    },
+    /// A pub/sub subscriber received a message (the event's node is its server).
+    Deliver {
+        /// Subscriber number.
+        client: u32,
+        /// The message's value.
+        value: u64,
+        /// Whether subject and payload were exactly what was published.
+        intact: bool,
+    },
 }
 
 impl Event {
@@ -186,7 +202,7 @@ impl fmt::Display for Event {
 impl EventKind {
     /// Every kind name returned by [`EventKind::name`], in declaration order
     /// (for validating filters and for exhaustiveness checks in tests).
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 18] = [
         "note",
         "fault",
         "node-start",
@@ -203,6 +219,8 @@ impl EventKind {
         "verdict",
         "store-recovered",
         "store-delete",
+        "publish",
+        "deliver",
     ];
 
     /// A short stable name for the kind (used in text output and filters).
@@ -224,6 +242,8 @@ impl EventKind {
             EventKind::Verdict { .. } => "verdict",
             EventKind::StoreRecovered { .. } => "store-recovered",
             EventKind::StoreDelete { .. } => "store-delete",
+            EventKind::Publish { .. } => "publish",
+            EventKind::Deliver { .. } => "deliver",
         }
     }
 }

@@ -48,6 +48,8 @@ pub fn render_fields(kind: &EventKind) -> String {
             "first={first_seq} last={last_seq} lost={lost:?} damaged={damaged} unreadable_other={unreadable_other} truncated={truncated_bytes}"
         ),
         EventKind::StoreDelete { client, seq, done } => format!("client={client} seq={seq} done={done}"),
+        EventKind::Publish { client, value } => format!("client={client} value={value:#x}"),
+        EventKind::Deliver { client, value, intact } => format!("client={client} value={value:#x} intact={intact}"),
     }
 }
 

@@ -23,6 +23,8 @@ pub fn variant_index(kind: &EventKind) -> usize {
         EventKind::Verdict { .. } => 13,
         EventKind::StoreRecovered { .. } => 14,
         EventKind::StoreDelete { .. } => 15,
+        EventKind::Publish { .. } => 16,
+        EventKind::Deliver { .. } => 17,
     }
 }
 
@@ -52,6 +54,8 @@ pub fn one_of_each() -> Vec<EventKind> {
             last_seq: 20,
         },
         EventKind::StoreDelete { client: 2, seq: 14, done: true },
+        EventKind::Publish { client: 2, value: 0x3_0000_0001 },
+        EventKind::Deliver { client: 5, value: 0x3_0000_0001, intact: true },
     ]
 }
 
@@ -66,8 +70,8 @@ pub fn canonical_trace() -> Trace {
         overrides: vec![("nodes".into(), "3".into()), ("faults".into(), "none".into())],
         config: "nodes=3 election=150..300ms heartbeat=50ms".into(),
     };
-    let nodes: [NodeNo; 16] =
-        [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS];
+    let nodes: [NodeNo; 18] =
+        [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3];
     let events = one_of_each()
         .into_iter()
         .zip(nodes)
@@ -140,6 +144,12 @@ pub fn arb_event_kind() -> impl Strategy<Value = EventKind> {
             client,
             seq,
             done
+        }),
+        (any::<u32>(), any::<u64>()).prop_map(|(client, value)| EventKind::Publish { client, value }),
+        (any::<u32>(), any::<u64>(), any::<bool>()).prop_map(|(client, value, intact)| EventKind::Deliver {
+            client,
+            value,
+            intact
         }),
     ]
 }

@@ -1,5 +1,6 @@
 //! [`NatsConfig`]: limits and timers of a NATS server, with nats-server's defaults.
 
+use super::cluster::ClusterConfig;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct NatsConfig {
     pub write_deadline: Duration,
     /// Seed for the server id and queue-group picks.
     pub seed: u64,
+    /// Routes to other servers (clustering); `None` for a standalone server.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for NatsConfig {
@@ -47,6 +50,7 @@ impl Default for NatsConfig {
             ping_max: 2,
             write_deadline: Duration::from_secs(10),
             seed: 0,
+            cluster: None,
         }
     }
 }
