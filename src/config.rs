@@ -17,6 +17,9 @@
 //! # ... or one user
 //! user: bob
 //! password: "pw"
+//! cluster: 127.0.0.1:6222
+//! routes: nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224
+//! cluster_name: weir
 //! ```
 
 use std::time::Duration;
@@ -48,6 +51,18 @@ pub struct FileConfig {
     pub user: Option<String>,
     /// That user's password.
     pub password: Option<String>,
+    /// Route listen address (`host:port`).
+    pub cluster: Option<String>,
+    /// Routes to dial (URLs or `host:port`), comma-separated in the file.
+    pub routes: Vec<String>,
+    /// Cluster name.
+    pub cluster_name: Option<String>,
+}
+
+/// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
+pub fn strip_scheme(url: &str) -> &str {
+    let u = url.trim();
+    ["nats-route://", "nats://", "route://"].iter().find_map(|p| u.strip_prefix(p)).unwrap_or(u).trim_end_matches('/')
 }
 
 /// Parse a size: digits with an optional `B`, `KB`, `MB` or `GB` suffix (case-insensitive).
@@ -112,6 +127,11 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
             "token" | "auth_token" => c.token = Some(unquote(value)),
             "user" => c.user = Some(unquote(value)),
             "password" | "pass" => c.password = Some(unquote(value)),
+            "cluster" | "cluster_listen" => c.cluster = Some(unquote(value)),
+            "routes" => {
+                c.routes.extend(unquote(value).split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()))
+            }
+            "cluster_name" => c.cluster_name = Some(unquote(value)),
             other => return Err(at(format!("unknown key '{other}'"))),
         }
     }
@@ -138,6 +158,18 @@ mod tests {
             (c.token.as_deref(), c.user.as_deref(), c.password.as_deref()),
             (Some("s3cret"), Some("bob"), Some("pw"))
         );
+    }
+
+    #[test]
+    fn parses_cluster_keys() {
+        let c =
+            parse("cluster: 127.0.0.1:6222\nroutes: nats-route://a:1, nats-route://b:2\ncluster_name: east\n").unwrap();
+        assert_eq!(c.cluster.as_deref(), Some("127.0.0.1:6222"));
+        assert_eq!(c.routes, vec!["nats-route://a:1", "nats-route://b:2"]);
+        assert_eq!(c.cluster_name.as_deref(), Some("east"));
+        assert_eq!(strip_scheme("nats-route://a:1"), "a:1");
+        assert_eq!(strip_scheme("nats://h:2/"), "h:2");
+        assert_eq!(strip_scheme("h:3"), "h:3");
     }
 
     #[test]

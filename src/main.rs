@@ -61,6 +61,15 @@ struct ServeArgs {
     /// Config file (`key: value` lines; see README). Flags override it.
     #[arg(short = 'c', long)]
     config: Option<PathBuf>,
+    /// Route listen address for clustering, `host:port` (a `nats://` prefix is accepted).
+    #[arg(long = "cluster", value_name = "HOST:PORT")]
+    cluster: Option<String>,
+    /// Routes to other servers, comma-separated and/or repeated: `nats-route://host:port,...`.
+    #[arg(long = "routes", value_name = "URLS", value_delimiter = ',')]
+    routes: Vec<String>,
+    /// Cluster name; servers with different names do not connect [default: weir].
+    #[arg(long = "cluster_name")]
+    cluster_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -214,8 +223,37 @@ async fn serve_nats(args: ServeArgs) -> Result<(), String> {
         cfg.write_deadline = d;
     }
     cfg.auth = auth(args.auth.or(file.token), args.user.or(file.user), args.pass.or(file.password))?;
-    let ledger = nats::ledger(cfg.max_outbound_total.max(cfg.max_pending));
+    let routes: Vec<String> = if args.routes.is_empty() { file.routes.clone() } else { args.routes.clone() };
+    let cluster_listen = args.cluster.or(file.cluster);
+    if let Some(listen) = cluster_listen {
+        let listen = config::strip_scheme(&listen);
+        let mut cc = nats::ClusterConfig {
+            listen: tokio::net::lookup_host(listen)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| format!("--cluster '{listen}' is not a host:port"))?,
+            ..nats::ClusterConfig::default()
+        };
+        for r in routes.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+            cc.routes.push(nats::RouteTarget::new(config::strip_scheme(r)));
+        }
+        if let Some(name) = args.cluster_name.or(file.cluster_name) {
+            cc.name = name;
+        }
+        cfg.cluster = Some(cc);
+    } else if !routes.is_empty() {
+        return Err("--routes needs --cluster (the route listen address)".into());
+    }
+    let client_limit = cfg.max_outbound_total.max(cfg.max_pending);
+    let ledger = match &cfg.cluster {
+        Some(_) => nats::cluster_ledger(client_limit, nats::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL),
+        None => nats::ledger(client_limit),
+    };
     let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    if let Some(a) = server.cluster_addr() {
+        tracing::info!(addr = %a, "cluster routes enabled");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(http_port) = args.http_port.or(file.http_port) {
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, http_port))

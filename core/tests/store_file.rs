@@ -322,3 +322,79 @@ fn corruption_found_by_a_read_is_reported_precisely() {
     }
     assert!(fs.load(2).unwrap().is_some() && fs.load(4).unwrap().is_some());
 }
+
+/// `Interval` writes are coalesced in the write-behind buffer yet readable at once and
+/// written when the store is dropped; a grouped batch refused by a full disk stores none
+/// of its messages and leaves the store usable.
+#[test]
+fn write_behind_and_grouped_batches() {
+    let m = mem();
+    let blk = format!("{DIR}/1.blk");
+    let disk = Arc::new(MemDisk::default());
+    let cfg = FileStoreConfig { sync: SyncPolicy::Interval(Duration::from_secs(1)), ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &m);
+    for i in 0..100u8 {
+        fs.append("a.b", b"", &[i; 20], i as i64).unwrap();
+    }
+    let on_disk = |d: &MemDisk| d.files.lock().unwrap()[&blk].len();
+    assert_eq!(on_disk(&disk), 64, "only the block header is on the disk");
+    assert_eq!(fs.load(100).unwrap().unwrap().payload, vec![99u8; 20]);
+    assert!(on_disk(&disk) > 64, "the read wrote the buffer");
+    fs.append("a.b", b"", b"tail", 0).unwrap();
+    drop(fs);
+    let mut fs = open_with(&disk, cfg, &m);
+    assert!(fs.recovery().is_clean());
+    assert_eq!(fs.state().msgs, 101);
+    assert_eq!(fs.load(101).unwrap().unwrap().payload, b"tail");
+    drop(fs);
+
+    let disk = Arc::new(MemDisk::default());
+    let mut fs = open_with(&disk, FileStoreConfig::default(), &m);
+    fs.append("a", b"", b"x", 0).unwrap();
+    let used: usize = disk.files.lock().unwrap().values().map(Vec::len).sum();
+    disk.set_capacity(Some(used as u64 + 500));
+    let body = [7u8; 100];
+    let msgs = vec![NewMsg { subject: "a", headers: b"", payload: &body, ts_ns: 0 }; 10];
+    assert!(matches!(fs.append_batch(&msgs), Err(StoreError::NoSpace { .. })));
+    assert_eq!(fs.state().last_seq, 1);
+    assert!(!fs.is_failed());
+    disk.set_capacity(None);
+    assert_eq!(fs.append_batch(&msgs).unwrap(), (2..=11).collect::<Vec<u64>>());
+    drop(fs);
+    let mut fs = open_with(&disk, FileStoreConfig::default(), &m);
+    assert!(fs.recovery().is_clean());
+    assert_eq!(fs.state().msgs, 11);
+    assert_eq!(fs.load(11).unwrap().unwrap().payload, body);
+}
+
+#[test]
+fn index_is_charged_and_refuses_appends_at_its_limit() {
+    let disk = Arc::new(MemDisk::default());
+    let m = StoreMemory::standalone(1 << 20, 1 << 20).with_index_limit(4 << 10);
+    let cfg = FileStoreConfig { block_size: 8 << 10, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &m);
+    let mut stored = 0u64;
+    let refused = loop {
+        match fs.append("a.b", b"", &stored.to_le_bytes(), 0) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 10_000, "the index limit never refused an append");
+    };
+    assert!(matches!(refused, StoreError::NoMemory { account: "store.index", .. }), "{refused}");
+    assert!(m.index.peak() <= m.index.limit(), "appends never charge past the limit");
+    assert_eq!(m.index.current(), fs.index_bytes());
+    assert!(fs.index_bytes() > stored * 12, "at least a slot per message");
+    // Nothing stored is lost, and deleting the oldest messages (dropping whole blocks)
+    // makes room again.
+    assert_eq!(fs.state().msgs, stored);
+    fs.compact(stored / 2).unwrap();
+    assert_eq!(m.index.current(), fs.index_bytes());
+    assert!(fs.append("a.b", b"", b"x", 0).is_ok(), "compaction dropped blocks and made room");
+    let charged = m.index.current();
+    drop(fs);
+    assert_eq!(m.index.current(), 0, "dropping the store releases its index charge");
+    let fs = open_with(&disk, cfg, &m);
+    assert_eq!(m.index.current(), charged, "reopening charges the same index");
+    assert_eq!(fs.state().msgs, stored - (stored / 2 - 1) + 1);
+}

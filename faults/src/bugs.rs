@@ -14,11 +14,24 @@ pub enum Bug {
     CommitBeforeQuorum,
     /// The Raft leader ignores the catch-up window and sends a lagging follower everything at once.
     UnboundedCatchup,
+    /// The file store acknowledges an append before syncing it (the sync happens at the next write).
+    LazyFsync,
+    /// The store's buffer pool charges past its cap instead of refusing.
+    UnboundedBufferPool,
+    /// Store message reads never return their buffer's charge to the pool's account.
+    BufferLeak,
 }
 
 impl Bug {
     /// Every known bug, in a stable order.
-    pub const ALL: [Bug; 3] = [Bug::VotesNotPersisted, Bug::CommitBeforeQuorum, Bug::UnboundedCatchup];
+    pub const ALL: [Bug; 6] = [
+        Bug::VotesNotPersisted,
+        Bug::CommitBeforeQuorum,
+        Bug::UnboundedCatchup,
+        Bug::LazyFsync,
+        Bug::UnboundedBufferPool,
+        Bug::BufferLeak,
+    ];
 
     /// The CLI name of the bug.
     pub fn name(self) -> &'static str {
@@ -26,6 +39,9 @@ impl Bug {
             Bug::VotesNotPersisted => "votes-not-persisted",
             Bug::CommitBeforeQuorum => "commit-before-quorum",
             Bug::UnboundedCatchup => "unbounded-catchup",
+            Bug::LazyFsync => "lazy-fsync",
+            Bug::UnboundedBufferPool => "unbounded-buffer-pool",
+            Bug::BufferLeak => "buffer-leak",
         }
     }
 
@@ -39,6 +55,13 @@ impl Bug {
             Bug::UnboundedCatchup => {
                 "the Raft catch-up window is ignored; bytes in flight to a lagging follower exceed raft.catchup"
             }
+            Bug::LazyFsync => {
+                "the file store acknowledges appends before fsync; a power cut loses acknowledged messages"
+            }
+            Bug::UnboundedBufferPool => {
+                "the store's buffer pool charges past its cap (whole blocks at recovery); store.buffers exceeds its limit"
+            }
+            Bug::BufferLeak => "store reads never return their buffer charge; store.buffers stays above baseline",
         }
     }
 
@@ -48,6 +71,7 @@ impl Bug {
             Bug::VotesNotPersisted => "raft-crashes",
             Bug::CommitBeforeQuorum => "raft-partitions",
             Bug::UnboundedCatchup => "raft-slow-follower",
+            Bug::LazyFsync | Bug::UnboundedBufferPool | Bug::BufferLeak => "store-crashes",
         }
     }
 }

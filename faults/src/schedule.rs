@@ -64,6 +64,19 @@ pub enum FaultKind {
         /// Bandwidth cap in bytes per second (0 = unlimited).
         bytes_per_sec: u64,
     },
+    /// Damage durable data on `node`'s disk (applied while it is down, between a crash
+    /// and its restart): flip a bit, or cut a file, at a point drawn by the harness.
+    Corrupt {
+        /// Node whose disk is damaged.
+        node: Node,
+    },
+    /// Fill `node`'s disk so that writes fail with ENOSPC (`full: false` frees it).
+    DiskFull {
+        /// Node whose disk fills.
+        node: Node,
+        /// Whether the disk is now full.
+        full: bool,
+    },
 }
 
 impl fmt::Display for FaultKind {
@@ -80,6 +93,9 @@ impl fmt::Display for FaultKind {
             FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
                 write!(f, "slow link n{node} +{latency_ms}ms cap {bytes_per_sec} B/s")
             }
+            FaultKind::Corrupt { node } => write!(f, "corrupt disk n{node}"),
+            FaultKind::DiskFull { node, full: true } => write!(f, "disk full n{node}"),
+            FaultKind::DiskFull { node, full: false } => write!(f, "disk freed n{node}"),
         }
     }
 }
@@ -122,6 +138,12 @@ pub struct FaultMix {
     pub slow_link_bytes_per_sec: u64,
     /// Most nodes that may be down (crashed or paused) at once.
     pub max_down: u16,
+    /// Weight of crash + disk corruption while down + restart.
+    #[serde(default)]
+    pub corrupt: u32,
+    /// Weight of disk-full episodes.
+    #[serde(default)]
+    pub disk_full: u32,
 }
 
 impl FaultMix {
@@ -142,6 +164,9 @@ impl FaultMix {
             slow_link_ms: rng.gen_range(1..200),
             slow_link_bytes_per_sec: if rng.gen_bool(0.5) { rng.gen_range(20_000..2_000_000) } else { 0 },
             max_down: rng.gen_range(1..=nodes.max(1)),
+            // Corruption and full disks need a world that can tell damage from loss.
+            corrupt: 0,
+            disk_full: 0,
         };
         if mix.total_weight() == 0 {
             mix.crash = 1;
@@ -157,6 +182,8 @@ impl FaultMix {
             + self.pause
             + self.slow_disk
             + self.slow_link
+            + self.corrupt
+            + self.disk_full
     }
 }
 
@@ -235,6 +262,19 @@ impl FaultSchedule {
                     events.push(FaultEvent { at_ms: at + step, kind: FaultKind::Heal });
                 }
                 net_busy_until = end;
+            } else if choose(mix.corrupt) {
+                let down_now = node_busy_until.iter().filter(|&&b| b > t).count() as u16;
+                if node_busy_until[node as usize] > t || down_now >= mix.max_down {
+                    continue;
+                }
+                // Damage at rest: crash, corrupt the durable image, restart.
+                events.push(FaultEvent { at_ms: t, kind: FaultKind::Crash { node } });
+                events.push(FaultEvent { at_ms: t, kind: FaultKind::Corrupt { node } });
+                events.push(FaultEvent { at_ms: end, kind: FaultKind::Restart { node } });
+                node_busy_until[node as usize] = end;
+            } else if choose(mix.disk_full) {
+                events.push(FaultEvent { at_ms: t, kind: FaultKind::DiskFull { node, full: true } });
+                events.push(FaultEvent { at_ms: end, kind: FaultKind::DiskFull { node, full: false } });
             } else if choose(mix.crash) || choose(mix.pause) {
                 let down_now = node_busy_until.iter().filter(|&&b| b > t).count() as u16;
                 if node_busy_until[node as usize] > t || down_now >= mix.max_down {
@@ -297,6 +337,8 @@ mod tests {
             slow_link_ms: 10,
             slow_link_bytes_per_sec: 0,
             max_down: 1,
+            corrupt: 1,
+            disk_full: 1,
         }
     }
 

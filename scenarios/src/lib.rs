@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weir_faults::FaultMix;
-use weir_sim::SimConfig;
+use weir_sim::{SimConfig, World};
 
 /// A named scenario.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +52,16 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "raft-swarm",
         description: "swarm testing: every seed draws its own fault mix and intensities",
         draw: raft_swarm,
+    },
+    Scenario {
+        name: "pubsub-partitions",
+        description: "3 clustered NATS servers, pub/sub + queue groups across routes under partitions, crashes, slow links",
+        draw: pubsub_partitions,
+    },
+    Scenario {
+        name: "store-crashes",
+        description: "one node's file store under power cuts, torn writes, corruption at rest and full disks",
+        draw: store_crashes,
     },
 ];
 
@@ -153,6 +163,69 @@ fn raft_swarm(rng: &mut ChaCha8Rng) -> SimConfig {
         catchup_window_bytes: rng.gen_range(16..512) * 1024,
         torn_write_prob: rng.gen_range(0.0..1.0),
         faults,
+        ..base(rng)
+    }
+}
+
+fn store_crashes(rng: &mut ChaCha8Rng) -> SimConfig {
+    let block_size = [4u64, 16, 64, 256][rng.gen_range(0..4)] * 1024;
+    SimConfig {
+        world: World::Store,
+        nodes: 1,
+        clients: rng.gen_range(1..6),
+        rate_per_client: rng.gen_range(20..200),
+        payload_bytes: rng.gen_range(8..200),
+        duration_ms: 15_000,
+        liveness_ms: 5_000,
+        disk_write_us: rng.gen_range(5..100),
+        disk_sync_us: rng.gen_range(100..3_000),
+        torn_write_prob: rng.gen_range(0.0..1.0),
+        store_block_size: block_size,
+        // Below the block size for most draws: recovery must then read blocks in chunks.
+        store_buffers_limit: rng.gen_range(16..64) * 1024,
+        store_cache_limit: rng.gen_range(8..256) * 1024,
+        store_index_limit: rng.gen_range(32..1024) * 1024,
+        store_max_msgs: if rng.gen_bool(0.4) { rng.gen_range(50..3_000) } else { 0 },
+        store_delete_pct: if rng.gen_bool(0.5) { rng.gen_range(1..15) } else { 0 },
+        faults: FaultMix {
+            mean_interval_ms: rng.gen_range(400..1_500),
+            mean_duration_ms: rng.gen_range(200..1_500),
+            crash: 6,
+            corrupt: rng.gen_range(0..4),
+            disk_full: rng.gen_range(0..3),
+            pause: 1,
+            slow_disk: 1,
+            slow_disk_ms: rng.gen_range(1..50),
+            max_down: 1,
+            ..FaultMix::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+fn pubsub_partitions(rng: &mut ChaCha8Rng) -> SimConfig {
+    SimConfig {
+        world: World::Pubsub,
+        nodes: 3,
+        clients: rng.gen_range(2..7),
+        rate_per_client: rng.gen_range(20..120),
+        payload_bytes: rng.gen_range(16..512),
+        duration_ms: rng.gen_range(8_000..15_000),
+        route_max_pending: rng.gen_range(128..2_048) * 1024,
+        request_timeout_ms: 1_000,
+        faults: FaultMix {
+            mean_interval_ms: rng.gen_range(600..2_000),
+            mean_duration_ms: rng.gen_range(400..2_500),
+            partition: 4,
+            partition_one_way: 2,
+            partition_flap: 2,
+            crash: rng.gen_range(0..3),
+            slow_link: rng.gen_range(0..2),
+            slow_link_ms: rng.gen_range(1..50),
+            slow_link_bytes_per_sec: rng.gen_range(10_000..200_000),
+            max_down: 1,
+            ..FaultMix::default()
+        },
         ..base(rng)
     }
 }

@@ -97,7 +97,9 @@ fn bad_input_gets_one_clear_error_line() {
 #[test]
 fn lists_scenarios_and_bugs() {
     let s = stdout(&weir_sim(&["scenarios"]));
-    for name in ["raft-basic", "raft-partitions", "raft-crashes", "raft-slow-follower", "raft-swarm"] {
+    for name in
+        ["raft-basic", "raft-partitions", "raft-crashes", "raft-slow-follower", "raft-swarm", "pubsub-partitions"]
+    {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));

@@ -87,6 +87,29 @@ fn same_seed_gives_an_identical_trace() {
     assert_ne!(harness::run(&i).hash, harness::run(&j).hash, "different seeds should give different traces");
 }
 
+#[test]
+fn pubsub_same_seed_gives_an_identical_trace() {
+    let base = test_seed();
+    println!("seeds {base}..{} (pin with WEIR_SEED={base})", base + 2);
+    for seed in base..base + 2 {
+        let i = input("pubsub-partitions", seed, BugSet::NONE, &[("duration_ms", "4000")]);
+        let a = harness::run(&i);
+        let b = harness::run(&i);
+        assert_pass(&i, &a);
+        if a.hash != b.hash {
+            let d = weir_traces::first_divergence(&a.trace.events, &b.trace.events);
+            println!("DIVERGENCE {d:?}");
+            if let Some(ix) = d.map(|x| x.index) {
+                for k in ix.saturating_sub(5)..ix + 3 {
+                    println!("A {:?}\nB {:?}", a.trace.events.get(k), b.trace.events.get(k));
+                }
+            }
+        }
+        assert_eq!(a.hash, b.hash, "seed {seed}: trace hashes differ");
+        assert_eq!(a.trace.encode(), b.trace.encode(), "seed {seed}: trace bytes differ");
+    }
+}
+
 /// Run seeds `0..200` of `bug`'s catching scenario with the bug on; return the first that fails.
 fn first_catching_seed(bug: Bug) -> Option<(u64, RunReport)> {
     (0..200).find_map(|seed| {
@@ -113,4 +136,25 @@ fn bug_unbounded_catchup_is_caught() {
     let (seed, r) = first_catching_seed(Bug::UnboundedCatchup).expect("unbounded-catchup survived 200 seeds");
     println!("caught at seed {seed}: {}", r.violations[0]);
     assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
+}
+
+#[test]
+fn bug_lazy_fsync_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::LazyFsync).expect("lazy-fsync survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "acked-durability" || v.invariant == "deleted-stays-deleted"));
+}
+
+#[test]
+fn bug_unbounded_buffer_pool_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::UnboundedBufferPool).expect("unbounded-buffer-pool survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
+}
+
+#[test]
+fn bug_buffer_leak_is_caught() {
+    let (seed, r) = first_catching_seed(Bug::BufferLeak).expect("buffer-leak survived 200 seeds");
+    println!("caught at seed {seed}: {}", r.violations[0]);
+    assert!(r.violations.iter().any(|v| v.invariant == "memory-baseline"), "expected a memory-baseline violation");
 }

@@ -5,10 +5,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir_faults::FaultMix;
 
+/// Which system a run builds and checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// A Raft-replicated log cluster with proposal clients.
+    #[default]
+    Raft,
+    /// Clustered NATS servers; clients publish and subscribe (core pub/sub).
+    Pubsub,
+    /// One node's message store (`FileStore` on the simulated disk) with writers,
+    /// deleters and readers in-process, crashed and corrupted underneath.
+    Store,
+}
+
 /// Everything that shapes one simulated run besides the seed and the bugs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
+    /// Which system is simulated.
+    #[serde(default)]
+    pub world: World,
     /// Cluster size.
     pub nodes: u16,
     /// Concurrent workload clients.
@@ -59,6 +76,24 @@ pub struct SimConfig {
     pub disk_sync_us: u64,
     /// Chance that a crash keeps a torn prefix of unsynced appends.
     pub torn_write_prob: f64,
+    /// Store world: block file size in bytes.
+    #[serde(default = "defaults::store_block_size")]
+    pub store_block_size: u64,
+    /// Store world: ledger limit of `store.buffers` (the buffer pool's hard cap).
+    #[serde(default = "defaults::store_buffers_limit")]
+    pub store_buffers_limit: u64,
+    /// Store world: ledger limit of `store.cache` (also the block cache's byte cap).
+    #[serde(default = "defaults::store_cache_limit")]
+    pub store_cache_limit: u64,
+    /// Store world: ledger limit of `store.index` (the in-memory index; appends past it are refused).
+    #[serde(default = "defaults::store_index_limit")]
+    pub store_index_limit: u64,
+    /// Store world: `max_msgs` retention limit (0 = unlimited), discard old.
+    #[serde(default)]
+    pub store_max_msgs: u64,
+    /// Store world: percent of writer operations that delete an acknowledged message.
+    #[serde(default)]
+    pub store_delete_pct: u32,
     /// Fault mix for the safety phase.
     #[serde(flatten)]
     pub faults: FaultMix,
@@ -67,6 +102,7 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
+            world: World::Raft,
             nodes: 3,
             clients: 16,
             duration_ms: 10_000,
@@ -92,8 +128,30 @@ impl Default for SimConfig {
             disk_write_us: 20,
             disk_sync_us: 500,
             torn_write_prob: 0.5,
+            store_block_size: defaults::store_block_size(),
+            store_buffers_limit: defaults::store_buffers_limit(),
+            store_cache_limit: defaults::store_cache_limit(),
+            store_index_limit: defaults::store_index_limit(),
+            store_max_msgs: 0,
+            store_delete_pct: 0,
             faults: FaultMix::default(),
         }
+    }
+}
+
+/// Defaults of fields added after traces were first recorded (old configs lack them).
+mod defaults {
+    pub fn store_block_size() -> u64 {
+        64 * 1024
+    }
+    pub fn store_buffers_limit() -> u64 {
+        256 * 1024
+    }
+    pub fn store_cache_limit() -> u64 {
+        256 * 1024
+    }
+    pub fn store_index_limit() -> u64 {
+        4 * 1024 * 1024
     }
 }
 
@@ -169,7 +227,15 @@ impl SimConfig {
 
     /// Reject configurations the harness cannot run.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 9] = [
+        let raft_faults_only = self.faults.corrupt == 0 && self.faults.disk_full == 0;
+        let checks: [(bool, &str); 13] = [
+            (
+                self.world == World::Store || raft_faults_only,
+                "corrupt and disk_full faults need world=store (Raft and pub/sub nodes cannot repair damage yet)",
+            ),
+            (self.world != World::Store || self.nodes == 1, "world=store runs one node"),
+            ((256..=1 << 30).contains(&self.store_block_size), "store_block_size must be 256 B..=1 GiB"),
+            (self.store_delete_pct <= 100, "store_delete_pct must be <= 100"),
             (self.nodes >= 1 && self.nodes <= 9, "nodes must be 1..=9"),
             (self.clients <= 256, "clients must be <= 256"),
             (self.payload_bytes >= 8, "payload_bytes must be >= 8"),

@@ -4,7 +4,7 @@
 //! the run with the checkers. A run is a pure function of its [`RunInput`].
 
 use crate::check::{self, FinalReplica, Violation};
-use crate::config::SimConfig;
+use crate::config::{SimConfig, World as SimWorld};
 use crate::disk::SimDisks;
 use crate::net::SimNet;
 use crate::workload::{self, ClientParams, ClientStats, Recorded};
@@ -104,7 +104,15 @@ pub fn run(input: &RunInput) -> RunReport {
     rt.set_time_limit(Duration::from_millis(limit));
     let world_input = input.clone();
     let rec = recorder.clone();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || rt.block_on(world(world_input, rec))));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || {
+        rt.block_on(async move {
+            match world_input.config.world {
+                SimWorld::Raft => world(world_input, rec).await,
+                SimWorld::Pubsub => crate::pubsub::world(world_input, rec).await,
+                SimWorld::Store => crate::store_world::world(world_input, rec).await,
+            }
+        })
+    }));
     let (mut violations, sim_ms, clients) = match outcome {
         Ok(w) => (w.violations, w.sim_ms, w.clients),
         Err(panic) => {
@@ -122,10 +130,14 @@ pub fn run(input: &RunInput) -> RunReport {
     RunReport { violations, hash: recorder.hash(), event_count: recorder.len() as u64, trace, sim_ms, clients }
 }
 
-struct World {
-    violations: Vec<Violation>,
-    sim_ms: u64,
-    clients: ClientStats,
+/// What a world hands back to [`run`].
+pub(crate) struct World {
+    /// Broken invariants found while running.
+    pub(crate) violations: Vec<Violation>,
+    /// Virtual time simulated, in ms.
+    pub(crate) sim_ms: u64,
+    /// Client totals.
+    pub(crate) clients: ClientStats,
 }
 
 /// The per-node handles the harness keeps across restarts.
@@ -145,7 +157,8 @@ enum Liveness {
     Paused,
 }
 
-fn node_ip(i: u16) -> IpAddr {
+/// The address of node `i` (1-based).
+pub(crate) fn node_ip(i: u16) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))
 }
 
@@ -185,19 +198,21 @@ fn ledger_for(cfg: &SimConfig) -> Ledger {
     ])
 }
 
-/// Samples every node's ledger into the trace when it changes.
-struct Sampler {
+/// Samples ledgers into the trace when they change.
+#[derive(Default)]
+pub(crate) struct Sampler {
     last: BTreeMap<(NodeNo, &'static str), (u64, u64)>,
 }
 
 impl Sampler {
-    fn sample(&mut self, sink: &dyn EventSink, n: &NodeShared) {
-        for s in n.ledger.sample() {
-            let key = (n.no, s.name);
+    /// Record node `no`'s accounts that changed since the last sample.
+    pub(crate) fn sample(&mut self, sink: &dyn EventSink, no: NodeNo, ledger: &Ledger) {
+        for s in ledger.sample() {
+            let key = (no, s.name);
             if self.last.get(&key) != Some(&(s.current, s.peak)) {
                 self.last.insert(key, (s.current, s.peak));
                 sink.emit(
-                    n.no,
+                    no,
                     EventKind::Ledger { account: s.name.to_string(), current: s.current, peak: s.peak, limit: s.limit },
                 );
             }
@@ -290,10 +305,10 @@ async fn world(input: RunInput, rec: Recorder) -> World {
     let sampler = {
         let (shared, sink, stop) = (shared.clone(), sink.clone(), sampler_stop.clone());
         tokio::spawn(async move {
-            let mut s = Sampler { last: BTreeMap::new() };
+            let mut s = Sampler::default();
             while !stop.load(Ordering::Relaxed) {
                 for n in &shared {
-                    s.sample(&*sink, n);
+                    s.sample(&*sink, n.no, &n.ledger);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -304,7 +319,7 @@ async fn world(input: RunInput, rec: Recorder) -> World {
     // Safety phase: apply the schedule.
     let schedule = schedule_for(input.seed, &cfg);
     let mut state = vec![Liveness::Up; cfg.nodes as usize + 1];
-    let mut sampler_direct = Sampler { last: BTreeMap::new() };
+    let mut sampler_direct = Sampler::default();
     for ev in &schedule.events {
         tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
         sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
@@ -348,7 +363,7 @@ async fn world(input: RunInput, rec: Recorder) -> World {
     sampler_stop.store(true, Ordering::Relaxed);
     let mut s = sampler.await.expect("sampler task");
     for n in &shared {
-        s.sample(&*sink, n);
+        s.sample(&*sink, n.no, &n.ledger);
         for a in n.ledger.sample() {
             if a.current > 64 * 1024 || (a.name == names::RAFT_PENDING && a.current > 0) {
                 violations.push(Violation {
@@ -371,7 +386,8 @@ async fn world(input: RunInput, rec: Recorder) -> World {
     World { violations, sim_ms: start.elapsed().as_millis() as u64, clients: totals }
 }
 
-fn disk_config(cfg: &SimConfig) -> crate::disk::SimDiskConfig {
+/// The simulated disk every node gets.
+pub(crate) fn disk_config(cfg: &SimConfig) -> crate::disk::SimDiskConfig {
     crate::disk::SimDiskConfig {
         write_latency: Duration::from_micros(cfg.disk_write_us),
         sync_latency: Duration::from_micros(cfg.disk_sync_us),
@@ -407,7 +423,8 @@ fn apply_fault(
         FaultKind::Crash { node } => {
             if state[*node as usize] == Liveness::Up {
                 // Sample first: the restart zeroes the ledger and a peak must not escape.
-                sampler.sample(sink, &shared[*node as usize - 1]);
+                let n = &shared[*node as usize - 1];
+                sampler.sample(sink, n.no, &n.ledger);
                 handle.kill(id(*node));
                 sink.emit(*node, EventKind::NodeCrash);
                 state[*node as usize] = Liveness::Crashed;
@@ -441,6 +458,10 @@ fn apply_fault(
         FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
             net.set_extra_latency(*node as u64, Duration::from_millis(*latency_ms));
             net.set_bandwidth(*node as u64, *bytes_per_sec);
+        }
+        // Config validation keeps these out of the Raft world (its storage cannot repair damage).
+        FaultKind::Corrupt { .. } | FaultKind::DiskFull { .. } => {
+            unreachable!("{kind} in the Raft world")
         }
     }
 }

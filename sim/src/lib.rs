@@ -13,6 +13,10 @@ pub mod disk;
 pub mod harness;
 pub mod net;
 #[cfg(madsim)]
+mod pubsub;
+#[cfg(madsim)]
+mod store_world;
+#[cfg(madsim)]
 mod workload;
 
-pub use config::SimConfig;
+pub use config::{SimConfig, World};

@@ -243,3 +243,27 @@ fn middle_block_removed_from_disk_is_reported_as_lost() {
     // The empty file is left in place for inspection.
     assert!(sim.exists(&path));
 }
+
+/// Found by the `store-crashes` scenario (seed 1982): the last message record of the
+/// store, damaged in its header, followed only by delete records. Without the block's
+/// message count in the delete records its sequence was forgotten and handed out again.
+#[test]
+fn damaged_last_message_followed_by_deletes_is_lost_not_reused() {
+    let sim = Arc::new(SimDisk::new(SimDiskConfig::instant()));
+    let mut fs = open(&sim, 1 << 20);
+    for i in 0..5u8 {
+        fs.append("a", b"", &[i; 10], 0).unwrap();
+    }
+    assert!(fs.delete(2).unwrap() && fs.delete(4).unwrap());
+    drop(fs);
+    let (_, path) = block_files(&sim).pop().unwrap();
+    let recs = records(&sim.durable_contents(&path).unwrap());
+    let last_msg = *recs.iter().rfind(|r| r.kind == KIND_MSG).unwrap();
+    assert_eq!(last_msg.seq, 5);
+    assert!(recs.last().unwrap().kind == KIND_DELETE);
+    sim.flip_bit(&path, last_msg.off + 17, 1).unwrap(); // in the header (the sequence)
+    let mut fs = open(&sim, 1 << 20);
+    assert_eq!(fs.recovery().lost_seqs(), BTreeSet::from([5]));
+    assert_eq!(fs.state().last_seq, 5);
+    assert_eq!(fs.append("a", b"", b"x", 0).unwrap(), 6, "sequence 5 must not be reused");
+}

@@ -142,6 +142,47 @@ pub enum EventKind {
         /// Detail (broken invariant, or a summary).
         detail: String,
     },
+    /// A message store was opened: what its recovery found.
+    StoreRecovered {
+        /// Sequences reported lost to damage, as `(first, last)` ranges.
+        lost: Vec<(u64, u64)>,
+        /// Damaged regions reported.
+        damaged: u64,
+        /// Whether some damaged region held unreadable records that were not messages
+        /// (a lost delete record can make a deleted message visible again).
+        unreadable_other: bool,
+        /// Bytes cut from a torn tail.
+        truncated_bytes: u64,
+        /// First sequence and last sequence after recovery.
+        first_seq: u64,
+        /// Last sequence after recovery.
+        last_seq: u64,
+    },
+    /// A client asked the store to delete `seq` (`done: false`) or the delete returned (`done: true`).
+    StoreDelete {
+        /// Client number.
+        client: u32,
+        /// The sequence.
+        seq: u64,
+        /// Whether the delete completed.
+        done: bool,
+    },
+    /// A pub/sub client published a message (the event's node is the server it used).
+    Publish {
+        /// Publisher number.
+        client: u32,
+        /// The message's unique value (publisher and sequence).
+        value: u64,
+    },
+    /// A pub/sub subscriber received a message (the event's node is its server).
+    Deliver {
+        /// Subscriber number.
+        client: u32,
+        /// The message's value.
+        value: u64,
+        /// Whether subject and payload were exactly what was published.
+        intact: bool,
+    },
 }
 
 impl Event {
@@ -161,7 +202,7 @@ impl fmt::Display for Event {
 impl EventKind {
     /// Every kind name returned by [`EventKind::name`], in declaration order
     /// (for validating filters and for exhaustiveness checks in tests).
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 18] = [
         "note",
         "fault",
         "node-start",
@@ -176,6 +217,10 @@ impl EventKind {
         "snapshot-restored",
         "ledger",
         "verdict",
+        "store-recovered",
+        "store-delete",
+        "publish",
+        "deliver",
     ];
 
     /// A short stable name for the kind (used in text output and filters).
@@ -195,6 +240,10 @@ impl EventKind {
             EventKind::SnapshotRestored { .. } => "snapshot-restored",
             EventKind::Ledger { .. } => "ledger",
             EventKind::Verdict { .. } => "verdict",
+            EventKind::StoreRecovered { .. } => "store-recovered",
+            EventKind::StoreDelete { .. } => "store-delete",
+            EventKind::Publish { .. } => "publish",
+            EventKind::Deliver { .. } => "deliver",
         }
     }
 }

@@ -44,6 +44,12 @@ pub fn render_fields(kind: &EventKind) -> String {
             format!("account={account:?} current={current} peak={peak} limit={limit}")
         }
         EventKind::Verdict { pass, detail } => format!("pass={pass} detail={detail:?}"),
+        EventKind::StoreRecovered { lost, damaged, unreadable_other, truncated_bytes, first_seq, last_seq } => format!(
+            "first={first_seq} last={last_seq} lost={lost:?} damaged={damaged} unreadable_other={unreadable_other} truncated={truncated_bytes}"
+        ),
+        EventKind::StoreDelete { client, seq, done } => format!("client={client} seq={seq} done={done}"),
+        EventKind::Publish { client, value } => format!("client={client} value={value:#x}"),
+        EventKind::Deliver { client, value, intact } => format!("client={client} value={value:#x} intact={intact}"),
     }
 }
 

@@ -19,7 +19,7 @@
 //! | 5 | 1 | reserved, 0 |
 //! | 6 | 2 | `subj_len`: subject length (messages) |
 //! | 8 | 4 | `rec`: record number within the block (the block header is 0) |
-//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`) |
+//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`); delete: the block's message count |
 //! | 16 | 8 | `seq`: message sequence; delete: first deleted; header: `base` |
 //! | 24 | 8 | `aux`: message timestamp (ns, i64); delete: last deleted; header: `prev_end`; seal: slot count |
 //! | 32 | 4 | `hdr_len`: message header-block length |
@@ -38,7 +38,9 @@
 //! - **Delete**: the messages `seq..=aux` are deleted (ranges may span sequences that
 //!   were already gone). Interior deletes, purges, compaction, expiry and limit
 //!   evictions all write delete records, always into the last block, after the message
-//!   records they delete. Messages are never rewritten in place.
+//!   records they delete. Messages are never rewritten in place. A delete's `slot` field
+//!   holds its block's message count when it was written, so a damaged message record
+//!   followed only by deletes is still reported lost (its sequence is never reused).
 //! - **Seal**: written to a block (and synced) before the next block is created; `aux`
 //!   is the block's message count, so a cut in a rolled block is detectable.
 //!
@@ -54,6 +56,16 @@
 //! finds the interval elapsed: a power cut then loses up to an interval of acknowledged
 //! writes, and their sequences may be handed out again. Rolling a block always syncs the
 //! sealed block, the new block's header and the directory.
+//!
+//! With [`SyncPolicy::Interval`] small writes are also coalesced in a write-behind buffer
+//! of up to `write_chunk` bytes (taken from the buffer pool, so charged to `store.buffers`):
+//! it goes to the disk when full, before a read reaches into it, before a roll or a sync,
+//! and when the store is dropped. Buffered records are unsynced writes like any other, so a
+//! crash loses a suffix of them, never a record in the middle; a failure writing the buffer
+//! stops the store ([`StoreError::Failed`]) since it holds acknowledged messages.
+//! A batch ([`MsgStore::append_batch`]) that no limit could evict from or refuse is encoded
+//! into one buffer per block and written with one disk append, under either policy; if that
+//! append fails, none of its messages is stored.
 //!
 //! # Recovery
 //!
@@ -82,12 +94,13 @@
 //! such and leaves the store usable.
 
 use super::cache::BlockCache;
-use super::pool::BufferPool;
+use super::meter::{BLOCK_COST, IndexMeter, SLOT_COST, SUBJECT_COST};
+use super::pool::{BufferPool, PoolBuf};
 use super::record::{self, SMALL_LEN};
 use super::subject::{is_literal, subject_matches, validate_filter};
 use super::{
-    Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, StateRequest, StoreError,
-    StoreLimits, StoreState, StoredMsg, check_size,
+    Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StateRequest,
+    StoreError, StoreLimits, StoreState, StoredMsg, check_size,
 };
 use crate::disk::{self, Disk};
 use crate::mem::{Account, Ledger};
@@ -117,6 +130,18 @@ pub struct StoreBugs {
     pub unbounded_buffer_pool: bool,
     /// Message reads never return their buffer's charge.
     pub buffer_leak: bool,
+}
+
+impl StoreBugs {
+    /// The store's share of a run's known-bug set.
+    pub fn from_bugs(bugs: weir_faults::BugSet) -> Self {
+        use weir_faults::Bug;
+        StoreBugs {
+            lazy_fsync: bugs.has(Bug::LazyFsync),
+            unbounded_buffer_pool: bugs.has(Bug::UnboundedBufferPool),
+            buffer_leak: bugs.has(Bug::BufferLeak),
+        }
+    }
 }
 
 /// File store tuning.
@@ -181,20 +206,32 @@ pub struct StoreMemory {
     pub buffers: Arc<Account>,
     /// `store.cache`: cached block windows.
     pub cache: Arc<Account>,
+    /// `store.index`: the in-memory index (slots, subjects, block descriptors).
+    pub index: Arc<Account>,
 }
 
 impl StoreMemory {
-    /// The node ledger's `store.buffers` and `store.cache` accounts (panics if missing).
+    /// The node ledger's `store.buffers`, `store.cache` and `store.index` accounts (panics if missing).
     pub fn from_ledger(ledger: &Ledger) -> Self {
-        StoreMemory { buffers: ledger.account(STORE_BUFFERS), cache: ledger.account(STORE_CACHE) }
+        StoreMemory {
+            buffers: ledger.account(STORE_BUFFERS),
+            cache: ledger.account(STORE_CACHE),
+            index: ledger.account(STORE_INDEX),
+        }
     }
 
-    /// Private accounts with the given limits.
+    /// Private accounts with the given limits (the index unlimited; see [`StoreMemory::with_index_limit`]).
     pub fn standalone(buffers: u64, cache: u64) -> Self {
         StoreMemory {
             buffers: Arc::new(Account::new(STORE_BUFFERS, buffers)),
             cache: Arc::new(Account::new(STORE_CACHE, cache)),
+            index: Arc::new(Account::new(STORE_INDEX, u64::MAX)),
         }
+    }
+
+    /// The same, with a private `store.index` account of `limit` bytes.
+    pub fn with_index_limit(self, limit: u64) -> Self {
+        StoreMemory { index: Arc::new(Account::new(STORE_INDEX, limit)), ..self }
     }
 }
 
@@ -308,6 +345,8 @@ pub(super) struct Subjects {
     ids: BTreeMap<Arc<str>, u32>,
     info: Vec<SubjInfo>,
     free: Vec<u32>,
+    /// Bytes of the live subjects' names.
+    name_bytes: u64,
     /// Bumped whenever a subject appears or disappears.
     generation: u64,
 }
@@ -330,6 +369,7 @@ impl Subjects {
             return id;
         }
         let name: Arc<str> = Arc::from(s);
+        self.name_bytes += s.len() as u64;
         let info = SubjInfo { name: Some(name.clone()), count: 1, first: seq, last: seq };
         let id = match self.free.pop() {
             Some(id) => {
@@ -354,6 +394,7 @@ impl Subjects {
             return false;
         }
         let name = i.name.take().expect("live subject has a name");
+        self.name_bytes -= name.len() as u64;
         self.ids.remove(&name);
         self.free.push(id);
         self.generation += 1;
@@ -386,8 +427,15 @@ pub struct FileStore {
     pub(super) report: RecoveryReport,
     pub(super) head_ts: Option<(u64, i64)>,
     pub(super) next_index: u64,
+    /// The index's charge on `store.index`.
+    meter: IndexMeter,
+    /// Slots in all blocks (for the index model).
+    pub(super) slot_count: u64,
     /// The last wildcard filter's matching subject ids, valid for one subject generation.
     match_cache: Option<(String, u64, Arc<[bool]>)>,
+    /// Write-behind buffer of the last block (`SyncPolicy::Interval` only): records whose
+    /// offsets start at `last block len - pending len`, not yet handed to the disk.
+    pending: Option<PoolBuf>,
     active: bool,
     last_active: Duration,
 }
@@ -404,6 +452,18 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
+impl Drop for FileStore {
+    /// Hand the write-behind buffer to the disk (unsynced, as it would have been), unless
+    /// the block no longer ends where the buffer starts (say, a simulated crash cut it).
+    fn drop(&mut self) {
+        let Some(b) = self.blocks.back() else { return };
+        let start = b.len - self.pending_len();
+        if self.failed.is_none() && self.pending_len() > 0 && self.disk.len(&b.path).is_ok_and(|l| l == start) {
+            let _ = self.write_pending();
+        }
+    }
+}
+
 /// Map a disk error to a store error.
 pub(super) fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError {
     if e.kind() == io::ErrorKind::StorageFull {
@@ -412,6 +472,9 @@ pub(super) fn io_error(op: &'static str, path: &str, e: io::Error) -> StoreError
         StoreError::Io { op, path: path.to_string(), source: e }
     }
 }
+
+/// Most bytes [`FileStore`] encodes into one buffer for a grouped batch write.
+const GROUP_WRITE_MAX: u64 = 1 << 20;
 
 fn no_buffer(need: usize) -> StoreError {
     StoreError::NoMemory { account: STORE_BUFFERS, need: need as u64 }
@@ -452,11 +515,16 @@ impl FileStore {
             report: RecoveryReport::default(),
             head_ts: None,
             next_index: 1,
+            meter: IndexMeter::new(mem.index),
+            slot_count: 0,
             match_cache: None,
+            pending: None,
             active: false,
             last_active: Duration::ZERO,
         };
         super::recover::recover(&mut fs)?;
+        fs.slot_count = fs.blocks.iter().map(|b| b.slots.len() as u64).sum();
+        fs.settle_index();
         let plan = fs.plan_evictions(None);
         if !plan.is_empty() {
             let ranges = fs.coalesce(&plan);
@@ -493,6 +561,31 @@ impl FileStore {
 
     /// Bytes of the in-memory index (slots and subjects), for observability.
     pub fn index_bytes(&self) -> u64 {
+        self.meter.charged()
+    }
+
+    /// The index model charged to `store.index` (see the `meter` module).
+    fn index_model(&self) -> u64 {
+        self.slot_count * SLOT_COST
+            + self.blocks.len() as u64 * BLOCK_COST
+            + self.subjects.len() as u64 * SUBJECT_COST
+            + self.subjects.name_bytes
+    }
+
+    /// Bring the `store.index` charge in line with the index.
+    fn settle_index(&mut self) {
+        let model = self.index_model();
+        self.meter.settle(model);
+    }
+
+    /// Refuse an append of `n` messages on `subject` when `store.index` has no room for them.
+    fn check_index_room(&self, n: u64, subject_bytes: u64) -> Result<()> {
+        let need = n * (SLOT_COST + SUBJECT_COST) + subject_bytes + BLOCK_COST;
+        if self.meter.has_room(need) { Ok(()) } else { Err(StoreError::NoMemory { account: STORE_INDEX, need }) }
+    }
+
+    /// Heap bytes actually held by the index (capacities included), for comparison with the model.
+    pub fn index_heap_bytes(&self) -> u64 {
         let slots: usize =
             self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
         let subjects: usize = self.subjects.ids.keys().map(|k| k.len() + 48).sum::<usize>()
@@ -535,6 +628,7 @@ impl FileStore {
 
     /// Sync every unsynced write now.
     pub fn flush(&mut self) -> Result<()> {
+        self.write_pending()?;
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         for index in dirty {
             let path = self.block_path(index);
@@ -581,8 +675,10 @@ impl FileStore {
         Ok(())
     }
 
-    /// Make a write call durable as the policy says.
+    /// End a write call: charge the index as it now is, and make the call durable as the
+    /// policy says.
     fn commit(&mut self) -> Result<()> {
+        self.settle_index();
         match self.cfg.sync {
             SyncPolicy::Always if !self.cfg.bugs.lazy_fsync => self.flush(),
             _ => Ok(()),
@@ -644,6 +740,7 @@ impl FileStore {
         let b = &mut self.blocks[bi];
         debug_assert_eq!(seq, b.end() + 1);
         b.slots.push(Slot { off: off as u32, len, subj: id });
+        self.slot_count += 1;
         b.live += 1;
         self.msgs += 1;
         self.bytes += len as u64;
@@ -718,6 +815,7 @@ impl FileStore {
                 Err(_) => break, // keep it; a later removal retries
             }
             let b = self.blocks.pop_front().expect("non-empty");
+            self.slot_count -= b.slots.len() as u64;
             self.cache.remove_block(b.index);
             self.dirty.remove(&b.index);
             self.dir_dirty = true;
@@ -731,15 +829,36 @@ impl FileStore {
     /// Append `data` to the last block; returns its offset. A failed append is undone
     /// (or, if that fails too, the store stops writing).
     fn write_last(&mut self, data: &[u8]) -> Result<u64> {
+        if matches!(self.cfg.sync, SyncPolicy::Interval(_)) && data.len() <= self.cfg.write_chunk {
+            let cap = self.cfg.write_chunk;
+            if self.pending.as_ref().is_some_and(|p| p.bytes().len() + data.len() > cap) {
+                self.write_pending()?;
+            }
+            if self.pending.is_none() {
+                self.pending = self.pool.take(cap);
+            }
+            if let Some(p) = self.pending.as_mut() {
+                p.vec().extend_from_slice(data);
+                let b = self.blocks.back_mut().expect("a store always has a block");
+                let off = b.len;
+                b.len += data.len() as u64;
+                let index = b.index;
+                self.mark_dirty(index);
+                return Ok(off);
+            }
+        }
+        self.write_pending()?;
         let b = self.blocks.back().expect("a store always has a block");
-        let (path, off, index) = (b.path.clone(), b.len, b.index);
-        match self.disk.append(&path, data) {
+        let (off, index) = (b.len, b.index);
+        match self.disk.append(&b.path, data) {
             Ok(n) if n == off + data.len() as u64 => {}
             Ok(n) => {
+                let path = b.path.clone();
                 let e = io::Error::other(format!("block grew to {n} bytes, expected {}", off + data.len() as u64));
                 return Err(self.fail(io_error("append", &path, e)));
             }
             Err(e) => {
+                let path = b.path.clone();
                 let undone = match self.disk.len(&path) {
                     Ok(l) if l == off => true,
                     Ok(l) if l > off => self.disk.truncate(&path, off).is_ok(),
@@ -751,8 +870,45 @@ impl FileStore {
         }
         let b = self.blocks.back_mut().expect("a store always has a block");
         b.len += data.len() as u64;
-        self.dirty.insert(index);
+        self.mark_dirty(index);
         Ok(off)
+    }
+
+    fn mark_dirty(&mut self, index: u64) {
+        if self.dirty.last() != Some(&index) {
+            self.dirty.insert(index);
+        }
+    }
+
+    /// Hand the write-behind buffer to the disk. It holds acknowledged records, so a
+    /// failure stops the store.
+    fn write_pending(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else { return Ok(()) };
+        if p.bytes().is_empty() {
+            self.pool.put(p);
+            return Ok(());
+        }
+        let b = self.blocks.back().expect("a store always has a block");
+        let end = b.len;
+        let res = self.disk.append(&b.path, p.bytes());
+        self.pool.put(p);
+        match res {
+            Ok(n) if n == end => Ok(()),
+            Ok(n) => {
+                let path = self.blocks.back().expect("a block").path.clone();
+                let e = io::Error::other(format!("block grew to {n} bytes, expected {end}"));
+                Err(self.fail(io_error("append", &path, e)))
+            }
+            Err(e) => {
+                let path = self.blocks.back().expect("a block").path.clone();
+                Err(self.fail(io_error("append", &path, e)))
+            }
+        }
+    }
+
+    /// Bytes of the write-behind buffer.
+    fn pending_len(&self) -> u64 {
+        self.pending.as_ref().map_or(0, |p| p.bytes().len() as u64)
     }
 
     /// Make sure the last block can take `need` more bytes, rolling if it cannot.
@@ -778,6 +934,7 @@ impl FileStore {
             b.recs += 1;
             b.sealed = true;
         }
+        self.write_pending()?;
         if let Some(b) = self.blocks.back()
             && self.dirty.contains(&b.index)
         {
@@ -946,9 +1103,10 @@ impl FileStore {
             let need = chunk.len() * SMALL_LEN;
             self.prepare(need)?;
             let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
-            let rec = self.blocks.back().expect("a block").recs;
+            let last = self.blocks.back().expect("a block");
+            let (rec, slots) = (last.recs, last.slots.len() as u32);
             for (i, r) in chunk.iter().enumerate() {
-                record::put_delete(buf.vec(), rec + i as u32, *r.start(), *r.end());
+                record::put_delete(buf.vec(), rec + i as u32, slots, *r.start(), *r.end());
             }
             let res = self.write_last(buf.bytes());
             self.pool.put(buf);
@@ -987,7 +1145,8 @@ impl FileStore {
         let mut buf = self.pool.take(need).ok_or_else(|| no_buffer(need))?;
         record::put_msg(buf.vec(), rec, slot, seq, ts_ns, subject, headers, payload);
         for (i, r) in ranges.iter().enumerate() {
-            record::put_delete(buf.vec(), rec + 1 + i as u32, *r.start(), *r.end());
+            // The eviction deletes follow the message: the block then holds `slot + 1`.
+            record::put_delete(buf.vec(), rec + 1 + i as u32, slot + 1, *r.start(), *r.end());
         }
         let res = self.write_last(buf.bytes());
         self.pool.put(buf);
@@ -1003,6 +1162,66 @@ impl FileStore {
         Ok(seq)
     }
 
+    /// Append a prefix of `msgs` (at least two) with one disk write, when no limit could
+    /// evict or refuse any of them and they fit the last block (after rolling it if the
+    /// first does not); returns how many were stored, 0 to take the one-by-one path. A
+    /// failed write stores none of them.
+    fn append_group(&mut self, msgs: &[NewMsg<'_>], seqs: &mut Vec<u64>) -> Result<usize> {
+        if msgs.len() < 2 || self.limits.max_msgs_per_subject.is_some() {
+            return Ok(0);
+        }
+        let size_of = |l: &StoreLimits, m: &NewMsg<'_>| check_size(l, m.subject, m.headers, m.payload).ok();
+        let Some(first) = size_of(&self.limits, &msgs[0]) else { return Ok(0) };
+        self.prepare(first as usize)?;
+        let b = self.blocks.back().expect("a block");
+        let (max_msgs, max_bytes) =
+            (self.limits.max_msgs.unwrap_or(u64::MAX), self.limits.max_bytes.unwrap_or(u64::MAX));
+        let (mut n, mut total) = (0usize, 0u64);
+        for m in msgs {
+            let Some(size) = size_of(&self.limits, m) else { break };
+            let fits_block = n == 0 || b.len + total + size <= self.cfg.block_size;
+            let fits_limits = self.msgs + (n as u64) < max_msgs && self.bytes + total + size <= max_bytes;
+            if !fits_block || !fits_limits || (n > 0 && total + size > GROUP_WRITE_MAX) {
+                break;
+            }
+            n += 1;
+            total += size;
+        }
+        if n < 2 {
+            return Ok(0);
+        }
+        let Some(mut buf) = self.pool.take(total as usize) else { return Ok(0) };
+        let (rec, slot) = (b.recs, b.slots.len() as u32);
+        let seq0 = self.last_seq + 1;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            let i32 = i as u32;
+            record::put_msg(
+                buf.vec(),
+                rec + i32,
+                slot + i32,
+                seq0 + i as u64,
+                m.ts_ns,
+                m.subject,
+                m.headers,
+                m.payload,
+            );
+        }
+        let res = self.write_last(buf.bytes());
+        self.pool.put(buf);
+        let mut off = res?;
+        let bi = self.blocks.len() - 1;
+        self.blocks[bi].recs += n as u32;
+        for (i, m) in msgs[..n].iter().enumerate() {
+            let size = super::stored_size(m.subject, m.headers, m.payload);
+            let seq = seq0 + i as u64;
+            self.last_seq = seq;
+            self.insert_msg(bi, seq, off, size as u32, m.subject);
+            off += size;
+            seqs.push(seq);
+        }
+        Ok(n)
+    }
+
     // ----- reading -----------------------------------------------------------------
 
     /// Bytes `[off, off + len)` of block `bi`, through the cache; on a miss, reads a
@@ -1014,6 +1233,9 @@ impl FileStore {
         };
         if let Some(bytes) = self.cache.get(index, off, len) {
             return Ok(bytes.to_vec());
+        }
+        if bi + 1 == self.blocks.len() && off + len as u64 > blen - self.pending_len() {
+            self.write_pending()?;
         }
         let window = (self.cfg.read_ahead.max(len) as u64).min(blen.saturating_sub(off)) as usize;
         let (charge, want) = match (window > len).then(|| self.pool.reserve(window)).flatten() {
@@ -1091,20 +1313,20 @@ impl FileStore {
     }
 }
 
-impl MsgStore for FileStore {
-    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
-        self.check_writable()?;
-        let seq = self.append_one(subject, headers, payload, ts_ns)?;
-        self.commit()?;
-        Ok(seq)
-    }
-
-    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
-        self.check_writable()?;
+impl FileStore {
+    fn append_batch_inner(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         let mut seqs = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            match self.append_one(m.subject, m.headers, m.payload, m.ts_ns) {
-                Ok(s) => seqs.push(s),
+        let mut i = 0;
+        while i < msgs.len() {
+            let step = match self.append_group(&msgs[i..], &mut seqs) {
+                Ok(0) => {
+                    let m = &msgs[i];
+                    self.append_one(m.subject, m.headers, m.payload, m.ts_ns).map(|s| seqs.push(s)).map(|()| 1)
+                }
+                other => other,
+            };
+            match step {
+                Ok(n) => i += n,
                 Err(e) => {
                     self.commit()?;
                     return Err(e);
@@ -1113,6 +1335,27 @@ impl MsgStore for FileStore {
         }
         self.commit()?;
         Ok(seqs)
+    }
+}
+
+impl MsgStore for FileStore {
+    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
+        self.check_writable()?;
+        self.check_index_room(1, subject.len() as u64)?;
+        let r = self.append_one(subject, headers, payload, ts_ns);
+        self.settle_index();
+        let seq = r?;
+        self.commit()?;
+        Ok(seq)
+    }
+
+    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let subject_bytes = msgs.iter().map(|m| m.subject.len() as u64).sum();
+        self.check_index_room(msgs.len() as u64, subject_bytes)?;
+        let r = self.append_batch_inner(msgs);
+        self.settle_index();
+        r
     }
 
     fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>> {

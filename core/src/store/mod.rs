@@ -28,13 +28,16 @@
 //! The file store keeps in memory, per block, one 12-byte slot per sequence (file offset,
 //! record length, subject id) and, per live subject, its name, count, first and last
 //! sequence: memory follows the number of stored sequences and distinct live subjects,
-//! never the message bytes. Message bytes live in two bounded places: the buffer pool
-//! (ledger account [`STORE_BUFFERS`], hard cap) and the block cache (account
-//! [`STORE_CACHE`], byte cap plus idle expiry driven by [`FileStore::tick`]).
+//! never the message bytes. That index is charged to [`STORE_INDEX`]; an append that
+//! would take it past its limit is refused with [`StoreError::NoMemory`]. Message bytes
+//! live in two bounded places: the buffer pool (ledger account [`STORE_BUFFERS`], hard
+//! cap) and the block cache (account [`STORE_CACHE`], byte cap plus idle expiry driven
+//! by [`FileStore::tick`]).
 
 mod cache;
 pub mod file;
 mod mem;
+mod meter;
 mod pool;
 mod record;
 mod recover;
@@ -58,6 +61,8 @@ use std::time::Duration;
 pub const STORE_BUFFERS: &str = "store.buffers";
 /// Ledger account of cached block data.
 pub const STORE_CACHE: &str = "store.cache";
+/// Ledger account of the file store's in-memory index.
+pub const STORE_INDEX: &str = "store.index";
 
 /// Largest record the file format accepts (subject, headers, payload and framing).
 pub const MAX_RECORD_LEN: u64 = record::MAX_RECORD_LEN as u64;

@@ -122,8 +122,8 @@ pub(crate) fn put_msg(
 }
 
 /// Encode a delete record for `from..=to`.
-pub(crate) fn put_delete(out: &mut Vec<u8>, rec: u32, from: u64, to: u64) {
-    put(out, Kind::Delete, 0, rec, 0, from, to, 0, &[]);
+pub(crate) fn put_delete(out: &mut Vec<u8>, rec: u32, slots: u32, from: u64, to: u64) {
+    put(out, Kind::Delete, 0, rec, slots, from, to, 0, &[]);
 }
 
 /// Encode a block-header record.

@@ -63,9 +63,25 @@ impl<'a> Reader<'a> {
 
 /// What a block scan found, in file order.
 enum Event {
-    Msg { off: u64, len: u32, slot: u32, seq: u64, subject: String },
-    Lost { off: u64, slot: u32, seq: u64 },
-    Delete { off: u64, from: u64, to: u64 },
+    Msg {
+        off: u64,
+        len: u32,
+        slot: u32,
+        seq: u64,
+        subject: String,
+    },
+    Lost {
+        off: u64,
+        slot: u32,
+        seq: u64,
+    },
+    /// `slots`: the block's message slot count when the delete was written.
+    Delete {
+        off: u64,
+        from: u64,
+        to: u64,
+        slots: u32,
+    },
 }
 
 impl Event {
@@ -126,7 +142,9 @@ fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, index: u64, path: &str, len
                 let b = base.or_else(|| h.seq.checked_sub(h.slot as u64 + 1));
                 b.is_some_and(|b| h.seq == b + 1 + h.slot as u64) && h.slot as u64 >= next_slot
             }
-            Kind::Delete | Kind::Seal => true,
+            // A delete knows how many messages its block held: never fewer than seen.
+            Kind::Delete => h.slot as u64 >= next_slot,
+            Kind::Seal => true,
         });
         let Some((h, ok, body)) = found else {
             damage.get_or_insert(pos);
@@ -154,7 +172,7 @@ fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, index: u64, path: &str, len
                     None => Event::Lost { off: pos, slot: h.slot, seq: h.seq },
                 });
             }
-            Kind::Delete => s.events.push(Event::Delete { off: pos, from: h.seq, to: h.aux }),
+            Kind::Delete => s.events.push(Event::Delete { off: pos, from: h.seq, to: h.aux, slots: h.slot }),
             Kind::Seal => s.seal = Some((pos, h.aux)),
         }
         expect_rec = h.rec as u64 + 1;
@@ -356,7 +374,9 @@ fn build_block(
                 fs.last_seq = fs.last_seq.max(seq);
             }
             Event::Lost { slot, .. } => fill(fs, &mut lost, slot as usize + 1),
-            Event::Delete { from, to, .. } => {
+            Event::Delete { from, to, slots, .. } => {
+                // Messages before the delete whose records are gone are lost, not unborn.
+                fill(fs, &mut lost, slots as usize);
                 fs.delete_range_mem(from, to);
             }
         }

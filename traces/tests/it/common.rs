@@ -21,6 +21,10 @@ pub fn variant_index(kind: &EventKind) -> usize {
         EventKind::SnapshotRestored { .. } => 11,
         EventKind::Ledger { .. } => 12,
         EventKind::Verdict { .. } => 13,
+        EventKind::StoreRecovered { .. } => 14,
+        EventKind::StoreDelete { .. } => 15,
+        EventKind::Publish { .. } => 16,
+        EventKind::Deliver { .. } => 17,
     }
 }
 
@@ -41,6 +45,17 @@ pub fn one_of_each() -> Vec<EventKind> {
         EventKind::SnapshotRestored { index: 10, term: 2, state_hash: 0xfeed_f00d },
         EventKind::Ledger { account: "raft-log".into(), current: 4096, peak: 8192, limit: 65536 },
         EventKind::Verdict { pass: true, detail: "linearizable; 3 ok, 1 fail, 1 unknown".into() },
+        EventKind::StoreRecovered {
+            lost: vec![(5, 9)],
+            damaged: 1,
+            unreadable_other: false,
+            truncated_bytes: 48,
+            first_seq: 1,
+            last_seq: 20,
+        },
+        EventKind::StoreDelete { client: 2, seq: 14, done: true },
+        EventKind::Publish { client: 2, value: 0x3_0000_0001 },
+        EventKind::Deliver { client: 5, value: 0x3_0000_0001, intact: true },
     ]
 }
 
@@ -55,7 +70,8 @@ pub fn canonical_trace() -> Trace {
         overrides: vec![("nodes".into(), "3".into()), ("faults".into(), "none".into())],
         config: "nodes=3 election=150..300ms heartbeat=50ms".into(),
     };
-    let nodes: [NodeNo; 14] = [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS];
+    let nodes: [NodeNo; 18] =
+        [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3];
     let events = one_of_each()
         .into_iter()
         .zip(nodes)
@@ -115,6 +131,26 @@ pub fn arb_event_kind() -> impl Strategy<Value = EventKind> {
         (arb_text(), any::<u64>(), any::<u64>(), any::<u64>())
             .prop_map(|(account, current, peak, limit)| EventKind::Ledger { account, current, peak, limit }),
         (any::<bool>(), arb_text()).prop_map(|(pass, detail)| EventKind::Verdict { pass, detail }),
+        (prop::collection::vec((any::<u64>(), any::<u64>()), 0..3), any::<u64>(), any::<bool>(), any::<u64>())
+            .prop_map(|(lost, damaged, unreadable_other, truncated_bytes)| EventKind::StoreRecovered {
+                lost,
+                damaged,
+                unreadable_other,
+                truncated_bytes,
+                first_seq: damaged / 2,
+                last_seq: damaged,
+            }),
+        (any::<u32>(), any::<u64>(), any::<bool>()).prop_map(|(client, seq, done)| EventKind::StoreDelete {
+            client,
+            seq,
+            done
+        }),
+        (any::<u32>(), any::<u64>()).prop_map(|(client, value)| EventKind::Publish { client, value }),
+        (any::<u32>(), any::<u64>(), any::<bool>()).prop_map(|(client, value, intact)| EventKind::Deliver {
+            client,
+            value,
+            intact
+        }),
     ]
 }
 

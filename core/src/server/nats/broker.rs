@@ -3,15 +3,26 @@
 //!
 //! It is synchronous and does no I/O: publishing encodes `MSG`/`HMSG` straight onto
 //! the subscribers' [`Outbound`] queues, and the async shell owns the sockets.
+//!
+//! **Clustering.** The broker also holds the interest of route peers (one
+//! [`SubIndex`] over every peer's (subject, queue) pairs) and each peer's outbound
+//! [`RouteOut`]. Local interest is aggregated per (subject, queue): peers hear `Sub`
+//! when the first local subscription of a pair appears and `Unsub` when the last one
+//! goes. A local publish reaches every peer with matching plain interest once, and
+//! each queue group once in the whole cluster: a local member if there is one, else a
+//! member on one peer picked at random (the message names the groups that peer must
+//! serve). Messages from routes go to local clients only (see [`super::route_out`]).
 
 use super::outbound::{Closed, Outbound, Push, Wakes};
+use super::route_out::{RouteOut, RoutePush, encode_interest, encode_msg};
 use super::stats::Stats;
-use crate::proto::{ByteStr, encode_msg, no_responders_msg};
+use crate::proto::{self, ByteStr, no_responders_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -36,6 +47,7 @@ struct Sub {
     sid: ByteStr,
     id: SubId,
     subject: String,
+    queue: Option<String>,
     /// Auto-unsubscribe once `delivered` reaches this.
     max: Option<u64>,
     delivered: u64,
@@ -54,6 +66,25 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// Identifies one route connection (either direction), unique for the life of a server.
+pub type RouteConnId = u64;
+
+/// A (subject, queue) interest pair.
+type InterestKey = (String, Option<String>);
+
+/// What the broker knows about one route peer (another server of the cluster).
+#[derive(Debug, Default)]
+struct Peer {
+    /// Our current connection to it, for sending.
+    out: Option<(RouteConnId, Arc<RouteOut>)>,
+    /// Its current connection to us, whose interest we hold.
+    inbound: Option<RouteConnId>,
+    /// Its route address, as learnt from its handshake.
+    addr: Option<String>,
+    /// Its interest, as ids in [`Broker::remote`].
+    subs: BTreeMap<InterestKey, SubId>,
+}
+
 /// Routing state shared by all connections of one server.
 #[derive(Debug)]
 pub struct Broker {
@@ -64,6 +95,11 @@ pub struct Broker {
     next_client: ClientId,
     rng: ChaCha8Rng,
     stats: Arc<Stats>,
+    /// Local subscription counts per (subject, queue), announced to peers.
+    interest: BTreeMap<InterestKey, u32>,
+    /// Every peer's interest; the value is the peer's server id.
+    remote: SubIndex<Arc<str>>,
+    peers: BTreeMap<Arc<str>, Peer>,
 }
 
 impl Broker {
@@ -77,6 +113,9 @@ impl Broker {
             next_client: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats,
+            interest: BTreeMap::new(),
+            remote: SubIndex::new(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -104,6 +143,7 @@ impl Broker {
             for key in c.sids.into_values() {
                 if let Some(sub) = self.subs.remove(&key) {
                     self.index.remove(sub.id);
+                    self.interest_down(sub.subject, sub.queue);
                 }
             }
         }
@@ -133,13 +173,23 @@ impl Broker {
         let key = self.next_key;
         let sub_id = self.index.insert(subject, queue, key).map_err(|e| e.to_string())?;
         self.next_key += 1;
+        let queue = queue.map(str::to_owned);
         self.subs.insert(
             key,
-            Sub { client: id, sid: sid.clone(), id: sub_id, subject: subject.to_owned(), max: None, delivered: 0 },
+            Sub {
+                client: id,
+                sid: sid.clone(),
+                id: sub_id,
+                subject: subject.to_owned(),
+                queue: queue.clone(),
+                max: None,
+                delivered: 0,
+            },
         );
         if let Some(c) = self.clients.get_mut(&id) {
             c.sids.insert(sid, key);
         }
+        self.interest_up(subject.to_owned(), queue);
         Ok(())
     }
 
@@ -162,12 +212,14 @@ impl Broker {
             if let Some(c) = self.clients.get_mut(&sub.client) {
                 c.sids.remove(&sub.sid);
             }
+            self.interest_down(sub.subject, sub.queue);
         }
     }
 
     /// Route `msg` from client `from` to every matching subscription (one member per
-    /// queue group) and answer with a no-responders status if nothing received a request.
-    /// Returns how many deliveries were queued.
+    /// queue group, cluster-wide) and to route peers with matching interest, and answer
+    /// with a no-responders status if nothing received a request.
+    /// Returns how many deliveries (local subscriptions plus peers) were queued.
     pub fn publish(&mut self, from: ClientId, msg: &Message) -> usize {
         let mut wakes = Wakes::default();
         let n = self.publish_deferred(from, msg, &mut wakes);
@@ -175,7 +227,7 @@ impl Broker {
         n
     }
 
-    /// [`Broker::publish`], leaving the subscribers' writers for the caller to wake with `wakes`.
+    /// [`Broker::publish`], leaving the local subscribers' writers for the caller to wake with `wakes`.
     pub fn publish_deferred(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let echo = self.clients.get(&from).is_none_or(|c| c.echo);
         let subs = &self.subs;
@@ -185,17 +237,71 @@ impl Broker {
         for members in m.queues.values_mut() {
             members.retain(not_own);
         }
-        let picked: Vec<u64> = m.pick_queue_members(&mut self.rng).into_iter().copied().collect();
-        let mut targets = m.plain;
-        targets.extend(picked);
+        let mut targets = m.plain.clone();
+        targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
+        let served: BTreeSet<&str> = m.queues.iter().filter(|(_, v)| !v.is_empty()).map(|(q, _)| &**q).collect();
+        let mut delivered = self.forward(msg, &served);
+        delivered += self.deliver(msg, targets, wakes);
+        if delivered == 0 {
+            self.no_responders(from, msg);
+        }
+        delivered
+    }
 
+    /// Send `msg` to every peer with matching plain interest, and for each matching
+    /// queue group not in `served` to one peer with members. Returns the peers sent to.
+    fn forward(&mut self, msg: &Message, served: &BTreeSet<&str>) -> usize {
+        if self.remote.is_empty() {
+            return 0;
+        }
+        let m = self.remote.matching_refs(&msg.subject);
+        let peers = &self.peers;
+        let up = |p: &Arc<str>| peers.get(p).is_some_and(|p| p.out.is_some());
+        let mut sends: BTreeMap<&Arc<str>, Vec<&str>> = BTreeMap::new();
+        for p in m.plain.iter().copied().filter(|p| up(p)) {
+            sends.entry(p).or_default();
+        }
+        for (queue, members) in &m.queues {
+            if served.contains(&**queue) {
+                continue;
+            }
+            // One entry per peer, so that a peer with several matching patterns is not favoured.
+            let candidates: Vec<&Arc<str>> =
+                members.iter().copied().filter(|p| up(p)).collect::<BTreeSet<_>>().into_iter().collect();
+            if !candidates.is_empty() {
+                let pick = candidates[self.rng.gen_range(0..candidates.len())];
+                sends.entry(pick).or_default().push(queue);
+            }
+        }
+        let mut sent = 0;
+        for (peer, queues) in sends {
+            let Some((_, out)) = self.peers.get(peer).and_then(|p| p.out.as_ref()) else { continue };
+            let Some(frame) =
+                encode_msg(&msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
+            else {
+                continue;
+            };
+            if out.push_msg(frame) == RoutePush::Queued {
+                sent += 1;
+                self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        sent
+    }
+
+    /// Queue `msg` to each subscription in `targets`, closing slow consumers and
+    /// finishing auto-unsubscribes. Returns how many were queued.
+    /// The writers are woken by `wakes` (see [`Outbound::push_deferred`]).
+    fn deliver(&mut self, msg: &Message, targets: Vec<u64>, wakes: &mut Wakes) -> usize {
         let (mut delivered, mut out_bytes) = (0, 0);
         let mut slow = Vec::new();
         for key in targets {
             let Some(sub) = self.subs.get_mut(&key) else { continue };
             let Some(client) = self.clients.get(&sub.client) else { continue };
+            // MSG/HMSG straight from the message's parts; a subscriber without headers gets them stripped.
             let headers = msg.headers.as_deref().filter(|_| client.headers);
-            let encode = |b: &mut _| encode_msg(b, &msg.subject, &sub.sid, msg.reply.as_deref(), headers, &msg.payload);
+            let encode =
+                |b: &mut _| proto::encode_msg(b, &msg.subject, &sub.sid, msg.reply.as_deref(), headers, &msg.payload);
             match client.out.push_deferred(encode, wakes) {
                 Push::Queued => {
                     delivered += 1;
@@ -214,9 +320,7 @@ impl Broker {
             tracing::warn!(client = id, "slow consumer: max pending exceeded, closing");
             self.remove_client(id);
         }
-        if delivered == 0 {
-            self.no_responders(from, msg);
-        } else {
+        if delivered > 0 {
             self.stats.out_msgs.fetch_add(delivered as u64, Ordering::Relaxed);
             self.stats.out_bytes.fetch_add(out_bytes, Ordering::Relaxed);
         }
@@ -246,5 +350,173 @@ impl Broker {
         for c in self.clients.values() {
             c.out.close(Closed::Drain);
         }
+    }
+
+    /// One more local subscription on (subject, queue): peers hear of the first.
+    fn interest_up(&mut self, subject: String, queue: Option<String>) {
+        let n = self.interest.entry((subject.clone(), queue.clone())).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.announce(true, &subject, queue.as_deref());
+        }
+    }
+
+    /// One less local subscription on (subject, queue): peers hear when none is left.
+    fn interest_down(&mut self, subject: String, queue: Option<String>) {
+        let key = (subject, queue);
+        let Some(n) = self.interest.get_mut(&key) else { return };
+        *n -= 1;
+        if *n == 0 {
+            self.interest.remove(&key);
+            self.announce(false, &key.0, key.1.as_deref());
+        }
+    }
+
+    fn announce(&self, sub: bool, subject: &str, queue: Option<&str>) {
+        let mut frame = None;
+        for p in self.peers.values() {
+            if let Some((_, out)) = &p.out {
+                let f = frame.get_or_insert_with(|| encode_interest(sub, subject, queue)).clone();
+                // On overflow the queue closes itself; the connection then ends and resyncs.
+                out.push_control(f);
+            }
+        }
+    }
+
+    /// Our route connection `conn` to peer `server_id` is up: it becomes the peer's
+    /// sending queue, starting with a snapshot of all local interest. Returns false
+    /// (and registers nothing) if another live connection to that peer exists.
+    pub fn route_out_open(&mut self, server_id: &str, conn: RouteConnId, out: Arc<RouteOut>) -> bool {
+        let peer = self.peers.entry(Arc::from(server_id)).or_default();
+        if peer.out.as_ref().is_some_and(|(_, o)| !o.is_closed()) {
+            return false;
+        }
+        for (subject, queue) in self.interest.keys() {
+            if out.push_control(encode_interest(true, subject, queue.as_deref())) == RoutePush::Closed {
+                break;
+            }
+        }
+        peer.out = Some((conn, out));
+        true
+    }
+
+    /// Our route connection `conn` to `server_id` ended.
+    pub fn route_out_close(&mut self, server_id: &str, conn: RouteConnId) {
+        if let Some(p) = self.peers.get_mut(server_id)
+            && p.out.as_ref().is_some_and(|(c, _)| *c == conn)
+        {
+            if let Some((_, out)) = p.out.take() {
+                out.close();
+            }
+            self.forget_if_idle(server_id);
+        }
+    }
+
+    /// Peer `server_id` (route address `addr`) connected to us on `conn`. Returns false
+    /// if it already has a live connection to us (the new one is then refused).
+    /// Otherwise any interest it had is dropped: the connection starts with a snapshot.
+    pub fn route_in_open(&mut self, server_id: &str, conn: RouteConnId, addr: String) -> bool {
+        let peer = self.peers.entry(Arc::from(server_id)).or_default();
+        if peer.inbound.is_some() {
+            return false;
+        }
+        peer.inbound = Some(conn);
+        peer.addr = Some(addr);
+        let ids: Vec<SubId> = std::mem::take(&mut peer.subs).into_values().collect();
+        for id in ids {
+            self.remote.remove(id);
+        }
+        true
+    }
+
+    /// Peer `server_id`'s connection `conn` to us ended: its interest is dropped.
+    pub fn route_in_close(&mut self, server_id: &str, conn: RouteConnId) {
+        let Some(p) = self.peers.get_mut(server_id) else { return };
+        if p.inbound != Some(conn) {
+            return;
+        }
+        p.inbound = None;
+        for id in std::mem::take(&mut p.subs).into_values() {
+            self.remote.remove(id);
+        }
+        self.forget_if_idle(server_id);
+    }
+
+    fn forget_if_idle(&mut self, server_id: &str) {
+        if self.peers.get(server_id).is_some_and(|p| p.out.is_none() && p.inbound.is_none()) {
+            self.peers.remove(server_id);
+        }
+    }
+
+    /// Apply an interest change from peer `server_id` on connection `conn`.
+    /// An invalid subject or queue is an error (the connection should end).
+    pub fn route_interest(
+        &mut self,
+        server_id: &str,
+        conn: RouteConnId,
+        sub: bool,
+        subject: String,
+        queue: Option<String>,
+    ) -> Result<(), String> {
+        let Some((id, p)) = self.peers.get_key_value(server_id) else { return Ok(()) };
+        if p.inbound != Some(conn) {
+            return Ok(());
+        }
+        let id = id.clone();
+        let key = (subject, queue);
+        let p = self.peers.get_mut(server_id).expect("looked up above");
+        if sub {
+            if let std::collections::btree_map::Entry::Vacant(e) = p.subs.entry(key) {
+                let (subject, queue) = e.key();
+                let sub_id = self.remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
+                e.insert(sub_id);
+            }
+        } else if let Some(sub_id) = p.subs.remove(&key) {
+            self.remote.remove(sub_id);
+        }
+        Ok(())
+    }
+
+    /// Deliver a message that peer `server_id` sent on `conn` to local clients only:
+    /// every matching plain subscription, and one local member of each group in
+    /// `queues`. Returns how many deliveries were queued.
+    pub fn route_msg(&mut self, server_id: &str, conn: RouteConnId, msg: &Message, queues: &[String]) -> usize {
+        if self.peers.get(server_id).is_none_or(|p| p.inbound != Some(conn)) {
+            return 0;
+        }
+        self.stats.route_in_msgs.fetch_add(1, Ordering::Relaxed);
+        let m = self.index.matching(&msg.subject);
+        let mut targets = m.plain;
+        for q in queues {
+            if let Some(members) = m.queues.get(q.as_str())
+                && !members.is_empty()
+            {
+                targets.push(members[self.rng.gen_range(0..members.len())]);
+            }
+        }
+        let mut wakes = Wakes::default();
+        let n = self.deliver(msg, targets, &mut wakes);
+        wakes.wake_all();
+        n
+    }
+
+    /// Number of peers we have a route connection to.
+    pub fn route_count(&self) -> usize {
+        self.peers.values().filter(|p| p.out.is_some()).count()
+    }
+
+    /// Route addresses of the peers connected to us, for gossip.
+    pub fn known_routes(&self) -> Vec<String> {
+        self.peers.values().filter(|p| p.inbound.is_some()).filter_map(|p| p.addr.clone()).collect()
+    }
+
+    /// Every route outbound queue, so that shutdown can close them.
+    pub fn route_outs(&self) -> Vec<Arc<RouteOut>> {
+        self.peers.values().filter_map(|p| p.out.as_ref().map(|(_, o)| o.clone())).collect()
+    }
+
+    /// Number of (subject, queue) pairs of remote interest held.
+    pub fn remote_interest_count(&self) -> usize {
+        self.remote.len()
     }
 }

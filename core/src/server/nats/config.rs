@@ -1,6 +1,7 @@
 //! [`NatsConfig`]: limits and timers of a NATS server, with nats-server's defaults.
 
 use super::auth::Auth;
+use super::cluster::ClusterConfig;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct NatsConfig {
     pub auth: Auth,
     /// How long a client that must authenticate has to send CONNECT (nats-server's 2 s).
     pub auth_timeout: Duration,
+    /// Routes to other servers (clustering); `None` for a standalone server.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for NatsConfig {
@@ -54,6 +57,7 @@ impl Default for NatsConfig {
             seed: 0,
             auth: Auth::None,
             auth_timeout: Duration::from_secs(2),
+            cluster: None,
         }
     }
 }

@@ -3,20 +3,28 @@
 //! no-responders, token or user/password auth, server PINGs with stale-connection detection, per-client
 //! bounded outbound with slow-consumer disconnects, and a draining shutdown.
 //!
+//! Clustering: servers joined by routes share interest so that a message
+//! published on one reaches subscribers on all (full mesh, one hop), with queue
+//! groups served once cluster-wide.
+//!
 //! Layout: [`broker`] (shared routing state) and [`conn`] (per-connection
 //! protocol state) are synchronous; [`server`] is the thin async shell around
-//! them; [`outbound`] is the bounded queue between the two.
+//! them; [`outbound`] is the bounded queue between the two. [`route_out`] holds
+//! the route wire format and bounded route queue, [`cluster`] the route shell.
 
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod outbound;
+pub mod route_out;
 pub mod server;
 pub mod stats;
 pub mod varz;
 
 pub use auth::Auth;
+pub use cluster::{ClusterConfig, RouteTarget};
 pub use config::NatsConfig;
-pub use server::{Monitor, NatsServer, ledger};
+pub use server::{Monitor, NatsServer, cluster_ledger, ledger};
 pub use varz::Varz;

@@ -2,6 +2,7 @@
 //! task, feeding [`Conn`]) and a writer task (draining its [`Outbound`]).
 
 use super::broker::Broker;
+use super::cluster::{self, Cluster};
 use super::config::NatsConfig;
 use super::conn::{Conn, Flow};
 use super::outbound::{Closed, Outbound};
@@ -9,6 +10,7 @@ use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
 use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
+use crate::server::link::LinkShaper;
 use crate::server::scope::{Scope, ScopeHandle};
 use bytes::BytesMut;
 use rand::Rng;
@@ -31,19 +33,25 @@ pub fn ledger(limit: u64) -> Arc<Ledger> {
     Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, limit)]))
 }
 
+/// A ledger for a clustered server: `client.outbound` and `route.outbound` accounts.
+pub fn cluster_ledger(client_limit: u64, route_limit: u64) -> Arc<Ledger> {
+    Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, client_limit), (names::ROUTE_OUTBOUND, route_limit)]))
+}
+
 /// State shared by the accept loop, every connection and monitoring.
-struct Shared {
+pub(super) struct Shared {
     cfg: NatsConfig,
-    server_id: String,
+    pub(super) server_id: String,
     addr: SocketAddr,
     broker: Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
     account: Arc<Account>,
+    pub(super) cluster: Option<Cluster>,
 }
 
 impl Shared {
-    fn broker(&self) -> MutexGuard<'_, Broker> {
+    pub(super) fn broker(&self) -> MutexGuard<'_, Broker> {
         self.broker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -80,9 +88,9 @@ impl Monitor {
     /// A snapshot of the server's counters and memory accounts.
     pub fn varz(&self) -> Varz {
         let s = &self.shared;
-        let (connections, subscriptions) = {
+        let (connections, subscriptions, routes, remote_subs) = {
             let b = s.broker();
-            (b.client_count(), b.sub_count())
+            (b.client_count(), b.sub_count(), b.route_count(), b.remote_interest_count())
         };
         Varz {
             server_id: s.server_id.clone(),
@@ -101,6 +109,16 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            cluster: s.cluster.as_ref().map(|c| super::varz::ClusterVarz {
+                name: c.cfg.name.clone(),
+                addr: c.addr.ip().to_string(),
+                cluster_port: c.addr.port(),
+                routes,
+                route_in_msgs: s.stats.route_in_msgs.load(Ordering::Relaxed),
+                route_out_msgs: s.stats.route_out_msgs.load(Ordering::Relaxed),
+                remote_subs,
+            }),
+            routes,
             mem: s
                 .ledger
                 .sample()
@@ -114,6 +132,7 @@ impl Monitor {
 /// A bound NATS server; [`NatsServer::run`] serves it.
 pub struct NatsServer {
     listener: TcpListener,
+    route_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -125,10 +144,23 @@ fn server_id(seed: u64) -> String {
 }
 
 impl NatsServer {
-    /// Bind the client port; `ledger` must hold a `client.outbound` account (see [`ledger`]).
+    /// Bind the client port (and the route port if `cfg.cluster` is set); `ledger` must
+    /// hold a `client.outbound` account (see [`ledger`]), and for a cluster also a
+    /// `route.outbound` account (see [`cluster_ledger`]).
     pub async fn bind(cfg: NatsConfig, ledger: Arc<Ledger>) -> std::io::Result<NatsServer> {
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
+        let (route_listener, cluster) = match &cfg.cluster {
+            Some(cc) => {
+                if !ledger.sample().iter().any(|a| a.name == names::ROUTE_OUTBOUND) {
+                    return Err(std::io::Error::other("a clustered server's ledger needs a route.outbound account"));
+                }
+                let l = TcpListener::bind(cc.listen).await?;
+                let raddr = l.local_addr()?;
+                (Some(l), Some(Cluster::new(cc.clone(), raddr, ledger.account(names::ROUTE_OUTBOUND))))
+            }
+            None => (None, None),
+        };
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
             server_id: server_id(cfg.seed),
@@ -138,8 +170,21 @@ impl NatsServer {
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             cfg,
+            cluster,
         });
-        Ok(NatsServer { listener, shared })
+        Ok(NatsServer { listener, route_listener, shared })
+    }
+
+    /// The address peers dial for routes, if clustered.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.shared.cluster.as_ref().map(|c| c.addr)
+    }
+
+    /// Shape route traffic through `shaper` (the simulator's links); call before `run`.
+    pub fn set_link_shaper(&self, shaper: Arc<dyn LinkShaper>) {
+        if let Some(c) = &self.shared.cluster {
+            c.set_shaper(shaper);
+        }
     }
 
     /// The address clients connect to.
@@ -155,14 +200,20 @@ impl NatsServer {
     /// Serve until `shutdown` completes, then stop accepting, let every client's queued
     /// bytes drain (within `write_deadline`), close the connections and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let NatsServer { listener, shared } = self;
+        let NatsServer { listener, route_listener, shared } = self;
         let scope = Scope::new();
+        if let Some(l) = route_listener {
+            cluster::start(&shared, l, &scope.handle());
+        }
         // Every connection task holds a sender, so `recv` returning `None` means all have ended.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tracing::info!(addr = %shared.addr, server_id = %shared.server_id, "nats listener ready");
         tokio::pin!(shutdown);
         loop {
+            // `biased`: an unbiased select draws from tokio's thread-local RNG, which is
+            // not reset between simulated runs in one process.
             tokio::select! {
+                biased;
                 _ = &mut shutdown => break,
                 r = listener.accept() => match r {
                     Ok((stream, peer)) => {
@@ -183,6 +234,9 @@ impl NatsServer {
         let _ = timeout(shared.cfg.write_deadline, done_rx.recv()).await;
         for out in shared.broker().outbounds() {
             out.close(Closed::Abort);
+        }
+        for out in shared.broker().route_outs() {
+            out.close();
         }
         tracing::info!("nats listener stopped");
     }
@@ -256,20 +310,21 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
+            biased;
+            _ = out.wait_closed() => return,
             _ = ping.tick() => {
                 if conn.ping_tick() == Flow::Close {
                     return;
                 }
             }
-            _ = out.wait_closed() => return,
             _ = &mut auth_deadline, if conn.awaiting_auth() => {
                 conn.auth_timeout();
                 return;
             }
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
         }
     }
 }
@@ -283,6 +338,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &S
             wr.flush().await
         });
         let r = tokio::select! {
+            biased;
             r = write => Some(r),
             _ = out.wait_aborted() => None,
         };

@@ -17,4 +17,8 @@ pub struct Stats {
     pub slow_consumers: AtomicU64,
     /// Connections accepted since start.
     pub total_connections: AtomicU64,
+    /// Messages received from route peers.
+    pub route_in_msgs: AtomicU64,
+    /// Messages queued to route peers (one per peer a message went to).
+    pub route_out_msgs: AtomicU64,
 }

@@ -15,6 +15,25 @@ pub struct MemAccount {
     pub limit: u64,
 }
 
+/// The cluster part of a [`Varz`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterVarz {
+    /// Cluster name.
+    pub name: String,
+    /// Route listen host.
+    pub addr: String,
+    /// Route listen port.
+    pub cluster_port: u16,
+    /// Routes connected.
+    pub routes: usize,
+    /// Messages received from routes.
+    pub route_in_msgs: u64,
+    /// Messages sent to routes.
+    pub route_out_msgs: u64,
+    /// (subject, queue) interest pairs held for route peers.
+    pub remote_subs: usize,
+}
+
 /// Server state for `/varz` and `/metrics`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Varz {
@@ -52,6 +71,11 @@ pub struct Varz {
     pub slow_consumers: u64,
     /// Memory ledger accounts.
     pub mem: Vec<MemAccount>,
+    /// Routes connected (0 when not clustered).
+    pub routes: usize,
+    /// Cluster settings and route counters, when clustered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterVarz>,
 }
 
 impl Varz {
@@ -69,6 +93,11 @@ impl Varz {
         metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
         metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
         metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        metric("routes", "gauge", "Connected routes.", self.routes as u64);
+        if let Some(c) = &self.cluster {
+            metric("route_in_msgs_total", "counter", "Messages received from routes.", c.route_in_msgs);
+            metric("route_out_msgs_total", "counter", "Messages sent to routes.", c.route_out_msgs);
+        }
         for (field, help) in [("current", "Bytes charged"), ("peak", "Peak bytes charged"), ("limit", "Limit")] {
             s.push_str(&format!(
                 "# HELP weir_mem_{field}_bytes {help} per ledger account.\n# TYPE weir_mem_{field}_bytes gauge\n"

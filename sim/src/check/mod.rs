@@ -2,6 +2,8 @@
 //! final states. They know nothing about madsim, so they are unit-tested directly and
 //! can be re-run over a stored trace.
 
+pub mod store;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use weir_core::server::app::{LogApp, chain};
@@ -22,11 +24,11 @@ impl fmt::Display for Violation {
     }
 }
 
-fn v(invariant: &'static str, detail: String) -> Violation {
+pub(crate) fn v(invariant: &'static str, detail: String) -> Violation {
     Violation { invariant, detail }
 }
 
-fn at(e: &Event) -> String {
+pub(crate) fn at(e: &Event) -> String {
     format!("{:.6}s", e.time_us as f64 / 1e6)
 }
 
@@ -250,6 +252,173 @@ pub fn memory_bounds(events: &[Event]) -> Vec<Violation> {
         .collect()
 }
 
+/// Marks the start of the final fault-free phase of a pub/sub run (a harness note).
+pub const FINAL_PHASE_START: &str = "final phase: start";
+/// Marks the end of the final fault-free phase of a pub/sub run (a harness note).
+pub const FINAL_PHASE_END: &str = "final phase: end";
+
+/// The unique value of pub/sub publisher `client`'s `seq`-th message.
+pub fn pubsub_value(client: u32, seq: u64) -> u64 {
+    ((client as u64 + 1) << 40) | seq
+}
+
+/// The publisher and sequence number of a pub/sub value.
+pub fn pubsub_origin(value: u64) -> (u32, u64) {
+    (((value >> 40) as u32).wrapping_sub(1), value & ((1 << 40) - 1))
+}
+
+/// The subject a pub/sub value is published to: `ps.t0` or `ps.t1`, alternating.
+pub fn pubsub_subject(value: u64) -> String {
+    format!("ps.t{}", pubsub_origin(value).1 % 2)
+}
+
+/// The payload of a pub/sub value: the value (8 bytes, big-endian), then filler
+/// derived from it, `len` bytes in all (at least 8).
+pub fn pubsub_payload(value: u64, len: usize) -> Vec<u8> {
+    let mut p = value.to_be_bytes().to_vec();
+    let mut x = value ^ 0x9E37_79B9_7F4A_7C15;
+    while p.len() < len.max(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p.push(x as u8);
+    }
+    p
+}
+
+/// One subscription of a pub/sub run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubSpec {
+    /// Subscriber number (as in its `Deliver` events).
+    pub client: u32,
+    /// Node it is connected to.
+    pub node: NodeNo,
+    /// Subject pattern.
+    pub subject: String,
+    /// Queue group.
+    pub queue: Option<String>,
+}
+
+/// Counts violations of one invariant and keeps the first few examples.
+struct Tally {
+    invariant: &'static str,
+    count: usize,
+    examples: Vec<String>,
+}
+
+impl Tally {
+    fn new(invariant: &'static str) -> Tally {
+        Tally { invariant, count: 0, examples: Vec::new() }
+    }
+
+    fn add(&mut self, example: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.examples.len() < 3 {
+            self.examples.push(example());
+        }
+    }
+
+    fn into_violation(self) -> Option<Violation> {
+        (self.count > 0).then(|| v(self.invariant, format!("{} cases, e.g. {}", self.count, self.examples.join("; "))))
+    }
+}
+
+/// Core NATS delivery (at-most-once) over a pub/sub run's events:
+/// - no phantom: every delivered value was published, with subject and payload intact,
+///   to a subject the subscriber matches;
+/// - no duplicate: a subscriber gets a value at most once, and a queue group's members
+///   get it at most once between them;
+/// - order: each subscriber sees each publisher's values in publishing order;
+/// - completeness: every value published between [`FINAL_PHASE_START`] and
+///   [`FINAL_PHASE_END`] (no faults, interest established) reached every matching
+///   plain subscription and exactly one member of every matching queue group.
+pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
+    let spec: BTreeMap<u32, &SubSpec> = subs.iter().map(|s| (s.client, s)).collect();
+    let mut published: BTreeSet<u64> = BTreeSet::new();
+    let mut required: Vec<u64> = Vec::new();
+    let mut phase = 0u8;
+    // (subscriber, value) seen; value -> (group, member) for queue groups.
+    let mut got: BTreeSet<(u32, u64)> = BTreeSet::new();
+    let mut group_got: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    let mut last_seq: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    let (mut phantom, mut corrupt, mut unexpected) =
+        (Tally::new("pubsub-phantom"), Tally::new("pubsub-corrupt"), Tally::new("pubsub-unexpected"));
+    let (mut dup, mut queue_dup, mut order) =
+        (Tally::new("pubsub-duplicate"), Tally::new("pubsub-queue-once"), Tally::new("pubsub-order"));
+    let mut lost = Tally::new("pubsub-lost-fault-free");
+    for e in events {
+        match &e.kind {
+            EventKind::Note { text } if text == FINAL_PHASE_START => phase = 1,
+            EventKind::Note { text } if text == FINAL_PHASE_END => phase = 2,
+            EventKind::Publish { value, .. } => {
+                published.insert(*value);
+                if phase == 1 {
+                    required.push(*value);
+                }
+            }
+            EventKind::Deliver { client, value, intact } => {
+                let (client, value) = (*client, *value);
+                if !published.contains(&value) {
+                    phantom.add(|| format!("subscriber {client} got {value:#x} at {}", at(e)));
+                    continue;
+                }
+                if !intact {
+                    corrupt.add(|| format!("subscriber {client} got {value:#x} altered at {}", at(e)));
+                }
+                let Some(sub) = spec.get(&client) else {
+                    unexpected.add(|| format!("unknown subscriber {client}"));
+                    continue;
+                };
+                if !subject_matches(&sub.subject, &pubsub_subject(value)) {
+                    unexpected.add(|| format!("subscriber {client} ({}) got {value:#x}", sub.subject));
+                }
+                if !got.insert((client, value)) {
+                    dup.add(|| format!("subscriber {client} got {value:#x} twice (again at {})", at(e)));
+                }
+                if let Some(q) = &sub.queue
+                    && let Some(other) = group_got.insert((q.clone(), value), client)
+                    && other != client
+                {
+                    queue_dup.add(|| format!("group {q}: {value:#x} went to subscribers {other} and {client}"));
+                }
+                let (publisher, seq) = pubsub_origin(value);
+                if let Some(prev) = last_seq.insert((client, publisher), seq)
+                    && prev >= seq
+                {
+                    order.add(|| format!("subscriber {client} got publisher {publisher}'s #{seq} after #{prev}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for value in required {
+        let subject = pubsub_subject(value);
+        let mut groups: BTreeSet<&str> = BTreeSet::new();
+        for s in subs.iter().filter(|s| subject_matches(&s.subject, &subject)) {
+            match &s.queue {
+                None if !got.contains(&(s.client, value)) => {
+                    lost.add(|| format!("{value:#x} ({subject}) never reached subscriber {} on n{}", s.client, s.node))
+                }
+                None => {}
+                Some(q) => {
+                    groups.insert(q);
+                }
+            }
+        }
+        for q in groups {
+            if !group_got.contains_key(&(q.to_owned(), value)) {
+                lost.add(|| format!("{value:#x} ({subject}) reached no member of group {q}"));
+            }
+        }
+    }
+    [phantom, corrupt, unexpected, dup, queue_dup, order, lost].into_iter().filter_map(Tally::into_violation).collect()
+}
+
+/// Whether subscription `pattern` matches literal `subject` (`*` one token, `>` the rest).
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    weir_core::subject::matches(pattern, subject)
+}
+
 /// Run every event-based checker.
 pub fn all_event_checks(events: &[Event]) -> Vec<Violation> {
     let mut out = election_safety(events);
@@ -326,6 +495,58 @@ mod tests {
         assert_eq!(client_outcomes(&es, &failed)[0].invariant, "failed-not-applied");
         let dup = [FinalReplica { node: 1, app: app(vec![(2, 10), (3, 10)]) }];
         assert!(client_outcomes(&es, &dup).iter().any(|x| x.invariant == "exactly-once"));
+    }
+
+    #[test]
+    fn pubsub_invariants_are_checked() {
+        let subs = vec![
+            SubSpec { client: 10, node: 1, subject: "ps.>".into(), queue: None },
+            SubSpec { client: 11, node: 2, subject: "ps.t0".into(), queue: None },
+            SubSpec { client: 12, node: 1, subject: "ps.>".into(), queue: Some("q".into()) },
+            SubSpec { client: 13, node: 2, subject: "ps.>".into(), queue: Some("q".into()) },
+        ];
+        let (a, b) = (pubsub_value(0, 0), pubsub_value(0, 1));
+        assert_eq!(pubsub_origin(b), (0, 1));
+        assert_eq!(pubsub_subject(a), "ps.t0");
+        assert_eq!(pubsub_payload(a, 20).len(), 20);
+        let publish = |value| EventKind::Publish { client: 0, value };
+        let deliver = |client, value| EventKind::Deliver { client, value, intact: true };
+        let note = |t: &str| EventKind::Note { text: t.into() };
+        let good = [
+            ev(0, 0, note(FINAL_PHASE_START)),
+            ev(1, 1, publish(a)),
+            ev(2, 1, publish(b)),
+            ev(3, 0, note(FINAL_PHASE_END)),
+            ev(4, 1, deliver(10, a)),
+            ev(5, 2, deliver(11, a)),
+            ev(6, 1, deliver(12, a)),
+            ev(7, 1, deliver(10, b)),
+            ev(8, 2, deliver(13, b)),
+        ];
+        assert!(pubsub_delivery(&good, &subs).is_empty(), "{:?}", pubsub_delivery(&good, &subs));
+        let names = |es: &[Event]| pubsub_delivery(es, &subs).iter().map(|x| x.invariant).collect::<Vec<_>>();
+        let mut bad = good.to_vec();
+        bad.push(ev(9, 2, deliver(13, a)));
+        bad.push(ev(9, 2, deliver(11, b)));
+        bad.push(ev(9, 1, deliver(10, a)));
+        bad.push(ev(9, 1, deliver(10, pubsub_value(3, 3))));
+        bad.push(ev(9, 1, EventKind::Deliver { client: 12, value: b, intact: false }));
+        let got = names(&bad);
+        for want in [
+            "pubsub-phantom",
+            "pubsub-corrupt",
+            "pubsub-unexpected",
+            "pubsub-duplicate",
+            "pubsub-queue-once",
+            "pubsub-order",
+        ] {
+            assert!(got.contains(&want), "{want} not caught: {got:?}");
+        }
+        let lost: Vec<Event> = good.iter().filter(|e| e.time_us != 5 && e.time_us != 8).cloned().collect();
+        assert_eq!(names(&lost), ["pubsub-lost-fault-free"]);
+        // Outside the final phase, losses are allowed (at-most-once).
+        let early: Vec<Event> = lost.iter().filter(|e| !matches!(e.kind, EventKind::Note { .. })).cloned().collect();
+        assert!(names(&early).is_empty());
     }
 
     #[test]

@@ -1,0 +1,553 @@
+//! The pub/sub world: clustered NATS servers (core pub/sub over routes) on simulated
+//! nodes, and workload clients that speak the NATS client protocol to them.
+//!
+//! Publishers each use one server and publish unique values alternately to `ps.t0` and
+//! `ps.t1`. Subscribers (plain and queue-group members, on every server) record each
+//! delivery. The run has three parts: a safety phase under the fault schedule; after
+//! healing, a wait (bounded by `liveness_ms`) until every route is up, every server
+//! holds its peers' interest and every client is connected again; then a final
+//! fault-free phase in which every message must reach every matching subscriber and
+//! one member of each matching queue group. [`check::pubsub_delivery`] judges the
+//! history; memory is sampled from each server's ledger.
+
+use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
+use crate::harness::{RunInput, World};
+use crate::net::SimNet;
+use crate::workload::ClientStats;
+use bytes::{Bytes, BytesMut};
+use madsim::runtime::{Handle, NodeHandle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use weir_core::mem::{Ledger, names};
+use weir_core::proto::{ByteStr, ClientOp, ConnectInfo, ParserConfig, ServerOp, ServerParser, encode_client};
+use weir_core::server::nats::{self, ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
+use weir_faults::FaultKind;
+use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder};
+
+const CLIENT_PORT: u16 = 4222;
+const ROUTE_PORT: u16 = 6222;
+/// Length of the final fault-free phase.
+const FINAL_MS: u64 = 3_000;
+/// Time left for in-flight messages to arrive after the publishers stop.
+const DRAIN_MS: u64 = 1_500;
+/// Per-client outbound cap on the servers.
+const CLIENT_MAX_PENDING: u64 = 1024 * 1024;
+/// Limit of each server's `client.outbound` account.
+const CLIENT_OUTBOUND_LIMIT: u64 = 8 * 1024 * 1024;
+/// A route queue holding more than this is still draining a backlog.
+const DRAINED_BYTES: u64 = 64 * 1024;
+/// Subscriber numbers start here (publishers are numbered from 0).
+const FIRST_SUBSCRIBER: u32 = 1_000;
+
+fn node_ip(i: NodeNo) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))
+}
+
+/// The subscriptions of a run on `nodes` servers: on every server a plain `ps.>` and a
+/// member of group `all`; a second `all` member on n2; a plain `ps.t0` on n1; members
+/// of group `odd` on `ps.t1` on every server but n1.
+pub fn subscriptions(nodes: NodeNo) -> Vec<SubSpec> {
+    let mut subs = Vec::new();
+    let mut add = |node: NodeNo, subject: &str, queue: Option<&str>| {
+        let client = FIRST_SUBSCRIBER + subs.len() as u32;
+        subs.push(SubSpec { client, node, subject: subject.into(), queue: queue.map(Into::into) });
+    };
+    for n in 1..=nodes {
+        add(n, "ps.>", None);
+        add(n, "ps.>", Some("all"));
+        if n == 2 {
+            add(n, "ps.>", Some("all"));
+        }
+        if n == 1 {
+            add(n, "ps.t0", None);
+        } else {
+            add(n, "ps.t1", Some("odd"));
+        }
+    }
+    subs
+}
+
+/// How many (subject, queue) interest pairs server `i` should hold for its peers.
+fn expected_remote(subs: &[SubSpec], nodes: NodeNo, i: NodeNo) -> usize {
+    (1..=nodes)
+        .filter(|&j| j != i)
+        .map(|j| subs.iter().filter(|s| s.node == j).map(|s| (&s.subject, &s.queue)).collect::<BTreeSet<_>>().len())
+        .sum()
+}
+
+#[derive(Clone)]
+struct NodeShared {
+    no: NodeNo,
+    ledger: Arc<Ledger>,
+    monitor: Arc<Mutex<Option<Monitor>>>,
+    incarnation: Arc<AtomicU32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Up,
+    Crashed,
+}
+
+/// A minimal NATS client over (simulated) TCP, built on the core protocol codec.
+struct NatsClient {
+    stream: TcpStream,
+    parser: ServerParser,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl NatsClient {
+    async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<NatsClient> {
+        let stream = timeout(limit, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let mut c = NatsClient {
+            stream,
+            parser: ServerParser::new(ParserConfig::server_to_client()),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        };
+        match timeout(limit, c.next_op()).await {
+            Ok(Ok(ServerOp::Info(_))) => {}
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no INFO")),
+        }
+        let info = ConnectInfo { verbose: false, pedantic: false, protocol: 1, ..ConnectInfo::default() };
+        c.queue(&ClientOp::Connect(Box::new(info)));
+        c.ping(limit).await?;
+        Ok(c)
+    }
+
+    fn queue(&mut self, op: &ClientOp) {
+        encode_client(op, &mut self.wbuf);
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        let b = self.wbuf.split();
+        self.stream.write_all(&b).await?;
+        self.stream.flush().await
+    }
+
+    /// Send PING and wait for its PONG (so the server has applied everything before it).
+    async fn ping(&mut self, limit: Duration) -> io::Result<()> {
+        self.queue(&ClientOp::Ping);
+        self.flush().await?;
+        let wait = async {
+            loop {
+                match self.next_op().await? {
+                    ServerOp::Pong => return Ok(()),
+                    ServerOp::Err(e) => return Err(io::Error::other(e)),
+                    _ => {}
+                }
+            }
+        };
+        timeout(limit, wait).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PONG"))?
+    }
+
+    async fn next_op(&mut self) -> io::Result<ServerOp> {
+        loop {
+            match self.parser.parse(&mut self.rbuf) {
+                Ok(Some(ServerOp::Ping)) => {
+                    self.queue(&ClientOp::Pong);
+                    self.flush().await?;
+                }
+                Ok(Some(op)) => return Ok(op),
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+            self.rbuf.reserve(16 * 1024);
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
+            }
+        }
+    }
+}
+
+/// Shared by all clients of a run.
+#[derive(Clone)]
+struct Clients {
+    sink: Arc<dyn EventSink>,
+    payload: usize,
+    rate: u32,
+    timeout: Duration,
+}
+
+async fn publisher(
+    p: Clients,
+    id: u32,
+    node: NodeNo,
+    seed: u64,
+    ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> ClientStats {
+    let addr = SocketAddr::new(node_ip(node), CLIENT_PORT);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let period = Duration::from_micros(1_000_000 / p.rate.max(1) as u64);
+    let mut stats = ClientStats::default();
+    let mut conn: Option<NatsClient> = None;
+    let mut seq = 0u64;
+    sleep(Duration::from_micros(rng.gen_range(0..=period.as_micros() as u64))).await;
+    let mut next_at = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match NatsClient::connect(addr, p.timeout).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    ready.store(true, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        let value = check::pubsub_value(id, seq);
+        seq += 1;
+        stats.invoked += 1;
+        p.sink.emit(node, EventKind::Publish { client: id, value });
+        c.queue(&ClientOp::Pub {
+            subject: ByteStr::from(check::pubsub_subject(value)),
+            reply: None,
+            payload: Bytes::from(check::pubsub_payload(value, p.payload)),
+        });
+        match timeout(p.timeout, c.flush()).await {
+            Ok(Ok(())) => {}
+            _ => {
+                stats.failed += 1;
+                ready.store(false, Ordering::Relaxed);
+                conn = None;
+            }
+        }
+        let jitter = rng.gen_range(0..=period.as_micros() as u64 / 4);
+        next_at = (next_at + period + Duration::from_micros(jitter)).max(Instant::now());
+        sleep_until(next_at).await;
+    }
+    stats
+}
+
+async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> u64 {
+    let addr = SocketAddr::new(node_ip(spec.node), CLIENT_PORT);
+    let mut received = 0u64;
+    let mut conn: Option<NatsClient> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = conn.as_mut() else {
+            match NatsClient::connect(addr, p.timeout).await {
+                Ok(mut c) => {
+                    c.queue(&ClientOp::Sub {
+                        subject: ByteStr::from(spec.subject.as_str()),
+                        queue: spec.queue.as_deref().map(ByteStr::from),
+                        sid: ByteStr::from_static("1"),
+                    });
+                    if c.ping(p.timeout).await.is_ok() {
+                        conn = Some(c);
+                        ready.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => sleep(Duration::from_millis(100)).await,
+            }
+            continue;
+        };
+        match timeout(Duration::from_millis(100), c.next_op()).await {
+            Err(_) => {}
+            Ok(Ok(ServerOp::Msg { subject, payload, .. })) => {
+                received += 1;
+                let (value, intact) = match <[u8; 8]>::try_from(payload.get(..8).unwrap_or_default()) {
+                    Ok(b) => {
+                        let value = u64::from_be_bytes(b);
+                        let intact = *subject == check::pubsub_subject(value)
+                            && payload[..] == check::pubsub_payload(value, p.payload)[..];
+                        (value, intact)
+                    }
+                    Err(_) => (0, false),
+                };
+                p.sink.emit(spec.node, EventKind::Deliver { client: spec.client, value, intact });
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => {
+                ready.store(false, Ordering::Relaxed);
+                conn = None;
+            }
+        }
+    }
+    received
+}
+
+/// Samples every node's ledger into the trace when it changes.
+struct Sampler {
+    last: BTreeMap<(NodeNo, &'static str), (u64, u64)>,
+}
+
+impl Sampler {
+    fn sample(&mut self, sink: &dyn EventSink, n: &NodeShared) {
+        for s in n.ledger.sample() {
+            let key = (n.no, s.name);
+            if self.last.get(&key) != Some(&(s.current, s.peak)) {
+                self.last.insert(key, (s.current, s.peak));
+                sink.emit(
+                    n.no,
+                    EventKind::Ledger { account: s.name.to_string(), current: s.current, peak: s.peak, limit: s.limit },
+                );
+            }
+        }
+    }
+}
+
+/// Run a pub/sub world (see the module doc).
+pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
+    let cfg = input.config.clone();
+    let start = Instant::now();
+    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
+    let handle = Handle::current();
+    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+    let nodes = cfg.nodes;
+
+    let net = Arc::new(SimNet::new());
+    for a in 1..=nodes as u64 {
+        for b in (1..=nodes as u64).filter(|&b| b != a) {
+            let us = rng.gen_range(cfg.link_latency_us_min..=cfg.link_latency_us_max);
+            net.set_base_latency(a, b, Duration::from_micros(us));
+        }
+    }
+
+    let mut shared = Vec::new();
+    let mut handles: Vec<NodeHandle> = Vec::new();
+    for i in 1..=nodes {
+        let ns = NodeShared {
+            no: i,
+            ledger: nats::cluster_ledger(CLIENT_OUTBOUND_LIMIT, cfg.route_outbound_limit),
+            monitor: Arc::default(),
+            incarnation: Arc::default(),
+        };
+        let ncfg = NatsConfig {
+            listen: SocketAddr::new(node_ip(i), CLIENT_PORT),
+            server_name: format!("n{i}"),
+            max_pending: CLIENT_MAX_PENDING,
+            max_outbound_total: CLIENT_OUTBOUND_LIMIT,
+            write_deadline: Duration::from_secs(2),
+            cluster: Some(ClusterConfig {
+                listen: SocketAddr::new(node_ip(i), ROUTE_PORT),
+                routes: (1..=nodes)
+                    .filter(|&j| j != i)
+                    .map(|j| RouteTarget { addr: SocketAddr::new(node_ip(j), ROUTE_PORT).to_string(), node: j as u64 })
+                    .collect(),
+                name: "sim".into(),
+                max_pending: cfg.route_max_pending,
+                stall_timeout: Duration::from_millis(cfg.route_stall_ms),
+                ping_interval: Duration::from_millis(500),
+                min_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+                node: i as u64,
+            }),
+            ..NatsConfig::default()
+        };
+        let node_seed: u64 = rng.r#gen();
+        let (ns2, sink2, net2) = (ns.clone(), sink.clone(), net.clone());
+        let h = handle
+            .create_node()
+            .name(format!("n{i}"))
+            .ip(node_ip(i))
+            .init(move || {
+                let (ns, sink, net, ncfg) = (ns2.clone(), sink2.clone(), net2.clone(), ncfg.clone());
+                async move {
+                    let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
+                    ns.ledger.reset();
+                    sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
+                    let cfg = NatsConfig { seed: node_seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..ncfg };
+                    let server = loop {
+                        match NatsServer::bind(cfg.clone(), ns.ledger.clone()).await {
+                            Ok(s) => break s,
+                            Err(_) => sleep(Duration::from_millis(50)).await,
+                        }
+                    };
+                    server.set_link_shaper(net);
+                    *ns.monitor.lock().expect("monitor") = Some(server.monitor());
+                    server.run(std::future::pending()).await;
+                }
+            })
+            .build();
+        handles.push(h);
+        shared.push(ns);
+    }
+
+    // Clients.
+    let client_node = handle.create_node().name("clients").ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1))).build();
+    let params = Clients {
+        sink: sink.clone(),
+        payload: cfg.payload_bytes as usize,
+        rate: cfg.rate_per_client,
+        timeout: Duration::from_millis(cfg.request_timeout_ms),
+    };
+    let subs = subscriptions(nodes);
+    let (pub_stop, sub_stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let mut ready = Vec::new();
+    let mut sub_tasks = Vec::new();
+    for s in &subs {
+        let r = Arc::new(AtomicBool::new(false));
+        ready.push(r.clone());
+        sub_tasks.push(client_node.spawn(subscriber(params.clone(), s.clone(), r, sub_stop.clone())));
+    }
+    let mut pub_tasks = Vec::new();
+    for id in 0..cfg.clients {
+        let r = Arc::new(AtomicBool::new(false));
+        ready.push(r.clone());
+        let node = (id % nodes as u32) as NodeNo + 1;
+        let seed: u64 = rng.r#gen();
+        pub_tasks.push(client_node.spawn(publisher(params.clone(), id, node, seed, r, pub_stop.clone())));
+    }
+
+    // Ledger sampler.
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (shared, sink, stop) = (shared.clone(), sink.clone(), sampler_stop.clone());
+        tokio::spawn(async move {
+            let mut s = Sampler { last: BTreeMap::new() };
+            while !stop.load(Ordering::Relaxed) {
+                for n in &shared {
+                    s.sample(&*sink, n);
+                }
+                sleep(Duration::from_millis(100)).await;
+            }
+            s
+        })
+    };
+
+    // Safety phase.
+    let schedule = crate::harness::schedule_for(input.seed, &cfg);
+    let mut state = vec![State::Up; nodes as usize + 1];
+    let mut direct = Sampler { last: BTreeMap::new() };
+    for ev in &schedule.events {
+        sleep_until(start + Duration::from_millis(ev.at_ms)).await;
+        sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
+        let id = |n: NodeNo| handles[n as usize - 1].id();
+        match &ev.kind {
+            FaultKind::Partition { side } => {
+                for &a in side {
+                    for b in (1..=nodes).filter(|b| !side.contains(b)) {
+                        net.cut(a as u64, b as u64);
+                        net.cut(b as u64, a as u64);
+                    }
+                }
+            }
+            FaultKind::PartitionOneWay { from, to } => net.cut(*from as u64, *to as u64),
+            FaultKind::Heal => net.heal(),
+            FaultKind::Crash { node } if state[*node as usize] == State::Up => {
+                let n = &shared[*node as usize - 1];
+                direct.sample(&*sink, n);
+                handle.kill(id(*node));
+                // Drop the dead server's state now, before a restart resets the ledger.
+                n.monitor.lock().expect("monitor").take();
+                sink.emit(*node, EventKind::NodeCrash);
+                state[*node as usize] = State::Crashed;
+            }
+            FaultKind::Restart { node } if state[*node as usize] == State::Crashed => {
+                handle.restart(id(*node));
+                state[*node as usize] = State::Up;
+            }
+            FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
+                net.set_extra_latency(*node as u64, Duration::from_millis(*latency_ms));
+                net.set_bandwidth(*node as u64, *bytes_per_sec);
+            }
+            // Pauses and disk faults do not apply to this world.
+            _ => {}
+        }
+    }
+    sleep_until(start + Duration::from_millis(cfg.duration_ms)).await;
+
+    // Heal, then wait for the cluster and the clients to be whole again.
+    sink.emit(HARNESS, EventKind::Note { text: "healed: waiting for routes and interest".into() });
+    net.reset_faults();
+    for i in 1..=nodes {
+        if state[i as usize] == State::Crashed {
+            handle.restart(handles[i as usize - 1].id());
+            sink.emit(HARNESS, EventKind::Fault { desc: format!("restart n{i} (heal)") });
+            state[i as usize] = State::Up;
+        }
+    }
+    let mut violations = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(cfg.liveness_ms);
+    let converged = loop {
+        match whole(&shared, &subs, &ready) {
+            Ok(()) => break true,
+            Err(why) if Instant::now() >= deadline => {
+                violations.push(Violation { invariant: "liveness", detail: format!("after healing: {why}") });
+                break false;
+            }
+            Err(_) => sleep(Duration::from_millis(20)).await,
+        }
+    };
+    if converged {
+        sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_START.into() });
+        sleep(Duration::from_millis(FINAL_MS)).await;
+        sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_END.into() });
+    }
+    pub_stop.store(true, Ordering::Relaxed);
+    let mut totals = ClientStats::default();
+    for t in pub_tasks {
+        totals += t.await.unwrap_or_default();
+    }
+    sleep(Duration::from_millis(DRAIN_MS)).await;
+    sub_stop.store(true, Ordering::Relaxed);
+    // For pub/sub, `invoked`/`failed` count publishes and `ok` counts deliveries.
+    for t in sub_tasks {
+        totals.ok += t.await.unwrap_or_default();
+    }
+
+    // Quiescence: with the clients gone, memory must return to baseline.
+    sleep(Duration::from_millis(1_000)).await;
+    sampler_stop.store(true, Ordering::Relaxed);
+    let mut s = sampler.await.expect("sampler task");
+    for n in &shared {
+        s.sample(&*sink, n);
+        for a in n.ledger.sample() {
+            if a.current > DRAINED_BYTES {
+                violations.push(Violation {
+                    invariant: "memory-baseline",
+                    detail: format!("n{} {} holds {} bytes after the load stopped", n.no, a.name, a.current),
+                });
+            }
+        }
+    }
+    violations.extend(check::pubsub_delivery(&rec.events(), &subs));
+    for n in &shared {
+        n.monitor.lock().expect("monitor").take();
+    }
+    for h in &handles {
+        handle.kill(h.id());
+    }
+    handle.kill(client_node.id());
+    World { violations, sim_ms: start.elapsed().as_millis() as u64, clients: totals }
+}
+
+/// Whether every server has all its routes and its peers' interest, every route queue
+/// has drained, and every client is connected; otherwise why not.
+fn whole(shared: &[NodeShared], subs: &[SubSpec], ready: &[Arc<AtomicBool>]) -> Result<(), String> {
+    let nodes = shared.len() as NodeNo;
+    for n in shared {
+        let Some(v) = n.monitor.lock().expect("monitor").as_ref().map(Monitor::varz) else {
+            return Err(format!("n{} is not serving", n.no));
+        };
+        let remote = v.cluster.as_ref().map_or(0, |c| c.remote_subs);
+        let want = expected_remote(subs, nodes, n.no);
+        if v.routes != nodes as usize - 1 || remote != want {
+            return Err(format!("n{} has {} routes and {remote} of {want} remote interests", n.no, v.routes));
+        }
+        let queued = n.ledger.account(names::ROUTE_OUTBOUND).current();
+        if queued > DRAINED_BYTES {
+            return Err(format!("n{} still has {queued} route bytes queued", n.no));
+        }
+    }
+    match ready.iter().position(|r| !r.load(Ordering::Relaxed)) {
+        Some(i) => Err(format!("client #{i} is not connected")),
+        None => Ok(()),
+    }
+}

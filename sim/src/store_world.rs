@@ -1,0 +1,539 @@
+//! The store world: one node's [`FileStore`] on the simulated disk, driven by in-process
+//! writers (appends, and deletes of their own acknowledged messages) and a reader that
+//! checks every message it loads, while the harness crashes the node (losing unsynced
+//! writes, sometimes leaving torn tails), damages its durable files while it is down,
+//! fills its disk and slows it down.
+//!
+//! An append is acknowledged (`ok` in the history) only after the store returned and
+//! the disk time it took has passed, so a crash inside that window leaves the outcome
+//! unknown, as for a real client. The store's index is charged to `store.index`; at its
+//! limit appends are refused (a definite failure), never over-charged. After the safety phase every fault is healed, a probe
+//! append must succeed (liveness), memory must drain to zero once the cache and idle
+//! buffers expire (baseline), and a final power cut and reopen must give contents that
+//! agree with the history ([`store_outcomes`]).
+
+use crate::check::Violation;
+use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
+use crate::config::SimConfig;
+use crate::disk::{SimDisk, SimDisks};
+use crate::harness::{RunInput, Sampler, World, disk_config, node_ip};
+use crate::workload::{ClientStats, value_for};
+use madsim::runtime::Handle;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+use weir_core::disk::{Disk, DiskOp};
+use weir_core::mem::Ledger;
+use weir_core::server::app::payload;
+use weir_core::store::{
+    Discard, FileStore, FileStoreConfig, MsgStore, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreBugs, StoreError,
+    StoreLimits, StoreMemory,
+};
+use weir_faults::{BugSet, FaultKind, FaultSchedule};
+use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder};
+
+/// The store's directory on the node's disk.
+const DIR: &str = "stream";
+/// The only node.
+const NODE: NodeNo = 1;
+/// How long cached windows and idle buffers live without use.
+const CACHE_EXPIRY: Duration = Duration::from_secs(2);
+/// Period of the node's clock ticks (sync interval, cache expiry).
+const TICK: Duration = Duration::from_millis(100);
+/// Salt separating the fault-schedule RNG stream from the others.
+const SCHEDULE_SALT: u64 = 0x5C4E_D01E;
+
+/// The open store, shared between the node's tasks and the harness (probe, final read).
+type Slot = Arc<Mutex<Option<FileStore>>>;
+
+fn lock(slot: &Slot) -> MutexGuard<'_, Option<FileStore>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every incarnation of the node needs.
+#[derive(Clone)]
+struct NodeParams {
+    cfg: SimConfig,
+    bugs: BugSet,
+    slot: Slot,
+    ledger: Ledger,
+    sink: Arc<dyn EventSink>,
+    incarnation: Arc<AtomicU32>,
+    /// Set when the safety phase ends: writers and the reader stop.
+    stop: Arc<AtomicBool>,
+    /// Violations seen by the reader (survive crashes).
+    read_violations: Arc<Mutex<Vec<Violation>>>,
+    /// Whether damage has been injected (reads may then meet corrupt records).
+    corrupted: Arc<AtomicBool>,
+    start: Instant,
+    seed: u64,
+}
+
+fn store_config(cfg: &SimConfig, bugs: StoreBugs) -> FileStoreConfig {
+    FileStoreConfig {
+        block_size: cfg.store_block_size,
+        read_ahead: 4 << 10,
+        scan_chunk: (cfg.store_buffers_limit / 4).clamp(64, 8 << 10) as usize,
+        cache_bytes: cfg.store_cache_limit,
+        cache_expiry: CACHE_EXPIRY,
+        pool_idle_bytes: cfg.store_buffers_limit / 4,
+        write_chunk: 4 << 10,
+        bugs,
+        ..FileStoreConfig::default()
+    }
+}
+
+fn limits(cfg: &SimConfig) -> StoreLimits {
+    StoreLimits {
+        max_msgs: (cfg.store_max_msgs > 0).then_some(cfg.store_max_msgs),
+        discard: Discard::Old,
+        ..StoreLimits::default()
+    }
+}
+
+/// Report what an open's recovery found.
+fn emit_recovery(sink: &dyn EventSink, node: NodeNo, fs: &FileStore) {
+    let r = fs.recovery();
+    let st = fs.state();
+    // A record whose header is unreadable may have been a delete (the report cannot
+    // say which unreadable records were messages), so its message may be visible again.
+    let unreadable_other = r.damaged.iter().any(|d| d.unreadable_records != Some(0));
+    sink.emit(
+        node,
+        EventKind::StoreRecovered {
+            lost: r.lost.iter().map(|l| (*l.seqs.start(), *l.seqs.end())).collect(),
+            damaged: r.damaged.len() as u64,
+            unreadable_other,
+            truncated_bytes: r.truncated.as_ref().map_or(0, |t| t.bytes),
+            first_seq: st.first_seq,
+            last_seq: st.last_seq,
+        },
+    );
+}
+
+/// The time one append or delete of `bytes` spends on the disk (write, then sync).
+fn disk_time(disk: &SimDisk, bytes: usize) -> Duration {
+    disk.latency(DiskOp::Write, bytes) + disk.latency(DiskOp::Sync, 0)
+}
+
+/// Whether an error means the store must be reopened.
+fn must_reopen(e: &StoreError) -> bool {
+    matches!(e, StoreError::Failed(_) | StoreError::Io { .. })
+}
+
+/// One incarnation of the node: open (retrying while the disk is full), then run the
+/// writers, the reader, the clock and the reopen supervisor.
+async fn node_main(p: NodeParams) {
+    let inc = p.incarnation.fetch_add(1, Ordering::Relaxed);
+    // A dead process holds no memory: drop what the last incarnation left, then zero.
+    lock(&p.slot).take();
+    p.ledger.reset();
+    p.sink.emit(NODE, EventKind::NodeStart { incarnation: inc });
+    let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
+    let seed = p.seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for w in 0..p.cfg.clients {
+        tokio::spawn(writer(p.clone(), disk.clone(), w, seed ^ (w as u64 + 1)));
+    }
+    tokio::spawn(reader(p.clone(), seed ^ 0xEAD));
+    let bugs = StoreBugs::from_bugs(p.bugs);
+    let mut last_tick = Instant::now();
+    loop {
+        if lock(&p.slot).is_none() {
+            let opened = FileStore::open(
+                disk.clone(),
+                DIR,
+                limits(&p.cfg),
+                store_config(&p.cfg, bugs),
+                StoreMemory::from_ledger(&p.ledger),
+            );
+            match opened {
+                Ok(fs) => {
+                    emit_recovery(&*p.sink, NODE, &fs);
+                    *lock(&p.slot) = Some(fs);
+                }
+                Err(e) => p.sink.emit(NODE, EventKind::Note { text: format!("store open failed: {e}") }),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            let now = p.start.elapsed();
+            let mut g = lock(&p.slot);
+            if let Some(fs) = g.as_mut()
+                && let Err(e) = fs.tick(now)
+                && must_reopen(&e)
+            {
+                g.take();
+            }
+        }
+    }
+}
+
+/// Appends at the configured rate; now and then deletes one of its acknowledged messages.
+async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let period = Duration::from_micros(1_000_000 / p.cfg.rate_per_client.max(1) as u64);
+    let len = p.cfg.payload_bytes as usize;
+    let mut acked: VecDeque<u64> = VecDeque::new();
+    // Values are unique across incarnations: the counter starts past every earlier one.
+    let mut n = (p.incarnation.load(Ordering::Relaxed) as u64) << 24;
+    while !p.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(period.mul_f64(rng.gen_range(0.5..1.5))).await;
+        if p.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let delete = (!acked.is_empty() && rng.gen_range(0..100) < p.cfg.store_delete_pct)
+            .then(|| acked.remove(rng.gen_range(0..acked.len())).expect("index in range"));
+        if let Some(seq) = delete {
+            let done = {
+                let mut g = lock(&p.slot);
+                let Some(fs) = g.as_mut() else { continue };
+                p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: false });
+                let r = fs.delete(seq);
+                if let Err(e) = &r
+                    && must_reopen(e)
+                {
+                    g.take();
+                }
+                r.is_ok()
+            };
+            tokio::time::sleep(disk_time(&disk, 48)).await;
+            if done {
+                p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: true });
+            }
+            continue;
+        }
+        let value = value_for(client, n);
+        let r = {
+            let mut g = lock(&p.slot);
+            let Some(fs) = g.as_mut() else { continue };
+            n += 1;
+            p.sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target: NODE });
+            let ts = p.start.elapsed().as_nanos() as i64;
+            let r = fs.append(&subject_for(client, value), b"", &payload(value, len), ts);
+            if let Err(e) = &r
+                && must_reopen(e)
+            {
+                g.take();
+            }
+            r
+        };
+        tokio::time::sleep(disk_time(&disk, len + 64)).await;
+        let kind = match r {
+            Ok(seq) => {
+                acked.push_back(seq);
+                if acked.len() > 64 {
+                    acked.pop_front();
+                }
+                EventKind::ClientOk { client, value, index: seq }
+            }
+            Err(e) if must_reopen(&e) => EventKind::ClientUnknown { client, value, reason: e.to_string() },
+            Err(e) => EventKind::ClientFail { client, value, reason: e.to_string() },
+        };
+        p.sink.emit(HARNESS, kind);
+    }
+}
+
+/// Check one loaded message on its own: its payload and subject must be what some
+/// writer appended.
+fn verify(seq: u64, subject: &str, body: &[u8], len: usize) -> Option<String> {
+    let value = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let ok = value.is_some_and(|v| body == payload(v, len) && subject == subject_for(client_of(v), v));
+    (!ok).then(|| format!("seq {seq} read back {} bytes on {subject:?} that no writer appended", body.len()))
+}
+
+/// Loads random sequences and scans by subject filter, checking every message.
+async fn reader(p: NodeParams, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = p.cfg.payload_bytes as usize;
+    let clients = p.cfg.clients.max(1);
+    while !p.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
+        let mut g = lock(&p.slot);
+        let Some(fs) = g.as_mut() else { continue };
+        let st = fs.state();
+        if st.last_seq == 0 || st.msgs == 0 {
+            continue;
+        }
+        let seq = rng.gen_range(st.first_seq..=st.last_seq);
+        let r = if rng.gen_bool(0.5) {
+            fs.load(seq)
+        } else {
+            let filter = format!("w{}.>", rng.gen_range(0..clients));
+            fs.load_next(&filter, seq).map(|m| m.filter(|m| m.subject.starts_with(&filter[..filter.len() - 1])))
+        };
+        let problem = match r {
+            Ok(Some(m)) if m.seq < seq => Some(format!("asked for seq >= {seq}, got {}", m.seq)),
+            Ok(Some(m)) => verify(m.seq, &m.subject, &m.payload, len),
+            Ok(None) | Err(StoreError::NoMemory { .. }) => None,
+            Err(StoreError::Corrupt { .. }) if p.corrupted.load(Ordering::Relaxed) => None,
+            Err(e) if must_reopen(&e) => {
+                g.take();
+                None
+            }
+            Err(e) => Some(format!("reading seq {seq}: {e}")),
+        };
+        if let Some(detail) = problem {
+            p.read_violations.lock().expect("violations").push(Violation { invariant: "read-integrity", detail });
+        }
+    }
+}
+
+/// Run the store world.
+pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
+    let cfg = input.config.clone();
+    let start = Instant::now();
+    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
+    let handle = Handle::current();
+    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+    let disks = madsim::plugin::simulator::<SimDisks>();
+    disks.set_seed(rng.r#gen());
+    disks.set_default_config(disk_config(&cfg));
+
+    let p = NodeParams {
+        cfg: cfg.clone(),
+        bugs: input.bugs,
+        slot: Arc::default(),
+        ledger: Ledger::new(&[
+            (STORE_BUFFERS, cfg.store_buffers_limit),
+            (STORE_CACHE, cfg.store_cache_limit),
+            (STORE_INDEX, cfg.store_index_limit),
+        ]),
+        sink: sink.clone(),
+        incarnation: Arc::default(),
+        stop: Arc::default(),
+        read_violations: Arc::default(),
+        corrupted: Arc::default(),
+        start,
+        seed: rng.r#gen(),
+    };
+    let p2 = p.clone();
+    let node = handle.create_node().name("n1").ip(node_ip(NODE)).init(move || node_main(p2.clone())).build();
+    let disk = disks.disk_for(node.id());
+
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (ledger, sink, stop) = (p.ledger.clone(), sink.clone(), sampler_stop.clone());
+        tokio::spawn(async move {
+            let mut s = Sampler::default();
+            while !stop.load(Ordering::Relaxed) {
+                s.sample(&*sink, NODE, &ledger);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            s
+        })
+    };
+
+    // Safety phase.
+    let mut schedule_rng = ChaCha8Rng::seed_from_u64(input.seed ^ SCHEDULE_SALT);
+    let schedule = FaultSchedule::generate(&mut schedule_rng, 1, cfg.duration_ms, &cfg.faults);
+    let mut fault_rng = ChaCha8Rng::seed_from_u64(input.seed ^ 0x00DA_7A6E);
+    let mut down = false;
+    let mut direct = Sampler::default();
+    for ev in &schedule.events {
+        tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
+        sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
+        match &ev.kind {
+            FaultKind::Crash { .. } if !down => {
+                direct.sample(&*sink, NODE, &p.ledger);
+                handle.kill(node.id());
+                lock(&p.slot).take();
+                sink.emit(NODE, EventKind::NodeCrash);
+                down = true;
+            }
+            FaultKind::Restart { .. } if down => {
+                handle.restart(node.id());
+                down = false;
+            }
+            FaultKind::Pause { .. } if !down => handle.pause(node.id()),
+            FaultKind::Resume { .. } => handle.resume(node.id()),
+            FaultKind::Corrupt { .. } if down => {
+                let desc = corrupt(&disk, &cfg, &mut fault_rng);
+                p.corrupted.store(true, Ordering::Relaxed);
+                sink.emit(HARNESS, EventKind::Note { text: desc });
+            }
+            FaultKind::DiskFull { full, .. } => {
+                let mut dc = disk.config();
+                dc.capacity_bytes = full.then(|| disk.used_bytes());
+                disk.set_config(dc);
+            }
+            FaultKind::SlowDisk { latency_ms, .. } => disk.set_extra_latency(Duration::from_millis(*latency_ms)),
+            _ => {}
+        }
+    }
+    tokio::time::sleep_until(start + Duration::from_millis(cfg.duration_ms)).await;
+    p.stop.store(true, Ordering::Relaxed);
+
+    // Liveness phase: heal, then a probe append must be stored and read back.
+    sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
+    let mut dc = disk.config();
+    dc.capacity_bytes = None;
+    disk.set_config(dc);
+    disk.set_extra_latency(Duration::ZERO);
+    if down {
+        handle.restart(node.id());
+    } else {
+        handle.resume(node.id());
+    }
+    let mut violations = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(cfg.liveness_ms);
+    if let Err(detail) = probe(&p, deadline).await {
+        violations.push(Violation { invariant: "liveness", detail });
+    }
+
+    // Quiescence: no load; once the cache and idle buffers expire, memory is back to zero
+    // (all but the index, which follows what is stored).
+    tokio::time::sleep(CACHE_EXPIRY * 2 + TICK * 5).await;
+    sampler_stop.store(true, Ordering::Relaxed);
+    let mut s = sampler.await.expect("sampler task");
+    s.sample(&*sink, NODE, &p.ledger);
+    for a in p.ledger.sample() {
+        if a.current > 0 && a.name != STORE_INDEX {
+            violations.push(Violation {
+                invariant: "memory-baseline",
+                detail: format!("n1 {} holds {} bytes after the load stopped", a.name, a.current),
+            });
+        }
+    }
+
+    // A final power cut, then read everything back through a fresh, bug-free open.
+    handle.kill(node.id());
+    lock(&p.slot).take();
+    sink.emit(NODE, EventKind::NodeCrash);
+    let fin = final_read(&disk, &cfg, &*sink);
+    violations.extend(p.read_violations.lock().expect("violations").drain(..));
+    let events = rec.events();
+    match fin {
+        Ok(fin) => violations.extend(store_outcomes(&events, &fin)),
+        Err(e) => violations.push(Violation { invariant: "recoverable", detail: format!("final open failed: {e}") }),
+    }
+    let clients = stats(&events);
+    World { violations, sim_ms: start.elapsed().as_millis() as u64, clients }
+}
+
+/// Damage the durable image while the node is down: flip a bit, or cut a rolled block.
+/// The newest block's last record is spared: damage there is indistinguishable from a
+/// torn write, and recovery rightly cuts it off as one.
+fn corrupt(disk: &SimDisk, cfg: &SimConfig, rng: &mut ChaCha8Rng) -> String {
+    let mut blocks: Vec<(u64, String)> = disk
+        .durable_file_names()
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.strip_prefix("stream/")?;
+            Some((name.strip_suffix(".blk")?.parse().ok()?, f.clone()))
+        })
+        .collect();
+    blocks.sort();
+    let Some(newest) = blocks.last().map(|b| b.0) else { return "corrupt: no block to damage".into() };
+    let (index, path) = blocks[rng.gen_range(0..blocks.len())].clone();
+    let len = disk.durable_contents(&path).map_or(0, |d| d.len() as u64);
+    let guard = if index == newest { cfg.payload_bytes as u64 + 128 } else { 0 };
+    if len <= guard + 64 {
+        return format!("corrupt: {path} too short to damage ({len} bytes)");
+    }
+    if index != newest && rng.gen_bool(0.3) {
+        let cut = rng.gen_range(64..len);
+        disk.truncate_durable(&path, cut).expect("block exists");
+        return format!("corrupt: cut {path} from {len} to {cut} bytes");
+    }
+    let offset = rng.gen_range(64..len - guard);
+    let bit = rng.gen_range(0..8u8);
+    disk.flip_bit(&path, offset, bit).expect("offset inside the file");
+    format!("corrupt: flipped bit {bit} at {path}:{offset}")
+}
+
+/// After healing: the store must reopen and accept and return a probe append.
+async fn probe(p: &NodeParams, deadline: Instant) -> Result<(), String> {
+    let client = p.cfg.clients;
+    let mut n = 0u64;
+    loop {
+        if Instant::now() >= deadline {
+            return Err("no probe append succeeded after healing".into());
+        }
+        {
+            let mut g = lock(&p.slot);
+            if let Some(fs) = g.as_mut() {
+                let value = value_for(client, n);
+                n += 1;
+                p.sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target: NODE });
+                let body = payload(value, p.cfg.payload_bytes as usize);
+                let ts = p.start.elapsed().as_nanos() as i64;
+                match fs.append(&subject_for(client, value), b"", &body, ts) {
+                    Ok(seq) => {
+                        p.sink.emit(HARNESS, EventKind::ClientOk { client, value, index: seq });
+                        return match fs.load(seq) {
+                            Ok(Some(m)) if m.payload == body => Ok(()),
+                            other => Err(format!("probe at seq {seq} read back as {other:?}")),
+                        };
+                    }
+                    Err(e) => {
+                        let full_index = matches!(e, StoreError::NoMemory { account: STORE_INDEX, .. });
+                        p.sink.emit(HARNESS, EventKind::ClientFail { client, value, reason: e.to_string() });
+                        if full_index {
+                            // A full index refuses appends by design; alive means it still serves reads.
+                            let last = fs.state().last_seq;
+                            return match fs.load_last(">") {
+                                Ok(Some(m)) if m.seq <= last => Ok(()),
+                                other => Err(format!("index full and the newest message reads as {other:?}")),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Open the store as it survived the final power cut and read every message.
+fn final_read(disk: &Arc<SimDisk>, cfg: &SimConfig, sink: &dyn EventSink) -> Result<FinalStore, StoreError> {
+    let mem = StoreMemory::standalone(64 << 20, 64 << 20);
+    let mut fs = FileStore::open(disk.clone(), DIR, limits(cfg), store_config(cfg, StoreBugs::default()), mem)?;
+    emit_recovery(sink, HARNESS, &fs);
+    let st = fs.state();
+    let mut msgs = Vec::with_capacity(st.msgs as usize);
+    for seq in st.first_seq..=st.last_seq {
+        if let Some(m) = fs.load(seq)? {
+            msgs.push(FinalMsg { seq, subject: m.subject, payload: m.payload });
+        }
+    }
+    Ok(FinalStore {
+        first_seq: st.first_seq,
+        last_seq: st.last_seq,
+        msgs,
+        max_msgs: cfg.store_max_msgs,
+        payload_len: cfg.payload_bytes as usize,
+    })
+}
+
+fn stats(events: &[weir_traces::Event]) -> ClientStats {
+    let mut s = ClientStats::default();
+    let mut outcome: BTreeMap<u64, u8> = BTreeMap::new();
+    for e in events {
+        match &e.kind {
+            EventKind::ClientInvoke { value, .. } => {
+                s.invoked += 1;
+                outcome.insert(*value, 0);
+            }
+            EventKind::ClientOk { value, .. } => {
+                outcome.insert(*value, 1);
+            }
+            EventKind::ClientFail { value, .. } => {
+                outcome.insert(*value, 2);
+            }
+            _ => {}
+        }
+    }
+    for o in outcome.values() {
+        match o {
+            1 => s.ok += 1,
+            2 => s.failed += 1,
+            _ => s.unknown += 1,
+        }
+    }
+    s
+}

@@ -1,0 +1,135 @@
+//! Three `weir serve` processes on loopback form a cluster: an async-nats subscriber
+//! on C receives what a publisher on A sends, and keeps receiving after B is killed.
+//! Conditions are polled through each process's `/varz`; every child is killed when
+//! the test ends, pass or fail.
+
+#![cfg(not(madsim))]
+
+use bytes::Bytes;
+use futures::StreamExt;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills every child on drop.
+struct Procs(Vec<Option<Child>>);
+
+impl Procs {
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.0[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for i in 0..self.0.len() {
+            self.kill(i);
+        }
+    }
+}
+
+struct Ports {
+    client: u16,
+    cluster: u16,
+    http: u16,
+}
+
+/// GET `/varz` from a monitoring port; `None` while the server is not answering.
+async fn varz(http: u16) -> Option<serde_json::Value> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok()?;
+    s.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8(buf).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
+async fn cluster_field(http: u16, field: &str) -> Option<u64> {
+    varz(http).await?.get("cluster")?.get(field)?.as_u64()
+}
+
+/// Poll until `field` of `/varz`'s cluster section equals `want`.
+async fn until_field(what: &str, http: u16, field: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = cluster_field(http, field).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} (last {field} = {got:?})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(WAIT, sub.next()).await.expect("timed out").expect("subscription ended")
+}
+
+#[tokio::test]
+async fn three_processes_route_messages_and_survive_losing_one() {
+    let ports: Vec<Ports> =
+        (0..3).map(|_| Ports { client: free_port(), cluster: free_port(), http: free_port() }).collect();
+    let mut procs = Procs(Vec::new());
+    for (i, p) in ports.iter().enumerate() {
+        let routes: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, q)| format!("nats-route://127.0.0.1:{}", q.cluster))
+            .collect();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "-p", &p.client.to_string(), "-m", &p.http.to_string()])
+            .args(["--cluster", &format!("127.0.0.1:{}", p.cluster), "--routes", &routes.join(",")])
+            .args(["--server_name", &format!("n{}", i + 1), "--cluster_name", "proc-test"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn weir");
+        procs.0.push(Some(child));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        until_field(&format!("n{} to have 2 routes", i + 1), p.http, "routes", 2).await;
+    }
+
+    let a = async_nats::connect(format!("nats://127.0.0.1:{}", ports[0].client)).await.expect("connect to A");
+    let c = async_nats::connect(format!("nats://127.0.0.1:{}", ports[2].client)).await.expect("connect to C");
+    let mut sub = c.subscribe("proc.>").await.unwrap();
+    c.flush().await.unwrap();
+    until_field("A to learn C's interest", ports[0].http, "remote_subs", 1).await;
+    for i in 0..20 {
+        a.publish(format!("proc.{i}"), Bytes::from(format!("m{i}"))).await.unwrap();
+    }
+    a.flush().await.unwrap();
+    for i in 0..20 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.subject.as_str(), format!("proc.{i}"));
+        assert_eq!(m.payload, Bytes::from(format!("m{i}")));
+    }
+
+    // Lose B: A and C drop their routes to it, and A -> C traffic goes on.
+    procs.kill(1);
+    until_field("A to drop B", ports[0].http, "routes", 1).await;
+    until_field("C to drop B", ports[2].http, "routes", 1).await;
+    for i in 0..20 {
+        a.publish(format!("proc.after.{i}"), Bytes::from(format!("n{i}"))).await.unwrap();
+    }
+    a.flush().await.unwrap();
+    for i in 0..20 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.payload, Bytes::from(format!("n{i}")), "A -> C after B died");
+    }
+    let received = cluster_field(ports[2].http, "route_in_msgs").await;
+    assert_eq!(received, Some(40), "C received every message over its route from A");
+}
