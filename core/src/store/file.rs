@@ -669,6 +669,12 @@ impl FileStore {
         Ok(())
     }
 
+    /// Drop every cached window and idle pool buffer now (say, after a one-off bulk read).
+    pub fn release_memory(&mut self) {
+        self.cache.clear();
+        self.pool.trim();
+    }
+
     /// Flush and close.
     pub fn close(mut self) -> Result<()> {
         self.flush()

@@ -363,7 +363,9 @@ fn build_block(
         if claimed > p {
             match (destroyed, fs.blocks.back_mut()) {
                 (None, Some(pb)) => {
-                    pb.slots.resize((claimed - pb.base) as usize, Default::default());
+                    let to = (claimed - pb.base) as usize;
+                    fs.slot_count += (to - pb.slots.len()) as u64;
+                    pb.slots.resize(to, Default::default());
                     push_lost(&mut lost, pb.index, p + 1..=claimed);
                 }
                 (d, _) => push_lost(&mut lost, d.unwrap_or(index), p + 1..=claimed),
@@ -379,7 +381,9 @@ fn build_block(
         let b = fs.blocks.back_mut().expect("this block");
         if b.slots.len() < upto {
             push_lost(lost, index, b.base + 1 + b.slots.len() as u64..=b.base + upto as u64);
+            let grow = (upto - b.slots.len()) as u64;
             b.slots.resize(upto, Default::default());
+            fs.slot_count += grow;
         }
     };
     for ev in scan.events {
