@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use weir_core::disk::{Disk, RealDisk};
 use weir_core::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
-use weir_core::store::MsgStore;
 use weir_core::raft::{Entry, HardState, Snapshot, SnapshotMeta};
 use weir_core::raft::{Ready, Restored};
+use weir_core::store::MsgStore;
 
 /// Run a future that never waits (RealDisk has no simulated latency).
 fn block_on<F: Future>(f: F) -> F::Output {

@@ -335,4 +335,3 @@ fn lost_messages_above_the_truncation_are_not_reported() {
     let lost: Vec<u64> = fs.recovery().lost_seqs().into_iter().collect();
     assert_eq!(lost, [3]);
 }
-

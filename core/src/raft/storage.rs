@@ -555,7 +555,8 @@ impl RaftStorage {
         }
         let mut entries = Vec::with_capacity(state.msgs as usize);
         for index in si + 1..=state.last_seq {
-            let m = store.load(index)?.ok_or_else(|| StorageError::Corrupt(format!("{log_dir}: entry {index} missing")))?;
+            let m =
+                store.load(index)?.ok_or_else(|| StorageError::Corrupt(format!("{log_dir}: entry {index} missing")))?;
             entries.push(Entry { term: m.ts_ns as u64, index, data: m.payload });
         }
         store.release_memory();
