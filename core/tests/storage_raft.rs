@@ -1,5 +1,6 @@
 //! `RaftStorage` over `RealDisk` in a temporary directory: round trips, log conflicts,
-//! snapshots and compaction, torn tails and corruption.
+//! snapshots and compaction, torn tails and corruption of the meta log and of the entry
+//! store.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -7,9 +8,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use weir_core::disk::{Disk, RealDisk};
-use weir_core::raft::storage::{RaftStorage, StorageError};
+use weir_core::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
 use weir_core::raft::{Entry, HardState, Snapshot, SnapshotMeta};
 use weir_core::raft::{Ready, Restored};
+use weir_core::store::MsgStore;
 
 /// Run a future that never waits (RealDisk has no simulated latency).
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -80,9 +82,11 @@ fn storage_round_trip() {
     persist(&mut s, Ready { entries: entries(4, 5, 1), ..Default::default() });
     persist(&mut s, Ready { hard_state: Some(hs(2, None, 4)), ..Default::default() });
     // Nothing to persist: no write at all.
-    let len = s.wal_len();
+    let len = s.meta_len();
+    let store = s.entry_store().state();
     persist(&mut s, Ready::default());
-    assert_eq!(s.wal_len(), len);
+    assert_eq!(s.meta_len(), len);
+    assert_eq!(s.entry_store().state(), store);
     assert_eq!((s.last_index(), s.snapshot_index()), (5, 0));
     drop(s);
 
@@ -120,10 +124,11 @@ fn storage_rejects_gaps_without_writing() {
     let disk = dir.disk();
     let (mut s, _) = open(&disk);
     persist(&mut s, Ready { entries: entries(1, 2, 1), ..Default::default() });
-    let len = s.wal_len();
+    let len = s.meta_len();
     let err = block_on(s.persist(&Ready { entries: entries(5, 6, 1), ..Default::default() })).unwrap_err();
     assert!(matches!(err, StorageError::Invalid(_)), "{err}");
-    assert_eq!(s.wal_len(), len);
+    assert_eq!(s.meta_len(), len);
+    assert_eq!(s.entry_store().state().last_seq, 2);
     // Still usable afterwards.
     persist(&mut s, Ready { entries: entries(3, 3, 1), ..Default::default() });
     drop(s);
@@ -131,10 +136,11 @@ fn storage_rejects_gaps_without_writing() {
 }
 
 #[test]
-fn storage_snapshot_compaction_shrinks_wal() {
+fn storage_snapshot_compaction_drops_entries() {
     let dir = TempDir::new("compact");
     let disk = dir.disk();
-    let (mut s, _) = open(&disk);
+    let cfg = || RaftStorageConfig { block_size: 4096, ..Default::default() };
+    let (mut s, _) = block_on(RaftStorage::open_with(disk.clone(), "raft", cfg())).unwrap();
     s.set_min_rewrite_bytes(1024);
     let big = |first: u64, last: u64| -> Vec<Entry> {
         (first..=last).map(|i| Entry { term: 1, index: i, data: vec![i as u8; 200] }).collect()
@@ -149,20 +155,23 @@ fn storage_snapshot_compaction_shrinks_wal() {
             },
         );
     }
-    let before = s.wal_len();
-    assert!(before > 20_000, "wal is {before} bytes");
+    let before = s.entry_store().state().bytes;
+    let blocks = s.entry_store().block_count();
+    assert!(before > 20_000 && blocks > 4, "{before} bytes in {blocks} blocks");
     // A local snapshot at 95 keeps 96..=100.
     persist(&mut s, Ready { snapshot: Some(snapshot(95, 1, b"state@95")), ..Default::default() });
-    let after = s.wal_len();
-    assert!(after < before / 4, "wal {before} -> {after} bytes");
+    let st = s.entry_store().state();
+    assert_eq!((st.first_seq, st.last_seq, st.msgs), (96, 100, 5));
+    assert!(s.entry_store().block_count() <= 2, "{} blocks left", s.entry_store().block_count());
+    assert!(s.meta_len() < 1024, "the meta log is rewritten: {} bytes", s.meta_len());
     assert_eq!((s.snapshot_index(), s.last_index()), (95, 100));
     persist(&mut s, Ready { entries: big(101, 102), ..Default::default() });
     drop(s);
 
     let mut names = disk.list("raft").unwrap();
     names.sort();
-    assert_eq!(names, ["snap", "wal"]);
-    let (s, r) = open(&disk);
+    assert_eq!(names, ["meta", "snap"]);
+    let (s, r) = block_on(RaftStorage::open_with(disk.clone(), "raft", cfg())).unwrap();
     assert_eq!(r.snapshot, Some(snapshot(95, 1, b"state@95")));
     assert_eq!(r.entries, big(96, 102));
     assert_eq!(r.hard_state, hs(1, Some(1), 90));
@@ -202,66 +211,120 @@ fn storage_leader_snapshot_replaces_the_log() {
     assert!(matches!(err, StorageError::Invalid(_)), "{err}");
 }
 
-#[test]
-fn storage_torn_tail_recovers_prefix() {
-    let dir = TempDir::new("torn");
-    let disk = dir.disk();
-    let (mut s, _) = open(&disk);
-    persist(&mut s, Ready { hard_state: Some(hs(1, Some(1), 0)), entries: entries(1, 3, 1), ..Default::default() });
-    let good = s.wal_len();
-    persist(&mut s, Ready { hard_state: Some(hs(1, Some(1), 3)), entries: entries(4, 6, 1), ..Default::default() });
-    let full = s.wal_len();
-    drop(s);
-
-    // Every cut inside the second record recovers exactly the first.
-    for cut in [good + 1, good + 11, good + 12, (good + full) / 2, full - 1] {
-        let wal = disk.read("raft/wal").unwrap();
-        disk.truncate("raft/wal", cut).unwrap();
-        let (s, r) = open(&disk);
-        assert_eq!(r.entries, entries(1, 3, 1), "cut at {cut}");
-        assert_eq!(r.hard_state, hs(1, Some(1), 0));
-        assert_eq!(s.wal_len(), good);
-        assert_eq!(disk.len("raft/wal").unwrap(), good, "tail cut off");
-        disk.write_file("raft/wal", &wal).unwrap();
-    }
-    // A torn tail with garbage in it.
-    let mut wal = disk.read("raft/wal").unwrap();
-    wal.truncate(full as usize - 5);
-    let n = wal.len();
-    wal[n - 8..].copy_from_slice(&[0xAB; 8]);
-    disk.write_file("raft/wal", &wal).unwrap();
-    let (mut s, r) = open(&disk);
-    assert_eq!(r.entries, entries(1, 3, 1));
-    // Appending after recovery works and survives a reopen.
-    persist(&mut s, Ready { entries: entries(4, 4, 2), ..Default::default() });
-    drop(s);
-    let mut want = entries(1, 3, 1);
-    want.extend(entries(4, 4, 2));
-    assert_eq!(open(&disk).1.entries, want);
+/// Path of the entry store's last block.
+fn last_block(s: &RaftStorage) -> String {
+    format!("raft/log/{}.blk", s.entry_store().block_indexes().last().unwrap())
 }
 
 #[test]
-fn storage_flipped_byte_mid_wal_is_corrupt() {
+fn storage_torn_meta_tail_recovers_prefix() {
+    let dir = TempDir::new("tornmeta");
+    let disk = dir.disk();
+    let (mut s, _) = open(&disk);
+    persist(&mut s, Ready { hard_state: Some(hs(1, Some(1), 0)), entries: entries(1, 3, 1), ..Default::default() });
+    let good = s.meta_len();
+    persist(&mut s, Ready { hard_state: Some(hs(1, Some(1), 3)), entries: entries(4, 6, 1), ..Default::default() });
+    let full = s.meta_len();
+    assert!(full > good);
+    drop(s);
+
+    // Every cut inside the second meta record recovers the first hard state: the entries
+    // went in before it (the commit index is written after the entries it covers).
+    for cut in [good + 1, good + 11, good + 12, (good + full) / 2, full - 1] {
+        let meta = disk.read("raft/meta").unwrap();
+        disk.truncate("raft/meta", cut).unwrap();
+        let (s, r) = open(&disk);
+        assert_eq!(r.entries, entries(1, 6, 1), "cut at {cut}");
+        assert_eq!(r.hard_state, hs(1, Some(1), 0));
+        assert_eq!(s.meta_len(), good);
+        assert_eq!(disk.len("raft/meta").unwrap(), good, "tail cut off");
+        disk.write_file("raft/meta", &meta).unwrap();
+    }
+    // A torn tail with garbage in it.
+    let mut meta = disk.read("raft/meta").unwrap();
+    meta.truncate(full as usize - 5);
+    let n = meta.len();
+    meta[n - 8..].copy_from_slice(&[0xAB; 8]);
+    disk.write_file("raft/meta", &meta).unwrap();
+    let (mut s, r) = open(&disk);
+    assert_eq!(r.hard_state, hs(1, Some(1), 0));
+    // Writing after recovery works and survives a reopen.
+    persist(&mut s, Ready { hard_state: Some(hs(2, None, 6)), entries: entries(7, 7, 2), ..Default::default() });
+    drop(s);
+    let (_, r) = open(&disk);
+    let mut want = entries(1, 6, 1);
+    want.extend(entries(7, 7, 2));
+    assert_eq!((r.entries, r.hard_state), (want, hs(2, None, 6)));
+}
+
+#[test]
+fn storage_torn_entry_tail_recovers_prefix() {
+    let dir = TempDir::new("tornlog");
+    let disk = dir.disk();
+    let (mut s, _) = open(&disk);
+    persist(&mut s, Ready { hard_state: Some(hs(1, Some(1), 0)), entries: entries(1, 3, 1), ..Default::default() });
+    let block = last_block(&s);
+    let good = disk.len(&block).unwrap();
+    persist(&mut s, Ready { entries: entries(4, 6, 1), ..Default::default() });
+    let full = disk.len(&block).unwrap();
+    drop(s);
+
+    // A cut inside the second batch keeps the whole entries before it.
+    let data = disk.read(&block).unwrap();
+    for cut in [good, good + 1, good + 40, (good + full) / 2, full - 1] {
+        disk.truncate(&block, cut).unwrap();
+        let (s, r) = open(&disk);
+        let k = r.entries.len() as u64;
+        assert!((3..6).contains(&k), "cut at {cut}: {k} entries");
+        assert_eq!(r.entries, entries(1, k, 1), "cut at {cut}");
+        assert_eq!(s.last_index(), k);
+        assert_eq!(r.hard_state, hs(1, Some(1), 0));
+        drop(s);
+        disk.write_file(&block, &data).unwrap();
+    }
+    assert_eq!(open(&disk).1.entries, entries(1, 6, 1));
+}
+
+#[test]
+fn storage_flipped_byte_mid_meta_is_corrupt() {
     let dir = TempDir::new("flip");
     let disk = dir.disk();
     let (mut s, _) = open(&disk);
-    persist(&mut s, Ready { entries: entries(1, 3, 1), ..Default::default() });
-    let first = s.wal_len();
-    persist(&mut s, Ready { entries: entries(4, 6, 1), ..Default::default() });
-    persist(&mut s, Ready { entries: entries(7, 9, 1), ..Default::default() });
+    persist(&mut s, Ready { hard_state: Some(hs(1, None, 0)), ..Default::default() });
+    let first = s.meta_len();
+    persist(&mut s, Ready { hard_state: Some(hs(2, None, 0)), ..Default::default() });
+    persist(&mut s, Ready { hard_state: Some(hs(3, None, 0)), ..Default::default() });
     drop(s);
 
-    let mut wal = disk.read("raft/wal").unwrap();
-    let at = first as usize + 20;
-    wal[at] ^= 0x10;
-    disk.write_file("raft/wal", &wal).unwrap();
+    let mut meta = disk.read("raft/meta").unwrap();
+    let at = first as usize + 13;
+    meta[at] ^= 0x10;
+    disk.write_file("raft/meta", &meta).unwrap();
     let err = block_on(RaftStorage::open(disk.clone(), "raft")).unwrap_err();
     match &err {
         StorageError::Corrupt(msg) => assert!(msg.contains(&format!("offset {first}")), "{msg}"),
         other => panic!("expected Corrupt, got {other}"),
     }
     // Nothing was cut off.
-    assert_eq!(disk.read("raft/wal").unwrap(), wal);
+    assert_eq!(disk.read("raft/meta").unwrap(), meta);
+}
+
+#[test]
+fn storage_flipped_byte_mid_log_is_corrupt() {
+    let dir = TempDir::new("fliplog");
+    let disk = dir.disk();
+    let (mut s, _) = open(&disk);
+    for k in 0..3 {
+        persist(&mut s, Ready { entries: entries(k * 3 + 1, k * 3 + 3, 1), ..Default::default() });
+    }
+    let block = last_block(&s);
+    drop(s);
+    let mut data = disk.read(&block).unwrap();
+    // Inside entry 2's record (the block header is 64 bytes, each record 48 + 4 + 5 or 6).
+    data[64 + 60 + 20] ^= 0x10;
+    disk.write_file(&block, &data).unwrap();
+    let err = block_on(RaftStorage::open(disk.clone(), "raft")).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err}");
 }
 
 #[test]
@@ -287,11 +350,11 @@ fn storage_removes_stray_tmp_files() {
     let (mut s, _) = open(&disk);
     persist(&mut s, Ready { entries: entries(1, 2, 1), ..Default::default() });
     drop(s);
-    disk.write_file("raft/wal.tmp", b"half a rewrite").unwrap();
+    disk.write_file("raft/meta.tmp", b"half a rewrite").unwrap();
     disk.write_file("raft/snap.tmp", b"half a snapshot").unwrap();
     let (_, r) = open(&disk);
     assert_eq!(r.entries, entries(1, 2, 1));
-    assert_eq!(disk.list("raft").unwrap(), ["wal"]);
+    assert_eq!(disk.list("raft").unwrap(), ["meta"]);
 }
 
 #[test]
@@ -302,11 +365,11 @@ fn storage_finishes_a_committed_snapshot_rename() {
     persist(&mut s, Ready { entries: entries(1, 3, 1), ..Default::default() });
     persist(&mut s, Ready { snapshot: Some(snapshot(3, 1, b"three")), ..Default::default() });
     drop(s);
-    // As if the crash came after the wal commit but before the rename reached the disk.
+    // As if the crash came after the meta commit but before the rename reached the disk.
     disk.rename("raft/snap", "raft/snap.tmp").unwrap();
     let (_, r) = open(&disk);
     assert_eq!(r.snapshot, Some(snapshot(3, 1, b"three")));
-    assert_eq!(disk.list("raft").unwrap(), ["snap", "wal"]);
+    assert_eq!(disk.list("raft").unwrap(), ["meta", "snap"]);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `RaftStorage` on `SimDisk` under crashes: random persist calls (hard states, entry
 //! batches, conflicting suffixes, local and leader snapshots), a power cut at a random
 //! disk operation with torn writes on, reopen, and compare with a model. A completed
-//! persist call must survive; one cut short must be all-or-nothing.
+//! persist call must survive; one cut short must leave a prefix of its steps (see the
+//! storage module documentation): never an entry before the term and vote that come
+//! with it, never a commit index before the entries it covers.
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -11,7 +13,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use weir_core::disk::Disk;
-use weir_core::raft::storage::{RaftStorage, StorageError};
+use weir_core::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
 use weir_core::raft::{Entry, HardState, Ready, Restored, Snapshot, SnapshotMeta};
 use weir_sim::disk::{PowerCut, SimDisk, SimDiskConfig};
 
@@ -72,6 +74,40 @@ impl Model {
 
     fn restored(&self) -> Restored {
         Restored { hard_state: self.hs, snapshot: self.snap.clone(), entries: self.entries.clone() }
+    }
+
+    fn from_restored(r: Restored) -> Model {
+        Model { hs: r.hard_state, snap: r.snapshot, entries: r.entries }
+    }
+
+    /// Every state a crash may leave when `r` is cut short: before it, after it, or a
+    /// prefix of its steps (new term, vote and snapshot with the commit index clamped; the
+    /// log reconciled with the snapshot; cut at the conflict; a prefix of the new entries).
+    fn cut_short(&self, r: &Ready) -> Vec<Restored> {
+        let mut after = self.clone();
+        after.apply(r);
+        let mut out = vec![self.restored(), after.restored()];
+        let hs = r.hard_state.unwrap_or(self.hs);
+        let early = r.snapshot.is_some() || (hs.term, hs.vote) != (self.hs.term, self.hs.vote);
+        // The snapshot alone.
+        let mut base = self.clone();
+        base.apply(&Ready { snapshot: r.snapshot.clone(), ..Default::default() });
+        let es: Vec<Entry> = r.entries.iter().filter(|e| e.index > base.snap_index()).cloned().collect();
+        let mut cut = base.clone();
+        if let Some(f) = es.first() {
+            cut.entries.retain(|e| e.index < f.index);
+        }
+        let hs_mid = if early { HardState { commit: hs.commit.min(cut.last_index()), ..hs } } else { self.hs };
+        let mut logs = vec![base.entries.clone(), cut.entries.clone()];
+        for k in 1..=es.len() {
+            let mut l = cut.entries.clone();
+            l.extend_from_slice(&es[..k]);
+            logs.push(l);
+        }
+        for entries in logs {
+            out.push(Restored { hard_state: hs_mid, snapshot: base.snap.clone(), entries });
+        }
+        out
     }
 }
 
@@ -144,9 +180,9 @@ fn gen_ready(m: &Model, r: &mut ChaCha8Rng) -> Ready {
     ready
 }
 
-fn open(disk: &Arc<PowerCut>) -> Result<(RaftStorage, Restored), StorageError> {
+fn open(disk: &Arc<PowerCut>, block_size: u64) -> Result<(RaftStorage, Restored), StorageError> {
     let d: Arc<dyn Disk> = disk.clone();
-    block_on(RaftStorage::open(d, "n1/raft"))
+    block_on(RaftStorage::open_with(d, "n1/raft", RaftStorageConfig { block_size, ..Default::default() }))
 }
 
 /// One seeded history of persists and power cuts.
@@ -159,8 +195,10 @@ fn crash_history(seed: u64) {
     }));
     let disk = Arc::new(PowerCut::new(sim.clone()));
     let mut model = Model::default();
+    // Small blocks, so that rolls and truncating blocks happen often.
+    let block_size = r.gen_range(512..8192);
     // Candidates for what storage holds after a persist that was cut short.
-    let mut either: Option<(Model, Model)> = None;
+    let mut cut_short: Option<Vec<Restored>> = None;
 
     for round in 0..r.gen_range(2..10) {
         let ctx = format!("seed {seed} round {round}");
@@ -168,7 +206,7 @@ fn crash_history(seed: u64) {
         let (mut st, restored) = loop {
             let cut = r.gen_bool(0.2).then(|| r.gen_range(0..8));
             disk.set_budget(cut);
-            match open(&disk) {
+            match open(&disk, block_size) {
                 Ok(x) => break x,
                 Err(StorageError::Io { .. }) if cut.is_some() => {
                     disk.set_budget(None);
@@ -178,13 +216,12 @@ fn crash_history(seed: u64) {
             }
         };
         disk.set_budget(None);
-        if let Some((before, after)) = either.take() {
-            if restored == before.restored() {
-                model = before;
-            } else {
-                assert_eq!(restored, after.restored(), "{ctx}: cut-short persist is neither before nor after");
-                model = after;
-            }
+        if let Some(allowed) = cut_short.take() {
+            assert!(
+                allowed.contains(&restored),
+                "{ctx}: cut-short persist left {restored:?}, not a prefix of its steps {allowed:?}"
+            );
+            model = Model::from_restored(restored.clone());
         } else {
             assert_eq!(restored, model.restored(), "{ctx}: completed persists lost");
         }
@@ -207,7 +244,7 @@ fn crash_history(seed: u64) {
                     assert_eq!(st.snapshot_index(), model.snap_index(), "{ctx} step {step}");
                 }
                 Err(StorageError::Io { .. }) => {
-                    either = Some((model.clone(), next));
+                    cut_short = Some(model.cut_short(&ready));
                     // Storage refuses to continue after an I/O error.
                     assert!(matches!(block_on(st.persist(&ready)), Err(StorageError::Failed)));
                     break;
@@ -231,13 +268,15 @@ proptest! {
 }
 
 #[test]
-fn disk_raft_storage_wal_stays_bounded() {
+fn disk_raft_storage_disk_use_stays_bounded() {
     let mut r = ChaCha8Rng::seed_from_u64(7);
-    let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(SimDiskConfig::instant()));
-    let (mut st, _) = block_on(RaftStorage::open(disk.clone(), "raft")).unwrap();
-    st.set_min_rewrite_bytes(16 * 1024);
+    let sim = Arc::new(SimDisk::new(SimDiskConfig::instant()));
+    let disk: Arc<dyn Disk> = sim.clone();
+    let cfg = RaftStorageConfig { block_size: 8 * 1024, ..Default::default() };
+    let (mut st, _) = block_on(RaftStorage::open_with(disk.clone(), "raft", cfg.clone())).unwrap();
+    st.set_min_rewrite_bytes(4 * 1024);
     let mut model = Model::default();
-    let mut max_wal = 0;
+    let (mut max_disk, mut max_meta) = (0, 0);
     for i in 1..=3000u64 {
         let mut ready = Ready {
             hard_state: Some(HardState { term: 1, vote: Some(1), commit: i - 1 }),
@@ -250,16 +289,19 @@ fn disk_raft_storage_wal_stays_bounded() {
         }
         model.apply(&ready);
         block_on(st.persist(&ready)).unwrap();
-        max_wal = max_wal.max(st.wal_len());
+        max_disk = max_disk.max(sim.used_bytes());
+        max_meta = max_meta.max(st.meta_len());
     }
-    assert!(max_wal < 64 * 1024, "wal grew to {max_wal} bytes");
+    assert!(max_meta <= 4 * 1024 + 64, "meta log grew to {max_meta} bytes");
+    assert!(max_disk < 96 * 1024, "disk use grew to {max_disk} bytes");
+    assert!(st.entry_store().block_count() <= 6, "{} blocks", st.entry_store().block_count());
     drop(st);
-    let (_, restored) = block_on(RaftStorage::open(disk, "raft")).unwrap();
+    let (_, restored) = block_on(RaftStorage::open_with(disk, "raft", cfg)).unwrap();
     assert_eq!(restored, model.restored());
 }
 
 #[test]
-fn disk_raft_storage_reports_mid_wal_corruption() {
+fn disk_raft_storage_reports_mid_log_corruption() {
     let mut r = ChaCha8Rng::seed_from_u64(3);
     let sim = Arc::new(SimDisk::new(SimDiskConfig::instant()));
     let disk: Arc<dyn Disk> = sim.clone();
@@ -267,9 +309,10 @@ fn disk_raft_storage_reports_mid_wal_corruption() {
     for i in 0..5 {
         block_on(st.persist(&Ready { entries: run_of(i * 3 + 1, 3, 1, &mut r), ..Default::default() })).unwrap();
     }
-    let len = st.wal_len();
+    let block = format!("raft/log/{}.blk", st.entry_store().block_indexes()[0]);
     drop(st);
-    sim.flip_bit("raft/wal", len / 2, 4).unwrap();
+    let len = disk.len(&block).unwrap();
+    sim.flip_bit(&block, len / 2, 4).unwrap();
     sim.crash(&mut r);
     let err = block_on(RaftStorage::open(disk, "raft")).unwrap_err();
     assert!(matches!(err, StorageError::Corrupt(_)), "{err}");

@@ -1,63 +1,116 @@
 //! Durable Raft state over the `Disk` seam: hard state, log and snapshot.
 //!
 //! Files in the storage directory:
-//! - `wal`: an append-only log of frames `[len u32 LE][xxh3-64 of payload u64 LE][payload]`.
-//!   A payload is the bincode encoding of a batch of [`Record`]s: a hard state, a run of
-//!   entries, or a snapshot marker. [`RaftStorage::persist`] appends exactly one frame and
-//!   syncs once, so a persist call is atomic: a crash keeps the whole frame or none of it.
-//!   Entries whose first index is at or below the last stored index replace the stored
-//!   suffix from that index (a log conflict).
+//! - `log/`: a [`FileStore`] holding the log's entries after the snapshot, one message per
+//!   entry: sequence = Raft index, subject `raft`, timestamp field = the entry's term,
+//!   payload = its data. It is opened with [`SyncPolicy::Always`], so every store call is
+//!   durable when it returns; a persist's entries go in with one
+//!   [`MsgStore::append_batch`] (one sync). A conflicting suffix is cut with
+//!   [`FileStore::truncate_after`], a snapshot drops the entries it covers with
+//!   [`MsgStore::compact`]`(index + 1)` (which also moves the store's last sequence to the
+//!   snapshot when the snapshot is past the log).
+//! - `meta`: the hard state and the snapshot marker (index, term and checksum of the
+//!   current snapshot file), as an append-only log of frames
+//!   `[len u32 LE][xxh3-64 of payload u64 LE][payload]`, each payload the bincode encoding
+//!   of the whole [`Meta`]; the last valid frame is current. Appends are synced; once the
+//!   file reaches [`DEFAULT_MIN_REWRITE_BYTES`] (see [`RaftStorage::set_min_rewrite_bytes`])
+//!   it is replaced by one frame: write `meta.tmp`, sync, rename over `meta`, sync the
+//!   directory.
 //! - `snap`: the current snapshot, one frame holding a bincode [`Snapshot`].
 //! - `snap.tmp`: a snapshot being installed.
 //!
-//! Snapshot protocol. The snapshot becomes current when the wal frame carrying its marker
-//! (index, term and the checksum of its file) is durable, which keeps a persist call
-//! atomic even when it carries a snapshot: write `snap.tmp`, sync it, sync the directory
-//! (its name is now durable), append and sync the wal frame (the commit point), then
-//! rename `snap.tmp` over `snap`. That rename needs no directory sync of its own: until
-//! some later directory sync makes it durable, a crash leaves the referenced `snap.tmp`
-//! behind and [`RaftStorage::open`] finishes the rename. Every later writer of `snap.tmp`
-//! syncs the directory first, so the rename is durable before the name is reused.
+//! # Persist order and crashes
 //!
-//! Installing a snapshot at `(index, term)` drops stored entries up to `index`; entries
-//! after it survive only when the stored entry at `index` has term `term` (the Raft
-//! log-matching rule), otherwise the whole log is discarded.
+//! A persist call ([`RaftStorage::persist`]) is no longer one atomic write. It runs these
+//! steps, each durable before the next starts, and skips those with nothing to do:
 //!
-//! Compaction: when more than half of a wal of at least [`DEFAULT_MIN_REWRITE_BYTES`] is
-//! obsolete (entries below the snapshot, replaced suffixes, old hard states), the live
-//! state is rewritten to `wal.tmp`, synced, renamed over `wal` and the directory synced.
+//! 1. A snapshot's file: write `snap.tmp`, sync it, sync the directory.
+//! 2. Meta, first write: when the Ready carries a snapshot or changes the term or the
+//!    vote, a meta frame with the new term and vote, the new snapshot marker, and the
+//!    commit index clamped to the part of the log that steps 3 and 4 leave in place. Then
+//!    (for a snapshot) rename `snap.tmp` over `snap`.
+//! 3. The snapshot applied to the store: a snapshot at `(i, t)` keeps the entries after
+//!    `i` only when the stored entry at `i` has term `t` (the log-matching rule); otherwise
+//!    the log is cut after `i` ([`FileStore::truncate_after`]). Then the entries up to `i`
+//!    are compacted away.
+//! 4. Entries: a conflicting suffix is cut (`truncate_after(first new index - 1)`), then
+//!    the new entries are appended in one batch.
+//! 5. Meta, last write: the final hard state (the commit index unclamped), when it differs
+//!    from what is durable.
 //!
-//! Recovery: frames are replayed in order. A damaged frame with no valid frame after it
-//! is what a crash during an append leaves behind, so the wal is cut there; a damaged
-//! frame followed by a valid one is corruption and is reported with its byte offset.
+//! Why this order is safe:
+//! - Term and vote before entries (2 before 4): a node never holds entries of term `T`
+//!   while its durable term is below `T`, so a crash cannot let it vote again in `T`, or
+//!   forget a vote, with `T`'s entries in its log. Messages are sent only after persist
+//!   returns, so nothing a crash undoes was ever promised.
+//! - Commit after entries (4 before 5, and the clamp in 2): the durable commit index never
+//!   exceeds the durable log.
+//! - Truncation before the replacement entries (inside 4), and truncation itself is
+//!   crash-safe in the store (the old suffix whole, or cut). Losing a suffix is safe:
+//!   Raft cuts only uncommitted entries, and the leader resends what a follower lacks.
+//! - Snapshot file before its marker (1 before 2): the marker is the commit point of an
+//!   installed snapshot; a crash before it leaves the old snapshot current (a stray
+//!   `snap.tmp` is removed at open), after it the new one. The rename needs no directory
+//!   sync of its own: until some later directory sync makes it durable, a crash leaves the
+//!   referenced `snap.tmp` behind and [`RaftStorage::open`] finishes the rename. Every
+//!   later writer of `snap.tmp` syncs the directory first, so the rename is durable before
+//!   the name is reused.
+//! - Marker before the store changes it implies (2 before 3): entries are dropped only
+//!   once the snapshot covering them is current. A crash between 2 and 3 leaves entries
+//!   that [`RaftStorage::open`] reconciles with the marker exactly as step 3 would (it
+//!   cuts before it compacts, so an entry at the snapshot index with another term is
+//!   always seen).
+//!
+//! So a crash keeps every completed persist call, and of the call it cuts short, a prefix
+//! of its steps: the state before it; the new term, vote and snapshot with the old log
+//! (reconciled with the snapshot); then that log cut at the conflict; then with a prefix
+//! of the new entries; then all of them under the old commit index; then the state after
+//! it. Each is a state the node could have been in, and none holds an entry of a term
+//! above its durable term.
+//!
+//! # Recovery
+//!
+//! The meta log is replayed: a damaged frame with no valid frame after it is what a crash
+//! during an append leaves behind, so it is cut there; a damaged frame followed by a valid
+//! one is corruption and is reported with its byte offset. The store recovers itself (a
+//! torn tail is cut); any damage it reports, or a log with holes, is corruption here.
 //!
 //! In memory the storage keeps only an index of the log (last index, snapshot position,
-//! term boundaries and the size of each persisted batch), never the entries themselves.
-//! After an I/O error the storage refuses further writes: what reached the disk is then
-//! unknown (fsync errors may drop dirty pages), and only reopening re-establishes it.
+//! term boundaries) besides the store's own index, never the entries themselves. After an
+//! I/O error the storage refuses further writes: what reached the disk is then unknown
+//! (fsync errors may drop dirty pages), and only reopening re-establishes it.
 
 use super::{Entry, HardState, Index, Ready, Restored, Snapshot, Term};
 use crate::disk::{self, Disk, DiskOp};
+use crate::store::{FileStore, FileStoreConfig, MsgStore, NewMsg, StoreError, StoreLimits, StoreMemory, SyncPolicy};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use xxhash_rust::xxh3::xxh3_64;
 
-/// The write-ahead log.
-const WAL: &str = "wal";
-/// A wal being rewritten.
-const WAL_TMP: &str = "wal.tmp";
+/// The hard state and snapshot marker log.
+const META: &str = "meta";
+/// A meta log being rewritten.
+const META_TMP: &str = "meta.tmp";
 /// The current snapshot.
 const SNAP: &str = "snap";
 /// A snapshot being installed.
 const SNAP_TMP: &str = "snap.tmp";
+/// The entry store's directory.
+const LOG: &str = "log";
+/// The single-file log of an older format.
+const OLD_WAL: &str = "wal";
+/// Subject of every entry message.
+const SUBJECT: &str = "raft";
 /// Frame header: length and checksum.
 const HEADER: usize = 12;
-/// Entry bytes per frame when the wal is rewritten.
-const REWRITE_BATCH_BYTES: u64 = 1 << 20;
 
-/// Below this wal size the wal is never rewritten.
-pub const DEFAULT_MIN_REWRITE_BYTES: u64 = 64 * 1024;
+/// Once the meta log is this long it is rewritten as one frame.
+pub const DEFAULT_MIN_REWRITE_BYTES: u64 = 16 * 1024;
+/// Block size of the entry store.
+pub const DEFAULT_BLOCK_SIZE: u64 = 1 << 20;
+/// Cap of the entry store's buffer pool with [`RaftStorageConfig::default`].
+pub const DEFAULT_BUFFER_BYTES: u64 = 8 << 20;
 
 /// Errors from Raft storage.
 #[derive(Debug, thiserror::Error)]
@@ -76,47 +129,132 @@ pub enum StorageError {
     /// The caller asked for something that would break the log (nothing was written).
     #[error("raft storage: invalid request: {0}")]
     Invalid(String),
+    /// The entry store refused an operation for another reason (say, its memory is full).
+    #[error("raft storage: entry store: {0}")]
+    Store(StoreError),
     /// An earlier I/O error left the on-disk state unknown; reopen the storage.
     #[error("raft storage failed earlier and must be reopened")]
     Failed,
 }
 
-/// One wal record, as written.
-#[derive(Serialize)]
-enum RecordRef<'a> {
-    /// The hard state from here on.
-    HardState(&'a HardState),
-    /// Entries to append (replacing the stored suffix from their first index).
-    Entries(&'a [Entry]),
-    /// The snapshot whose file has checksum `checksum` is current from here on.
-    SnapshotMarker { last_index: Index, last_term: Term, checksum: u64 },
+impl From<StoreError> for StorageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io { path, source, .. } => StorageError::Io { path, source },
+            StoreError::NoSpace { path } => {
+                StorageError::Io { path, source: std::io::Error::from(std::io::ErrorKind::StorageFull) }
+            }
+            StoreError::Failed(_) => StorageError::Failed,
+            StoreError::Corrupt { block, lost } => {
+                StorageError::Corrupt(format!("entry store block {block}: entries {lost:?} are damaged"))
+            }
+            other => StorageError::Store(other),
+        }
+    }
 }
 
-/// One wal record, as read back (same encoding as [`RecordRef`]).
-#[derive(Deserialize)]
-enum Record {
-    /// The hard state from here on.
-    HardState(HardState),
-    /// Entries to append (replacing the stored suffix from their first index).
-    Entries(Vec<Entry>),
-    /// The snapshot whose file has checksum `checksum` is current from here on.
-    SnapshotMarker { last_index: Index, last_term: Term, checksum: u64 },
-}
-
-/// The snapshot a wal refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The snapshot the meta log refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Marker {
     last_index: Index,
     last_term: Term,
     checksum: u64,
 }
 
-/// Entries from one frame that are still (partly) live, for compaction accounting.
-#[derive(Clone, Copy, Debug)]
-struct Segment {
-    first: Index,
-    last: Index,
-    bytes: u64,
+/// One meta frame: the whole durable state besides the entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Meta {
+    hard_state: HardState,
+    snapshot: Option<Marker>,
+}
+
+/// Tuning of [`RaftStorage`].
+#[derive(Clone, Debug)]
+pub struct RaftStorageConfig {
+    /// Block size of the entry store.
+    pub block_size: u64,
+    /// Ledger accounts the entry store charges.
+    pub memory: StoreMemory,
+}
+
+impl Default for RaftStorageConfig {
+    fn default() -> Self {
+        RaftStorageConfig {
+            block_size: DEFAULT_BLOCK_SIZE,
+            memory: StoreMemory::standalone(DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_BYTES),
+        }
+    }
+}
+
+impl RaftStorageConfig {
+    /// The entry store's configuration: synced writes, no cache kept between reads.
+    fn store_config(&self) -> FileStoreConfig {
+        FileStoreConfig {
+            block_size: self.block_size,
+            sync: SyncPolicy::Always,
+            pool_idle_bytes: 0,
+            ..FileStoreConfig::default()
+        }
+    }
+}
+
+/// A disk that notes the latency of every operation, for the async caller to wait out.
+struct Metered {
+    inner: Arc<dyn Disk>,
+    owed_ns: Arc<AtomicU64>,
+}
+
+impl Metered {
+    fn owe(&self, op: DiskOp, bytes: usize) {
+        self.owed_ns.fetch_add(self.inner.latency(op, bytes).as_nanos() as u64, Relaxed);
+    }
+}
+
+impl Disk for Metered {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        let r = self.inner.read(path);
+        self.owe(DiskOp::Read, r.as_ref().map_or(0, |b| b.len()));
+        r
+    }
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.owe(DiskOp::Read, len);
+        self.inner.read_at(path, offset, len)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> std::io::Result<u64> {
+        self.owe(DiskOp::Write, data.len());
+        self.inner.append(path, data)
+    }
+    fn write_file(&self, path: &str, data: &[u8]) -> std::io::Result<()> {
+        self.owe(DiskOp::Write, data.len());
+        self.inner.write_file(path, data)
+    }
+    fn truncate(&self, path: &str, len: u64) -> std::io::Result<()> {
+        self.owe(DiskOp::Write, 0);
+        self.inner.truncate(path, len)
+    }
+    fn sync(&self, path: &str) -> std::io::Result<()> {
+        self.owe(DiskOp::Sync, 0);
+        self.inner.sync(path)
+    }
+    fn sync_dir(&self, dir: &str) -> std::io::Result<()> {
+        self.owe(DiskOp::Sync, 0);
+        self.inner.sync_dir(dir)
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.owe(DiskOp::Write, 0);
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.owe(DiskOp::Write, 0);
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &str) -> std::io::Result<Vec<String>> {
+        self.owe(DiskOp::Read, 0);
+        self.inner.list(dir)
+    }
+    fn len(&self, path: &str) -> std::io::Result<u64> {
+        self.inner.len(path)
+    }
 }
 
 /// What the storage knows about the stored log without holding it.
@@ -128,10 +266,6 @@ struct LogIndex {
     last_index: Index,
     /// `(first index, term)` of each run of equal terms in `(snap_index, last_index]`.
     runs: Vec<(Index, Term)>,
-    /// Frames holding live entries, oldest first.
-    segments: VecDeque<Segment>,
-    /// Sum of `segments[..].bytes`.
-    live_bytes: u64,
 }
 
 impl LogIndex {
@@ -152,10 +286,9 @@ impl LogIndex {
         s <= self.last_index && self.term_at(s) == Some(t)
     }
 
-    /// Install a snapshot at `(s, t)` (`s >= snap_index`); returns whether the suffix was kept.
-    fn apply_snapshot(&mut self, s: Index, t: Term) -> bool {
-        let keep = self.keeps_suffix(s, t);
-        if keep {
+    /// Install a snapshot at `(s, t)` (`s >= snap_index`).
+    fn apply_snapshot(&mut self, s: Index, t: Term) {
+        if self.keeps_suffix(s, t) {
             let mut runs = Vec::with_capacity(self.runs.len());
             for (k, &(first, term)) in self.runs.iter().enumerate() {
                 let end = self.runs.get(k + 1).map_or(self.last_index, |r| r.0 - 1);
@@ -164,55 +297,26 @@ impl LogIndex {
                 }
             }
             self.runs = runs;
-            while let Some(seg) = self.segments.front_mut() {
-                if seg.last <= s {
-                    self.live_bytes -= seg.bytes;
-                    self.segments.pop_front();
-                } else {
-                    seg.first = seg.first.max(s + 1);
-                    break;
-                }
-            }
         } else {
             self.runs.clear();
-            self.segments.clear();
-            self.live_bytes = 0;
             self.last_index = s;
         }
         self.snap_index = s;
         self.snap_term = t;
-        keep
     }
 
-    /// Drop stored entries from `i` on (`i > snap_index`).
-    fn truncate_from(&mut self, i: Index) {
-        self.runs.retain(|r| r.0 < i);
-        while let Some(seg) = self.segments.back_mut() {
-            if seg.first >= i {
-                self.live_bytes -= seg.bytes;
-                self.segments.pop_back();
-            } else {
-                seg.last = seg.last.min(i - 1);
-                break;
-            }
-        }
-        self.last_index = self.last_index.min(i - 1);
-    }
-
-    /// Append `es` (checked by [`live_suffix`], non-empty), written in a frame of `bytes` bytes.
-    fn append(&mut self, es: &[Entry], bytes: u64) {
-        let (first, last) = (es[0].index, es[es.len() - 1].index);
+    /// Append `es` (checked by [`live_suffix`], non-empty), replacing the suffix from its first index.
+    fn append(&mut self, es: &[Entry]) {
+        let first = es[0].index;
         if first <= self.last_index {
-            self.truncate_from(first);
+            self.runs.retain(|r| r.0 < first);
         }
         for e in es {
             if self.runs.last().map(|r| r.1) != Some(e.term) {
                 self.runs.push((e.index, e.term));
             }
         }
-        self.last_index = last;
-        self.segments.push_back(Segment { first, last, bytes });
-        self.live_bytes += bytes;
+        self.last_index = es[es.len() - 1].index;
     }
 }
 
@@ -228,6 +332,9 @@ fn live_suffix(es: &[Entry], snap_index: Index, last: Index) -> Result<&[Entry],
     {
         return Err(format!("entries start at {} but the log ends at {last}", f.index));
     }
+    if let Some(e) = es.iter().find(|e| e.term > i64::MAX as u64) {
+        return Err(format!("entry {} has term {}, beyond what the store records", e.index, e.term));
+    }
     Ok(es)
 }
 
@@ -242,15 +349,6 @@ fn frame(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, StorageError> {
     bincode::serde::encode_to_vec(v, bincode::config::standard())
         .map_err(|e| StorageError::Invalid(format!("cannot encode: {e}")))
-}
-
-/// Encode `records` as one frame appended to `out`; returns the frame length.
-fn encode_frame(out: &mut Vec<u8>, records: &[RecordRef<'_>]) -> Result<u64, StorageError> {
-    let payload = encode(records)?;
-    if payload.len() > u32::MAX as usize {
-        return Err(StorageError::Invalid(format!("batch of {} bytes is too large", payload.len())));
-    }
-    Ok(frame(out, &payload))
 }
 
 /// The payload range of a whole, checksum-valid frame at `pos`.
@@ -270,27 +368,24 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Option<T> {
     }
 }
 
-/// Decoded wal frames: `(frame length, records)`, and the length of the valid prefix.
-type Frames = (Vec<(u64, Vec<Record>)>, usize);
-
-/// Split a wal into frames. A damaged frame with nothing valid after it ends the valid
-/// prefix (a torn tail); one followed by a valid frame is corruption.
-fn scan_wal(buf: &[u8], path: &str) -> Result<Frames, StorageError> {
-    let mut frames = Vec::new();
+/// Replay a meta log: the last frame's state and the length of the valid prefix. A damaged
+/// frame with nothing valid after it ends the valid prefix (a torn tail); one followed by a
+/// valid frame is corruption.
+fn scan_meta(buf: &[u8], path: &str) -> Result<(Meta, usize), StorageError> {
+    let mut meta = Meta::default();
     let mut pos = 0;
     while pos < buf.len() {
-        match parse_frame(buf, pos) {
-            Some(range) => {
-                let end = range.end;
-                let records = decode::<Vec<Record>>(&buf[range]).ok_or_else(|| {
-                    StorageError::Corrupt(format!("{path}: undecodable record batch at byte offset {pos}"))
-                })?;
-                frames.push(((end - pos) as u64, records));
+        match parse_frame(buf, pos).map(|r| (r.end, decode::<Meta>(&buf[r]))) {
+            Some((end, Some(m))) => {
+                meta = m;
                 pos = end;
+            }
+            Some((_, None)) => {
+                return Err(StorageError::Corrupt(format!("{path}: undecodable record at byte offset {pos}")));
             }
             None => {
                 let valid_after = (pos + 1..buf.len())
-                    .find(|&q| parse_frame(buf, q).is_some_and(|r| decode::<Vec<Record>>(&buf[r]).is_some()));
+                    .find(|&q| parse_frame(buf, q).is_some_and(|r| decode::<Meta>(&buf[r]).is_some()));
                 if let Some(q) = valid_after {
                     return Err(StorageError::Corrupt(format!(
                         "{path}: damaged record at byte offset {pos} (a valid record follows at offset {q})"
@@ -300,51 +395,7 @@ fn scan_wal(buf: &[u8], path: &str) -> Result<Frames, StorageError> {
             }
         }
     }
-    Ok((frames, pos))
-}
-
-/// The state a wal describes.
-#[derive(Default)]
-struct Replayed {
-    hard_state: HardState,
-    marker: Option<Marker>,
-    /// Entries after the snapshot.
-    entries: Vec<Entry>,
-    index: LogIndex,
-}
-
-/// Apply wal frames in order.
-fn replay(frames: Vec<(u64, Vec<Record>)>, path: &str) -> Result<Replayed, StorageError> {
-    let mut st = Replayed::default();
-    let corrupt = |what: String| StorageError::Corrupt(format!("{path}: {what}"));
-    for (bytes, records) in frames {
-        for record in records {
-            match record {
-                Record::HardState(hs) => st.hard_state = hs,
-                Record::SnapshotMarker { last_index, last_term, checksum } => {
-                    let old = st.index.snap_index;
-                    if last_index < old {
-                        return Err(corrupt(format!("snapshot at {last_index} after one at {old}")));
-                    }
-                    if st.index.apply_snapshot(last_index, last_term) {
-                        st.entries.drain(..(last_index - old) as usize);
-                    } else {
-                        st.entries.clear();
-                    }
-                    st.marker = Some(Marker { last_index, last_term, checksum });
-                }
-                Record::Entries(es) => {
-                    let es = live_suffix(&es, st.index.snap_index, st.index.last_index).map_err(corrupt)?;
-                    if let Some(first) = es.first() {
-                        st.entries.truncate((first.index - st.index.snap_index - 1) as usize);
-                        st.index.append(es, bytes);
-                        st.entries.extend_from_slice(es);
-                    }
-                }
-            }
-        }
-    }
-    Ok(st)
+    Ok((meta, pos))
 }
 
 /// The durable half of a Raft member: hard state, log, snapshot.
@@ -352,114 +403,196 @@ fn replay(frames: Vec<(u64, Vec<Record>)>, path: &str) -> Result<Replayed, Stora
 pub struct RaftStorage {
     disk: Arc<dyn Disk>,
     dir: String,
+    /// The entries after the snapshot.
+    store: FileStore,
+    /// What the meta log says now (its last frame).
+    meta: Meta,
+    /// The hard state of the last completed persist.
     hard_state: HardState,
     index: LogIndex,
-    /// Current length of the wal.
-    wal_len: u64,
-    /// The wal is rewritten only once it is at least this long.
+    /// Current length of the meta log.
+    meta_len: u64,
+    /// The meta log is rewritten once it is this long.
     min_rewrite_bytes: u64,
     /// An I/O error happened: the on-disk state is unknown.
     failed: bool,
-    /// Write latency not yet waited out, in nanoseconds: writes land in the page cache
-    /// and their cost is paid by the next sync (or read), one timer instead of many.
-    owed_ns: std::sync::atomic::AtomicU64,
+    /// Disk latency not yet waited out, in nanoseconds (noted by the [`Metered`] disk).
+    owed_ns: Arc<AtomicU64>,
 }
 
 impl RaftStorage {
-    /// Open (or create) the storage in `dir`, recovering what was durable.
+    /// Open (or create) the storage in `dir` with the default configuration.
     pub async fn open(disk: Arc<dyn Disk>, dir: &str) -> Result<(RaftStorage, Restored), StorageError> {
-        let mut st = RaftStorage {
-            disk,
-            dir: dir.to_string(),
-            owed_ns: std::sync::atomic::AtomicU64::new(0),
-            hard_state: HardState::default(),
-            index: LogIndex::default(),
-            wal_len: 0,
-            min_rewrite_bytes: DEFAULT_MIN_REWRITE_BYTES,
-            failed: false,
-        };
-        let names = st.list().await?;
+        Self::open_with(disk, dir, RaftStorageConfig::default()).await
+    }
+
+    /// Open (or create) the storage in `dir`, recovering what was durable.
+    pub async fn open_with(
+        disk: Arc<dyn Disk>,
+        dir: &str,
+        cfg: RaftStorageConfig,
+    ) -> Result<(RaftStorage, Restored), StorageError> {
+        let owed_ns = Arc::new(AtomicU64::new(0));
+        let disk: Arc<dyn Disk> = Arc::new(Metered { inner: disk, owed_ns: owed_ns.clone() });
+        let r = Self::open_inner(disk, dir, cfg, owed_ns.clone()).await;
+        pay(&owed_ns).await;
+        r
+    }
+
+    async fn open_inner(
+        disk: Arc<dyn Disk>,
+        dir: &str,
+        cfg: RaftStorageConfig,
+        owed_ns: Arc<AtomicU64>,
+    ) -> Result<(RaftStorage, Restored), StorageError> {
+        let dir = dir.trim_end_matches('/').to_string();
+        let names = disk.list(&dir).map_err(io_err(&dir))?;
         let has = |n: &str| names.iter().any(|x| x == n);
+        if has(OLD_WAL) {
+            return Err(StorageError::Corrupt(format!(
+                "{}: a write-ahead log of an older storage format",
+                disk::join(&dir, OLD_WAL)
+            )));
+        }
         for name in names.iter().filter(|n| n.ends_with(".tmp") && *n != SNAP_TMP) {
-            st.remove(name).await?;
+            let p = disk::join(&dir, name);
+            disk.remove(&p).map_err(io_err(&p))?;
         }
 
-        // The wal: cut a torn tail, replay the rest.
-        let wal_path = st.path(WAL);
-        let buf = if has(WAL) { st.read(WAL).await? } else { Vec::new() };
-        let (frames, valid_len) = scan_wal(&buf, &wal_path)?;
-        let wal_len = buf.len();
+        // The meta log: cut a torn tail, take the last frame.
+        let meta_path = disk::join(&dir, META);
+        let buf = if has(META) { disk.read(&meta_path).map_err(io_err(&meta_path))? } else { Vec::new() };
+        let (meta, valid_len) = scan_meta(&buf, &meta_path)?;
+        if valid_len < buf.len() {
+            disk.truncate(&meta_path, valid_len as u64).map_err(io_err(&meta_path))?;
+            disk.sync(&meta_path).map_err(io_err(&meta_path))?;
+        }
         drop(buf);
-        let replayed = replay(frames, &wal_path)?;
-        if has(WAL) {
-            if valid_len < wal_len {
-                st.truncate(WAL, valid_len as u64).await?;
-                st.sync(WAL).await?;
-            }
-        } else {
-            st.write_file(WAL, &[]).await?;
-            st.sync_dir().await?;
-        }
 
-        // The snapshot the wal refers to.
-        let snap = if has(SNAP) { Some(st.read_snapshot(SNAP).await?) } else { None };
-        let tmp = if has(SNAP_TMP) { Some(st.read_snapshot(SNAP_TMP).await?) } else { None };
+        // The snapshot the meta log refers to.
+        let snap_path = disk::join(&dir, SNAP);
+        let tmp_path = disk::join(&dir, SNAP_TMP);
+        let snap = if has(SNAP) { Some(read_snapshot(&*disk, &snap_path)?) } else { None };
+        let tmp = if has(SNAP_TMP) { Some(read_snapshot(&*disk, &tmp_path)?) } else { None };
         let matches = |f: &Option<Result<(u64, Snapshot), String>>, m: &Marker| {
             matches!(f, Some(Ok((sum, s))) if *sum == m.checksum
                 && s.meta.last_index == m.last_index && s.meta.last_term == m.last_term)
         };
-        let snapshot = match replayed.marker {
+        let snapshot = match meta.snapshot {
             None => {
                 if snap.is_some() {
                     return Err(StorageError::Corrupt(format!(
-                        "{}: snapshot file present but the wal refers to none",
-                        st.path(SNAP)
+                        "{snap_path}: snapshot file present but the meta log refers to none"
                     )));
                 }
                 if tmp.is_some() {
-                    st.remove(SNAP_TMP).await?;
+                    disk.remove(&tmp_path).map_err(io_err(&tmp_path))?;
                 }
                 None
             }
             Some(m) if matches(&snap, &m) => {
                 if tmp.is_some() {
-                    st.remove(SNAP_TMP).await?;
+                    disk.remove(&tmp_path).map_err(io_err(&tmp_path))?;
                 }
                 snap.and_then(|r| r.ok()).map(|(_, s)| s)
             }
             Some(m) if matches(&tmp, &m) => {
                 // Committed, but the rename did not survive: finish it.
-                st.rename(SNAP_TMP, SNAP).await?;
-                st.sync_dir().await?;
+                disk.rename(&tmp_path, &snap_path).map_err(io_err(&tmp_path))?;
+                disk.sync_dir(&dir).map_err(io_err(&dir))?;
                 tmp.and_then(|r| r.ok()).map(|(_, s)| s)
             }
             Some(m) => {
                 let why = match snap {
                     Some(Err(e)) => e,
-                    _ => format!("the snapshot at index {} that the wal refers to is missing", m.last_index),
+                    _ => format!("the snapshot at index {} that the meta log refers to is missing", m.last_index),
                 };
-                return Err(StorageError::Corrupt(format!("{}: {why}", st.path(SNAP))));
+                return Err(StorageError::Corrupt(format!("{snap_path}: {why}")));
             }
         };
 
-        st.hard_state = replayed.hard_state;
-        st.index = replayed.index;
-        st.wal_len = valid_len as u64;
-        let restored = Restored { hard_state: replayed.hard_state, snapshot, entries: replayed.entries };
+        // The entries.
+        let log_dir = disk::join(&dir, LOG);
+        let mut store =
+            FileStore::open(disk.clone(), &log_dir, StoreLimits::default(), cfg.store_config(), cfg.memory)?;
+        let rep = store.recovery();
+        if !rep.lost.is_empty() || !rep.damaged.is_empty() || !rep.foreign.is_empty() {
+            return Err(StorageError::Corrupt(format!(
+                "{log_dir}: lost entries {:?}, damaged regions {:?}, foreign files {:?}",
+                rep.lost, rep.damaged, rep.foreign
+            )));
+        }
+        if !has(META) {
+            // First open: the meta file and the store's directory become durable names.
+            disk.write_file(&meta_path, &[]).map_err(io_err(&meta_path))?;
+            disk.sync_dir(&dir).map_err(io_err(&dir))?;
+        }
+
+        // Reconcile the store with the snapshot marker, as a persist would have (a crash
+        // may have come between the marker and the store's changes).
+        let (si, st) = meta.snapshot.map_or((0, 0), |m| (m.last_index, m.last_term));
+        let state = store.state();
+        if state.last_seq < si {
+            store.compact(si + 1)?;
+        } else if state.first_seq <= si {
+            let keep = store.load(si)?.is_some_and(|m| m.ts_ns as u64 == st);
+            if !keep {
+                store.truncate_after(si)?;
+            }
+            store.compact(si + 1)?;
+        }
+        let state = store.state();
+        let holes = if state.msgs == 0 {
+            state.last_seq != si
+        } else {
+            state.first_seq != si + 1 || state.msgs != state.last_seq - si
+        };
+        if holes {
+            return Err(StorageError::Corrupt(format!(
+                "{log_dir}: holds {} entries in {}..={} after a snapshot at {si}",
+                state.msgs, state.first_seq, state.last_seq
+            )));
+        }
+        let mut entries = Vec::with_capacity(state.msgs as usize);
+        for index in si + 1..=state.last_seq {
+            let m =
+                store.load(index)?.ok_or_else(|| StorageError::Corrupt(format!("{log_dir}: entry {index} missing")))?;
+            entries.push(Entry { term: m.ts_ns as u64, index, data: m.payload });
+        }
+        store.release_memory();
+
+        let mut index = LogIndex { snap_index: si, snap_term: st, last_index: si, runs: Vec::new() };
+        if !entries.is_empty() {
+            index.append(&entries);
+        }
+        let st = RaftStorage {
+            disk,
+            dir,
+            store,
+            meta,
+            hard_state: meta.hard_state,
+            index,
+            meta_len: valid_len as u64,
+            min_rewrite_bytes: DEFAULT_MIN_REWRITE_BYTES,
+            failed: false,
+            owed_ns,
+        };
+        let restored = Restored { hard_state: meta.hard_state, snapshot, entries };
         Ok((st, restored))
     }
 
     /// Make `ready.snapshot`, `ready.hard_state` and `ready.entries` durable.
     ///
-    /// One wal append and one wal sync; a snapshot adds a file write, its sync and a
-    /// directory sync. The call is atomic with respect to crashes. Entries at or below
-    /// the (new) snapshot are ignored: the snapshot covers them.
+    /// Runs the steps described in the module documentation, each synced: a crash keeps
+    /// every completed call and a prefix of the steps of the call it cuts short. Entries at
+    /// or below the (new) snapshot are ignored: the snapshot covers them.
     pub async fn persist(&mut self, ready: &Ready) -> Result<(), StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
         }
         let r = self.persist_inner(ready).await;
-        if matches!(r, Err(StorageError::Io { .. } | StorageError::Corrupt(_))) {
+        pay(&self.owed_ns).await;
+        if r.as_ref().is_err_and(|e| !matches!(e, StorageError::Invalid(_))) {
             self.failed = true;
         }
         r
@@ -467,7 +600,7 @@ impl RaftStorage {
 
     async fn persist_inner(&mut self, ready: &Ready) -> Result<(), StorageError> {
         // Check everything before writing anything.
-        let (snap_index, last) = match &ready.snapshot {
+        let (snap_index, keep, base_last) = match &ready.snapshot {
             Some(s) => {
                 let (si, term) = (s.meta.last_index, s.meta.last_term);
                 if si < self.index.snap_index {
@@ -476,126 +609,127 @@ impl RaftStorage {
                         self.index.snap_index
                     )));
                 }
-                (si, if self.index.keeps_suffix(si, term) { self.index.last_index } else { si })
+                let keep = self.index.keeps_suffix(si, term);
+                (si, keep, if keep { self.index.last_index } else { si })
             }
-            None => (self.index.snap_index, self.index.last_index),
+            None => (self.index.snap_index, true, self.index.last_index),
         };
-        let es = live_suffix(&ready.entries, snap_index, last).map_err(StorageError::Invalid)?;
+        let es = live_suffix(&ready.entries, snap_index, base_last).map_err(StorageError::Invalid)?;
         if ready.snapshot.is_none() && ready.hard_state.is_none() && es.is_empty() {
             return Ok(());
         }
+        // The log that steps 3 and 4 never go below.
+        let kept_last = es.first().map_or(base_last, |f| base_last.min(f.index - 1));
+        let hs = ready.hard_state.unwrap_or(self.hard_state);
 
-        let mut records = Vec::with_capacity(3);
+        // 1. The snapshot's file.
+        let mut marker = self.meta.snapshot;
         if let Some(s) = &ready.snapshot {
             let mut file = Vec::new();
             let payload = encode(s)?;
             frame(&mut file, &payload);
-            self.write_file(SNAP_TMP, &file).await?;
-            self.sync(SNAP_TMP).await?;
-            self.sync_dir().await?;
-            records.push(RecordRef::SnapshotMarker {
+            let tmp = self.path(SNAP_TMP);
+            self.disk.write_file(&tmp, &file).map_err(io_err(&tmp))?;
+            self.disk.sync(&tmp).map_err(io_err(&tmp))?;
+            self.disk.sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+            marker = Some(Marker {
                 last_index: s.meta.last_index,
                 last_term: s.meta.last_term,
                 checksum: xxh3_64(&payload),
             });
+            pay(&self.owed_ns).await;
         }
-        if let Some(hs) = &ready.hard_state {
-            records.push(RecordRef::HardState(hs));
+
+        // 2. Term, vote and snapshot marker before any entry.
+        let old = self.meta.hard_state;
+        if ready.snapshot.is_some() || (hs.term, hs.vote) != (old.term, old.vote) {
+            let early = HardState { commit: hs.commit.min(kept_last), ..hs };
+            self.write_meta(Meta { hard_state: early, snapshot: marker }).await?;
+            if ready.snapshot.is_some() {
+                // No directory sync needed: see the module documentation.
+                let (tmp, snap) = (self.path(SNAP_TMP), self.path(SNAP));
+                self.disk.rename(&tmp, &snap).map_err(io_err(&tmp))?;
+            }
         }
-        if !es.is_empty() {
-            records.push(RecordRef::Entries(es));
+
+        // 3. The snapshot applied to the entry store.
+        if let Some(s) = &ready.snapshot {
+            let si = s.meta.last_index;
+            if !keep && self.store.state().last_seq > si {
+                self.store.truncate_after(si)?;
+            }
+            self.store.compact(si + 1)?;
         }
-        let mut buf = Vec::new();
-        let bytes = encode_frame(&mut buf, &records)?;
-        self.append(WAL, &buf).await?;
-        self.sync(WAL).await?;
+
+        // 4. The entries, replacing a conflicting suffix.
+        if let Some(first) = es.first() {
+            if first.index <= self.store.state().last_seq {
+                self.store.truncate_after(first.index - 1)?;
+            }
+            let msgs: Vec<NewMsg<'_>> = es
+                .iter()
+                .map(|e| NewMsg { subject: SUBJECT, headers: &[], payload: &e.data, ts_ns: e.term as i64 })
+                .collect();
+            let seqs = self.store.append_batch(&msgs)?;
+            if seqs.first() != Some(&first.index) || seqs.len() != es.len() {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: entries {}.. stored at sequences {:?}",
+                    self.path(LOG),
+                    first.index,
+                    seqs.first()
+                )));
+            }
+        }
+        pay(&self.owed_ns).await;
+
+        // 5. The final hard state.
+        let last = Meta { hard_state: hs, snapshot: marker };
+        if last != self.meta {
+            self.write_meta(last).await?;
+        }
 
         // Durable: update the index.
         if let Some(s) = &ready.snapshot {
             self.index.apply_snapshot(s.meta.last_index, s.meta.last_term);
         }
-        if let Some(hs) = ready.hard_state {
-            self.hard_state = hs;
-        }
         if !es.is_empty() {
-            self.index.append(es, bytes);
+            self.index.append(es);
         }
-        self.wal_len += bytes;
-        if ready.snapshot.is_some() {
-            // No directory sync needed: see the module documentation.
-            self.rename(SNAP_TMP, SNAP).await?;
-        }
-        let obsolete = self.wal_len.saturating_sub(self.index.live_bytes);
-        if self.wal_len >= self.min_rewrite_bytes && obsolete * 2 > self.wal_len {
-            self.rewrite_wal().await?;
+        self.hard_state = hs;
+        if self.meta_len >= self.min_rewrite_bytes {
+            self.rewrite_meta().await?;
         }
         Ok(())
     }
 
-    /// Rewrite the wal with only the live state (hard state, snapshot marker, live entries).
-    async fn rewrite_wal(&mut self) -> Result<(), StorageError> {
-        let path = self.path(WAL);
-        let buf = self.read(WAL).await?;
-        let (frames, valid_len) = scan_wal(&buf, &path)?;
-        if valid_len != buf.len() {
-            return Err(StorageError::Corrupt(format!("{path}: damaged record at byte offset {valid_len}")));
-        }
-        drop(buf);
-        let live = replay(frames, &path)?;
-        if (live.index.snap_index, live.index.last_index) != (self.index.snap_index, self.index.last_index) {
-            return Err(StorageError::Corrupt(format!(
-                "{path}: replay gives snapshot {} and last index {}, expected {} and {}",
-                live.index.snap_index, live.index.last_index, self.index.snap_index, self.index.last_index
-            )));
-        }
-
-        let mut out = Vec::new();
-        let mut index = LogIndex::default();
-        let mut head = vec![RecordRef::HardState(&live.hard_state)];
-        if let Some(m) = live.marker {
-            head.push(RecordRef::SnapshotMarker {
-                last_index: m.last_index,
-                last_term: m.last_term,
-                checksum: m.checksum,
-            });
-            index.apply_snapshot(m.last_index, m.last_term);
-        }
-        encode_frame(&mut out, &head)?;
-        let mut rest = &live.entries[..];
-        while !rest.is_empty() {
-            let mut size = 0;
-            let n = rest
-                .iter()
-                .take_while(|e| {
-                    size += e.size();
-                    size <= REWRITE_BATCH_BYTES
-                })
-                .count()
-                .max(1);
-            let (chunk, tail) = rest.split_at(n);
-            let bytes = encode_frame(&mut out, &[RecordRef::Entries(chunk)])?;
-            index.append(chunk, bytes);
-            rest = tail;
-        }
-        self.write_file(WAL_TMP, &out).await?;
-        self.sync(WAL_TMP).await?;
-        self.rename(WAL_TMP, WAL).await?;
-        self.sync_dir().await?;
-        self.index = index;
-        self.wal_len = out.len() as u64;
+    /// Append `meta` to the meta log and sync it.
+    async fn write_meta(&mut self, meta: Meta) -> Result<(), StorageError> {
+        let mut buf = Vec::new();
+        let n = frame(&mut buf, &encode(&meta)?);
+        let p = self.path(META);
+        self.disk.append(&p, &buf).map_err(io_err(&p))?;
+        self.disk.sync(&p).map_err(io_err(&p))?;
+        pay(&self.owed_ns).await;
+        self.meta = meta;
+        self.meta_len += n;
         Ok(())
     }
 
-    /// Read and check a snapshot file: `Ok(Err(why))` when it is damaged.
-    async fn read_snapshot(&self, name: &str) -> Result<Result<(u64, Snapshot), String>, StorageError> {
-        let buf = self.read(name).await?;
-        let parsed = parse_frame(&buf, 0)
-            .filter(|r| r.end == buf.len())
-            .and_then(|r| decode::<Snapshot>(&buf[r.clone()]).map(|s| (xxh3_64(&buf[r]), s)));
-        Ok(parsed.ok_or_else(|| format!("damaged snapshot file ({} bytes)", buf.len())))
+    /// Replace the meta log by one frame holding the current state.
+    async fn rewrite_meta(&mut self) -> Result<(), StorageError> {
+        let mut buf = Vec::new();
+        let n = frame(&mut buf, &encode(&self.meta)?);
+        let (tmp, p) = (self.path(META_TMP), self.path(META));
+        self.disk.write_file(&tmp, &buf).map_err(io_err(&tmp))?;
+        self.disk.sync(&tmp).map_err(io_err(&tmp))?;
+        self.disk.rename(&tmp, &p).map_err(io_err(&tmp))?;
+        self.disk.sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+        pay(&self.owed_ns).await;
+        self.meta_len = n;
+        Ok(())
     }
 
-    /// Never rewrite a wal shorter than `bytes` (default [`DEFAULT_MIN_REWRITE_BYTES`]).
+    /// Rewrite the meta log once it is `bytes` long (default [`DEFAULT_MIN_REWRITE_BYTES`]).
     pub fn set_min_rewrite_bytes(&mut self, bytes: u64) {
         self.min_rewrite_bytes = bytes;
     }
@@ -615,9 +749,14 @@ impl RaftStorage {
         self.index.snap_index
     }
 
-    /// Current length of the write-ahead log in bytes.
-    pub fn wal_len(&self) -> u64 {
-        self.wal_len
+    /// Current length of the meta log (hard state and snapshot marker) in bytes.
+    pub fn meta_len(&self) -> u64 {
+        self.meta_len
+    }
+
+    /// The entry store (for inspection: blocks, bytes, recovery report).
+    pub fn entry_store(&self) -> &FileStore {
+        &self.store
     }
 
     /// The directory holding the files.
@@ -625,77 +764,26 @@ impl RaftStorage {
         &self.dir
     }
 
-    // Disk operations: each waits out the disk's latency first and names its path on error.
-
     fn path(&self, name: &str) -> String {
         disk::join(&self.dir, name)
     }
+}
 
-    async fn delay(&self, op: DiskOp, bytes: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let d = self.disk.latency(op, bytes);
-        if op == DiskOp::Write {
-            self.owed_ns.fetch_add(d.as_nanos() as u64, Relaxed);
-            return;
-        }
-        let total = d + std::time::Duration::from_nanos(self.owed_ns.swap(0, Relaxed));
-        if !total.is_zero() {
-            tokio::time::sleep(total).await;
-        }
+/// Wait out the disk latency noted so far.
+async fn pay(owed_ns: &AtomicU64) {
+    let ns = owed_ns.swap(0, Relaxed);
+    if ns > 0 {
+        tokio::time::sleep(std::time::Duration::from_nanos(ns)).await;
     }
+}
 
-    async fn list(&self) -> Result<Vec<String>, StorageError> {
-        self.delay(DiskOp::Read, 0).await;
-        self.disk.list(&self.dir).map_err(io_err(&self.dir))
-    }
-
-    async fn read(&self, name: &str) -> Result<Vec<u8>, StorageError> {
-        let p = self.path(name);
-        let len = self.disk.len(&p).map_err(io_err(&p))?;
-        self.delay(DiskOp::Read, len as usize).await;
-        self.disk.read(&p).map_err(io_err(&p))
-    }
-
-    async fn append(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
-        let p = self.path(name);
-        self.delay(DiskOp::Write, data.len()).await;
-        self.disk.append(&p, data).map(drop).map_err(io_err(&p))
-    }
-
-    async fn write_file(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
-        let p = self.path(name);
-        self.delay(DiskOp::Write, data.len()).await;
-        self.disk.write_file(&p, data).map_err(io_err(&p))
-    }
-
-    async fn truncate(&self, name: &str, len: u64) -> Result<(), StorageError> {
-        let p = self.path(name);
-        self.delay(DiskOp::Write, 0).await;
-        self.disk.truncate(&p, len).map_err(io_err(&p))
-    }
-
-    async fn sync(&self, name: &str) -> Result<(), StorageError> {
-        let p = self.path(name);
-        self.delay(DiskOp::Sync, 0).await;
-        self.disk.sync(&p).map_err(io_err(&p))
-    }
-
-    async fn sync_dir(&self) -> Result<(), StorageError> {
-        self.delay(DiskOp::Sync, 0).await;
-        self.disk.sync_dir(&self.dir).map_err(io_err(&self.dir))
-    }
-
-    async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let (f, t) = (self.path(from), self.path(to));
-        self.delay(DiskOp::Write, 0).await;
-        self.disk.rename(&f, &t).map_err(io_err(&f))
-    }
-
-    async fn remove(&self, name: &str) -> Result<(), StorageError> {
-        let p = self.path(name);
-        self.delay(DiskOp::Write, 0).await;
-        self.disk.remove(&p).map_err(io_err(&p))
-    }
+/// Read and check a snapshot file: `Ok(Err(why))` when it is damaged.
+fn read_snapshot(disk: &dyn Disk, path: &str) -> Result<Result<(u64, Snapshot), String>, StorageError> {
+    let buf = disk.read(path).map_err(io_err(path))?;
+    let parsed = parse_frame(&buf, 0)
+        .filter(|r| r.end == buf.len())
+        .and_then(|r| decode::<Snapshot>(&buf[r.clone()]).map(|s| (xxh3_64(&buf[r]), s)));
+    Ok(parsed.ok_or_else(|| format!("damaged snapshot file ({} bytes)", buf.len())))
 }
 
 fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> StorageError + '_ {

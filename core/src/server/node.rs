@@ -9,8 +9,9 @@ use super::route::{self, RouteConfig, Routes};
 use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
 use crate::mem::{Ledger, names};
-use crate::raft::storage::{RaftStorage, StorageError};
+use crate::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
 use crate::raft::{self, Entry, Index, NodeId, ProposeError, Raft, RaftEvent, Role, Term};
+use crate::store::{STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreMemory};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,11 +48,21 @@ pub struct NodeConfig {
 
 /// Default ledger limits for a node.
 pub fn default_ledger() -> Ledger {
-    Ledger::new(&[
+    let mut accounts = vec![
         (names::RAFT_PENDING, 4 * 1024 * 1024),
         (names::RAFT_CATCHUP, 2 * 1024 * 1024),
         (names::ROUTE_OUTBOUND, 16 * 1024 * 1024),
-    ])
+    ];
+    accounts.extend(raft_store_accounts());
+    Ledger::new(&accounts)
+}
+
+/// The ledger accounts (and limits) of the Raft log's entry store, which every node ledger
+/// needs: `store.buffers` (write and recovery-read buffers, none kept idle), `store.cache`
+/// (filled only while reading the log at open, emptied after) and `store.index` (a slot per
+/// stored entry, so it follows the log's length between snapshots).
+pub fn raft_store_accounts() -> [(&'static str, u64); 3] {
+    [(STORE_BUFFERS, 8 * 1024 * 1024), (STORE_CACHE, 8 * 1024 * 1024), (STORE_INDEX, 64 * 1024 * 1024)]
 }
 
 /// Live status of a node, shared with monitoring and the simulator.
@@ -131,7 +142,8 @@ pub async fn run(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
 
 async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     let me = cfg.id as NodeNo;
-    let (mut storage, restored) = RaftStorage::open(env.disk.clone(), &cfg.data_dir).await?;
+    let scfg = RaftStorageConfig { memory: StoreMemory::from_ledger(&env.ledger), ..Default::default() };
+    let (mut storage, restored) = RaftStorage::open_with(env.disk.clone(), &cfg.data_dir, scfg).await?;
     let mut app = LogApp::default();
     if let Some(s) = &restored.snapshot {
         app.restore(&s.data).map_err(NodeError::Restore)?;

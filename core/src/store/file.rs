@@ -19,7 +19,7 @@
 //! | 5 | 1 | reserved, 0 |
 //! | 6 | 2 | `subj_len`: subject length (messages) |
 //! | 8 | 4 | `rec`: record number within the block (the block header is 0) |
-//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`); delete: the block's message count |
+//! | 12 | 4 | `slot`: message position in the block (`seq - base - 1`); delete: the block's message count; header: 1 if it truncates, else 0 |
 //! | 16 | 8 | `seq`: message sequence; delete: first deleted; header: `base` |
 //! | 24 | 8 | `aux`: message timestamp (ns, i64); delete: last deleted; header: `prev_end`; seal: slot count |
 //! | 32 | 4 | `hdr_len`: message header-block length |
@@ -43,10 +43,33 @@
 //!   followed only by deletes is still reported lost (its sequence is never reused).
 //! - **Seal**: written to a block (and synced) before the next block is created; `aux`
 //!   is the block's message count, so a cut in a rolled block is detectable.
+//! - **Truncating block header** (`slot` = 1): written by [`FileStore::truncate_after`]
+//!   (for Raft logs, never by streams). Its `base` may be below the end of the previous
+//!   blocks: every sequence above `base` held by an earlier block is discarded, and the
+//!   block's own messages reuse them from `base + 1`. `prev_end` still records where the
+//!   previous block ended. A header without the flag whose `base` is below the previous
+//!   block's end is not accepted (the file is reported as foreign).
 //!
 //! Blocks are removed only from the front (oldest first), once every message in them is
 //! deleted. Since deletes only ever point backwards, a removed prefix never holds a
 //! delete that a remaining block needs.
+//!
+//! # Truncation
+//!
+//! [`FileStore::truncate_after`]`(seq)` rolls to a new block whose header has the truncate
+//! flag, `base = seq` and `prev_end` = the old last sequence; like every roll it seals and
+//! syncs the previous block, then writes and syncs the header and syncs the directory.
+//! That durable header is the commit point: a crash before it leaves the old suffix whole
+//! (a torn header is a torn creation, removed at open), a crash after it leaves the log
+//! truncated. Nothing is rewritten or removed: the block holding `seq` keeps its later
+//! records on disk, and blocks wholly above `seq` stay as empty blocks (in the index they
+//! end at `seq`), because they may hold deletes of earlier messages. Every open discards
+//! those records again for as long as the truncating block exists, and since blocks are
+//! removed only from the front, once emptied, they always go before it.
+//! Recovery applies a truncation where the truncating header appears in block order:
+//! deletes read before it act on the old messages, records after it on the new ones, and
+//! discarded sequences are never reported lost (a lost range of an earlier block is cut
+//! at `base`).
 //!
 //! # Durability
 //!
@@ -646,6 +669,12 @@ impl FileStore {
         Ok(())
     }
 
+    /// Drop every cached window and idle pool buffer now (say, after a one-off bulk read).
+    pub fn release_memory(&mut self) {
+        self.cache.clear();
+        self.pool.trim();
+    }
+
     /// Flush and close.
     pub fn close(mut self) -> Result<()> {
         self.flush()
@@ -916,13 +945,14 @@ impl FileStore {
         let b = self.blocks.back().expect("a store always has a block");
         let has_records = b.recs > 1 || b.len > record::BLOCK_HEADER_LEN as u64;
         if b.sealed || (has_records && b.len + need as u64 > self.cfg.block_size) {
-            self.roll(self.last_seq, self.last_seq)?;
+            self.roll(self.last_seq, self.last_seq, false)?;
         }
         Ok(())
     }
 
-    /// Seal the last block and start a new one whose messages follow `base`.
-    pub(super) fn roll(&mut self, base: u64, prev_end: u64) -> Result<()> {
+    /// Seal the last block and start a new one whose messages follow `base`; `truncates`
+    /// marks it as discarding every earlier sequence above `base`.
+    pub(super) fn roll(&mut self, base: u64, prev_end: u64, truncates: bool) -> Result<()> {
         if let Some(b) = self.blocks.back()
             && !b.sealed
         {
@@ -948,7 +978,7 @@ impl FileStore {
         self.next_index += 1;
         let path = self.block_path(index);
         let mut buf = Vec::with_capacity(record::BLOCK_HEADER_LEN);
-        record::put_block_header(&mut buf, index, base, prev_end);
+        record::put_block_header(&mut buf, index, base, prev_end, truncates);
         if let Err(e) = self.disk.append(&path, &buf) {
             let _ = self.disk.remove(&path);
             return Err(io_error("create block", &path, e));
@@ -972,6 +1002,66 @@ impl FileStore {
             sealed: false,
         });
         Ok(())
+    }
+
+    /// Drop every sequence above `seq` from the index of the first `n` blocks (all the
+    /// blocks there are but for, at most, a truncating block at the end): the block holding
+    /// `seq` loses its slots above it, and blocks wholly above it are emptied and moved to
+    /// `seq` (their files stay: they may hold deletes for earlier blocks, and are removed
+    /// from the front like any emptied block). `last_seq` becomes `seq`.
+    pub(super) fn discard_above(&mut self, seq: u64, n: usize) {
+        // The index lookups below need the blocks in order: set a truncating block aside.
+        let aside = (n < self.blocks.len()).then(|| self.blocks.pop_back().expect("a block"));
+        debug_assert_eq!(n, self.blocks.len());
+        if self.last_seq > seq {
+            self.delete_range_mem(seq + 1, self.last_seq);
+        }
+        for b in self.blocks.iter_mut().rev() {
+            if b.end() <= seq {
+                break;
+            }
+            debug_assert!(b.base < seq || b.live == 0);
+            let keep = seq.saturating_sub(b.base) as usize;
+            self.slot_count -= (b.slots.len() - keep) as u64;
+            b.slots.truncate(keep);
+            b.base = b.base.min(seq);
+            self.cache.remove_block(b.index);
+        }
+        self.last_seq = seq;
+        if self.msgs == 0 {
+            self.first_seq = seq + 1;
+        }
+        self.blocks.extend(aside);
+    }
+
+    /// Remove every message above `seq` and make `seq` the last sequence, so that the next
+    /// append takes `seq + 1`; returns how many messages were removed.
+    ///
+    /// This is for logs like Raft's, whose conflicting suffix is replaced: it is the one
+    /// exception to "sequences are never reused", and it is not part of [`MsgStore`]. `seq`
+    /// must be at least `first_seq - 1` (nothing at or below the first stored sequence is
+    /// touched); a `seq` at or past `last_seq` changes nothing. Crash-safe: the truncation
+    /// takes effect when a new block whose header marks it is durable (see the module
+    /// documentation), so a crash leaves either the whole old suffix or none of it.
+    pub fn truncate_after(&mut self, seq: u64) -> Result<u64> {
+        if seq >= self.last_seq {
+            return Ok(0);
+        }
+        if seq + 1 < self.first_seq {
+            return Err(StoreError::InvalidRequest(format!(
+                "cannot truncate after {seq}: the store starts at {}",
+                self.first_seq
+            )));
+        }
+        self.check_writable()?;
+        let msgs = self.msgs;
+        let prev_end = self.last_seq;
+        self.roll(seq, prev_end, true)?;
+        let n = self.blocks.len() - 1;
+        self.discard_above(seq, n);
+        self.drop_empty_prefix();
+        self.commit()?;
+        Ok(msgs - self.msgs)
     }
 
     /// Refuse an append that a `Discard::New` limit forbids.
@@ -1125,7 +1215,7 @@ impl FileStore {
     fn reclaim_if_empty(&mut self) -> Result<()> {
         let b = self.blocks.back().expect("a block");
         if self.msgs == 0 && (b.recs > 1 || self.blocks.len() > 1) {
-            self.roll(self.last_seq, self.last_seq)?;
+            self.roll(self.last_seq, self.last_seq, false)?;
             self.drop_empty_prefix();
         }
         Ok(())
@@ -1462,7 +1552,7 @@ impl MsgStore for FileStore {
         let removed = self.write_deletes(ranges)?;
         if seq > self.last_seq + 1 {
             let prev_end = self.last_seq;
-            self.roll(seq - 1, prev_end)?;
+            self.roll(seq - 1, prev_end, false)?;
             self.last_seq = seq - 1;
             self.first_seq = seq;
             self.drop_empty_prefix();

@@ -4,7 +4,9 @@
 //! # Semantics shared by every store
 //!
 //! - Sequences start at 1 and are never reused: purges, tail deletes and compaction leave
-//!   `last_seq` where it was (the file store persists it in its block headers).
+//!   `last_seq` where it was (the file store persists it in its block headers). The one
+//!   exception is [`FileStore::truncate_after`], outside this trait, for logs like Raft's
+//!   whose conflicting suffix is replaced.
 //! - `first_seq` is the sequence of the oldest stored message, or `last_seq + 1` when the
 //!   store is empty (a new store reports `first_seq = 1, last_seq = 0`).
 //! - The size of a message (for `bytes` and `max_bytes`) is [`stored_size`]: the length

@@ -20,7 +20,9 @@ pub(crate) const SMALL_LEN: usize = OVERHEAD;
 /// Record kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// First record of a block: `seq` = base, `aux` = prev_end, body = magic + index.
+    /// First record of a block: `seq` = base, `aux` = prev_end, `slot` = 1 when the block
+    /// truncates the log after `base` ([`FileStore::truncate_after`](super::FileStore::truncate_after)),
+    /// body = magic + index.
     Header = 1,
     /// A message: `seq`, `slot`, `aux` = timestamp, body = subject + headers + payload.
     Msg = 2,
@@ -126,9 +128,10 @@ pub(crate) fn put_delete(out: &mut Vec<u8>, rec: u32, slots: u32, from: u64, to:
     put(out, Kind::Delete, 0, rec, slots, from, to, 0, &[]);
 }
 
-/// Encode a block-header record.
-pub(crate) fn put_block_header(out: &mut Vec<u8>, index: u64, base: u64, prev_end: u64) {
-    put(out, Kind::Header, 0, 0, 0, base, prev_end, 0, &[MAGIC, &index.to_le_bytes()]);
+/// Encode a block-header record; `truncates` marks a block that discards every earlier
+/// sequence above `base`.
+pub(crate) fn put_block_header(out: &mut Vec<u8>, index: u64, base: u64, prev_end: u64, truncates: bool) {
+    put(out, Kind::Header, 0, 0, truncates as u32, base, prev_end, 0, &[MAGIC, &index.to_le_bytes()]);
 }
 
 /// Encode a seal record.
@@ -157,7 +160,7 @@ pub(crate) fn parse_header(b: &[u8]) -> Option<RecHeader> {
         Kind::Msg => {
             h.subj_len > 0 && len >= OVERHEAD + h.subj_len as usize + h.hdr_len as usize && len <= MAX_RECORD_LEN
         }
-        Kind::Header => len == BLOCK_HEADER_LEN && h.subj_len == 0 && h.hdr_len == 0,
+        Kind::Header => len == BLOCK_HEADER_LEN && h.subj_len == 0 && h.hdr_len == 0 && h.slot <= 1,
         Kind::Delete => len == SMALL_LEN && h.subj_len == 0 && h.hdr_len == 0 && h.seq <= h.aux,
         Kind::Seal => len == SMALL_LEN && h.subj_len == 0 && h.hdr_len == 0,
     };
@@ -201,9 +204,14 @@ mod tests {
         assert!(parse_header(&b).is_none());
 
         let mut b = Vec::new();
-        put_block_header(&mut b, 9, 100, 90);
+        put_block_header(&mut b, 9, 100, 90, false);
         let h = parse_header(&b).unwrap();
-        assert_eq!((h.kind, h.seq, h.aux), (Kind::Header, 100, 90));
+        assert_eq!((h.kind, h.seq, h.aux, h.slot), (Kind::Header, 100, 90, 0));
         assert_eq!(header_index(&b), Some(9));
+
+        let mut b = Vec::new();
+        put_block_header(&mut b, 10, 50, 90, true);
+        let h = parse_header(&b).unwrap();
+        assert_eq!((h.kind, h.seq, h.aux, h.slot), (Kind::Header, 50, 90, 1));
     }
 }

@@ -95,8 +95,8 @@ impl Event {
 #[derive(Default)]
 struct Scan {
     len: u64,
-    /// `(base, prev_end)` from the block header.
-    header: Option<(u64, u64)>,
+    /// `(base, prev_end, truncates)` from the block header.
+    header: Option<(u64, u64, bool)>,
     events: Vec<Event>,
     /// `(offset, slot count)` from the seal.
     seal: Option<(u64, u64)>,
@@ -160,7 +160,7 @@ fn scan_file(disk: &dyn Disk, pool: &mut BufferPool, index: u64, path: &str, len
         s.any = true;
         match h.kind {
             Kind::Header => {
-                s.header = Some((h.seq, h.aux));
+                s.header = Some((h.seq, h.aux, h.slot == 1));
                 base = Some(h.seq);
             }
             Kind::Msg => {
@@ -285,14 +285,14 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
             fs.report.truncated = cut;
         }
         let had_seal = scan.seal.is_some();
-        if !build_block(fs, index, path, scan, is_last, prev_sealed, destroyed.take()) {
+        if !build_block(fs, index, path, scan, is_last, prev_sealed, destroyed.take())? {
             fs.report.foreign.push(name);
             continue;
         }
         prev_sealed = had_seal;
     }
     if fs.blocks.is_empty() {
-        fs.roll(fs.last_seq, fs.last_seq)?;
+        fs.roll(fs.last_seq, fs.last_seq, false)?;
     }
     let last = fs.blocks.back().expect("a block");
     fs.last_seq = fs.last_seq.max(last.base + last.slots.len() as u64);
@@ -323,16 +323,32 @@ fn build_block(
     is_last: bool,
     prev_sealed: bool,
     destroyed: Option<u64>,
-) -> bool {
+) -> Result<bool> {
     let prev_end = fs.blocks.back().map(|b| b.base + b.slots.len() as u64);
     let first_msg_base = scan.events.iter().find_map(|e| match e {
         Event::Msg { slot, seq, .. } | Event::Lost { slot, seq, .. } => Some(seq - *slot as u64 - 1),
         Event::Delete { .. } => None,
     });
     let base = scan.header.map(|h| h.0).or(first_msg_base).or(prev_end).unwrap_or(0);
-    if prev_end.is_some_and(|p| base < p) {
-        return false;
+    if let Some(p) = prev_end
+        && base < p
+    {
+        if !scan.header.is_some_and(|h| h.2) {
+            return Ok(false);
+        }
+        // A truncating block: the earlier blocks' sequences above `base` were discarded
+        // (not lost).
+        let n = fs.blocks.len();
+        fs.discard_above(base, n);
+        fs.report.lost.retain_mut(|l| {
+            if *l.seqs.start() > base {
+                return false;
+            }
+            l.seqs = *l.seqs.start()..=(*l.seqs.end()).min(base);
+            true
+        });
     }
+    let prev_end = fs.blocks.back().map(|b| b.base + b.slots.len() as u64);
     let mut lost = Vec::new();
     // Sequences the previous block (or a destroyed one after it) should have held but
     // does not. Without any previous block, a destroyed oldest block is assumed to have
@@ -340,14 +356,16 @@ fn build_block(
     let p = prev_end.or(destroyed.map(|_| 0));
     if let Some(p) = p {
         let claimed = match scan.header {
-            Some((_, prev)) => prev.min(base),
+            Some((_, prev, _)) => prev.min(base),
             None if !prev_sealed || destroyed.is_some() => base,
             None => p,
         };
         if claimed > p {
             match (destroyed, fs.blocks.back_mut()) {
                 (None, Some(pb)) => {
-                    pb.slots.resize((claimed - pb.base) as usize, Default::default());
+                    let to = (claimed - pb.base) as usize;
+                    fs.slot_count += (to - pb.slots.len()) as u64;
+                    pb.slots.resize(to, Default::default());
                     push_lost(&mut lost, pb.index, p + 1..=claimed);
                 }
                 (d, _) => push_lost(&mut lost, d.unwrap_or(index), p + 1..=claimed),
@@ -363,7 +381,9 @@ fn build_block(
         let b = fs.blocks.back_mut().expect("this block");
         if b.slots.len() < upto {
             push_lost(lost, index, b.base + 1 + b.slots.len() as u64..=b.base + upto as u64);
+            let grow = (upto - b.slots.len()) as u64;
             b.slots.resize(upto, Default::default());
+            fs.slot_count += grow;
         }
     };
     for ev in scan.events {
@@ -398,5 +418,5 @@ fn build_block(
         // A rolled block always ends with a seal: its end is missing.
         fs.report.damaged.push(DamagedRegion { block: index, offset: scan.len, len: 0, unreadable_records: None });
     }
-    true
+    Ok(true)
 }
