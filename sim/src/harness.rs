@@ -223,26 +223,66 @@ impl Sampler {
     }
 }
 
-async fn world(input: RunInput, rec: Recorder) -> World {
-    let cfg = input.config.clone();
-    let start = Instant::now();
-    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
-    let handle = Handle::current();
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+/// What every world starts from: its configuration, start time, trace sink, runtime
+/// handle and the run's main RNG stream.
+pub(crate) struct Setup {
+    /// The run's configuration.
+    pub(crate) cfg: SimConfig,
+    /// Virtual time zero of the run.
+    pub(crate) start: Instant,
+    /// Where events go, stamped with time since `start`.
+    pub(crate) sink: Arc<dyn EventSink>,
+    /// The madsim runtime.
+    pub(crate) handle: Handle,
+    /// The run's RNG, seeded from the run seed.
+    pub(crate) rng: ChaCha8Rng,
+}
 
-    let disks = madsim::plugin::simulator::<SimDisks>();
-    disks.set_seed(rng.r#gen());
-    disks.set_default_config(disk_config(&cfg));
+impl Setup {
+    /// Start a world for `input`, recording into `rec`.
+    pub(crate) fn new(input: &RunInput, rec: &Recorder) -> Setup {
+        let start = Instant::now();
+        Setup {
+            cfg: input.config.clone(),
+            start,
+            sink: Arc::new(rec.sink(move || start.elapsed().as_micros() as u64)),
+            handle: Handle::current(),
+            rng: ChaCha8Rng::seed_from_u64(input.seed),
+        }
+    }
 
-    let net = Arc::new(SimNet::new());
-    for a in 1..=cfg.nodes as u64 {
-        for b in 1..=cfg.nodes as u64 {
-            if a != b {
-                let us = rng.gen_range(cfg.link_latency_us_min..=cfg.link_latency_us_max);
+    /// Seed the simulated disks and give them this run's configuration.
+    pub(crate) fn init_disks(&mut self) -> Arc<SimDisks> {
+        let disks = madsim::plugin::simulator::<SimDisks>();
+        disks.set_seed(self.rng.r#gen());
+        disks.set_default_config(disk_config(&self.cfg));
+        disks
+    }
+
+    /// A network between the nodes with a random base latency per directed link.
+    pub(crate) fn network(&mut self) -> Arc<SimNet> {
+        let net = Arc::new(SimNet::new());
+        let n = self.cfg.nodes as u64;
+        for a in 1..=n {
+            for b in (1..=n).filter(|&b| b != a) {
+                let us = self.rng.gen_range(self.cfg.link_latency_us_min..=self.cfg.link_latency_us_max);
                 net.set_base_latency(a, b, Duration::from_micros(us));
             }
         }
+        net
     }
+}
+
+/// The seed of a node's `inc`-th incarnation: every restart gets fresh randomness.
+pub(crate) fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
+    node_seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+async fn world(input: RunInput, rec: Recorder) -> World {
+    let mut setup = Setup::new(&input, &rec);
+    let disks = setup.init_disks();
+    let net = setup.network();
+    let Setup { cfg, start, sink, handle, mut rng } = setup;
 
     let mut shared = Vec::new();
     let mut handles: Vec<NodeHandle> = Vec::new();
@@ -275,7 +315,7 @@ async fn world(input: RunInput, rec: Recorder) -> World {
                         sink,
                         ledger: ns.ledger.clone(),
                         shaper: Some(net),
-                        seed: node_seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        seed: incarnation_seed(node_seed, inc),
                         status: ns.status.clone(),
                         app: ns.app.clone(),
                     };

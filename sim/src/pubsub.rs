@@ -11,11 +11,10 @@
 //! history; memory is sampled from each server's ledger.
 
 use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
-use crate::harness::{RunInput, World};
-use crate::net::SimNet;
+use crate::harness::{RunInput, Setup, World, incarnation_seed};
 use crate::workload::ClientStats;
 use bytes::{Bytes, BytesMut};
-use madsim::runtime::{Handle, NodeHandle};
+use madsim::runtime::NodeHandle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -304,20 +303,10 @@ impl Sampler {
 
 /// Run a pub/sub world (see the module doc).
 pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
-    let cfg = input.config.clone();
-    let start = Instant::now();
-    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
-    let handle = Handle::current();
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+    let mut setup = Setup::new(&input, &rec);
+    let net = setup.network();
+    let Setup { cfg, start, sink, handle, mut rng } = setup;
     let nodes = cfg.nodes;
-
-    let net = Arc::new(SimNet::new());
-    for a in 1..=nodes as u64 {
-        for b in (1..=nodes as u64).filter(|&b| b != a) {
-            let us = rng.gen_range(cfg.link_latency_us_min..=cfg.link_latency_us_max);
-            net.set_base_latency(a, b, Duration::from_micros(us));
-        }
-    }
 
     let mut shared = Vec::new();
     let mut handles: Vec<NodeHandle> = Vec::new();
@@ -362,7 +351,7 @@ pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
                     let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
                     ns.ledger.reset();
                     sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
-                    let cfg = NatsConfig { seed: node_seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), ..ncfg };
+                    let cfg = NatsConfig { seed: incarnation_seed(node_seed, inc), ..ncfg };
                     let server = loop {
                         match NatsServer::bind(cfg.clone(), ns.ledger.clone()).await {
                             Ok(s) => break s,

@@ -16,9 +16,8 @@ use crate::check::Violation;
 use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
-use crate::harness::{RunInput, Sampler, World, disk_config, node_ip};
+use crate::harness::{RunInput, Sampler, Setup, World, incarnation_seed, node_ip, schedule_for};
 use crate::workload::{ClientStats, value_for};
-use madsim::runtime::Handle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -33,7 +32,7 @@ use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MsgStore, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreBugs, StoreError,
     StoreLimits, StoreMemory,
 };
-use weir_faults::{BugSet, FaultKind, FaultSchedule};
+use weir_faults::{BugSet, FaultKind};
 use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder};
 
 /// The store's directory on the node's disk.
@@ -44,8 +43,6 @@ const NODE: NodeNo = 1;
 const CACHE_EXPIRY: Duration = Duration::from_secs(2);
 /// Period of the node's clock ticks (sync interval, cache expiry).
 const TICK: Duration = Duration::from_millis(100);
-/// Salt separating the fault-schedule RNG stream from the others.
-const SCHEDULE_SALT: u64 = 0x5C4E_D01E;
 
 /// The open store, shared between the node's tasks and the harness (probe, final read).
 type Slot = Arc<Mutex<Option<FileStore>>>;
@@ -134,7 +131,7 @@ async fn node_main(p: NodeParams) {
     p.ledger.reset();
     p.sink.emit(NODE, EventKind::NodeStart { incarnation: inc });
     let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
-    let seed = p.seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let seed = incarnation_seed(p.seed, inc);
     for w in 0..p.cfg.clients {
         tokio::spawn(writer(p.clone(), disk.clone(), w, seed ^ (w as u64 + 1)));
     }
@@ -285,14 +282,9 @@ async fn reader(p: NodeParams, seed: u64) {
 
 /// Run the store world.
 pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
-    let cfg = input.config.clone();
-    let start = Instant::now();
-    let sink: Arc<dyn EventSink> = Arc::new(rec.sink(move || start.elapsed().as_micros() as u64));
-    let handle = Handle::current();
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
-    let disks = madsim::plugin::simulator::<SimDisks>();
-    disks.set_seed(rng.r#gen());
-    disks.set_default_config(disk_config(&cfg));
+    let mut setup = Setup::new(&input, &rec);
+    let disks = setup.init_disks();
+    let Setup { cfg, start, sink, handle, mut rng } = setup;
 
     let p = NodeParams {
         cfg: cfg.clone(),
@@ -329,8 +321,7 @@ pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
     };
 
     // Safety phase.
-    let mut schedule_rng = ChaCha8Rng::seed_from_u64(input.seed ^ SCHEDULE_SALT);
-    let schedule = FaultSchedule::generate(&mut schedule_rng, 1, cfg.duration_ms, &cfg.faults);
+    let schedule = schedule_for(input.seed, &cfg);
     let mut fault_rng = ChaCha8Rng::seed_from_u64(input.seed ^ 0x00DA_7A6E);
     let mut down = false;
     let mut direct = Sampler::default();
