@@ -582,7 +582,7 @@ impl FileStore {
         self.cache.bytes()
     }
 
-    /// Bytes of the in-memory index (slots and subjects), for observability.
+    /// Bytes of the in-memory index (slots, subjects, blocks) as charged to `store.index`.
     pub fn index_bytes(&self) -> u64 {
         self.meter.charged()
     }
@@ -605,15 +605,6 @@ impl FileStore {
     fn check_index_room(&self, n: u64, subject_bytes: u64) -> Result<()> {
         let need = n * (SLOT_COST + SUBJECT_COST) + subject_bytes + BLOCK_COST;
         if self.meter.has_room(need) { Ok(()) } else { Err(StoreError::NoMemory { account: STORE_INDEX, need }) }
-    }
-
-    /// Heap bytes actually held by the index (capacities included), for comparison with the model.
-    pub fn index_heap_bytes(&self) -> u64 {
-        let slots: usize =
-            self.blocks.iter().map(|b| b.slots.capacity() * size_of::<Slot>() + size_of::<Block>()).sum();
-        let subjects: usize = self.subjects.ids.keys().map(|k| k.len() + 48).sum::<usize>()
-            + self.subjects.info.capacity() * size_of::<SubjInfo>();
-        (slots + subjects) as u64
     }
 
     /// Whether an earlier failure stopped writes.
@@ -1403,8 +1394,20 @@ impl FileStore {
     }
 }
 
-impl FileStore {
-    fn append_batch_inner(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
+impl MsgStore for FileStore {
+    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
+        self.check_writable()?;
+        self.check_index_room(1, subject.len() as u64)?;
+        // `commit` settles the index charge; a failed append settles it here.
+        let seq = self.append_one(subject, headers, payload, ts_ns).inspect_err(|_| self.settle_index())?;
+        self.commit()?;
+        Ok(seq)
+    }
+
+    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let subject_bytes = msgs.iter().map(|m| m.subject.len() as u64).sum();
+        self.check_index_room(msgs.len() as u64, subject_bytes)?;
         let mut seqs = Vec::with_capacity(msgs.len());
         let mut i = 0;
         while i < msgs.len() {
@@ -1425,27 +1428,6 @@ impl FileStore {
         }
         self.commit()?;
         Ok(seqs)
-    }
-}
-
-impl MsgStore for FileStore {
-    fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
-        self.check_writable()?;
-        self.check_index_room(1, subject.len() as u64)?;
-        let r = self.append_one(subject, headers, payload, ts_ns);
-        self.settle_index();
-        let seq = r?;
-        self.commit()?;
-        Ok(seq)
-    }
-
-    fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
-        self.check_writable()?;
-        let subject_bytes = msgs.iter().map(|m| m.subject.len() as u64).sum();
-        self.check_index_room(msgs.len() as u64, subject_bytes)?;
-        let r = self.append_batch_inner(msgs);
-        self.settle_index();
-        r
     }
 
     fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>> {
