@@ -1,15 +1,15 @@
 //! Subject validation and wildcard matching edge cases.
 
 use weir_core::subject::{
-    MAX_SUBJECT_LEN, MAX_SUBJECT_TOKENS, SubjectError, has_wildcards, is_valid_publish_subject, is_valid_subject,
-    matches, validate_publish_subject, validate_queue, validate_subject,
+    MAX_SUBJECT_LEN, MAX_SUBJECT_TOKENS, SubjectError, has_wildcards, is_valid_literal, is_valid_pattern, matches,
+    validate_literal, validate_pattern, validate_queue,
 };
 
 #[test]
 fn valid_subscription_subjects() {
     for s in ["foo", "foo.bar", "*", ">", "foo.*", "foo.>", "*.*.>", "foo.*.bar", "foo*", "f>o", "a.b*.c", "$JS.API.>"]
     {
-        assert_eq!(validate_subject(s), Ok(()), "{s}");
+        assert_eq!(validate_pattern(s), Ok(()), "{s}");
     }
 }
 
@@ -32,20 +32,20 @@ fn invalid_subjects() {
         (">.>", SubjectError::FullWildcardNotLast),
     ];
     for (s, e) in cases {
-        assert_eq!(validate_subject(s).as_ref(), Err(e), "{s:?}");
-        assert!(!is_valid_subject(s));
-        assert!(!is_valid_publish_subject(s));
+        assert_eq!(validate_pattern(s).as_ref(), Err(e), "{s:?}");
+        assert!(!is_valid_pattern(s));
+        assert!(!is_valid_literal(s));
     }
 }
 
 #[test]
 fn publish_subjects_are_literal() {
     for s in ["foo", "foo.bar", "foo*", "a.b>", "*a", "$JS.API.INFO"] {
-        assert_eq!(validate_publish_subject(s), Ok(()), "{s}");
+        assert_eq!(validate_literal(s), Ok(()), "{s}");
     }
     for s in ["*", ">", "foo.*", "foo.>", "*.bar"] {
-        assert_eq!(validate_publish_subject(s), Err(SubjectError::WildcardInPublish), "{s}");
-        assert!(is_valid_subject(s));
+        assert_eq!(validate_literal(s), Err(SubjectError::WildcardInLiteral), "{s}");
+        assert!(is_valid_pattern(s));
         assert!(has_wildcards(s));
     }
     assert!(!has_wildcards("foo*.b>r"));
@@ -54,16 +54,16 @@ fn publish_subjects_are_literal() {
 #[test]
 fn length_and_token_limits() {
     let long = "a".repeat(MAX_SUBJECT_LEN);
-    assert_eq!(validate_subject(&long), Ok(()));
+    assert_eq!(validate_pattern(&long), Ok(()));
     let too_long = "a".repeat(MAX_SUBJECT_LEN + 1);
     assert_eq!(
-        validate_subject(&too_long),
+        validate_pattern(&too_long),
         Err(SubjectError::TooLong { len: MAX_SUBJECT_LEN + 1, max: MAX_SUBJECT_LEN })
     );
     let max_tokens = vec!["a"; MAX_SUBJECT_TOKENS].join(".");
-    assert_eq!(validate_subject(&max_tokens), Ok(()));
+    assert_eq!(validate_pattern(&max_tokens), Ok(()));
     let too_many = vec!["a"; MAX_SUBJECT_TOKENS + 1].join(".");
-    assert_eq!(validate_subject(&too_many), Err(SubjectError::TooManyTokens { max: MAX_SUBJECT_TOKENS }));
+    assert_eq!(validate_pattern(&too_many), Err(SubjectError::TooManyTokens { max: MAX_SUBJECT_TOKENS }));
 }
 
 #[test]

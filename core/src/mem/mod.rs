@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Account names used across the core (see DESIGN.md, "The memory ledger").
+/// Account names used across the core: the keys of [`REGISTRY`].
 pub mod names {
     /// Proposals not yet committed (leader side).
     pub const RAFT_PENDING: &str = "raft.pending";
@@ -22,6 +22,79 @@ pub mod names {
     pub const ROUTE_OUTBOUND: &str = "route.outbound";
     /// Bytes queued to clients.
     pub const CLIENT_OUTBOUND: &str = "client.outbound";
+    /// The file store's block read/write buffers (the buffer pool).
+    pub const STORE_BUFFERS: &str = "store.buffers";
+    /// Cached block data of the file store.
+    pub const STORE_CACHE: &str = "store.cache";
+    /// The file store's in-memory index.
+    pub const STORE_INDEX: &str = "store.index";
+}
+
+/// What the registry says about one ledger account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountSpec {
+    /// The account's name (one of [`names`]).
+    pub name: &'static str,
+    /// Limit in bytes when the configuration does not set one.
+    pub default_limit: u64,
+    /// What the account holds.
+    pub holds: &'static str,
+    /// What keeps it within its limit (the push-back at the limit).
+    pub bounded_by: &'static str,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Every ledger account of Weir: the one list that ledgers, `/varz`, the simulator and
+/// `docs/ARCHITECTURE.md` all read. A [`Ledger`] refuses accounts that are not here.
+pub const REGISTRY: &[AccountSpec] = &[
+    AccountSpec {
+        name: names::CLIENT_OUTBOUND,
+        default_limit: 1024 * MIB,
+        holds: "bytes queued to client connections",
+        bounded_by: "per-client max_pending; a client over it is a slow consumer and is disconnected",
+    },
+    AccountSpec {
+        name: names::RAFT_CATCHUP,
+        default_limit: 2 * MIB,
+        holds: "entry bytes sent to followers and not yet acknowledged",
+        bounded_by: "a per-follower window; the leader sends no more until acknowledgements release it",
+    },
+    AccountSpec {
+        name: names::RAFT_PENDING,
+        default_limit: 4 * MIB,
+        holds: "proposals appended by the leader and not yet committed",
+        bounded_by: "new proposals are refused with back-pressure",
+    },
+    AccountSpec {
+        name: names::ROUTE_OUTBOUND,
+        default_limit: 256 * MIB,
+        holds: "frames queued to route peers",
+        bounded_by: "a per-route cap and the slow-route policy (drop, or close and resync)",
+    },
+    AccountSpec {
+        name: names::STORE_BUFFERS,
+        default_limit: 8 * MIB,
+        holds: "the file store's block read/write buffers",
+        bounded_by: "the buffer pool's hard cap; over it a read waits or fails with NoMemory",
+    },
+    AccountSpec {
+        name: names::STORE_CACHE,
+        default_limit: 8 * MIB,
+        holds: "cached message blocks of the file store",
+        bounded_by: "a byte cap with eviction, and idle expiry",
+    },
+    AccountSpec {
+        name: names::STORE_INDEX,
+        default_limit: 64 * MIB,
+        holds: "the file store's in-memory index (a slot per stored sequence, per-subject state)",
+        bounded_by: "appends past the limit are refused with NoMemory",
+    },
+];
+
+/// The registry entry for `name`. Panics for a name that is not registered: a wiring bug.
+pub fn spec(name: &str) -> &'static AccountSpec {
+    REGISTRY.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("ledger account {name} is not in mem::REGISTRY"))
 }
 
 /// One named account.
@@ -126,10 +199,20 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// A ledger with the given `(name, limit)` accounts.
+    /// A ledger with the given `(name, limit)` accounts. Panics if a name is not in
+    /// [`REGISTRY`].
     pub fn new(limits: &[(&'static str, u64)]) -> Self {
+        for &(name, _) in limits {
+            spec(name);
+        }
         let accounts = limits.iter().map(|&(n, l)| (n, Arc::new(Account::new(n, l)))).collect();
         Ledger { accounts: Arc::new(accounts) }
+    }
+
+    /// A ledger with the named accounts at their registry default limits.
+    pub fn with_defaults(names: &[&'static str]) -> Self {
+        let limits: Vec<(&'static str, u64)> = names.iter().map(|&n| (n, spec(n).default_limit)).collect();
+        Ledger::new(&limits)
     }
 
     /// The account called `name`. Panics if the ledger was built without it: that is a wiring bug.
@@ -195,6 +278,18 @@ mod tests {
         a.release(50);
         assert_eq!(a.current(), 50);
         assert_eq!(a.peak(), 100);
+    }
+
+    #[test]
+    fn registry_is_sorted_unique_and_guards_ledgers() {
+        let names: Vec<&str> = REGISTRY.iter().map(|a| a.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "REGISTRY is sorted by name without duplicates");
+        let l = Ledger::with_defaults(&[names::RAFT_PENDING]);
+        assert_eq!(l.account(names::RAFT_PENDING).limit(), spec(names::RAFT_PENDING).default_limit);
+        assert!(std::panic::catch_unwind(|| Ledger::new(&[("no.such", 1)])).is_err());
     }
 
     #[test]

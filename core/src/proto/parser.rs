@@ -23,7 +23,7 @@
 //! before its bytes are all in.
 
 use super::{ByteStr, ClientOp, ConnectInfo, ProtoError, ServerInfo, ServerOp};
-use crate::subject::{SubjectError, validate_queue, validate_subject};
+use crate::subject::{SubjectError, validate_pattern, validate_queue};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Default maximum control-line (argument) length, as in nats-server.
@@ -415,7 +415,7 @@ fn parse_sub(line: &Bytes) -> Result<ClientOp, ProtoError> {
     };
     let sid = utf8(sid).ok_or(ProtoError::BadArgs { op: OP })?;
     let subject = utf8(subject).ok_or(ProtoError::InvalidSubject(SubjectError::NotUtf8))?;
-    validate_subject(&subject).map_err(ProtoError::InvalidSubject)?;
+    validate_pattern(&subject).map_err(ProtoError::InvalidSubject)?;
     let queue = match queue {
         None => None,
         Some(q) => {

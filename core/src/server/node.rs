@@ -46,15 +46,11 @@ pub struct NodeConfig {
     pub proposal_queue: usize,
 }
 
-/// Default ledger limits for a node.
+/// Default ledger limits for a node (the registry's defaults, see [`crate::mem::REGISTRY`]).
 pub fn default_ledger() -> Ledger {
-    let mut accounts = vec![
-        (names::RAFT_PENDING, 4 * 1024 * 1024),
-        (names::RAFT_CATCHUP, 2 * 1024 * 1024),
-        (names::ROUTE_OUTBOUND, 16 * 1024 * 1024),
-    ];
-    accounts.extend(raft_store_accounts());
-    Ledger::new(&accounts)
+    let mut accounts = vec![names::RAFT_PENDING, names::RAFT_CATCHUP, names::ROUTE_OUTBOUND];
+    accounts.extend(raft_store_accounts().map(|(n, _)| n));
+    Ledger::with_defaults(&accounts)
 }
 
 /// The ledger accounts (and limits) of the Raft log's entry store, which every node ledger
@@ -62,7 +58,7 @@ pub fn default_ledger() -> Ledger {
 /// (filled only while reading the log at open, emptied after) and `store.index` (a slot per
 /// stored entry, so it follows the log's length between snapshots).
 pub fn raft_store_accounts() -> [(&'static str, u64); 3] {
-    [(STORE_BUFFERS, 8 * 1024 * 1024), (STORE_CACHE, 8 * 1024 * 1024), (STORE_INDEX, 64 * 1024 * 1024)]
+    [STORE_BUFFERS, STORE_CACHE, STORE_INDEX].map(|n| (n, crate::mem::spec(n).default_limit))
 }
 
 /// Live status of a node, shared with monitoring and the simulator.

@@ -1,10 +1,11 @@
 //! `MemStore`: the in-memory reference store (a sequence map plus a per-subject index).
 
-use super::subject::{is_literal, subject_matches, validate_filter};
+use super::validate_filter;
 use super::{
     Discard, LimitKind, MsgStore, PurgeRequest, Result, StateRequest, StoreError, StoreLimits, StoreState, StoredMsg,
     check_size,
 };
+use crate::subject::{has_wildcards, matches as subject_matches};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An in-memory message store: the reference the file store is tested against.
@@ -70,7 +71,9 @@ impl MemStore {
     fn matching(&self, filter: Option<&str>) -> Vec<u64> {
         match filter {
             None => self.msgs.keys().copied().collect(),
-            Some(f) if is_literal(f) => self.subjects.get(f).map(|s| s.iter().copied().collect()).unwrap_or_default(),
+            Some(f) if !has_wildcards(f) => {
+                self.subjects.get(f).map(|s| s.iter().copied().collect()).unwrap_or_default()
+            }
             Some(f) => self.msgs.values().filter(|m| subject_matches(f, &m.subject)).map(|m| m.seq).collect(),
         }
     }
@@ -121,7 +124,7 @@ impl MsgStore for MemStore {
 
     fn load_last(&mut self, filter: &str) -> Result<Option<StoredMsg>> {
         validate_filter(filter)?;
-        let seq = if is_literal(filter) {
+        let seq = if !has_wildcards(filter) {
             self.subjects.get(filter).and_then(|s| s.last().copied())
         } else {
             self.subjects
@@ -135,7 +138,7 @@ impl MsgStore for MemStore {
 
     fn load_next(&mut self, filter: &str, from_seq: u64) -> Result<Option<StoredMsg>> {
         validate_filter(filter)?;
-        let found = if is_literal(filter) {
+        let found = if !has_wildcards(filter) {
             self.subjects.get(filter).and_then(|s| s.range(from_seq..).next()).and_then(|s| self.msgs.get(s))
         } else {
             self.msgs.range(from_seq..).map(|(_, m)| m).find(|m| subject_matches(filter, &m.subject))

@@ -23,7 +23,7 @@
 //!   (timestamps are expected not to decrease with the sequence; a younger message at the
 //!   head stops expiry, as in JetStream).
 //! - Subject filters use NATS wildcards: `*` matches one token, `>` one or more trailing
-//!   tokens (see [`subject_matches`]).
+//!   tokens (the one grammar of [`crate::subject`]; stored subjects are literals).
 //!
 //! # Memory
 //!
@@ -43,7 +43,6 @@ mod meter;
 mod pool;
 mod record;
 mod recover;
-mod subject;
 
 pub use cache::BlockCache;
 pub use file::{
@@ -52,19 +51,23 @@ pub use file::{
 };
 pub use mem::MemStore;
 pub use pool::{BufferPool, PoolBuf};
-pub use subject::{subject_matches, validate_filter, validate_subject};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-/// Ledger account of the store's block read/write buffers (the buffer pool).
-pub const STORE_BUFFERS: &str = "store.buffers";
-/// Ledger account of cached block data.
-pub const STORE_CACHE: &str = "store.cache";
-/// Ledger account of the file store's in-memory index.
-pub const STORE_INDEX: &str = "store.index";
+pub use crate::mem::names::{STORE_BUFFERS, STORE_CACHE, STORE_INDEX};
+
+/// Check a literal subject for storing (the grammar of [`crate::subject`]).
+pub(crate) fn validate_subject(subject: &str) -> Result<()> {
+    crate::subject::validate_literal(subject).map_err(|_| StoreError::InvalidSubject(subject.to_string()))
+}
+
+/// Check a subject filter (a pattern of [`crate::subject`]).
+pub(crate) fn validate_filter(filter: &str) -> Result<()> {
+    crate::subject::validate_pattern(filter).map_err(|_| StoreError::InvalidSubject(filter.to_string()))
+}
 
 /// Largest record the file format accepts (subject, headers, payload and framing).
 pub const MAX_RECORD_LEN: u64 = record::MAX_RECORD_LEN as u64;

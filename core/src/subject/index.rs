@@ -8,7 +8,7 @@
 //! `BTreeMap`s and results come out in subscription order ([`SubId`] order), so
 //! the output never depends on hashing or on how the trie happens to be shaped.
 
-use super::{FULL_WILDCARD, PARTIAL_WILDCARD, SubjectError, TOKEN_SEP, is_matchable, validate_queue, validate_subject};
+use super::{FULL_WILDCARD, PARTIAL_WILDCARD, SubjectError, TOKEN_SEP, is_matchable, validate_pattern, validate_queue};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -235,6 +235,22 @@ impl<T> Node<T> {
         }
     }
 
+    /// Subscriptions held at this node and below.
+    fn count_subs(&self) -> usize {
+        let here = self.subs.plain.len() + self.subs.queues.values().map(BTreeMap::len).sum::<usize>();
+        here + self.literal.values().map(Node::count_subs).sum::<usize>()
+            + self.partial.as_ref().map_or(0, |c| c.count_subs())
+            + self.full.as_ref().map_or(0, |c| c.count_subs())
+    }
+
+    /// Whether any node below this one is empty (holds nothing and leads nowhere).
+    fn has_empty_descendant(&self) -> bool {
+        let bad = |c: &Node<T>| c.is_empty() || c.has_empty_descendant();
+        self.literal.values().any(bad)
+            || self.partial.as_deref().is_some_and(bad)
+            || self.full.as_deref().is_some_and(bad)
+    }
+
     fn count_nodes(&self) -> usize {
         self.literal.values().map(|c| 1 + c.count_nodes()).sum::<usize>()
             + self.partial.as_ref().map_or(0, |c| 1 + c.count_nodes())
@@ -298,7 +314,7 @@ impl<T> SubIndex<T> {
 
     /// Add a subscription to `pattern`, in `queue` if given, carrying `value`.
     pub fn insert(&mut self, pattern: &str, queue: Option<&str>, value: T) -> Result<SubId, SubjectError> {
-        validate_subject(pattern)?;
+        validate_pattern(pattern)?;
         if let Some(q) = queue {
             validate_queue(q)?;
         }
@@ -325,6 +341,7 @@ impl<T> SubIndex<T> {
             }
         };
         self.entries.insert(id, Entry { pattern: pattern.into(), queue });
+        self.check_invariants();
         Ok(id)
     }
 
@@ -336,7 +353,33 @@ impl<T> SubIndex<T> {
         let value = remove_at(&mut self.root, &tokens, id, entry.queue.as_deref(), &mut pruned);
         self.nodes -= pruned;
         debug_assert!(value.is_some(), "index entry without a trie subscription");
+        self.check_invariants();
         value
+    }
+
+    /// Assert the index's invariants; a no-op unless debug assertions are on (tests and
+    /// the simulation build). Runs after every insert and remove. Always: an index with
+    /// no subscriptions has no nodes. For small indexes (and in unit tests), also: the
+    /// node counter equals a walk of the trie, the trie holds exactly the directory's
+    /// subscriptions, each where its pattern and queue say, and no node besides the root
+    /// is empty (removal prunes).
+    pub fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        if self.entries.is_empty() {
+            assert_eq!(self.nodes, 0, "an empty index has no nodes");
+            assert!(self.root.is_empty(), "an empty index has an empty root");
+        }
+        if !(cfg!(test) || self.entries.len() <= 1024) {
+            return;
+        }
+        assert_eq!(self.root.count_nodes(), self.nodes, "node counter vs trie");
+        assert_eq!(self.root.count_subs(), self.entries.len(), "trie subscriptions vs directory");
+        assert!(!self.root.has_empty_descendant(), "an empty node was left in the trie");
+        for id in self.entries.keys() {
+            assert!(self.get(*id).is_some(), "{id} is in the directory but not where its pattern says");
+        }
     }
 
     /// The value of a subscription.
@@ -500,6 +543,18 @@ fn remove_at<T>(node: &mut Node<T>, tokens: &[&str], id: SubId, queue: Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invariants_catch_a_miscounted_trie() {
+        let mut idx = SubIndex::new();
+        let a = idx.insert("a.b.>", None, 1).unwrap();
+        idx.insert("a.*", Some("q"), 2).unwrap();
+        idx.remove(a);
+        idx.check_invariants();
+        idx.nodes += 1;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| idx.check_invariants()));
+        assert!(caught.is_err(), "a wrong node counter must fail the invariants");
+    }
     use crate::subject::matches;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

@@ -1,7 +1,13 @@
-//! Subjects: validation, wildcard matching and the subscription index.
+//! Subjects: the one subject grammar of Weir (validation of literal subjects and
+//! patterns, wildcard matching) and the subscription index.
 //!
-//! A subject is a string of tokens separated by `.`. In a subscription (a
-//! *pattern*) a token that is exactly `*` matches any one token and a token that
+//! Every component uses these functions: the protocol codec (SUB patterns, pedantic
+//! PUB subjects), the subscription index, the message store (stored subjects are
+//! literals, filters are patterns) and the simulator's checkers.
+//!
+//! A subject is a string of tokens separated by `.`. A *literal* subject (what a
+//! message is published and stored under) has no wildcard tokens. In a *pattern*
+//! (a subscription, a stream's subjects, a consumer or purge filter) a token that is exactly `*` matches any one token and a token that
 //! is exactly `>` matches one or more trailing tokens; `>` may only be the last
 //! token. A wildcard character inside a longer token (`foo*`, `a>b`) is literal.
 //! Empty tokens (leading, trailing or doubled dots) are invalid, and so is any
@@ -62,9 +68,9 @@ pub enum SubjectError {
     /// `>` appears before the last token.
     #[error("'>' is only allowed as the last token")]
     FullWildcardNotLast,
-    /// A publish subject contains a `*` or `>` token.
-    #[error("wildcards are not allowed in a publish subject")]
-    WildcardInPublish,
+    /// A literal subject (publish, stored message) contains a `*` or `>` token.
+    #[error("wildcards are not allowed in a literal subject")]
+    WildcardInLiteral,
     /// The subject is not valid UTF-8 (raised by the protocol codec, which sees bytes).
     #[error("subject is not valid UTF-8")]
     NotUtf8,
@@ -104,8 +110,8 @@ fn validate(subject: &str, allow_wildcards: bool) -> Result<(), SubjectError> {
             return Err(SubjectError::ForbiddenByte { byte });
         }
         match token {
-            PARTIAL_WILDCARD if !allow_wildcards => return Err(SubjectError::WildcardInPublish),
-            FULL_WILDCARD if !allow_wildcards => return Err(SubjectError::WildcardInPublish),
+            PARTIAL_WILDCARD if !allow_wildcards => return Err(SubjectError::WildcardInLiteral),
+            FULL_WILDCARD if !allow_wildcards => return Err(SubjectError::WildcardInLiteral),
             FULL_WILDCARD => after_full_wildcard = true,
             _ => {}
         }
@@ -113,13 +119,13 @@ fn validate(subject: &str, allow_wildcards: bool) -> Result<(), SubjectError> {
     Ok(())
 }
 
-/// Validate a subscription subject (a pattern): wildcards allowed.
-pub fn validate_subject(subject: &str) -> Result<(), SubjectError> {
+/// Validate a pattern (subscription, stream subject, filter): wildcards allowed.
+pub fn validate_pattern(subject: &str) -> Result<(), SubjectError> {
     validate(subject, true)
 }
 
-/// Validate a publish subject: a literal subject, no `*` or `>` tokens.
-pub fn validate_publish_subject(subject: &str) -> Result<(), SubjectError> {
+/// Validate a literal subject (publish, stored message): no `*` or `>` tokens.
+pub fn validate_literal(subject: &str) -> Result<(), SubjectError> {
     validate(subject, false)
 }
 
@@ -134,14 +140,14 @@ pub fn validate_queue(queue: &str) -> Result<(), SubjectError> {
     Ok(())
 }
 
-/// Whether `subject` is valid as a subscription subject.
-pub fn is_valid_subject(subject: &str) -> bool {
-    validate_subject(subject).is_ok()
+/// Whether `subject` is a valid pattern.
+pub fn is_valid_pattern(subject: &str) -> bool {
+    validate_pattern(subject).is_ok()
 }
 
-/// Whether `subject` is valid as a publish subject.
-pub fn is_valid_publish_subject(subject: &str) -> bool {
-    validate_publish_subject(subject).is_ok()
+/// Whether `subject` is a valid literal subject.
+pub fn is_valid_literal(subject: &str) -> bool {
+    validate_literal(subject).is_ok()
 }
 
 /// Whether any token of `subject` is exactly `*` or `>` (no validation).

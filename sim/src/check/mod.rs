@@ -369,7 +369,7 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
                     unexpected.add(|| format!("unknown subscriber {client}"));
                     continue;
                 };
-                if !subject_matches(&sub.subject, &pubsub_subject(value)) {
+                if !weir_core::subject::matches(&sub.subject, &pubsub_subject(value)) {
                     unexpected.add(|| format!("subscriber {client} ({}) got {value:#x}", sub.subject));
                 }
                 if !got.insert((client, value)) {
@@ -394,7 +394,7 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
     for value in required {
         let subject = pubsub_subject(value);
         let mut groups: BTreeSet<&str> = BTreeSet::new();
-        for s in subs.iter().filter(|s| subject_matches(&s.subject, &subject)) {
+        for s in subs.iter().filter(|s| weir_core::subject::matches(&s.subject, &subject)) {
             match &s.queue {
                 None if !got.contains(&(s.client, value)) => {
                     lost.add(|| format!("{value:#x} ({subject}) never reached subscriber {} on n{}", s.client, s.node))
@@ -412,11 +412,6 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
         }
     }
     [phantom, corrupt, unexpected, dup, queue_dup, order, lost].into_iter().filter_map(Tally::into_violation).collect()
-}
-
-/// Whether subscription `pattern` matches literal `subject` (`*` one token, `>` the rest).
-pub fn subject_matches(pattern: &str, subject: &str) -> bool {
-    weir_core::subject::matches(pattern, subject)
 }
 
 /// Run every event-based checker.

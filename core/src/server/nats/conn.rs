@@ -172,7 +172,7 @@ impl Conn {
         stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
         // Like nats-server: pedantic clients get an error for a non-literal subject, but the
         // message is still acknowledged and routed, its tokens matched literally.
-        if self.opts.pedantic && !subject::is_valid_publish_subject(&msg.subject) {
+        if self.opts.pedantic && !subject::is_valid_literal(&msg.subject) {
             self.err(ERR_INVALID_PUBLISH_SUBJECT);
         }
         if self.ok() == Flow::Close {
