@@ -424,10 +424,11 @@ impl<S: MsgStore> Stream<S> {
         }
         let limits = self.store.limits().clone();
         self.store.set_limits(StoreLimits::default()).map_err(|e| self.store_err(e))?;
-        let r = self.store.append(subject, headers, payload, now_ns);
+        let stored = self.store.append(subject, headers, payload, now_ns);
+        let deleted = stored.as_ref().ok().map(|&seq| self.store.delete(seq));
         let restored = self.store.set_limits(limits);
-        let seq = r.map_err(|e| self.store_err(e))?;
-        let deleted = self.store.delete(seq).map_err(|e| self.store_err(e))?;
+        let seq = stored.map_err(|e| self.store_err(e))?;
+        let deleted = deleted.expect("appended").map_err(|e| self.store_err(e))?;
         debug_assert!(deleted);
         let evicted = restored.map_err(|e| self.store_err(e))?;
         debug_assert_eq!(evicted, 0, "restoring the limits after a skip evicts nothing");
