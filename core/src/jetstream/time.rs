@@ -63,12 +63,12 @@ pub fn parse_rfc3339(s: &str) -> Result<Option<i64>, String> {
         return Ok(None);
     }
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return Err(bad());
     }
     let (y, mo, d) = (num(&s[0..4]).ok_or_else(bad)?, num(&s[5..7]).ok_or_else(bad)?, num(&s[8..10]).ok_or_else(bad)?);
-    let (h, mi, se) = (num(&s[11..13]).ok_or_else(bad)?, num(&s[14..16]).ok_or_else(bad)?, num(&s[17..19]).ok_or_else(bad)?);
+    let (h, mi, se) =
+        (num(&s[11..13]).ok_or_else(bad)?, num(&s[14..16]).ok_or_else(bad)?, num(&s[17..19]).ok_or_else(bad)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
@@ -91,7 +91,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Option<i64>, String> {
         _ => return Err(bad()),
     };
     let secs = days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + se - offset_s;
-    secs.checked_mul(NS_PER_SEC).and_then(|n| n.checked_add(frac_ns)).map(Some).ok_or_else(|| format!("time {s:?} is out of range"))
+    secs.checked_mul(NS_PER_SEC)
+        .and_then(|n| n.checked_add(frac_ns))
+        .map(Some)
+        .ok_or_else(|| format!("time {s:?} is out of range"))
 }
 
 /// `#[serde(with = "serde_time")]` for an `i64` of nanoseconds written as RFC 3339.

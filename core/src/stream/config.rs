@@ -246,7 +246,11 @@ impl StreamConfig {
     /// A config with `name` and `subjects` and every other field at its zero value
     /// (what a client that sets only those sends); pass it through [`StreamConfig::check`].
     pub fn new(name: &str, subjects: &[&str]) -> Self {
-        StreamConfig { name: name.into(), subjects: subjects.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        StreamConfig {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     /// Apply nats-server's defaults and validation (`checkStreamCfg`, in its order) and
@@ -518,7 +522,10 @@ mod tests {
     fn defaults_as_nats_server() {
         let c = StreamConfig::new("ORDERS", &[]).check_create(false).unwrap();
         assert_eq!(c.subjects, vec!["ORDERS".to_string()]);
-        assert_eq!((c.max_msgs, c.max_bytes, c.max_msgs_per_subject, c.max_msg_size, c.max_consumers), (-1, -1, -1, -1, -1));
+        assert_eq!(
+            (c.max_msgs, c.max_bytes, c.max_msgs_per_subject, c.max_msg_size, c.max_consumers),
+            (-1, -1, -1, -1, -1)
+        );
         assert_eq!((c.num_replicas, c.duplicate_window, c.max_age), (1, DEFAULT_DUPLICATE_WINDOW_NS, 0));
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(
@@ -549,9 +556,15 @@ mod tests {
             f(&mut c);
             c
         };
-        assert_eq!(err(&with(&|c| c.name = "a.b".into())), "stream name is required and can not contain '.', '*', '>', '\\', '/'");
+        assert_eq!(
+            err(&with(&|c| c.name = "a.b".into())),
+            "stream name is required and can not contain '.', '*', '>', '\\', '/'"
+        );
         assert_eq!(err(&with(&|c| c.name = "x".repeat(256))), "stream name is too long, maximum allowed is 255");
-        assert_eq!(err(&with(&|c| c.description = "d".repeat(4097))), "stream description is too long, maximum allowed is 4096");
+        assert_eq!(
+            err(&with(&|c| c.description = "d".repeat(4097))),
+            "stream description is too long, maximum allowed is 4096"
+        );
         assert_eq!(err(&with(&|c| c.max_age = -1)), "max age can not be negative");
         assert_eq!(err(&with(&|c| c.max_age = 1)), "max age needs to be >= 100ms");
         assert_eq!(err(&with(&|c| c.duplicate_window = 1)), "duplicates window needs to be >= 100ms");
@@ -569,17 +582,29 @@ mod tests {
             })),
             "roll-ups require the purge permission"
         );
-        assert_eq!(err(&with(&|c| c.discard_new_per_subject = true)), "discard new per subject requires discard new policy to be set");
+        assert_eq!(
+            err(&with(&|c| c.discard_new_per_subject = true)),
+            "discard new per subject requires discard new policy to be set"
+        );
         assert_eq!(err(&with(&|c| c.subjects = vec!["a..b".into()])), "invalid subject");
         // nats-server's order: the overlap with a later subject is found before the duplicate.
         assert_eq!(err(&with(&|c| c.subjects = vec!["a".into(), "a".into()])), r#"subject "a" overlaps with "a""#);
-        assert_eq!(err(&with(&|c| c.subjects = vec!["a.*".into(), "a.b".into()])), r#"subject "a.*" overlaps with "a.b""#);
+        assert_eq!(
+            err(&with(&|c| c.subjects = vec!["a.*".into(), "a.b".into()])),
+            r#"subject "a.*" overlaps with "a.b""#
+        );
         assert_eq!(err(&with(&|c| c.subjects = vec![">".into()])), "capturing all subjects requires no-ack to be true");
-        assert_eq!(err(&with(&|c| c.subjects = vec!["$JS.API.>".into()])), "subjects that overlap with jetstream api require no-ack to be true");
+        assert_eq!(
+            err(&with(&|c| c.subjects = vec!["$JS.API.>".into()])),
+            "subjects that overlap with jetstream api require no-ack to be true"
+        );
         assert!(with(&|c| c.subjects = vec!["$JS.EVENT.x.>".into()]).check_create(false).is_ok());
         assert_eq!(err(&with(&|c| c.sealed = true)), "stream configuration for create can not be sealed");
         let r3 = with(&|c| c.num_replicas = 3).check_create(false).unwrap_err();
-        assert_eq!((r3.code, r3.err_code, r3.description.as_str()), (500, 10074, "replicas > 1 not supported in non-clustered mode"));
+        assert_eq!(
+            (r3.code, r3.err_code, r3.description.as_str()),
+            (500, 10074, "replicas > 1 not supported in non-clustered mode")
+        );
         assert_eq!(with(&|c| c.num_replicas = -1).check(false).unwrap_err().err_code, 10133);
         assert_eq!(with(&|c| c.max_msgs = -5).check(true).unwrap_err().err_code, 10157);
         assert_eq!(with(&|c| c.max_msgs = -5).check(false).unwrap().max_msgs, -1);
@@ -596,13 +621,19 @@ mod tests {
             c.check_update(&old, false)
         };
         assert!(upd(&|c| c.max_msgs = 10).is_ok());
-        assert_eq!(upd(&|c| c.storage = StorageType::Memory).unwrap_err().description, "stream configuration update can not change storage type");
+        assert_eq!(
+            upd(&|c| c.storage = StorageType::Memory).unwrap_err().description,
+            "stream configuration update can not change storage type"
+        );
         assert_eq!(
             upd(&|c| c.retention = RetentionPolicy::WorkQueue).unwrap_err().description,
             "stream configuration update can not change retention policy to/from workqueue"
         );
         assert!(upd(&|c| c.retention = RetentionPolicy::Interest).is_ok());
-        assert_eq!(upd(&|c| c.name = "T".into()).unwrap_err().description, "stream configuration name must match original");
+        assert_eq!(
+            upd(&|c| c.name = "T".into()).unwrap_err().description,
+            "stream configuration name must match original"
+        );
         assert_eq!(upd(&|c| c.num_replicas = 3).unwrap_err().err_code, 10074);
         let sealed = upd(&|c| c.sealed = true).unwrap();
         assert!(sealed.deny_delete && sealed.deny_purge && sealed.discard == DiscardPolicy::New);

@@ -68,7 +68,9 @@ pub use wire::{
 use crate::jetstream::ApiError;
 use crate::mem::Account;
 use crate::proto::Headers;
-use crate::store::{LimitKind, MAX_RECORD_LEN, MsgStore, PurgeRequest, StateRequest, StoreError, StoreLimits, StoredMsg};
+use crate::store::{
+    LimitKind, MAX_RECORD_LEN, MsgStore, PurgeRequest, StateRequest, StoreError, StoreLimits, StoredMsg,
+};
 use crate::subject::patterns_collide;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -183,7 +185,13 @@ impl<S: MsgStore> Stream<S> {
     /// within `duplicate_window` of `now_ns`, so that a restart does not forget them. If
     /// the dedup account cannot hold the whole window the oldest ids are dropped (they
     /// are the first to expire anyway). `created_ns` is the stream's creation time.
-    pub fn open(cfg: StreamConfig, mut store: S, created_ns: i64, now_ns: i64, opts: StreamOptions) -> Result<Self, ApiError> {
+    pub fn open(
+        cfg: StreamConfig,
+        mut store: S,
+        created_ns: i64,
+        now_ns: i64,
+        opts: StreamOptions,
+    ) -> Result<Self, ApiError> {
         store.set_limits(cfg.store_limits()).map_err(|e| ApiError::stream_store_failed(e))?;
         let mut s = Stream {
             cfg,
@@ -288,12 +296,16 @@ impl<S: MsgStore> Stream<S> {
 
     fn store_err(&mut self, e: StoreError) -> ApiError {
         match e {
-            StoreError::Full { limit: LimitKind::Msgs, .. } => ApiError::stream_store_failed("maximum messages exceeded"),
+            StoreError::Full { limit: LimitKind::Msgs, .. } => {
+                ApiError::stream_store_failed("maximum messages exceeded")
+            }
             StoreError::Full { limit: LimitKind::Bytes, .. } => ApiError::stream_store_failed("maximum bytes exceeded"),
             StoreError::Full { limit: LimitKind::MsgsPerSubject, .. } => {
                 ApiError::stream_store_failed("maximum messages per subject exceeded")
             }
-            StoreError::MaxMsgSize { max, .. } if max == MAX_RECORD_LEN => ApiError::stream_store_failed("message too large"),
+            StoreError::MaxMsgSize { max, .. } if max == MAX_RECORD_LEN => {
+                ApiError::stream_store_failed("message too large")
+            }
             StoreError::MaxMsgSize { max, .. } if Some(max) == self.store.limits().max_bytes => {
                 ApiError::stream_store_failed("maximum bytes exceeded")
             }
@@ -317,7 +329,13 @@ impl<S: MsgStore> Stream<S> {
         r
     }
 
-    fn publish_inner(&mut self, now_ns: i64, subject: &str, headers: &[u8], payload: &[u8]) -> Result<PubAck, ApiError> {
+    fn publish_inner(
+        &mut self,
+        now_ns: i64,
+        subject: &str,
+        headers: &[u8],
+        payload: &[u8],
+    ) -> Result<PubAck, ApiError> {
         self.expire_ids(now_ns);
         if self.cfg.sealed {
             return Err(ApiError::stream_sealed());
@@ -632,9 +650,7 @@ impl<S: MsgStore> Stream<S> {
 
     /// Whether some registered consumer's filters match `subject`.
     pub fn has_interest(&self, subject: &str) -> bool {
-        self.consumers
-            .values()
-            .any(|f| f.is_empty() || f.iter().any(|p| crate::store::subject_matches(p, subject)))
+        self.consumers.values().any(|f| f.is_empty() || f.iter().any(|p| crate::store::subject_matches(p, subject)))
     }
 
     /// The state as `StreamState` JSON: with `deleted_details` the deleted sequences (at
@@ -660,7 +676,12 @@ impl<S: MsgStore> Stream<S> {
     }
 
     /// `StreamInfo` at `now_ns` (the API layer adds `cluster` and the paging fields).
-    pub fn info(&mut self, now_ns: i64, deleted_details: bool, subjects_filter: Option<&str>) -> Result<StreamInfo, ApiError> {
+    pub fn info(
+        &mut self,
+        now_ns: i64,
+        deleted_details: bool,
+        subjects_filter: Option<&str>,
+    ) -> Result<StreamInfo, ApiError> {
         Ok(StreamInfo {
             config: self.cfg.clone(),
             created: self.created_ns,

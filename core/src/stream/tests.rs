@@ -45,18 +45,25 @@ fn expected_headers() {
     let mut s = stream_with(|_| {});
     s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "m1")]), b"1").unwrap();
     s.publish(SEC, "s.b", b"", b"2").unwrap();
-    assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_STREAM, "T")]), b"")), (10060, "expected stream does not match".into()));
+    assert_eq!(
+        code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_STREAM, "T")]), b"")),
+        (10060, "expected stream does not match".into())
+    );
     assert!(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_STREAM, "S")]), b"").is_ok());
     // Last subject sequence: s.a is at 3 now; 0 means "nothing on the subject yet".
     assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_SUBJ_SEQ, "1")]), b"")).1, "wrong last sequence: 3");
     assert!(s.publish(SEC, "s.new", &hdrs(&[(EXPECTED_LAST_SUBJ_SEQ, "0")]), b"").is_ok());
     assert!(
-        s.publish(SEC, "s.c", &hdrs(&[(EXPECTED_LAST_SUBJ_SEQ, "2"), (EXPECTED_LAST_SUBJ_SEQ_SUBJ, "s.b")]), b"").is_ok()
+        s.publish(SEC, "s.c", &hdrs(&[(EXPECTED_LAST_SUBJ_SEQ, "2"), (EXPECTED_LAST_SUBJ_SEQ_SUBJ, "s.b")]), b"")
+            .is_ok()
     );
     assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_SUBJ_SEQ_SUBJ, "s.b")]), b"")).0, 10193);
     assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_SEQ, "x")]), b"")).0, 10071);
     assert!(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_SEQ, "5"), (MSG_ID, "m2")]), b"").is_ok());
-    assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_MSG_ID, "m1")]), b"")), (10070, "wrong last msg ID: m2".into()));
+    assert_eq!(
+        code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_MSG_ID, "m1")]), b"")),
+        (10070, "wrong last msg ID: m2".into())
+    );
     assert!(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_MSG_ID, "m2")]), b"").is_ok());
     // The last message had no id: the expected id is compared with "".
     assert_eq!(code(s.publish(SEC, "s.a", &hdrs(&[(EXPECTED_LAST_MSG_ID, "m2")]), b"")).1, "wrong last msg ID: ");
@@ -66,7 +73,8 @@ fn expected_headers() {
 fn dedup_window_purge_and_memory() {
     let a = acct(1 << 20);
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s = Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone())).unwrap();
+    let mut s =
+        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone())).unwrap();
     let id = |i: &str| hdrs(&[(MSG_ID, i)]);
     assert_eq!(s.publish(SEC, "s.a", &id("x"), b"").unwrap().seq, 1);
     let dup = s.publish(2 * SEC, "s.a", &id("x"), b"other").unwrap();
@@ -89,7 +97,8 @@ fn dedup_window_purge_and_memory() {
 fn dedup_full_refuses_with_429() {
     let one = dedup::entry_cost("a", "s.a");
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s = Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(one))).unwrap();
+    let mut s =
+        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(one))).unwrap();
     s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "a")]), b"").unwrap();
     let e = s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "b")]), b"").unwrap_err();
     assert_eq!((e.code, e.err_code), (429, 10167));
@@ -104,8 +113,14 @@ fn dedup_full_refuses_with_429() {
 fn dedup_rebuilt_on_reopen_unless_the_bug_is_on() {
     for forget in [false, true] {
         let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-        let mut s = Stream::open(cfg.clone(), MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(1 << 20)))
-            .unwrap();
+        let mut s = Stream::open(
+            cfg.clone(),
+            MemStore::new(StoreLimits::default()).unwrap(),
+            0,
+            0,
+            StreamOptions::new(acct(1 << 20)),
+        )
+        .unwrap();
         s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "old")]), b"").unwrap();
         s.publish(200 * SEC, "s.a", &hdrs(&[(MSG_ID, "new")]), b"").unwrap();
         let store = s.into_store();
@@ -148,7 +163,10 @@ fn limits_and_sizes() {
     s.publish(SEC, "s.a", b"", b"1").unwrap();
     s.publish(SEC, "s.a", b"", b"2").unwrap();
     assert_eq!(code(s.publish(SEC, "s.a", b"", b"3")), (10077, "maximum messages exceeded".into()));
-    assert_eq!(code(s.publish(SEC, "s.a", b"", b"12345678901")), (10054, "message size exceeds maximum allowed".into()));
+    assert_eq!(
+        code(s.publish(SEC, "s.a", b"", b"12345678901")),
+        (10054, "message size exceeds maximum allowed".into())
+    );
     let mut s = stream_with(|c| {
         c.max_msgs_per_subject = 1;
         c.discard = DiscardPolicy::New;
@@ -165,7 +183,10 @@ fn limits_and_sizes() {
     let big = hdrs(&[("X", &"v".repeat(70_000))]);
     assert_eq!(code(stream_with(|_| {}).publish(SEC, "s.a", &big, b"")).0, 10097);
     assert_eq!(code(stream_with(|c| c.sealed = false).publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "5s")]), b"")).0, 10166);
-    assert_eq!(code(stream_with(|c| c.allow_msg_ttl = true).publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "5ms")]), b"")).0, 10165);
+    assert_eq!(
+        code(stream_with(|c| c.allow_msg_ttl = true).publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "5ms")]), b"")).0,
+        10165
+    );
     assert!(stream_with(|c| c.allow_msg_ttl = true).publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "1m30s")]), b"").is_ok());
 }
 
@@ -191,7 +212,10 @@ fn sealed_deny_delete_deny_purge() {
     assert_eq!((e.err_code, e.description.as_str()), (10057, "message delete not permitted"));
     let mut s = stream_with(|_| {});
     s.publish(SEC, "s.a", b"", b"1").unwrap();
-    assert_eq!(s.delete_msg(&MsgDeleteRequest { seq: 9, no_erase: false }).unwrap_err().description, "sequence 9 not found");
+    assert_eq!(
+        s.delete_msg(&MsgDeleteRequest { seq: 9, no_erase: false }).unwrap_err().description,
+        "sequence 9 not found"
+    );
     assert!(s.delete_msg(&MsgDeleteRequest { seq: 1, no_erase: false }).is_ok());
     assert_eq!(s.purge(&PurgeApiRequest { seq: 1, keep: 1, ..Default::default() }).unwrap_err().err_code, 10003);
 }
@@ -243,7 +267,10 @@ fn get_and_direct_get() {
     assert_eq!(get(&mut s, MsgGetRequest { start_time: Some(2 * SEC), ..Default::default() }), Ok(2));
     assert_eq!(get(&mut s, MsgGetRequest { seq: 9, ..Default::default() }).unwrap_err().err_code, 10037);
     assert_eq!(get(&mut s, MsgGetRequest::default()).unwrap_err().err_code, 10003);
-    assert_eq!(get(&mut s, MsgGetRequest { seq: 1, last_by_subj: "s.a".into(), ..Default::default() }).unwrap_err().err_code, 10003);
+    assert_eq!(
+        get(&mut s, MsgGetRequest { seq: 1, last_by_subj: "s.a".into(), ..Default::default() }).unwrap_err().err_code,
+        10003
+    );
     let m = s.get_msg(&MsgGetRequest { seq: 2, ..Default::default() }).unwrap();
     let body = crate::jetstream::api_response("stream_msg_get", Some(&MsgGetResponse { message: (&m).into() }), None);
     assert_eq!(
@@ -261,7 +288,10 @@ fn get_and_direct_get() {
         b"NATS/1.0\r\nNats-Stream: S\r\nNats-Subject: s.a\r\nNats-Sequence: 3\r\nNats-Time-Stamp: 1970-01-01T00:00:03Z\r\n\r\n"
     );
     assert_eq!(d.payload, b"3");
-    assert_eq!(s.direct_get(&MsgGetRequest { seq: 7, ..Default::default() }).headers, b"NATS/1.0 404 Message Not Found\r\n\r\n");
+    assert_eq!(
+        s.direct_get(&MsgGetRequest { seq: 7, ..Default::default() }).headers,
+        b"NATS/1.0 404 Message Not Found\r\n\r\n"
+    );
     assert_eq!(s.direct_get(&MsgGetRequest::default()).headers, b"NATS/1.0 408 Bad Request\r\n\r\n");
 }
 
