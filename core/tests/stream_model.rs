@@ -13,7 +13,7 @@ mod support;
 
 use support::MemDisk;
 use weir_core::mem::Account;
-use weir_core::store::{FileStore, FileStoreConfig, MemStore, StoreLimits, StoreMemory};
+use weir_core::store::{FileStore, FileStoreConfig, MemStore, MsgStore, StoreLimits, StoreMemory};
 use weir_core::stream::{
     DiscardPolicy, MsgDeleteRequest, MsgGetRequest, PurgeApiRequest, RetentionPolicy, STREAM_DEDUP, Stream,
     StreamConfig, StreamOptions, pub_ack_error_json,
@@ -166,6 +166,21 @@ fn compare(m: &mut Stream<MemStore>, f: &mut Stream<FileStore>, now: i64, ctx: &
     for seq in 0..=a.state.last_seq + 1 {
         let req = MsgGetRequest { seq, ..Default::default() };
         prop_assert_eq!(reply(&m.get_msg(&req)), reply(&f.get_msg(&req)), "get {} after {}", seq, ctx);
+    }
+    for t in [0, now / 2, now - 500 * MS, now] {
+        let req = MsgGetRequest { start_time: Some(t), ..Default::default() };
+        prop_assert_eq!(reply(&m.get_msg(&req)), reply(&f.get_msg(&req)), "get at time {} after {}", t, ctx);
+        // Reference: a linear scan for the first message stored at or after `t`.
+        let mut want = None;
+        let mut from = 0;
+        while let Some(msg) = m.store_mut().load_next(">", from).unwrap() {
+            if msg.ts_ns >= t {
+                want = Some(msg.seq);
+                break;
+            }
+            from = msg.seq + 1;
+        }
+        prop_assert_eq!(m.get_msg(&req).ok().map(|x| x.seq), want, "time {} after {}", t, ctx);
     }
     for filt in FILTERS {
         let req = MsgGetRequest { last_by_subj: filt.into(), ..Default::default() };

@@ -27,7 +27,7 @@ fn value(c: u8) -> Option<u32> {
 /// Decode padded standard base64; `None` if the text is not exactly that.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(b.len() / 4 * 3);

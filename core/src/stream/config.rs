@@ -296,8 +296,8 @@ impl StreamConfig {
         if cfg.max_age != 0 && cfg.max_age < MIN_WINDOW_NS {
             return Err(invalid("max age needs to be >= 100ms"));
         }
-        let (mirror_or_sources, has_sources) =
-            (cfg.mirror.is_some() || cfg.sources.as_ref().is_some_and(|s| !s.is_empty()), cfg.sources.is_some());
+        let has_sources = cfg.sources.as_ref().is_some_and(|s| !s.is_empty());
+        let mirror_or_sources = cfg.mirror.is_some() || has_sources;
         if cfg.duplicate_window == 0 && !mirror_or_sources {
             if cfg.max_age != 0 && cfg.max_age < DEFAULT_DUPLICATE_WINDOW_NS {
                 if pedantic {

@@ -192,7 +192,7 @@ impl<S: MsgStore> Stream<S> {
         now_ns: i64,
         opts: StreamOptions,
     ) -> Result<Self, ApiError> {
-        store.set_limits(cfg.store_limits()).map_err(|e| ApiError::stream_store_failed(e))?;
+        store.set_limits(cfg.store_limits()).map_err(ApiError::stream_store_failed)?;
         let mut s = Stream {
             cfg,
             store,
@@ -204,7 +204,7 @@ impl<S: MsgStore> Stream<S> {
             failure: None,
             bugs: opts.bugs,
         };
-        s.rebuild(now_ns).map_err(|e| ApiError::stream_store_failed(e))?;
+        s.rebuild(now_ns).map_err(ApiError::stream_store_failed)?;
         s.check();
         Ok(s)
     }
@@ -398,12 +398,16 @@ impl<S: MsgStore> Stream<S> {
         if headers.len() > MAX_HEADER_LEN {
             return Err(ApiError::stream_header_exceeds_maximum());
         }
+        if let Some(id) = msg_id
+            && !self.dedup.can_insert(id, subject)
+        {
+            return Err(ApiError::stream_too_many_requests());
+        }
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             let seq = self.skip_seq(subject, headers, payload, now_ns)?;
-            if let Some(id) = msg_id
-                && !self.dedup.insert(id, subject, seq, now_ns)
-            {
-                // Memory for the id is gone; the sequence is spent but nothing stored.
+            if let Some(id) = msg_id {
+                let ok = self.dedup.insert(id, subject, seq, now_ns);
+                debug_assert!(ok, "dedup room was checked before the skip");
             }
             self.last_msg_id = msg_id.unwrap_or_default().to_string();
             if let Some(filter) = rollup {
@@ -412,11 +416,6 @@ impl<S: MsgStore> Stream<S> {
             return Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: false, stored: false });
         }
         ttl?;
-        if let Some(id) = msg_id
-            && !self.dedup.can_insert(id, subject)
-        {
-            return Err(ApiError::stream_too_many_requests());
-        }
         let seq = self.store.append(subject, headers, payload, now_ns).map_err(|e| self.store_err(e))?;
         self.last_ts = Some(now_ns);
         self.last_msg_id = msg_id.unwrap_or_default().to_string();
