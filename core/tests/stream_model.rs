@@ -25,8 +25,20 @@ const MS: i64 = 1_000_000;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Publish { subj: usize, id: Option<u8>, expect: Option<(u8, u64)>, rollup: Option<bool>, payload: usize, dt: i64 },
-    Purge { filter: Option<usize>, seq: u64, keep: u64 },
+    Publish {
+        subj: usize,
+        id: Option<u8>,
+        expect: Option<(u8, u64)>,
+        rollup: Option<bool>,
+        ttl: Option<u8>,
+        payload: usize,
+        dt: i64,
+    },
+    Purge {
+        filter: Option<usize>,
+        seq: u64,
+        keep: u64,
+    },
     Delete(u64),
     Tick(i64),
     Restart,
@@ -42,23 +54,27 @@ struct Setup {
     discard_new: bool,
     rollups: bool,
     interest: bool,
+    ttl: bool,
     dedup_limit: u64,
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
-    (
+    let limits = (
         prop_oneof![Just(-1i64), 1i64..12],
         prop_oneof![Just(-1i64), 300i64..2000],
         prop_oneof![Just(-1i64), 1i64..4],
         prop_oneof![Just(0i64), 200i64..3000],
         100i64..2000,
-        any::<bool>(),
-        any::<bool>(),
-        prop::bool::weighted(0.2),
-        prop_oneof![Just(1u64 << 20), 150u64..1000],
-    )
-        .prop_map(
-            |(
+    );
+    let flags = (any::<bool>(), any::<bool>(), prop::bool::weighted(0.2), any::<bool>());
+    let dedup_limit = prop_oneof![Just(1u64 << 20), 150u64..1000];
+    (limits, flags, dedup_limit).prop_map(
+        |(
+            (max_msgs, max_bytes, max_per_subject, max_age_ms, window_ms),
+            (discard_new, rollups, interest, ttl),
+            dedup_limit,
+        )| {
+            Setup {
                 max_msgs,
                 max_bytes,
                 max_per_subject,
@@ -67,21 +83,11 @@ fn setup() -> impl Strategy<Value = Setup> {
                 discard_new,
                 rollups,
                 interest,
+                ttl,
                 dedup_limit,
-            )| {
-                Setup {
-                    max_msgs,
-                    max_bytes,
-                    max_per_subject,
-                    max_age_ms,
-                    window_ms,
-                    discard_new,
-                    rollups,
-                    interest,
-                    dedup_limit,
-                }
-            },
-        )
+            }
+        },
+    )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -91,10 +97,11 @@ fn op() -> impl Strategy<Value = Op> {
             prop::option::weighted(0.6, 0u8..8),
             prop::option::weighted(0.15, (0u8..3, 0u64..12)),
             prop::option::weighted(0.1, any::<bool>()),
+            prop::option::weighted(0.2, 0u8..4),
             0usize..80,
             0i64..400,
         )
-            .prop_map(|(subj, id, expect, rollup, payload, dt)| Op::Publish { subj, id, expect, rollup, payload, dt }),
+            .prop_map(|(subj, id, expect, rollup, ttl, payload, dt)| Op::Publish { subj, id, expect, rollup, ttl, payload, dt }),
         1 => (prop::option::of(0..FILTERS.len()), prop_oneof![3 => Just(0u64), 1 => 1u64..15], prop_oneof![3 => Just(0u64), 1 => 0u64..3])
             .prop_map(|(filter, seq, keep)| Op::Purge { filter, seq, keep }),
         2 => (0u64..20).prop_map(Op::Delete),
@@ -112,12 +119,13 @@ fn config(s: &Setup) -> StreamConfig {
     c.duplicate_window = if s.max_age_ms > 0 { s.window_ms.min(s.max_age_ms) } else { s.window_ms } * MS;
     c.discard = if s.discard_new { DiscardPolicy::New } else { DiscardPolicy::Old };
     c.allow_rollup_hdrs = s.rollups;
+    c.allow_msg_ttl = s.ttl;
     c.retention = if s.interest { RetentionPolicy::Interest } else { RetentionPolicy::Limits };
     c.check_create(false).expect("generated configs are valid")
 }
 
 fn headers(op: &Op) -> Vec<u8> {
-    let Op::Publish { id, expect, rollup, .. } = op else { return Vec::new() };
+    let Op::Publish { id, expect, rollup, ttl, .. } = op else { return Vec::new() };
     let mut h = String::new();
     if let Some(i) = id {
         h.push_str(&format!("Nats-Msg-Id: id-{i}\r\n"));
@@ -132,6 +140,10 @@ fn headers(op: &Op) -> Vec<u8> {
         Some(true) => h.push_str("Nats-Rollup: sub\r\n"),
         Some(false) => h.push_str("Nats-Rollup: all\r\n"),
         None => {}
+    }
+    if let Some(t) = ttl {
+        // 0 is a malformed TTL ("0s" is under a second); the others are 1-3 s.
+        h.push_str(&format!("Nats-TTL: {t}s\r\n"));
     }
     if h.is_empty() { Vec::new() } else { format!("NATS/1.0\r\n{h}\r\n").into_bytes() }
 }

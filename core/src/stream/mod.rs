@@ -24,8 +24,11 @@
 //!   purge drops the ids of the messages it removed; deletes, acks and limit evictions
 //!   do not (as nats-server). After a restart the window is rebuilt from the stored
 //!   messages' `Nats-Msg-Id` headers within the window ([`Stream::open`]).
-//! - **Per-message TTL** (`Nats-TTL`) is validated (10165/10166) but not yet enforced:
-//!   with `allow_msg_ttl` such messages live by the stream's limits only.
+//! - **Per-message TTL** (`Nats-TTL`, with `allow_msg_ttl`; 10166 without it, 10165
+//!   when malformed or under 1 s): the message is removed by [`Stream::tick`] once its
+//!   TTL has passed (see [`ttl`]; deadlines are rebuilt from the headers on open).
+//!   Differences from nats-server: `never` is treated as no TTL (the message still
+//!   obeys `max_age`), and no subject delete markers are written.
 //! - **Retention**: limits via the store. For interest and workqueue streams the host
 //!   registers consumers ([`Stream::add_consumer`], which also enforces the workqueue
 //!   uniqueness rules) and removes a message once acked as its policy says
@@ -53,6 +56,7 @@
 
 mod config;
 pub mod dedup;
+pub mod ttl;
 mod wire;
 
 pub use config::{
@@ -74,6 +78,7 @@ use crate::store::{
 use crate::subject::patterns_collide;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use ttl::TtlIndex;
 
 /// `Nats-Msg-Id`: the publisher's id for dedup.
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -106,7 +111,8 @@ pub struct StreamBugs {
 /// What a stream needs besides its config and store.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
-    /// Ledger account [`STREAM_DEDUP`] charged for dedup entries (shared by the node's streams).
+    /// Ledger account [`STREAM_DEDUP`] charged for dedup entries and TTL deadlines
+    /// (shared by the node's streams).
     pub dedup_account: Arc<Account>,
     /// Known-bug switches.
     pub bugs: StreamBugs,
@@ -126,6 +132,8 @@ pub struct Stream<S: MsgStore> {
     store: S,
     created_ns: i64,
     dedup: Dedup,
+    ttls: TtlIndex,
+    account: Arc<Account>,
     /// Id of the newest stored message (`Nats-Expected-Last-Msg-Id` compares with it).
     last_msg_id: String,
     /// Time of the newest message ever stored (kept across purges, as nats-server's).
@@ -143,6 +151,16 @@ fn msg_id_of(headers: &[u8]) -> Option<String> {
         return None;
     }
     Headers::parse(headers).ok()?.get(MSG_ID).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// When a stored message with `Nats-TTL` in `headers`, stored at `ts_ns`, must go.
+fn ttl_deadline(headers: &[u8], ts_ns: i64) -> Option<i64> {
+    if headers.is_empty() {
+        return None;
+    }
+    let h = Headers::parse(headers).ok()?;
+    let secs = parse_ttl(h.get(MSG_TTL).filter(|v| !v.is_empty())?).ok()?;
+    (secs > 0).then(|| ts_ns.saturating_add(secs.saturating_mul(1_000_000_000)))
 }
 
 /// Parse a sequence header as nats-server does: a non-number reads as an impossible
@@ -197,7 +215,9 @@ impl<S: MsgStore> Stream<S> {
             cfg,
             store,
             created_ns,
-            dedup: Dedup::new(opts.dedup_account),
+            dedup: Dedup::new(opts.dedup_account.clone()),
+            ttls: TtlIndex::new(opts.dedup_account.clone()),
+            account: opts.dedup_account,
             last_msg_id: String::new(),
             last_ts: None,
             consumers: BTreeMap::new(),
@@ -215,6 +235,19 @@ impl<S: MsgStore> Stream<S> {
             self.last_ts = Some(last.ts_ns);
             if last.seq == last_seq {
                 self.last_msg_id = msg_id_of(&last.headers).unwrap_or_default();
+            }
+        }
+        if self.cfg.allow_msg_ttl {
+            // Every stored message may carry a TTL: one pass over the stream.
+            let mut from = 0;
+            while let Some(m) = self.store.load_next(">", from)? {
+                if let Some(deadline) = ttl_deadline(&m.headers, m.ts_ns)
+                    && !self.ttls.insert(deadline, m.seq)
+                {
+                    // Out of memory for deadlines: the rest live by the limits only.
+                    break;
+                }
+                from = m.seq + 1;
             }
         }
         let window = self.cfg.duplicate_window;
@@ -398,9 +431,10 @@ impl<S: MsgStore> Stream<S> {
         if headers.len() > MAX_HEADER_LEN {
             return Err(ApiError::stream_header_exceeds_maximum());
         }
-        if let Some(id) = msg_id
-            && !self.dedup.can_insert(id, subject)
-        {
+        let ttl_secs = *ttl.as_ref().unwrap_or(&0);
+        let need =
+            msg_id.map_or(0, |id| dedup::entry_cost(id, subject)) + if ttl_secs > 0 { ttl::ENTRY_COST } else { 0 };
+        if self.account.available() < need {
             return Err(ApiError::stream_too_many_requests());
         }
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
@@ -422,6 +456,10 @@ impl<S: MsgStore> Stream<S> {
         if let Some(id) = msg_id {
             let ok = self.dedup.insert(id, subject, seq, now_ns);
             debug_assert!(ok, "dedup room was checked before the append");
+        }
+        if ttl_secs > 0 {
+            let ok = self.ttls.insert(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq);
+            debug_assert!(ok, "ttl room was checked before the append");
         }
         if let Some(filter) = rollup {
             self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) })?;
@@ -458,17 +496,25 @@ impl<S: MsgStore> Stream<S> {
         }
     }
 
-    /// Apply the passage of time: messages older than `max_age` and dedup ids older
-    /// than `duplicate_window` go. Returns how many messages were removed.
+    /// Apply the passage of time: messages older than `max_age` or past their TTL, and
+    /// dedup ids older than `duplicate_window`, go. Returns how many messages were removed.
     pub fn tick(&mut self, now_ns: i64) -> Result<u64, ApiError> {
         self.expire_ids(now_ns);
-        let r = self.store.expire(now_ns).map_err(|e| self.store_err(e));
+        let r = self.expire_msgs(now_ns);
         self.check();
         r
     }
 
-    /// When [`Stream::tick`] next has work: the oldest dedup id leaves the window, or the
-    /// oldest message reaches `max_age` (one store load). `None`: nothing will expire.
+    fn expire_msgs(&mut self, now_ns: i64) -> Result<u64, ApiError> {
+        let mut n = 0;
+        for seq in self.ttls.take_due(now_ns) {
+            n += self.store.delete(seq).map_err(|e| self.store_err(e))? as u64;
+        }
+        Ok(n + self.store.expire(now_ns).map_err(|e| self.store_err(e))?)
+    }
+
+    /// When [`Stream::tick`] next has work: the oldest dedup id leaves the window, a TTL
+    /// runs out, or the oldest message reaches `max_age` (one store load). `None`: nothing will expire.
     pub fn next_deadline(&mut self) -> Option<i64> {
         let ids = self.dedup.oldest_ts().map(|t| t.saturating_add(self.cfg.duplicate_window));
         let msgs = if self.cfg.max_age > 0 {
@@ -476,10 +522,7 @@ impl<S: MsgStore> Stream<S> {
         } else {
             None
         };
-        match (ids, msgs) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ids, msgs, self.ttls.next()].into_iter().flatten().min()
     }
 
     /// Apply a config checked with [`StreamConfig::check_update`] against this stream's:
@@ -695,6 +738,7 @@ impl<S: MsgStore> Stream<S> {
     /// store runs the config's limits, and the consumer count respects `max_consumers`.
     pub fn invariants(&self) {
         self.dedup.invariants();
+        self.ttls.invariants();
         let st = self.store.state();
         assert!(st.first_seq <= st.last_seq + 1, "first_seq {} past last_seq {} + 1", st.first_seq, st.last_seq);
         assert!(st.msgs <= st.last_seq + 1 - st.first_seq, "more messages than sequences");

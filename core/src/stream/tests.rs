@@ -323,3 +323,25 @@ fn info_and_expiry() {
     assert_eq!((st.messages, st.first_seq, st.last_seq, st.last_ts), (0, 4, 3, Some(3 * SEC)));
     assert_eq!(s.next_deadline(), None);
 }
+
+#[test]
+fn per_message_ttl_expires_and_survives_restart() {
+    let a = acct(1 << 20);
+    let cfg = StreamConfig { allow_msg_ttl: true, ..StreamConfig::new("S", &["s.>"]) }.check_create(false).unwrap();
+    let mut s =
+        Stream::open(cfg.clone(), MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone()))
+            .unwrap();
+    s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "2s")]), b"short").unwrap();
+    s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "10")]), b"long").unwrap();
+    s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "never")]), b"kept").unwrap();
+    assert_eq!(s.next_deadline(), Some(3 * SEC));
+    assert_eq!(s.tick(3 * SEC).unwrap(), 1);
+    assert_eq!(s.store().state().msgs, 2);
+    let store = s.into_store();
+    assert_eq!(a.current(), 0, "dropping the stream returns its index memory");
+    let mut s = Stream::open(cfg, store, 0, 4 * SEC, StreamOptions::new(a.clone())).unwrap();
+    assert_eq!(s.next_deadline(), Some(11 * SEC), "deadline rebuilt from the header");
+    assert_eq!(s.tick(11 * SEC).unwrap(), 1);
+    let st = s.store().state();
+    assert_eq!((st.msgs, st.first_seq), (1, 3));
+}
