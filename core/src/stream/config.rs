@@ -495,6 +495,20 @@ impl StreamConfig {
     }
 }
 
+/// Read a STREAM.CREATE / STREAM.UPDATE body (`StreamConfigRequest`: a [`StreamConfig`]
+/// plus an optional `"pedantic": bool`). Malformed JSON or a field of the wrong type
+/// or value is 10025 "invalid JSON: ..." (serde's text, not Go's).
+pub fn parse_config_request(body: &[u8]) -> Result<(StreamConfig, bool), ApiError> {
+    let mut v: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
+    let pedantic = match v.as_object_mut().and_then(|o| o.remove("pedantic")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => return Err(ApiError::invalid_json(format!("pedantic must be a bool, not {other}"))),
+    };
+    let cfg = serde_json::from_value(v).map_err(ApiError::invalid_json)?;
+    Ok((cfg, pedantic))
+}
+
 /// Check that none of `subjects` can match a subject that one of `others` (the
 /// subjects of the account's other streams) matches: 10065 "subjects overlap with an
 /// existing stream" otherwise, as nats-server's `subjectsOverlap`.
@@ -639,6 +653,15 @@ mod tests {
         assert!(sealed.deny_delete && sealed.deny_purge && sealed.discard == DiscardPolicy::New);
         let back = old.clone().check_update(&sealed, false).unwrap_err();
         assert_eq!(back.description, "stream configuration update can not unseal a sealed stream");
+    }
+
+    #[test]
+    fn config_requests() {
+        let (c, p) = parse_config_request(br#"{"name":"S","subjects":["a"],"pedantic":true}"#).unwrap();
+        assert!(p && c.name == "S" && c.extra.is_empty());
+        assert_eq!(parse_config_request(b"{").unwrap_err().err_code, 10025);
+        assert_eq!(parse_config_request(br#"{"name":"S","storage":"disk"}"#).unwrap_err().err_code, 10025);
+        assert_eq!(parse_config_request(br#"{"name":"S","max_msg_size":3000000000}"#).unwrap_err().err_code, 10025);
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod wire;
 pub use config::{
     Compression, ConsumerLimits, DEFAULT_DUPLICATE_WINDOW_NS, DiscardPolicy, MAX_DESCRIPTION_LEN, MAX_METADATA_LEN,
     MAX_NAME_LEN, MAX_REPLICAS, RetentionPolicy, StorageType, StreamConfig, check_subject_overlap, is_valid_name,
+    parse_config_request,
 };
 pub use dedup::{Dedup, STREAM_DEDUP};
 pub use wire::{
@@ -231,7 +232,11 @@ impl<S: MsgStore> Stream<S> {
 
     fn rebuild(&mut self, now_ns: i64) -> Result<(), StoreError> {
         let last_seq = self.store.state().last_seq;
-        if let Some(last) = self.store.load_last(">")? {
+        let last = match self.store.load(last_seq)? {
+            Some(m) => Some(m),
+            None => self.store.load_last(">")?,
+        };
+        if let Some(last) = last {
             self.last_ts = Some(last.ts_ns);
             if last.seq == last_seq {
                 self.last_msg_id = msg_id_of(&last.headers).unwrap_or_default();
@@ -565,11 +570,15 @@ impl<S: MsgStore> Stream<S> {
 
     fn purge_inner(&mut self, req: &PurgeRequest) -> Result<u64, ApiError> {
         let n = self.store.purge(req).map_err(|e| self.store_err(e))?;
-        // Purges remove a prefix (in sequence order) of the matching messages: everything
-        // matching below the first survivor (and below `up_to_seq`) is gone.
+        // Purges remove a prefix (in sequence order) of the matching messages: without
+        // `keep`, everything matching below `up_to_seq`; with it, everything matching
+        // below the first survivor (one indexed lookup for a literal subject).
         let filter = req.filter.as_deref();
-        let survivor = self.store.load_next(filter.unwrap_or(">"), 0).map_err(|e| self.store_err(e))?;
-        let below = req.up_to_seq.unwrap_or(u64::MAX).min(survivor.map_or(u64::MAX, |m| m.seq));
+        let mut below = req.up_to_seq.unwrap_or(u64::MAX);
+        if req.keep.is_some() {
+            let survivor = self.store.load_next(filter.unwrap_or(">"), 0).map_err(|e| self.store_err(e))?;
+            below = below.min(survivor.map_or(u64::MAX, |m| m.seq));
+        }
         self.dedup.purge(filter, below);
         Ok(n)
     }
