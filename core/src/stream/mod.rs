@@ -315,6 +315,43 @@ impl<S: MsgStore> Stream<S> {
         self.store
     }
 
+    /// When the stream was created (ns).
+    pub fn created_ns(&self) -> i64 {
+        self.created_ns
+    }
+
+    /// Whether a message published on `subject` belongs to this stream (one of its
+    /// subjects matches); the host routes with it.
+    pub fn captures(&self, subject: &str) -> bool {
+        self.cfg.subjects.iter().any(|p| crate::store::subject_matches(p, subject))
+    }
+
+    /// The store's summary (first/last sequence, messages, bytes, subjects).
+    pub fn store_state(&self) -> crate::store::StoreState {
+        self.store.state()
+    }
+
+    /// The message at `seq`, for delivery (`None` if it is gone). Store errors are 10077.
+    pub fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>, ApiError> {
+        self.store.load(seq).map_err(|e| self.store_err(e))
+    }
+
+    /// The first message at or after `from_seq` matching `filter`, for delivery.
+    pub fn load_next(&mut self, filter: &str, from_seq: u64) -> Result<Option<StoredMsg>, ApiError> {
+        self.store.load_next(filter, from_seq).map_err(|e| self.store_err(e))
+    }
+
+    /// The newest message matching `filter` (deliver policy `last`, `last_per_subject`).
+    pub fn load_last(&mut self, filter: &str) -> Result<Option<StoredMsg>, ApiError> {
+        self.store.load_last(filter).map_err(|e| self.store_err(e))
+    }
+
+    /// The first stored sequence at or after time `ts_ns` (deliver policy
+    /// `by_start_time`), by binary search; `None` if every message is older.
+    pub fn seq_at_time(&mut self, ts_ns: i64) -> Result<Option<u64>, ApiError> {
+        self.seq_from_time(ts_ns).map_err(|e| self.store_err(e))
+    }
+
     /// The dedup index (read-only).
     pub fn dedup(&self) -> &Dedup {
         &self.dedup

@@ -345,3 +345,17 @@ fn per_message_ttl_expires_and_survives_restart() {
     let st = s.store().state();
     assert_eq!((st.msgs, st.first_seq), (1, 3));
 }
+
+#[test]
+fn read_accessors_for_consumers() {
+    let mut s = stream_with(|_| {});
+    assert!(s.captures("s.a.b") && !s.captures("t.a"));
+    s.publish(SEC, "s.a", b"", b"1").unwrap();
+    s.publish(2 * SEC, "s.b", b"", b"2").unwrap();
+    assert_eq!(s.load(2).unwrap().map(|m| m.payload), Some(b"2".to_vec()));
+    assert_eq!(s.load_next("s.b", 0).unwrap().map(|m| m.seq), Some(2));
+    assert_eq!(s.load_last("s.*").unwrap().map(|m| m.seq), Some(2));
+    assert_eq!((s.seq_at_time(2 * SEC).unwrap(), s.seq_at_time(3 * SEC).unwrap()), (Some(2), None));
+    assert_eq!(s.store_state().last_seq, 2);
+    assert_eq!(s.load_next("s..", 0).unwrap_err().err_code, 10077);
+}
