@@ -3,9 +3,11 @@
 //! simulator replaces. Nothing in here knows whether it is being simulated.
 
 pub mod disk;
+pub mod jetstream;
 pub mod mem;
 pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod store;
+pub mod stream;
 pub mod subject;

@@ -189,3 +189,23 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
         }
     }
 }
+
+/// Whether two patterns can match a common subject (nats-server's `SubjectsCollide`):
+/// token by token, `*` meets any token, and a `>` meets the rest as long as the other
+/// side still has at least one token. Used for stream subject overlap checks.
+pub fn patterns_collide(a: &str, b: &str) -> bool {
+    let mut x = a.split(TOKEN_SEP);
+    let mut y = b.split(TOKEN_SEP);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(FULL_WILDCARD), Some(_)) | (Some(_), Some(FULL_WILDCARD)) => return true,
+            (Some(p), Some(q)) => {
+                if p != q && p != PARTIAL_WILDCARD && q != PARTIAL_WILDCARD {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
