@@ -28,6 +28,8 @@ pub mod names {
     pub const STORE_CACHE: &str = "store.cache";
     /// The file store's in-memory index.
     pub const STORE_INDEX: &str = "store.index";
+    /// A stream's `Nats-Msg-Id` duplicate window and per-message TTL deadlines.
+    pub const STREAM_DEDUP: &str = "stream.dedup";
 }
 
 /// What the registry says about one ledger account.
@@ -89,6 +91,12 @@ pub const REGISTRY: &[AccountSpec] = &[
         default_limit: 64 * MIB,
         holds: "the file store's in-memory index (a slot per stored sequence, per-subject state)",
         bounded_by: "appends past the limit are refused with NoMemory",
+    },
+    AccountSpec {
+        name: names::STREAM_DEDUP,
+        default_limit: 64 * MIB,
+        holds: "message ids inside each stream's duplicate window, and per-message TTL deadlines",
+        bounded_by: "ids expire with the window; at the limit a publish with a new id is refused (429, 10167)",
     },
 ];
 

@@ -12,12 +12,11 @@
 //! memory; purging a subject drops its ids (unlike nats-server, issue #6782).
 
 use crate::mem::Account;
-use crate::store::subject_matches;
+use crate::subject::matches as subject_matches;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Ledger account charged for dedup entries.
-pub const STREAM_DEDUP: &str = "stream.dedup";
+pub use crate::mem::names::STREAM_DEDUP;
 
 /// Fixed bytes charged per entry besides its id and subject (two map nodes, seq, time).
 const ENTRY_OVERHEAD: u64 = 96;
