@@ -1162,6 +1162,7 @@ impl Consumer {
         let cseq = self.next_cseq;
         self.next_cseq += 1;
         let dc;
+        let mut done_on_delivery = false;
         if redelivery {
             self.redeliver.remove(&seq);
             let p = self.pending.get_mut(&seq).expect("redelivered messages are pending");
@@ -1182,7 +1183,7 @@ impl Consumer {
             dc = 1;
             if self.cfg.ack_policy == AckPolicy::None {
                 self.ack_floor = SeqPair { consumer_seq: cseq, stream_seq: seq };
-                self.out.push(Effect::Done { seq, reason: DoneReason::Delivered });
+                done_on_delivery = true;
             } else {
                 let d = now_ns.saturating_add(self.ack_wait_for(1));
                 self.pending.insert(seq, Pending { cseq, dc: 1, deadline: None, delivered_ns: now_ns });
@@ -1251,6 +1252,9 @@ impl Consumer {
             deliveries: dc,
             charge,
         }));
+        if done_on_delivery {
+            self.out.push(Effect::Done { seq, reason: DoneReason::Delivered });
+        }
         if self.cfg.is_push()
             && self.cfg.flow_control
             && self.fc.outstanding.is_none()
