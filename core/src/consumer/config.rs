@@ -115,6 +115,11 @@ pub struct StreamSummary {
     pub other_consumers: Vec<(String, Vec<String>)>,
 }
 
+/// Go's JSON decoder leaves a field at its zero value for `null`; do the same.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -130,99 +135,103 @@ fn is_false(v: &bool) -> bool {
 #[serde(default)]
 pub struct ConsumerConfig {
     /// Durable name (durables survive inactivity).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub durable_name: String,
     /// Name (set to the durable name, or by the host for unnamed ephemerals).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Free text, at most 4 KiB.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Where delivery starts.
+    #[serde(deserialize_with = "nullable")]
     pub deliver_policy: DeliverPolicy,
     /// Start sequence for `by_start_sequence`.
-    #[serde(skip_serializing_if = "is_zero_u64")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero_u64")]
     pub opt_start_seq: u64,
     /// Start time (ns since the epoch, RFC 3339 on the wire) for `by_start_time`.
     #[serde(with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub opt_start_time: Option<i64>,
     /// Ack policy.
+    #[serde(deserialize_with = "nullable")]
     pub ack_policy: AckPolicy,
     /// How long a delivery waits for its ack before redelivery (ns).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub ack_wait: i64,
     /// Most deliveries of one message (-1 unlimited).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_deliver: i64,
     /// Ack waits per delivery attempt (ns); the last one repeats.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub backoff: Vec<i64>,
     /// One subject filter.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub filter_subject: String,
     /// Several non-overlapping subject filters.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub filter_subjects: Vec<String>,
     /// Replay pacing.
+    #[serde(deserialize_with = "nullable")]
     pub replay_policy: ReplayPolicy,
     /// Push delivery rate limit in bits per second.
-    #[serde(skip_serializing_if = "is_zero_u64")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero_u64")]
     pub rate_limit_bps: u64,
     /// Ack sampling (`"N%"`): accepted and stored, no sample advisories are sent.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub sample_freq: String,
     /// Most waiting pull requests.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_waiting: i64,
     /// Most messages awaiting ack (-1 unlimited).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_ack_pending: i64,
     /// Push flow control.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_false")]
     pub flow_control: bool,
     /// Deliver headers only, with `Nats-Msg-Size`.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_false")]
     pub headers_only: bool,
     /// Largest pull `batch`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_batch: i64,
     /// Longest pull `expires` (ns).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_expires: i64,
     /// Largest pull `max_bytes`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub max_bytes: i64,
     /// Push: where messages go.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub deliver_subject: String,
     /// Push: the queue group of the subscribers.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub deliver_group: String,
     /// Push: heartbeat interval when idle (ns).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub idle_heartbeat: i64,
     /// Inactivity after which the consumer is removed (ns; 0: never for durables).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub inactive_threshold: i64,
     /// Replicas (0: the stream's).
+    #[serde(deserialize_with = "nullable")]
     pub num_replicas: i64,
     /// Keep consumer state in memory.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_false")]
     pub mem_storage: bool,
     /// Internal direct consumers (mirrors/sources).
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_false")]
     pub direct: bool,
     /// User metadata, at most 128 KiB in total.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Deliver nothing before this time (ns since the epoch, RFC 3339 on the wire).
     #[serde(with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<i64>,
     /// Priority groups (refused unless empty: not supported yet).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub priority_groups: Vec<String>,
     /// Priority policy (only `none`/empty is accepted).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub priority_policy: String,
 }
 
@@ -610,6 +619,13 @@ mod tests {
         );
         let cfg: ConsumerConfig = serde_json::from_str(r#"{"durable_name":"w","ack_policy":"explicit"}"#).unwrap();
         assert_eq!(cfg.normalize(&stream()).unwrap().max_ack_pending, 1000);
+    }
+
+    #[test]
+    fn nulls_are_zero_values() {
+        let j = r#"{"durable_name":"w","filter_subjects":null,"backoff":null,"metadata":null,"description":null,"opt_start_time":null,"ack_policy":"explicit","deliver_policy":null}"#;
+        let cfg: ConsumerConfig = serde_json::from_str(j).unwrap();
+        assert_eq!((cfg.deliver_policy, cfg.filter_subjects.len(), cfg.opt_start_time), (DeliverPolicy::All, 0, None));
     }
 
     #[test]

@@ -310,6 +310,8 @@ pub struct Consumer {
     rate_next_ns: i64,
     replay_last: Option<(i64, i64)>,
     replay_wait: Option<i64>,
+    /// When a pause ends (a timer, so that delivery resumes without another input).
+    pause_wake: Option<i64>,
     window: Arc<AtomicU64>,
     inflight_blocked: bool,
     state_version: u64,
@@ -439,6 +441,7 @@ impl Consumer {
             rate_next_ns: 0,
             replay_last: None,
             replay_wait: None,
+            pause_wake: cfg.pause_until.filter(|u| *u > now_ns),
             window: Arc::new(AtomicU64::new(0)),
             inflight_blocked: false,
             state_version: 0,
@@ -611,7 +614,7 @@ impl Consumer {
         }
         at(self.next_push_hb);
         at(self.replay_wait);
-        at(self.cfg.pause_until);
+        at(self.pause_wake);
         if self.rate_next_ns > 0 {
             at(Some(self.rate_next_ns));
         }
@@ -922,6 +925,7 @@ impl Consumer {
         reader: &mut R,
     ) -> (bool, i64) {
         self.cfg.pause_until = until_ns.filter(|u| *u > now_ns);
+        self.pause_wake = self.cfg.pause_until;
         self.check();
         self.poll(now_ns, reader);
         let paused = self.is_paused(now_ns);
@@ -941,6 +945,7 @@ impl Consumer {
         self.cfg.check_update(&new)?;
         let filters_changed = new.filters() != self.filters;
         self.cfg = new;
+        self.pause_wake = self.cfg.pause_until.filter(|u| *u > now_ns);
         if filters_changed {
             self.filters = self.cfg.filters();
             self.lps = None;
@@ -1023,8 +1028,8 @@ impl Consumer {
         if self.rate_next_ns > 0 && self.rate_next_ns <= now_ns {
             self.rate_next_ns = 0;
         }
-        if self.cfg.pause_until.is_some_and(|u| u <= now_ns) {
-            self.cfg.pause_until = None;
+        if self.pause_wake.is_some_and(|u| u <= now_ns) {
+            self.pause_wake = None;
         }
         if self.inactivity_deadline().is_some_and(|t| t <= now_ns) {
             self.inactive_reported = true;
