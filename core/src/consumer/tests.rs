@@ -562,6 +562,69 @@ fn update_changes_filters_and_recounts() {
     assert_eq!(h.c.update_config(h.now, &stream, bad, &mut h.r).unwrap_err().err_code(), 10012);
 }
 
+/// Counts the reads a consumer makes, to prove it does not scan the stream.
+struct Counting {
+    inner: StoreReader<MemStore>,
+    loads: u64,
+    counts: u64,
+}
+
+impl StreamReader for Counting {
+    fn load(&mut self, seq: u64) -> Result<Option<crate::store::StoredMsg>, crate::store::StoreError> {
+        self.loads += 1;
+        self.inner.load(seq)
+    }
+    fn load_next(
+        &mut self,
+        filters: &[String],
+        from_seq: u64,
+    ) -> Result<Option<crate::store::StoredMsg>, crate::store::StoreError> {
+        self.loads += 1;
+        self.inner.load_next(filters, from_seq)
+    }
+    fn last_seq_matching(&mut self, filters: &[String]) -> Option<u64> {
+        self.inner.last_seq_matching(filters)
+    }
+    fn last_per_subject(&mut self, filters: &[String]) -> Vec<u64> {
+        self.inner.last_per_subject(filters)
+    }
+    fn seq_for_time(&mut self, ts_ns: i64) -> u64 {
+        self.inner.seq_for_time(ts_ns)
+    }
+    fn first_seq(&self) -> u64 {
+        self.inner.first_seq()
+    }
+    fn last_seq(&self) -> u64 {
+        self.inner.last_seq()
+    }
+    fn num_pending(&mut self, filters: &[String], from_seq: u64) -> u64 {
+        self.counts += 1;
+        self.inner.num_pending(filters, from_seq)
+    }
+}
+
+#[test]
+fn creating_and_idling_never_scan_the_stream() {
+    let mut store = MemStore::new(StoreLimits::default()).unwrap();
+    for i in 0..1000 {
+        store.append(&format!("orders.{}", i % 50), b"", b"x", i).unwrap();
+    }
+    let mut r = Counting { inner: StoreReader(store), loads: 0, counts: 0 };
+    let cfg: ConsumerConfig =
+        serde_json::from_str(r#"{"durable_name":"w","ack_policy":"explicit","filter_subject":"orders.7"}"#).unwrap();
+    let mut c = Consumer::create(&stream(), cfg, 0, &mut r, ConsumerOptions::default()).unwrap();
+    assert_eq!((c.num_pending(), r.loads, r.counts), (20, 0, 1), "one count from the stream, no loads");
+    c.on_pull_request(1, "_INBOX", b"100", &mut r);
+    assert_eq!(c.drain_effects().len(), 20);
+    assert_eq!(r.loads, 20, "one load per delivered message");
+    // Caught up: further requests and stream growth on other subjects cost no reads.
+    for i in 0..100 {
+        c.on_stream_append(1001 + i, "orders.8");
+        c.on_pull_request(2, "_INBOX", br#"{"batch":5,"no_wait":true}"#, &mut r);
+    }
+    assert_eq!((r.loads, r.counts), (20, 1));
+}
+
 // ----- proptest: random operations keep the invariants --------------------------------
 
 #[derive(Clone, Debug)]
