@@ -663,6 +663,8 @@ struct Model {
     unacked: BTreeSet<u64>,
     done: BTreeMap<u64, DoneReason>,
     removed: BTreeSet<u64>,
+    /// Flow-control requests not yet answered.
+    fc: Vec<String>,
 }
 
 impl Model {
@@ -679,6 +681,7 @@ impl Model {
                     self.unacked.remove(&seq);
                     self.done.insert(seq, reason);
                 }
+                Effect::Status { reply: Some(fc), .. } => self.fc.push(fc),
                 _ => {}
             }
         }
@@ -691,11 +694,17 @@ impl Model {
 
 const SUBJECTS: [&str; 4] = ["orders.a", "orders.b", "orders.c.x", "other.z"];
 
+fn answer_flow_control(h: &mut H, m: &mut Model) {
+    for fc in std::mem::take(&mut m.fc) {
+        h.c.on_flow_control_reply(h.now, &fc, &mut h.r);
+    }
+}
+
 fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
     let cfg = format!(
         r#"{{"durable_name":"w","ack_policy":"{policy}","max_ack_pending":4,"max_deliver":5,"ack_wait":2000000000{filter}}}"#
     );
-    let window = ConsumerOptions { inflight_window: 300, ..Default::default() };
+    let window = ConsumerOptions { inflight_window: 300, flow_control_limit: 16 * 16, ..Default::default() };
     let mut h = H::with(&cfg, window, &["orders.a", "orders.b"]);
     let mut m = Model {
         held: vec![],
@@ -703,7 +712,9 @@ fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
         unacked: BTreeSet::new(),
         done: BTreeMap::new(),
         removed: BTreeSet::new(),
+        fc: Vec::new(),
     };
+    h.c.set_push_active(h.now, true, &mut h.r);
     let mut reply = 0;
     let check = |h: &mut H, m: &mut Model| {
         m.absorb(h.c.drain_effects());
@@ -745,6 +756,7 @@ fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
             Op::Tick(ms) => h.advance(*ms as i64 * 1_000_000),
             Op::Release => {
                 m.held.clear();
+                answer_flow_control(&mut h, &mut m);
                 h.c.poll(h.now, &mut h.r);
             }
             Op::Remove(i) => {
@@ -765,6 +777,7 @@ fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
     // delivered and acked (or was terminated / ran out of deliveries).
     for round in 0..200 {
         m.held.clear();
+        answer_flow_control(&mut h, &mut m);
         h.advance(3 * S);
         reply += 1;
         h.pull(&format!("_INBOX.end{reply}"), r#"{"batch":10,"no_wait":true}"#);
@@ -802,6 +815,11 @@ proptest::proptest! {
     #[test]
     fn random_operations_keep_invariants_filtered_all(ops in proptest::collection::vec(op(), 0..80)) {
         run_ops("all", r#","filter_subjects":["orders.a","orders.c.>"]"#, &ops);
+    }
+
+    #[test]
+    fn random_operations_keep_invariants_push_flow_control(ops in proptest::collection::vec(op(), 0..80)) {
+        run_ops("explicit", r#","deliver_subject":"deliver.w","flow_control":true,"idle_heartbeat":1000000000,"filter_subject":"orders.>""#, &ops);
     }
 
     #[test]
