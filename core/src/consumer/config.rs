@@ -537,6 +537,15 @@ impl ConsumerConfig {
         Ok(())
     }
 
+    /// Whether `other` (both defaulted) describes the same consumer for a repeated
+    /// `action: "create"`: equal apart from `metadata`, as nats-server copies the existing
+    /// metadata over before comparing (a difference answers 10148).
+    pub fn same_for_create(&self, other: &ConsumerConfig) -> bool {
+        let mut a = self.clone();
+        a.metadata = other.metadata.clone();
+        a == *other
+    }
+
     /// Defaults then checks: the config a new consumer runs with.
     pub fn normalize(mut self, stream: &StreamSummary) -> Result<ConsumerConfig, ConsumerError> {
         self.apply_defaults(stream);

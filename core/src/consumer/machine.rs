@@ -299,8 +299,9 @@ pub struct Consumer {
     deadlines: BTreeSet<(i64, u64)>,
     redeliver: BTreeSet<u64>,
     num_pending: u64,
-    /// `last_per_subject` start: the sequences still to deliver up to the last of them.
-    lps: Option<BTreeSet<u64>>,
+    /// `last_per_subject` start: the sequences still to deliver and the highest of them as
+    /// chosen at creation; below that bound only these are delivered.
+    lps: Option<(BTreeSet<u64>, u64)>,
     waiting: VecDeque<Waiting>,
     push_active: bool,
     inactive_since: Option<i64>,
@@ -346,8 +347,8 @@ impl Consumer {
             DeliverPolicy::LastPerSubject => {
                 let set: BTreeSet<u64> = reader.last_per_subject(&filters).into_iter().collect();
                 let first = set.first().copied();
-                if !set.is_empty() {
-                    c.lps = Some(set);
+                if let Some(&max) = set.last() {
+                    c.lps = Some((set, max));
                 }
                 first.unwrap_or(reader.last_seq() + 1)
             }
@@ -358,10 +359,7 @@ impl Consumer {
         c.next_seq = start;
         c.ack_floor = SeqPair { consumer_seq: 0, stream_seq: start - 1 };
         c.num_pending = match &c.lps {
-            Some(set) => {
-                let max = *set.last().expect("non-empty");
-                set.len() as u64 + reader.num_pending(&filters, max + 1)
-            }
+            Some((set, max)) => set.len() as u64 + reader.num_pending(&filters, max + 1),
             None => reader.num_pending(&filters, start),
         };
         c.check();
@@ -657,11 +655,8 @@ impl Consumer {
         if seq >= self.next_seq && self.matches(subject) && self.counted(seq) {
             self.num_pending = self.num_pending.saturating_sub(1);
         }
-        if let Some(set) = &mut self.lps {
+        if let Some((set, _)) = &mut self.lps {
             set.remove(&seq);
-            if set.is_empty() {
-                self.lps = None;
-            }
         }
         if self.pending.contains_key(&seq) {
             self.remove_pending(seq);
@@ -689,7 +684,7 @@ impl Consumer {
 
     fn counted(&self, seq: u64) -> bool {
         match &self.lps {
-            Some(set) => set.contains(&seq) || seq > *set.last().expect("non-empty"),
+            Some((set, max)) => set.contains(&seq) || seq > *max,
             None => true,
         }
     }
@@ -933,7 +928,8 @@ impl Consumer {
     }
 
     /// Replace the config with `new` (defaulted and checked against the stream), if the
-    /// update rules allow it. Changed filters recount the pending messages once.
+    /// update rules allow it. Changed filters recount the pending messages once; a changed
+    /// push deliver subject counts as unbound until [`Consumer::set_push_active`].
     pub fn update_config<R: StreamReader + ?Sized>(
         &mut self,
         now_ns: i64,
@@ -944,6 +940,11 @@ impl Consumer {
         let new = new.normalize(stream)?;
         self.cfg.check_update(&new)?;
         let filters_changed = new.filters() != self.filters;
+        if new.deliver_subject != self.cfg.deliver_subject {
+            // A new deliver subject has no known subscribers until the host says so.
+            self.push_active = false;
+            self.inactive_since = Some(now_ns);
+        }
         self.cfg = new;
         self.pause_wake = self.cfg.pause_until.filter(|u| *u > now_ns);
         if filters_changed {
@@ -1129,15 +1130,22 @@ impl Consumer {
                 Ok(None) => return Next::Eos,
                 Err(_) => return Next::Error,
             };
-            if let Some(set) = &mut self.lps {
-                let max = *set.last().expect("non-empty");
-                if m.seq <= max && !set.contains(&m.seq) {
-                    // Not the last of its subject: skipped, and never counted as pending.
-                    self.next_seq = m.seq + 1;
-                    continue;
-                }
+            if let Some((set, max)) = &self.lps
+                && m.seq <= *max
+                && !set.contains(&m.seq)
+            {
+                // Not the last of its subject: skipped, and never counted as pending.
+                self.next_seq = m.seq + 1;
+                self.end_lps_if_passed();
+                continue;
             }
             return Next::Msg(m, false);
+        }
+    }
+
+    fn end_lps_if_passed(&mut self) {
+        if self.lps.as_ref().is_some_and(|(_, max)| self.next_seq > *max) {
+            self.lps = None;
         }
     }
 
@@ -1179,12 +1187,10 @@ impl Consumer {
         } else {
             self.next_seq = seq + 1;
             self.num_pending = self.num_pending.saturating_sub(1);
-            if let Some(set) = &mut self.lps {
+            if let Some((set, _)) = &mut self.lps {
                 set.remove(&seq);
-                if set.is_empty() {
-                    self.lps = None;
-                }
             }
+            self.end_lps_if_passed();
             dc = 1;
             if self.cfg.ack_policy == AckPolicy::None {
                 self.ack_floor = SeqPair { consumer_seq: cseq, stream_seq: seq };
@@ -1412,8 +1418,9 @@ impl Consumer {
         assert_eq!(self.deadlines.len() + self.redeliver.len(), self.pending.len(), "timer index out of step");
         assert!(self.waiting.len() as i64 <= self.cfg.max_waiting.max(0), "waiting queue over max_waiting");
         assert!(self.waiting.iter().all(|w| w.n > 0), "a finished request is still waiting");
-        if let Some(set) = &self.lps {
-            assert!(!set.is_empty() && set.iter().all(|s| *s >= self.next_seq), "last-per-subject set behind");
+        if let Some((set, max)) = &self.lps {
+            assert!(self.next_seq <= *max, "last-per-subject bound passed but kept");
+            assert!(set.iter().all(|s| *s >= self.next_seq && s <= max), "last-per-subject set behind");
         }
         if let Some((_, covered)) = &self.fc.outstanding {
             assert!(*covered <= self.fc.pbytes, "flow control covers more than delivered");

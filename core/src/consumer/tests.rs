@@ -472,6 +472,28 @@ fn deliver_policies_pick_the_start() {
 }
 
 #[test]
+fn last_per_subject_survives_removals_inside_its_range() {
+    // Last of orders.a is 6, of orders.b is 7; 1..5 are older copies.
+    let before = ["orders.a", "orders.b", "orders.a", "orders.b", "orders.a", "orders.a", "orders.b"];
+    let mut h = H::with(
+        r#"{"name":"c","deliver_policy":"last_per_subject","filter_subject":"orders.*"}"#,
+        ConsumerOptions::default(),
+        &before,
+    );
+    assert_eq!(h.c.num_pending(), 2);
+    h.r.0.delete(7).unwrap();
+    h.c.on_stream_remove(7, "orders.b");
+    h.r.0.delete(3).unwrap();
+    h.c.on_stream_remove(3, "orders.a");
+    assert_eq!(h.c.num_pending(), 1);
+    h.publish("orders.b");
+    h.pull("_INBOX", "10");
+    let seqs: Vec<u64> = h.deliveries().iter().map(|d| d.stream_seq).collect();
+    assert_eq!(seqs, vec![6, 8], "older copies below the bound stay skipped");
+    assert_eq!(h.c.num_pending(), 0);
+}
+
+#[test]
 fn num_pending_follows_the_stream_without_rescans() {
     let mut h = H::new(r#"{"durable_name":"w","ack_policy":"explicit","filter_subject":"orders.a"}"#);
     let a1 = h.publish("orders.a");
