@@ -723,6 +723,10 @@ fn answer_flow_control(h: &mut H, m: &mut Model) {
 }
 
 fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
+    run_ops_restart(policy, filter, ops, false)
+}
+
+fn run_ops_restart(policy: &str, filter: &str, ops: &[Op], restart: bool) {
     let cfg = format!(
         r#"{{"durable_name":"w","ack_policy":"{policy}","max_ack_pending":4,"max_deliver":5,"ack_wait":2000000000{filter}}}"#
     );
@@ -795,6 +799,18 @@ fn run_ops(policy: &str, filter: &str, ops: &[Op]) {
         }
         check(&mut h, &mut m);
     }
+    if restart {
+        // Persist, "crash" (every loaded message and flow-control request is lost) and resume.
+        m.held.clear();
+        m.fc.clear();
+        let st = ConsumerState::decode(&h.c.state().encode()).unwrap();
+        assert_eq!(st, h.c.state());
+        let (cfg, created) = (h.c.config().clone(), h.c.created_ns());
+        let opts = ConsumerOptions { inflight_window: 300, flow_control_limit: 16 * 16, ..Default::default() };
+        h.c = Consumer::restore("ORDERS", cfg, created, &st, h.now, &mut h.r, opts);
+        h.c.set_push_active(h.now, true, &mut h.r);
+        check(&mut h, &mut m);
+    }
     // At least once: with acks succeeding from here on, every matching stored message is
     // delivered and acked (or was terminated / ran out of deliveries).
     for round in 0..200 {
@@ -830,8 +846,8 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
 
     #[test]
-    fn random_operations_keep_invariants_explicit(ops in proptest::collection::vec(op(), 0..80)) {
-        run_ops("explicit", "", &ops);
+    fn random_operations_keep_invariants_explicit(ops in proptest::collection::vec(op(), 0..80), restart: bool) {
+        run_ops_restart("explicit", "", &ops, restart);
     }
 
     #[test]
@@ -840,8 +856,8 @@ proptest::proptest! {
     }
 
     #[test]
-    fn random_operations_keep_invariants_push_flow_control(ops in proptest::collection::vec(op(), 0..80)) {
-        run_ops("explicit", r#","deliver_subject":"deliver.w","flow_control":true,"idle_heartbeat":1000000000,"filter_subject":"orders.>""#, &ops);
+    fn random_operations_keep_invariants_push_flow_control(ops in proptest::collection::vec(op(), 0..80), restart: bool) {
+        run_ops_restart("explicit", r#","deliver_subject":"deliver.w","flow_control":true,"idle_heartbeat":1000000000,"filter_subject":"orders.>""#, &ops, restart);
     }
 
     #[test]
