@@ -121,6 +121,41 @@ fn pull_delivers_with_nats_ack_subjects_and_acks_empty_pending() {
 }
 
 #[test]
+fn info_json_matches_the_trace_byte_for_byte() {
+    // trace-js-async-nats.txt: consumer_create_response for a durable on a 3-message stream,
+    // without the API layer's "type" and the response-only "_nats.*" metadata.
+    let mut r = StoreReader(MemStore::new(StoreLimits::default()).unwrap());
+    for i in 0..3 {
+        r.0.append(&format!("bench.js.w3.{i}"), b"", b"xxxxxxxx", i).unwrap();
+    }
+    let s = StreamSummary {
+        name: "BENCH_RS".into(),
+        subjects: vec!["bench.js.w3.>".into()],
+        replicas: 1,
+        ..Default::default()
+    };
+    let cfg: ConsumerConfig = serde_json::from_str(
+        r#"{"ack_policy":"explicit","deliver_policy":"all","durable_name":"bench_rs","max_ack_pending":-1,"replay_policy":"instant"}"#,
+    )
+    .unwrap();
+    let created = time::parse_rfc3339("2026-11-23T07:08:41.122179876Z").unwrap();
+    let c = Consumer::create(&s, cfg, created, &mut r, ConsumerOptions::default()).unwrap();
+    let ts = time::parse_rfc3339("2026-11-23T07:08:41.122722724Z").unwrap();
+    assert_eq!(
+        serde_json::to_string(&c.info(ts)).unwrap(),
+        concat!(
+            r#"{"stream_name":"BENCH_RS","name":"bench_rs","created":"2026-11-23T07:08:41.122179876Z","#,
+            r#""config":{"durable_name":"bench_rs","name":"bench_rs","deliver_policy":"all","ack_policy":"explicit","#,
+            r#""ack_wait":30000000000,"max_deliver":-1,"replay_policy":"instant","max_waiting":512,"max_ack_pending":-1,"#,
+            r#""num_replicas":0},"delivered":{"consumer_seq":0,"stream_seq":0},"ack_floor":{"consumer_seq":0,"stream_seq":0},"#,
+            r#""num_ack_pending":0,"num_redelivered":0,"num_waiting":0,"num_pending":3,"ts":"2026-11-23T07:08:41.122722724Z"}"#
+        )
+    );
+    let back: ConsumerInfo = serde_json::from_str(&serde_json::to_string(&c.info(ts)).unwrap()).unwrap();
+    assert_eq!(back, c.info(ts));
+}
+
+#[test]
 fn ack_floor_never_passes_an_unacked_message() {
     let mut h = H::new(PULL);
     for _ in 0..3 {
