@@ -961,11 +961,13 @@ impl Consumer {
     pub fn delete(&mut self) {
         self.end_requests(409, "Consumer Deleted");
         self.deleted = true;
+        self.check();
     }
 
     /// Leadership moved away: waiting pull requests get `409 Leadership Change`.
     pub fn leadership_lost(&mut self) {
         self.end_requests(409, "Leadership Change");
+        self.check();
     }
 
     fn end_requests(&mut self, code: u16, text: &str) {
