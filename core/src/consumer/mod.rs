@@ -47,6 +47,7 @@
 
 mod ack;
 mod config;
+mod effect;
 mod error;
 mod info;
 mod machine;
@@ -64,11 +65,12 @@ pub use config::{
     DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_WAITING, DeliverPolicy, MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN,
     ReplayPolicy, Retention, StreamSummary, filter_is_subset, filters_collide,
 };
+pub use effect::{Advisory, Delivery, DoneReason, Effect, InflightCharge};
 pub use error::ConsumerError;
 pub use info::{ConsumerInfo, SequenceInfo};
 pub use machine::{
-    Advisory, CONSUMER_INFLIGHT, Consumer, ConsumerBugs, ConsumerOptions, DEFAULT_INFLIGHT_WINDOW, Delivery,
-    DoneReason, Effect, FLOW_CONTROL_MAX_PENDING, InflightCharge, StreamReader,
+    CONSUMER_INFLIGHT, Consumer, ConsumerBugs, ConsumerOptions, DEFAULT_INFLIGHT_WINDOW, FLOW_CONTROL_MAX_PENDING,
+    StreamReader,
 };
 pub use pull::{
     CONSUMER_STALLED, LAST_CONSUMER, LAST_STREAM, MSG_SIZE, PENDING_BYTES, PENDING_MSGS, PullRequest,
