@@ -47,8 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Ledger account of messages loaded for delivery and not yet handed to a client.
-pub const CONSUMER_INFLIGHT: &str = "consumer.inflight";
+pub use crate::mem::names::CONSUMER_INFLIGHT;
 /// Default per-consumer inflight window (bytes).
 pub const DEFAULT_INFLIGHT_WINDOW: u64 = 4 * 1024 * 1024;
 /// Most bytes a push consumer with flow control has outstanding (`JsFlowControlMaxPending`).

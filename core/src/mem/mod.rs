@@ -28,6 +28,8 @@ pub mod names {
     pub const STORE_CACHE: &str = "store.cache";
     /// The file store's in-memory index.
     pub const STORE_INDEX: &str = "store.index";
+    /// Messages loaded by consumers for delivery and not yet handed to a client.
+    pub const CONSUMER_INFLIGHT: &str = "consumer.inflight";
     /// A stream's `Nats-Msg-Id` duplicate window and per-message TTL deadlines.
     pub const STREAM_DEDUP: &str = "stream.dedup";
 }
@@ -55,6 +57,12 @@ pub const REGISTRY: &[AccountSpec] = &[
         default_limit: 1024 * MIB,
         holds: "bytes queued to client connections",
         bounded_by: "per-client max_pending; a client over it is a slow consumer and is disconnected",
+    },
+    AccountSpec {
+        name: names::CONSUMER_INFLIGHT,
+        default_limit: 64 * MIB,
+        holds: "messages loaded by consumers for delivery, until they are in a client's outbound buffer",
+        bounded_by: "a per-consumer window and this node-wide limit; delivery waits at either",
     },
     AccountSpec {
         name: names::RAFT_CATCHUP,
