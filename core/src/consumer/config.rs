@@ -370,7 +370,7 @@ impl ConsumerConfig {
             if subject::has_wildcards(&self.deliver_subject) {
                 return Err(E::DeliverToWildcards);
             }
-            if !subject::is_valid_publish_subject(&self.deliver_subject) {
+            if !subject::is_valid_literal(&self.deliver_subject) {
                 return Err(E::InvalidDeliverSubject);
             }
             if stream.subjects.iter().any(|s| subject::matches(s, &self.deliver_subject)) {
@@ -418,7 +418,7 @@ impl ConsumerConfig {
         if !self.filter_subject.is_empty() && !self.filter_subjects.is_empty() {
             return Err(E::DuplicateFilterSubjects);
         }
-        if !self.filter_subject.is_empty() && !subject::is_valid_subject(&self.filter_subject) {
+        if !self.filter_subject.is_empty() && !subject::is_valid_pattern(&self.filter_subject) {
             return Err(E::InvalidConfig("invalid subject".into()));
         }
         if self.filter_subjects.iter().any(String::is_empty) {
@@ -426,7 +426,7 @@ impl ConsumerConfig {
         }
         let filters = self.filters();
         for (i, f) in filters.iter().enumerate() {
-            if !subject::is_valid_subject(f) {
+            if !subject::is_valid_pattern(f) {
                 return Err(E::InvalidConfig("invalid subject".into()));
             }
             if filters.iter().enumerate().any(|(j, g)| j != i && filter_is_subset(f, g)) {

@@ -11,7 +11,7 @@
 
 use crate::jetstream::ApiError;
 use crate::store::{Discard, StoreLimits};
-use crate::subject::{is_valid_subject, patterns_collide};
+use crate::subject::{is_valid_pattern, patterns_collide};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -372,7 +372,7 @@ impl StreamConfig {
             cfg.subjects.push(cfg.name.clone());
         } else {
             for (i, subj) in cfg.subjects.iter().enumerate() {
-                if !is_valid_subject(subj) {
+                if !is_valid_pattern(subj) {
                     return Err(invalid("invalid subject"));
                 }
                 if cfg.subjects[..i].contains(subj) {

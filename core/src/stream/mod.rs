@@ -323,7 +323,7 @@ impl<S: MsgStore> Stream<S> {
     /// Whether a message published on `subject` belongs to this stream (one of its
     /// subjects matches); the host routes with it.
     pub fn captures(&self, subject: &str) -> bool {
-        self.cfg.subjects.iter().any(|p| crate::store::subject_matches(p, subject))
+        self.cfg.subjects.iter().any(|p| crate::subject::matches(p, subject))
     }
 
     /// The store's summary (first/last sequence, messages, bytes, subjects).
@@ -738,7 +738,7 @@ impl<S: MsgStore> Stream<S> {
 
     /// Whether some registered consumer's filters match `subject`.
     pub fn has_interest(&self, subject: &str) -> bool {
-        self.consumers.values().any(|f| f.is_empty() || f.iter().any(|p| crate::store::subject_matches(p, subject)))
+        self.consumers.values().any(|f| f.is_empty() || f.iter().any(|p| crate::subject::matches(p, subject)))
     }
 
     /// The state as `StreamState` JSON: with `deleted_details` the deleted sequences (at
