@@ -7,7 +7,7 @@
 //! publish their ack to it. The v2 form (`$JS.ACK.<domain>.<account hash>.<stream>...`,
 //! 11 or more tokens) is parsed too.
 
-use super::time::parse_go_duration;
+use crate::jetstream::parse_go_duration;
 
 /// Prefix of every ack reply subject.
 pub const ACK_PREFIX: &str = "$JS.ACK.";

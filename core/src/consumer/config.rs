@@ -5,7 +5,7 @@
 //! RFC 3339 strings; both are `i64` nanoseconds here.
 
 use super::error::ConsumerError;
-use super::time::{NANOS_PER_SEC, opt_rfc3339};
+use crate::jetstream::{NANOS_PER_SEC, serde_opt_time_or_zero};
 use crate::subject;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -150,7 +150,7 @@ pub struct ConsumerConfig {
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero_u64")]
     pub opt_start_seq: u64,
     /// Start time (ns since the epoch, RFC 3339 on the wire) for `by_start_time`.
-    #[serde(with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "serde_opt_time_or_zero", skip_serializing_if = "Option::is_none")]
     pub opt_start_time: Option<i64>,
     /// Ack policy.
     #[serde(deserialize_with = "nullable")]
@@ -225,7 +225,7 @@ pub struct ConsumerConfig {
     #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Deliver nothing before this time (ns since the epoch, RFC 3339 on the wire).
-    #[serde(with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "serde_opt_time_or_zero", skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<i64>,
     /// Priority groups (refused unless empty: not supported yet).
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]

@@ -192,7 +192,10 @@ impl ConsumerError {
             OverlappingFilters => "consumer subject filters cannot overlap".into(),
             EmptyFilter => "consumer filter in FilterSubjects cannot be empty".into(),
             InactiveThresholdExcess(l) => {
-                format!("consumer inactive threshold exceeds system limit of {}", super::time::format_go_duration(*l))
+                format!(
+                    "consumer inactive threshold exceeds system limit of {}",
+                    crate::jetstream::format_go_duration(*l)
+                )
             }
             AckWaitNegative => "consumer ack wait needs to be positive".into(),
             BackoffNegative => "consumer backoff needs to be positive".into(),

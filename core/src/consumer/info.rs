@@ -2,7 +2,7 @@
 //! (`consumer.go` `ConsumerInfo`; the API layer adds `type` and, when clustered, `cluster`).
 
 use super::config::ConsumerConfig;
-use super::time::{opt_rfc3339, rfc3339};
+use crate::jetstream::{serde_opt_time_or_zero, serde_time_or_zero};
 use serde::{Deserialize, Serialize};
 
 fn is_false(v: &bool) -> bool {
@@ -20,7 +20,7 @@ pub struct SequenceInfo {
     /// Stream sequence.
     pub stream_seq: u64,
     /// Last delivery or ack (ns since the epoch, RFC 3339 on the wire), once there was one.
-    #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "serde_opt_time_or_zero", skip_serializing_if = "Option::is_none")]
     pub last_active: Option<i64>,
 }
 
@@ -32,7 +32,7 @@ pub struct ConsumerInfo {
     /// Consumer name.
     pub name: String,
     /// Creation time (ns since the epoch, RFC 3339 on the wire).
-    #[serde(with = "rfc3339")]
+    #[serde(with = "serde_time_or_zero")]
     pub created: i64,
     /// The config in force.
     pub config: ConsumerConfig,
@@ -58,6 +58,6 @@ pub struct ConsumerInfo {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pause_remaining: i64,
     /// When this info was gathered (ns since the epoch, RFC 3339 on the wire).
-    #[serde(with = "rfc3339")]
+    #[serde(with = "serde_time_or_zero")]
     pub ts: i64,
 }

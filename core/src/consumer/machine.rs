@@ -40,7 +40,7 @@ use super::error::ConsumerError;
 use super::info::{ConsumerInfo, SequenceInfo};
 use super::pull::{self, PullRequest};
 use super::state::{ConsumerState, PendingEntry, SeqPair};
-use super::time::{NANOS_PER_SEC, format_go_duration};
+use crate::jetstream::{NANOS_PER_SEC, format_go_duration};
 use crate::mem::{Account, Charge};
 use crate::store::{StoreError, StoredMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -54,7 +54,6 @@ mod machine;
 mod pull;
 mod state;
 pub mod testing;
-pub mod time;
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,10 @@ mod time;
 
 pub use base64::{decode_base64, encode_base64};
 pub use error::ApiError;
-pub use time::{ZERO_TIME, format_rfc3339_nano, parse_rfc3339, serde_opt_time, serde_time};
+pub use time::{
+    NANOS_PER_SEC, ZERO_TIME, format_go_duration, format_rfc3339_nano, format_rfc3339_or_zero, parse_go_duration,
+    parse_rfc3339, parse_rfc3339_or_zero, serde_opt_time, serde_opt_time_or_zero, serde_time, serde_time_or_zero,
+};
 
 use serde::Serialize;
 
