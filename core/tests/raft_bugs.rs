@@ -4,7 +4,7 @@
 mod raft_support;
 
 use raft_support::{Sim, SimConfig};
-use weir_faults::{Bug, BugSet};
+use weir_core::raft::RaftBugs;
 
 const SEEDS: u64 = 64;
 
@@ -13,8 +13,9 @@ fn failures(cfg: &SimConfig) -> Vec<String> {
     (0..SEEDS).filter_map(|seed| Sim::new(seed, cfg.clone()).run().err()).collect()
 }
 
-fn assert_caught(bug: Bug, cfg: SimConfig, expect: &[&str]) {
-    let cfg = SimConfig { bugs: BugSet::NONE.with(bug), ..cfg };
+/// With `bugs` on (named `bug` in messages), some seed must fail with one of `expect`.
+fn assert_caught(bug: &str, bugs: RaftBugs, cfg: SimConfig, expect: &[&str]) {
+    let cfg = SimConfig { bugs, ..cfg };
     let v = failures(&cfg);
     assert!(!v.is_empty(), "no seed in 0..{SEEDS} caught {bug}");
     println!("{bug}: {}/{SEEDS} seeds caught; first: {}", v.len(), v[0]);
@@ -25,15 +26,30 @@ fn assert_caught(bug: Bug, cfg: SimConfig, expect: &[&str]) {
 #[test]
 fn votes_not_persisted_lets_two_leaders_share_a_term() {
     let crashy = SimConfig { crash_rate: 3.0, max_down_ms: 50, ..SimConfig::default() };
-    assert_caught(Bug::VotesNotPersisted, crashy, &["election safety"]);
+    assert_caught(
+        "votes-not-persisted",
+        RaftBugs { votes_not_persisted: true, ..RaftBugs::NONE },
+        crashy,
+        &["election safety"],
+    );
 }
 
 #[test]
 fn commit_before_quorum_loses_acknowledged_entries() {
-    assert_caught(Bug::CommitBeforeQuorum, SimConfig::default(), &["state-machine safety", "acknowledged"]);
+    assert_caught(
+        "commit-before-quorum",
+        RaftBugs { commit_before_quorum: true, ..RaftBugs::NONE },
+        SimConfig::default(),
+        &["state-machine safety", "acknowledged"],
+    );
 }
 
 #[test]
 fn unbounded_catchup_overflows_the_catchup_account() {
-    assert_caught(Bug::UnboundedCatchup, SimConfig::default(), &["raft.catchup peaked"]);
+    assert_caught(
+        "unbounded-catchup",
+        RaftBugs { unbounded_catchup: true, ..RaftBugs::NONE },
+        SimConfig::default(),
+        &["raft.catchup peaked"],
+    );
 }

@@ -1,11 +1,10 @@
-//! The fault catalogue, seeded fault schedules, swarm sampling and known-bug switches.
+//! The fault catalogue, seeded fault schedules and swarm sampling.
 //!
 //! Faults are *data*: a schedule is a list of [`FaultEvent`]s drawn up front from the
 //! run's seed, printed with the run's configuration and recorded in its trace, so a
-//! failing run can be read, replayed and (later) shrunk.
+//! failing run can be read, replayed and (later) shrunk. Known-bug switches live next
+//! to the components they break; the simulator (`weir-sim`'s `bugs`) catalogues them.
 
-pub mod bugs;
 pub mod schedule;
 
-pub use bugs::{Bug, BugSet};
-pub use schedule::{FaultEvent, FaultKind, FaultMix, FaultSchedule};
+pub use schedule::{FaultClass, FaultEvent, FaultKind, FaultMix, FaultSchedule, Node};

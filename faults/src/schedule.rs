@@ -100,6 +100,73 @@ impl fmt::Display for FaultKind {
     }
 }
 
+impl FaultKind {
+    /// The class this fault (or its healing) belongs to.
+    pub fn class(&self) -> FaultClass {
+        match self {
+            FaultKind::Partition { .. } | FaultKind::PartitionOneWay { .. } | FaultKind::Heal => FaultClass::Partition,
+            FaultKind::Crash { .. } | FaultKind::Restart { .. } => FaultClass::Crash,
+            FaultKind::Pause { .. } | FaultKind::Resume { .. } => FaultClass::Pause,
+            FaultKind::SlowDisk { .. } => FaultClass::SlowDisk,
+            FaultKind::SlowLink { .. } => FaultClass::SlowLink,
+            FaultKind::Corrupt { .. } => FaultClass::Corrupt,
+            FaultKind::DiskFull { .. } => FaultClass::DiskFull,
+        }
+    }
+}
+
+/// A class of faults: what a world declares it can apply, and what the weights of a
+/// [`FaultMix`] choose between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultClass {
+    /// Network cuts: symmetric, one-way and flapping partitions, and their healing.
+    Partition,
+    /// Kill a node (losing unsynced writes) and restart it.
+    Crash,
+    /// Freeze a node and unfreeze it.
+    Pause,
+    /// Extra latency on a node's disk.
+    SlowDisk,
+    /// Extra latency and a bandwidth cap on a node's links.
+    SlowLink,
+    /// Crash a node, damage its durable data while it is down, restart it.
+    Corrupt,
+    /// A node's disk refuses writes (ENOSPC), then frees up.
+    DiskFull,
+}
+
+impl FaultClass {
+    /// Every class, in a stable order.
+    pub const ALL: [FaultClass; 7] = [
+        FaultClass::Partition,
+        FaultClass::Crash,
+        FaultClass::Pause,
+        FaultClass::SlowDisk,
+        FaultClass::SlowLink,
+        FaultClass::Corrupt,
+        FaultClass::DiskFull,
+    ];
+
+    /// A short name for messages and listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultClass::Partition => "partition",
+            FaultClass::Crash => "crash",
+            FaultClass::Pause => "pause",
+            FaultClass::SlowDisk => "slow-disk",
+            FaultClass::SlowLink => "slow-link",
+            FaultClass::Corrupt => "corrupt",
+            FaultClass::DiskFull => "disk-full",
+        }
+    }
+}
+
+impl fmt::Display for FaultClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A fault at a point in virtual time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultEvent {
@@ -172,6 +239,26 @@ impl FaultMix {
             mix.crash = 1;
         }
         mix
+    }
+
+    /// The fault classes this mix can draw, each with the weight field that enables
+    /// it (`(class, field)`, a class once per non-zero field); empty when faults are off.
+    pub fn drawable(&self) -> Vec<(FaultClass, &'static str)> {
+        if self.mean_interval_ms == 0 {
+            return Vec::new();
+        }
+        let weights = [
+            (FaultClass::Partition, "partition", self.partition),
+            (FaultClass::Partition, "partition_one_way", self.partition_one_way),
+            (FaultClass::Partition, "partition_flap", self.partition_flap),
+            (FaultClass::Crash, "crash", self.crash),
+            (FaultClass::Pause, "pause", self.pause),
+            (FaultClass::SlowDisk, "slow_disk", self.slow_disk),
+            (FaultClass::SlowLink, "slow_link", self.slow_link),
+            (FaultClass::Corrupt, "corrupt", self.corrupt),
+            (FaultClass::DiskFull, "disk_full", self.disk_full),
+        ];
+        weights.into_iter().filter(|w| w.2 > 0).map(|(c, f, _)| (c, f)).collect()
     }
 
     fn total_weight(&self) -> u32 {
@@ -364,6 +451,20 @@ mod tests {
                 assert!(down <= 1, "seed {seed}: {down} down");
             }
         }
+    }
+
+    #[test]
+    fn schedules_draw_only_classes_the_mix_enables() {
+        for seed in 0..100u64 {
+            let mut m = mix();
+            m.pause = 0;
+            m.corrupt = 0;
+            let classes: Vec<FaultClass> = m.drawable().iter().map(|d| d.0).collect();
+            assert!(!classes.contains(&FaultClass::Pause) && !classes.contains(&FaultClass::Corrupt));
+            let s = FaultSchedule::generate(&mut ChaCha8Rng::seed_from_u64(seed), 5, 20_000, &m);
+            assert!(s.events.iter().all(|e| classes.contains(&e.kind.class())), "seed {seed}");
+        }
+        assert!(FaultMix::default().drawable().is_empty());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use weir_faults::{Bug, BugSet};
-use weir_scenarios::{SCENARIOS, find};
+use weir_scenarios::{SCENARIOS, catching, find};
 use weir_sim::SimConfig;
+use weir_sim::bugs::{Bug, BugSet};
 use weir_sim::harness::{self, RunInput, RunReport};
+use weir_sim::node::NodeNo;
 use weir_traces::{Trace, TraceSummary, first_divergence, render_filtered, render_memory_svg};
 
 #[derive(Parser)]
@@ -25,7 +26,8 @@ struct RunOpts {
     /// Enable a known bug (repeatable); see `weir-sim bugs`.
     #[arg(long = "bug", value_name = "BUG")]
     bugs: Vec<String>,
-    /// Override a configuration field (repeatable), e.g. `--set nodes=5`.
+    /// Override a configuration field by its dotted key (repeatable), e.g.
+    /// `--set run.nodes=5 --set raft.heartbeat_ms=40`; `weir-sim run` prints them all.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
 }
@@ -90,9 +92,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TraceCmd,
     },
-    /// List scenarios.
+    /// List scenarios (with their world).
     Scenarios,
-    /// List known-bug switches.
+    /// List the worlds and the fault classes each supports.
+    Worlds,
+    /// List known-bug switches and the scenarios expected to catch them.
     Bugs,
     /// Measure simulated-time / wall-time for a scenario (a benchmark, not a test).
     Bench {
@@ -118,7 +122,7 @@ enum TraceCmd {
         kinds: Vec<String>,
         /// Only this node.
         #[arg(long)]
-        node: Option<u16>,
+        node: Option<NodeNo>,
         /// Print counts per kind instead of events.
         #[arg(long)]
         summary: bool,
@@ -151,13 +155,22 @@ pub fn main() -> i32 {
         }
         Cmd::Scenarios => {
             for s in SCENARIOS {
-                println!("{:<20} {}", s.name, s.description);
+                println!("{:<20} {:<7} {}", s.name, s.world, s.description);
+            }
+            Ok(0)
+        }
+        Cmd::Worlds => {
+            for w in weir_sim::worlds::WORLDS {
+                let faults: Vec<&str> = w.faults.iter().map(|f| f.name()).collect();
+                println!("{:<7} {} (faults: {})", w.name, w.description, faults.join(", "));
             }
             Ok(0)
         }
         Cmd::Bugs => {
             for b in Bug::ALL {
-                println!("{:<22} {} (caught by {})", b.name(), b.describe(), b.catching_scenario());
+                let by: Vec<&str> = catching(b).map(|s| s.name).collect();
+                let by = if by.is_empty() { "no scenario".to_string() } else { by.join(", ") };
+                println!("{:<22} {} (caught by {by})", b.name(), b.describe());
             }
             Ok(0)
         }
@@ -181,6 +194,7 @@ fn parse_opts(opts: &RunOpts) -> Result<(BugSet, Vec<(String, String)>), CliErro
 fn input_for(scenario: &str, seed: u64, bugs: BugSet, sets: &[(String, String)]) -> Result<RunInput, CliError> {
     let s = find(scenario)?;
     let config = s.config(seed).apply_overrides(sets)?;
+    harness::check_config(&config).map_err(|e| CliError(format!("scenario {} seed {seed}: {e}", s.name)))?;
     Ok(RunInput { scenario: s.name.to_string(), seed, config, overrides: sets.to_vec(), bugs })
 }
 
@@ -454,7 +468,7 @@ fn cmd_replay(file: &PathBuf) -> Result<i32, CliError> {
 fn cmd_show(
     file: &PathBuf,
     kinds: &[String],
-    node: Option<u16>,
+    node: Option<NodeNo>,
     summary: bool,
     svg: Option<PathBuf>,
 ) -> Result<i32, CliError> {

@@ -26,7 +26,7 @@ fn verdict(o: &Output) -> String {
 
 #[test]
 fn run_prints_config_first_then_verdict_and_is_deterministic_across_processes() {
-    let args = ["run", "--scenario", "raft-swarm", "--seed", "11", "--set", "duration_ms=3000"];
+    let args = ["run", "--scenario", "raft-swarm", "--seed", "11", "--set", "run.duration_ms=3000"];
     let a = weir_sim(&args);
     let b = weir_sim(&args);
     assert!(stdout(&a).starts_with("config: "), "config must be printed first:\n{}", stdout(&a));
@@ -42,7 +42,8 @@ fn run_prints_config_first_then_verdict_and_is_deterministic_across_processes() 
 fn trace_round_trip_and_replay_is_identical() {
     let path = tmp("basic.trace");
     let p = path.to_str().unwrap();
-    let o = weir_sim(&["run", "--scenario", "raft-basic", "--seed", "3", "--set", "duration_ms=1500", "--trace", p]);
+    let o =
+        weir_sim(&["run", "--scenario", "raft-basic", "--seed", "3", "--set", "run.duration_ms=1500", "--trace", p]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let r = weir_sim(&["replay", p]);
     assert!(stdout(&r).starts_with("identical"), "{}", stdout(&r));
@@ -80,7 +81,13 @@ fn bad_input_gets_one_clear_error_line() {
         (vec!["sweep", "--all", "--seeds", "9..3"], "malformed seed range"),
         (vec!["sweep", "--all", "--seeds", "x..y"], "malformed seed range"),
         (vec!["sweep", "--all", "--shard", "3/2"], "malformed shard"),
-        (vec!["run", "--scenario", "raft-basic", "--seed", "1", "--set", "nodes=zero"], "bad value"),
+        (vec!["run", "--scenario", "raft-basic", "--seed", "1", "--set", "run.nodes=zero"], "bad value"),
+        (vec!["run", "--scenario", "raft-basic", "--seed", "1", "--set", "nodes=3"], "unknown config field 'nodes'"),
+        (
+            vec!["run", "--scenario", "pubsub-partitions", "--seed", "1", "--set", "faults.pause=3"],
+            "world 'pubsub' does not support pause faults",
+        ),
+        (vec!["run", "--scenario", "raft-basic", "--seed", "1", "--set", "run.world=nope"], "unknown world 'nope'"),
         (vec!["replay", "/nonexistent/weir.trace"], "/nonexistent/weir.trace"),
         (vec!["replay", corrupt.to_str().unwrap()], "trace"),
     ];
@@ -103,7 +110,13 @@ fn lists_scenarios_and_bugs() {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    for name in ["votes-not-persisted", "commit-before-quorum", "unbounded-catchup"] {
+    assert_eq!(b.lines().count(), 6, "{b}");
+    for name in ["votes-not-persisted", "commit-before-quorum", "unbounded-catchup", "lazy-fsync", "buffer-leak"] {
         assert!(b.contains(name), "{b}");
+    }
+    assert!(b.contains("(caught by raft-crashes)") && b.contains("(caught by store-crashes)"), "{b}");
+    let w = stdout(&weir_sim(&["worlds"]));
+    for name in ["raft ", "pubsub ", "store "] {
+        assert!(w.contains(name), "{w}");
     }
 }

@@ -3,8 +3,8 @@
 
 #![cfg(madsim)]
 
-use weir_faults::{Bug, BugSet};
-use weir_scenarios::{SCENARIOS, find};
+use weir_scenarios::{SCENARIOS, catching, find};
+use weir_sim::bugs::{Bug, BugSet};
 use weir_sim::harness::{self, RunInput, RunReport};
 
 /// The seed for this test run: `WEIR_SEED` or a fresh one.
@@ -20,6 +20,7 @@ fn test_seed() -> u64 {
 fn input(scenario: &str, seed: u64, bugs: BugSet, sets: &[(&str, &str)]) -> RunInput {
     let sets: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let config = find(scenario).unwrap().config(seed).apply_overrides(&sets).unwrap();
+    harness::check_config(&config).unwrap_or_else(|e| panic!("{scenario} seed {seed}: {e}"));
     RunInput { scenario: scenario.to_string(), seed, config, overrides: sets, bugs }
 }
 
@@ -76,14 +77,14 @@ fn same_seed_gives_an_identical_trace() {
     let base = test_seed();
     println!("seeds {base}..{} (pin with WEIR_SEED={base})", base + 4);
     for seed in base..base + 4 {
-        let i = input("raft-swarm", seed, BugSet::NONE, &[("duration_ms", "4000")]);
+        let i = input("raft-swarm", seed, BugSet::NONE, &[("run.duration_ms", "4000")]);
         let a = harness::run(&i);
         let b = harness::run(&i);
         assert_eq!(a.hash, b.hash, "seed {seed}: trace hashes differ");
         assert_eq!(a.trace.encode(), b.trace.encode(), "seed {seed}: trace bytes differ");
     }
-    let i = input("raft-basic", base, BugSet::NONE, &[("duration_ms", "2000")]);
-    let j = input("raft-basic", base + 1, BugSet::NONE, &[("duration_ms", "2000")]);
+    let i = input("raft-basic", base, BugSet::NONE, &[("run.duration_ms", "2000")]);
+    let j = input("raft-basic", base + 1, BugSet::NONE, &[("run.duration_ms", "2000")]);
     assert_ne!(harness::run(&i).hash, harness::run(&j).hash, "different seeds should give different traces");
 }
 
@@ -92,7 +93,7 @@ fn pubsub_same_seed_gives_an_identical_trace() {
     let base = test_seed();
     println!("seeds {base}..{} (pin with WEIR_SEED={base})", base + 2);
     for seed in base..base + 2 {
-        let i = input("pubsub-partitions", seed, BugSet::NONE, &[("duration_ms", "4000")]);
+        let i = input("pubsub-partitions", seed, BugSet::NONE, &[("run.duration_ms", "4000")]);
         let a = harness::run(&i);
         let b = harness::run(&i);
         assert_pass(&i, &a);
@@ -110,51 +111,74 @@ fn pubsub_same_seed_gives_an_identical_trace() {
     }
 }
 
-/// Run seeds `0..200` of `bug`'s catching scenario with the bug on; return the first that fails.
-fn first_catching_seed(bug: Bug) -> Option<(u64, RunReport)> {
-    (0..200).find_map(|seed| {
-        let i = input(bug.catching_scenario(), seed, BugSet::NONE.with(bug), &[]);
-        let r = harness::run(&i);
-        (!r.passed()).then_some((seed, r))
-    })
+/// Seeds each bug's catching scenarios are given to catch it.
+const BUG_SEEDS: u64 = 200;
+
+/// Run seeds `0..BUG_SEEDS` of every scenario the registry says catches `bug`, with
+/// the bug on; each must fail on some seed, with one of the bug's expected violations.
+fn assert_caught(bug: Bug) {
+    let scenarios: Vec<&str> = catching(bug).map(|s| s.name).collect();
+    assert!(!scenarios.is_empty(), "the registry lists no scenario that catches {bug}");
+    for scenario in scenarios {
+        let caught = (0..BUG_SEEDS).find_map(|seed| {
+            let i = input(scenario, seed, BugSet::NONE.with(bug), &[]);
+            let r = harness::run(&i);
+            (!r.passed()).then_some((seed, r))
+        });
+        let (seed, r) = caught.unwrap_or_else(|| panic!("{bug} survived {BUG_SEEDS} seeds of {scenario}"));
+        println!("{bug} caught by {scenario} at seed {seed}: {}", r.violations[0]);
+        let expect = bug.expected_violations();
+        assert!(
+            expect.is_empty() || r.violations.iter().any(|v| expect.contains(&v.invariant)),
+            "{bug} in {scenario} seed {seed}: expected one of {expect:?}, got {:?}",
+            r.violations
+        );
+    }
+}
+
+/// One test per known bug (so they run in parallel); the scenarios and expected
+/// violations come from the registry and the bug catalogue.
+macro_rules! bug_tests {
+    ($($test:ident => $bug:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                assert_caught($bug);
+            }
+        )*
+
+        #[test]
+        fn every_known_bug_has_a_test() {
+            let tested = [$($bug),*];
+            for b in Bug::ALL {
+                assert!(tested.contains(&b), "add a bug_tests! line for {b}");
+            }
+        }
+    };
+}
+
+bug_tests! {
+    bug_votes_not_persisted_is_caught => Bug::VotesNotPersisted,
+    bug_commit_before_quorum_is_caught => Bug::CommitBeforeQuorum,
+    bug_unbounded_catchup_is_caught => Bug::UnboundedCatchup,
+    bug_lazy_fsync_is_caught => Bug::LazyFsync,
+    bug_unbounded_buffer_pool_is_caught => Bug::UnboundedBufferPool,
+    bug_buffer_leak_is_caught => Bug::BufferLeak,
 }
 
 #[test]
-fn bug_votes_not_persisted_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::VotesNotPersisted).expect("votes-not-persisted survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-}
-
-#[test]
-fn bug_commit_before_quorum_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::CommitBeforeQuorum).expect("commit-before-quorum survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-}
-
-#[test]
-fn bug_unbounded_catchup_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::UnboundedCatchup).expect("unbounded-catchup survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-    assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
-}
-
-#[test]
-fn bug_lazy_fsync_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::LazyFsync).expect("lazy-fsync survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-    assert!(r.violations.iter().any(|v| v.invariant == "acked-durability" || v.invariant == "deleted-stays-deleted"));
-}
-
-#[test]
-fn bug_unbounded_buffer_pool_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::UnboundedBufferPool).expect("unbounded-buffer-pool survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-    assert!(r.violations.iter().any(|v| v.invariant == "memory-bound"), "expected a memory-bound violation");
-}
-
-#[test]
-fn bug_buffer_leak_is_caught() {
-    let (seed, r) = first_catching_seed(Bug::BufferLeak).expect("buffer-leak survived 200 seeds");
-    println!("caught at seed {seed}: {}", r.violations[0]);
-    assert!(r.violations.iter().any(|v| v.invariant == "memory-baseline"), "expected a memory-baseline violation");
+fn a_world_refuses_faults_it_cannot_apply() {
+    let cfg = find("pubsub-partitions").unwrap().config(1);
+    let cfg = cfg.apply_overrides(&[("faults.pause".into(), "3".into())]).unwrap();
+    let err = harness::check_config(&cfg).unwrap_err();
+    assert!(err.contains("world 'pubsub' does not support pause faults"), "{err}");
+    // And a run of it records nothing as applied.
+    let i =
+        RunInput { scenario: "pubsub-partitions".into(), seed: 1, config: cfg, overrides: vec![], bugs: BugSet::NONE };
+    let r = harness::run(&i);
+    assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+    assert_eq!(r.violations[0].invariant, "config");
+    assert!(r.trace.events.is_empty());
+    let store = find("store-crashes").unwrap().config(1).apply_overrides(&[("faults.partition".into(), "1".into())]);
+    assert!(harness::check_config(&store.unwrap()).unwrap_err().contains("world 'store' does not support partition"));
 }

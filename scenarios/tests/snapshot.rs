@@ -4,17 +4,18 @@
 
 #![cfg(madsim)]
 
-use weir_faults::BugSet;
 use weir_scenarios::find;
+use weir_sim::bugs::BugSet;
 use weir_sim::harness::{self, RunInput};
 use weir_traces::render_filtered;
 
 #[test]
 fn canonical_raft_basic_trace() {
-    let sets: Vec<(String, String)> = [("duration_ms", "600"), ("clients", "2"), ("rate_per_client", "10")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let sets: Vec<(String, String)> =
+        [("run.duration_ms", "600"), ("run.clients", "2"), ("workload.rate_per_client", "10")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     let config = find("raft-basic").unwrap().config(7).apply_overrides(&sets).unwrap();
     let input = RunInput { scenario: "raft-basic".into(), seed: 7, config, overrides: sets, bugs: BugSet::NONE };
     let report = harness::run(&input);

@@ -1,56 +1,123 @@
 //! The per-run configuration, drawn from the seed by a scenario, printed first
 //! (TigerBeetle-style) and overridable field by field from the command line.
+//!
+//! Fields are grouped by the component they shape: [`Run`] (world, cluster size,
+//! phase lengths), [`Workload`], [`Net`], [`Disk`], [`Raft`], [`Route`], [`Store`] and
+//! the fault mix. On the command line and in the printed line a field is named by
+//! its dotted path, e.g. `--set raft.heartbeat_ms=50` or `--set faults.crash=3`.
 
+use crate::node::NodeNo;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use weir_faults::FaultMix;
 
-/// Which system a run builds and checks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    /// A Raft-replicated log cluster with proposal clients.
-    #[default]
-    Raft,
-    /// Clustered NATS servers; clients publish and subscribe (core pub/sub).
-    Pubsub,
-    /// One node's message store (`FileStore` on the simulated disk) with writers,
-    /// deleters and readers in-process, crashed and corrupted underneath.
-    Store,
-}
-
 /// Everything that shapes one simulated run besides the seed and the bugs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
-    /// Which system is simulated.
-    #[serde(default)]
-    pub world: World,
+    /// Which world runs, how big, for how long.
+    pub run: Run,
+    /// What the clients offer.
+    pub workload: Workload,
+    /// The simulated network between nodes.
+    pub net: Net,
+    /// Every node's simulated disk.
+    pub disk: Disk,
+    /// Raft tuning and its ledger limits (Raft world).
+    pub raft: Raft,
+    /// Route queues and their ledger limit (Raft and pub/sub worlds).
+    pub route: Route,
+    /// File store tuning and its ledger limits (store world).
+    pub store: Store,
+    /// Fault mix for the safety phase.
+    pub faults: FaultMix,
+}
+
+/// Which world runs, how big, for how long.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Name of the world (see `weir_sim::worlds`): `raft`, `pubsub` or `store`.
+    pub world: String,
     /// Cluster size.
-    pub nodes: u16,
+    pub nodes: NodeNo,
     /// Concurrent workload clients.
     pub clients: u32,
     /// Length of the safety phase (workload + faults), in ms of virtual time.
     pub duration_ms: u64,
     /// Bound on convergence once faults stop, in ms.
     pub liveness_ms: u64,
-    /// Proposals per second per client.
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run { world: "raft".into(), nodes: 3, clients: 16, duration_ms: 10_000, liveness_ms: 20_000 }
+    }
+}
+
+/// What the clients offer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Requests (proposals, publishes, appends) per second per client.
     pub rate_per_client: u32,
-    /// Proposal payload size in bytes (at least 8).
+    /// Payload size in bytes (at least 8).
     pub payload_bytes: u32,
     /// Client request timeout in ms.
     pub request_timeout_ms: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload { rate_per_client: 63, payload_bytes: 64, request_timeout_ms: 2_000 }
+    }
+}
+
+/// The simulated network between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Net {
     /// Lower bound of the per-link base latency in microseconds.
-    pub link_latency_us_min: u64,
+    pub latency_us_min: u64,
     /// Upper bound of the per-link base latency in microseconds.
-    pub link_latency_us_max: u64,
-    /// Raft election timeout lower bound, ms.
+    pub latency_us_max: u64,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net { latency_us_min: 200, latency_us_max: 2_000 }
+    }
+}
+
+/// Every node's simulated disk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// Base write latency, microseconds.
+    pub write_us: u64,
+    /// Base fsync latency, microseconds.
+    pub sync_us: u64,
+    /// Chance that a crash keeps a torn prefix of unsynced appends.
+    pub torn_write_prob: f64,
+}
+
+impl Default for Disk {
+    fn default() -> Self {
+        Disk { write_us: 20, sync_us: 500, torn_write_prob: 0.5 }
+    }
+}
+
+/// Raft tuning and its ledger limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raft {
+    /// Election timeout lower bound, ms.
     pub election_timeout_min_ms: u64,
-    /// Raft election timeout upper bound, ms.
+    /// Election timeout upper bound, ms.
     pub election_timeout_max_ms: u64,
-    /// Raft heartbeat interval, ms.
+    /// Heartbeat interval, ms.
     pub heartbeat_ms: u64,
-    /// Raft tick period, ms.
+    /// Tick period, ms.
     pub tick_ms: u64,
     /// Most entry bytes per Append.
     pub max_append_bytes: u64,
@@ -61,57 +128,14 @@ pub struct SimConfig {
     /// InstallSnapshot chunk size.
     pub snapshot_chunk_bytes: u64,
     /// Ledger limit of `raft.pending`.
-    pub raft_pending_limit: u64,
+    pub pending_limit: u64,
     /// Ledger limit of `raft.catchup`.
-    pub raft_catchup_limit: u64,
-    /// Ledger limit of `route.outbound` (node total).
-    pub route_outbound_limit: u64,
-    /// Per-route queue cap in bytes.
-    pub route_max_pending: u64,
-    /// Route stall timeout, ms.
-    pub route_stall_ms: u64,
-    /// Base disk write latency, microseconds.
-    pub disk_write_us: u64,
-    /// Base fsync latency, microseconds.
-    pub disk_sync_us: u64,
-    /// Chance that a crash keeps a torn prefix of unsynced appends.
-    pub torn_write_prob: f64,
-    /// Store world: block file size in bytes.
-    #[serde(default = "defaults::store_block_size")]
-    pub store_block_size: u64,
-    /// Store world: ledger limit of `store.buffers` (the buffer pool's hard cap).
-    #[serde(default = "defaults::store_buffers_limit")]
-    pub store_buffers_limit: u64,
-    /// Store world: ledger limit of `store.cache` (also the block cache's byte cap).
-    #[serde(default = "defaults::store_cache_limit")]
-    pub store_cache_limit: u64,
-    /// Store world: ledger limit of `store.index` (the in-memory index; appends past it are refused).
-    #[serde(default = "defaults::store_index_limit")]
-    pub store_index_limit: u64,
-    /// Store world: `max_msgs` retention limit (0 = unlimited), discard old.
-    #[serde(default)]
-    pub store_max_msgs: u64,
-    /// Store world: percent of writer operations that delete an acknowledged message.
-    #[serde(default)]
-    pub store_delete_pct: u32,
-    /// Fault mix for the safety phase.
-    #[serde(flatten)]
-    pub faults: FaultMix,
+    pub catchup_limit: u64,
 }
 
-impl Default for SimConfig {
+impl Default for Raft {
     fn default() -> Self {
-        SimConfig {
-            world: World::Raft,
-            nodes: 3,
-            clients: 16,
-            duration_ms: 10_000,
-            liveness_ms: 20_000,
-            rate_per_client: 63,
-            payload_bytes: 64,
-            request_timeout_ms: 2_000,
-            link_latency_us_min: 200,
-            link_latency_us_max: 2_000,
+        Raft {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             heartbeat_ms: 50,
@@ -120,38 +144,58 @@ impl Default for SimConfig {
             catchup_window_bytes: 256 * 1024,
             snapshot_every: 2_000,
             snapshot_chunk_bytes: 32 * 1024,
-            raft_pending_limit: 1024 * 1024,
-            raft_catchup_limit: 1024 * 1024,
-            route_outbound_limit: 8 * 1024 * 1024,
-            route_max_pending: 2 * 1024 * 1024,
-            route_stall_ms: 3_000,
-            disk_write_us: 20,
-            disk_sync_us: 500,
-            torn_write_prob: 0.5,
-            store_block_size: defaults::store_block_size(),
-            store_buffers_limit: defaults::store_buffers_limit(),
-            store_cache_limit: defaults::store_cache_limit(),
-            store_index_limit: defaults::store_index_limit(),
-            store_max_msgs: 0,
-            store_delete_pct: 0,
-            faults: FaultMix::default(),
+            pending_limit: 1024 * 1024,
+            catchup_limit: 1024 * 1024,
         }
     }
 }
 
-/// Defaults of fields added after traces were first recorded (old configs lack them).
-mod defaults {
-    pub fn store_block_size() -> u64 {
-        64 * 1024
+/// Route queues and their ledger limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Ledger limit of `route.outbound` (node total).
+    pub outbound_limit: u64,
+    /// Per-route queue cap in bytes.
+    pub max_pending: u64,
+    /// Route stall timeout, ms.
+    pub stall_ms: u64,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route { outbound_limit: 8 * 1024 * 1024, max_pending: 2 * 1024 * 1024, stall_ms: 3_000 }
     }
-    pub fn store_buffers_limit() -> u64 {
-        256 * 1024
-    }
-    pub fn store_cache_limit() -> u64 {
-        256 * 1024
-    }
-    pub fn store_index_limit() -> u64 {
-        4 * 1024 * 1024
+}
+
+/// File store tuning and its ledger limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// Block file size in bytes.
+    pub block_size: u64,
+    /// Ledger limit of `store.buffers` (the buffer pool's hard cap).
+    pub buffers_limit: u64,
+    /// Ledger limit of `store.cache` (also the block cache's byte cap).
+    pub cache_limit: u64,
+    /// Ledger limit of `store.index` (the in-memory index; appends past it are refused).
+    pub index_limit: u64,
+    /// `max_msgs` retention limit (0 = unlimited), discard old.
+    pub max_msgs: u64,
+    /// Percent of writer operations that delete an acknowledged message.
+    pub delete_pct: u32,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            block_size: 64 * 1024,
+            buffers_limit: 256 * 1024,
+            cache_limit: 256 * 1024,
+            index_limit: 4 * 1024 * 1024,
+            max_msgs: 0,
+            delete_pct: 0,
+        }
     }
 }
 
@@ -179,6 +223,38 @@ pub enum OverrideError {
     },
 }
 
+/// The config as a JSON object (groups are nested objects).
+fn to_object(cfg: &SimConfig) -> Map<String, Value> {
+    match serde_json::to_value(cfg).expect("config serialises") {
+        Value::Object(m) => m,
+        _ => unreachable!("config is an object"),
+    }
+}
+
+/// Every leaf of `obj` as `(dotted.key, value)`, in key order.
+fn leaves(prefix: &str, obj: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    for (k, v) in obj {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            Value::Object(m) => leaves(&key, m, out),
+            _ => out.push((key, v.clone())),
+        }
+    }
+}
+
+/// The leaf at dotted `key`, if there is one.
+fn leaf_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {
+    let (head, rest) = match key.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (key, None),
+    };
+    match (obj.get_mut(head)?, rest) {
+        (Value::Object(m), Some(rest)) => leaf_mut(m, rest),
+        (Value::Object(_), None) | (_, Some(_)) => None,
+        (v, None) => Some(v),
+    }
+}
+
 impl SimConfig {
     /// Parse `key=value`.
     pub fn parse_override(s: &str) -> Result<(String, String), OverrideError> {
@@ -189,15 +265,11 @@ impl SimConfig {
         Ok((k.trim().to_string(), v.trim().to_string()))
     }
 
-    /// Apply `key=value` overrides in order, then validate.
+    /// Apply dotted `key=value` overrides in order, then validate.
     pub fn apply_overrides(&self, overrides: &[(String, String)]) -> Result<SimConfig, OverrideError> {
-        let mut obj = match serde_json::to_value(self).expect("config serialises") {
-            Value::Object(m) => m,
-            _ => unreachable!("config is an object"),
-        };
+        let mut obj = to_object(self);
         for (k, v) in overrides {
-            let slot = obj
-                .get_mut(k)
+            let slot = leaf_mut(&mut obj, k)
                 .ok_or_else(|| OverrideError::UnknownKey { key: k.clone(), known: self.keys().join(", ") })?;
             let bad = |why: String| OverrideError::BadValue { key: k.clone(), why };
             *slot = match slot {
@@ -217,37 +289,35 @@ impl SimConfig {
         Ok(cfg)
     }
 
-    /// Field names, sorted.
+    /// Dotted field names, sorted.
     pub fn keys(&self) -> Vec<String> {
-        match serde_json::to_value(self).expect("config serialises") {
-            Value::Object(m) => m.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
+        let mut out = Vec::new();
+        leaves("", &to_object(self), &mut out);
+        out.into_iter().map(|(k, _)| k).collect()
     }
 
-    /// Reject configurations the harness cannot run.
+    /// Reject configurations no world can run. Each world adds its own rules and the
+    /// faults it supports when a run is set up (`weir_sim::harness::check_config`).
     pub fn validate(&self) -> Result<(), String> {
-        let raft_faults_only = self.faults.corrupt == 0 && self.faults.disk_full == 0;
-        let checks: [(bool, &str); 13] = [
+        let (run, w, raft) = (&self.run, &self.workload, &self.raft);
+        let checks: [(bool, &str); 11] = [
+            ((256..=1 << 30).contains(&self.store.block_size), "store.block_size must be 256 B..=1 GiB"),
+            (self.store.delete_pct <= 100, "store.delete_pct must be <= 100"),
+            (run.nodes >= 1 && run.nodes <= 9, "run.nodes must be 1..=9"),
+            (run.clients <= 256, "run.clients must be <= 256"),
+            (w.payload_bytes >= 8, "workload.payload_bytes must be >= 8"),
             (
-                self.world == World::Store || raft_faults_only,
-                "corrupt and disk_full faults need world=store (Raft and pub/sub nodes cannot repair damage yet)",
+                raft.election_timeout_min_ms < raft.election_timeout_max_ms,
+                "raft.election_timeout_min_ms must be < raft.election_timeout_max_ms",
             ),
-            (self.world != World::Store || self.nodes == 1, "world=store runs one node"),
-            ((256..=1 << 30).contains(&self.store_block_size), "store_block_size must be 256 B..=1 GiB"),
-            (self.store_delete_pct <= 100, "store_delete_pct must be <= 100"),
-            (self.nodes >= 1 && self.nodes <= 9, "nodes must be 1..=9"),
-            (self.clients <= 256, "clients must be <= 256"),
-            (self.payload_bytes >= 8, "payload_bytes must be >= 8"),
-            (self.election_timeout_min_ms < self.election_timeout_max_ms, "election timeout min must be < max"),
             (
-                self.heartbeat_ms > 0 && self.heartbeat_ms < self.election_timeout_min_ms,
-                "heartbeat must be < election timeout",
+                raft.heartbeat_ms > 0 && raft.heartbeat_ms < raft.election_timeout_min_ms,
+                "raft.heartbeat_ms must be > 0 and < raft.election_timeout_min_ms",
             ),
-            (self.tick_ms > 0, "tick_ms must be > 0"),
-            (self.link_latency_us_min <= self.link_latency_us_max, "link latency min must be <= max"),
-            ((0.0..=1.0).contains(&self.torn_write_prob), "torn_write_prob must be in [0, 1]"),
-            (self.snapshot_every > 0, "snapshot_every must be > 0"),
+            (raft.tick_ms > 0, "raft.tick_ms must be > 0"),
+            (self.net.latency_us_min <= self.net.latency_us_max, "net.latency_us_min must be <= net.latency_us_max"),
+            ((0.0..=1.0).contains(&self.disk.torn_write_prob), "disk.torn_write_prob must be in [0, 1]"),
+            (raft.snapshot_every > 0, "raft.snapshot_every must be > 0"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(why.to_string()),
@@ -255,12 +325,12 @@ impl SimConfig {
         }
     }
 
-    /// One line `key=value ...` in key order: printed first and stored in the trace header.
+    /// One line `group.key=value ...` in key order: printed first and stored in the
+    /// trace header.
     pub fn line(&self) -> String {
-        match serde_json::to_value(self).expect("config serialises") {
-            Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
-            _ => String::new(),
-        }
+        let mut out = Vec::new();
+        leaves("", &to_object(self), &mut out);
+        out.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -268,17 +338,46 @@ impl SimConfig {
 mod tests {
     use super::*;
 
+    fn set(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
     #[test]
     fn overrides_apply_and_validate() {
         let c = SimConfig::default();
-        let o = vec![("nodes".to_string(), "5".to_string()), ("crash".to_string(), "3".to_string())];
-        let c2 = c.apply_overrides(&o).unwrap();
-        assert_eq!(c2.nodes, 5);
+        let c2 = c.apply_overrides(&[set("run.nodes", "5"), set("faults.crash", "3")]).unwrap();
+        assert_eq!(c2.run.nodes, 5);
         assert_eq!(c2.faults.crash, 3);
-        assert!(matches!(c.apply_overrides(&[("nope".into(), "1".into())]), Err(OverrideError::UnknownKey { .. })));
-        assert!(matches!(c.apply_overrides(&[("nodes".into(), "x".into())]), Err(OverrideError::BadValue { .. })));
-        assert!(matches!(c.apply_overrides(&[("nodes".into(), "0".into())]), Err(OverrideError::BadValue { .. })));
+        let c3 = c.apply_overrides(&[set("raft.heartbeat_ms", "40"), set("run.world", "store")]).unwrap();
+        assert_eq!((c3.raft.heartbeat_ms, c3.run.world.as_str()), (40, "store"));
+        assert!(matches!(c.apply_overrides(&[set("nope", "1")]), Err(OverrideError::UnknownKey { .. })));
+        // Flat keys of old and group names alone are not fields.
+        assert!(matches!(c.apply_overrides(&[set("nodes", "5")]), Err(OverrideError::UnknownKey { .. })));
+        assert!(matches!(c.apply_overrides(&[set("raft", "5")]), Err(OverrideError::UnknownKey { .. })));
+        assert!(matches!(c.apply_overrides(&[set("run.nodes.x", "5")]), Err(OverrideError::UnknownKey { .. })));
+        assert!(matches!(c.apply_overrides(&[set("run.nodes", "x")]), Err(OverrideError::BadValue { .. })));
+        assert!(matches!(c.apply_overrides(&[set("run.nodes", "0")]), Err(OverrideError::BadValue { .. })));
         assert!(SimConfig::parse_override("novalue").is_err());
-        assert!(c.line().contains("nodes=3"));
+    }
+
+    #[test]
+    fn line_is_one_line_of_dotted_keys_and_round_trips() {
+        let c = SimConfig::default().apply_overrides(&[set("disk.torn_write_prob", "0.25")]).unwrap();
+        let line = c.line();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("run.nodes=3") && line.contains("raft.heartbeat_ms=50"), "{line}");
+        assert!(line.contains("faults.crash=0") && line.contains("run.world=\"raft\""), "{line}");
+        let keys = c.keys();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys are sorted");
+        // Every printed pair, fed back as overrides, gives the same config.
+        let pairs: Vec<(String, String)> = line
+            .split(' ')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.trim_matches('"').to_string())
+            })
+            .collect();
+        assert_eq!(pairs.len(), keys.len());
+        assert_eq!(SimConfig::default().apply_overrides(&pairs).unwrap(), c);
     }
 }

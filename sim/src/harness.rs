@@ -1,38 +1,53 @@
-//! The cluster harness: builds a seeded madsim world (nodes, client node, sim disks,
-//! link shaping), runs the workload under the fault schedule (safety phase), heals
-//! everything and demands convergence within a bound (liveness phase), then judges
-//! the run with the checkers. A run is a pure function of its [`RunInput`].
+//! The harness: one run skeleton shared by every world.
+//!
+//! A run is a pure function of its [`RunInput`]. [`run`] builds a seeded madsim
+//! runtime with the simulated disks and hands it to the world named by
+//! `run.world` (see [`crate::worlds`]). The harness owns everything that is not
+//! specific to a world:
+//!
+//! 1. **setup**: [`World::setup`] creates the nodes ([`Ctx::add_node`]) and clients;
+//!    the harness then starts the ledger sampler;
+//! 2. **safety phase**: the fault schedule drawn from the seed is applied at its times
+//!    ([`Health`] of each node, partitions, slow links and disks, full disks; the world
+//!    only reacts through [`World::on_crash`] and [`World::corrupt`]), then
+//!    [`World::end_safety`];
+//! 3. **heal** every fault, then **liveness**: [`World::converge`] must succeed within
+//!    `run.liveness_ms`, then [`World::wind_down`];
+//! 4. **quiescence**: after [`World::quiet_time`] without load every ledger account must
+//!    be back to its baseline ([`World::over_baseline`]);
+//! 5. **judgement**: [`World::finish`] hands the world's final state to its checkers;
+//!    the event checkers run over the whole trace; every node is killed.
+//!
+//! A world declares the fault classes it supports ([`World::FAULTS`]); a config whose
+//! fault mix could draw any other is refused by [`check_config`] before the run, so
+//! every fault in a trace was really applied.
 
-use crate::check::{self, FinalReplica, Violation};
-use crate::config::{SimConfig, World as SimWorld};
-use crate::disk::SimDisks;
+use crate::bugs::BugSet;
+use crate::check::{self, Violation};
+use crate::config::SimConfig;
+use crate::disk::{SimDisk, SimDisks};
 use crate::net::SimNet;
-use crate::workload::{self, ClientParams, ClientStats, Recorded};
+use crate::node::{self, NodeNo};
+use crate::workload::ClientStats;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use weir_core::mem::{Ledger, names};
-use weir_core::raft;
-use weir_core::server::app::LogApp;
-use weir_core::server::node::{self, NodeConfig, NodeEnv, NodeStatus};
-use weir_core::server::route::RouteConfig;
-use weir_core::store::STORE_INDEX;
-use weir_faults::{BugSet, FaultKind, FaultSchedule};
-use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder, Trace, TraceHeader};
+use weir_core::mem::Ledger;
+use weir_faults::{FaultClass, FaultKind, FaultSchedule};
+use weir_traces::{Event, EventKind, EventSink, HARNESS, Recorder, Trace, TraceHeader};
 
-const ROUTE_PORT: u16 = 6222;
-const CLIENT_PORT: u16 = 7000;
 /// Salt separating the fault-schedule RNG stream from the others.
 const SCHEDULE_SALT: u64 = 0x5C4E_D01E;
-/// Client id used by the harness's liveness probes.
-const PROBE_CLIENT: u32 = u32::MAX;
+/// Period of the ledger sampler.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Everything that determines a run.
 #[derive(Clone, Debug)]
@@ -73,10 +88,125 @@ impl RunReport {
     }
 }
 
+/// A simulated system the harness can run: how it is built, which faults it can
+/// take, when it has recovered, and how its end state is judged. See the module doc
+/// for when each method is called; a world lives in its own file under `worlds/`
+/// and is listed once in [`crate::worlds::WORLDS`].
+#[allow(async_fn_in_trait, reason = "worlds run on madsim's single-threaded executor; no Send bound wanted")]
+pub trait World: Sized {
+    /// The name that selects it (`run.world=NAME`).
+    const NAME: &'static str;
+    /// One line for listings.
+    const DESCRIPTION: &'static str;
+    /// The fault classes it can apply; configs that could draw others are refused.
+    const FAULTS: &'static [FaultClass];
+
+    /// Rules of its own on the config (beyond [`SimConfig::validate`]); `Err` says why.
+    fn check_config(_cfg: &SimConfig) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Create the nodes (each with [`Ctx::add_node`], numbered from 1 in order) and the
+    /// client machines ([`Ctx::add_client_machine`]) and start the workload. Draw
+    /// randomness only from `ctx.rng`.
+    fn setup(ctx: &mut Ctx) -> Self;
+
+    /// Node `no` was just killed (before its `NodeCrash` event): drop what the world
+    /// holds of the dead process.
+    fn on_crash(&mut self, _ctx: &Ctx, _no: NodeNo) {}
+
+    /// Damage node `no`'s durable data while it is down; returns what was done (recorded
+    /// as a note). Called only for worlds that list [`FaultClass::Corrupt`].
+    fn corrupt(&mut self, _ctx: &Ctx, no: NodeNo) -> String {
+        unreachable!("world {} lists no corrupt fault but was asked to corrupt n{no}", Self::NAME)
+    }
+
+    /// The safety phase's time is up (faults are still in place): stop what runs only
+    /// during it.
+    async fn end_safety(&mut self, _ctx: &Ctx) {}
+
+    /// Every fault is healed and every node is up: return once the world has
+    /// converged, or `Err(why not)` once `deadline` passes.
+    async fn converge(&mut self, ctx: &Ctx, deadline: Instant) -> Result<(), String>;
+
+    /// After the liveness wait (`converged` says how it ended): stop the remaining load.
+    async fn wind_down(&mut self, _ctx: &Ctx, _converged: bool) {}
+
+    /// How long the world idles before the memory-baseline check.
+    fn quiet_time(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    /// Whether `account` still holding `current` bytes after the quiet time breaks
+    /// the memory baseline.
+    fn over_baseline(&self, account: &str, current: u64) -> bool;
+
+    /// Judge the final state: the world's own checkers' violations and client totals.
+    /// `ctx.events()` holds the history so far.
+    async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats);
+}
+
+/// A world as listed in the registry: its name, faults and entry points.
+#[derive(Clone, Copy)]
+pub struct WorldEntry {
+    /// [`World::NAME`].
+    pub name: &'static str,
+    /// [`World::DESCRIPTION`].
+    pub description: &'static str,
+    /// [`World::FAULTS`].
+    pub faults: &'static [FaultClass],
+    check: fn(&SimConfig) -> Result<(), String>,
+    drive: fn(RunInput, Recorder) -> WorldRun,
+}
+
+impl WorldEntry {
+    /// The registry entry of world `W`.
+    pub const fn of<W: World + 'static>() -> WorldEntry {
+        WorldEntry {
+            name: W::NAME,
+            description: W::DESCRIPTION,
+            faults: W::FAULTS,
+            check: W::check_config,
+            drive: drive_boxed::<W>,
+        }
+    }
+}
+
+/// One world's run, as the registry starts it.
+type WorldRun = Pin<Box<dyn Future<Output = Outcome>>>;
+
+fn drive_boxed<W: World + 'static>(input: RunInput, rec: Recorder) -> WorldRun {
+    Box::pin(drive::<W>(input, rec))
+}
+
+/// Look a world up by name.
+pub fn world(name: &str) -> Result<&'static WorldEntry, String> {
+    crate::worlds::WORLDS.iter().find(|w| w.name == name).ok_or_else(|| {
+        let names: Vec<&str> = crate::worlds::WORLDS.iter().map(|w| w.name).collect();
+        format!("unknown world '{name}' (known: {})", names.join(", "))
+    })
+}
+
+/// Whether a run of `cfg` can be set up: the generic rules, a known world, the
+/// world's own rules, and every fault class the mix could draw supported by it.
+pub fn check_config(cfg: &SimConfig) -> Result<(), String> {
+    cfg.validate()?;
+    let w = world(&cfg.run.world)?;
+    if let Some((class, field)) = cfg.faults.drawable().into_iter().find(|(c, _)| !w.faults.contains(c)) {
+        let supported: Vec<&str> = w.faults.iter().map(|f| f.name()).collect();
+        return Err(format!(
+            "world '{}' does not support {class} faults, but faults.{field} > 0 could draw them (it supports: {})",
+            w.name,
+            if supported.is_empty() { "none".to_string() } else { supported.join(", ") }
+        ));
+    }
+    (w.check)(cfg).map_err(|why| format!("world '{}': {why}", w.name))
+}
+
 /// The fault schedule a run with this seed and config uses.
 pub fn schedule_for(seed: u64, cfg: &SimConfig) -> FaultSchedule {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SCHEDULE_SALT);
-    FaultSchedule::generate(&mut rng, cfg.nodes, cfg.duration_ms, &cfg.faults)
+    FaultSchedule::generate(&mut rng, cfg.run.nodes, cfg.run.duration_ms, &cfg.faults)
 }
 
 /// The trace header for a run.
@@ -92,30 +222,43 @@ pub fn header_for(input: &RunInput) -> TraceHeader {
     }
 }
 
-/// Run one simulation to completion.
+/// What a world's run hands back to [`run`].
+pub struct Outcome {
+    violations: Vec<Violation>,
+    sim_ms: u64,
+    clients: ClientStats,
+}
+
+/// Run one simulation to completion. A config that [`check_config`] refuses gives a
+/// report with a single `config` violation and an empty trace.
 pub fn run(input: &RunInput) -> RunReport {
     // Checkers read the events, so every run keeps them; a trace file is optional.
     let recorder = Recorder::new();
+    let entry = match check_config(&input.config).and_then(|()| world(&input.config.run.world)) {
+        Ok(e) => e,
+        Err(detail) => {
+            return RunReport {
+                violations: vec![Violation { invariant: "config", detail }],
+                trace: Trace { header: header_for(input), events: Vec::new() },
+                hash: recorder.hash(),
+                event_count: 0,
+                sim_ms: 0,
+                clients: ClientStats::default(),
+            };
+        }
+    };
     let mut mcfg = madsim::Config::default();
     // Our own link layer adds latency; keep madsim's small and narrow.
     mcfg.net.send_latency = Duration::from_micros(20)..Duration::from_micros(60);
     let mut rt = Runtime::with_seed_and_config(input.seed, mcfg);
     rt.add_simulator::<SimDisks>();
-    let limit = input.config.duration_ms + input.config.liveness_ms + 60_000;
+    let limit = input.config.run.duration_ms + input.config.run.liveness_ms + 60_000;
     rt.set_time_limit(Duration::from_millis(limit));
     let world_input = input.clone();
     let rec = recorder.clone();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || {
-        rt.block_on(async move {
-            match world_input.config.world {
-                SimWorld::Raft => world(world_input, rec).await,
-                SimWorld::Pubsub => crate::pubsub::world(world_input, rec).await,
-                SimWorld::Store => crate::store_world::world(world_input, rec).await,
-            }
-        })
-    }));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || rt.block_on((entry.drive)(world_input, rec))));
     let (mut violations, sim_ms, clients) = match outcome {
-        Ok(w) => (w.violations, w.sim_ms, w.clients),
+        Ok(o) => (o.violations, o.sim_ms, o.clients),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<String>()
@@ -131,85 +274,278 @@ pub fn run(input: &RunInput) -> RunReport {
     RunReport { violations, hash: recorder.hash(), event_count: recorder.len() as u64, trace, sim_ms, clients }
 }
 
-/// What a world hands back to [`run`].
-pub(crate) struct World {
-    /// Broken invariants found while running.
-    pub(crate) violations: Vec<Violation>,
-    /// Virtual time simulated, in ms.
-    pub(crate) sim_ms: u64,
-    /// Client totals.
-    pub(crate) clients: ClientStats,
-}
-
-/// The per-node handles the harness keeps across restarts.
-#[derive(Clone)]
-struct NodeShared {
-    no: NodeNo,
-    status: Arc<Mutex<NodeStatus>>,
-    app: Arc<Mutex<LogApp>>,
-    ledger: Ledger,
-    incarnation: Arc<AtomicU32>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Liveness {
+/// Whether a node is running, killed or frozen (as the harness made it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Running.
     Up,
+    /// Killed (its unsynced writes are lost); restarted by a `Restart` fault or at heal.
     Crashed,
+    /// Frozen; resumed by a `Resume` fault or at heal.
     Paused,
 }
 
-/// The address of node `i` (1-based).
-pub(crate) fn node_ip(i: u16) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))
+/// A cluster node as the harness tracks it.
+struct SimNode {
+    no: NodeNo,
+    handle: NodeHandle,
+    ledger: Ledger,
+    health: Health,
 }
 
-fn node_config(cfg: &SimConfig, bugs: BugSet, i: u16) -> NodeConfig {
-    let peers: Vec<(u64, SocketAddr)> =
-        (1..=cfg.nodes).filter(|&j| j != i).map(|j| (j as u64, SocketAddr::new(node_ip(j), ROUTE_PORT))).collect();
-    let mut rc = raft::Config::new(i as u64, (1..=cfg.nodes as u64).collect());
-    rc.election_timeout_ms = (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms);
-    rc.heartbeat_interval_ms = cfg.heartbeat_ms;
-    rc.max_append_bytes = cfg.max_append_bytes;
-    rc.catchup_window_bytes = cfg.catchup_window_bytes;
-    rc.snapshot_chunk_bytes = cfg.snapshot_chunk_bytes;
-    rc.bugs = bugs;
-    NodeConfig {
-        id: i as u64,
-        peers,
-        route_listen: SocketAddr::new(node_ip(i), ROUTE_PORT),
-        client_listen: SocketAddr::new(node_ip(i), CLIENT_PORT),
-        data_dir: "raft".into(),
-        raft: rc,
-        route: RouteConfig {
-            max_pending_bytes: cfg.route_max_pending,
-            stall_timeout: Duration::from_millis(cfg.route_stall_ms),
-            ..RouteConfig::default()
-        },
-        snapshot_every: cfg.snapshot_every,
-        tick: Duration::from_millis(cfg.tick_ms),
-        proposal_queue: 1024,
+/// What a world builds on and the harness's view of the nodes. Passed to every
+/// [`World`] method.
+pub struct Ctx {
+    /// The run's configuration.
+    pub cfg: SimConfig,
+    /// The run's seed.
+    pub seed: u64,
+    /// Enabled known bugs (map them with [`BugSet::raft`] / [`BugSet::store`]).
+    pub bugs: BugSet,
+    /// Virtual time zero of the run.
+    pub start: Instant,
+    /// Where events go, stamped with time since `start`.
+    pub sink: Arc<dyn EventSink>,
+    /// The madsim runtime.
+    pub handle: Handle,
+    /// The run's RNG, seeded from the run seed; draw from it only in [`World::setup`].
+    pub rng: ChaCha8Rng,
+    rec: Recorder,
+    net: Option<Arc<SimNet>>,
+    disks: Option<Arc<SimDisks>>,
+    nodes: Vec<SimNode>,
+    machines: Vec<NodeHandle>,
+}
+
+impl Ctx {
+    fn new(input: &RunInput, rec: &Recorder) -> Ctx {
+        let start = Instant::now();
+        Ctx {
+            cfg: input.config.clone(),
+            seed: input.seed,
+            bugs: input.bugs,
+            start,
+            sink: Arc::new(rec.sink(move || start.elapsed().as_micros() as u64)),
+            handle: Handle::current(),
+            rng: ChaCha8Rng::seed_from_u64(input.seed),
+            rec: rec.clone(),
+            net: None,
+            disks: None,
+            nodes: Vec::new(),
+            machines: Vec::new(),
+        }
+    }
+
+    /// Seed the simulated disks and give them this run's configuration (draws one
+    /// value from `rng`). Worlds whose nodes use disks call it first in `setup`; the
+    /// harness then slows, fills and heals them.
+    pub fn init_disks(&mut self) -> Arc<SimDisks> {
+        let disks = madsim::plugin::simulator::<SimDisks>();
+        disks.set_seed(self.rng.r#gen());
+        disks.set_default_config(disk_config(&self.cfg));
+        self.disks = Some(disks.clone());
+        disks
+    }
+
+    /// A network between the nodes with a random base latency per directed link
+    /// (drawn from `rng`). Worlds whose nodes talk over routes call it in `setup`; the
+    /// harness then partitions, slows and heals it.
+    pub fn network(&mut self) -> Arc<SimNet> {
+        let net = Arc::new(SimNet::new());
+        let n = self.cfg.run.nodes;
+        for a in node::all(n) {
+            for b in node::all(n).filter(|&b| b != a) {
+                let us = self.rng.gen_range(self.cfg.net.latency_us_min..=self.cfg.net.latency_us_max);
+                net.set_base_latency(a, b, Duration::from_micros(us));
+            }
+        }
+        self.net = Some(net.clone());
+        net
+    }
+
+    /// Register the next cluster node (numbered from 1 in call order): its madsim
+    /// handle and the ledger the sampler reads. Returns its number.
+    pub fn add_node(&mut self, handle: NodeHandle, ledger: Ledger) -> NodeNo {
+        let no = NodeNo::try_from(self.nodes.len() + 1).expect("config allows at most 9 nodes");
+        self.nodes.push(SimNode { no, handle, ledger, health: Health::Up });
+        no
+    }
+
+    /// A machine for clients (not a cluster node, never faulted), killed at the end.
+    pub fn add_client_machine(&mut self, name: &str) -> NodeHandle {
+        let h = self.handle.create_node().name(name).ip(node::client_ip()).build();
+        self.machines.push(h.clone());
+        h
+    }
+
+    /// Node `no`'s madsim handle.
+    pub fn node_handle(&self, no: NodeNo) -> &NodeHandle {
+        &self.nodes[node::index(no)].handle
+    }
+
+    /// Node `no`'s health.
+    pub fn health(&self, no: NodeNo) -> Health {
+        self.nodes[node::index(no)].health
+    }
+
+    /// Node `no`'s simulated disk ([`Ctx::init_disks`] must have been called).
+    pub fn disk(&self, no: NodeNo) -> Arc<SimDisk> {
+        self.disks.as_ref().expect("the world uses disks").disk_for(self.node_handle(no).id())
+    }
+
+    /// Kill node `no` now (a power cut), outside the fault schedule.
+    pub fn kill(&mut self, no: NodeNo) {
+        let n = &mut self.nodes[node::index(no)];
+        self.handle.kill(n.handle.id());
+        n.health = Health::Crashed;
+    }
+
+    /// The history recorded so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.rec.events()
+    }
+
+    fn net(&self) -> &SimNet {
+        self.net.as_deref().expect("world supports network faults but made no network")
+    }
+
+    /// Apply one scheduled fault (validated as supported by the world).
+    fn apply<W: World>(&mut self, world: &mut W, kind: &FaultKind, direct: &mut Sampler) {
+        match kind {
+            FaultKind::Partition { side } => {
+                for &a in side {
+                    for b in node::all(self.cfg.run.nodes).filter(|b| !side.contains(b)) {
+                        self.net().cut(a, b);
+                        self.net().cut(b, a);
+                    }
+                }
+            }
+            FaultKind::PartitionOneWay { from, to } => self.net().cut(*from, *to),
+            FaultKind::Heal => self.net().heal(),
+            FaultKind::Crash { node } => {
+                if self.health(*node) == Health::Up {
+                    // Sample first: the restart zeroes the ledger and a peak must not escape.
+                    let n = &self.nodes[node::index(*node)];
+                    direct.sample(&*self.sink, n.no, &n.ledger);
+                    self.kill(*node);
+                    world.on_crash(self, *node);
+                    self.sink.emit(*node, EventKind::NodeCrash);
+                }
+            }
+            FaultKind::Restart { node } => {
+                if self.health(*node) == Health::Crashed {
+                    self.handle.restart(self.node_handle(*node).id());
+                    self.nodes[node::index(*node)].health = Health::Up;
+                }
+            }
+            FaultKind::Pause { node } => {
+                if self.health(*node) == Health::Up {
+                    self.handle.pause(self.node_handle(*node).id());
+                    if let Some(net) = &self.net {
+                        net.set_held(*node, true);
+                    }
+                    self.nodes[node::index(*node)].health = Health::Paused;
+                }
+            }
+            FaultKind::Resume { node } => {
+                if self.health(*node) == Health::Paused {
+                    self.handle.resume(self.node_handle(*node).id());
+                    if let Some(net) = &self.net {
+                        net.set_held(*node, false);
+                    }
+                    self.nodes[node::index(*node)].health = Health::Up;
+                }
+            }
+            FaultKind::SlowDisk { node, latency_ms } => {
+                self.disk(*node).set_extra_latency(Duration::from_millis(*latency_ms));
+            }
+            FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
+                self.net().set_extra_latency(*node, Duration::from_millis(*latency_ms));
+                self.net().set_bandwidth(*node, *bytes_per_sec);
+            }
+            FaultKind::Corrupt { node } => {
+                // Damage at rest: only while the node is down.
+                if self.health(*node) == Health::Crashed {
+                    let text = world.corrupt(self, *node);
+                    self.sink.emit(HARNESS, EventKind::Note { text });
+                }
+            }
+            FaultKind::DiskFull { node, full } => {
+                let disk = self.disk(*node);
+                let mut dc = disk.config();
+                dc.capacity_bytes = full.then(|| disk.used_bytes());
+                disk.set_config(dc);
+            }
+        }
+    }
+
+    /// End every fault: links, disks, and crashed or paused nodes.
+    fn heal(&mut self) {
+        self.sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
+        if let Some(net) = &self.net {
+            net.reset_faults();
+        }
+        for i in 0..self.nodes.len() {
+            let (no, id, health) = (self.nodes[i].no, self.nodes[i].handle.id(), self.nodes[i].health);
+            if self.disks.is_some() {
+                let disk = self.disk(no);
+                let mut dc = disk.config();
+                dc.capacity_bytes = None;
+                disk.set_config(dc);
+                disk.set_extra_latency(Duration::ZERO);
+            }
+            match health {
+                Health::Crashed => {
+                    self.handle.restart(id);
+                    self.sink.emit(HARNESS, EventKind::Fault { desc: format!("restart n{no} (heal)") });
+                }
+                Health::Paused => {
+                    self.handle.resume(id);
+                    self.sink.emit(HARNESS, EventKind::Fault { desc: format!("resume n{no} (heal)") });
+                }
+                Health::Up => {}
+            }
+            self.nodes[i].health = Health::Up;
+        }
+    }
+
+    /// Kill every node and client machine so their tasks are dropped now: madsim does
+    /// not free tasks still parked on timers or sockets when the runtime is dropped,
+    /// and a sweep runs thousands of worlds in one process.
+    fn kill_all(&self) {
+        for n in &self.nodes {
+            self.handle.kill(n.handle.id());
+        }
+        for m in &self.machines {
+            self.handle.kill(m.id());
+        }
     }
 }
 
-fn ledger_for(cfg: &SimConfig) -> Ledger {
-    let mut accounts = vec![
-        (names::RAFT_PENDING, cfg.raft_pending_limit),
-        (names::RAFT_CATCHUP, cfg.raft_catchup_limit),
-        (names::ROUTE_OUTBOUND, cfg.route_outbound_limit),
-    ];
-    accounts.extend(node::raft_store_accounts());
-    Ledger::new(&accounts)
+/// The simulated disk every node gets.
+pub(crate) fn disk_config(cfg: &SimConfig) -> crate::disk::SimDiskConfig {
+    crate::disk::SimDiskConfig {
+        write_latency: Duration::from_micros(cfg.disk.write_us),
+        sync_latency: Duration::from_micros(cfg.disk.sync_us),
+        torn_write_prob: cfg.disk.torn_write_prob,
+        ..Default::default()
+    }
+}
+
+/// The seed of a node's `inc`-th incarnation: every restart gets fresh randomness.
+pub fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
+    node_seed ^ u64::from(inc).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Samples ledgers into the trace when they change.
 #[derive(Default)]
-pub(crate) struct Sampler {
+struct Sampler {
     last: BTreeMap<(NodeNo, &'static str), (u64, u64)>,
 }
 
 impl Sampler {
     /// Record node `no`'s accounts that changed since the last sample.
-    pub(crate) fn sample(&mut self, sink: &dyn EventSink, no: NodeNo, ledger: &Ledger) {
+    fn sample(&mut self, sink: &dyn EventSink, no: NodeNo, ledger: &Ledger) {
         for s in ledger.sample() {
             let key = (no, s.name);
             if self.last.get(&key) != Some(&(s.current, s.peak)) {
@@ -223,195 +559,60 @@ impl Sampler {
     }
 }
 
-/// What every world starts from: its configuration, start time, trace sink, runtime
-/// handle and the run's main RNG stream.
-pub(crate) struct Setup {
-    /// The run's configuration.
-    pub(crate) cfg: SimConfig,
-    /// Virtual time zero of the run.
-    pub(crate) start: Instant,
-    /// Where events go, stamped with time since `start`.
-    pub(crate) sink: Arc<dyn EventSink>,
-    /// The madsim runtime.
-    pub(crate) handle: Handle,
-    /// The run's RNG, seeded from the run seed.
-    pub(crate) rng: ChaCha8Rng,
-}
-
-impl Setup {
-    /// Start a world for `input`, recording into `rec`.
-    pub(crate) fn new(input: &RunInput, rec: &Recorder) -> Setup {
-        let start = Instant::now();
-        Setup {
-            cfg: input.config.clone(),
-            start,
-            sink: Arc::new(rec.sink(move || start.elapsed().as_micros() as u64)),
-            handle: Handle::current(),
-            rng: ChaCha8Rng::seed_from_u64(input.seed),
-        }
-    }
-
-    /// Seed the simulated disks and give them this run's configuration.
-    pub(crate) fn init_disks(&mut self) -> Arc<SimDisks> {
-        let disks = madsim::plugin::simulator::<SimDisks>();
-        disks.set_seed(self.rng.r#gen());
-        disks.set_default_config(disk_config(&self.cfg));
-        disks
-    }
-
-    /// A network between the nodes with a random base latency per directed link.
-    pub(crate) fn network(&mut self) -> Arc<SimNet> {
-        let net = Arc::new(SimNet::new());
-        let n = self.cfg.nodes as u64;
-        for a in 1..=n {
-            for b in (1..=n).filter(|&b| b != a) {
-                let us = self.rng.gen_range(self.cfg.link_latency_us_min..=self.cfg.link_latency_us_max);
-                net.set_base_latency(a, b, Duration::from_micros(us));
-            }
-        }
-        net
-    }
-}
-
-/// The seed of a node's `inc`-th incarnation: every restart gets fresh randomness.
-pub(crate) fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
-    node_seed ^ (inc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-async fn world(input: RunInput, rec: Recorder) -> World {
-    let mut setup = Setup::new(&input, &rec);
-    let disks = setup.init_disks();
-    let net = setup.network();
-    let Setup { cfg, start, sink, handle, mut rng } = setup;
-
-    let mut shared = Vec::new();
-    let mut handles: Vec<NodeHandle> = Vec::new();
-    for i in 1..=cfg.nodes {
-        let ns = NodeShared {
-            no: i,
-            status: Arc::default(),
-            app: Arc::default(),
-            ledger: ledger_for(&cfg),
-            incarnation: Arc::default(),
-        };
-        let ncfg = node_config(&cfg, input.bugs, i);
-        let node_seed: u64 = rng.r#gen();
-        let (ns2, sink2, net2) = (ns.clone(), sink.clone(), net.clone());
-        let h = handle
-            .create_node()
-            .name(format!("n{i}"))
-            .ip(node_ip(i))
-            .init(move || {
-                let (ns, sink, net, ncfg) = (ns2.clone(), sink2.clone(), net2.clone(), ncfg.clone());
-                async move {
-                    let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
-                    ns.ledger.reset();
-                    *ns.status.lock().expect("status") = NodeStatus::default();
-                    *ns.app.lock().expect("app") = LogApp::default();
-                    sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
-                    let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
-                    let env = NodeEnv {
-                        disk,
-                        sink,
-                        ledger: ns.ledger.clone(),
-                        shaper: Some(net),
-                        seed: incarnation_seed(node_seed, inc),
-                        status: ns.status.clone(),
-                        app: ns.app.clone(),
-                    };
-                    let _ = node::run(ncfg, env).await;
-                }
-            })
-            .build();
-        handles.push(h);
-        shared.push(ns);
-    }
-
-    let client_node = handle.create_node().name("clients").ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1))).build();
-    let stop = Arc::new(AtomicBool::new(false));
-    let params = ClientParams {
-        nodes: (1..=cfg.nodes).map(|i| SocketAddr::new(node_ip(i), CLIENT_PORT)).collect(),
-        rate: cfg.rate_per_client,
-        payload: cfg.payload_bytes as usize,
-        timeout: Duration::from_millis(cfg.request_timeout_ms),
-        sink: sink.clone(),
-        stop: stop.clone(),
-    };
-    let mut clients = Vec::new();
-    for id in 0..cfg.clients {
-        let seed: u64 = rng.r#gen();
-        clients.push(client_node.spawn(workload::client_loop(params.clone(), id, seed)));
-    }
+/// The run skeleton (see the module doc).
+async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
+    let mut ctx = Ctx::new(&input, &rec);
+    let mut world = W::setup(&mut ctx);
 
     // Ledger sampler.
     let sampler_stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (shared, sink, stop) = (shared.clone(), sink.clone(), sampler_stop.clone());
+        let nodes: Vec<(NodeNo, Ledger)> = ctx.nodes.iter().map(|n| (n.no, n.ledger.clone())).collect();
+        let (sink, stop) = (ctx.sink.clone(), sampler_stop.clone());
         tokio::spawn(async move {
             let mut s = Sampler::default();
             while !stop.load(Ordering::Relaxed) {
-                for n in &shared {
-                    s.sample(&*sink, n.no, &n.ledger);
+                for (no, ledger) in &nodes {
+                    s.sample(&*sink, *no, ledger);
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(SAMPLE_EVERY).await;
             }
             s
         })
     };
 
     // Safety phase: apply the schedule.
-    let schedule = schedule_for(input.seed, &cfg);
-    let mut state = vec![Liveness::Up; cfg.nodes as usize + 1];
-    let mut sampler_direct = Sampler::default();
+    let schedule = schedule_for(input.seed, &ctx.cfg);
+    let mut direct = Sampler::default();
     for ev in &schedule.events {
-        tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
-        sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
-        apply_fault(&ev.kind, &handle, &handles, &shared, &net, &mut state, &*sink, &mut sampler_direct);
+        tokio::time::sleep_until(ctx.start + Duration::from_millis(ev.at_ms)).await;
+        ctx.sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
+        ctx.apply(&mut world, &ev.kind, &mut direct);
     }
-    tokio::time::sleep_until(start + Duration::from_millis(cfg.duration_ms)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut totals = ClientStats::default();
-    for c in clients {
-        totals += c.await.unwrap_or_default();
-    }
+    tokio::time::sleep_until(ctx.start + Duration::from_millis(ctx.cfg.run.duration_ms)).await;
+    world.end_safety(&ctx).await;
 
-    // Liveness phase: every fault ends; the cluster must converge within the bound.
-    sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
-    net.reset_faults();
-    for i in 1..=cfg.nodes {
-        let h = &handles[i as usize - 1];
-        match state[i as usize] {
-            Liveness::Crashed => {
-                handle.restart(h.id());
-                sink.emit(HARNESS, EventKind::Fault { desc: format!("restart n{i} (heal)") });
-            }
-            Liveness::Paused => {
-                handle.resume(h.id());
-                sink.emit(HARNESS, EventKind::Fault { desc: format!("resume n{i} (heal)") });
-            }
-            Liveness::Up => {}
-        }
-        state[i as usize] = Liveness::Up;
-        disks.disk_for(h.id()).set_extra_latency(Duration::ZERO);
-    }
+    // Liveness phase: every fault ends; the world must converge within the bound.
+    ctx.heal();
     let mut violations = Vec::new();
-    let deadline = Instant::now() + Duration::from_millis(cfg.liveness_ms);
-    match converge(&params, &client_node, &shared, deadline).await {
-        Ok(()) => {}
-        Err(detail) => violations.push(Violation { invariant: "liveness", detail }),
-    }
+    let deadline = Instant::now() + Duration::from_millis(ctx.cfg.run.liveness_ms);
+    let converged = match world.converge(&ctx, deadline).await {
+        Ok(()) => true,
+        Err(detail) => {
+            violations.push(Violation { invariant: "liveness", detail });
+            false
+        }
+    };
+    world.wind_down(&ctx, converged).await;
 
     // Quiescence: with no load, memory must return to baseline.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(world.quiet_time()).await;
     sampler_stop.store(true, Ordering::Relaxed);
     let mut s = sampler.await.expect("sampler task");
-    for n in &shared {
-        s.sample(&*sink, n.no, &n.ledger);
+    for n in &ctx.nodes {
+        s.sample(&*ctx.sink, n.no, &n.ledger);
         for a in n.ledger.sample() {
-            // `store.index` holds the Raft log's index (a slot per entry since the last
-            // snapshot): it follows the log, not the load, and has its own limit.
-            let held = a.name != STORE_INDEX && a.current > 64 * 1024;
-            if held || (a.name == names::RAFT_PENDING && a.current > 0) {
+            if world.over_baseline(a.name, a.current) {
                 violations.push(Violation {
                     invariant: "memory-baseline",
                     detail: format!("n{} {} holds {} bytes after the load stopped", n.no, a.name, a.current),
@@ -419,172 +620,9 @@ async fn world(input: RunInput, rec: Recorder) -> World {
             }
         }
     }
-    let finals: Vec<FinalReplica> =
-        shared.iter().map(|n| FinalReplica { node: n.no, app: n.app.lock().expect("app").clone() }).collect();
-    violations.extend(check::client_outcomes(&rec.events(), &finals));
-    // Kill every node so their tasks are dropped now: madsim does not free tasks that
-    // are still parked on timers or sockets when the runtime is dropped, and a sweep
-    // runs thousands of worlds in one process.
-    for h in &handles {
-        handle.kill(h.id());
-    }
-    handle.kill(client_node.id());
-    World { violations, sim_ms: start.elapsed().as_millis() as u64, clients: totals }
-}
 
-/// The simulated disk every node gets.
-pub(crate) fn disk_config(cfg: &SimConfig) -> crate::disk::SimDiskConfig {
-    crate::disk::SimDiskConfig {
-        write_latency: Duration::from_micros(cfg.disk_write_us),
-        sync_latency: Duration::from_micros(cfg.disk_sync_us),
-        torn_write_prob: cfg.torn_write_prob,
-        ..Default::default()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn apply_fault(
-    kind: &FaultKind,
-    handle: &Handle,
-    handles: &[NodeHandle],
-    shared: &[NodeShared],
-    net: &SimNet,
-    state: &mut [Liveness],
-    sink: &dyn EventSink,
-    sampler: &mut Sampler,
-) {
-    let id = |n: u16| handles[n as usize - 1].id();
-    let nodes = handles.len() as u16;
-    match kind {
-        FaultKind::Partition { side } => {
-            for &a in side {
-                for b in (1..=nodes).filter(|b| !side.contains(b)) {
-                    net.cut(a as u64, b as u64);
-                    net.cut(b as u64, a as u64);
-                }
-            }
-        }
-        FaultKind::PartitionOneWay { from, to } => net.cut(*from as u64, *to as u64),
-        FaultKind::Heal => net.heal(),
-        FaultKind::Crash { node } => {
-            if state[*node as usize] == Liveness::Up {
-                // Sample first: the restart zeroes the ledger and a peak must not escape.
-                let n = &shared[*node as usize - 1];
-                sampler.sample(sink, n.no, &n.ledger);
-                handle.kill(id(*node));
-                sink.emit(*node, EventKind::NodeCrash);
-                state[*node as usize] = Liveness::Crashed;
-            }
-        }
-        FaultKind::Restart { node } => {
-            if state[*node as usize] == Liveness::Crashed {
-                handle.restart(id(*node));
-                state[*node as usize] = Liveness::Up;
-            }
-        }
-        FaultKind::Pause { node } => {
-            if state[*node as usize] == Liveness::Up {
-                handle.pause(id(*node));
-                net.set_held(*node as u64, true);
-                state[*node as usize] = Liveness::Paused;
-            }
-        }
-        FaultKind::Resume { node } => {
-            if state[*node as usize] == Liveness::Paused {
-                handle.resume(id(*node));
-                net.set_held(*node as u64, false);
-                state[*node as usize] = Liveness::Up;
-            }
-        }
-        FaultKind::SlowDisk { node, latency_ms } => {
-            madsim::plugin::simulator::<SimDisks>()
-                .disk_for(id(*node))
-                .set_extra_latency(Duration::from_millis(*latency_ms));
-        }
-        FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
-            net.set_extra_latency(*node as u64, Duration::from_millis(*latency_ms));
-            net.set_bandwidth(*node as u64, *bytes_per_sec);
-        }
-        // Config validation keeps these out of the Raft world (its storage cannot repair damage).
-        FaultKind::Corrupt { .. } | FaultKind::DiskFull { .. } => {
-            unreachable!("{kind} in the Raft world")
-        }
-    }
-}
-
-/// After healing: a leader must commit a probe, and every replica must apply up to it
-/// and agree, before `deadline`.
-async fn converge(
-    params: &ClientParams,
-    client_node: &NodeHandle,
-    shared: &[NodeShared],
-    deadline: Instant,
-) -> Result<(), String> {
-    let mut attempt = 0u64;
-    let probe_index = loop {
-        if Instant::now() >= deadline {
-            return Err(format!("no probe committed after healing; nodes: {}", describe(shared)));
-        }
-        let leader = shared
-            .iter()
-            .filter_map(|n| {
-                let s = n.status.lock().expect("status");
-                (s.role == Some(raft::Role::Leader)).then_some((s.term, n.no))
-            })
-            .max();
-        let target = leader.map(|l| l.1 as u64).unwrap_or(attempt % shared.len() as u64 + 1);
-        let value = workload::value_for(PROBE_CLIENT, attempt);
-        attempt += 1;
-        let p = params.clone();
-        let r = client_node
-            .spawn(async move {
-                let mut conn = None;
-                workload::request(&p, PROBE_CLIENT, &mut conn, target, value).await
-            })
-            .await;
-        if let Ok(Recorded::Ok(index)) = r {
-            break index;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    loop {
-        let agreed = {
-            let apps: Vec<(u64, u64)> = shared
-                .iter()
-                .map(|n| {
-                    let a = n.app.lock().expect("app");
-                    (a.applied, a.digest)
-                })
-                .collect();
-            apps.iter().all(|a| a.0 >= probe_index && *a == apps[0])
-        };
-        if agreed {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("replicas did not converge on probe index {probe_index}; nodes: {}", describe(shared)));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn describe(shared: &[NodeShared]) -> String {
-    shared
-        .iter()
-        .map(|n| {
-            let s = n.status.lock().expect("status").clone();
-            let a = n.app.lock().expect("app");
-            format!(
-                "n{}[{:?} term {} commit {} applied {} digest {:016x}{}]",
-                n.no,
-                s.role,
-                s.term,
-                s.commit,
-                a.applied,
-                a.digest,
-                s.fatal.map(|f| format!(" FATAL {f}")).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let (v, clients) = world.finish(&mut ctx).await;
+    violations.extend(v);
+    ctx.kill_all();
+    Outcome { violations, sim_ms: ctx.start.elapsed().as_millis() as u64, clients }
 }

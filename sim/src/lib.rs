@@ -2,21 +2,26 @@
 //! disk ([`disk::SimDisk`]) and link shaping ([`net::SimNet`]), workload clients that
 //! record a history, a fault injector driven by a schedule, and checkers.
 //!
-//! The harness itself only exists in the simulation build (`--cfg madsim`); the
-//! configuration, disk, network shaping and checkers build everywhere so they can be
-//! unit-tested without the simulator.
+//! One [`harness`] runs every world ([`worlds`]): it owns the run's phases, node
+//! health, fault application, the ledger sampler and the liveness and memory checks;
+//! a world only builds its nodes and clients and says when it has converged and how
+//! its end state is judged.
+//!
+//! The harness and the worlds only exist in the simulation build (`--cfg madsim`); the
+//! configuration, bug catalogue, node numbers, disk, network shaping and checkers build
+//! everywhere so they can be unit-tested without the simulator.
 
+pub mod bugs;
 pub mod check;
 pub mod config;
 pub mod disk;
 #[cfg(madsim)]
 pub mod harness;
 pub mod net;
-#[cfg(madsim)]
-mod pubsub;
-#[cfg(madsim)]
-mod store_world;
+pub mod node;
 #[cfg(madsim)]
 mod workload;
+#[cfg(madsim)]
+pub mod worlds;
 
-pub use config::{SimConfig, World};
+pub use config::SimConfig;

@@ -2,6 +2,7 @@
 //! (partitions) and holds (a paused receiver that reads nothing). madsim's TCP has
 //! none of these, so routes consult this through `weir_core::server::link::LinkShaper`.
 
+use crate::node::{self, NodeNo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,23 +37,23 @@ impl SimNet {
     }
 
     /// Set the base one-way latency of `from -> to`.
-    pub fn set_base_latency(&self, from: NodeId, to: NodeId, d: Duration) {
-        self.with(|s| s.base_latency.insert((from, to), d));
+    pub fn set_base_latency(&self, from: NodeNo, to: NodeNo, d: Duration) {
+        self.with(|s| s.base_latency.insert((node::id(from), node::id(to)), d));
     }
 
     /// Extra latency on every link touching `node` (zero restores).
-    pub fn set_extra_latency(&self, node: NodeId, d: Duration) {
-        self.with(|s| s.extra_latency.insert(node, d));
+    pub fn set_extra_latency(&self, n: NodeNo, d: Duration) {
+        self.with(|s| s.extra_latency.insert(node::id(n), d));
     }
 
     /// Bandwidth cap in bytes/s on links touching `node` (0 removes it).
-    pub fn set_bandwidth(&self, node: NodeId, bytes_per_sec: u64) {
-        self.with(|s| s.bandwidth.insert(node, bytes_per_sec));
+    pub fn set_bandwidth(&self, n: NodeNo, bytes_per_sec: u64) {
+        self.with(|s| s.bandwidth.insert(node::id(n), bytes_per_sec));
     }
 
     /// Cut `from -> to`.
-    pub fn cut(&self, from: NodeId, to: NodeId) {
-        self.with(|s| s.cut.insert((from, to)));
+    pub fn cut(&self, from: NodeNo, to: NodeNo) {
+        self.with(|s| s.cut.insert((node::id(from), node::id(to))));
     }
 
     /// Remove every cut.
@@ -61,8 +62,9 @@ impl SimNet {
     }
 
     /// Hold (or release) traffic towards `node`.
-    pub fn set_held(&self, node: NodeId, held: bool) {
-        self.with(|s| if held { s.held.insert(node) } else { s.held.remove(&node) });
+    pub fn set_held(&self, n: NodeNo, held: bool) {
+        let id = node::id(n);
+        self.with(|s| if held { s.held.insert(id) } else { s.held.remove(&id) });
     }
 
     /// Remove all shaping except base latencies.
@@ -76,8 +78,8 @@ impl SimNet {
     }
 
     /// Whether `from -> to` is cut.
-    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.with(|s| s.cut.contains(&(from, to)))
+    pub fn is_cut(&self, from: NodeNo, to: NodeNo) -> bool {
+        self.with(|s| s.cut.contains(&(node::id(from), node::id(to))))
     }
 }
 

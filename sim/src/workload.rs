@@ -1,6 +1,7 @@
 //! Workload clients: each proposes unique values to the cluster at a steady rate and
 //! records a Jepsen-style history (invoke, then ok / fail / unknown) in the trace.
 
+use crate::node::{self, NodeNo};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
@@ -59,22 +60,22 @@ pub fn value_for(id: u32, n: u64) -> u64 {
 pub enum Recorded {
     /// Committed at this index.
     Ok(u64),
-    /// Definitely not committed; the node hinted this leader (1-based).
-    Fail(Option<u64>),
+    /// Definitely not committed; the node hinted this leader.
+    Fail(Option<NodeNo>),
     /// Unknown.
     Unknown,
 }
 
-/// Propose `value` to node `target` (1-based) over `conn`, recording the history.
+/// Propose `value` to node `target` over `conn`, recording the history.
 pub async fn request(
     p: &ClientParams,
     client: u32,
     conn: &mut Option<ClientConn>,
-    target: u64,
+    target: NodeNo,
     value: u64,
 ) -> Recorded {
     let sink = &p.sink;
-    let addr = p.nodes[target as usize - 1];
+    let addr = p.nodes[node::index(target)];
     if conn.is_none() {
         match tokio::time::timeout(p.timeout, ClientConn::connect(addr)).await {
             Ok(Ok(c)) => *conn = Some(c),
@@ -85,7 +86,7 @@ pub async fn request(
         }
     }
     let c = conn.as_mut().expect("connected above");
-    sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target: target as u16 });
+    sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target });
     let res = tokio::time::timeout(p.timeout, c.propose(value, payload(value, p.payload))).await;
     let fail = |reason: String| EventKind::ClientFail { client, value, reason };
     match res {
@@ -95,7 +96,7 @@ pub async fn request(
         }
         Ok(Ok(Outcome::NotLeader { leader })) => {
             sink.emit(HARNESS, fail(format!("not leader (hint {leader:?})")));
-            Recorded::Fail(leader)
+            Recorded::Fail(leader.and_then(node::from_id))
         }
         Ok(Ok(Outcome::Backpressure)) => {
             sink.emit(HARNESS, fail("backpressure".into()));
@@ -127,11 +128,16 @@ pub async fn request(
     }
 }
 
+/// A node drawn uniformly from `1..=n_nodes` (drawn as a `u64`, as traces were recorded).
+fn random_node(rng: &mut ChaCha8Rng, n_nodes: u64) -> NodeNo {
+    NodeNo::try_from(rng.gen_range(1..=n_nodes)).expect("a node number")
+}
+
 /// Run client `id` until `p.stop` is set.
 pub async fn client_loop(p: ClientParams, id: u32, seed: u64) -> ClientStats {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_nodes = p.nodes.len() as u64;
-    let mut target = rng.gen_range(1..=n_nodes);
+    let mut target = random_node(&mut rng, n_nodes);
     let mut conn: Option<ClientConn> = None;
     let mut stats = ClientStats::default();
     let period = Duration::from_micros(1_000_000 / p.rate.max(1) as u64);
@@ -154,14 +160,14 @@ pub async fn client_loop(p: ClientParams, id: u32, seed: u64) -> ClientStats {
                 stats.invoked += 1;
                 stats.failed += 1;
                 target = match hint {
-                    Some(h) if (1..=n_nodes).contains(&h) => h,
-                    _ => rng.gen_range(1..=n_nodes),
+                    Some(h) if (1..=n_nodes).contains(&u64::from(h)) => h,
+                    _ => random_node(&mut rng, n_nodes),
                 };
             }
             Recorded::Unknown => {
                 stats.invoked += 1;
                 stats.unknown += 1;
-                target = rng.gen_range(1..=n_nodes);
+                target = random_node(&mut rng, n_nodes);
             }
         }
         if target != prev {

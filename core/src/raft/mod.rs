@@ -12,9 +12,10 @@
 //! check-quorum, batched pipelined replication with a per-follower in-flight window
 //! charged to `raft.catchup`, commit on quorum for current-term entries, chunked
 //! InstallSnapshot, log compaction, and proposal back-pressure charged to
-//! `raft.pending`. Known-bug switches from [`weir_faults::Bug`] disable individual
-//! safeguards on purpose.
+//! `raft.pending`. Known-bug switches ([`RaftBugs`]) disable individual safeguards on
+//! purpose.
 
+mod bugs;
 mod log;
 mod node;
 mod progress;
@@ -23,10 +24,9 @@ pub mod storage;
 mod tests;
 mod types;
 
+pub use bugs::RaftBugs;
 pub use node::Raft;
 pub use types::{Entry, Envelope, HardState, Index, Message, NodeId, Snapshot, SnapshotMeta, Term};
-
-use weir_faults::BugSet;
 
 /// Static configuration of one Raft group member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct Config {
     /// Leaders step down when they have not heard from a quorum for an election timeout.
     pub check_quorum: bool,
     /// Deliberately enabled defects (empty in production).
-    pub bugs: BugSet,
+    pub bugs: RaftBugs,
 }
 
 impl Config {
@@ -71,7 +71,7 @@ impl Config {
             snapshot_chunk_bytes: 64 * 1024,
             pre_vote: true,
             check_quorum: true,
-            bugs: BugSet::NONE,
+            bugs: RaftBugs::NONE,
         }
     }
 }

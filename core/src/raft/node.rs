@@ -18,7 +18,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use weir_faults::Bug;
 
 /// One member of a Raft group, as a pure state machine.
 #[derive(Debug)]
@@ -55,7 +54,7 @@ pub struct Raft {
     /// Leader: new entries to push to followers at the next `ready()` (batches proposals).
     flush: bool,
 
-    /// Term and vote at boot: what `Bug::VotesNotPersisted` keeps writing.
+    /// Term and vote at boot: what `RaftBugs::votes_not_persisted` keeps writing.
     boot_hs: HardState,
     /// Last hard state handed out (durable once the shell persisted it).
     emitted_hs: HardState,
@@ -199,7 +198,7 @@ impl Raft {
             self.broadcast_append(self.now_ms);
         }
         let commit = self.log.commit();
-        let hs = if self.cfg.bugs.has(Bug::VotesNotPersisted) {
+        let hs = if self.cfg.bugs.votes_not_persisted {
             HardState { term: self.boot_hs.term, vote: self.boot_hs.vote, commit }
         } else {
             HardState { term: self.term, vote: self.vote, commit }

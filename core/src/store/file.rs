@@ -145,7 +145,9 @@ pub enum SyncPolicy {
     Interval(Duration),
 }
 
-/// Known-bug switches of the file store (mapped to the global bug set elsewhere).
+/// Known-bug switches of the file store: each turns off one safeguard on purpose so
+/// the simulator can prove its checkers catch the defect (all off in production; the
+/// simulator's bug catalogue, `weir-sim`'s `bugs`, maps its CLI names onto them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreBugs {
     /// Acknowledge appends before syncing them (the sync happens at the next write).
@@ -154,18 +156,6 @@ pub struct StoreBugs {
     pub unbounded_buffer_pool: bool,
     /// Message reads never return their buffer's charge.
     pub buffer_leak: bool,
-}
-
-impl StoreBugs {
-    /// The store's share of a run's known-bug set.
-    pub fn from_bugs(bugs: weir_faults::BugSet) -> Self {
-        use weir_faults::Bug;
-        StoreBugs {
-            lazy_fsync: bugs.has(Bug::LazyFsync),
-            unbounded_buffer_pool: bugs.has(Bug::UnboundedBufferPool),
-            buffer_leak: bugs.has(Bug::BufferLeak),
-        }
-    }
 }
 
 /// File store tuning.

@@ -16,9 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use weir_core::mem::Account;
 use weir_core::raft::{
-    Config, Entry, Envelope, HardState, Index, NodeId, Raft, RaftEvent, Ready, Restored, Role, Snapshot, Term,
+    Config, Entry, Envelope, HardState, Index, NodeId, Raft, RaftBugs, RaftEvent, Ready, Restored, Role, Snapshot, Term,
 };
-use weir_faults::BugSet;
 
 /// Virtual time per step.
 const STEP_MS: u64 = 5;
@@ -29,7 +28,7 @@ pub struct SimConfig {
     /// Group size.
     pub nodes: u64,
     /// Known bugs to enable.
-    pub bugs: BugSet,
+    pub bugs: RaftBugs,
     /// Raft pre-vote.
     pub pre_vote: bool,
     /// Raft check-quorum.
@@ -62,7 +61,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             nodes: 3,
-            bugs: BugSet::NONE,
+            bugs: RaftBugs::NONE,
             pre_vote: true,
             check_quorum: true,
             election_timeout_ms: (150, 300),

@@ -3,7 +3,6 @@
 use super::Raft;
 use crate::raft::progress::{Progress, State};
 use crate::raft::{Index, Message, NodeId, Role};
-use weir_faults::Bug;
 
 impl Raft {
     pub(super) fn tick_leader(&mut self, now_ms: u64) {
@@ -57,7 +56,7 @@ impl Raft {
 
     /// Send `to` whatever its state and window allow.
     pub(super) fn send_append(&mut self, to: NodeId, now_ms: u64) {
-        let unbounded = self.cfg.bugs.has(Bug::UnboundedCatchup);
+        let unbounded = self.cfg.bugs.unbounded_catchup;
         let window = self.cfg.catchup_window_bytes;
         let last = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&to) else { return };
@@ -108,7 +107,7 @@ impl Raft {
     }
 
     fn send_snapshot(&mut self, to: NodeId, now_ms: u64) {
-        let unbounded = self.cfg.bugs.has(Bug::UnboundedCatchup);
+        let unbounded = self.cfg.bugs.unbounded_catchup;
         let window = self.cfg.catchup_window_bytes;
         let chunk_bytes = self.cfg.snapshot_chunk_bytes.max(1);
         let Some(pr) = self.progress.get_mut(&to) else { return };
@@ -233,7 +232,7 @@ impl Raft {
     /// Advance the commit index to what a quorum holds (current-term entries only).
     pub(super) fn maybe_commit(&mut self) {
         let last = self.log.last_index();
-        let target = if self.cfg.bugs.has(Bug::CommitBeforeQuorum) {
+        let target = if self.cfg.bugs.commit_before_quorum {
             last
         } else {
             let mut matched: Vec<Index> = self.progress.values().map(|p: &Progress| p.match_index).collect();

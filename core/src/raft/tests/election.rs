@@ -150,10 +150,9 @@ fn a_vote_is_granted_once_per_term_and_persisted_before_the_reply() {
 
 #[test]
 fn votes_not_persisted_bug_keeps_boot_term_and_vote() {
-    use weir_faults::{Bug, BugSet};
     let mut net = Net::new(3, |c| {
         c.pre_vote = false;
-        c.bugs = BugSet::NONE.with(Bug::VotesNotPersisted);
+        c.bugs.votes_not_persisted = true;
     });
     let vote = Envelope { from: 2, to: 1, term: 4, msg: Message::Vote { last_index: 0, last_term: 0 } };
     net.node(1).step(0, vote);

@@ -1,8 +1,7 @@
 //! Flow control: proposal back-pressure (`raft.pending`) and the catch-up window (`raft.catchup`).
 
 use super::Net;
-use crate::raft::{ProposeError, Restored};
-use weir_faults::{Bug, BugSet};
+use crate::raft::{ProposeError, RaftBugs, Restored};
 
 #[test]
 fn proposals_get_backpressure_when_pending_is_full_and_resume_after_commit() {
@@ -45,7 +44,7 @@ const WINDOW: u64 = 4 * 1024;
 const LIMIT: u64 = 16 * 1024;
 
 /// One follower misses `ENTRIES` entries, then catches up; returns the leader's catch-up peak.
-fn catch_up_peak(bugs: BugSet) -> u64 {
+fn catch_up_peak(bugs: RaftBugs) -> u64 {
     let tweak = |c: &mut crate::raft::Config| {
         c.catchup_window_bytes = WINDOW;
         c.max_append_bytes = 1024;
@@ -70,7 +69,7 @@ fn catch_up_peak(bugs: BugSet) -> u64 {
 fn catch_up_window_bounds_bytes_in_flight() {
     let backlog = (ENTRIES * (ENTRY + 24)) as u64;
     assert!(backlog > LIMIT * 4, "the backlog must dwarf the account for this test to mean anything");
-    let peak = catch_up_peak(BugSet::NONE);
+    let peak = catch_up_peak(RaftBugs::NONE);
     // Two followers, each within its window.
     assert!(peak <= 2 * WINDOW, "peak {peak} exceeds two windows of {WINDOW}");
     assert!(peak > 0);
@@ -78,7 +77,7 @@ fn catch_up_window_bounds_bytes_in_flight() {
 
 #[test]
 fn unbounded_catchup_bug_blows_through_the_account() {
-    let peak = catch_up_peak(BugSet::NONE.with(Bug::UnboundedCatchup));
+    let peak = catch_up_peak(RaftBugs { unbounded_catchup: true, ..RaftBugs::NONE });
     assert!(peak > LIMIT, "with the bug the peak ({peak}) should exceed the limit {LIMIT}");
 }
 

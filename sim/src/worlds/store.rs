@@ -16,7 +16,8 @@ use crate::check::Violation;
 use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
-use crate::harness::{RunInput, Sampler, Setup, World, incarnation_seed, node_ip, schedule_for};
+use crate::harness::{Ctx, World, incarnation_seed};
+use crate::node::{self, NodeNo};
 use crate::workload::{ClientStats, value_for};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,8 +33,8 @@ use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MsgStore, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreBugs, StoreError,
     StoreLimits, StoreMemory,
 };
-use weir_faults::{BugSet, FaultKind};
-use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder};
+use weir_faults::FaultClass;
+use weir_traces::{EventKind, EventSink, HARNESS};
 
 /// The store's directory on the node's disk.
 const DIR: &str = "stream";
@@ -55,7 +56,7 @@ fn lock(slot: &Slot) -> MutexGuard<'_, Option<FileStore>> {
 #[derive(Clone)]
 struct NodeParams {
     cfg: SimConfig,
-    bugs: BugSet,
+    bugs: StoreBugs,
     slot: Slot,
     ledger: Ledger,
     sink: Arc<dyn EventSink>,
@@ -72,12 +73,12 @@ struct NodeParams {
 
 fn store_config(cfg: &SimConfig, bugs: StoreBugs) -> FileStoreConfig {
     FileStoreConfig {
-        block_size: cfg.store_block_size,
+        block_size: cfg.store.block_size,
         read_ahead: 4 << 10,
-        scan_chunk: (cfg.store_buffers_limit / 4).clamp(64, 8 << 10) as usize,
-        cache_bytes: cfg.store_cache_limit,
+        scan_chunk: (cfg.store.buffers_limit / 4).clamp(64, 8 << 10) as usize,
+        cache_bytes: cfg.store.cache_limit,
         cache_expiry: CACHE_EXPIRY,
-        pool_idle_bytes: cfg.store_buffers_limit / 4,
+        pool_idle_bytes: cfg.store.buffers_limit / 4,
         write_chunk: 4 << 10,
         bugs,
         ..FileStoreConfig::default()
@@ -86,7 +87,7 @@ fn store_config(cfg: &SimConfig, bugs: StoreBugs) -> FileStoreConfig {
 
 fn limits(cfg: &SimConfig) -> StoreLimits {
     StoreLimits {
-        max_msgs: (cfg.store_max_msgs > 0).then_some(cfg.store_max_msgs),
+        max_msgs: (cfg.store.max_msgs > 0).then_some(cfg.store.max_msgs),
         discard: Discard::Old,
         ..StoreLimits::default()
     }
@@ -132,11 +133,11 @@ async fn node_main(p: NodeParams) {
     p.sink.emit(NODE, EventKind::NodeStart { incarnation: inc });
     let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
     let seed = incarnation_seed(p.seed, inc);
-    for w in 0..p.cfg.clients {
+    for w in 0..p.cfg.run.clients {
         tokio::spawn(writer(p.clone(), disk.clone(), w, seed ^ (w as u64 + 1)));
     }
     tokio::spawn(reader(p.clone(), seed ^ 0xEAD));
-    let bugs = StoreBugs::from_bugs(p.bugs);
+    let bugs = p.bugs;
     let mut last_tick = Instant::now();
     loop {
         if lock(&p.slot).is_none() {
@@ -173,8 +174,8 @@ async fn node_main(p: NodeParams) {
 /// Appends at the configured rate; now and then deletes one of its acknowledged messages.
 async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let period = Duration::from_micros(1_000_000 / p.cfg.rate_per_client.max(1) as u64);
-    let len = p.cfg.payload_bytes as usize;
+    let period = Duration::from_micros(1_000_000 / p.cfg.workload.rate_per_client.max(1) as u64);
+    let len = p.cfg.workload.payload_bytes as usize;
     let mut acked: VecDeque<u64> = VecDeque::new();
     // Values are unique across incarnations: the counter starts past every earlier one.
     let mut n = (p.incarnation.load(Ordering::Relaxed) as u64) << 24;
@@ -183,7 +184,7 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
         if p.stop.load(Ordering::Relaxed) {
             break;
         }
-        let delete = (!acked.is_empty() && rng.gen_range(0..100) < p.cfg.store_delete_pct)
+        let delete = (!acked.is_empty() && rng.gen_range(0..100) < p.cfg.store.delete_pct)
             .then(|| acked.remove(rng.gen_range(0..acked.len())).expect("index in range"));
         if let Some(seq) = delete {
             let done = {
@@ -246,8 +247,8 @@ fn verify(seq: u64, subject: &str, body: &[u8], len: usize) -> Option<String> {
 /// Loads random sequences and scans by subject filter, checking every message.
 async fn reader(p: NodeParams, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let len = p.cfg.payload_bytes as usize;
-    let clients = p.cfg.clients.max(1);
+    let len = p.cfg.workload.payload_bytes as usize;
+    let clients = p.cfg.run.clients.max(1);
     while !p.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
         let mut g = lock(&p.slot);
@@ -280,130 +281,96 @@ async fn reader(p: NodeParams, seed: u64) {
     }
 }
 
-/// Run the store world.
-pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
-    let mut setup = Setup::new(&input, &rec);
-    let disks = setup.init_disks();
-    let Setup { cfg, start, sink, handle, mut rng } = setup;
+/// The store world (see the module doc).
+pub struct StoreWorld {
+    p: NodeParams,
+    disk: Arc<SimDisk>,
+    fault_rng: ChaCha8Rng,
+}
 
-    let p = NodeParams {
-        cfg: cfg.clone(),
-        bugs: input.bugs,
-        slot: Arc::default(),
-        ledger: Ledger::new(&[
-            (STORE_BUFFERS, cfg.store_buffers_limit),
-            (STORE_CACHE, cfg.store_cache_limit),
-            (STORE_INDEX, cfg.store_index_limit),
-        ]),
-        sink: sink.clone(),
-        incarnation: Arc::default(),
-        stop: Arc::default(),
-        read_violations: Arc::default(),
-        corrupted: Arc::default(),
-        start,
-        seed: rng.r#gen(),
-    };
-    let p2 = p.clone();
-    let node = handle.create_node().name("n1").ip(node_ip(NODE)).init(move || node_main(p2.clone())).build();
-    let disk = disks.disk_for(node.id());
+impl World for StoreWorld {
+    const NAME: &'static str = "store";
+    const DESCRIPTION: &'static str =
+        "one node's message store (FileStore on the simulated disk) with in-process writers, deleters and readers";
+    const FAULTS: &'static [FaultClass] =
+        &[FaultClass::Crash, FaultClass::Pause, FaultClass::SlowDisk, FaultClass::Corrupt, FaultClass::DiskFull];
 
-    let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (ledger, sink, stop) = (p.ledger.clone(), sink.clone(), sampler_stop.clone());
-        tokio::spawn(async move {
-            let mut s = Sampler::default();
-            while !stop.load(Ordering::Relaxed) {
-                s.sample(&*sink, NODE, &ledger);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            s
-        })
-    };
+    fn check_config(cfg: &SimConfig) -> Result<(), String> {
+        if cfg.run.nodes == 1 { Ok(()) } else { Err("runs one node (run.nodes=1)".into()) }
+    }
 
-    // Safety phase.
-    let schedule = schedule_for(input.seed, &cfg);
-    let mut fault_rng = ChaCha8Rng::seed_from_u64(input.seed ^ 0x00DA_7A6E);
-    let mut down = false;
-    let mut direct = Sampler::default();
-    for ev in &schedule.events {
-        tokio::time::sleep_until(start + Duration::from_millis(ev.at_ms)).await;
-        sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
-        match &ev.kind {
-            FaultKind::Crash { .. } if !down => {
-                direct.sample(&*sink, NODE, &p.ledger);
-                handle.kill(node.id());
-                lock(&p.slot).take();
-                sink.emit(NODE, EventKind::NodeCrash);
-                down = true;
+    fn setup(ctx: &mut Ctx) -> Self {
+        let disks = ctx.init_disks();
+        let cfg = ctx.cfg.clone();
+        let p = NodeParams {
+            bugs: ctx.bugs.store(),
+            slot: Arc::default(),
+            ledger: Ledger::new(&[
+                (STORE_BUFFERS, cfg.store.buffers_limit),
+                (STORE_CACHE, cfg.store.cache_limit),
+                (STORE_INDEX, cfg.store.index_limit),
+            ]),
+            sink: ctx.sink.clone(),
+            incarnation: Arc::default(),
+            stop: Arc::default(),
+            read_violations: Arc::default(),
+            corrupted: Arc::default(),
+            start: ctx.start,
+            seed: ctx.rng.r#gen(),
+            cfg,
+        };
+        let p2 = p.clone();
+        let h = ctx.handle.create_node().name("n1").ip(node::ip(NODE)).init(move || node_main(p2.clone())).build();
+        let disk = disks.disk_for(h.id());
+        ctx.add_node(h, p.ledger.clone());
+        StoreWorld { p, disk, fault_rng: ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x00DA_7A6E) }
+    }
+
+    fn on_crash(&mut self, _ctx: &Ctx, _no: NodeNo) {
+        lock(&self.p.slot).take();
+    }
+
+    fn corrupt(&mut self, _ctx: &Ctx, _no: NodeNo) -> String {
+        let desc = corrupt(&self.disk, &self.p.cfg, &mut self.fault_rng);
+        self.p.corrupted.store(true, Ordering::Relaxed);
+        desc
+    }
+
+    async fn end_safety(&mut self, _ctx: &Ctx) {
+        self.p.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A probe append must be stored and read back.
+    async fn converge(&mut self, _ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+        probe(&self.p, deadline).await
+    }
+
+    /// Once the cache and idle buffers expire, memory is back to zero.
+    fn quiet_time(&self) -> Duration {
+        CACHE_EXPIRY * 2 + TICK * 5
+    }
+
+    fn over_baseline(&self, account: &str, current: u64) -> bool {
+        // The index follows what is stored, not the load.
+        current > 0 && account != STORE_INDEX
+    }
+
+    /// A final power cut, then read everything back through a fresh, bug-free open.
+    async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {
+        ctx.kill(NODE);
+        lock(&self.p.slot).take();
+        ctx.sink.emit(NODE, EventKind::NodeCrash);
+        let fin = final_read(&self.disk, &self.p.cfg, &*ctx.sink);
+        let mut violations: Vec<Violation> = self.p.read_violations.lock().expect("violations").drain(..).collect();
+        let events = ctx.events();
+        match fin {
+            Ok(fin) => violations.extend(store_outcomes(&events, &fin)),
+            Err(e) => {
+                violations.push(Violation { invariant: "recoverable", detail: format!("final open failed: {e}") })
             }
-            FaultKind::Restart { .. } if down => {
-                handle.restart(node.id());
-                down = false;
-            }
-            FaultKind::Pause { .. } if !down => handle.pause(node.id()),
-            FaultKind::Resume { .. } => handle.resume(node.id()),
-            FaultKind::Corrupt { .. } if down => {
-                let desc = corrupt(&disk, &cfg, &mut fault_rng);
-                p.corrupted.store(true, Ordering::Relaxed);
-                sink.emit(HARNESS, EventKind::Note { text: desc });
-            }
-            FaultKind::DiskFull { full, .. } => {
-                let mut dc = disk.config();
-                dc.capacity_bytes = full.then(|| disk.used_bytes());
-                disk.set_config(dc);
-            }
-            FaultKind::SlowDisk { latency_ms, .. } => disk.set_extra_latency(Duration::from_millis(*latency_ms)),
-            _ => {}
         }
+        (violations, stats(&events))
     }
-    tokio::time::sleep_until(start + Duration::from_millis(cfg.duration_ms)).await;
-    p.stop.store(true, Ordering::Relaxed);
-
-    // Liveness phase: heal, then a probe append must be stored and read back.
-    sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
-    let mut dc = disk.config();
-    dc.capacity_bytes = None;
-    disk.set_config(dc);
-    disk.set_extra_latency(Duration::ZERO);
-    if down {
-        handle.restart(node.id());
-    } else {
-        handle.resume(node.id());
-    }
-    let mut violations = Vec::new();
-    let deadline = Instant::now() + Duration::from_millis(cfg.liveness_ms);
-    if let Err(detail) = probe(&p, deadline).await {
-        violations.push(Violation { invariant: "liveness", detail });
-    }
-
-    // Quiescence: no load; once the cache and idle buffers expire, memory is back to zero
-    // (all but the index, which follows what is stored).
-    tokio::time::sleep(CACHE_EXPIRY * 2 + TICK * 5).await;
-    sampler_stop.store(true, Ordering::Relaxed);
-    let mut s = sampler.await.expect("sampler task");
-    s.sample(&*sink, NODE, &p.ledger);
-    for a in p.ledger.sample() {
-        if a.current > 0 && a.name != STORE_INDEX {
-            violations.push(Violation {
-                invariant: "memory-baseline",
-                detail: format!("n1 {} holds {} bytes after the load stopped", a.name, a.current),
-            });
-        }
-    }
-
-    // A final power cut, then read everything back through a fresh, bug-free open.
-    handle.kill(node.id());
-    lock(&p.slot).take();
-    sink.emit(NODE, EventKind::NodeCrash);
-    let fin = final_read(&disk, &cfg, &*sink);
-    violations.extend(p.read_violations.lock().expect("violations").drain(..));
-    let events = rec.events();
-    match fin {
-        Ok(fin) => violations.extend(store_outcomes(&events, &fin)),
-        Err(e) => violations.push(Violation { invariant: "recoverable", detail: format!("final open failed: {e}") }),
-    }
-    let clients = stats(&events);
-    World { violations, sim_ms: start.elapsed().as_millis() as u64, clients }
 }
 
 /// Damage the durable image while the node is down: flip a bit, or cut a rolled block.
@@ -422,7 +389,7 @@ fn corrupt(disk: &SimDisk, cfg: &SimConfig, rng: &mut ChaCha8Rng) -> String {
     let Some(newest) = blocks.last().map(|b| b.0) else { return "corrupt: no block to damage".into() };
     let (index, path) = blocks[rng.gen_range(0..blocks.len())].clone();
     let len = disk.durable_contents(&path).map_or(0, |d| d.len() as u64);
-    let guard = if index == newest { cfg.payload_bytes as u64 + 128 } else { 0 };
+    let guard = if index == newest { cfg.workload.payload_bytes as u64 + 128 } else { 0 };
     if len <= guard + 64 {
         return format!("corrupt: {path} too short to damage ({len} bytes)");
     }
@@ -439,7 +406,7 @@ fn corrupt(disk: &SimDisk, cfg: &SimConfig, rng: &mut ChaCha8Rng) -> String {
 
 /// After healing: the store must reopen and accept and return a probe append.
 async fn probe(p: &NodeParams, deadline: Instant) -> Result<(), String> {
-    let client = p.cfg.clients;
+    let client = p.cfg.run.clients;
     let mut n = 0u64;
     loop {
         if Instant::now() >= deadline {
@@ -451,7 +418,7 @@ async fn probe(p: &NodeParams, deadline: Instant) -> Result<(), String> {
                 let value = value_for(client, n);
                 n += 1;
                 p.sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target: NODE });
-                let body = payload(value, p.cfg.payload_bytes as usize);
+                let body = payload(value, p.cfg.workload.payload_bytes as usize);
                 let ts = p.start.elapsed().as_nanos() as i64;
                 match fs.append(&subject_for(client, value), b"", &body, ts) {
                     Ok(seq) => {
@@ -496,8 +463,8 @@ fn final_read(disk: &Arc<SimDisk>, cfg: &SimConfig, sink: &dyn EventSink) -> Res
         first_seq: st.first_seq,
         last_seq: st.last_seq,
         msgs,
-        max_msgs: cfg.store_max_msgs,
-        payload_len: cfg.payload_bytes as usize,
+        max_msgs: cfg.store.max_msgs,
+        payload_len: cfg.workload.payload_bytes as usize,
     })
 }
 

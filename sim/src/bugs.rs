@@ -1,12 +1,20 @@
-//! Known-bug switches: deliberately re-enabled failure modes that prove the checkers
-//! have teeth. Each bug names a real class of defect; a sweep must catch every one.
+//! The known-bug catalogue: the CLI names and descriptions of deliberately injectable
+//! defects, each mapped onto the switch of the component it breaks
+//! ([`weir_core::raft::RaftBugs`], [`weir_core::store::StoreBugs`]). Which scenarios
+//! are expected to catch each bug is recorded in the scenario registry
+//! (`weir-scenarios`), not here.
+//!
+//! To add a bug: add its switch next to the code it breaks, a variant here (name,
+//! description, expected violations, and the arm of the mapping that sets the switch),
+//! and list it under `catches` of the scenarios that should catch it.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use weir_core::raft::RaftBugs;
+use weir_core::store::StoreBugs;
 
 /// One deliberately injectable defect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Bug {
     /// Raft term and vote are never written to disk, so a restarted node can vote twice in a term.
     VotesNotPersisted,
@@ -33,7 +41,7 @@ impl Bug {
         Bug::BufferLeak,
     ];
 
-    /// The CLI name of the bug.
+    /// The CLI name of the bug (`--bug NAME`).
     pub fn name(self) -> &'static str {
         match self {
             Bug::VotesNotPersisted => "votes-not-persisted",
@@ -65,13 +73,14 @@ impl Bug {
         }
     }
 
-    /// The scenario in which a sweep is expected to catch this bug.
-    pub fn catching_scenario(self) -> &'static str {
+    /// The invariants a run with this bug is expected to break (any one of them);
+    /// empty means any violation counts.
+    pub fn expected_violations(self) -> &'static [&'static str] {
         match self {
-            Bug::VotesNotPersisted => "raft-crashes",
-            Bug::CommitBeforeQuorum => "raft-partitions",
-            Bug::UnboundedCatchup => "raft-slow-follower",
-            Bug::LazyFsync | Bug::UnboundedBufferPool | Bug::BufferLeak => "store-crashes",
+            Bug::VotesNotPersisted | Bug::CommitBeforeQuorum => &[],
+            Bug::UnboundedCatchup | Bug::UnboundedBufferPool => &["memory-bound"],
+            Bug::LazyFsync => &["acked-durability", "deleted-stays-deleted"],
+            Bug::BufferLeak => &["memory-baseline"],
         }
     }
 }
@@ -93,7 +102,7 @@ impl FromStr for Bug {
 }
 
 /// The set of bugs enabled for a run (empty in production).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct BugSet(u32);
 
 impl BugSet {
@@ -118,6 +127,34 @@ impl BugSet {
     /// Whether no bug is enabled.
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The Raft state machine's switches for this set.
+    pub fn raft(self) -> RaftBugs {
+        let mut r = RaftBugs::NONE;
+        for b in self.iter() {
+            match b {
+                Bug::VotesNotPersisted => r.votes_not_persisted = true,
+                Bug::CommitBeforeQuorum => r.commit_before_quorum = true,
+                Bug::UnboundedCatchup => r.unbounded_catchup = true,
+                Bug::LazyFsync | Bug::UnboundedBufferPool | Bug::BufferLeak => {}
+            }
+        }
+        r
+    }
+
+    /// The file store's switches for this set.
+    pub fn store(self) -> StoreBugs {
+        let mut s = StoreBugs::default();
+        for b in self.iter() {
+            match b {
+                Bug::LazyFsync => s.lazy_fsync = true,
+                Bug::UnboundedBufferPool => s.unbounded_buffer_pool = true,
+                Bug::BufferLeak => s.buffer_leak = true,
+                Bug::VotesNotPersisted | Bug::CommitBeforeQuorum | Bug::UnboundedCatchup => {}
+            }
+        }
+        s
     }
 }
 
@@ -145,5 +182,22 @@ mod tests {
         assert!(s.has(Bug::UnboundedCatchup));
         assert!(!s.has(Bug::VotesNotPersisted));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![Bug::UnboundedCatchup]);
+    }
+
+    #[test]
+    fn every_bug_sets_exactly_one_component_switch() {
+        assert_eq!(BugSet::NONE.raft(), RaftBugs::NONE);
+        assert_eq!(BugSet::NONE.store(), StoreBugs::default());
+        for b in Bug::ALL {
+            let s = BugSet::NONE.with(b);
+            let r = s.raft();
+            let st = s.store();
+            let on = [r.votes_not_persisted, r.commit_before_quorum, r.unbounded_catchup]
+                .into_iter()
+                .chain([st.lazy_fsync, st.unbounded_buffer_pool, st.buffer_leak])
+                .filter(|&x| x)
+                .count();
+            assert_eq!(on, 1, "{b}");
+        }
     }
 }

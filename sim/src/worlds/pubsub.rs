@@ -11,26 +11,27 @@
 //! history; memory is sampled from each server's ledger.
 
 use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
-use crate::harness::{RunInput, Setup, World, incarnation_seed};
+use crate::harness::{Ctx, World, incarnation_seed};
+use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
 use bytes::{Bytes, BytesMut};
-use madsim::runtime::NodeHandle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use weir_core::mem::{Ledger, names};
 use weir_core::proto::{ByteStr, ClientOp, ConnectInfo, ParserConfig, ServerOp, ServerParser, encode_client};
 use weir_core::server::nats::{self, ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
-use weir_faults::FaultKind;
-use weir_traces::{EventKind, EventSink, HARNESS, NodeNo, Recorder};
+use weir_faults::FaultClass;
+use weir_traces::{EventKind, EventSink, HARNESS};
 
 const CLIENT_PORT: u16 = 4222;
 const ROUTE_PORT: u16 = 6222;
@@ -47,10 +48,6 @@ const DRAINED_BYTES: u64 = 64 * 1024;
 /// Subscriber numbers start here (publishers are numbered from 0).
 const FIRST_SUBSCRIBER: u32 = 1_000;
 
-fn node_ip(i: NodeNo) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8))
-}
-
 /// The subscriptions of a run on `nodes` servers: on every server a plain `ps.>` and a
 /// member of group `all`; a second `all` member on n2; a plain `ps.t0` on n1; members
 /// of group `odd` on `ps.t1` on every server but n1.
@@ -60,7 +57,7 @@ pub fn subscriptions(nodes: NodeNo) -> Vec<SubSpec> {
         let client = FIRST_SUBSCRIBER + subs.len() as u32;
         subs.push(SubSpec { client, node, subject: subject.into(), queue: queue.map(Into::into) });
     };
-    for n in 1..=nodes {
+    for n in node::all(nodes) {
         add(n, "ps.>", None);
         add(n, "ps.>", Some("all"));
         if n == 2 {
@@ -77,7 +74,7 @@ pub fn subscriptions(nodes: NodeNo) -> Vec<SubSpec> {
 
 /// How many (subject, queue) interest pairs server `i` should hold for its peers.
 fn expected_remote(subs: &[SubSpec], nodes: NodeNo, i: NodeNo) -> usize {
-    (1..=nodes)
+    node::all(nodes)
         .filter(|&j| j != i)
         .map(|j| subs.iter().filter(|s| s.node == j).map(|s| (&s.subject, &s.queue)).collect::<BTreeSet<_>>().len())
         .sum()
@@ -89,12 +86,6 @@ struct NodeShared {
     ledger: Arc<Ledger>,
     monitor: Arc<Mutex<Option<Monitor>>>,
     incarnation: Arc<AtomicU32>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Up,
-    Crashed,
 }
 
 /// A minimal NATS client over (simulated) TCP, built on the core protocol codec.
@@ -188,7 +179,7 @@ async fn publisher(
     ready: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> ClientStats {
-    let addr = SocketAddr::new(node_ip(node), CLIENT_PORT);
+    let addr = node::addr(node, CLIENT_PORT);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let period = Duration::from_micros(1_000_000 / p.rate.max(1) as u64);
     let mut stats = ClientStats::default();
@@ -235,7 +226,7 @@ async fn publisher(
 }
 
 async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> u64 {
-    let addr = SocketAddr::new(node_ip(spec.node), CLIENT_PORT);
+    let addr = node::addr(spec.node, CLIENT_PORT);
     let mut received = 0u64;
     let mut conn: Option<NatsClient> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -281,253 +272,177 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     received
 }
 
-/// Samples every node's ledger into the trace when it changes.
-struct Sampler {
-    last: BTreeMap<(NodeNo, &'static str), (u64, u64)>,
+/// The pub/sub world (see the module doc).
+pub struct PubsubWorld {
+    shared: Vec<NodeShared>,
+    subs: Vec<SubSpec>,
+    ready: Vec<Arc<AtomicBool>>,
+    pub_stop: Arc<AtomicBool>,
+    sub_stop: Arc<AtomicBool>,
+    pub_tasks: Vec<JoinHandle<ClientStats>>,
+    sub_tasks: Vec<JoinHandle<u64>>,
+    totals: ClientStats,
 }
 
-impl Sampler {
-    fn sample(&mut self, sink: &dyn EventSink, n: &NodeShared) {
-        for s in n.ledger.sample() {
-            let key = (n.no, s.name);
-            if self.last.get(&key) != Some(&(s.current, s.peak)) {
-                self.last.insert(key, (s.current, s.peak));
-                sink.emit(
-                    n.no,
-                    EventKind::Ledger { account: s.name.to_string(), current: s.current, peak: s.peak, limit: s.limit },
-                );
-            }
-        }
-    }
-}
+impl World for PubsubWorld {
+    const NAME: &'static str = "pubsub";
+    const DESCRIPTION: &'static str = "clustered NATS servers; clients publish and subscribe (core pub/sub)";
+    const FAULTS: &'static [FaultClass] = &[FaultClass::Partition, FaultClass::Crash, FaultClass::SlowLink];
 
-/// Run a pub/sub world (see the module doc).
-pub(crate) async fn world(input: RunInput, rec: Recorder) -> World {
-    let mut setup = Setup::new(&input, &rec);
-    let net = setup.network();
-    let Setup { cfg, start, sink, handle, mut rng } = setup;
-    let nodes = cfg.nodes;
-
-    let mut shared = Vec::new();
-    let mut handles: Vec<NodeHandle> = Vec::new();
-    for i in 1..=nodes {
-        let ns = NodeShared {
-            no: i,
-            ledger: nats::cluster_ledger(CLIENT_OUTBOUND_LIMIT, cfg.route_outbound_limit),
-            monitor: Arc::default(),
-            incarnation: Arc::default(),
-        };
-        let ncfg = NatsConfig {
-            listen: SocketAddr::new(node_ip(i), CLIENT_PORT),
-            server_name: format!("n{i}"),
-            max_pending: CLIENT_MAX_PENDING,
-            max_outbound_total: CLIENT_OUTBOUND_LIMIT,
-            write_deadline: Duration::from_secs(2),
-            cluster: Some(ClusterConfig {
-                listen: SocketAddr::new(node_ip(i), ROUTE_PORT),
-                routes: (1..=nodes)
-                    .filter(|&j| j != i)
-                    .map(|j| RouteTarget { addr: SocketAddr::new(node_ip(j), ROUTE_PORT).to_string(), node: j as u64 })
-                    .collect(),
-                name: "sim".into(),
-                max_pending: cfg.route_max_pending,
-                stall_timeout: Duration::from_millis(cfg.route_stall_ms),
-                ping_interval: Duration::from_millis(500),
-                min_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(500),
-                node: i as u64,
-            }),
-            ..NatsConfig::default()
-        };
-        let node_seed: u64 = rng.r#gen();
-        let (ns2, sink2, net2) = (ns.clone(), sink.clone(), net.clone());
-        let h = handle
-            .create_node()
-            .name(format!("n{i}"))
-            .ip(node_ip(i))
-            .init(move || {
-                let (ns, sink, net, ncfg) = (ns2.clone(), sink2.clone(), net2.clone(), ncfg.clone());
-                async move {
-                    let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
-                    ns.ledger.reset();
-                    sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
-                    let cfg = NatsConfig { seed: incarnation_seed(node_seed, inc), ..ncfg };
-                    let server = loop {
-                        match NatsServer::bind(cfg.clone(), ns.ledger.clone()).await {
-                            Ok(s) => break s,
-                            Err(_) => sleep(Duration::from_millis(50)).await,
-                        }
-                    };
-                    server.set_link_shaper(net);
-                    *ns.monitor.lock().expect("monitor") = Some(server.monitor());
-                    server.run(std::future::pending()).await;
-                }
-            })
-            .build();
-        handles.push(h);
-        shared.push(ns);
-    }
-
-    // Clients.
-    let client_node = handle.create_node().name("clients").ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1))).build();
-    let params = Clients {
-        sink: sink.clone(),
-        payload: cfg.payload_bytes as usize,
-        rate: cfg.rate_per_client,
-        timeout: Duration::from_millis(cfg.request_timeout_ms),
-    };
-    let subs = subscriptions(nodes);
-    let (pub_stop, sub_stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let mut ready = Vec::new();
-    let mut sub_tasks = Vec::new();
-    for s in &subs {
-        let r = Arc::new(AtomicBool::new(false));
-        ready.push(r.clone());
-        sub_tasks.push(client_node.spawn(subscriber(params.clone(), s.clone(), r, sub_stop.clone())));
-    }
-    let mut pub_tasks = Vec::new();
-    for id in 0..cfg.clients {
-        let r = Arc::new(AtomicBool::new(false));
-        ready.push(r.clone());
-        let node = (id % nodes as u32) as NodeNo + 1;
-        let seed: u64 = rng.r#gen();
-        pub_tasks.push(client_node.spawn(publisher(params.clone(), id, node, seed, r, pub_stop.clone())));
-    }
-
-    // Ledger sampler.
-    let sampler_stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (shared, sink, stop) = (shared.clone(), sink.clone(), sampler_stop.clone());
-        tokio::spawn(async move {
-            let mut s = Sampler { last: BTreeMap::new() };
-            while !stop.load(Ordering::Relaxed) {
-                for n in &shared {
-                    s.sample(&*sink, n);
-                }
-                sleep(Duration::from_millis(100)).await;
-            }
-            s
-        })
-    };
-
-    // Safety phase.
-    let schedule = crate::harness::schedule_for(input.seed, &cfg);
-    let mut state = vec![State::Up; nodes as usize + 1];
-    let mut direct = Sampler { last: BTreeMap::new() };
-    for ev in &schedule.events {
-        sleep_until(start + Duration::from_millis(ev.at_ms)).await;
-        sink.emit(HARNESS, EventKind::Fault { desc: ev.kind.to_string() });
-        let id = |n: NodeNo| handles[n as usize - 1].id();
-        match &ev.kind {
-            FaultKind::Partition { side } => {
-                for &a in side {
-                    for b in (1..=nodes).filter(|b| !side.contains(b)) {
-                        net.cut(a as u64, b as u64);
-                        net.cut(b as u64, a as u64);
+    fn setup(ctx: &mut Ctx) -> Self {
+        let net = ctx.network();
+        let cfg = ctx.cfg.clone();
+        let nodes = cfg.run.nodes;
+        let mut shared = Vec::new();
+        for i in node::all(nodes) {
+            let ns = NodeShared {
+                no: i,
+                ledger: nats::cluster_ledger(CLIENT_OUTBOUND_LIMIT, cfg.route.outbound_limit),
+                monitor: Arc::default(),
+                incarnation: Arc::default(),
+            };
+            let ncfg = NatsConfig {
+                listen: node::addr(i, CLIENT_PORT),
+                server_name: format!("n{i}"),
+                max_pending: CLIENT_MAX_PENDING,
+                max_outbound_total: CLIENT_OUTBOUND_LIMIT,
+                write_deadline: Duration::from_secs(2),
+                cluster: Some(ClusterConfig {
+                    listen: node::addr(i, ROUTE_PORT),
+                    routes: node::all(nodes)
+                        .filter(|&j| j != i)
+                        .map(|j| RouteTarget { addr: node::addr(j, ROUTE_PORT).to_string(), node: node::id(j) })
+                        .collect(),
+                    name: "sim".into(),
+                    max_pending: cfg.route.max_pending,
+                    stall_timeout: Duration::from_millis(cfg.route.stall_ms),
+                    ping_interval: Duration::from_millis(500),
+                    min_backoff: Duration::from_millis(20),
+                    max_backoff: Duration::from_millis(500),
+                    node: node::id(i),
+                }),
+                ..NatsConfig::default()
+            };
+            let node_seed: u64 = ctx.rng.r#gen();
+            let (ns2, sink2, net2) = (ns.clone(), ctx.sink.clone(), net.clone());
+            let h = ctx
+                .handle
+                .create_node()
+                .name(format!("n{i}"))
+                .ip(node::ip(i))
+                .init(move || {
+                    let (ns, sink, net, ncfg) = (ns2.clone(), sink2.clone(), net2.clone(), ncfg.clone());
+                    async move {
+                        let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
+                        ns.ledger.reset();
+                        sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
+                        let cfg = NatsConfig { seed: incarnation_seed(node_seed, inc), ..ncfg };
+                        let server = loop {
+                            match NatsServer::bind(cfg.clone(), ns.ledger.clone()).await {
+                                Ok(s) => break s,
+                                Err(_) => sleep(Duration::from_millis(50)).await,
+                            }
+                        };
+                        server.set_link_shaper(net);
+                        *ns.monitor.lock().expect("monitor") = Some(server.monitor());
+                        server.run(std::future::pending()).await;
                     }
-                }
-            }
-            FaultKind::PartitionOneWay { from, to } => net.cut(*from as u64, *to as u64),
-            FaultKind::Heal => net.heal(),
-            FaultKind::Crash { node } if state[*node as usize] == State::Up => {
-                let n = &shared[*node as usize - 1];
-                direct.sample(&*sink, n);
-                handle.kill(id(*node));
-                // Drop the dead server's state now, before a restart resets the ledger.
-                n.monitor.lock().expect("monitor").take();
-                sink.emit(*node, EventKind::NodeCrash);
-                state[*node as usize] = State::Crashed;
-            }
-            FaultKind::Restart { node } if state[*node as usize] == State::Crashed => {
-                handle.restart(id(*node));
-                state[*node as usize] = State::Up;
-            }
-            FaultKind::SlowLink { node, latency_ms, bytes_per_sec } => {
-                net.set_extra_latency(*node as u64, Duration::from_millis(*latency_ms));
-                net.set_bandwidth(*node as u64, *bytes_per_sec);
-            }
-            // Pauses and disk faults do not apply to this world.
-            _ => {}
+                })
+                .build();
+            ctx.add_node(h, Ledger::clone(&ns.ledger));
+            shared.push(ns);
         }
-    }
-    sleep_until(start + Duration::from_millis(cfg.duration_ms)).await;
 
-    // Heal, then wait for the cluster and the clients to be whole again.
-    sink.emit(HARNESS, EventKind::Note { text: "healed: waiting for routes and interest".into() });
-    net.reset_faults();
-    for i in 1..=nodes {
-        if state[i as usize] == State::Crashed {
-            handle.restart(handles[i as usize - 1].id());
-            sink.emit(HARNESS, EventKind::Fault { desc: format!("restart n{i} (heal)") });
-            state[i as usize] = State::Up;
+        // Clients.
+        let client_machine = ctx.add_client_machine("clients");
+        let params = Clients {
+            sink: ctx.sink.clone(),
+            payload: cfg.workload.payload_bytes as usize,
+            rate: cfg.workload.rate_per_client,
+            timeout: Duration::from_millis(cfg.workload.request_timeout_ms),
+        };
+        let subs = subscriptions(nodes);
+        let (pub_stop, sub_stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let mut ready = Vec::new();
+        let mut sub_tasks = Vec::new();
+        for s in &subs {
+            let r = Arc::new(AtomicBool::new(false));
+            ready.push(r.clone());
+            sub_tasks.push(client_machine.spawn(subscriber(params.clone(), s.clone(), r, sub_stop.clone())));
         }
-    }
-    let mut violations = Vec::new();
-    let deadline = Instant::now() + Duration::from_millis(cfg.liveness_ms);
-    let converged = loop {
-        match whole(&shared, &subs, &ready) {
-            Ok(()) => break true,
-            Err(why) if Instant::now() >= deadline => {
-                violations.push(Violation { invariant: "liveness", detail: format!("after healing: {why}") });
-                break false;
-            }
-            Err(_) => sleep(Duration::from_millis(20)).await,
+        let mut pub_tasks = Vec::new();
+        for id in 0..cfg.run.clients {
+            let r = Arc::new(AtomicBool::new(false));
+            ready.push(r.clone());
+            let node = node::round_robin(u64::from(id), nodes);
+            let seed: u64 = ctx.rng.r#gen();
+            pub_tasks.push(client_machine.spawn(publisher(params.clone(), id, node, seed, r, pub_stop.clone())));
         }
-    };
-    if converged {
-        sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_START.into() });
-        sleep(Duration::from_millis(FINAL_MS)).await;
-        sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_END.into() });
-    }
-    pub_stop.store(true, Ordering::Relaxed);
-    let mut totals = ClientStats::default();
-    for t in pub_tasks {
-        totals += t.await.unwrap_or_default();
-    }
-    sleep(Duration::from_millis(DRAIN_MS)).await;
-    sub_stop.store(true, Ordering::Relaxed);
-    // For pub/sub, `invoked`/`failed` count publishes and `ok` counts deliveries.
-    for t in sub_tasks {
-        totals.ok += t.await.unwrap_or_default();
+        PubsubWorld { shared, subs, ready, pub_stop, sub_stop, pub_tasks, sub_tasks, totals: ClientStats::default() }
     }
 
-    // Quiescence: with the clients gone, memory must return to baseline.
-    sleep(Duration::from_millis(1_000)).await;
-    sampler_stop.store(true, Ordering::Relaxed);
-    let mut s = sampler.await.expect("sampler task");
-    for n in &shared {
-        s.sample(&*sink, n);
-        for a in n.ledger.sample() {
-            if a.current > DRAINED_BYTES {
-                violations.push(Violation {
-                    invariant: "memory-baseline",
-                    detail: format!("n{} {} holds {} bytes after the load stopped", n.no, a.name, a.current),
-                });
+    fn on_crash(&mut self, _ctx: &Ctx, no: NodeNo) {
+        // Drop the dead server's state now, before a restart resets the ledger.
+        self.shared[node::index(no)].monitor.lock().expect("monitor").take();
+    }
+
+    /// Every route is up, every server holds its peers' interest, every client is
+    /// connected again.
+    async fn converge(&mut self, _ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+        loop {
+            match whole(&self.shared, &self.subs, &self.ready) {
+                Ok(()) => return Ok(()),
+                Err(why) if Instant::now() >= deadline => return Err(format!("after healing: {why}")),
+                Err(_) => sleep(Duration::from_millis(20)).await,
             }
         }
     }
-    violations.extend(check::pubsub_delivery(&rec.events(), &subs));
-    for n in &shared {
-        n.monitor.lock().expect("monitor").take();
+
+    /// A final fault-free phase (if converged) in which every message must be
+    /// delivered, then the publishers stop and, once in-flight messages drained, the
+    /// subscribers.
+    async fn wind_down(&mut self, ctx: &Ctx, converged: bool) {
+        if converged {
+            ctx.sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_START.into() });
+            sleep(Duration::from_millis(FINAL_MS)).await;
+            ctx.sink.emit(HARNESS, EventKind::Note { text: FINAL_PHASE_END.into() });
+        }
+        self.pub_stop.store(true, Ordering::Relaxed);
+        for t in self.pub_tasks.drain(..) {
+            self.totals += t.await.unwrap_or_default();
+        }
+        sleep(Duration::from_millis(DRAIN_MS)).await;
+        self.sub_stop.store(true, Ordering::Relaxed);
+        // For pub/sub, `invoked`/`failed` count publishes and `ok` counts deliveries.
+        for t in self.sub_tasks.drain(..) {
+            self.totals.ok += t.await.unwrap_or_default();
+        }
     }
-    for h in &handles {
-        handle.kill(h.id());
+
+    fn over_baseline(&self, _account: &str, current: u64) -> bool {
+        current > DRAINED_BYTES
     }
-    handle.kill(client_node.id());
-    World { violations, sim_ms: start.elapsed().as_millis() as u64, clients: totals }
+
+    async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {
+        let violations = check::pubsub_delivery(&ctx.events(), &self.subs);
+        for n in &self.shared {
+            n.monitor.lock().expect("monitor").take();
+        }
+        (violations, self.totals)
+    }
 }
 
 /// Whether every server has all its routes and its peers' interest, every route queue
 /// has drained, and every client is connected; otherwise why not.
 fn whole(shared: &[NodeShared], subs: &[SubSpec], ready: &[Arc<AtomicBool>]) -> Result<(), String> {
-    let nodes = shared.len() as NodeNo;
+    let nodes = NodeNo::try_from(shared.len()).expect("at most 9 nodes");
     for n in shared {
         let Some(v) = n.monitor.lock().expect("monitor").as_ref().map(Monitor::varz) else {
             return Err(format!("n{} is not serving", n.no));
         };
         let remote = v.cluster.as_ref().map_or(0, |c| c.remote_subs);
         let want = expected_remote(subs, nodes, n.no);
-        if v.routes != nodes as usize - 1 || remote != want {
+        if v.routes != usize::from(nodes) - 1 || remote != want {
             return Err(format!("n{} has {} routes and {remote} of {want} remote interests", n.no, v.routes));
         }
         let queued = n.ledger.account(names::ROUTE_OUTBOUND).current();
