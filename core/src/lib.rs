@@ -9,3 +9,5 @@ pub mod raft;
 pub mod server;
 pub mod store;
 pub mod subject;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

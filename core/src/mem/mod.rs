@@ -18,6 +18,10 @@ pub mod names {
     pub const RAFT_PENDING: &str = "raft.pending";
     /// Bytes in flight to followers being replicated or caught up.
     pub const RAFT_CATCHUP: &str = "raft.catchup";
+    /// Entries held in the in-memory Raft logs of every group (since each group's last
+    /// snapshot). Bounded by refusing proposals and follower appends at the limit and
+    /// released by compaction; see `raft/log.rs`.
+    pub const RAFT_LOG: &str = "raft.log";
     /// Bytes queued on route connections to peers.
     pub const ROUTE_OUTBOUND: &str = "route.outbound";
     /// Bytes queued to clients.
