@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_core::disk::RealDisk;
 use weir_core::raft;
-use weir_core::server::app::payload;
 use weir_core::server::client::ClientConn;
 use weir_core::server::nats::{self, Auth, NatsConfig, NatsServer};
 use weir_core::server::node::{self, NodeConfig, NodeEnv};
 use weir_core::server::route::RouteConfig;
+use weir_core::testing::payload;
 use weir_traces::{EventKind, EventSink, NodeNo};
 
 #[derive(Parser)]
@@ -177,7 +177,7 @@ async fn raft_node(
         shaper: None,
         seed: seed_from_os(),
         status: Arc::new(Mutex::new(Default::default())),
-        app: Arc::new(Mutex::new(Default::default())),
+        app: Arc::new(Mutex::new(weir_core::testing::LogApp::default())),
     };
     tracing::info!(id, %cluster, %client, "weir node starting");
     node::run(cfg, env).await.map_err(|e| e.to_string())

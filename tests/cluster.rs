@@ -11,10 +11,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use weir_core::disk::RealDisk;
 use weir_core::raft;
-use weir_core::server::app::{LogApp, payload};
 use weir_core::server::client::{ClientConn, Outcome};
 use weir_core::server::node::{self, NodeConfig, NodeEnv, NodeStatus};
 use weir_core::server::route::RouteConfig;
+use weir_core::testing::{LogApp, payload};
 use weir_traces::NullSink;
 
 fn free_port() -> SocketAddr {

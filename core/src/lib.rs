@@ -12,3 +12,5 @@ pub mod server;
 pub mod store;
 pub mod stream;
 pub mod subject;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use weir_core::server::app::payload;
 use weir_core::server::client::{ClientConn, Outcome};
+use weir_core::testing::payload;
 use weir_traces::{EventKind, EventSink, HARNESS};
 
 /// What one client did.

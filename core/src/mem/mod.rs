@@ -18,6 +18,10 @@ pub mod names {
     pub const RAFT_PENDING: &str = "raft.pending";
     /// Bytes in flight to followers being replicated or caught up.
     pub const RAFT_CATCHUP: &str = "raft.catchup";
+    /// Entries held in the in-memory Raft logs of every group (since each group's last
+    /// snapshot). Bounded by refusing proposals and follower appends at the limit and
+    /// released by compaction; see `raft/log.rs`.
+    pub const RAFT_LOG: &str = "raft.log";
     /// Bytes queued on route connections to peers.
     pub const ROUTE_OUTBOUND: &str = "route.outbound";
     /// Bytes queued to clients.
@@ -69,6 +73,12 @@ pub const REGISTRY: &[AccountSpec] = &[
         default_limit: 2 * MIB,
         holds: "entry bytes sent to followers and not yet acknowledged",
         bounded_by: "a per-follower window; the leader sends no more until acknowledgements release it",
+    },
+    AccountSpec {
+        name: names::RAFT_LOG,
+        default_limit: 64 * MIB,
+        holds: "entries in the in-memory Raft logs of every group, since each group's last snapshot",
+        bounded_by: "proposals and follower appends are refused at the limit; compaction releases it",
     },
     AccountSpec {
         name: names::RAFT_PENDING,

@@ -3,9 +3,48 @@
 //! Besides the entries it tracks three cursors: `commit`, `applied` (handed to the
 //! application) and `unstable_from` (first entry not yet handed out for persistence),
 //! so that [`super::Raft::ready`] can emit exactly the new work.
+//!
+//! # Memory: the `raft.log` account
+//!
+//! Every entry held here is charged ([`Entry::size`] bytes) to the node's `raft.log`
+//! ledger account, which all groups of a node share; the charge is released when the
+//! entry leaves memory: compaction and snapshot install drop a prefix, a conflict
+//! truncates a suffix, and dropping the log (group removed, node stopped) releases the
+//! rest. So `charged == Σ size` over `entries` at all times ([`RaftLog::invariants`]).
+//!
+//! Growth is refused, never forced, on the two paths that add entries at runtime:
+//! - **Leader** ([`RaftLog::append_new`]): a proposal that does not fit is refused and
+//!   the caller answers `ProposeError::Backpressure`; a new leader whose no-op does not
+//!   fit leads without it and retries on its next ticks (it cannot commit until then,
+//!   which is what Raft requires anyway: only a current-term entry commits).
+//! - **Follower** ([`RaftLog::try_append`]): entries are stored one by one while they
+//!   fit; at the first that does not, the append stops and the follower acknowledges
+//!   only the prefix it stored. The leader records that match, and resends the rest
+//!   from there (immediately for the next window, or after the stall rule writes the
+//!   in-flight data off): the follower is simply a slow follower, never a larger one.
+//!
+//! Why the follower's refusal does not wedge the group: what a follower holds is (a)
+//! committed entries not yet compacted and (b) uncommitted entries that match some
+//! leader. (a) shrinks because the shell compacts a group whose account is under
+//! pressure as soon as it has applied entries (not only every `snapshot_every`), and a
+//! follower's commit index advances from heartbeats without it storing anything new.
+//! (b) is bounded by what leaders keep uncommitted, which `raft.pending` caps on each
+//! leader; a stale uncommitted suffix is truncated (released) before a new leader's
+//! entries are stored in its place, because conflicts are resolved before appending.
+//! So as long as the `raft.log` limit exceeds the sum of the peers' `raft.pending`
+//! limits plus one compaction interval, a refused append is retried into room. Below
+//! that, groups still never exceed the limit (safety); they may stall (liveness), which
+//! the simulator's liveness phase would report.
+//!
+//! Recovery ([`RaftLog::restore`]) charges what storage hands back unconditionally:
+//! those entries were all charged before the crash under the same limit (storage only
+//! persists entries this log accepted), so this does not grow memory past what the node
+//! already held; it only shows over the limit if an operator lowered the limit.
 
 use super::{Entry, Index, NodeId, Snapshot, SnapshotMeta, Term};
+use crate::mem::Account;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Outcome of a follower's append attempt.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,11 +67,26 @@ pub(super) struct RaftLog {
     commit: Index,
     applied: Index,
     unstable_from: Index,
+    /// The `raft.log` account and what this log has charged to it.
+    account: Arc<Account>,
+    charged: u64,
+}
+
+impl Drop for RaftLog {
+    fn drop(&mut self) {
+        self.account.release(self.charged);
+    }
 }
 
 impl RaftLog {
     /// A log recovered from durable state; everything given here is already persisted.
-    pub(super) fn restore(snapshot: Option<Snapshot>, entries: Vec<Entry>, commit: Index) -> RaftLog {
+    /// Its entries are charged to `account` (see the module doc for why unconditionally).
+    pub(super) fn restore(
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        commit: Index,
+        account: Arc<Account>,
+    ) -> RaftLog {
         let (snap_index, snap_term) = snapshot.as_ref().map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term));
         let mut log = RaftLog {
             snapshot,
@@ -42,6 +96,8 @@ impl RaftLog {
             commit: 0,
             applied: snap_index,
             unstable_from: 0,
+            account,
+            charged: 0,
         };
         // Storage promises contiguity; keep only the contiguous run so a bad image cannot
         // break the index arithmetic everywhere else.
@@ -49,6 +105,8 @@ impl RaftLog {
             if e.index != log.last_index() + 1 {
                 break;
             }
+            log.account.force_charge(e.size());
+            log.charged += e.size();
             log.entries.push_back(e);
         }
         log.commit = commit.max(snap_index).min(log.last_index());
@@ -70,6 +128,48 @@ impl RaftLog {
     }
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+    /// Bytes of entries held (what this log has charged to `raft.log`).
+    pub(super) fn bytes(&self) -> u64 {
+        self.charged
+    }
+
+    /// Check the log's internal consistency; panics with a description if it is broken.
+    /// O(1) outside unit tests (the ends of the log); the unit tests also walk every entry.
+    pub(super) fn invariants(&self) {
+        if let (Some(first), Some(last)) = (self.entries.front(), self.entries.back()) {
+            assert_eq!(first.index, self.snap_index + 1, "log does not start after the snapshot");
+            assert_eq!(last.index, self.snap_index + self.entries.len() as Index, "log entries not contiguous");
+        }
+        assert!(self.charged >= 24 * self.entries.len() as u64, "raft.log charge below the entries held");
+        #[cfg(test)]
+        {
+            for (k, e) in self.entries.iter().enumerate() {
+                assert_eq!(e.index, self.snap_index + 1 + k as Index, "log entries not contiguous");
+            }
+            let sum: u64 = self.entries.iter().map(Entry::size).sum();
+            assert_eq!(sum, self.charged, "raft.log charge differs from the entries held");
+        }
+        assert!(self.commit <= self.last_index(), "commit {} past last {}", self.commit, self.last_index());
+        assert!(self.applied <= self.commit.max(self.snap_index), "applied past commit");
+        assert!(self.snap_index <= self.applied, "snapshot past applied");
+    }
+
+    /// Store `e` at the end if the account has room for it.
+    fn push(&mut self, e: Entry) -> bool {
+        if !self.account.try_charge(e.size()) {
+            return false;
+        }
+        self.charged += e.size();
+        self.entries.push_back(e);
+        true
+    }
+
+    /// Release the charge of entries being dropped.
+    fn uncharge<'a>(account: &Account, charged: &mut u64, gone: impl Iterator<Item = &'a Entry>) {
+        let bytes: u64 = gone.map(Entry::size).sum();
+        account.release(bytes);
+        *charged -= bytes;
     }
     pub(super) fn last_index(&self) -> Index {
         self.snap_index + self.entries.len() as Index
@@ -99,11 +199,11 @@ impl RaftLog {
         (last_term, last_index) >= (self.last_term(), self.last_index())
     }
 
-    /// Leader append of a new entry; returns its index.
-    pub(super) fn append_new(&mut self, term: Term, data: Vec<u8>) -> Index {
+    /// Leader append of a new entry; returns its index, or `None` (nothing appended)
+    /// if `raft.log` has no room for it.
+    pub(super) fn append_new(&mut self, term: Term, data: Vec<u8>) -> Option<Index> {
         let index = self.last_index() + 1;
-        self.entries.push_back(Entry { term, index, data });
-        index
+        self.push(Entry { term, index, data }).then_some(index)
     }
 
     /// Entries from `from` on, at least one if any exist, then as many as fit in `max_bytes`.
@@ -124,6 +224,8 @@ impl RaftLog {
     /// Follower append: check `prev`, then add `entries`, truncating a conflicting suffix.
     /// Committed entries are never replaced: a batch starting below the commit index is
     /// answered from the commit index instead (even when a known bug made it diverge).
+    /// Entries that do not fit in `raft.log` are not stored: the answer then covers only
+    /// the stored prefix (see the module doc).
     pub(super) fn try_append(&mut self, prev_index: Index, prev_term: Term, entries: &[Entry]) -> AppendOutcome {
         // Everything up to the commit index (which covers the snapshot) already matches any
         // current leader, so a batch starting below it has nothing to teach us.
@@ -147,7 +249,9 @@ impl RaftLog {
                 }
                 None => {}
             }
-            self.entries.push_back(e.clone());
+            if !self.push(e.clone()) {
+                return AppendOutcome::Matched(prev_index + k as Index);
+            }
             self.unstable_from = self.unstable_from.min(e.index);
         }
         AppendOutcome::Matched(prev_index + entries.len() as Index)
@@ -166,6 +270,7 @@ impl RaftLog {
     fn truncate_from(&mut self, i: Index) {
         debug_assert!(i > self.commit, "truncating committed entry {i} (commit {})", self.commit);
         let keep = i.saturating_sub(self.snap_index + 1) as usize;
+        Self::uncharge(&self.account, &mut self.charged, self.entries.range(keep.min(self.entries.len())..));
         self.entries.truncate(keep);
         self.unstable_from = self.unstable_from.min(i);
     }
@@ -219,6 +324,7 @@ impl RaftLog {
         if self.term(index) == Some(term) {
             self.drop_through(index, term);
         } else {
+            Self::uncharge(&self.account, &mut self.charged, self.entries.iter());
             self.entries.clear();
             self.snap_index = index;
             self.snap_term = term;
@@ -230,8 +336,9 @@ impl RaftLog {
     }
 
     fn drop_through(&mut self, index: Index, term: Term) {
-        let n = (index - self.snap_index) as usize;
-        self.entries.drain(..n.min(self.entries.len()));
+        let n = ((index - self.snap_index) as usize).min(self.entries.len());
+        Self::uncharge(&self.account, &mut self.charged, self.entries.range(..n));
+        self.entries.drain(..n);
         self.snap_index = index;
         self.snap_term = term;
         self.unstable_from = self.unstable_from.max(index + 1);
@@ -247,8 +354,69 @@ mod tests {
     }
 
     fn log_of(terms: &[Term]) -> RaftLog {
+        log_with_limit(terms, 1 << 20).0
+    }
+
+    /// A log of `terms` whose `raft.log` account has `limit` bytes (each test entry is 25).
+    fn log_with_limit(terms: &[Term], limit: u64) -> (RaftLog, Arc<Account>) {
+        let account = Arc::new(Account::new("raft.log", limit));
         let es = terms.iter().enumerate().map(|(k, &t)| e(t, k as Index + 1)).collect();
-        RaftLog::restore(None, es, 0)
+        (RaftLog::restore(None, es, 0, account.clone()), account)
+    }
+
+    #[test]
+    fn every_held_entry_is_charged_and_every_way_out_releases() {
+        let (mut log, acct) = log_with_limit(&[1, 1, 2, 2], 1000);
+        assert_eq!(acct.current(), 4 * 25, "recovered entries are charged");
+        // A conflicting suffix is released before the leader's entries are charged.
+        assert_eq!(log.try_append(2, 1, &[e(3, 3)]), AppendOutcome::Matched(3));
+        assert_eq!(acct.current(), 3 * 25);
+        assert_eq!(log.append_new(3, vec![0; 10]), Some(4));
+        assert_eq!(acct.current(), 3 * 25 + 34);
+        log.commit_to(4);
+        log.take_committed();
+        log.compact(2, vec![], &[1]).unwrap();
+        assert_eq!(acct.current(), 25 + 34, "compaction releases the prefix");
+        let other = Snapshot { meta: SnapshotMeta { last_index: 9, last_term: 5, peers: vec![] }, data: vec![] };
+        log.install(other);
+        assert_eq!(acct.current(), 0, "a snapshot that replaces the log releases all of it");
+        log.invariants();
+        assert_eq!(log.append_new(5, vec![]), Some(10));
+        drop(log);
+        assert_eq!(acct.current(), 0, "dropping the log (group removed) releases the rest");
+    }
+
+    #[test]
+    fn leader_append_is_refused_at_the_limit() {
+        let (mut log, acct) = log_with_limit(&[1, 1], 60);
+        assert_eq!(log.append_new(1, vec![0; 10]), None, "50 + 34 > 60");
+        assert_eq!((log.last_index(), acct.current()), (2, 50));
+        assert_eq!(log.append_new(1, vec![]), None, "50 + 24 > 60");
+        log.commit_to(2);
+        log.take_committed();
+        log.compact(2, vec![], &[1]);
+        assert_eq!(log.append_new(1, vec![0; 10]), Some(3), "compaction made room");
+        log.invariants();
+    }
+
+    #[test]
+    fn follower_at_the_limit_stores_and_acknowledges_only_a_prefix() {
+        // Room for 3 entries of 25 bytes.
+        let (mut log, acct) = log_with_limit(&[1], 80);
+        let batch: Vec<Entry> = (2..=6).map(|i| e(1, i)).collect();
+        assert_eq!(log.try_append(1, 1, &batch), AppendOutcome::Matched(3), "only 2 and 3 fit");
+        assert_eq!((log.last_index(), acct.current()), (3, 75));
+        assert_eq!(log.take_unstable().len(), 2, "only stored entries are persisted");
+        // The leader resends from 4: still no room, nothing stored, nothing lost.
+        assert_eq!(log.try_append(3, 1, &batch[2..]), AppendOutcome::Matched(3));
+        assert!(acct.current() <= acct.limit());
+        // Once the prefix commits and the shell compacts, the retry goes through.
+        log.commit_to(3);
+        log.take_committed();
+        log.compact(3, vec![], &[1]);
+        assert_eq!(log.try_append(3, 1, &batch[2..]), AppendOutcome::Matched(6));
+        assert_eq!(acct.current(), 75);
+        log.invariants();
     }
 
     #[test]

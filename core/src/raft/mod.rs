@@ -1,8 +1,10 @@
 //! Raft as a pure state machine: time and input come in as arguments, effects go
 //! out as values in a [`Ready`]. No I/O, no clock reads, no global randomness.
 //!
-//! The shell drives it like this (see `server::raft_node`):
-//! 1. feed input: [`Raft::tick`], [`Raft::step`], [`Raft::propose`], [`Raft::compact`];
+//! The shell drives it like this (see `server::node`, through a [`RaftHost`] that owns
+//! every group of a node and routes by [`GroupId`]):
+//! 1. feed input: [`Raft::tick`] (due at [`Raft::next_deadline`]), [`Raft::step`],
+//!    [`Raft::propose`], [`Raft::compact`];
 //! 2. take [`Raft::ready`] and, **in this order**: persist `snapshot`, `hard_state`
 //!    and `entries` (one fsync), restore the application from `snapshot` if
 //!    `restore` is set, apply `committed` in order, and only then send `messages`.
@@ -11,26 +13,68 @@
 //! Features: randomised election timeouts from a seeded `ChaCha8Rng`, pre-vote,
 //! check-quorum, batched pipelined replication with a per-follower in-flight window
 //! charged to `raft.catchup`, commit on quorum for current-term entries, chunked
-//! InstallSnapshot, log compaction, and proposal back-pressure charged to
-//! `raft.pending`. Known-bug switches ([`RaftBugs`]) disable individual safeguards on
-//! purpose.
+//! InstallSnapshot, log compaction, proposal back-pressure charged to `raft.pending`,
+//! and the in-memory log charged to `raft.log` (see `log.rs` for what bounds it).
+//! Known-bug switches ([`RaftBugs`]) disable individual safeguards on purpose.
 
 mod bugs;
+pub mod host;
 mod log;
 mod node;
 mod progress;
+pub mod state_machine;
 pub mod storage;
 #[cfg(test)]
 mod tests;
 mod types;
 
 pub use bugs::RaftBugs;
+pub use host::{GroupReady, HostError, RaftHost};
 pub use node::Raft;
-pub use types::{Entry, Envelope, HardState, Index, Message, NodeId, Snapshot, SnapshotMeta, Term};
+pub use state_machine::{RestoreError, StateMachine};
+pub use types::{Entry, Envelope, GroupId, HardState, Index, Message, NodeId, Snapshot, SnapshotMeta, Term};
+
+use crate::mem::{Account, Ledger, names};
+use std::sync::Arc;
+
+/// The ledger accounts a Raft group charges. Every group of a node shares the node's
+/// accounts, so the limits bound the node, not each group.
+#[derive(Clone, Debug)]
+pub struct RaftAccounts {
+    /// `raft.pending`: proposals accepted by a leader and not yet committed.
+    pub pending: Arc<Account>,
+    /// `raft.catchup`: bytes sent to followers and not yet acknowledged.
+    pub catchup: Arc<Account>,
+    /// `raft.log`: entries held in the in-memory log (see `log.rs` for what bounds it).
+    pub log: Arc<Account>,
+}
+
+impl RaftAccounts {
+    /// The three accounts of `ledger`. Panics if the ledger lacks one (a wiring bug).
+    pub fn from_ledger(ledger: &Ledger) -> RaftAccounts {
+        RaftAccounts {
+            pending: ledger.account(names::RAFT_PENDING),
+            catchup: ledger.account(names::RAFT_CATCHUP),
+            log: ledger.account(names::RAFT_LOG),
+        }
+    }
+
+    /// Fresh accounts with the given limits in bytes (tests and tools).
+    pub fn with_limits(pending: u64, catchup: u64, log: u64) -> RaftAccounts {
+        RaftAccounts {
+            pending: Arc::new(Account::new(names::RAFT_PENDING, pending)),
+            catchup: Arc::new(Account::new(names::RAFT_CATCHUP, catchup)),
+            log: Arc::new(Account::new(names::RAFT_LOG, log)),
+        }
+    }
+}
 
 /// Static configuration of one Raft group member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// The group this member belongs to: stamped on every message it sends; messages
+    /// for another group are ignored.
+    pub group: GroupId,
     /// This node.
     pub id: NodeId,
     /// Every member of the group, including `id`, sorted.
@@ -61,6 +105,7 @@ impl Config {
         peers.sort_unstable();
         peers.dedup();
         Config {
+            group: GroupId::TEST_LOG,
             id,
             peers,
             election_timeout_ms: (300, 600),
@@ -160,9 +205,16 @@ pub enum ProposeError {
         /// Last known leader.
         leader: Option<NodeId>,
     },
-    /// Too many uncommitted proposals (`raft.pending` is full): retry later.
+    /// Too many uncommitted proposals (`raft.pending` is full) or too many entries held
+    /// in memory (`raft.log` is full until the next compaction): retry later.
     #[error("too many uncommitted proposals; retry later")]
     Backpressure,
+    /// No group with this id is hosted on this node.
+    #[error("no raft group {group} on this node")]
+    NoSuchGroup {
+        /// The group asked for.
+        group: GroupId,
+    },
     /// The payload exceeds `max_proposal_bytes`.
     #[error("proposal of {size} bytes exceeds the limit of {limit}")]
     TooLarge {

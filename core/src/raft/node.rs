@@ -11,7 +11,8 @@ mod leader;
 use super::log::RaftLog;
 use super::progress::Progress;
 use super::{
-    Config, Envelope, HardState, Index, Message, NodeId, ProposeError, RaftEvent, Ready, Restored, Role, Snapshot, Term,
+    Config, Envelope, GroupId, HardState, Index, Message, NodeId, ProposeError, RaftAccounts, RaftEvent, Ready,
+    Restored, Role, Snapshot, Term,
 };
 use crate::mem::Account;
 use rand::SeedableRng;
@@ -53,6 +54,11 @@ pub struct Raft {
     proposals: VecDeque<(Index, u64)>,
     /// Leader: new entries to push to followers at the next `ready()` (batches proposals).
     flush: bool,
+    /// Leader: a send was held back because a node-wide account (`raft.catchup`) was
+    /// full, or the no-op did not fit in `raft.log`: retry at every tick until it goes.
+    held_back: bool,
+    /// Leader: the no-op of this term is not in the log yet (`raft.log` was full).
+    noop_missing: bool,
 
     /// Term and vote at boot: what `RaftBugs::votes_not_persisted` keeps writing.
     boot_hs: HardState,
@@ -67,17 +73,11 @@ pub struct Raft {
 
 impl Raft {
     /// Build a member from its recovered state. `seed` seeds the election-timeout RNG;
-    /// `pending` and `catchup` are the ledger accounts it charges; `now_ms` is the current time.
-    pub fn new(
-        config: Config,
-        restored: Restored,
-        seed: u64,
-        pending: Arc<Account>,
-        catchup: Arc<Account>,
-        now_ms: u64,
-    ) -> Raft {
+    /// `accounts` are the ledger accounts it charges; `now_ms` is the current time.
+    pub fn new(config: Config, restored: Restored, seed: u64, accounts: RaftAccounts, now_ms: u64) -> Raft {
         let hs = restored.hard_state;
-        let log = RaftLog::restore(restored.snapshot, restored.entries, hs.commit);
+        let RaftAccounts { pending, catchup, log } = accounts;
+        let log = RaftLog::restore(restored.snapshot, restored.entries, hs.commit, log);
         let mut raft = Raft {
             cfg: config,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -98,6 +98,8 @@ impl Raft {
             heartbeat_due: now_ms,
             proposals: VecDeque::new(),
             flush: false,
+            held_back: false,
+            noop_missing: false,
             boot_hs: hs,
             emitted_hs: hs,
             reported_commit: hs.commit,
@@ -120,10 +122,73 @@ impl Raft {
         }
     }
 
+    /// The earliest time at which [`Raft::tick`] may have something to do: a tick
+    /// before it changes nothing, so a shell may sleep until then (or skip ticks that
+    /// come earlier). `step`, `propose` and `compact` can move it, so ask again after them.
+    pub fn next_deadline(&self) -> u64 {
+        if self.role != Role::Leader {
+            return self.election_deadline;
+        }
+        if self.held_back {
+            return self.now_ms;
+        }
+        let max = self.cfg.election_timeout_ms.1;
+        let mut due = self.heartbeat_due;
+        for pr in self.progress.values() {
+            // Check-quorum counts a peer as heard until `last_heard + max`.
+            let silent_at = pr.last_heard_ms.saturating_add(max);
+            if self.cfg.check_quorum && silent_at > self.now_ms {
+                due = due.min(silent_at);
+            }
+            // In-flight data is written off `max` after the last progress.
+            if pr.has_inflight() {
+                due = due.min(pr.last_progress_ms.saturating_add(max));
+            }
+        }
+        due
+    }
+
+    /// The group this member belongs to.
+    pub fn group(&self) -> GroupId {
+        self.cfg.group
+    }
+
+    /// Bytes of entries held in memory (charged to `raft.log`).
+    pub fn log_bytes(&self) -> u64 {
+        self.log.bytes()
+    }
+
+    /// Check internal consistency; panics with a description when broken. O(peers)
+    /// (plus full walks of the log under `cfg(test)`), so the node shell runs it after
+    /// every turn in simulated builds.
+    pub fn invariants(&self) {
+        self.log.invariants();
+        assert!(self.cfg.peers.contains(&self.cfg.id) || self.role != Role::Leader, "non-member leads");
+        if self.role == Role::Leader {
+            assert_eq!(self.leader, Some(self.cfg.id), "leader does not know itself as leader");
+            for (id, pr) in &self.progress {
+                assert!(pr.match_index <= self.log.last_index(), "match of {id} past the log");
+            }
+        } else {
+            assert!(self.progress.is_empty(), "non-leader keeps follower progress");
+            assert!(self.proposals.is_empty(), "non-leader holds proposal charges");
+        }
+        // O(proposals): only where runs are small.
+        #[cfg(test)]
+        {
+            let pending: u64 = self.proposals.iter().map(|p| p.1).sum();
+            assert!(pending <= self.pending.current(), "proposal charges exceed the raft.pending account");
+        }
+    }
+
     /// Handle a message from a peer.
     pub fn step(&mut self, now_ms: u64, env: Envelope) {
         self.observe(now_ms);
-        if env.to != self.cfg.id || env.from == self.cfg.id || !self.cfg.peers.contains(&env.from) {
+        if env.group != self.cfg.group
+            || env.to != self.cfg.id
+            || env.from == self.cfg.id
+            || !self.cfg.peers.contains(&env.from)
+        {
             return;
         }
         if env.term > self.term {
@@ -177,7 +242,10 @@ impl Raft {
         if !self.pending.try_charge(bytes) {
             return Err(ProposeError::Backpressure);
         }
-        self.log.append_new(self.term, data);
+        if self.log.append_new(self.term, data).is_none() {
+            self.pending.release(bytes);
+            return Err(ProposeError::Backpressure);
+        }
         self.proposals.push_back((index, bytes));
         self.flush = true;
         self.maybe_commit();
@@ -189,6 +257,9 @@ impl Raft {
     pub fn compact(&mut self, index: Index, data: Vec<u8>) {
         if let Some(snap) = self.log.compact(index, data, &self.cfg.peers) {
             self.out_snapshot = Some(snap);
+            // A follower whose next entry was just compacted away moves to snapshot
+            // transfer at the next send attempt: make the next tick due.
+            self.held_back |= self.role == Role::Leader;
         }
     }
 
@@ -262,7 +333,7 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, term: Term, msg: Message) {
-        self.msgs.push(Envelope { from: self.cfg.id, to, term, msg });
+        self.msgs.push(Envelope { group: self.cfg.group, from: self.cfg.id, to, term, msg });
     }
 
     fn quorum(&self) -> usize {

@@ -4,6 +4,23 @@ use serde::{Deserialize, Serialize};
 
 /// A node's identity in a Raft group (1-based; 0 is never a node).
 pub type NodeId = u64;
+
+/// Which Raft group a message, proposal or state machine belongs to. A node hosts many
+/// groups (the test log today; the meta group and one per stream later) over one set of
+/// routes, and every Raft message carries the id of the group it is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// The single group of the replicated test log (`weir raft-node`, the simulator's Raft world).
+    pub const TEST_LOG: GroupId = GroupId(0);
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "g{}", self.0)
+    }
+}
 /// A Raft term.
 pub type Term = u64;
 /// A log index (1-based; 0 means "before the first entry").
@@ -132,6 +149,8 @@ pub enum Message {
 /// A message with its routing header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The group this message belongs to; hosts route on it.
+    pub group: GroupId,
     /// Sender.
     pub from: NodeId,
     /// Receiver.

@@ -2,7 +2,6 @@
 //! state machines. Written against tokio's API through `madsim-tokio`, so the same
 //! source runs on real tokio and inside the simulator.
 
-pub mod app;
 pub mod client;
 pub mod frame;
 pub mod link;

@@ -1,16 +1,25 @@
-//! A Weir node: one Raft group, its storage, routes to peers and the client port,
-//! wired together as async tasks around the pure [`Raft`] state machine.
-
-use super::app::LogApp;
+//! A Weir node: its Raft groups (one today: the replicated test log, group
+//! `cfg.raft.group`), their storage, routes to peers and the client port, wired
+//! together as async tasks around the pure [`RaftHost`].
+//!
+//! The shell is the only place with I/O and a clock. Each loop turn feeds the host
+//! one kind of input (a tick, a batch of peer messages, a batch of proposals), then
+//! [`Driver::drive`] carries out every group's `Ready` in the order Raft's safety needs
+//! (persist, apply to the group's [`StateMachine`], then send). The applied state
+//! machine is whatever the caller hands in [`NodeEnv::app`]: `weir raft-node` and the
+//! simulator pass the test log (`weir_core::testing::LogApp`).
 use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
 use super::link::LinkShaper;
 use super::route::{self, RouteConfig, Routes};
 use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
-use crate::mem::{Ledger, names};
+use crate::mem::{Account, Ledger, names};
 use crate::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
-use crate::raft::{self, Entry, Index, NodeId, ProposeError, Raft, RaftEvent, Role, Term};
+use crate::raft::{
+    self, Entry, GroupId, GroupReady, Index, NodeId, ProposeError, RaftAccounts, RaftEvent, RaftHost, RestoreError,
+    Role, StateMachine, Term,
+};
 use crate::store::{STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreMemory};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,9 +55,16 @@ pub struct NodeConfig {
     pub proposal_queue: usize,
 }
 
+/// Default limit of `raft.log` (the registry's default): the entries every group holds
+/// in memory between snapshots. It must exceed the peers' `raft.pending` limits together
+/// plus one compaction interval (`snapshot_every` entries) for followers to stay live at
+/// the limit (the argument is in `raft/log.rs`); 64 MiB leaves room for both.
+pub const DEFAULT_RAFT_LOG_LIMIT: u64 = 64 * 1024 * 1024;
+const _: () = assert!(DEFAULT_RAFT_LOG_LIMIT == 64 * 1024 * 1024);
+
 /// Default ledger limits for a node (the registry's defaults, see [`crate::mem::REGISTRY`]).
 pub fn default_ledger() -> Ledger {
-    let mut accounts = vec![names::RAFT_PENDING, names::RAFT_CATCHUP, names::ROUTE_OUTBOUND];
+    let mut accounts = vec![names::RAFT_PENDING, names::RAFT_CATCHUP, names::RAFT_LOG, names::ROUTE_OUTBOUND];
     accounts.extend(raft_store_accounts().map(|(n, _)| n));
     Ledger::with_defaults(&accounts)
 }
@@ -97,8 +113,10 @@ pub struct NodeEnv {
     pub seed: u64,
     /// Shared status.
     pub status: Arc<Mutex<NodeStatus>>,
-    /// Shared application state.
-    pub app: Arc<Mutex<LogApp>>,
+    /// The applied state machine of the node's group, shared with whoever inspects it
+    /// (the simulator's checkers). The node resets it at start, then restores it from the
+    /// durable snapshot if there is one.
+    pub app: Arc<Mutex<dyn StateMachine>>,
 }
 
 /// Why a node stopped.
@@ -116,8 +134,8 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// A snapshot could not be restored.
-    #[error("snapshot restore failed: {0}")]
-    Restore(String),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 struct Proposal {
@@ -138,17 +156,25 @@ pub async fn run(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
 
 async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     let me = cfg.id as NodeNo;
+    let group = cfg.raft.group;
     let scfg = RaftStorageConfig { memory: StoreMemory::from_ledger(&env.ledger), ..Default::default() };
-    let (mut storage, restored) = RaftStorage::open_with(env.disk.clone(), &cfg.data_dir, scfg).await?;
-    let mut app = LogApp::default();
-    if let Some(s) = &restored.snapshot {
-        app.restore(&s.data).map_err(NodeError::Restore)?;
-        env.sink.emit(
-            me,
-            EventKind::SnapshotRestored { index: s.meta.last_index, term: s.meta.last_term, state_hash: app.digest },
-        );
+    let (storage, restored) = RaftStorage::open_with(env.disk.clone(), &cfg.data_dir, scfg).await?;
+    {
+        // Locked only briefly, never across an await: the simulator's checkers read it.
+        let mut app = env.app.lock().expect("app poisoned");
+        app.reset();
+        if let Some(s) = &restored.snapshot {
+            app.restore(&s.data)?;
+            env.sink.emit(
+                me,
+                EventKind::SnapshotRestored {
+                    index: s.meta.last_index,
+                    term: s.meta.last_term,
+                    state_hash: app.digest(),
+                },
+            );
+        }
     }
-    *env.app.lock().expect("app poisoned") = app;
 
     let route_listener = TcpListener::bind(cfg.route_listen)
         .await
@@ -177,45 +203,54 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     rcfg.peers.sort_unstable();
     let start = Instant::now();
     let now_ms = move || start.elapsed().as_millis() as u64;
-    let mut raft = Raft::new(
-        rcfg,
-        restored,
-        env.seed,
-        env.ledger.account(names::RAFT_PENDING),
-        env.ledger.account(names::RAFT_CATCHUP),
-        now_ms(),
-    );
-    let mut waiters: BTreeMap<Index, (Term, oneshot::Sender<Outcome>)> = BTreeMap::new();
+    let accounts = RaftAccounts::from_ledger(&env.ledger);
+    let mut host = RaftHost::new(accounts.clone());
+    host.add_group(rcfg, restored, env.seed, now_ms()).expect("a fresh host has no groups");
+    let mut groups = BTreeMap::new();
+    groups.insert(group, GroupShell { storage, app: env.app.clone(), waiters: BTreeMap::new() });
+    // The tick grid stays fixed (as with one group before the host existed); the host
+    // only ticks groups whose deadline has come, so idle groups cost nothing per tick.
     let mut ticker = tokio::time::interval(cfg.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut ctx =
-        Driver { me, routes, sink: env.sink.clone(), snapshot_every: cfg.snapshot_every, app: env.app.clone() };
+    let mut driver = Driver {
+        me,
+        routes,
+        sink: env.sink.clone(),
+        snapshot_every: cfg.snapshot_every,
+        log_account: accounts.log,
+        groups,
+    };
 
     loop {
         tokio::select! {
             biased;
-            _ = ticker.tick() => raft.tick(now_ms()),
+            _ = ticker.tick() => host.tick(now_ms()),
             Some(env) = inbox.recv() => {
-                raft.step(now_ms(), env);
+                // A message for a group not hosted here is counted by the host and dropped.
+                let _ = host.step(now_ms(), env);
                 // Drain a bounded batch so one fsync covers many messages.
                 for _ in 0..256 {
                     match inbox.try_recv() {
-                        Ok(env) => raft.step(now_ms(), env),
+                        Ok(env) => { let _ = host.step(now_ms(), env); }
                         Err(_) => break,
                     }
                 }
             }
             Some(p) = proposals.recv() => {
-                propose(&mut raft, now_ms(), p, &mut waiters);
+                driver.propose(&mut host, now_ms(), group, p);
                 for _ in 0..256 {
                     match proposals.try_recv() {
-                        Ok(p) => propose(&mut raft, now_ms(), p, &mut waiters),
+                        Ok(p) => driver.propose(&mut host, now_ms(), group, p),
                         Err(_) => break,
                     }
                 }
             }
         }
-        ctx.drive(&mut raft, &mut storage, &mut waiters).await?;
+        driver.drive(&mut host).await?;
+        // Every simulated run checks the groups after every turn (cheap: O(groups)).
+        #[cfg(madsim)]
+        host.invariants();
+        let raft = host.group(group).expect("the node's group");
         let mut st = env.status.lock().expect("status poisoned");
         st.role = Some(raft.role());
         st.term = raft.term();
@@ -227,20 +262,16 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     }
 }
 
-fn propose(raft: &mut Raft, now: u64, p: Proposal, waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>) {
-    match raft.propose(now, p.data) {
-        Ok(index) => {
-            waiters.insert(index, (raft.term(), p.reply));
-        }
-        Err(e) => {
-            let outcome = match e {
-                ProposeError::NotLeader { leader } => Outcome::NotLeader { leader },
-                ProposeError::Backpressure => Outcome::Backpressure,
-                ProposeError::TooLarge { .. } => Outcome::TooLarge,
-            };
-            let _ = p.reply.send(outcome);
-        }
-    }
+/// Clients waiting for their proposal's outcome, by log index: `(term proposed in, reply)`.
+type Waiters = BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>;
+
+/// What the shell keeps for one hosted group: its durable storage, its applied state
+/// machine and the clients waiting on its proposals.
+struct GroupShell {
+    storage: RaftStorage,
+    /// Shared with the simulator's checkers; locked only briefly, never across an await.
+    app: Arc<Mutex<dyn StateMachine>>,
+    waiters: Waiters,
 }
 
 struct Driver {
@@ -248,93 +279,124 @@ struct Driver {
     routes: Routes,
     sink: Arc<dyn EventSink>,
     snapshot_every: u64,
-    /// Shared with the simulator's checkers; locked only briefly, never across an await.
-    app: Arc<Mutex<LogApp>>,
+    /// `raft.log`: when it is under pressure, groups compact as soon as they can.
+    log_account: Arc<Account>,
+    groups: BTreeMap<GroupId, GroupShell>,
 }
 
 impl Driver {
-    /// Carry out Raft's effects in the safe order: persist, apply, then send.
-    async fn drive(
-        &mut self,
-        raft: &mut Raft,
-        storage: &mut RaftStorage,
-        waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>,
-    ) -> Result<(), NodeError> {
+    fn propose(&mut self, host: &mut RaftHost, now: u64, group: GroupId, p: Proposal) {
+        let outcome = match host.propose(now, group, p.data) {
+            Ok(index) => {
+                let term = host.group(group).map_or(0, |r| r.term());
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.waiters.insert(index, (term, p.reply));
+                }
+                return;
+            }
+            Err(ProposeError::NotLeader { leader }) => Outcome::NotLeader { leader },
+            Err(ProposeError::Backpressure) => Outcome::Backpressure,
+            Err(ProposeError::TooLarge { .. }) => Outcome::TooLarge,
+            Err(e @ ProposeError::NoSuchGroup { .. }) => Outcome::Failed { reason: e.to_string() },
+        };
+        let _ = p.reply.send(outcome);
+    }
+
+    /// Carry out every group's effects, each group in the safe order: persist, apply,
+    /// then send (see `raft::host`). Loops until no group has anything left to do.
+    async fn drive(&mut self, host: &mut RaftHost) -> Result<(), NodeError> {
         loop {
-            let ready = raft.ready();
-            if ready.is_empty() {
+            let readies = host.ready();
+            if readies.is_empty() {
                 return Ok(());
             }
-            storage.persist(&ready).await?;
-            if ready.restore
-                && let Some(s) = &ready.snapshot
-            {
-                let digest = {
-                    let mut app = self.app.lock().expect("app poisoned");
-                    app.restore(&s.data).map_err(NodeError::Restore)?;
-                    app.digest
-                };
-                self.sink.emit(
-                    self.me,
-                    EventKind::SnapshotRestored {
-                        index: s.meta.last_index,
-                        term: s.meta.last_term,
-                        state_hash: digest,
-                    },
-                );
-                // Waiters at or below the snapshot can no longer be matched to their entries.
-                let rest = waiters.split_off(&(s.meta.last_index + 1));
-                for (_, (_, w)) in std::mem::replace(waiters, rest) {
-                    let _ = w.send(Outcome::Unknown { reason: "replaced by snapshot".into() });
-                }
-            }
-            for e in &ready.committed {
-                self.apply(e, waiters);
-            }
-            for ev in ready.events {
-                match ev {
-                    RaftEvent::RoleChanged { term, role } => {
-                        self.sink.emit(self.me, EventKind::RaftRole { term, role: trace_role(role) })
+            for GroupReady { group, ready } in readies {
+                let Some(g) = self.groups.get_mut(&group) else { continue };
+                g.storage.persist(&ready).await?;
+                if ready.restore
+                    && let Some(s) = &ready.snapshot
+                {
+                    let digest = {
+                        let mut app = g.app.lock().expect("app poisoned");
+                        app.restore(&s.data)?;
+                        app.digest()
+                    };
+                    self.sink.emit(
+                        self.me,
+                        EventKind::SnapshotRestored {
+                            index: s.meta.last_index,
+                            term: s.meta.last_term,
+                            state_hash: digest,
+                        },
+                    );
+                    // Waiters at or below the snapshot can no longer be matched to their entries.
+                    let rest = g.waiters.split_off(&(s.meta.last_index + 1));
+                    for (_, (_, w)) in std::mem::replace(&mut g.waiters, rest) {
+                        let _ = w.send(Outcome::Unknown { reason: "replaced by snapshot".into() });
                     }
-                    RaftEvent::CommitAdvanced { commit } => self.sink.emit(self.me, EventKind::RaftCommit { commit }),
-                    RaftEvent::LostLeadership => {
-                        for (_, (_, w)) in std::mem::take(waiters) {
-                            let _ = w.send(Outcome::Unknown { reason: "leadership lost".into() });
+                }
+                for e in &ready.committed {
+                    apply(self.me, &*self.sink, g, e);
+                }
+                for ev in ready.events {
+                    match ev {
+                        RaftEvent::RoleChanged { term, role } => {
+                            self.sink.emit(self.me, EventKind::RaftRole { term, role: trace_role(role) })
+                        }
+                        RaftEvent::CommitAdvanced { commit } => {
+                            self.sink.emit(self.me, EventKind::RaftCommit { commit })
+                        }
+                        RaftEvent::LostLeadership => {
+                            for (_, (_, w)) in std::mem::take(&mut g.waiters) {
+                                let _ = w.send(Outcome::Unknown { reason: "leadership lost".into() });
+                            }
                         }
                     }
                 }
-            }
-            for m in &ready.messages {
-                self.routes.send(m);
-            }
-            let snapshot = {
-                let app = self.app.lock().expect("app poisoned");
-                (app.applied > 0 && app.applied >= raft.snapshot_index() + self.snapshot_every)
-                    .then(|| (app.applied, app.snapshot()))
-            };
-            if let Some((index, data)) = snapshot {
-                raft.compact(index, data);
+                for m in &ready.messages {
+                    self.routes.send(m);
+                }
+                self.maybe_compact(host, group);
             }
         }
     }
 
-    fn apply(&mut self, e: &Entry, waiters: &mut BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>) {
-        let data_hash = {
-            let mut app = self.app.lock().expect("app poisoned");
-            if e.index <= app.applied {
-                return;
-            }
-            app.apply(e)
+    /// Snapshot `group`'s state machine and compact its log when it has applied
+    /// `snapshot_every` entries past its last snapshot, or sooner (anything applied)
+    /// while `raft.log` is over three quarters full, so that followers refusing
+    /// appends at the limit get room back (see `raft/log.rs`).
+    fn maybe_compact(&mut self, host: &mut RaftHost, group: GroupId) {
+        let (Some(g), Some(raft)) = (self.groups.get(&group), host.group(group)) else { return };
+        let snap_index = raft.snapshot_index();
+        let pressure = self.log_account.current() > self.log_account.limit() / 4 * 3;
+        let snapshot = {
+            let app = g.app.lock().expect("app poisoned");
+            let applied = app.applied_index();
+            let due = applied >= snap_index + self.snapshot_every || (pressure && applied > snap_index);
+            (applied > 0 && due).then(|| (applied, app.snapshot()))
         };
-        self.sink.emit(self.me, EventKind::Applied { index: e.index, term: e.term, data_hash });
-        if let Some((term, w)) = waiters.remove(&e.index) {
-            let outcome = if term == e.term {
-                Outcome::Committed { index: e.index }
-            } else {
-                Outcome::Failed { reason: "another entry committed at its index".into() }
-            };
-            let _ = w.send(outcome);
+        if let Some((index, data)) = snapshot {
+            let _ = host.compact(group, index, data);
         }
+    }
+}
+
+fn apply(me: NodeNo, sink: &dyn EventSink, g: &mut GroupShell, e: &Entry) {
+    let data_hash = {
+        let mut app = g.app.lock().expect("app poisoned");
+        if e.index <= app.applied_index() {
+            return;
+        }
+        app.apply(e)
+    };
+    sink.emit(me, EventKind::Applied { index: e.index, term: e.term, data_hash });
+    if let Some((term, w)) = g.waiters.remove(&e.index) {
+        let outcome = if term == e.term {
+            Outcome::Committed { index: e.index }
+        } else {
+            Outcome::Failed { reason: "another entry committed at its index".into() }
+        };
+        let _ = w.send(outcome);
     }
 }
 

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use weir_core::mem::Account;
+use weir_core::raft::RaftAccounts;
 use weir_core::raft::{
     Config, Entry, Envelope, HardState, Index, NodeId, Raft, RaftBugs, RaftEvent, Ready, Restored, Role, Snapshot, Term,
 };
@@ -51,8 +52,13 @@ pub struct SimConfig {
     pub partition_rate: f64,
     /// A client proposes this often (to whoever leads).
     pub propose_every_ms: u64,
-    /// Nodes compact once this many entries were applied since their snapshot.
+    /// Nodes compact once this many entries were applied since their snapshot, or as
+    /// soon as anything is applied while `raft.log` is over three quarters full.
     pub compact_every: u64,
+    /// Limit of each node's `raft.log` account (entries held in memory). The default is
+    /// tight: above the peers' `raft.pending` limits plus a compaction interval, as
+    /// `raft/log.rs` argues liveness needs, so followers do hit it under faults.
+    pub log_limit: u64,
     /// After healing, a proposal must commit within this much virtual time.
     pub liveness_ms: u64,
 }
@@ -74,6 +80,7 @@ impl Default for SimConfig {
             partition_rate: 0.7,
             propose_every_ms: 15,
             compact_every: 16,
+            log_limit: 3 * 4096 + 16 * 300,
             liveness_ms: 5_000,
         }
     }
@@ -203,6 +210,7 @@ struct SimNode {
     waiters: BTreeMap<Index, Vec<u8>>,
     pending: Arc<Account>,
     catchup: Arc<Account>,
+    log: Arc<Account>,
     incarnation: u64,
     down_until: u64,
 }
@@ -253,6 +261,7 @@ impl Sim {
                 waiters: BTreeMap::new(),
                 pending: Arc::new(Account::new("raft.pending", 4096)),
                 catchup: Arc::new(Account::new("raft.catchup", 8192)),
+                log: Arc::new(Account::new("raft.log", cfg.log_limit)),
                 incarnation: 0,
                 down_until: 0,
             };
@@ -329,13 +338,15 @@ impl Sim {
         let n = self.nodes.get_mut(&id).expect("node");
         n.pending.reset();
         n.catchup.reset();
+        n.log.reset();
         n.app = match &n.durable.snapshot {
             Some(s) => decode(&s.data).expect("own snapshot decodes"),
             None => Vec::new(),
         };
         n.waiters.clear();
         n.incarnation += 1;
-        n.raft = Some(Raft::new(n.cfg.clone(), n.durable.restored(), seed, n.pending.clone(), n.catchup.clone(), now));
+        let accounts = RaftAccounts { pending: n.pending.clone(), catchup: n.catchup.clone(), log: n.log.clone() };
+        n.raft = Some(Raft::new(n.cfg.clone(), n.durable.restored(), seed, accounts, now));
     }
 
     fn crash(&mut self, id: NodeId, down_ms: u64) {
@@ -470,7 +481,7 @@ impl Sim {
                 self.send(env);
             }
             let n = self.nodes.get_mut(&id).expect("node");
-            for acct in [&n.pending, &n.catchup] {
+            for acct in [&n.pending, &n.catchup, &n.log] {
                 if acct.peak() > acct.limit() {
                     return Err(format!(
                         "node {id}: {} peaked at {} over its limit {}",
@@ -482,7 +493,10 @@ impl Sim {
             }
             let applied = n.app.last().map_or(0, |e| e.index);
             let raft = n.raft.as_mut().expect("up");
-            if applied >= raft.snapshot_index() + self.cfg.compact_every {
+            raft.invariants();
+            let pressure = n.log.current() > n.log.limit() / 4 * 3;
+            let due = applied >= raft.snapshot_index() + self.cfg.compact_every;
+            if due || (pressure && applied > raft.snapshot_index()) {
                 raft.compact(applied, encode(&n.app));
             }
         }

@@ -6,7 +6,7 @@ pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use weir_core::server::app::{LogApp, chain};
+use weir_core::testing::{LogApp, chain};
 use weir_traces::{Event, EventKind, NodeNo, Role};
 
 /// A broken invariant.

@@ -9,7 +9,7 @@
 
 use super::{Violation, at, v};
 use std::collections::{BTreeMap, BTreeSet};
-use weir_core::server::app::payload;
+use weir_core::testing::payload;
 use weir_traces::{Event, EventKind};
 
 /// The subject client `client` appends `value` on (four subjects per client).

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weir_core::mem::{Ledger, names};
 use weir_core::raft;
-use weir_core::server::app::LogApp;
+use weir_core::testing::LogApp;
 use weir_core::server::node::{self as core_node, NodeConfig, NodeEnv, NodeStatus};
 use weir_core::server::route::RouteConfig;
 use weir_core::store::STORE_INDEX;
@@ -56,6 +56,7 @@ fn ledger_for(cfg: &SimConfig) -> Ledger {
     let mut accounts = vec![
         (names::RAFT_PENDING, cfg.raft.pending_limit),
         (names::RAFT_CATCHUP, cfg.raft.catchup_limit),
+        (names::RAFT_LOG, core_node::DEFAULT_RAFT_LOG_LIMIT),
         (names::ROUTE_OUTBOUND, cfg.route.outbound_limit),
     ];
     accounts.extend(core_node::raft_store_accounts());
@@ -175,9 +176,9 @@ impl World for RaftWorld {
     }
 
     fn over_baseline(&self, account: &str, current: u64) -> bool {
-        // `store.index` holds the Raft log's index (a slot per entry since the last
-        // snapshot): it follows the log, not the load, and has its own limit.
-        (account != STORE_INDEX && current > DRAINED_BYTES) || (account == names::RAFT_PENDING && current > 0)
+        // `store.index` holds the Raft log's index and `raft.log` its entries (both since
+        // the last snapshot): they follow the log, not the load, and have their own limits.
+        (account != STORE_INDEX && account != names::RAFT_LOG && current > DRAINED_BYTES) || (account == names::RAFT_PENDING && current > 0)
     }
 
     async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {

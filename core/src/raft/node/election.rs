@@ -75,7 +75,8 @@ impl Raft {
         self.progress = self.others().into_iter().map(|p| (p, Progress::new(next, now_ms))).collect();
         self.heartbeat_due = now_ms + self.cfg.heartbeat_interval_ms;
         // The no-op lets entries from earlier terms commit (they only commit under a current-term entry).
-        self.log.append_new(self.term, Vec::new());
+        self.noop_missing = true;
+        self.append_noop_if_missing();
         self.flush = true;
         self.maybe_commit();
     }

@@ -6,6 +6,9 @@ use crate::raft::{Index, Message, NodeId, Role};
 
 impl Raft {
     pub(super) fn tick_leader(&mut self, now_ms: u64) {
+        // Whatever was held back is retried below; a send that still does not go sets it again.
+        self.held_back = false;
+        self.append_noop_if_missing();
         let max = self.cfg.election_timeout_ms.1;
         if self.cfg.check_quorum {
             let heard = self.progress.values().filter(|p| now_ms.saturating_sub(p.last_heard_ms) < max).count();
@@ -88,6 +91,7 @@ impl Raft {
             let prev_index = pr.next_index - 1;
             let key = prev_index + entries.len() as u64;
             if !pr.charge(&self.catchup, key, bytes, unbounded, now_ms) {
+                self.held_back = true;
                 if !probing {
                     return;
                 }
@@ -97,7 +101,13 @@ impl Raft {
             }
             let prev_term = self.log.term(prev_index).unwrap_or(0);
             let msg = Message::Append { prev_index, prev_term, entries, commit: self.log.commit() };
-            self.msgs.push(crate::raft::Envelope { from: self.cfg.id, to, term: self.term, msg });
+            self.msgs.push(crate::raft::Envelope {
+                group: self.cfg.group,
+                from: self.cfg.id,
+                to,
+                term: self.term,
+                msg,
+            });
             if probing {
                 pr.state = State::Probe { paused: true };
                 return;
@@ -131,6 +141,7 @@ impl Raft {
                 break;
             }
             if !pr.charge(&self.catchup, end, len, unbounded, now_ms) {
+                self.held_back = true;
                 break;
             }
             let msg = Message::InstallSnapshot {
@@ -139,7 +150,13 @@ impl Raft {
                 chunk: snap.data[s.sent as usize..end as usize].to_vec(),
                 done: end == total,
             };
-            self.msgs.push(crate::raft::Envelope { from: self.cfg.id, to, term: self.term, msg });
+            self.msgs.push(crate::raft::Envelope {
+                group: self.cfg.group,
+                from: self.cfg.id,
+                to,
+                term: self.term,
+                msg,
+            });
             s.sent = end;
             if total == 0 {
                 break;
@@ -161,6 +178,13 @@ impl Raft {
             let advanced = pr.update_match(index);
             pr.release_through(&self.catchup, index, now_ms);
             match pr.state {
+                // The probe matched but the follower stored none of what is beyond it: its
+                // `raft.log` is full. Wait for the next heartbeat (which re-probes) instead
+                // of ping-ponging a window of entries it will refuse.
+                State::Probe { .. } if !advanced && index < last => {
+                    pr.state = State::Probe { paused: true };
+                    return;
+                }
                 State::Probe { .. } => {
                     pr.next_index = pr.match_index + 1;
                     pr.become_replicate(&self.catchup);
@@ -257,6 +281,21 @@ impl Raft {
         }
     }
 
+    /// A leader needs an entry of its own term before anything commits (the no-op
+    /// appended on election). If `raft.log` had no room for it, try again now.
+    pub(super) fn append_noop_if_missing(&mut self) {
+        if self.role != Role::Leader || !self.noop_missing {
+            return;
+        }
+        if self.log.append_new(self.term, Vec::new()).is_some() {
+            self.noop_missing = false;
+            self.flush = true;
+            self.maybe_commit();
+        } else {
+            self.held_back = true;
+        }
+    }
+
     /// Leadership is gone: forget followers and release every charge they and proposals held.
     pub(super) fn release_leadership(&mut self) {
         for pr in self.progress.values_mut() {
@@ -267,5 +306,7 @@ impl Raft {
             self.pending.release(bytes);
         }
         self.flush = false;
+        self.held_back = false;
+        self.noop_missing = false;
     }
 }

@@ -1,7 +1,7 @@
 //! Elections, pre-vote and leases.
 
 use super::Net;
-use crate::raft::{Envelope, Message, ProposeError, Role};
+use crate::raft::{Envelope, GroupId, Message, ProposeError, Role};
 
 #[test]
 fn three_nodes_elect_exactly_one_leader() {
@@ -90,7 +90,7 @@ fn followers_in_lease_ignore_higher_term_votes() {
     let other = 6 - leader - f;
     let now = net.now;
     let vote = Message::Vote { last_index: 100, last_term: term + 5 };
-    net.node(f).step(now, Envelope { from: other, to: f, term: term + 5, msg: vote });
+    net.node(f).step(now, Envelope { group: GroupId::TEST_LOG, from: other, to: f, term: term + 5, msg: vote });
     let rd = net.node(f).ready();
     assert!(rd.messages.is_empty() && rd.hard_state.is_none(), "vote must be ignored in lease: {rd:?}");
     assert_eq!(net.node(f).term(), term);
@@ -104,6 +104,7 @@ fn pre_votes_are_refused_in_lease_and_to_stale_logs() {
     let f = if leader == 1 { 2 } else { 1 };
     let other = 6 - leader - f;
     let ask = |last_index, last_term| Envelope {
+        group: GroupId::TEST_LOG,
         from: other,
         to: f,
         term: term + 1,
@@ -131,7 +132,7 @@ fn pre_vote_response_does_not_change_term() {
     let mut net = Net::new(3, |_| {});
     let now = net.now;
     let resp = Message::PreVoteResp { granted: false };
-    net.node(1).step(now, Envelope { from: 2, to: 1, term: 9, msg: resp });
+    net.node(1).step(now, Envelope { group: GroupId::TEST_LOG, from: 2, to: 1, term: 9, msg: resp });
     assert_eq!(net.node(1).term(), 0);
     assert!(net.node(1).ready().hard_state.is_none());
 }
@@ -139,7 +140,13 @@ fn pre_vote_response_does_not_change_term() {
 #[test]
 fn a_vote_is_granted_once_per_term_and_persisted_before_the_reply() {
     let mut net = Net::new(3, |c| c.pre_vote = false);
-    let vote = |from| Envelope { from, to: 1, term: 1, msg: Message::Vote { last_index: 0, last_term: 0 } };
+    let vote = |from| Envelope {
+        group: GroupId::TEST_LOG,
+        from,
+        to: 1,
+        term: 1,
+        msg: Message::Vote { last_index: 0, last_term: 0 },
+    };
     net.node(1).step(0, vote(2));
     net.node(1).step(0, vote(3));
     let rd = net.node(1).ready();
@@ -154,7 +161,13 @@ fn votes_not_persisted_bug_keeps_boot_term_and_vote() {
         c.pre_vote = false;
         c.bugs.votes_not_persisted = true;
     });
-    let vote = Envelope { from: 2, to: 1, term: 4, msg: Message::Vote { last_index: 0, last_term: 0 } };
+    let vote = Envelope {
+        group: GroupId::TEST_LOG,
+        from: 2,
+        to: 1,
+        term: 4,
+        msg: Message::Vote { last_index: 0, last_term: 0 },
+    };
     net.node(1).step(0, vote);
     let rd = net.node(1).ready();
     assert!(rd.hard_state.is_none(), "term/vote must not reach the disk under the bug");

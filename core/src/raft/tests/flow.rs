@@ -97,3 +97,55 @@ fn a_full_catchup_account_holds_back_sends_without_deadlock() {
     net.advance_until(5_000, |n| (1..=3).all(|id| n.nodes[&id].commit_index() == target));
     assert!(net.catchup[&leader].peak() <= 1500);
 }
+
+#[test]
+fn full_log_account_refuses_proposals_until_compaction() {
+    // Each 10-byte proposal holds 34 bytes in the log; the no-op 24.
+    let mut net = Net::with_limits(3, |_| {}, |_| Restored::default(), (1 << 20, 1 << 20, 24 + 3 * 34));
+    let leader = net.elect();
+    for _ in 0..3 {
+        net.propose(leader, vec![1; 10]).unwrap();
+    }
+    assert_eq!(net.propose(leader, vec![1; 10]), Err(ProposeError::Backpressure));
+    assert_eq!(net.pending[&leader].current(), 3 * 34, "a refused proposal holds no pending charge");
+    net.drain();
+    net.advance(100);
+    assert_eq!(net.propose(leader, vec![1; 10]), Err(ProposeError::Backpressure), "committed is not compacted");
+    let applied = net.node(leader).applied_index();
+    net.node(leader).compact(applied, vec![]);
+    assert_eq!(net.log[&leader].current(), 0, "compaction releases the log charge");
+    assert!(net.propose(leader, vec![1; 10]).is_ok());
+}
+
+#[test]
+fn follower_at_its_log_limit_does_not_grow_and_catches_up_after_room_returns() {
+    const LIMIT: u64 = 4096;
+    let mut net = Net::with_limits(3, |_| {}, |_| Restored::default(), (1 << 20, 1 << 20, LIMIT));
+    let leader = net.elect();
+    let slow = if leader == 3 { 2 } else { 3 };
+    // Other groups on the slow node hold all but 200 bytes of its node-wide account.
+    let others = LIMIT - net.log[&slow].current() - 200;
+    assert!(net.log[&slow].try_charge(others));
+    for k in 0..40u8 {
+        net.propose(leader, vec![k; 40]).unwrap();
+        net.drain();
+        assert!(net.log[&slow].current() <= LIMIT, "the follower grew past its limit");
+    }
+    net.advance(500);
+    let last = net.node(leader).last_index();
+    assert_eq!(net.node(leader).commit_index(), last, "the other follower makes the quorum");
+    let stuck = net.node(slow).last_index();
+    assert!(stuck < last, "the full follower stored only what fit ({stuck} of {last})");
+    assert!(net.log[&slow].peak() <= LIMIT);
+    assert_eq!(net.nodes[&slow].role(), crate::raft::Role::Follower, "a full follower is not a failed one");
+    // The full follower learned the commit index all the same, applied, and compacts.
+    let applied = net.node(slow).applied_index();
+    assert_eq!(applied, stuck);
+    net.node(slow).compact(applied, vec![]);
+    // The other groups compact too; the leader's retries now fit.
+    net.log[&slow].release(others);
+    net.advance(500);
+    assert_eq!(net.node(slow).last_index(), last);
+    assert_eq!(net.node(slow).applied_index(), last);
+    assert!(net.log[&slow].peak() <= LIMIT);
+}

@@ -1,14 +1,13 @@
 //! Arbitrary message sequences (as a faulty network or confused peers could deliver them)
 //! never panic the state machine, and its output stays something storage accepts.
 
-use crate::mem::Account;
 use crate::raft::{
-    Config, Entry, Envelope, HardState, Message, Raft, Ready, Restored, Role, Snapshot, SnapshotMeta, Term,
+    Config, Entry, Envelope, GroupId, HardState, Message, Raft, RaftAccounts, Ready, Restored, Role, Snapshot,
+    SnapshotMeta, Term,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use std::cell::Cell;
-use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -57,7 +56,7 @@ fn message() -> impl Strategy<Value = Message> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0u64..400).prop_map(Op::Tick),
-        6 => (1u64..=4, 0u64..7, message()).prop_map(|(from, term, msg)| Op::Step(Envelope { from, to: 1, term, msg })),
+        6 => (1u64..=4, 0u64..7, message()).prop_map(|(from, term, msg)| Op::Step(Envelope { group: GroupId::TEST_LOG, from, to: 1, term, msg })),
         1 => (0usize..40).prop_map(Op::Propose),
         1 => Just(Op::Compact),
         2 => (2u64..=3).prop_map(Op::Grant),
@@ -125,20 +124,23 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<bool, TestCaseError> {
         snapshot: Some(snap),
         entries: vec![Entry { term: 1, index: 3, data: vec![] }],
     };
-    let pending = Arc::new(Account::new("raft.pending", 200));
-    let catchup = Arc::new(Account::new("raft.catchup", 300));
+    let accounts = RaftAccounts::with_limits(200, 300, 400);
+    let (pending, catchup, log) = (accounts.pending.clone(), accounts.catchup.clone(), accounts.log.clone());
     let mut cfg = Config::new(1, vec![1, 2, 3]);
     cfg.max_append_bytes = 60;
     cfg.catchup_window_bytes = 120;
     cfg.snapshot_chunk_bytes = 3;
     let mut disk =
         Disk { snap: (2, 1), entries: vec![Entry { term: 1, index: 3, data: vec![] }], hs: restored.hard_state };
-    let mut raft = Raft::new(cfg, restored, seed, pending.clone(), catchup.clone(), 0);
+    let mut raft = Raft::new(cfg, restored, seed, accounts, 0);
     let (mut now, mut applied, mut term, mut led) = (0u64, 2u64, 1u64, false);
     for op in ops {
+        let mut early_tick = false;
         match op {
             Op::Tick(dt) => {
                 now += dt;
+                // A tick before the deadline must do nothing (shells skip those).
+                early_tick = now < raft.next_deadline();
                 raft.tick(now);
             }
             Op::Step(env) => raft.step(now, env),
@@ -151,10 +153,12 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<bool, TestCaseError> {
                     Role::PreCandidate => (raft.term() + 1, Message::PreVoteResp { granted: true }),
                     _ => (raft.term(), Message::VoteResp { granted: true }),
                 };
-                raft.step(now, Envelope { from, to: 1, term, msg });
+                raft.step(now, Envelope { group: GroupId::TEST_LOG, from, to: 1, term, msg });
             }
         }
         let rd = raft.ready();
+        prop_assert!(!early_tick || rd.is_empty(), "a tick before the deadline had effects: {rd:?}");
+        raft.invariants();
         disk.persist(&rd);
         if rd.restore {
             applied = rd.snapshot.as_ref().expect("restore has a snapshot").meta.last_index;
@@ -170,6 +174,8 @@ fn run(seed: u64, ops: Vec<Op>) -> Result<bool, TestCaseError> {
         prop_assert!(raft.applied_index() <= raft.commit_index());
         prop_assert!(disk.hs.commit <= disk.last(), "durable commit beyond the durable log");
         prop_assert!(pending.current() <= pending.limit() && catchup.current() <= catchup.limit());
+        prop_assert!(log.current() <= log.limit(), "raft.log over its limit");
+        prop_assert_eq!(log.current(), raft.log_bytes());
     }
     Ok(led)
 }

@@ -10,7 +10,7 @@ mod fuzz;
 mod replication;
 mod snapshot;
 
-use super::{Config, Entry, Envelope, NodeId, Raft, RaftEvent, Ready, Restored, Role, Term};
+use super::{Config, Entry, Envelope, NodeId, Raft, RaftAccounts, RaftEvent, Ready, Restored, Role, Term};
 use crate::mem::Account;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -31,6 +31,7 @@ struct Net {
     nodes: BTreeMap<NodeId, Raft>,
     pending: BTreeMap<NodeId, Arc<Account>>,
     catchup: BTreeMap<NodeId, Arc<Account>>,
+    log: BTreeMap<NodeId, Arc<Account>>,
     now: u64,
     /// Nodes whose traffic (both ways) is dropped.
     isolated: BTreeSet<NodeId>,
@@ -59,10 +60,21 @@ impl Net {
         restored: impl Fn(NodeId) -> Restored,
         limits: (u64, u64),
     ) -> Net {
+        Net::with_limits(n, tweak, restored, (limits.0, limits.1, 1 << 24))
+    }
+
+    /// `n` nodes with per-node restored state and `(pending, catchup, log)` account limits.
+    fn with_limits(
+        n: u64,
+        tweak: impl Fn(&mut Config),
+        restored: impl Fn(NodeId) -> Restored,
+        limits: (u64, u64, u64),
+    ) -> Net {
         let mut net = Net {
             nodes: BTreeMap::new(),
             pending: BTreeMap::new(),
             catchup: BTreeMap::new(),
+            log: BTreeMap::new(),
             now: 0,
             isolated: BTreeSet::new(),
             tamper: None,
@@ -74,12 +86,12 @@ impl Net {
         for id in 1..=n {
             let mut cfg = Config::new(id, (1..=n).collect());
             tweak(&mut cfg);
-            let pending = Arc::new(Account::new("raft.pending", limits.0));
-            let catchup = Arc::new(Account::new("raft.catchup", limits.1));
-            let raft = Raft::new(cfg, restored(id), 1000 + id, pending.clone(), catchup.clone(), 0);
+            let accounts = RaftAccounts::with_limits(limits.0, limits.1, limits.2);
+            net.pending.insert(id, accounts.pending.clone());
+            net.catchup.insert(id, accounts.catchup.clone());
+            net.log.insert(id, accounts.log.clone());
+            let raft = Raft::new(cfg, restored(id), 1000 + id, accounts, 0);
             net.nodes.insert(id, raft);
-            net.pending.insert(id, pending);
-            net.catchup.insert(id, catchup);
             net.applied.insert(id, Vec::new());
         }
         net
@@ -102,6 +114,7 @@ impl Net {
             let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
             for id in ids {
                 let rd = self.node(id).ready();
+                self.node(id).invariants();
                 if let Some(s) = rd.snapshot.as_ref().filter(|_| rd.restore) {
                     // Mark the restore in the applied history with an entry-shaped sentinel.
                     let marker = Entry { term: s.meta.last_term, index: s.meta.last_index, data: b"<snap>".to_vec() };

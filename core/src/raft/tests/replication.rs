@@ -1,7 +1,7 @@
 //! Log replication, conflicts and the commit rule.
 
 use super::{Net, e};
-use crate::raft::{Entry, Envelope, HardState, Message, Restored, Role};
+use crate::raft::{Entry, Envelope, GroupId, HardState, Message, Restored, Role};
 
 fn restored(term: u64, entries: Vec<Entry>) -> Restored {
     Restored { hard_state: HardState { term, vote: None, commit: 1 }, snapshot: None, entries }
@@ -15,7 +15,7 @@ fn follower_truncates_a_conflicting_suffix_and_reemits_from_there() {
     f.ready();
     let new = vec![e(3, 3)];
     let append = Message::Append { prev_index: 2, prev_term: 1, entries: new.clone(), commit: 3 };
-    f.step(10, Envelope { from: 1, to: 3, term: 3, msg: append });
+    f.step(10, Envelope { group: GroupId::TEST_LOG, from: 1, to: 3, term: 3, msg: append });
     let rd = f.ready();
     assert_eq!(rd.entries, new, "storage must be told to replace its suffix from index 3");
     assert_eq!(f.last_index(), 3);
@@ -30,7 +30,7 @@ fn follower_rejects_a_gap_with_its_last_index() {
     let f = net.node(2);
     f.ready();
     let append = Message::Append { prev_index: 7, prev_term: 2, entries: vec![e(2, 8)], commit: 8 };
-    f.step(10, Envelope { from: 1, to: 2, term: 2, msg: append });
+    f.step(10, Envelope { group: GroupId::TEST_LOG, from: 1, to: 2, term: 2, msg: append });
     let rd = f.ready();
     assert!(rd.entries.is_empty());
     assert_eq!(rd.messages[0].msg, Message::AppendResp { success: false, index: 2 });

@@ -1,10 +1,19 @@
-//! The replicated application used while Raft is proven on its own: an ordered log
-//! of 64-bit values. Each committed entry's first 8 bytes (little endian) are its
+//! Test support: the replicated test log and its payload helpers.
+//!
+//! Compiled only for weir-core's own tests and with the `test-support` cargo feature,
+//! which the simulator (`weir-sim`), the `weir` binary (its `raft-node` command) and the
+//! workspace's integration tests enable. Production code in this crate cannot name it:
+//! `cargo build -p weir-core` (and `cargo test -p weir-core`, whose non-test code is
+//! built without the feature) would fail if it did.
+//!
+//! [`LogApp`] is the replicated application used while Raft is proven on its own: an
+//! ordered log of 64-bit values, one [`StateMachine`] implementation among the
+//! test log, a JetStream stream and the meta state. Each committed entry's first 8 bytes (little endian) are its
 //! value; the rest is payload padding. The state keeps every applied value so that
 //! checkers can verify "every acknowledged proposal is present exactly once on every
 //! replica", and a hash chain over `(index, data hash)` that must agree everywhere.
 
-use crate::raft::{Entry, Index};
+use crate::raft::{Entry, Index, RestoreError, StateMachine};
 use serde::{Deserialize, Serialize};
 
 /// Hash of an entry's data (0 for a leader no-op).
@@ -63,11 +72,32 @@ impl LogApp {
     }
 
     /// Replace the state from snapshot bytes.
-    pub fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+    pub fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
         let (s, _): (LogApp, usize) = bincode::serde::decode_from_slice(data, bincode::config::standard())
-            .map_err(|e| format!("snapshot does not decode: {e}"))?;
+            .map_err(|e| RestoreError(format!("snapshot does not decode: {e}")))?;
         *self = s;
         Ok(())
+    }
+}
+
+impl StateMachine for LogApp {
+    fn apply(&mut self, entry: &Entry) -> u64 {
+        LogApp::apply(self, entry)
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        LogApp::snapshot(self)
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        LogApp::restore(self, data)
+    }
+    fn applied_index(&self) -> Index {
+        self.applied
+    }
+    fn digest(&self) -> u64 {
+        self.digest
+    }
+    fn reset(&mut self) {
+        *self = LogApp::default();
     }
 }
 
@@ -85,6 +115,11 @@ mod tests {
         b.restore(&a.snapshot()).unwrap();
         assert_eq!(a, b);
         assert!(b.restore(b"junk").is_err());
+        // Through the trait, as the node shell drives it.
+        let sm: &mut dyn StateMachine = &mut b;
+        assert_eq!((sm.applied_index(), sm.digest()), (2, a.digest));
+        sm.reset();
+        assert_eq!((sm.applied_index(), sm.digest()), (0, 0));
         assert_ne!(chain(0, 1, 0), chain(0, 2, 0));
     }
 }
