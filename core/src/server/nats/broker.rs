@@ -60,7 +60,8 @@ pub struct Message {
     pub subject: ByteStr,
     /// Reply subject.
     pub reply: Option<ByteStr>,
-    /// Raw header block, if the message has headers.
+    /// Raw header block, if the message has headers. An empty block counts as none
+    /// wherever the message is encoded ([`proto::encode_msg`]); producers should store `None`.
     pub headers: Option<Bytes>,
     /// Body.
     pub payload: Bytes,
@@ -157,6 +158,11 @@ impl Broker {
     /// Number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Number of subscriptions client `id` holds (0 for an unknown client).
+    pub fn client_sub_count(&self, id: ClientId) -> usize {
+        self.clients.get(&id).map_or(0, |c| c.sids.len())
     }
 
     /// Number of subscriptions.
