@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a NATS server (core pub/sub) that NATS clients can connect to.
-    Serve(cli::ServeArgs),
+    Serve(Box<cli::ServeArgs>),
     /// Run a Raft log node.
     RaftNode {
         /// This node's id (1-based, unique in the cluster).
@@ -103,7 +103,7 @@ async fn main() {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Ok(())
         }
-        Some(Cmd::Serve(args)) => match serve::settings(args).await {
+        Some(Cmd::Serve(args)) => match serve::settings(*args).await {
             Ok(s) => match init_logging(s.log_file.as_deref(), s.log_level) {
                 Ok(()) => serve::run(s).await,
                 Err(e) => Err(e),
