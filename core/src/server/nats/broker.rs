@@ -282,6 +282,10 @@ impl Broker {
         let mut sent = 0;
         for (peer, queues) in sends {
             let Some((_, out)) = self.peers.get(peer).and_then(|p| p.out.as_ref()) else { continue };
+            // An empty header block arrives here as `None` (the client connection drops it),
+            // and the receiving server encodes deliveries with `proto::encode_msg`, which
+            // treats an empty block as none; the route frame itself should follow the same
+            // rule for other producers (note for the route layer's owner).
             let Some(frame) =
                 encode_msg(&msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
             else {
