@@ -1,44 +1,81 @@
-//! The `weir serve` config file: one `key: value` per line (`key = value` also works),
-//! `#` starts a comment. Sizes take an optional `KB`/`MB`/`GB` suffix (powers of 1024),
-//! durations are whole seconds (an `s` suffix is allowed). Unknown keys are errors.
+//! `weir serve`'s settings from a config file in nats-server's format (parsed by
+//! [`crate::conf`]), under nats-server's key names and a few of weir's own.
 //!
 //! ```text
-//! host: 127.0.0.1
-//! port: 4222
-//! http_port: 8222
+//! listen: 127.0.0.1:4222          # or host/net and port (port -1: a random free port)
+//! http_port: 8222                 # or monitor_port, or http: host:port
 //! server_name: weir-1
 //! max_payload: 1MB
 //! max_pending: 64MB
-//! ping_interval: 120
+//! max_connections: 1000           # or max_conn; 0 refuses every client, as nats-server
+//! max_subscriptions: 10000        # or max_subs; per connection, 0 = no limit
+//! ping_interval: "100ms"          # durations: Go units, or a plain number of seconds
 //! ping_max: 2
-//! write_deadline: 10s
-//! # either a token ...
-//! token: s3cret
-//! # ... or one user
-//! user: bob
-//! password: "pw"
-//! cluster: 127.0.0.1:6222
-//! routes: nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224
-//! cluster_name: weir
+//! write_deadline: "10s"
+//! authorization { token: s3cret } # or { user: bob, password: pw }
+//! cluster {
+//!   name: east
+//!   listen: 127.0.0.1:6222
+//!   routes: [ nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224 ]
+//! }
+//! jetstream { store_dir: /var/lib/weir, max_memory_store: 1GB, max_file_store: 10GB }
+//! pid_file: /run/weir.pid
+//! log_file: /var/log/weir.log
+//! ports_file_dir: /tmp
+//! nats_version: "2.11.0"          # weir's own: the NATS server level INFO advertises
 //! ```
+//!
+//! Unknown top-level keys are errors naming file, line and column (`unknown field "x"`),
+//! as nats-server reports them (it refuses to start on them unless told otherwise), except
+//! keys that are only used as `$variables`. Keys nats-server knows but weir does not
+//! implement (TLS, accounts, gateways, ...) are errors that say so. Inside blocks, unknown
+//! keys are errors too. Weir's older flat keys (`token`, `user`, `password`, `routes`,
+//! `cluster_name`, `cluster: host:port`) are still accepted.
 
+use crate::conf::{self, ConfError, Map, Node, Pos, Value};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// JetStream settings, parsed and kept for the JetStream work (weir does not serve JetStream yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JetStreamConfig {
+    /// `jetstream: true/enabled` or a `jetstream { }` block (nats-server enables it then).
+    pub enabled: bool,
+    /// `store_dir` (also `store`, `storedir`; or top-level `store_dir`).
+    pub store_dir: Option<PathBuf>,
+    /// `max_memory_store` (also `max_mem_store`, `max_mem`), bytes.
+    pub max_memory: Option<u64>,
+    /// `max_file_store` (also `max_file`), bytes.
+    pub max_file: Option<u64>,
+    /// `strict` (nats-server's default is true).
+    pub strict: Option<bool>,
+    /// `domain`.
+    pub domain: Option<String>,
+}
 
 /// Settings read from a config file; `None` where the file says nothing.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FileConfig {
     /// Client listen host.
     pub host: Option<String>,
-    /// Client listen port.
-    pub port: Option<u16>,
-    /// Monitoring port.
-    pub http_port: Option<u16>,
+    /// Client listen port; -1 picks a random free port.
+    pub port: Option<i32>,
+    /// Monitoring host (from `http: host:port`).
+    pub http_host: Option<String>,
+    /// Monitoring port; -1 picks a random free port.
+    pub http_port: Option<i32>,
     /// Server name.
     pub server_name: Option<String>,
     /// Maximum message size.
     pub max_payload: Option<u64>,
     /// Per-client outbound cap.
     pub max_pending: Option<u64>,
+    /// Longest protocol line.
+    pub max_control_line: Option<u64>,
+    /// Most client connections at once (0: none at all, as nats-server).
+    pub max_connections: Option<usize>,
+    /// Most subscriptions per connection (0: unlimited).
+    pub max_subscriptions: Option<usize>,
     /// Server PING interval.
     pub ping_interval: Option<Duration>,
     /// Unanswered PINGs before a stale connection.
@@ -51,12 +88,28 @@ pub struct FileConfig {
     pub user: Option<String>,
     /// That user's password.
     pub password: Option<String>,
+    /// How long a client has to authenticate.
+    pub auth_timeout: Option<Duration>,
     /// Route listen address (`host:port`).
     pub cluster: Option<String>,
-    /// Routes to dial (URLs or `host:port`), comma-separated in the file.
+    /// Routes to dial (URLs or `host:port`).
     pub routes: Vec<String>,
     /// Cluster name.
     pub cluster_name: Option<String>,
+    /// JetStream settings (kept, not served yet).
+    pub jetstream: JetStreamConfig,
+    /// PID file.
+    pub pid_file: Option<PathBuf>,
+    /// Log file.
+    pub log_file: Option<PathBuf>,
+    /// Directory for the ports file.
+    pub ports_file_dir: Option<PathBuf>,
+    /// `debug: true`.
+    pub debug: Option<bool>,
+    /// `trace: true`.
+    pub trace: Option<bool>,
+    /// NATS server level to advertise in INFO `version`.
+    pub nats_version: Option<String>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -65,105 +118,310 @@ pub fn strip_scheme(url: &str) -> &str {
     ["nats-route://", "nats://", "route://"].iter().find_map(|p| u.strip_prefix(p)).unwrap_or(u).trim_end_matches('/')
 }
 
-/// Parse a size: digits with an optional `B`, `KB`, `MB` or `GB` suffix (case-insensitive).
+/// Parse a size flag (`1048576`, `512KB`, `64MiB`, ...; see [`conf::parse_size`]).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let upper = t.to_ascii_uppercase();
-    let (digits, mult) = [
-        ("GB", 1u64 << 30),
-        ("MB", 1 << 20),
-        ("KB", 1 << 10),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-        ("B", 1),
-    ]
-    .iter()
-    .find_map(|(suf, m)| upper.strip_suffix(suf).map(|d| (d.trim().to_owned(), *m)))
-    .unwrap_or((upper.clone(), 1));
-    let n: u64 = digits.parse().map_err(|_| format!("'{t}' is not a size (e.g. 1048576, 512KB, 64MB)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("size '{t}' is too large"))
+    conf::parse_size(s)
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let n: u64 = t.strip_suffix('s').unwrap_or(t).trim().parse().map_err(|_| format!("'{t}' is not whole seconds"))?;
-    Ok(Duration::from_secs(n))
+/// Read and map the config file at `path`.
+pub fn load(path: &Path) -> Result<FileConfig, ConfError> {
+    from_map(&conf::parse_file(path)?)
 }
 
-fn parse_num<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.trim().parse().map_err(|_| format!("'{}' is not a valid number", s.trim()))
+/// Keys nats-server knows that weir does not implement: refused with a clear message.
+const NOT_SUPPORTED: &[&str] = &[
+    "tls",
+    "accounts",
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "websocket",
+    "mqtt",
+    "operator",
+    "operators",
+    "resolver",
+    "system_account",
+    "mappings",
+    "https",
+    "https_port",
+    "no_auth_user",
+    "lame_duck_duration",
+    "lame_duck_grace_period",
+];
+
+fn err<T>(pos: &Pos, msg: impl Into<String>) -> Result<T, ConfError> {
+    Err(ConfError::at(pos, msg))
 }
 
-fn unquote(s: &str) -> String {
-    let t = s.trim();
-    t.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(t).to_owned()
+fn string(key: &str, n: &Node) -> Result<String, ConfError> {
+    match &n.value {
+        Value::Str(s) => Ok(s.clone()),
+        // A bare number where a name is expected (`server_name: 1`) is its text.
+        Value::Int(i) => Ok(n.raw.clone().unwrap_or_else(|| i.to_string())),
+        v => err(&n.pos, format!("{key}: expected a string, got {}", v.kind())),
+    }
 }
 
-/// Parse the text of a config file.
-pub fn parse(text: &str) -> Result<FileConfig, String> {
-    let mut c = FileConfig::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
+fn int(key: &str, n: &Node) -> Result<i64, ConfError> {
+    match &n.value {
+        Value::Int(i) => Ok(*i),
+        Value::Str(s) => s.trim().parse().or_else(|_| err(&n.pos, format!("{key}: '{s}' is not an integer"))),
+        v => err(&n.pos, format!("{key}: expected an integer, got {}", v.kind())),
+    }
+}
+
+fn count<T: TryFrom<i64>>(key: &str, n: &Node) -> Result<T, ConfError> {
+    let i = int(key, n)?;
+    T::try_from(i).or_else(|_| err(&n.pos, format!("{key}: {i} is out of range")))
+}
+
+fn port(key: &str, n: &Node) -> Result<i32, ConfError> {
+    let p = int(key, n)?;
+    if (-1..=65535).contains(&p) {
+        Ok(p as i32)
+    } else {
+        err(&n.pos, format!("{key}: {p} is not a port (0-65535, or -1 for a random one)"))
+    }
+}
+
+fn size(key: &str, n: &Node) -> Result<u64, ConfError> {
+    match &n.value {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        Value::Str(s) => conf::parse_size(s).or_else(|e| err(&n.pos, format!("{key}: {e}"))),
+        v => err(&n.pos, format!("{key}: expected a size (e.g. 8MB), got {}", v.kind())),
+    }
+}
+
+fn boolean(key: &str, n: &Node) -> Result<bool, ConfError> {
+    match &n.value {
+        Value::Bool(b) => Ok(*b),
+        v => err(&n.pos, format!("{key}: expected true or false, got {}", v.kind())),
+    }
+}
+
+/// A duration: a string in Go units, or a number of seconds (as nats-server). A bare
+/// number with a size suffix that is also a time unit (`2m`) is read as a duration, where
+/// nats-server would read 2,000,000 seconds.
+fn duration(key: &str, n: &Node) -> Result<Duration, ConfError> {
+    let text = match (&n.value, &n.raw) {
+        (Value::Int(_), Some(raw)) => raw.clone(),
+        (Value::Int(i), None) if *i >= 0 => return Ok(Duration::from_secs(*i as u64)),
+        (Value::Float(f), _) if *f >= 0.0 => {
+            return Duration::try_from_secs_f64(*f).or_else(|_| err(&n.pos, format!("{key}: {f} is out of range")));
         }
-        let at = |e: String| format!("line {}: {e}", i + 1);
-        let (key, value) = line
-            .split_once(':')
-            .or_else(|| line.split_once('='))
-            .ok_or_else(|| at(format!("expected 'key: value', got '{line}'")))?;
-        let value = value.trim();
-        match key.trim() {
-            "host" | "addr" | "net" | "listen_host" => c.host = Some(unquote(value)),
-            "port" => c.port = Some(parse_num(value).map_err(at)?),
-            "http_port" => c.http_port = Some(parse_num(value).map_err(at)?),
-            "server_name" => c.server_name = Some(unquote(value)),
-            "max_payload" => c.max_payload = Some(parse_size(value).map_err(at)?),
-            "max_pending" => c.max_pending = Some(parse_size(value).map_err(at)?),
-            "ping_interval" => c.ping_interval = Some(parse_secs(value).map_err(at)?),
-            "ping_max" => c.ping_max = Some(parse_num(value).map_err(at)?),
-            "write_deadline" => c.write_deadline = Some(parse_secs(value).map_err(at)?),
-            "token" | "auth_token" => c.token = Some(unquote(value)),
-            "user" => c.user = Some(unquote(value)),
-            "password" | "pass" => c.password = Some(unquote(value)),
-            "cluster" | "cluster_listen" => c.cluster = Some(unquote(value)),
-            "routes" => {
-                c.routes.extend(unquote(value).split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()))
+        (Value::Str(s), _) => s.clone(),
+        (v, _) => return err(&n.pos, format!("{key}: expected a duration (e.g. \"100ms\", \"2s\"), got {}", v.kind())),
+    };
+    conf::parse_duration(&text).or_else(|e| err(&n.pos, format!("{key}: {e}")))
+}
+
+fn map<'n>(key: &str, n: &'n Node) -> Result<&'n Map, ConfError> {
+    match &n.value {
+        Value::Map(m) => Ok(m),
+        v => err(&n.pos, format!("{key}: expected a block {{ ... }}, got {}", v.kind())),
+    }
+}
+
+fn strings(key: &str, n: &Node) -> Result<Vec<String>, ConfError> {
+    match &n.value {
+        Value::Array(items) => items.iter().map(|i| string(key, i)).collect(),
+        // Weir's older form: one string, comma-separated.
+        Value::Str(s) => Ok(s.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect()),
+        v => err(&n.pos, format!("{key}: expected an array of URLs, got {}", v.kind())),
+    }
+}
+
+/// `host:port` (or a bare port) as nats-server's `listen` keys.
+fn listen(key: &str, n: &Node) -> Result<(Option<String>, i32), ConfError> {
+    if let Value::Int(_) = n.value {
+        return Ok((None, port(key, n)?));
+    }
+    let s = string(key, n)?;
+    let hp = strip_scheme(&s);
+    let Some((host, p)) = hp.rsplit_once(':') else {
+        return err(&n.pos, format!("{key}: could not parse address string \"{s}\""));
+    };
+    let p: i32 = p.parse().or_else(|_| err(&n.pos, format!("{key}: could not parse port \"{p}\"")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(((!host.is_empty()).then(|| host.to_owned()), p))
+}
+
+/// Map a parsed file onto [`FileConfig`].
+pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
+    let mut c = FileConfig::default();
+    for (key, kpos, n) in &m.entries {
+        let k = key.to_ascii_lowercase();
+        match k.as_str() {
+            "listen" => {
+                let (host, p) = listen(key, n)?;
+                c.host = host.or(c.host);
+                c.port = Some(p);
             }
-            "cluster_name" => c.cluster_name = Some(unquote(value)),
-            other => return Err(at(format!("unknown key '{other}'"))),
+            "host" | "net" | "addr" | "listen_host" => c.host = Some(string(key, n)?),
+            "port" => c.port = Some(port(key, n)?),
+            "http" => {
+                let (host, p) = listen(key, n)?;
+                c.http_host = host;
+                c.http_port = Some(p);
+            }
+            "http_port" | "monitor_port" => c.http_port = Some(port(key, n)?),
+            "server_name" => {
+                let s = string(key, n)?;
+                if s.contains(' ') {
+                    return err(&n.pos, "server name can not contain spaces");
+                }
+                c.server_name = Some(s);
+            }
+            "max_payload" => c.max_payload = Some(size(key, n)?),
+            "max_pending" => c.max_pending = Some(size(key, n)?),
+            "max_control_line" => c.max_control_line = Some(size(key, n)?),
+            // nats-server: 0 (or less) means no client may connect.
+            "max_connections" | "max_conn" => c.max_connections = Some(int(key, n)?.max(0) as usize),
+            "max_subscriptions" | "max_subs" => c.max_subscriptions = Some(int(key, n)?.max(0) as usize),
+            "ping_interval" => c.ping_interval = Some(duration(key, n)?),
+            "ping_max" => c.ping_max = Some(count(key, n)?),
+            "write_deadline" => c.write_deadline = Some(duration(key, n)?),
+            "authorization" => authorization(map(key, n)?, &mut c)?,
+            "token" | "auth_token" => c.token = Some(string(key, n)?),
+            "user" => c.user = Some(string(key, n)?),
+            "password" | "pass" => c.password = Some(string(key, n)?),
+            "cluster" => match &n.value {
+                Value::Map(cm) => cluster(cm, &mut c)?,
+                _ => c.cluster = Some(string(key, n)?),
+            },
+            "cluster_listen" => c.cluster = Some(string(key, n)?),
+            "routes" => c.routes = strings(key, n)?,
+            "cluster_name" => c.cluster_name = Some(string(key, n)?),
+            "jetstream" => jetstream(n, &mut c)?,
+            "store_dir" | "storedir" => set_store_dir(&mut c, key, n)?,
+            "pid_file" | "pidfile" => c.pid_file = Some(string(key, n)?.into()),
+            "log_file" | "logfile" => c.log_file = Some(string(key, n)?.into()),
+            "ports_file_dir" => c.ports_file_dir = Some(string(key, n)?.into()),
+            "debug" => c.debug = Some(boolean(key, n)?),
+            "trace" | "trace_verbose" => c.trace = Some(boolean(key, n)?),
+            "logtime" | "logtime_utc" => {
+                boolean(key, n)?;
+            }
+            "nats_version" => c.nats_version = Some(string(key, n)?),
+            k if NOT_SUPPORTED.contains(&k) => return err(kpos, format!("\"{key}\" is not supported by weir yet")),
+            _ if m.used_as_vars.iter().any(|v| v == key) => {}
+            _ => return err(kpos, format!("unknown field \"{key}\"")),
         }
     }
     Ok(c)
+}
+
+fn authorization(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
+    for (key, kpos, n) in &m.entries {
+        match key.to_ascii_lowercase().as_str() {
+            "user" | "username" => c.user = Some(string(key, n)?),
+            "pass" | "password" => c.password = Some(string(key, n)?),
+            "token" => c.token = Some(string(key, n)?),
+            "timeout" => c.auth_timeout = Some(duration(key, n)?),
+            "users" | "permissions" | "default_permissions" | "auth_callout" => {
+                return err(kpos, format!("authorization: \"{key}\" is not supported by weir yet"));
+            }
+            _ if m.used_as_vars.iter().any(|v| v == key) => {}
+            _ => return err(kpos, format!("authorization: unknown field \"{key}\"")),
+        }
+    }
+    if c.token.is_some() && (c.user.is_some() || c.password.is_some()) {
+        let pos = m.entries.first().map(|e| e.1.clone()).unwrap_or_else(|| Pos { file: "?".into(), line: 0, col: 0 });
+        return err(&pos, "Cannot have a user/pass and token");
+    }
+    Ok(())
+}
+
+fn cluster(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
+    let (mut host, mut port_no) = (None, None);
+    for (key, kpos, n) in &m.entries {
+        match key.to_ascii_lowercase().as_str() {
+            "name" => {
+                let s = string(key, n)?;
+                if s.contains(' ') {
+                    return err(&n.pos, "cluster name cannot contain spaces");
+                }
+                c.cluster_name = Some(s);
+            }
+            "listen" => c.cluster = Some(string(key, n).or_else(|_| int(key, n).map(|p| format!("0.0.0.0:{p}")))?),
+            "host" | "net" => host = Some(string(key, n)?),
+            "port" => port_no = Some(port(key, n)?),
+            "routes" => c.routes = strings(key, n)?,
+            "authorization" | "tls" | "pool_size" | "compression" | "accounts" => {
+                return err(kpos, format!("cluster: \"{key}\" is not supported by weir yet"));
+            }
+            "advertise" | "cluster_advertise" | "no_advertise" | "connect_retries" => {}
+            _ if m.used_as_vars.iter().any(|v| v == key) => {}
+            _ => return err(kpos, format!("cluster: unknown field \"{key}\"")),
+        }
+    }
+    if let Some(p) = port_no {
+        c.cluster = Some(format!("{}:{}", host.as_deref().unwrap_or("0.0.0.0"), p.max(0)));
+    }
+    Ok(())
+}
+
+fn set_store_dir(c: &mut FileConfig, key: &str, n: &Node) -> Result<(), ConfError> {
+    if c.jetstream.store_dir.is_some() {
+        return err(&n.pos, "Duplicate 'store_dir' configuration");
+    }
+    c.jetstream.store_dir = Some(string(key, n)?.into());
+    Ok(())
+}
+
+fn jetstream(n: &Node, c: &mut FileConfig) -> Result<(), ConfError> {
+    match &n.value {
+        Value::Bool(b) => c.jetstream.enabled = *b,
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "enabled" | "enable" => c.jetstream.enabled = true,
+            "disabled" | "disable" => c.jetstream.enabled = false,
+            _ => return err(&n.pos, format!("Expected 'enabled' or 'disabled' for string value, got '{s}'")),
+        },
+        Value::Map(m) => {
+            c.jetstream.enabled = true;
+            for (key, kpos, v) in &m.entries {
+                match key.to_ascii_lowercase().as_str() {
+                    "store" | "store_dir" | "storedir" => set_store_dir(c, key, v)?,
+                    "max_memory_store" | "max_mem_store" | "max_mem" => c.jetstream.max_memory = Some(size(key, v)?),
+                    "max_file_store" | "max_file" => c.jetstream.max_file = Some(size(key, v)?),
+                    "strict" => c.jetstream.strict = Some(boolean(key, v)?),
+                    "domain" => c.jetstream.domain = Some(string(key, v)?),
+                    "enable" | "enabled" => c.jetstream.enabled = boolean(key, v)?,
+                    "sync" | "sync_interval" | "max_outstanding_catchup" | "unique_tag" | "limits" => {}
+                    _ if m.used_as_vars.iter().any(|x| x == key) => {}
+                    _ => return err(kpos, format!("jetstream: unknown field \"{key}\"")),
+                }
+            }
+        }
+        v => return err(&n.pos, format!("jetstream: expected a boolean, 'enabled' or a block, got {}", v.kind())),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<FileConfig, String> {
+        let m = conf::parse_str(text, "w.conf", Path::new("."), &|_| None).map_err(|e| e.to_string())?;
+        from_map(&m).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn parses_keys_sizes_and_comments() {
+    fn weirs_older_flat_format_still_parses() {
         let c = parse("# weir\nport: 4333\nmax_payload = 2MB  # two\nhost: \"0.0.0.0\"\nping_interval: 30s\n").unwrap();
         assert_eq!(c.port, Some(4333));
         assert_eq!(c.max_payload, Some(2 << 20));
         assert_eq!(c.host.as_deref(), Some("0.0.0.0"));
         assert_eq!(c.ping_interval, Some(Duration::from_secs(30)));
-    }
-
-    #[test]
-    fn parses_credentials() {
         let c = parse("token: \"s3cret\"\nuser: bob\npassword = pw\n").unwrap();
         assert_eq!(
             (c.token.as_deref(), c.user.as_deref(), c.password.as_deref()),
             (Some("s3cret"), Some("bob"), Some("pw"))
         );
-    }
-
-    #[test]
-    fn parses_cluster_keys() {
-        let c =
-            parse("cluster: 127.0.0.1:6222\nroutes: nats-route://a:1, nats-route://b:2\ncluster_name: east\n").unwrap();
+        // The route list was one comma-separated line; it must now be quoted or an array.
+        let c = parse("cluster: 127.0.0.1:6222\nroutes: \"nats-route://a:1, nats-route://b:2\"\ncluster_name: east\n")
+            .unwrap();
         assert_eq!(c.cluster.as_deref(), Some("127.0.0.1:6222"));
         assert_eq!(c.routes, vec!["nats-route://a:1", "nats-route://b:2"]);
         assert_eq!(c.cluster_name.as_deref(), Some("east"));
@@ -173,11 +431,74 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_keys_and_bad_values() {
-        assert_eq!(parse("colour: red").unwrap_err(), "line 1: unknown key 'colour'");
-        assert!(parse("\nport: lots").unwrap_err().starts_with("line 2:"));
-        assert!(parse("port 4222").unwrap_err().contains("expected 'key: value'"));
-        assert!(parse_size("12XB").is_err());
-        assert_eq!(parse_size("64mb").unwrap(), 64 << 20);
+    fn nats_server_style_file() {
+        let c = parse("listen: 127.0.0.1:-1\nmonitor_port: 8333\nserver_name: $NAME\nNAME = n1\n");
+        // A variable must be defined before it is used.
+        assert!(c.unwrap_err().contains("variable '$NAME' is not defined"));
+        let c = parse(
+            "NAME = n1\nlisten: 127.0.0.1:-1\nmonitor_port: 8333\nserver_name: $NAME\n\
+             max_connections: 10\nmax_subs: 5\nping_interval: \"100ms\"\nwrite_deadline: 2\n\
+             authorization { user: bob\n password: pw\n timeout: 0.5 }\n\
+             cluster { name: east, listen: 0.0.0.0:6222, routes: [nats-route://a:1, nats-route://b:2] }\n\
+             jetstream { store_dir: /tmp/js, max_mem_store: 1GB, max_file_store: 10G, strict: false }\n\
+             pid_file: /tmp/w.pid\nports_file_dir: /tmp\nlog_file: /tmp/w.log\ndebug: true\n",
+        )
+        .unwrap();
+        assert_eq!((c.host.as_deref(), c.port, c.http_port), (Some("127.0.0.1"), Some(-1), Some(8333)));
+        assert_eq!(c.server_name.as_deref(), Some("n1"));
+        assert_eq!((c.max_connections, c.max_subscriptions), (Some(10), Some(5)));
+        assert_eq!(c.ping_interval, Some(Duration::from_millis(100)));
+        assert_eq!(c.write_deadline, Some(Duration::from_secs(2)));
+        assert_eq!((c.user.as_deref(), c.password.as_deref()), (Some("bob"), Some("pw")));
+        assert_eq!(c.auth_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.cluster_name.as_deref(), Some("east"));
+        assert_eq!(c.cluster.as_deref(), Some("0.0.0.0:6222"));
+        assert_eq!(c.routes, vec!["nats-route://a:1", "nats-route://b:2"]);
+        assert_eq!(
+            c.jetstream,
+            JetStreamConfig {
+                enabled: true,
+                store_dir: Some("/tmp/js".into()),
+                max_memory: Some(1 << 30),
+                max_file: Some(10_000_000_000),
+                strict: Some(false),
+                domain: None,
+            }
+        );
+        assert_eq!(c.pid_file, Some("/tmp/w.pid".into()));
+        assert_eq!(c.debug, Some(true));
+    }
+
+    #[test]
+    fn durations_accept_sub_second_and_bare_units() {
+        assert_eq!(parse("ping_interval: 2m\n").unwrap().ping_interval, Some(Duration::from_secs(120)));
+        assert_eq!(parse("ping_interval: '250ms'\n").unwrap().ping_interval, Some(Duration::from_millis(250)));
+        assert_eq!(parse("ping_interval: 1h\n").unwrap().ping_interval, Some(Duration::from_secs(3600)));
+        assert!(parse("ping_interval: \"soon\"\n").unwrap_err().starts_with("w.conf:1:16: ping_interval:"));
+    }
+
+    #[test]
+    fn jetstream_forms() {
+        assert!(parse("jetstream: enabled\n").unwrap().jetstream.enabled);
+        assert!(!parse("jetstream: false\n").unwrap().jetstream.enabled);
+        let c = parse("store_dir: /a\njetstream: true\n").unwrap();
+        assert_eq!(c.jetstream.store_dir, Some("/a".into()));
+        assert!(parse("store_dir: /a\njetstream { store_dir: /b }\n").unwrap_err().contains("Duplicate 'store_dir'"));
+        assert!(parse("jetstream: maybe\n").unwrap_err().contains("Expected 'enabled' or 'disabled'"));
+    }
+
+    /// nats-server refuses to start on an unknown top-level field (`unknown field "x"`,
+    /// with the position), unless the key is only used as a variable; weir does the same.
+    #[test]
+    fn unknown_fields_are_errors_like_nats_server() {
+        assert_eq!(parse("port: 1\ncolour: red\n").unwrap_err(), "w.conf:2:1: unknown field \"colour\"");
+        assert_eq!(parse("cluster { nme: x }\n").unwrap_err(), "w.conf:1:11: cluster: unknown field \"nme\"");
+        assert_eq!(parse("P = 4\nport: $P\n").unwrap().port, Some(4));
+        assert_eq!(parse("tls { cert_file: x }\n").unwrap_err(), "w.conf:1:1: \"tls\" is not supported by weir yet");
+        assert!(parse("\nport: lots").unwrap_err().starts_with("w.conf:2:7: port: 'lots' is not an integer"));
+        assert!(parse("port: 70000").unwrap_err().contains("not a port"));
+        assert!(
+            parse("authorization { token: t, user: u }").unwrap_err().contains("Cannot have a user/pass and token")
+        );
     }
 }

@@ -176,6 +176,36 @@ async fn headers_round_trip() {
     t.stop().await;
 }
 
+/// Fault 1 (issue 9): `HPUB s 0 5` from a raw client reaches an async-nats subscriber as
+/// a plain message, and so does the next one, on the same connection (async-nats 0.51
+/// used to take the `HMSG s 1 0 5` weir sent for a protocol error, reconnect and lose both).
+#[tokio::test]
+async fn empty_header_block_reaches_async_nats_without_a_reconnect() {
+    let t = Target::new().await;
+    let c = t.client().await;
+    let subj = prefix("emptyhdr");
+    let mut sub = c.subscribe(subj.clone()).await.unwrap();
+    sync(&c).await;
+    let addr = t.url.trim_start_matches("nats://").to_owned();
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    let ops = format!(
+        "CONNECT {{\"verbose\":false,\"headers\":true}}\r\nHPUB {subj} 0 5\r\nhello\r\nPUB {subj} 5\r\nafter\r\nPING\r\n"
+    );
+    raw.write_all(ops.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"PONG\r\n") {
+        let mut b = [0u8; 512];
+        let n = raw.read(&mut b).await.unwrap();
+        assert!(n > 0, "publisher closed before PONG");
+        seen.extend_from_slice(&b[..n]);
+    }
+    let first = next(&mut sub).await;
+    assert_eq!((&first.payload[..], first.headers.is_none()), (&b"hello"[..], true));
+    assert_eq!(&next(&mut sub).await.payload[..], b"after");
+    assert_eq!(c.statistics().connects.load(std::sync::atomic::Ordering::Relaxed), 1, "the subscriber reconnected");
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn unsubscribe_after_n() {
     let t = Target::new().await;

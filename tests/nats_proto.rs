@@ -37,6 +37,16 @@ impl Target {
         }
     }
 
+    /// A server with special limits: an in-process weir with `cfg`, or, when the suite runs
+    /// against nats-server, the one named by environment variable `var` (the compat script
+    /// starts it with the same limits). `None` in a compat run without it.
+    async fn limited(cfg: NatsConfig, var: &str) -> Option<Target> {
+        if Target::is_external() {
+            return common::addr_from_env(var).map(|addr| Target { addr, local: None });
+        }
+        Some(Target::with(cfg).await)
+    }
+
     /// Only an in-process weir can be configured, inspected or stopped.
     fn is_external() -> bool {
         common::external_url().is_some()
@@ -365,4 +375,100 @@ async fn shutdown_drains_and_closes_clients() {
     s.stop().await;
     assert_eq!(c.until_closed().await, "");
     assert!(TcpStream::connect(addr).await.is_err(), "listener still bound after shutdown");
+}
+
+/// Fault 1 (issue 9): a header block of length 0 is no header block. nats-server delivers
+/// `HPUB foo 0 5` as a plain `MSG` even to headers-capable subscribers (async-nats takes
+/// `HMSG foo 1 0 5` for a protocol error, reconnects and loses messages); a block that is
+/// just `NATS/1.0\r\n\r\n` is not empty and is delivered unchanged as `HMSG`.
+#[tokio::test]
+async fn empty_header_block_is_delivered_as_msg() {
+    let t = Target::new().await;
+    let s = prefix("emptyhdr");
+    let mut sub = t.raw().await;
+    sub.send(&format!("CONNECT {{\"verbose\":false,\"headers\":true}}\r\nSUB {s} 1\r\nPING\r\n")).await;
+    sub.expect("PONG\r\n").await;
+    let mut p = t.raw().await;
+    p.send(&format!("CONNECT {{\"verbose\":false,\"headers\":true}}\r\nHPUB {s} 0 5\r\nhello\r\n")).await;
+    p.send(&format!("HPUB {s} 12 17\r\nNATS/1.0\r\n\r\nworld\r\nHPUB {s} reply.x 0 2\r\nhi\r\nPING\r\n")).await;
+    p.expect("PONG\r\n").await;
+    assert_eq!(
+        sub.expect("hi\r\n").await,
+        format!("MSG {s} 1 5\r\nhello\r\nHMSG {s} 1 12 17\r\nNATS/1.0\r\n\r\nworld\r\nMSG {s} 1 reply.x 2\r\nhi\r\n")
+    );
+    t.stop().await;
+}
+
+/// Fault 5 (issue 9): INFO `version` is a NATS server level (a 2.x version clients gate
+/// features on), configurable; weir's own version is in `weir_version`; `proto` is 1.
+#[tokio::test]
+async fn info_version_is_a_nats_level_and_weir_version_is_separate() {
+    let t = Target::new().await;
+    let c = t.raw().await;
+    let version = c.info["version"].as_str().expect("version").to_owned();
+    let parts: Vec<u32> = version.split(['.', '-']).take(3).map(|p| p.parse().expect("numeric level")).collect();
+    assert!(parts.len() == 3 && parts[0] == 2 && parts[1] >= 11, "{version}");
+    assert_eq!(c.info["proto"], 1);
+    if let Some(local) = &t.local {
+        assert_eq!(version, weir_core::server::nats::config::NATS_SERVER_LEVEL);
+        assert_eq!(c.info["weir_version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(local.monitor.varz().weir_version, env!("CARGO_PKG_VERSION"));
+    }
+    t.stop().await;
+    if Target::is_external() {
+        return;
+    }
+    let mut cfg = common::config();
+    cfg.nats_version = "2.10.7".to_owned();
+    let t = Target::with(cfg).await;
+    assert_eq!(t.raw().await.info["version"], "2.10.7");
+    t.stop().await;
+}
+
+/// Fault 6 (issue 9): over `max_connections` a client gets INFO, then
+/// `-ERR 'maximum connections exceeded'`, and is closed; the others carry on.
+#[tokio::test]
+async fn max_connections_exceeded_closes_the_newcomer() {
+    let mut cfg = common::config();
+    cfg.max_connections = 2;
+    let Some(t) = Target::limited(cfg, "NATS_MAXCONN_SERVER_URL").await else { return };
+    let s = prefix("maxconn");
+    let mut first = t.raw().await;
+    first.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {s} 1\r\nPING\r\n")).await;
+    first.expect("PONG\r\n").await;
+    let mut second = t.raw().await;
+    second.send("CONNECT {\"verbose\":false}\r\nPING\r\n").await;
+    second.expect("PONG\r\n").await;
+    // `Raw::connect` has read the INFO; the error and the close follow it.
+    let mut third = t.raw().await;
+    assert_eq!(third.until_closed().await, "-ERR 'maximum connections exceeded'\r\n");
+    second.send(&format!("PUB {s} 2\r\nok\r\nPING\r\n")).await;
+    second.expect("PONG\r\n").await;
+    assert_eq!(first.expect("ok\r\n").await, format!("MSG {s} 1 2\r\nok\r\n"));
+    t.stop().await;
+}
+
+/// Fault 6 (issue 9): a SUB over `max_subscriptions` gets
+/// `-ERR 'maximum subscriptions exceeded'`; as nats-server, the connection stays open and
+/// the subscriptions it has keep working; after an UNSUB there is room again.
+#[tokio::test]
+async fn max_subscriptions_exceeded_is_an_error_and_stays_open() {
+    let mut cfg = common::config();
+    cfg.max_subscriptions = 3;
+    let Some(t) = Target::limited(cfg, "NATS_MAXSUBS_SERVER_URL").await else { return };
+    let s = prefix("maxsubs");
+    let mut c = t.raw().await;
+    c.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {s}.a 1\r\nSUB {s}.b 2\r\nSUB {s}.c 3\r\nSUB {s}.d 4\r\n"))
+        .await;
+    c.send(&format!("PUB {s}.a 1\r\nx\r\nPUB {s}.d 1\r\ny\r\nPING\r\n")).await;
+    assert_eq!(
+        c.expect("PONG\r\n").await,
+        format!("-ERR 'maximum subscriptions exceeded'\r\nMSG {s}.a 1 1\r\nx\r\nPONG\r\n")
+    );
+    c.send(&format!("UNSUB 1\r\nSUB {s}.d 4\r\nPUB {s}.d 1\r\ny\r\nPING\r\n")).await;
+    assert_eq!(c.expect("PONG\r\n").await, format!("MSG {s}.d 4 1\r\ny\r\nPONG\r\n"));
+    if let Some(local) = &t.local {
+        assert_eq!(local.monitor.varz().max_subscriptions, 3);
+    }
+    t.stop().await;
 }

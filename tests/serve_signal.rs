@@ -29,12 +29,12 @@ fn sigterm_drains_and_exits_zero() {
             .args(["serve", "--port", &port.to_string()])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn weir"),
     );
-    let mut log = BufReader::new(server.0.stdout.take().unwrap());
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
     let mut lines = Vec::new();
     let mut read_until = |needle: &str| loop {
         let mut line = String::new();
@@ -44,7 +44,7 @@ fn sigterm_drains_and_exits_zero() {
             return;
         }
     };
-    read_until("nats listener ready");
+    read_until("Server is ready");
 
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     client.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n").unwrap();

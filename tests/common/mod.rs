@@ -58,10 +58,21 @@ pub fn external_url() -> Option<String> {
 
 /// The address of the external server, if one is set.
 pub fn external_addr() -> Option<SocketAddr> {
+    addr_from_env("NATS_SERVER_URL")
+}
+
+/// The address in environment variable `var` (`nats://host:port`), if set.
+pub fn addr_from_env(var: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
-    let url = external_url()?;
+    let url = std::env::var(var).ok().filter(|u| !u.is_empty())?;
     let hostport = url.strip_prefix("nats://").unwrap_or(&url);
-    Some(hostport.to_socket_addrs().expect("NATS_SERVER_URL host:port").next().expect("NATS_SERVER_URL resolves"))
+    Some(
+        hostport
+            .to_socket_addrs()
+            .unwrap_or_else(|e| panic!("{var} host:port: {e}"))
+            .next()
+            .unwrap_or_else(|| panic!("{var} does not resolve")),
+    )
 }
 
 /// A subject prefix unique to this test process, so runs against a shared external server do not collide.

@@ -117,10 +117,15 @@ pub fn encode_server(op: &ServerOp, buf: &mut BytesMut) {
     }
 }
 
-/// Write a delivery from borrowed parts: `HMSG` when `headers` is given, else `MSG`.
+/// Write a delivery from borrowed parts: `HMSG` when `headers` holds bytes, else `MSG`.
 ///
 /// The same bytes as [`encode_server`] with [`ServerOp::Msg`]/[`ServerOp::HMsg`], without
 /// building the op (so without touching the parts' reference counts).
+///
+/// An empty header block (`HPUB foo 0 5`) is delivered as a plain `MSG`, as nats-server
+/// does (it sends `HMSG` only when the header length is above 0): `HMSG foo 1 0 5` is a
+/// protocol error to clients such as async-nats. A block that is just `NATS/1.0\r\n\r\n`
+/// is not empty and goes out as `HMSG` unchanged, again as nats-server.
 pub fn encode_msg(
     buf: &mut BytesMut,
     subject: &str,
@@ -129,6 +134,7 @@ pub fn encode_msg(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) {
+    let headers = headers.filter(|h| !h.is_empty());
     let total = headers.map_or(0, <[u8]>::len) + payload.len();
     buf.reserve(subject.len() + sid.len() + reply.map_or(0, |r| r.len() + 1) + total + 32);
     buf.put_slice(if headers.is_some() { b"HMSG" } else { b"MSG" });

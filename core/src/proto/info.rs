@@ -210,6 +210,9 @@ pub struct ServerInfo {
     /// JetStream API level.
     #[serde(skip_serializing_if = "is_zero")]
     pub api_lvl: i64,
+    /// Weir's own version (not a nats-server field; `version` carries the NATS level).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub weir_version: String,
 }
 
 fn is_zero_u64(n: &u64) -> bool {

@@ -60,7 +60,8 @@ pub struct Message {
     pub subject: ByteStr,
     /// Reply subject.
     pub reply: Option<ByteStr>,
-    /// Raw header block, if the message has headers.
+    /// Raw header block, if the message has headers. An empty block counts as none
+    /// wherever the message is encoded ([`proto::encode_msg`]); producers should store `None`.
     pub headers: Option<Bytes>,
     /// Body.
     pub payload: Bytes,
@@ -157,6 +158,11 @@ impl Broker {
     /// Number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Number of subscriptions client `id` holds (0 for an unknown client).
+    pub fn client_sub_count(&self, id: ClientId) -> usize {
+        self.clients.get(&id).map_or(0, |c| c.sids.len())
     }
 
     /// Number of subscriptions.
@@ -276,6 +282,10 @@ impl Broker {
         let mut sent = 0;
         for (peer, queues) in sends {
             let Some((_, out)) = self.peers.get(peer).and_then(|p| p.out.as_ref()) else { continue };
+            // An empty header block arrives here as `None` (the client connection drops it),
+            // and the receiving server encodes deliveries with `proto::encode_msg`, which
+            // treats an empty block as none; the route frame itself should follow the same
+            // rule for other producers (note for the route layer's owner).
             let Some(frame) =
                 encode_msg(&msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
             else {

@@ -10,6 +10,21 @@ use std::time::Duration;
 pub const DEFAULT_MAX_PENDING: u64 = 64 * 1024 * 1024;
 /// Default cap on all clients' outbound bytes together (the ledger's `client.outbound` limit).
 pub const DEFAULT_MAX_OUTBOUND_TOTAL: u64 = 1024 * 1024 * 1024;
+/// Default most client connections at once (nats-server's `DEFAULT_MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
+
+/// The NATS server level advertised in INFO `version` by default.
+///
+/// Clients choose features by this number (nats-py needs 2.9 for consumer names; async-nats
+/// and nats.go gate JetStream API forms the same way). Weir serves the core protocol only,
+/// and its core protocol is at least 2.11's: headers and no-responders (2.2), the
+/// `Nats-Subject` header on 503s (absent in 2.9), and the compatibility suites pass against
+/// nats-server 2.15.1. JetStream-gated features fail at the API whatever this says (no
+/// responders on `$JS.API`), so the level only steers core features. It is not set to 2.15
+/// so that the JetStream work can raise it to the API level it actually implements.
+pub const NATS_SERVER_LEVEL: &str = "2.11.0";
+/// Weir's own version, advertised in INFO `weir_version` (and `/varz`).
+pub const WEIR_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Configuration of one NATS server.
 #[derive(Clone, Debug)]
@@ -40,6 +55,16 @@ pub struct NatsConfig {
     pub auth_timeout: Duration,
     /// Routes to other servers (clustering); `None` for a standalone server.
     pub cluster: Option<ClusterConfig>,
+    /// Most client connections at once; a client over it gets INFO, then
+    /// `-ERR 'maximum connections exceeded'` and is closed (nats-server's `max_connections`;
+    /// 0 admits nobody, as nats-server's `max_connections: 0`).
+    pub max_connections: usize,
+    /// Most subscriptions per connection; a SUB over it gets
+    /// `-ERR 'maximum subscriptions exceeded'` and the connection stays open
+    /// (nats-server's `max_subscriptions`; 0 = no limit).
+    pub max_subscriptions: usize,
+    /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
+    pub nats_version: String,
 }
 
 impl Default for NatsConfig {
@@ -58,6 +83,9 @@ impl Default for NatsConfig {
             auth: Auth::None,
             auth_timeout: Duration::from_secs(2),
             cluster: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: 0,
+            nats_version: NATS_SERVER_LEVEL.to_owned(),
         }
     }
 }

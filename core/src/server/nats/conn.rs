@@ -19,6 +19,12 @@ pub const ERR_NO_RESPONDERS_NEEDS_HEADERS: &str = "no responders requires header
 pub const ERR_INVALID_PUBLISH_SUBJECT: &str = "Invalid Publish Subject";
 /// `-ERR` text sent before closing a connection that stopped answering PINGs.
 pub const ERR_STALE: &str = "Stale Connection";
+/// `-ERR` text sent (after INFO) to a client over `max_connections`, which is then closed
+/// (nats-server's ErrTooManyConnections).
+pub const ERR_MAX_CONNECTIONS: &str = "maximum connections exceeded";
+/// `-ERR` text for a SUB over `max_subscriptions`; the connection stays open
+/// (nats-server's ErrTooManySubs, sent by `maxSubsExceeded` without closing).
+pub const ERR_MAX_SUBSCRIPTIONS: &str = "maximum subscriptions exceeded";
 
 /// Whether the connection goes on after an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +48,8 @@ pub struct Conn {
     auth: Auth,
     /// No CONNECT with accepted credentials yet (always false without auth).
     awaiting_auth: bool,
+    /// Most subscriptions this connection may hold (0: no limit).
+    max_subs: usize,
 }
 
 impl Conn {
@@ -56,7 +64,14 @@ impl Conn {
             wakes: Wakes::default(),
             auth: Auth::None,
             awaiting_auth: false,
+            max_subs: 0,
         }
+    }
+
+    /// Limit the connection to `max` subscriptions (0: no limit).
+    pub fn with_max_subscriptions(mut self, max: usize) -> Conn {
+        self.max_subs = max;
+        self
     }
 
     /// Require the client to authenticate with `auth` in its first op, a CONNECT.
@@ -123,6 +138,12 @@ impl Conn {
                 self.pings_out = 0;
                 Flow::Continue
             }
+            // As nats-server, the limit is checked before the sid: at the limit even a
+            // repeated sid gets the error.
+            ClientOp::Sub { .. } if self.max_subs > 0 && broker.client_sub_count(self.id) >= self.max_subs => {
+                tracing::warn!(client = self.id, max = self.max_subs, "maximum subscriptions exceeded");
+                self.err(ERR_MAX_SUBSCRIPTIONS)
+            }
             ClientOp::Sub { subject, queue, sid } => match broker.subscribe(self.id, &subject, queue.as_deref(), sid) {
                 Ok(()) => self.ok(),
                 Err(_) => self.err("Invalid Subject"),
@@ -140,7 +161,11 @@ impl Conn {
                     self.out.close(Closed::Drain);
                     return Flow::Close;
                 }
-                self.publish(Message { subject, reply, headers: Some(headers), payload }, broker, stats)
+                // What the block holds decides the form: an empty block (`HPUB s 0 n`) is a
+                // message without headers, delivered as `MSG` (as nats-server: headers only
+                // when the header length is above 0).
+                let headers = Some(headers).filter(|h| !h.is_empty());
+                self.publish(Message { subject, reply, headers, payload }, broker, stats)
             }
         }
     }

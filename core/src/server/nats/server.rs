@@ -3,8 +3,8 @@
 
 use super::broker::Broker;
 use super::cluster::{self, Cluster};
-use super::config::NatsConfig;
-use super::conn::{Conn, Flow};
+use super::config::{NatsConfig, WEIR_VERSION};
+use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
 use super::outbound::{Closed, Outbound};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
@@ -63,7 +63,7 @@ impl Shared {
             } else {
                 self.cfg.server_name.clone()
             },
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: self.cfg.nats_version.clone(),
             proto: 1,
             go: "rust".to_owned(),
             host: self.addr.ip().to_string(),
@@ -73,6 +73,7 @@ impl Shared {
             max_payload: self.cfg.max_payload as i64,
             client_id,
             client_ip: peer.ip().to_string(),
+            weir_version: WEIR_VERSION.to_owned(),
             ..ServerInfo::default()
         }
     }
@@ -95,12 +96,15 @@ impl Monitor {
         Varz {
             server_id: s.server_id.clone(),
             server_name: s.cfg.server_name.clone(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: s.cfg.nats_version.clone(),
+            weir_version: WEIR_VERSION.to_owned(),
             proto: 1,
             host: s.addr.ip().to_string(),
             port: s.addr.port(),
             max_payload: s.cfg.max_payload,
             max_pending: s.cfg.max_pending,
+            max_connections: s.cfg.max_connections,
+            max_subscriptions: s.cfg.max_subscriptions,
             connections,
             total_connections: s.stats.total_connections.load(Ordering::Relaxed),
             subscriptions,
@@ -207,7 +211,7 @@ impl NatsServer {
         }
         // Every connection task holds a sender, so `recv` returning `None` means all have ended.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        tracing::info!(addr = %shared.addr, server_id = %shared.server_id, "nats listener ready");
+        tracing::info!(server_id = %shared.server_id, "nats listener ready");
         tokio::pin!(shutdown);
         loop {
             // `biased`: an unbiased select draws from tokio's thread-local RNG, which is
@@ -252,12 +256,26 @@ async fn serve_conn(
     let _ = stream.set_nodelay(true);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
     let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg.max_pending));
-    let id = shared.broker().add_client(out.clone());
+    let admitted = {
+        let mut broker = shared.broker();
+        (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
+    };
+    let (mut rd, wr) = tokio::io::split(stream);
+    let Some(id) = admitted else {
+        // As nats-server: INFO first, then the error, then close.
+        tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
+        out.push(&ServerOp::Info(Box::new(shared.info(0, peer))));
+        out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
+        out.close(Closed::Drain);
+        write_loop(wr, &out, &shared).await;
+        return;
+    };
     tracing::debug!(client = id, %peer, "client connected");
-    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max).with_auth(shared.cfg.auth.clone());
+    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
+        .with_auth(shared.cfg.auth.clone())
+        .with_max_subscriptions(shared.cfg.max_subscriptions);
     out.push(&ServerOp::Info(Box::new(shared.info(id, peer))));
 
-    let (mut rd, wr) = tokio::io::split(stream);
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
     let (w_out, w_shared) = (out.clone(), shared.clone());
     scope.spawn(async move {

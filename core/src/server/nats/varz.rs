@@ -41,8 +41,10 @@ pub struct Varz {
     pub server_id: String,
     /// Server name.
     pub server_name: String,
-    /// Weir version.
+    /// NATS server level advertised to clients (INFO `version`).
     pub version: String,
+    /// Weir's own version.
+    pub weir_version: String,
     /// Protocol level.
     pub proto: i64,
     /// Client listen host.
@@ -53,6 +55,10 @@ pub struct Varz {
     pub max_payload: usize,
     /// Per-client outbound cap.
     pub max_pending: u64,
+    /// Most client connections at once.
+    pub max_connections: usize,
+    /// Most subscriptions per connection (0: no limit).
+    pub max_subscriptions: usize,
     /// Open client connections.
     pub connections: usize,
     /// Connections accepted since start.

@@ -1,0 +1,301 @@
+//! `weir serve`: merge the config file and flags into a [`NatsConfig`], bind, announce
+//! the listeners as nats-server does (log lines, ports file, pid file) and serve until a
+//! signal.
+//!
+//! Startup lines (on stderr, or the `-l` file) that harnesses wait for, in nats-server's words:
+//! `Listening for client connections on HOST:PORT` (the real port when `-p -1`), then
+//! `Server is ready`.
+
+use crate::cli::ServeArgs;
+use crate::config::{self, FileConfig};
+use crate::{monitor, shutdown};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use weir_core::server::nats::{self, Auth, NatsConfig, NatsServer};
+
+/// Flags and file merged (flags win), with what the shell itself needs besides [`NatsConfig`].
+pub struct Settings {
+    /// The server's configuration.
+    pub nats: NatsConfig,
+    /// Client host as configured (printed in the startup line).
+    pub host: String,
+    /// Monitoring address, if any.
+    pub http: Option<SocketAddr>,
+    /// PID file.
+    pub pid_file: Option<PathBuf>,
+    /// Ports file directory.
+    pub ports_file_dir: Option<PathBuf>,
+    /// Log file.
+    pub log_file: Option<PathBuf>,
+    /// Log filter when `RUST_LOG` is not set.
+    pub log_level: &'static str,
+    /// JetStream settings (kept for the JetStream work; not served yet).
+    pub jetstream: config::JetStreamConfig,
+}
+
+/// Read the config file (if any) and merge the flags over it.
+pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
+    let file = match &args.config {
+        Some(path) => config::load(path).map_err(|e| e.to_string())?,
+        None => FileConfig::default(),
+    };
+    let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
+    let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
+    let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
+    let mut cfg = NatsConfig { listen: SocketAddr::new(ip, port), seed: seed_from_os(), ..NatsConfig::default() };
+    if let Some(n) = args.server_name.or(file.server_name) {
+        cfg.server_name = n;
+    }
+    if let Some(n) = args.max_payload.or(file.max_payload) {
+        if n == 0 || n > 64 << 20 {
+            return Err(format!("max_payload {n} must be between 1 and 64MB"));
+        }
+        cfg.max_payload = n as usize;
+    }
+    if let Some(n) = args.max_pending.or(file.max_pending) {
+        if n < cfg.max_payload as u64 {
+            return Err(format!("max_pending {n} must be at least max_payload {}", cfg.max_payload));
+        }
+        cfg.max_pending = n;
+    }
+    if let Some(n) = file.max_control_line {
+        if !(32..=1 << 20).contains(&n) {
+            return Err(format!("max_control_line {n} must be between 32 and 1MB"));
+        }
+        cfg.max_control_line = n as usize;
+    }
+    if let Some(n) = args.max_connections.or(file.max_connections) {
+        cfg.max_connections = n;
+    }
+    if let Some(n) = args.max_subscriptions.or(file.max_subscriptions) {
+        cfg.max_subscriptions = n;
+    }
+    if let Some(d) = args.ping_interval.or(file.ping_interval) {
+        if d.is_zero() {
+            return Err("ping_interval must be above zero".into());
+        }
+        cfg.ping_interval = d;
+    }
+    if let Some(n) = file.ping_max {
+        cfg.ping_max = n;
+    }
+    if let Some(d) = file.write_deadline {
+        if d.is_zero() {
+            return Err("write_deadline must be above zero".into());
+        }
+        cfg.write_deadline = d;
+    }
+    if let Some(d) = file.auth_timeout {
+        cfg.auth_timeout = d;
+    }
+    if let Some(v) = args.nats_version.or(file.nats_version) {
+        if v.split('.').count() != 3 || !v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(format!("nats_version '{v}' is not MAJOR.MINOR.PATCH"));
+        }
+        cfg.nats_version = v;
+    }
+    cfg.auth = auth(args.auth.or(file.token), args.user.or(file.user), args.pass.or(file.password))?;
+    let routes: Vec<String> = if args.routes.is_empty() { file.routes.clone() } else { args.routes.clone() };
+    if let Some(listen) = args.cluster.or(file.cluster) {
+        let listen = config::strip_scheme(&listen);
+        let mut cc = nats::ClusterConfig {
+            listen: tokio::net::lookup_host(listen)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| format!("--cluster '{listen}' is not a host:port"))?,
+            ..nats::ClusterConfig::default()
+        };
+        for r in routes.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+            cc.routes.push(nats::RouteTarget::new(config::strip_scheme(r)));
+        }
+        if let Some(name) = args.cluster_name.or(file.cluster_name) {
+            cc.name = name;
+        }
+        cfg.cluster = Some(cc);
+    } else if !routes.is_empty() {
+        return Err("--routes needs --cluster (the route listen address)".into());
+    }
+    let http = match args.http_port.or(file.http_port) {
+        Some(p) => {
+            let hip: IpAddr = match &file.http_host {
+                Some(h) => h.parse().map_err(|e| format!("http host '{h}': {e}"))?,
+                None => ip,
+            };
+            Some(SocketAddr::new(hip, listen_port("http_port", p)?))
+        }
+        None => None,
+    };
+    let mut jetstream = file.jetstream;
+    jetstream.enabled |= args.jetstream;
+    if let Some(d) = args.store_dir {
+        jetstream.store_dir = Some(d);
+    }
+    let (debug, trace) = (args.debug > 0 || file.debug == Some(true), args.trace > 0 || file.trace == Some(true));
+    Ok(Settings {
+        nats: cfg,
+        host,
+        http,
+        pid_file: args.pid.or(file.pid_file),
+        ports_file_dir: args.ports_file_dir.or(file.ports_file_dir),
+        log_file: args.log.or(file.log_file),
+        log_level: if trace {
+            "trace"
+        } else if debug {
+            "debug"
+        } else {
+            "info"
+        },
+        jetstream,
+    })
+}
+
+/// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
+fn listen_port(key: &str, p: i32) -> Result<u16, String> {
+    match p {
+        -1 => Ok(0),
+        p => u16::try_from(p).map_err(|_| format!("{key} {p} is not a port (0-65535, or -1 for a random one)")),
+    }
+}
+
+/// Client credentials from a token, or a user and password (not both).
+fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Result<Auth, String> {
+    match (token, user, pass) {
+        (None, None, None) => Ok(Auth::None),
+        (Some(t), None, None) if !t.is_empty() => Ok(Auth::Token(t)),
+        (None, Some(user), Some(pass)) if !user.is_empty() => Ok(Auth::User { user, pass }),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err("use either a token or a user and password, not both".into())
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => Err("a user needs a password and a password a user".into()),
+        _ => Err("the token and the user must not be empty".into()),
+    }
+}
+
+/// Production seeds its RNG from the OS; only the simulator fixes seeds.
+pub fn seed_from_os() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::process::id())
+}
+
+/// The ports file's name in `dir`, as nats-server names it: `<executable name>_<pid>.ports`.
+fn ports_file(dir: &Path) -> PathBuf {
+    let exe = std::env::args().next().map(PathBuf::from);
+    let name = exe.as_deref().and_then(Path::file_name).map_or("weir".into(), |n| n.to_string_lossy().into_owned());
+    dir.join(format!("{name}_{}.ports", std::process::id()))
+}
+
+/// A URL per listener, as nats-server's ports file (its `Ports` JSON: `nats`, `monitoring`,
+/// `cluster`; empty lists left out). nats-server lists every interface's address for a
+/// wildcard host; weir lists the loopback address instead.
+fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<SocketAddr>) -> String {
+    let url = |scheme: &str, a: SocketAddr| {
+        let a = if a.ip().is_unspecified() {
+            let lo: IpAddr = if a.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+            SocketAddr::new(lo, a.port())
+        } else {
+            a
+        };
+        serde_json::Value::from(vec![format!("{scheme}://{a}")])
+    };
+    let mut m = serde_json::Map::new();
+    m.insert("nats".into(), url("nats", client));
+    if let Some(h) = http {
+        m.insert("monitoring".into(), url("http", h));
+    }
+    if let Some(c) = cluster {
+        m.insert("cluster".into(), url("nats", c));
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Bind everything, announce it, and serve until SIGINT/SIGTERM.
+pub async fn run(s: Settings) -> Result<(), String> {
+    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, jetstream, .. } = s;
+    tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
+    if jetstream.enabled || jetstream.store_dir.is_some() {
+        tracing::warn!(store_dir = ?jetstream.store_dir, "JetStream is configured but weir does not serve JetStream yet");
+    }
+    if let Some(path) = &pid_file {
+        std::fs::write(path, std::process::id().to_string())
+            .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+    }
+    let client_limit = cfg.max_outbound_total.max(cfg.max_pending);
+    let ledger = match &cfg.cluster {
+        Some(_) => nats::cluster_ledger(client_limit, nats::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL),
+        None => nats::ledger(client_limit),
+    };
+    let listen = cfg.listen;
+    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.local_addr();
+    // As nats-server: the configured host with the port actually bound.
+    let shown = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, addr.port()).to_string(),
+        Err(_) => format!("{host}:{}", addr.port()),
+    };
+    tracing::info!("Listening for client connections on {shown}");
+    if let Some(a) = server.cluster_addr() {
+        tracing::info!("Listening for route connections on {a}");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_addr = None;
+    if let Some(h) = http {
+        let listener =
+            tokio::net::TcpListener::bind(h).await.map_err(|e| format!("cannot listen on monitoring port {h}: {e}"))?;
+        let a = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!("Starting http monitor on {a}");
+        http_addr = Some(a);
+        let mut rx = stop_rx.clone();
+        tokio::spawn(monitor::serve(listener, server.monitor(), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+    }
+    let ports = ports_file_dir.as_deref().map(ports_file);
+    if let Some(path) = &ports {
+        std::fs::write(path, ports_json(addr, http_addr, server.cluster_addr()))
+            .map_err(|e| format!("cannot write ports file {}: {e}", path.display()))?;
+    }
+    tracing::info!("Server is ready");
+    tokio::spawn(async move {
+        let signal = shutdown::signal().await;
+        tracing::info!("{signal}: shutting down");
+        stop_tx.send_replace(true);
+    });
+    let mut rx = stop_rx;
+    server
+        .run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+        .await;
+    // nats-server removes its ports file on shutdown.
+    if let Some(path) = &ports {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_file_has_nats_servers_shape() {
+        let c: SocketAddr = "0.0.0.0:4222".parse().unwrap();
+        let h: SocketAddr = "127.0.0.1:8222".parse().unwrap();
+        assert_eq!(ports_json(c, None, None), r#"{"nats":["nats://127.0.0.1:4222"]}"#);
+        assert_eq!(
+            ports_json(c, Some(h), Some("10.0.0.1:6222".parse().unwrap())),
+            r#"{"cluster":["nats://10.0.0.1:6222"],"monitoring":["http://127.0.0.1:8222"],"nats":["nats://127.0.0.1:4222"]}"#
+        );
+        let name = ports_file(Path::new("/d"));
+        assert!(name.to_string_lossy().ends_with(&format!("_{}.ports", std::process::id())), "{name:?}");
+    }
+
+    #[test]
+    fn ports_and_random_ports() {
+        assert_eq!(listen_port("port", -1), Ok(0));
+        assert_eq!(listen_port("port", 4222), Ok(4222));
+        assert!(listen_port("port", -2).is_err());
+        assert!(listen_port("port", 70000).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `weir` started the way client test harnesses start nats-server: no subcommand,
+//! nats-server's flags (one-dash long forms included), `-p -1`, a ports file, a pid file,
+//! a config file in nats-server's format, and the startup lines on stderr.
+
+#![cfg(not(madsim))]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Kills the server if the test fails before it exits.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Read stderr lines until one contains `needle`; returns that line.
+fn read_until(log: &mut impl BufRead, lines: &mut Vec<String>, needle: &str) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "weir exited early; log: {lines:?}");
+        lines.push(line.clone());
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// The INFO line of a fresh connection, as JSON.
+fn info(port: u16) -> serde_json::Value {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"\r\n") {
+        let mut b = [0u8; 1024];
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0, "closed before INFO");
+        seen.extend_from_slice(&b[..n]);
+    }
+    let line = String::from_utf8(seen).unwrap();
+    c.write_all(b"CONNECT {}\r\n").unwrap();
+    serde_json::from_str(line.trim_start_matches("INFO ").trim_end()).unwrap()
+}
+
+fn ports_file(dir: &Path) -> serde_json::Value {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("weir-") || name.starts_with("weir_"), "{name}");
+    assert!(name.ends_with(".ports"), "{name}");
+    serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
+}
+
+#[test]
+fn harness_style_start_with_random_port_ports_file_and_config() {
+    let dir = temp_dir("flags");
+    let ports_dir = dir.join("ports");
+    std::fs::create_dir_all(&ports_dir).unwrap();
+    let conf = dir.join("weir.conf");
+    std::fs::write(dir.join("limits.conf"), "max_subscriptions: 7\nping_interval: \"100ms\"\n").unwrap();
+    std::fs::write(
+        &conf,
+        "# nats-server style\nNAME = from-file\nserver_name: $NAME\ninclude limits.conf\n\
+         jetstream { max_mem_store: 64MiB, max_file_store: 1GB }\nhttp_port: -1\n",
+    )
+    .unwrap();
+    let pid_file = dir.join("weir.pid");
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
+            .arg(&conf)
+            .args(["-n", "from-flag", "-js", "-sd"])
+            .arg(dir.join("js"))
+            .arg("-DV")
+            .arg("-P")
+            .arg(&pid_file)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir"),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let listening = read_until(&mut log, &mut lines, "Listening for client connections on ");
+    let port: u16 = listening.trim_end().rsplit(':').next().unwrap().parse().expect("a port at the end of the line");
+    assert_ne!(port, 0);
+    assert!(listening.contains(&format!("Listening for client connections on 127.0.0.1:{port}")), "{listening}");
+    read_until(&mut log, &mut lines, "Server is ready");
+
+    let ports = ports_file(&ports_dir);
+    assert_eq!(ports["nats"], serde_json::json!([format!("nats://127.0.0.1:{port}")]));
+    let monitoring = ports["monitoring"][0].as_str().expect("monitoring URL").to_owned();
+    assert!(monitoring.starts_with("http://127.0.0.1:") && !monitoring.ends_with(":0"), "{monitoring}");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), server.0.id().to_string());
+
+    let i = info(port);
+    assert_eq!(i["server_name"], "from-flag", "flags override the file");
+    assert_eq!(i["version"], "2.11.0");
+    assert_eq!(i["weir_version"], env!("CARGO_PKG_VERSION"));
+
+    // The included file's limit is in force: /varz says so.
+    let mut http = TcpStream::connect(monitoring.trim_start_matches("http://")).unwrap();
+    http.write_all(b"GET /varz HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    assert!(body.contains("\"max_subscriptions\": 7"), "{body}");
+
+    let status = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().expect("run kill");
+    assert!(status.success());
+    let exit = server.0.wait().unwrap();
+    assert!(exit.success(), "weir exited with {exit}");
+    assert_eq!(std::fs::read_dir(&ports_dir).unwrap().count(), 0, "the ports file is removed on shutdown");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_config_is_refused_with_file_and_line() {
+    let dir = temp_dir("badconf");
+    let conf = dir.join("bad.conf");
+    std::fs::write(&conf, "port: 4222\nfavourite_colour: blue\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(["serve", "-c"]).arg(&conf).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2:1: unknown field \"favourite_colour\"", conf.display())), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
