@@ -115,13 +115,16 @@ impl RouteOut {
             return RoutePush::Closed;
         }
         let len = bytes.len() as u64;
+        // Whether evicting every queued Raft frame would make room under the route's cap;
+        // if not, evict nothing (the node-wide account may still refuse after evicting).
+        let evictable = class != Class::Msg && s.bytes - s.raft_bytes + len <= self.cap;
         let charge = loop {
             let fits = len <= self.cap && s.bytes + len <= self.cap;
             if let Some(c) = fits.then(|| Charge::try_new(&self.account, len)).flatten() {
                 break Some(c);
             }
             // Room can only come from evicting Raft frames, and messages evict nothing.
-            if class == Class::Msg || s.raft_bytes == 0 || len > self.cap {
+            if !evictable || s.raft_bytes == 0 {
                 break None;
             }
             Self::evict_oldest_raft(&mut s);
