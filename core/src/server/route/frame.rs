@@ -111,7 +111,6 @@ pub(super) enum RouteFrameRef<'a> {
         payload: &'a serde_bytes::Bytes,
         queues: &'a [&'a str],
     },
-    #[allow(dead_code, reason = "keeps the variant order identical to RouteFrame")]
     Ping,
     Raft(&'a Envelope),
 }
