@@ -92,8 +92,14 @@ async fn one_connection_carries_interest_messages_and_raft() {
     until("B to hear A's interest and message", || b.pubsub.frames.lock().unwrap().len() >= 2).await;
     let frames = b.pubsub.frames.lock().unwrap().clone();
     assert_eq!(frames[0], ("S1".into(), RouteFrame::Sub { subject: "orders.>".into(), queue: None }));
-    assert!(matches!(&frames[1].1, RouteFrame::Msg { subject, payload, .. } if subject == "orders.1" && payload == b"hi"));
-    assert_eq!(a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1, "A dialled B once: one connection");
+    assert!(
+        matches!(&frames[1].1, RouteFrame::Msg { subject, payload, .. } if subject == "orders.1" && payload == b"hi")
+    );
+    assert_eq!(
+        a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "A dialled B once: one connection"
+    );
     until("queued bytes released", || a.account.current() == 0 && b.account.current() == 0).await;
 
     // A Raft message for a node with no route is dropped and counted, not queued.

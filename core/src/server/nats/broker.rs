@@ -14,9 +14,9 @@
 //! serve). Messages from routes go to local clients only (see [`crate::server::route`]).
 
 use super::outbound::{Closed, Outbound, Push, Wakes};
-use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use super::stats::Stats;
 use crate::proto::{self, ByteStr, no_responders_msg};
+use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
 use rand::Rng;

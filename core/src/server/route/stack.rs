@@ -330,7 +330,8 @@ impl Routes {
         let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
             return Err(invalid("route did not start with Hello"));
         };
-        let addr = format!("{}:{}", hello.route_host.clone().unwrap_or_else(|| peer.ip().to_string()), hello.route_port);
+        let addr =
+            format!("{}:{}", hello.route_host.clone().unwrap_or_else(|| peer.ip().to_string()), hello.route_port);
         let conn = self.conn_id();
         let accepted = if hello.server_id == self.setup.server_id {
             false
@@ -377,7 +378,10 @@ impl Routes {
                 }
                 RouteFrame::Raft(env) => {
                     if env.from != hello.node || hello.node == 0 {
-                        return Err(invalid(format!("raft message from {} on the route of node {}", env.from, hello.node)));
+                        return Err(invalid(format!(
+                            "raft message from {} on the route of node {}",
+                            env.from, hello.node
+                        )));
                     }
                     // A full inbox pushes back on this connection instead of growing.
                     if let Some(inbox) = &h.raft
@@ -392,14 +396,7 @@ impl Routes {
         }
     }
 
-    async fn dial_loop(
-        self: Arc<Self>,
-        scope: ScopeHandle,
-        h: Handlers,
-        addr: String,
-        node: NodeId,
-        implicit: bool,
-    ) {
+    async fn dial_loop(self: Arc<Self>, scope: ScopeHandle, h: Handlers, addr: String, node: NodeId, implicit: bool) {
         let mut backoff = self.cfg().min_backoff;
         loop {
             match self.dial_once(&scope, &h, &addr, node).await {
