@@ -11,7 +11,7 @@
 use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
 use super::link::LinkShaper;
-use super::route::{self, RouteConfig, Routes};
+use super::route::{Handlers, RouteConfig, RouteSetup, RouteTarget, Routes};
 use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
 use crate::mem::{Account, Ledger, names};
@@ -185,15 +185,15 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     // Every task below ends when this function's future does.
     let scope = Scope::new();
     let (inbox_tx, mut inbox) = mpsc::channel(1024);
-    scope.handle().spawn(route::accept_loop(scope.handle(), route_listener, inbox_tx));
-    let routes = Routes::start(
-        &scope.handle(),
-        cfg.id,
-        &cfg.peers,
-        &cfg.route,
+    let routes = Arc::new(Routes::new(
+        route_setup(&cfg, env.seed),
+        route_listener.local_addr().unwrap_or(cfg.route_listen),
         env.ledger.account(names::ROUTE_OUTBOUND),
-        env.shaper.clone(),
-    );
+    ));
+    if let Some(s) = &env.shaper {
+        routes.set_shaper(s.clone());
+    }
+    routes.start(&scope.handle(), route_listener, Handlers { pubsub: None, raft: Some(inbox_tx) });
     let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
     scope.handle().spawn(client_accept_loop(scope.handle(), client_listener, prop_tx));
 
@@ -262,6 +262,19 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     }
 }
 
+/// The route stack's view of a node: a fresh server id per incarnation (so a restarted
+/// node is a new peer, not a duplicate of its old connections) and its peers as
+/// configured routes with their node ids.
+fn route_setup(cfg: &NodeConfig, seed: u64) -> RouteSetup {
+    RouteSetup {
+        server_id: format!("raft-{}-{seed:016x}", cfg.id),
+        cluster: "weir".to_owned(),
+        node: cfg.id,
+        routes: cfg.peers.iter().map(|&(node, addr)| RouteTarget { addr: addr.to_string(), node }).collect(),
+        cfg: cfg.route.clone(),
+    }
+}
+
 /// Clients waiting for their proposal's outcome, by log index: `(term proposed in, reply)`.
 type Waiters = BTreeMap<Index, (Term, oneshot::Sender<Outcome>)>;
 
@@ -276,7 +289,7 @@ struct GroupShell {
 
 struct Driver {
     me: NodeNo,
-    routes: Routes,
+    routes: Arc<Routes>,
     sink: Arc<dyn EventSink>,
     snapshot_every: u64,
     /// `raft.log`: when it is under pressure, groups compact as soon as they can.

@@ -19,10 +19,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use weir_core::mem::{Ledger, names};
 use weir_core::raft;
-use weir_core::testing::LogApp;
 use weir_core::server::node::{self as core_node, NodeConfig, NodeEnv, NodeStatus};
 use weir_core::server::route::RouteConfig;
 use weir_core::store::STORE_INDEX;
+use weir_core::testing::LogApp;
 use weir_faults::FaultClass;
 use weir_traces::EventKind;
 
@@ -178,7 +178,8 @@ impl World for RaftWorld {
     fn over_baseline(&self, account: &str, current: u64) -> bool {
         // `store.index` holds the Raft log's index and `raft.log` its entries (both since
         // the last snapshot): they follow the log, not the load, and have their own limits.
-        (account != STORE_INDEX && account != names::RAFT_LOG && current > DRAINED_BYTES) || (account == names::RAFT_PENDING && current > 0)
+        (account != STORE_INDEX && account != names::RAFT_LOG && current > DRAINED_BYTES)
+            || (account == names::RAFT_PENDING && current > 0)
     }
 
     async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {

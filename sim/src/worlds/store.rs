@@ -28,11 +28,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::disk::{Disk, DiskOp};
 use weir_core::mem::Ledger;
-use weir_core::testing::payload;
 use weir_core::store::{
     Discard, FileStore, FileStoreConfig, MsgStore, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreBugs, StoreError,
     StoreLimits, StoreMemory,
 };
+use weir_core::testing::payload;
 use weir_faults::FaultClass;
 use weir_traces::{EventKind, EventSink, HARNESS};
 

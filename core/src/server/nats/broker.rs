@@ -11,12 +11,12 @@
 //! goes. A local publish reaches every peer with matching plain interest once, and
 //! each queue group once in the whole cluster: a local member if there is one, else a
 //! member on one peer picked at random (the message names the groups that peer must
-//! serve). Messages from routes go to local clients only (see [`super::route_out`]).
+//! serve). Messages from routes go to local clients only (see [`crate::server::route`]).
 
 use super::outbound::{Closed, Outbound, Push, Wakes};
-use super::route_out::{RouteOut, RoutePush, encode_interest, encode_msg};
 use super::stats::Stats;
 use crate::proto::{self, ByteStr, no_responders_msg};
+use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
 use rand::Rng;
@@ -67,8 +67,7 @@ pub struct Message {
     pub payload: Bytes,
 }
 
-/// Identifies one route connection (either direction), unique for the life of a server.
-pub type RouteConnId = u64;
+pub use crate::server::route::RouteConnId;
 
 /// A (subject, queue) interest pair.
 type InterestKey = (String, Option<String>);

@@ -9,8 +9,8 @@
 //!
 //! Layout: [`broker`] (shared routing state) and [`conn`] (per-connection
 //! protocol state) are synchronous; [`server`] is the thin async shell around
-//! them; [`outbound`] is the bounded queue between the two. [`route_out`] holds
-//! the route wire format and bounded route queue, [`cluster`] the route shell.
+//! them; [`outbound`] is the bounded queue between the two. [`cluster`] plugs the
+//! broker into the route stack ([`crate::server::route`]), which it shares with Raft.
 
 pub mod auth;
 pub mod broker;
@@ -18,7 +18,6 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod outbound;
-pub mod route_out;
 pub mod server;
 pub mod stats;
 pub mod varz;

@@ -2,7 +2,7 @@
 //! task, feeding [`Conn`]) and a writer task (draining its [`Outbound`]).
 
 use super::broker::Broker;
-use super::cluster::{self, Cluster};
+use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
 use super::outbound::{Closed, Outbound};
@@ -11,6 +11,7 @@ use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
 use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
 use crate::server::link::LinkShaper;
+use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use bytes::BytesMut;
 use rand::Rng;
@@ -47,7 +48,8 @@ pub(super) struct Shared {
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
     account: Arc<Account>,
-    pub(super) cluster: Option<Cluster>,
+    /// The route stack, when clustered.
+    routes: Option<Arc<Routes>>,
 }
 
 impl Shared {
@@ -113,10 +115,10 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
-            cluster: s.cluster.as_ref().map(|c| super::varz::ClusterVarz {
-                name: c.cfg.name.clone(),
-                addr: c.addr.ip().to_string(),
-                cluster_port: c.addr.port(),
+            cluster: s.routes.as_ref().map(|r| super::varz::ClusterVarz {
+                name: r.cluster_name().to_owned(),
+                addr: r.addr().ip().to_string(),
+                cluster_port: r.addr().port(),
                 routes,
                 route_in_msgs: s.stats.route_in_msgs.load(Ordering::Relaxed),
                 route_out_msgs: s.stats.route_out_msgs.load(Ordering::Relaxed),
@@ -154,40 +156,42 @@ impl NatsServer {
     pub async fn bind(cfg: NatsConfig, ledger: Arc<Ledger>) -> std::io::Result<NatsServer> {
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
-        let (route_listener, cluster) = match &cfg.cluster {
+        let server_id = server_id(cfg.seed);
+        let (route_listener, routes) = match &cfg.cluster {
             Some(cc) => {
                 if !ledger.sample().iter().any(|a| a.name == names::ROUTE_OUTBOUND) {
                     return Err(std::io::Error::other("a clustered server's ledger needs a route.outbound account"));
                 }
                 let l = TcpListener::bind(cc.listen).await?;
                 let raddr = l.local_addr()?;
-                (Some(l), Some(Cluster::new(cc.clone(), raddr, ledger.account(names::ROUTE_OUTBOUND))))
+                let routes = Routes::new(cc.route_setup(&server_id), raddr, ledger.account(names::ROUTE_OUTBOUND));
+                (Some(l), Some(Arc::new(routes)))
             }
             None => (None, None),
         };
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
-            server_id: server_id(cfg.seed),
+            server_id,
             addr,
             broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
             stats,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             cfg,
-            cluster,
+            routes,
         });
         Ok(NatsServer { listener, route_listener, shared })
     }
 
     /// The address peers dial for routes, if clustered.
     pub fn cluster_addr(&self) -> Option<SocketAddr> {
-        self.shared.cluster.as_ref().map(|c| c.addr)
+        self.shared.routes.as_ref().map(|r| r.addr())
     }
 
     /// Shape route traffic through `shaper` (the simulator's links); call before `run`.
     pub fn set_link_shaper(&self, shaper: Arc<dyn LinkShaper>) {
-        if let Some(c) = &self.shared.cluster {
-            c.set_shaper(shaper);
+        if let Some(r) = &self.shared.routes {
+            r.set_shaper(shaper);
         }
     }
 
@@ -206,8 +210,9 @@ impl NatsServer {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let NatsServer { listener, route_listener, shared } = self;
         let scope = Scope::new();
-        if let Some(l) = route_listener {
-            cluster::start(&shared, l, &scope.handle());
+        if let (Some(l), Some(routes)) = (route_listener, &shared.routes) {
+            let handlers = Handlers { pubsub: Some(Arc::new(BrokerRoutes(shared.clone()))), raft: None };
+            routes.start(&scope.handle(), l, handlers);
         }
         // Every connection task holds a sender, so `recv` returning `None` means all have ended.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -239,8 +244,8 @@ impl NatsServer {
         for out in shared.broker().outbounds() {
             out.close(Closed::Abort);
         }
-        for out in shared.broker().route_outs() {
-            out.close();
+        if let Some(routes) = &shared.routes {
+            routes.close_all();
         }
         tracing::info!("nats listener stopped");
     }

@@ -1,0 +1,196 @@
+//! The route wire format: one [`RouteFrame`] type for every kind of traffic between
+//! servers (handshake, pub/sub interest and messages, keepalives, Raft).
+//!
+//! A connection carries length-prefixed bincode frames (see `server::frame`):
+//! `len: u32 LE`, then a bincode-2 `RouteFrame`. Connections are one-way: the dialling
+//! server sends, the accepting server only answers the handshake. Every pair of servers
+//! therefore has two connections, one per direction.
+//!
+//! 1. The dialler sends [`RouteFrame::Hello`]: server id, cluster name, advertised route
+//!    address, Raft node id (0 when the server has none).
+//! 2. The acceptor answers with its own `Hello`, with `accepted` false when it refuses
+//!    the connection (another live connection from the same server, a different
+//!    cluster name, or a connection to itself) and `known` listing the route addresses
+//!    of the peers it knows, which the dialler also dials (gossip, so seed-only configs
+//!    form a full mesh).
+//! 3. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
+//!    frames (if it has a broker), then in any mix: interest changes (`Sub`/`Unsub`),
+//!    messages ([`RouteFrame::Msg`]), Raft messages ([`RouteFrame::Raft`]) and
+//!    [`RouteFrame::Ping`] keepalives.
+//!
+//! A `Msg` is delivered by the receiver only to its own clients: to every matching
+//! plain subscription, and to one local member of each queue group named in `queues`.
+//! It is never forwarded to another route (full mesh, one hop). A `Raft` frame must come
+//! from the node id the connection's `Hello` named.
+
+use crate::raft::{Envelope, NodeId};
+use crate::server::frame;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The handshake both sides send. It carries what each user of a route needs to know
+/// about its peer: the NATS server id, cluster name and route address (for pub/sub
+/// interest and gossip) and the Raft node id (for Raft traffic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's server id (fresh for every start of a server).
+    pub server_id: String,
+    /// The sender's cluster name.
+    pub cluster: String,
+    /// Host of the sender's route listener, or `None` when it listens on all addresses
+    /// (the receiver then uses the connection's source address).
+    pub route_host: Option<String>,
+    /// Port of the sender's route listener.
+    pub route_port: u16,
+    /// The sender's Raft node id, which is also its link-shaping number in the
+    /// simulator; 0 when it has none (a pub/sub-only server).
+    pub node: NodeId,
+    /// In the acceptor's answer: whether the connection is accepted.
+    pub accepted: bool,
+    /// In the acceptor's answer: route addresses (`host:port`) of the peers it knows.
+    pub known: Vec<String>,
+}
+
+/// What travels on a route connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteFrame {
+    /// Handshake (first frame each way).
+    Hello(Hello),
+    /// The sender now has interest in `subject` (for `queue`, if given).
+    Sub {
+        /// Subject pattern.
+        subject: String,
+        /// Queue group.
+        queue: Option<String>,
+    },
+    /// The sender no longer has interest in `subject`/`queue`.
+    Unsub {
+        /// Subject pattern.
+        subject: String,
+        /// Queue group.
+        queue: Option<String>,
+    },
+    /// A message for the receiver's local subscribers.
+    Msg {
+        /// Subject.
+        subject: String,
+        /// Reply subject.
+        reply: Option<String>,
+        /// Raw header block.
+        #[serde(with = "serde_bytes")]
+        headers: Option<Vec<u8>>,
+        /// Body.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+        /// Queue groups for which the receiver delivers to one local member.
+        queues: Vec<String>,
+    },
+    /// Keepalive.
+    Ping,
+    /// A Raft message (its envelope names the group, sender and receiver).
+    Raft(Envelope),
+}
+
+/// Borrowed twin of [`RouteFrame`] (same variants in the same order, same encoding),
+/// so that sending does not copy a message or a Raft append into owned values first.
+#[derive(Serialize)]
+pub(super) enum RouteFrameRef<'a> {
+    Hello(&'a Hello),
+    Sub {
+        subject: &'a str,
+        queue: Option<&'a str>,
+    },
+    Unsub {
+        subject: &'a str,
+        queue: Option<&'a str>,
+    },
+    Msg {
+        subject: &'a str,
+        reply: Option<&'a str>,
+        headers: Option<&'a serde_bytes::Bytes>,
+        payload: &'a serde_bytes::Bytes,
+        queues: &'a [&'a str],
+    },
+    Ping,
+    Raft(&'a Envelope),
+}
+
+/// Encode an interest change (`sub` true for `Sub`) as one frame.
+pub fn encode_interest(sub: bool, subject: &str, queue: Option<&str>) -> Vec<u8> {
+    let f = if sub { RouteFrameRef::Sub { subject, queue } } else { RouteFrameRef::Unsub { subject, queue } };
+    frame::encode(&f).expect("interest frames are small")
+}
+
+/// Encode a message frame; `None` if it exceeds the frame limit.
+pub fn encode_msg(
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&Bytes>,
+    payload: &Bytes,
+    queues: &[&str],
+) -> Option<Vec<u8>> {
+    let f = RouteFrameRef::Msg {
+        subject,
+        reply,
+        headers: headers.map(|h| serde_bytes::Bytes::new(h)),
+        payload: serde_bytes::Bytes::new(payload),
+        queues,
+    };
+    frame::encode(&f).ok()
+}
+
+/// Encode a Raft message frame; `None` if it exceeds the frame limit.
+pub fn encode_raft(env: &Envelope) -> Option<Vec<u8>> {
+    frame::encode(&RouteFrameRef::Raft(env)).ok()
+}
+
+/// Encode a handshake frame.
+pub(super) fn encode_hello(h: &Hello) -> Vec<u8> {
+    frame::encode(&RouteFrameRef::Hello(h)).expect("hello frames are small")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{GroupId, Message};
+
+    #[test]
+    fn ref_encoding_matches_owned() {
+        let b =
+            encode_msg("a.b", Some("r"), Some(&Bytes::from_static(b"h")), &Bytes::from_static(b"xy"), &["q"]).unwrap();
+        let f: RouteFrame = frame::decode(&b[4..]).unwrap();
+        assert_eq!(
+            f,
+            RouteFrame::Msg {
+                subject: "a.b".into(),
+                reply: Some("r".into()),
+                headers: Some(b"h".to_vec()),
+                payload: b"xy".to_vec(),
+                queues: vec!["q".into()]
+            }
+        );
+        let s: RouteFrame = frame::decode(&encode_interest(false, "x.>", Some("g"))[4..]).unwrap();
+        assert_eq!(s, RouteFrame::Unsub { subject: "x.>".into(), queue: Some("g".into()) });
+        let h = Hello {
+            server_id: "N".into(),
+            cluster: "c".into(),
+            route_host: None,
+            route_port: 1,
+            node: 3,
+            accepted: true,
+            known: vec![],
+        };
+        assert_eq!(frame::decode::<RouteFrame>(&encode_hello(&h)[4..]).unwrap(), RouteFrame::Hello(h));
+        let p = frame::encode(&RouteFrameRef::Ping).unwrap();
+        assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Ping);
+        let env = Envelope {
+            group: GroupId(3),
+            from: 1,
+            to: 2,
+            term: 4,
+            msg: Message::AppendResp { success: true, index: 9 },
+        };
+        let r = encode_raft(&env).unwrap();
+        assert_eq!(frame::decode::<RouteFrame>(&r[4..]).unwrap(), RouteFrame::Raft(env));
+    }
+}

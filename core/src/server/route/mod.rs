@@ -1,0 +1,95 @@
+//! Routes: the one stack of server-to-server links, carrying core pub/sub (interest
+//! and messages) and Raft traffic on the same connections.
+//!
+//! - [`frame`]: the wire format, one [`RouteFrame`] type for every kind of traffic, and
+//!   the handshake ([`Hello`]) that tells each side the other's server id (pub/sub,
+//!   gossip) and Raft node id (Raft).
+//! - [`out`]: [`RouteOut`], the bounded outbound queue of one connection, charged to
+//!   the `route.outbound` ledger account, with the per-class policy below.
+//! - [`stack`]: [`Routes`], the async shell: listener, diallers (configured routes,
+//!   dial-back, gossip), handshake, the writer pump with keepalives and stall
+//!   detection, and the reader that hands pub/sub frames to a [`PubSubRoutes`] and Raft
+//!   frames to the node's inbox.
+//!
+//! **Connections.** Each server dials every peer it knows and sends only on the
+//! connection it dialled; it receives on the connections peers dial to it. So each pair
+//! of servers has two connections, one per direction, and at most one live connection
+//! per direction (a second one from the same server is refused until the first ends).
+//! Each direction has exactly one [`RouteOut`], holding every class of traffic.
+//!
+//! **Slow-route policy.** A queue holds at most `max_pending_bytes` and every queued
+//! byte is charged to `route.outbound` (node-wide limit); when a frame does not fit,
+//! its class decides:
+//!
+//! | class | when it does not fit | why |
+//! |---|---|---|
+//! | interest (`Sub`/`Unsub`), `Ping` | evict queued Raft frames, oldest first; if still no room, close the queue: the connection ends, the receiver drops all of this server's interest, and the next connection starts with a full interest snapshot | a lost interest change would be wrong for as long as the connection lives (messages silently missing or sent in vain); a resync is always correct |
+//! | core NATS `Msg` | drop the new message, count it, evict nothing | core NATS is at-most-once; the publisher is not told, as in nats-server; evicting older messages would only trade one loss for another |
+//! | `Raft` | evict queued Raft frames, oldest first, to make room; if even that cannot, drop the new frame | Raft tolerates loss (it retries on its own heartbeats and acks) and a newer heartbeat or append supersedes an older one, so the newest are worth keeping |
+//!
+//! A connection also ends (queue released, peer redialled with backoff) when a write,
+//! or a link held by the simulator, makes no progress for `stall_timeout`; when the
+//! receiving side hears nothing, not even a `Ping`, for three ping intervals; or when
+//! the simulated link is cut. Ending the connection on a cut (rather than dropping
+//! frames one by one) keeps interest exact: while a peer is unreachable it is not a
+//! route, and Raft frames for it are dropped at the send (counted) instead of queued.
+//!
+//! **Inbound back-pressure.** Raft frames go to the node's bounded inbox with an
+//! awaited send: a full inbox stops the connection's reader, so a slow node slows its
+//! peers' writers (and, past `stall_timeout`, ends the connection) instead of growing.
+//! Pub/sub frames are applied to the broker inline; its own outbound queues bound them.
+
+pub mod frame;
+pub mod out;
+pub mod stack;
+
+pub use frame::{Hello, RouteFrame, encode_interest, encode_msg, encode_raft};
+pub use out::{Class, QueuedFrame, RouteOut, RoutePush};
+pub use stack::{Handlers, PubSubRoutes, RouteConnId, RouteSetup, Routes};
+
+use crate::raft::NodeId;
+use std::time::Duration;
+
+/// Route tuning shared by every user of the stack.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    /// Most bytes queued for one peer (see the policy table above).
+    pub max_pending_bytes: u64,
+    /// A write, or a held link, making no progress for this long ends the connection.
+    pub stall_timeout: Duration,
+    /// Keepalive period; a receiver that hears nothing for three of these ends the connection.
+    pub ping_interval: Duration,
+    /// First redial delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest redial delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            max_pending_bytes: 4 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A route to dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTarget {
+    /// `host:port` of the peer's route listener.
+    pub addr: String,
+    /// The peer's Raft node id / link-shaping number, when known in advance (0 otherwise;
+    /// the handshake tells it).
+    pub node: NodeId,
+}
+
+impl RouteTarget {
+    /// A route to `addr` with no node id known in advance.
+    pub fn new(addr: impl Into<String>) -> RouteTarget {
+        RouteTarget { addr: addr.into(), node: 0 }
+    }
+}

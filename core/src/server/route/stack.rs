@@ -1,0 +1,583 @@
+//! [`Routes`]: the async shell of the route stack (see [`super`] for the connection
+//! model and the slow-route policy). One `Routes` per server; it owns the listener's
+//! accept loop, one dialler per known peer address, and a table of the live
+//! connections per peer, which decides which connections are accepted and where Raft
+//! messages go.
+
+use super::frame::{Hello, RouteFrame, RouteFrameRef, encode_hello, encode_raft};
+use super::out::RouteOut;
+use super::{RouteConfig, RouteTarget};
+use crate::mem::Account;
+use crate::raft::{Envelope, NodeId};
+use crate::server::frame;
+use crate::server::link::{Gate, LinkShaper};
+use crate::server::scope::ScopeHandle;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+/// Identifies one route connection (either direction), unique for the life of a server.
+pub type RouteConnId = u64;
+
+/// The pub/sub side of a server (its broker), as the route stack sees it. Calls are
+/// synchronous and must not block; the stack has already decided that the connection
+/// is the peer's only live one in its direction.
+pub trait PubSubRoutes: Send + Sync + 'static {
+    /// Our connection `conn` to peer `server_id` is up and `out` is its queue: queue the
+    /// full interest snapshot and send interest changes and messages there from now on.
+    fn out_open(&self, server_id: &str, conn: RouteConnId, out: &Arc<RouteOut>);
+    /// Our connection `conn` to `server_id` ended.
+    fn out_close(&self, server_id: &str, conn: RouteConnId);
+    /// Peer `server_id` connected to us on `conn` (route address `addr`); any interest
+    /// held for it is dropped, as the connection starts with a snapshot.
+    fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str);
+    /// Peer `server_id`'s connection `conn` to us ended: drop its interest.
+    fn in_close(&self, server_id: &str, conn: RouteConnId);
+    /// A `Sub`, `Unsub` or `Msg` frame from `server_id` on `conn`. An error (an invalid
+    /// subject, say) ends the connection.
+    fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String>;
+}
+
+/// Where inbound traffic goes. A server without a broker ignores pub/sub frames; one
+/// without Raft ignores Raft frames.
+#[derive(Clone, Default)]
+pub struct Handlers {
+    /// The broker.
+    pub pubsub: Option<Arc<dyn PubSubRoutes>>,
+    /// The Raft node's inbox; a full inbox pushes back on the connection.
+    pub raft: Option<mpsc::Sender<Envelope>>,
+}
+
+/// Who this server is on the routes, and whom it dials.
+#[derive(Clone, Debug)]
+pub struct RouteSetup {
+    /// This server's id (fresh for each start, so a restarted server is a new peer).
+    pub server_id: String,
+    /// Cluster name; peers with another name are refused.
+    pub cluster: String,
+    /// This server's Raft node id and link-shaping number (0: none).
+    pub node: NodeId,
+    /// Routes to dial (may include our own address, which is detected and skipped).
+    pub routes: Vec<RouteTarget>,
+    /// Tuning.
+    pub cfg: RouteConfig,
+}
+
+/// What the stack knows about one peer server.
+#[derive(Debug, Default)]
+struct Peer {
+    /// Its Raft node id (0: none), from its handshake.
+    node: NodeId,
+    /// Its route address, from its handshake.
+    addr: Option<String>,
+    /// Our live connection to it.
+    out: Option<(RouteConnId, Arc<RouteOut>)>,
+    /// Its live connection to us.
+    inbound: Option<RouteConnId>,
+}
+
+/// Counters of the route stack.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Connections we dialled that came up.
+    pub connects: AtomicU64,
+    /// Frames written.
+    pub frames_sent: AtomicU64,
+    /// Raft messages dropped because no connection to their destination was up.
+    pub raft_unrouted: AtomicU64,
+}
+
+/// The route stack of one server.
+pub struct Routes {
+    setup: RouteSetup,
+    /// The bound route address.
+    addr: SocketAddr,
+    account: Arc<Account>,
+    shaper: OnceLock<Arc<dyn LinkShaper>>,
+    /// Addresses some dialler is responsible for (or that turned out to be us).
+    dialling: Mutex<BTreeSet<String>>,
+    next_conn: AtomicU64,
+    /// Peers by server id.
+    peers: Mutex<BTreeMap<String, Peer>>,
+    /// Counters.
+    pub stats: RouteStats,
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl Routes {
+    /// A stack for a server whose route listener is bound at `addr`, charging queued
+    /// bytes to `account` (`route.outbound`).
+    pub fn new(setup: RouteSetup, addr: SocketAddr, account: Arc<Account>) -> Routes {
+        Routes {
+            setup,
+            addr,
+            account,
+            shaper: OnceLock::new(),
+            dialling: Mutex::new(BTreeSet::new()),
+            next_conn: AtomicU64::new(1),
+            peers: Mutex::new(BTreeMap::new()),
+            stats: RouteStats::default(),
+        }
+    }
+
+    /// Shape traffic through `shaper` (the simulator's links); call before [`Routes::start`].
+    pub fn set_shaper(&self, shaper: Arc<dyn LinkShaper>) {
+        let _ = self.shaper.set(shaper);
+    }
+
+    /// The bound route address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The cluster name.
+    pub fn cluster_name(&self) -> &str {
+        &self.setup.cluster
+    }
+
+    /// This server's id.
+    pub fn server_id(&self) -> &str {
+        &self.setup.server_id
+    }
+
+    /// Start the accept loop on `listener` and one dialler per configured route, in `scope`.
+    pub fn start(self: &Arc<Self>, scope: &ScopeHandle, listener: TcpListener, handlers: Handlers) {
+        tracing::info!(addr = %self.addr, cluster = %self.setup.cluster, routes = self.setup.routes.len(), "route listener ready");
+        scope.spawn(self.clone().accept_loop(listener, scope.clone(), handlers.clone()));
+        for t in &self.setup.routes {
+            self.ensure_dialler(scope, &handlers, t.addr.clone(), t.node, false);
+        }
+    }
+
+    /// Queue a Raft message on the live connection to `env.to`; dropped (and counted)
+    /// when there is none, and subject to the Raft row of the slow-route policy.
+    pub fn send(&self, env: &Envelope) {
+        let out = {
+            let peers = self.peers();
+            peers.values().filter(|p| p.node == env.to).filter_map(|p| p.out.as_ref()).max_by_key(|o| o.0).cloned()
+        };
+        let Some((_, out)) = out else {
+            self.stats.raft_unrouted.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match encode_raft(env) {
+            Some(bytes) => {
+                out.push_raft(bytes);
+            }
+            None => tracing::warn!(to = env.to, "raft message exceeds the route frame limit"),
+        }
+    }
+
+    /// Node ids of the peers we have a live connection to.
+    pub fn connected_nodes(&self) -> Vec<NodeId> {
+        self.peers().values().filter(|p| p.out.is_some()).map(|p| p.node).collect()
+    }
+
+    /// Close every outbound queue (shutdown); their connections end.
+    pub fn close_all(&self) {
+        for out in self.peers().values().filter_map(|p| p.out.as_ref().map(|o| o.1.clone())) {
+            out.close();
+        }
+    }
+
+    fn peers(&self) -> MutexGuard<'_, BTreeMap<String, Peer>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Host we advertise: the listen IP unless it is unspecified.
+    fn route_host(&self) -> Option<String> {
+        (!self.addr.ip().is_unspecified()).then(|| self.addr.ip().to_string())
+    }
+
+    fn own_addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn hello(&self, accepted: bool, known: Vec<String>) -> Hello {
+        Hello {
+            server_id: self.setup.server_id.clone(),
+            cluster: self.setup.cluster.clone(),
+            route_host: self.route_host(),
+            route_port: self.addr.port(),
+            node: self.setup.node,
+            accepted,
+            known,
+        }
+    }
+
+    fn conn_id(&self) -> RouteConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn cfg(&self) -> &RouteConfig {
+        &self.setup.cfg
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        self.cfg().ping_interval * 3
+    }
+
+    /// The shaper, for links to a peer with a known node number.
+    fn shaper_for(&self, peer: NodeId) -> Option<&dyn LinkShaper> {
+        self.shaper.get().filter(|_| peer != 0 && self.setup.node != 0).map(|s| &**s)
+    }
+
+    fn cut(&self, to: NodeId) -> bool {
+        self.shaper_for(to).is_some_and(|s| s.gate(self.setup.node, to) == Gate::Drop)
+    }
+
+    /// Register `conn` as `server_id`'s inbound connection; false if it already has one.
+    fn in_open(&self, h: &Hello, conn: RouteConnId, addr: &str) -> bool {
+        let mut peers = self.peers();
+        let p = peers.entry(h.server_id.clone()).or_default();
+        if p.inbound.is_some() {
+            return false;
+        }
+        p.inbound = Some(conn);
+        p.node = h.node;
+        p.addr = Some(addr.to_owned());
+        true
+    }
+
+    fn in_close(&self, server_id: &str, conn: RouteConnId) {
+        let mut peers = self.peers();
+        if let Some(p) = peers.get_mut(server_id)
+            && p.inbound == Some(conn)
+        {
+            p.inbound = None;
+            if p.out.is_none() {
+                peers.remove(server_id);
+            }
+        }
+    }
+
+    /// Register `out` as our connection to `server_id`; false if a live one exists.
+    fn out_open(&self, h: &Hello, conn: RouteConnId, out: &Arc<RouteOut>) -> bool {
+        let mut peers = self.peers();
+        let p = peers.entry(h.server_id.clone()).or_default();
+        if p.out.as_ref().is_some_and(|(_, o)| !o.is_closed()) {
+            return false;
+        }
+        p.node = h.node;
+        p.out = Some((conn, out.clone()));
+        true
+    }
+
+    fn out_close(&self, server_id: &str, conn: RouteConnId) {
+        let mut peers = self.peers();
+        if let Some(p) = peers.get_mut(server_id)
+            && p.out.as_ref().is_some_and(|(c, _)| *c == conn)
+        {
+            p.out = None;
+            if p.inbound.is_none() {
+                peers.remove(server_id);
+            }
+        }
+    }
+
+    /// Route addresses of the peers connected to us, for gossip.
+    fn known_routes(&self) -> Vec<String> {
+        self.peers().values().filter(|p| p.inbound.is_some()).filter_map(|p| p.addr.clone()).collect()
+    }
+
+    /// Start a dialler for `addr` unless one exists (or `addr` is known to be us).
+    fn ensure_dialler(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: String, node: NodeId, implicit: bool) {
+        if addr == self.own_addr() || !self.dialling.lock().unwrap_or_else(|e| e.into_inner()).insert(addr.clone()) {
+            return;
+        }
+        scope.spawn(self.clone().dial_loop(scope.clone(), h.clone(), addr, node, implicit));
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, scope: ScopeHandle, h: Handlers) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let (me, s2, h2) = (self.clone(), scope.clone(), h.clone());
+                    scope.spawn(async move {
+                        if let Err(e) = me.inbound(&h2, stream, peer, &s2).await {
+                            tracing::debug!(%peer, "inbound route closed: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "route accept failed");
+                    sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Serve a connection a peer dialled: handshake, then hand its frames on.
+    async fn inbound(
+        self: &Arc<Self>,
+        h: &Handlers,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        scope: &ScopeHandle,
+    ) -> io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let mut buf = Vec::new();
+        let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
+            return Err(invalid("route did not start with Hello"));
+        };
+        let addr =
+            format!("{}:{}", hello.route_host.clone().unwrap_or_else(|| peer.ip().to_string()), hello.route_port);
+        let conn = self.conn_id();
+        let accepted = if hello.server_id == self.setup.server_id {
+            false
+        } else if hello.cluster != self.setup.cluster {
+            tracing::warn!(%peer, theirs = %hello.cluster, ours = %self.setup.cluster, "route from another cluster refused");
+            false
+        } else {
+            self.in_open(&hello, conn, &addr)
+        };
+        if accepted && let Some(ps) = &h.pubsub {
+            ps.in_open(&hello.server_id, conn, &addr);
+        }
+        let known = if accepted { self.known_routes() } else { Vec::new() };
+        frame::write_raw(&mut stream, &encode_hello(&self.hello(accepted, known))).await?;
+        if !accepted {
+            return Ok(());
+        }
+        tracing::info!(peer = %addr, server_id = %hello.server_id, node = hello.node, "inbound route up");
+        self.ensure_dialler(scope, h, addr.clone(), hello.node, true);
+        let r = self.receive(h, &mut stream, &hello, conn, &mut buf).await;
+        if let Some(ps) = &h.pubsub {
+            ps.in_close(&hello.server_id, conn);
+        }
+        self.in_close(&hello.server_id, conn);
+        tracing::info!(peer = %addr, "inbound route down");
+        r
+    }
+
+    async fn receive(
+        &self,
+        h: &Handlers,
+        stream: &mut TcpStream,
+        hello: &Hello,
+        conn: RouteConnId,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let idle = self.idle_timeout();
+        loop {
+            match read_frame(stream, buf, idle).await? {
+                f @ (RouteFrame::Sub { .. } | RouteFrame::Unsub { .. } | RouteFrame::Msg { .. }) => {
+                    if let Some(ps) = &h.pubsub {
+                        ps.frame(&hello.server_id, conn, f).map_err(invalid)?;
+                    }
+                }
+                RouteFrame::Raft(env) => {
+                    if env.from != hello.node || hello.node == 0 {
+                        return Err(invalid(format!(
+                            "raft message from {} on the route of node {}",
+                            env.from, hello.node
+                        )));
+                    }
+                    // A full inbox pushes back on this connection instead of growing.
+                    if let Some(inbox) = &h.raft
+                        && inbox.send(env).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                RouteFrame::Ping => {}
+                RouteFrame::Hello(_) => return Err(invalid("unexpected Hello")),
+            }
+        }
+    }
+
+    async fn dial_loop(self: Arc<Self>, scope: ScopeHandle, h: Handlers, addr: String, node: NodeId, implicit: bool) {
+        let mut backoff = self.cfg().min_backoff;
+        loop {
+            match self.dial_once(&scope, &h, &addr, node).await {
+                Attempt::Myself => {
+                    tracing::debug!(%addr, "route points at this server; not dialling it");
+                    // Stays in `dialling`, so that gossip does not start it again.
+                    return;
+                }
+                Attempt::Ended => backoff = self.cfg().min_backoff,
+                Attempt::Refused => backoff = self.cfg().max_backoff,
+                Attempt::Failed => {}
+            }
+            if implicit {
+                break;
+            }
+            sleep(backoff).await;
+            backoff = (backoff * 2).min(self.cfg().max_backoff);
+        }
+        self.dialling.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr);
+    }
+
+    async fn dial_once(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: &str, node: NodeId) -> Attempt {
+        if self.cut(node) {
+            return Attempt::Failed;
+        }
+        let handshake = async {
+            let mut stream = connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            frame::write_raw(&mut stream, &encode_hello(&self.hello(true, Vec::new()))).await?;
+            let mut buf = Vec::new();
+            match read_frame(&mut stream, &mut buf, self.idle_timeout()).await? {
+                RouteFrame::Hello(h) => Ok((stream, h)),
+                _ => Err(invalid("route answer was not Hello")),
+            }
+        };
+        let (stream, hello) = match timeout(self.idle_timeout(), handshake).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, "route dial failed: {e}");
+                return Attempt::Failed;
+            }
+            Err(_) => return Attempt::Failed,
+        };
+        if hello.server_id == self.setup.server_id {
+            return Attempt::Myself;
+        }
+        if !hello.accepted {
+            return Attempt::Refused;
+        }
+        for known in hello.known.iter().filter(|k| **k != self.own_addr()) {
+            self.ensure_dialler(scope, h, known.clone(), 0, true);
+        }
+        let peer = hello.node;
+        let cap = self.cfg().max_pending_bytes;
+        let out = Arc::new(match self.shaper.get().cloned().filter(|_| self.shaper_for(peer).is_some()) {
+            Some(s) => {
+                let me = self.setup.node;
+                RouteOut::with_delay(self.account.clone(), cap, Box::new(move |n| s.delay(me, peer, n)))
+            }
+            None => RouteOut::new(self.account.clone(), cap),
+        });
+        let conn = self.conn_id();
+        if !self.out_open(&hello, conn, &out) {
+            return Attempt::Refused;
+        }
+        if let Some(ps) = &h.pubsub {
+            ps.out_open(&hello.server_id, conn, &out);
+        }
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%addr, server_id = %hello.server_id, node = peer, "route up");
+        if let Err(e) = self.pump(stream, &out, peer).await {
+            tracing::info!(%addr, "route down: {e}");
+        }
+        if let Some(ps) = &h.pubsub {
+            ps.out_close(&hello.server_id, conn);
+        }
+        self.out_close(&hello.server_id, conn);
+        out.close();
+        Attempt::Ended
+    }
+
+    /// Write `out`'s frames to the peer, with keepalives, until something ends the connection.
+    async fn pump(&self, stream: TcpStream, out: &RouteOut, peer: NodeId) -> io::Result<()> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let ping = frame::encode(&RouteFrameRef::Ping).expect("ping encodes");
+        let every = self.cfg().ping_interval;
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        let mut scratch = [0u8; 64];
+        loop {
+            // `biased` keeps the simulation deterministic (an unbiased select draws from
+            // tokio's thread-local RNG); the rarely ready branches come first so that a
+            // busy queue cannot starve them.
+            tokio::select! {
+                biased;
+                _ = out.wait_closed() => return Err(io::Error::other("route queue closed")),
+                r = rd.read(&mut scratch) => {
+                    return match r {
+                        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
+                        Ok(_) => Err(invalid("peer sent data on a send-only route")),
+                        Err(e) => Err(e),
+                    };
+                }
+                _ = ticker.tick() => {
+                    out.push_control(ping.clone());
+                }
+                f = out.next() => {
+                    let Some(f) = f else { return Err(io::Error::other("route queue closed")) };
+                    if f.not_before > Instant::now() {
+                        sleep_until(f.not_before).await;
+                    }
+                    self.gate(peer).await?;
+                    if let Some(s) = self.shaper_for(peer) {
+                        let pace = s.pace(self.setup.node, peer, f.bytes.len());
+                        if !pace.is_zero() {
+                            sleep(pace).await;
+                        }
+                    }
+                    self.write(&mut wr, &f.bytes).await?;
+                    self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Wait while the simulated link holds traffic; a cut link ends the connection.
+    async fn gate(&self, peer: NodeId) -> io::Result<()> {
+        let Some(s) = self.shaper_for(peer) else { return Ok(()) };
+        let since = Instant::now();
+        loop {
+            match s.gate(self.setup.node, peer) {
+                Gate::Open => return Ok(()),
+                Gate::Drop => return Err(io::Error::new(io::ErrorKind::ConnectionReset, "link cut")),
+                Gate::Hold if since.elapsed() >= self.cfg().stall_timeout => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "route stalled (link held)"));
+                }
+                Gate::Hold => sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    async fn write<W: AsyncWrite + Unpin>(&self, wr: &mut W, bytes: &[u8]) -> io::Result<()> {
+        match timeout(self.cfg().stall_timeout, frame::write_raw(wr, bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled")),
+        }
+    }
+}
+
+/// How a dial attempt ended.
+enum Attempt {
+    /// Could not connect or handshake.
+    Failed,
+    /// The address is this server.
+    Myself,
+    /// The peer refused (duplicate connection or other cluster).
+    Refused,
+    /// Connected, then the connection ended.
+    Ended,
+}
+
+/// Read one frame within `limit`; end of stream and silence are errors.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> io::Result<RouteFrame> {
+    match timeout(limit, frame::read::<RouteFrame, _>(rd, buf)).await {
+        Ok(Ok(Some(f))) => Ok(f),
+        Ok(Ok(None)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "route closed")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "route silent")),
+    }
+}
+
+async fn connect(addr: &str) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, format!("{addr} resolves to nothing"));
+    for a in tokio::net::lookup_host(addr).await? {
+        match TcpStream::connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
