@@ -118,6 +118,17 @@ pub const REGISTRY: &[AccountSpec] = &[
     },
 ];
 
+/// The registry as a Markdown table (account, default limit, holds, bounded by): what
+/// `docs/ARCHITECTURE.md` carries between its `ledger-table` markers (a test keeps the
+/// two equal).
+pub fn registry_table() -> String {
+    let mut out = String::from("| account | default limit | holds | bounded by |\n|---|---|---|---|\n");
+    for a in REGISTRY {
+        out.push_str(&format!("| `{}` | {} MiB | {} | {} |\n", a.name, a.default_limit / MIB, a.holds, a.bounded_by));
+    }
+    out
+}
+
 /// The registry entry for `name`. Panics for a name that is not registered: a wiring bug.
 pub fn spec(name: &str) -> &'static AccountSpec {
     REGISTRY.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("ledger account {name} is not in mem::REGISTRY"))

@@ -60,7 +60,6 @@ pub struct NodeConfig {
 /// plus one compaction interval (`snapshot_every` entries) for followers to stay live at
 /// the limit (the argument is in `raft/log.rs`); 64 MiB leaves room for both.
 pub const DEFAULT_RAFT_LOG_LIMIT: u64 = 64 * 1024 * 1024;
-const _: () = assert!(DEFAULT_RAFT_LOG_LIMIT == 64 * 1024 * 1024);
 
 /// Default ledger limits for a node (the registry's defaults, see [`crate::mem::REGISTRY`]).
 pub fn default_ledger() -> Ledger {

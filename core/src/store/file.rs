@@ -545,7 +545,7 @@ impl FileStore {
             fs.write_deletes(ranges)?;
         }
         fs.commit()?;
-        fs.check_invariants();
+        fs.invariants();
         Ok(fs)
     }
 
@@ -605,7 +605,7 @@ impl FileStore {
     /// Checked in unit tests and for small stores (cost follows the slots): every live
     /// slot counted once in its block, its subject and `bytes`, and each subject's
     /// first and last sequence.
-    pub fn check_invariants(&self) {
+    pub fn invariants(&self) {
         if !cfg!(debug_assertions) {
             return;
         }
@@ -665,7 +665,7 @@ impl FileStore {
         }
     }
 
-    /// The slot-by-slot part of [`FileStore::check_invariants`].
+    /// The slot-by-slot part of [`FileStore::invariants`].
     fn check_slots(&self) {
         let mut bytes = 0;
         let mut per_subject: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
@@ -1127,7 +1127,7 @@ impl FileStore {
     /// documentation), so a crash leaves either the whole old suffix or none of it.
     pub fn truncate_after(&mut self, seq: u64) -> Result<u64> {
         let result = self.truncate_after_unchecked(seq);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
@@ -1495,13 +1495,13 @@ impl FileStore {
 impl MsgStore for FileStore {
     fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
         let result = self.append_unchecked(subject, headers, payload, ts_ns);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
     fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         let result = self.append_batch_unchecked(msgs);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
@@ -1556,31 +1556,31 @@ impl MsgStore for FileStore {
 
     fn delete(&mut self, seq: u64) -> Result<bool> {
         let result = self.delete_unchecked(seq);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         let result = self.purge_unchecked(req);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
     fn compact(&mut self, seq: u64) -> Result<u64> {
         let result = self.compact_unchecked(seq);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
     fn expire(&mut self, now_ns: i64) -> Result<u64> {
         let result = self.expire_unchecked(now_ns);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
     fn set_limits(&mut self, limits: StoreLimits) -> Result<u64> {
         let result = self.set_limits_unchecked(limits);
-        self.check_invariants();
+        self.invariants();
         result
     }
 
@@ -1625,7 +1625,7 @@ impl MsgStore for FileStore {
 }
 
 /// The mutating [`MsgStore`] calls, whose trait methods wrap them with
-/// [`FileStore::check_invariants`].
+/// [`FileStore::invariants`].
 impl FileStore {
     fn append_unchecked(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
         self.check_writable()?;
@@ -1782,9 +1782,9 @@ mod invariant_tests {
         }
         fs.delete(7).unwrap();
         fs.purge(&PurgeRequest::subject("s.1")).unwrap();
-        fs.check_invariants();
+        fs.invariants();
         fs.msgs += 1;
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fs.check_invariants()));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fs.invariants()));
         assert!(caught.is_err(), "a miscounted index must fail the invariants");
         fs.msgs -= 1;
     }

@@ -341,7 +341,7 @@ impl<T> SubIndex<T> {
             }
         };
         self.entries.insert(id, Entry { pattern: pattern.into(), queue });
-        self.check_invariants();
+        self.invariants();
         Ok(id)
     }
 
@@ -353,7 +353,7 @@ impl<T> SubIndex<T> {
         let value = remove_at(&mut self.root, &tokens, id, entry.queue.as_deref(), &mut pruned);
         self.nodes -= pruned;
         debug_assert!(value.is_some(), "index entry without a trie subscription");
-        self.check_invariants();
+        self.invariants();
         value
     }
 
@@ -363,7 +363,7 @@ impl<T> SubIndex<T> {
     /// node counter equals a walk of the trie, the trie holds exactly the directory's
     /// subscriptions, each where its pattern and queue say, and no node besides the root
     /// is empty (removal prunes).
-    pub fn check_invariants(&self) {
+    pub fn invariants(&self) {
         if !cfg!(debug_assertions) {
             return;
         }
@@ -550,9 +550,9 @@ mod tests {
         let a = idx.insert("a.b.>", None, 1).unwrap();
         idx.insert("a.*", Some("q"), 2).unwrap();
         idx.remove(a);
-        idx.check_invariants();
+        idx.invariants();
         idx.nodes += 1;
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| idx.check_invariants()));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| idx.invariants()));
         assert!(caught.is_err(), "a wrong node counter must fail the invariants");
     }
     use crate::subject::matches;

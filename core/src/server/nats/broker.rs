@@ -147,6 +147,7 @@ impl Broker {
                 }
             }
         }
+        self.invariants();
     }
 
     /// Every connected client's outbound queue.
@@ -195,6 +196,7 @@ impl Broker {
             c.sids.insert(sid, key);
         }
         self.interest_up(subject.to_owned(), queue);
+        self.invariants();
         Ok(())
     }
 
@@ -218,6 +220,49 @@ impl Broker {
                 c.sids.remove(&sub.sid);
             }
             self.interest_down(sub.subject, sub.queue);
+        }
+        self.invariants();
+    }
+
+    /// Assert the subscription state's invariants; a no-op unless debug assertions are on
+    /// (tests and the simulation build). Runs after every change to local or remote
+    /// interest. Always: the subscription trie, the subscription table and the clients'
+    /// sid maps hold the same number of subscriptions, and the announced interest counts
+    /// add up to it. For small brokers (and in unit tests), also: every subscription
+    /// belongs to a live client under its sid and sits in the trie, every announced
+    /// (subject, queue) count equals its subscriptions and none is zero, and every peer's
+    /// interest is in the remote trie.
+    pub fn invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let sids: usize = self.clients.values().map(|c| c.sids.len()).sum();
+        assert_eq!(sids, self.subs.len(), "clients' sids vs subscriptions");
+        assert_eq!(self.index.len(), self.subs.len(), "trie vs subscriptions");
+        let announced: u64 = self.interest.values().map(|&n| n as u64).sum();
+        assert_eq!(announced, self.subs.len() as u64, "interest counts vs subscriptions");
+        let remote: usize = self.peers.values().map(|p| p.subs.len()).sum();
+        assert_eq!(remote, self.remote.len(), "peers' interest vs remote trie");
+        if !(cfg!(test) || self.subs.len() <= 1024) {
+            return;
+        }
+        let mut counts: BTreeMap<(&str, Option<&str>), u32> = BTreeMap::new();
+        for (key, sub) in &self.subs {
+            let client = self.clients.get(&sub.client).expect("a subscription's client is connected");
+            assert_eq!(client.sids.get(&sub.sid), Some(key), "sid {} of client {}", sub.sid, sub.client);
+            assert_eq!(self.index.get(sub.id), Some(key), "subscription {key} is in the trie");
+            assert!(sub.max.is_none_or(|m| sub.delivered < m), "an exhausted auto-unsubscribe was kept");
+            *counts.entry((sub.subject.as_str(), sub.queue.as_deref())).or_default() += 1;
+        }
+        assert_eq!(counts.len(), self.interest.len(), "announced interest pairs");
+        for ((subject, queue), n) in &self.interest {
+            assert!(*n > 0, "zero interest count kept for {subject}");
+            assert_eq!(counts.get(&(subject.as_str(), queue.as_deref())), Some(n), "interest count of {subject}");
+        }
+        for p in self.peers.values() {
+            for id in p.subs.values() {
+                assert!(self.remote.get(*id).is_some(), "peer interest {id} missing from the remote trie");
+            }
         }
     }
 
@@ -449,6 +494,7 @@ impl Broker {
             self.remote.remove(id);
         }
         self.forget_if_idle(server_id);
+        self.invariants();
     }
 
     fn forget_if_idle(&mut self, server_id: &str) {
@@ -483,6 +529,7 @@ impl Broker {
         } else if let Some(sub_id) = p.subs.remove(&key) {
             self.remote.remove(sub_id);
         }
+        self.invariants();
         Ok(())
     }
 
@@ -527,5 +574,30 @@ impl Broker {
     /// Number of (subject, queue) pairs of remote interest held.
     pub fn remote_interest_count(&self) -> usize {
         self.remote.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::Account;
+
+    #[test]
+    fn invariants_hold_through_changes_and_catch_a_wrong_interest_count() {
+        let account = Arc::new(Account::new("client.outbound", 1 << 20));
+        let mut b = Broker::new(1, Arc::default());
+        let c = b.add_client(Arc::new(Outbound::new(account.clone(), 1 << 16)));
+        let d = b.add_client(Arc::new(Outbound::new(account, 1 << 16)));
+        b.subscribe(c, "a.>", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(d, "a.>", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(d, "b", Some("q"), ByteStr::from_static("2")).unwrap();
+        b.unsubscribe(d, &ByteStr::from_static("2"), Some(1));
+        let msg = Message { subject: ByteStr::from_static("b"), reply: None, headers: None, payload: Bytes::new() };
+        b.publish(c, &msg);
+        b.remove_client(c);
+        b.invariants();
+        *b.interest.values_mut().next().expect("d's interest") += 1;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.invariants()));
+        assert!(caught.is_err(), "a wrong interest count must fail the invariants");
     }
 }
