@@ -601,7 +601,7 @@ impl FileStore {
     /// ascend without overlapping and end at or before `last_seq`; per-block live counts
     /// add up to `msgs` and slot counts to `slot_count`; `first_seq` is live when the store
     /// holds anything; live subjects' counts add up to `msgs`, their names to
-    /// `name_bytes`; the `store.index` charge equals the index model once settled.
+    /// `name_bytes`; the `store.index` charge equals the index model (every mutating call settles it, error paths included).
     /// Checked in unit tests and for small stores (cost follows the slots): every live
     /// slot counted once in its block, its subject and `bytes`, and each subject's
     /// first and last sequence.
@@ -650,16 +650,7 @@ impl FileStore {
         for i in &live_infos {
             assert!(i.count > 0 && i.first <= i.last, "subject record {i:?}");
         }
-        if self.meter.charged() != 0 || self.failed.is_none() {
-            // A settled meter equals the model; between a failed write and the next call
-            // the meter may lag, which the next commit settles.
-            assert!(
-                self.meter.charged() == self.index_model() || self.failed.is_some(),
-                "store.index charge {} vs index model {}",
-                self.meter.charged(),
-                self.index_model()
-            );
-        }
+        assert_eq!(self.meter.charged(), self.index_model(), "store.index charge vs index model");
         if cfg!(test) || self.slot_count <= 4096 {
             self.check_slots();
         }
@@ -1127,6 +1118,8 @@ impl FileStore {
     /// documentation), so a crash leaves either the whole old suffix or none of it.
     pub fn truncate_after(&mut self, seq: u64) -> Result<u64> {
         let result = self.truncate_after_unchecked(seq);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
@@ -1495,12 +1488,16 @@ impl FileStore {
 impl MsgStore for FileStore {
     fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
         let result = self.append_unchecked(subject, headers, payload, ts_ns);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
 
     fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         let result = self.append_batch_unchecked(msgs);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
@@ -1556,30 +1553,40 @@ impl MsgStore for FileStore {
 
     fn delete(&mut self, seq: u64) -> Result<bool> {
         let result = self.delete_unchecked(seq);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
 
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         let result = self.purge_unchecked(req);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
 
     fn compact(&mut self, seq: u64) -> Result<u64> {
         let result = self.compact_unchecked(seq);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
 
     fn expire(&mut self, now_ns: i64) -> Result<u64> {
         let result = self.expire_unchecked(now_ns);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
 
     fn set_limits(&mut self, limits: StoreLimits) -> Result<u64> {
         let result = self.set_limits_unchecked(limits);
+        // Error paths may skip `commit`: the charge follows the index whatever happened.
+        self.settle_index();
         self.invariants();
         result
     }
