@@ -561,16 +561,6 @@ impl Broker {
         self.peers.values().filter(|p| p.out.is_some()).count()
     }
 
-    /// Route addresses of the peers connected to us, for gossip.
-    pub fn known_routes(&self) -> Vec<String> {
-        self.peers.values().filter(|p| p.inbound.is_some()).filter_map(|p| p.addr.clone()).collect()
-    }
-
-    /// Every route outbound queue, so that shutdown can close them.
-    pub fn route_outs(&self) -> Vec<Arc<RouteOut>> {
-        self.peers.values().filter_map(|p| p.out.as_ref().map(|(_, o)| o.clone())).collect()
-    }
-
     /// Number of (subject, queue) pairs of remote interest held.
     pub fn remote_interest_count(&self) -> usize {
         self.remote.len()

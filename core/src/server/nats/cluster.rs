@@ -116,7 +116,8 @@ impl PubSubRoutes for BrokerRoutes {
                 let msg = Message {
                     subject: ByteStr::from(subject),
                     reply: reply.map(ByteStr::from),
-                    headers: headers.map(Bytes::from),
+                    // A peer may send an empty block; it is none (see `proto::encode_msg`).
+                    headers: headers.filter(|h| !h.is_empty()).map(Bytes::from),
                     payload: Bytes::from(payload),
                 };
                 self.0.broker().route_msg(server_id, conn, &msg, &queues);

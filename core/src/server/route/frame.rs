@@ -132,7 +132,9 @@ pub fn encode_msg(
     let f = RouteFrameRef::Msg {
         subject,
         reply,
-        headers: headers.map(|h| serde_bytes::Bytes::new(h)),
+        // An empty header block is no header block (as for client delivery): the
+        // receiver must deliver a plain MSG.
+        headers: headers.filter(|h| !h.is_empty()).map(|h| serde_bytes::Bytes::new(h)),
         payload: serde_bytes::Bytes::new(payload),
         queues,
     };
@@ -192,5 +194,18 @@ mod tests {
         };
         let r = encode_raft(&env).unwrap();
         assert_eq!(frame::decode::<RouteFrame>(&r[4..]).unwrap(), RouteFrame::Raft(env));
+    }
+
+    #[test]
+    fn an_empty_header_block_crosses_a_route_as_none() {
+        // Issue 9, fault 1: `HPUB foo 0 5` must reach subscribers on every server as MSG.
+        let b = encode_msg("foo", None, Some(&Bytes::new()), &Bytes::from_static(b"hello"), &[]).unwrap();
+        match frame::decode::<RouteFrame>(&b[4..]).unwrap() {
+            RouteFrame::Msg { headers, payload, .. } => {
+                assert_eq!(headers, None);
+                assert_eq!(payload, b"hello".to_vec());
+            }
+            other => panic!("expected a Msg frame, got {other:?}"),
+        }
     }
 }
