@@ -37,7 +37,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::mem::Ledger;
@@ -532,8 +532,24 @@ pub(crate) fn disk_config(cfg: &SimConfig) -> crate::disk::SimDiskConfig {
     }
 }
 
+/// Start the next incarnation of node `no` the same way in every world: count it in
+/// `counter`, zero the node's `ledger` (a dead process holds no memory) and record
+/// `NodeStart`. Returns the incarnation number and its seed (derived from `node_seed`).
+pub fn begin_incarnation(
+    counter: &AtomicU32,
+    no: NodeNo,
+    ledger: &Ledger,
+    sink: &dyn EventSink,
+    node_seed: u64,
+) -> (u32, u64) {
+    let inc = counter.fetch_add(1, Ordering::Relaxed);
+    ledger.reset();
+    sink.emit(no, EventKind::NodeStart { incarnation: inc });
+    (inc, incarnation_seed(node_seed, inc))
+}
+
 /// The seed of a node's `inc`-th incarnation: every restart gets fresh randomness.
-pub fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
+fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
     node_seed ^ u64::from(inc).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 

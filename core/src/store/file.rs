@@ -683,6 +683,15 @@ impl FileStore {
         }
     }
 
+    /// End a mutating call: settle the `store.index` charge (error paths may have skipped
+    /// `commit`, and the charge follows the index whatever happened), then check the
+    /// invariants.
+    fn end_call<T>(&mut self, result: Result<T>) -> Result<T> {
+        self.settle_index();
+        self.invariants();
+        result
+    }
+
     /// Refuse an append of `n` messages on `subject` when `store.index` has no room for them.
     fn check_index_room(&self, n: u64, subject_bytes: u64) -> Result<()> {
         let need = n * (SLOT_COST + SUBJECT_COST) + subject_bytes + BLOCK_COST;
@@ -1118,10 +1127,7 @@ impl FileStore {
     /// documentation), so a crash leaves either the whole old suffix or none of it.
     pub fn truncate_after(&mut self, seq: u64) -> Result<u64> {
         let result = self.truncate_after_unchecked(seq);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     /// [`FileStore::truncate_after`] without the invariant check.
@@ -1488,18 +1494,12 @@ impl FileStore {
 impl MsgStore for FileStore {
     fn append(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
         let result = self.append_unchecked(subject, headers, payload, ts_ns);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn append_batch(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         let result = self.append_batch_unchecked(msgs);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn load(&mut self, seq: u64) -> Result<Option<StoredMsg>> {
@@ -1553,42 +1553,27 @@ impl MsgStore for FileStore {
 
     fn delete(&mut self, seq: u64) -> Result<bool> {
         let result = self.delete_unchecked(seq);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         let result = self.purge_unchecked(req);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn compact(&mut self, seq: u64) -> Result<u64> {
         let result = self.compact_unchecked(seq);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn expire(&mut self, now_ns: i64) -> Result<u64> {
         let result = self.expire_unchecked(now_ns);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn set_limits(&mut self, limits: StoreLimits) -> Result<u64> {
         let result = self.set_limits_unchecked(limits);
-        // Error paths may skip `commit`: the charge follows the index whatever happened.
-        self.settle_index();
-        self.invariants();
-        result
+        self.end_call(result)
     }
 
     fn limits(&self) -> &StoreLimits {
@@ -1637,11 +1622,11 @@ impl FileStore {
     fn append_unchecked(&mut self, subject: &str, headers: &[u8], payload: &[u8], ts_ns: i64) -> Result<u64> {
         self.check_writable()?;
         self.check_index_room(1, subject.len() as u64)?;
-        // `commit` settles the index charge; a failed append settles it here.
-        let seq = self.append_one(subject, headers, payload, ts_ns).inspect_err(|_| self.settle_index())?;
+        let seq = self.append_one(subject, headers, payload, ts_ns)?;
         self.commit()?;
         Ok(seq)
     }
+
     fn append_batch_unchecked(&mut self, msgs: &[NewMsg<'_>]) -> Result<Vec<u64>> {
         self.check_writable()?;
         let subject_bytes = msgs.iter().map(|m| m.subject.len() as u64).sum();
@@ -1667,6 +1652,7 @@ impl FileStore {
         self.commit()?;
         Ok(seqs)
     }
+
     fn delete_unchecked(&mut self, seq: u64) -> Result<bool> {
         if self.live_slot(seq).is_none() {
             return Ok(false);
@@ -1676,6 +1662,7 @@ impl FileStore {
         self.commit()?;
         Ok(n == 1)
     }
+
     fn purge_unchecked(&mut self, req: &PurgeRequest) -> Result<u64> {
         if req.keep.is_some() && req.up_to_seq.is_some() {
             return Err(StoreError::InvalidRequest("purge cannot combine keep and up_to_seq".into()));
@@ -1711,6 +1698,7 @@ impl FileStore {
         self.commit()?;
         Ok(removed)
     }
+
     fn compact_unchecked(&mut self, seq: u64) -> Result<u64> {
         if seq <= self.first_seq && seq <= self.last_seq + 1 {
             return Ok(0);
@@ -1730,6 +1718,7 @@ impl FileStore {
         self.commit()?;
         Ok(removed)
     }
+
     fn expire_unchecked(&mut self, now_ns: i64) -> Result<u64> {
         let Some(age) = self.limits.max_age_ns() else { return Ok(0) };
         let cutoff = now_ns.saturating_sub(age);
@@ -1752,6 +1741,7 @@ impl FileStore {
         self.commit()?;
         Ok(n)
     }
+
     fn set_limits_unchecked(&mut self, limits: StoreLimits) -> Result<u64> {
         limits.validate()?;
         self.limits = limits;

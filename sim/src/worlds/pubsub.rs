@@ -11,7 +11,7 @@
 //! history; memory is sampled from each server's ledger.
 
 use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
-use crate::harness::{Ctx, World, incarnation_seed};
+use crate::harness::{Ctx, World, begin_incarnation};
 use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
 use bytes::{Bytes, BytesMut};
@@ -333,10 +333,8 @@ impl World for PubsubWorld {
                 .init(move || {
                     let (ns, sink, net, ncfg) = (ns2.clone(), sink2.clone(), net2.clone(), ncfg.clone());
                     async move {
-                        let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
-                        ns.ledger.reset();
-                        sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
-                        let cfg = NatsConfig { seed: incarnation_seed(node_seed, inc), ..ncfg };
+                        let (_, seed) = begin_incarnation(&ns.incarnation, ns.no, &ns.ledger, &*sink, node_seed);
+                        let cfg = NatsConfig { seed, ..ncfg };
                         let server = loop {
                             match NatsServer::bind(cfg.clone(), ns.ledger.clone()).await {
                                 Ok(s) => break s,

@@ -6,7 +6,7 @@
 use crate::check::{self, FinalReplica, Violation};
 use crate::config::SimConfig;
 use crate::disk::SimDisks;
-use crate::harness::{Ctx, World, incarnation_seed};
+use crate::harness::{Ctx, World, begin_incarnation};
 use crate::net::SimNet;
 use crate::node::{self, NodeNo};
 use crate::workload::{self, ClientParams, ClientStats, Recorded};
@@ -24,7 +24,6 @@ use weir_core::server::route::RouteConfig;
 use weir_core::store::STORE_INDEX;
 use weir_core::testing::LogApp;
 use weir_faults::FaultClass;
-use weir_traces::EventKind;
 
 const ROUTE_PORT: u16 = 6222;
 const CLIENT_PORT: u16 = 7000;
@@ -101,18 +100,16 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
         .init(move || {
             let (ns, sink, net, ncfg) = (ns.clone(), sink.clone(), net.clone(), ncfg.clone());
             async move {
-                let inc = ns.incarnation.fetch_add(1, Ordering::Relaxed);
-                ns.ledger.reset();
                 *ns.status.lock().expect("status") = NodeStatus::default();
                 *ns.app.lock().expect("app") = LogApp::default();
-                sink.emit(ns.no, EventKind::NodeStart { incarnation: inc });
+                let (_, seed) = begin_incarnation(&ns.incarnation, ns.no, &ns.ledger, &*sink, node_seed);
                 let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
                 let env = NodeEnv {
                     disk,
                     sink,
                     ledger: ns.ledger.clone(),
                     shaper: Some(net),
-                    seed: incarnation_seed(node_seed, inc),
+                    seed,
                     status: ns.status.clone(),
                     app: ns.app.clone(),
                 };

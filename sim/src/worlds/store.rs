@@ -16,7 +16,7 @@ use crate::check::Violation;
 use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
-use crate::harness::{Ctx, World, incarnation_seed};
+use crate::harness::{Ctx, World, begin_incarnation};
 use crate::node::{self, NodeNo};
 use crate::workload::{ClientStats, value_for};
 use rand::{Rng, SeedableRng};
@@ -126,13 +126,10 @@ fn must_reopen(e: &StoreError) -> bool {
 /// One incarnation of the node: open (retrying while the disk is full), then run the
 /// writers, the reader, the clock and the reopen supervisor.
 async fn node_main(p: NodeParams) {
-    let inc = p.incarnation.fetch_add(1, Ordering::Relaxed);
-    // A dead process holds no memory: drop what the last incarnation left, then zero.
+    // A dead process holds no memory: drop what the last incarnation left first.
     lock(&p.slot).take();
-    p.ledger.reset();
-    p.sink.emit(NODE, EventKind::NodeStart { incarnation: inc });
+    let (_, seed) = begin_incarnation(&p.incarnation, NODE, &p.ledger, &*p.sink, p.seed);
     let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
-    let seed = incarnation_seed(p.seed, inc);
     for w in 0..p.cfg.run.clients {
         tokio::spawn(writer(p.clone(), disk.clone(), w, seed ^ (w as u64 + 1)));
     }
