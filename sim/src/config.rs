@@ -158,13 +158,18 @@ pub struct Route {
     pub outbound_limit: u64,
     /// Per-route queue cap in bytes.
     pub max_pending: u64,
-    /// Route stall timeout, ms.
+    /// Route stall timeout (write deadline), ms.
     pub stall_ms: u64,
+    /// Route keepalive period, ms; the dialler ends a connection when a ping is due
+    /// with `max_pings_out` unanswered, the acceptor after three periods of silence.
+    pub ping_ms: u64,
+    /// Unanswered pings a route allows (nats-server's `ping_max`).
+    pub max_pings_out: u32,
 }
 
 impl Default for Route {
     fn default() -> Self {
-        Route { outbound_limit: 8 * 1024 * 1024, max_pending: 2 * 1024 * 1024, stall_ms: 3_000 }
+        Route { outbound_limit: 8 * 1024 * 1024, max_pending: 2 * 1024 * 1024, stall_ms: 3_000, ping_ms: 500, max_pings_out: 2 }
     }
 }
 
@@ -300,7 +305,7 @@ impl SimConfig {
     /// faults it supports when a run is set up (`weir_sim::harness::check_config`).
     pub fn validate(&self) -> Result<(), String> {
         let (run, w, raft) = (&self.run, &self.workload, &self.raft);
-        let checks: [(bool, &str); 11] = [
+        let checks: [(bool, &str); 12] = [
             ((256..=1 << 30).contains(&self.store.block_size), "store.block_size must be 256 B..=1 GiB"),
             (self.store.delete_pct <= 100, "store.delete_pct must be <= 100"),
             (run.nodes >= 1 && run.nodes <= 9, "run.nodes must be 1..=9"),
@@ -318,6 +323,7 @@ impl SimConfig {
             (self.net.latency_us_min <= self.net.latency_us_max, "net.latency_us_min must be <= net.latency_us_max"),
             ((0.0..=1.0).contains(&self.disk.torn_write_prob), "disk.torn_write_prob must be in [0, 1]"),
             (raft.snapshot_every > 0, "raft.snapshot_every must be > 0"),
+            (self.route.ping_ms > 0 && self.route.max_pings_out > 0, "route.ping_ms and route.max_pings_out must be > 0"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(why.to_string()),
