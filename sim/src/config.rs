@@ -169,7 +169,13 @@ pub struct Route {
 
 impl Default for Route {
     fn default() -> Self {
-        Route { outbound_limit: 8 * 1024 * 1024, max_pending: 2 * 1024 * 1024, stall_ms: 3_000, ping_ms: 500, max_pings_out: 2 }
+        Route {
+            outbound_limit: 8 * 1024 * 1024,
+            max_pending: 2 * 1024 * 1024,
+            stall_ms: 3_000,
+            ping_ms: 500,
+            max_pings_out: 2,
+        }
     }
 }
 
@@ -323,7 +329,10 @@ impl SimConfig {
             (self.net.latency_us_min <= self.net.latency_us_max, "net.latency_us_min must be <= net.latency_us_max"),
             ((0.0..=1.0).contains(&self.disk.torn_write_prob), "disk.torn_write_prob must be in [0, 1]"),
             (raft.snapshot_every > 0, "raft.snapshot_every must be > 0"),
-            (self.route.ping_ms > 0 && self.route.max_pings_out > 0, "route.ping_ms and route.max_pings_out must be > 0"),
+            (
+                self.route.ping_ms > 0 && self.route.max_pings_out > 0,
+                "route.ping_ms and route.max_pings_out must be > 0",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(why.to_string()),

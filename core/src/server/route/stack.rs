@@ -12,7 +12,6 @@ use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
-use weir_traces::{EventKind, EventSink, NodeNo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
@@ -23,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
+use weir_traces::{EventKind, EventSink, NodeNo};
 
 /// Identifies one route connection (either direction), unique for the life of a server.
 pub type RouteConnId = u64;
