@@ -114,7 +114,8 @@ fn lists_scenarios_and_bugs() {
     for name in ["votes-not-persisted", "commit-before-quorum", "unbounded-catchup", "lazy-fsync", "buffer-leak"] {
         assert!(b.contains(name), "{b}");
     }
-    assert!(b.contains("(caught by raft-crashes)") && b.contains("(caught by store-crashes)"), "{b}");
+    assert!(b.contains("caught by raft-crashes)") && b.contains("caught by store-crashes)"), "{b}");
+    assert!(b.contains("(breaks election-safety;") && b.contains("(breaks memory-baseline;"), "{b}");
     let w = stdout(&weir_sim(&["worlds"]));
     for name in ["raft ", "pubsub ", "store "] {
         assert!(w.contains(name), "{w}");
