@@ -65,6 +65,9 @@ pub struct NatsConfig {
     pub max_subscriptions: usize,
     /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
     pub nats_version: String,
+    /// TLS for clients (nats-server's `tls { }`); `None` serves plaintext. See
+    /// [`crate::server::tls`]; [`super::NatsServer::bind`] fails if the files do not load.
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 impl Default for NatsConfig {
@@ -86,6 +89,7 @@ impl Default for NatsConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
+            tls: None,
         }
     }
 }
