@@ -10,8 +10,9 @@
 //! A client that answers with plaintext (its first byte is not a TLS handshake record,
 //! 0x16), or says nothing within the timeout, gets `-ERR 'Secure Connection - TLS
 //! Required'` in plaintext and is closed. That is the error nats-server defines for this
-//! case and sends when its handshake times out; on plaintext nats-server closes at once
-//! without it (its TLS library rejects the first record), so a client sees one of the two.
+//! case; nats-server 2.15.1 tries to send it on a handshake timeout (through the
+//! unfinished TLS connection, so it never arrives) and closes at once on plaintext, so
+//! its clients see a bare close where weir's see the error.
 //!
 //! With `verify: true` the server asks for a client certificate and refuses the handshake
 //! without one that chains to `ca_file` (nats-server's `RequireAndVerifyClientCert`).
