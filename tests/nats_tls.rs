@@ -364,3 +364,89 @@ fn the_binary_refuses_bad_tls_flags_with_a_clear_error() {
     assert!(err.contains("cannot read cert_file '/nonexistent/cert.pem'"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A weir process, killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the weir binary on a random loopback port with `args`; wait (polling its log
+/// with a deadline) for "Server is ready" and return it with its client URL and log.
+async fn spawn_weir(name: &str, args: &[&str]) -> (Process, String, String) {
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-{name}-{}.log", std::process::id()));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn weir");
+    let mut p = Process(child);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Server is ready") {
+            let line = text.lines().find(|l| l.contains("Listening for client connections on ")).unwrap();
+            let port = line.trim_end().rsplit(':').next().unwrap().to_owned();
+            let _ = std::fs::remove_file(&log);
+            return (p, format!("nats://127.0.0.1:{port}"), text);
+        }
+        if let Ok(Some(status)) = p.0.try_wait() {
+            panic!("weir {args:?} exited with {status}: {text}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "weir {args:?} did not start: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn info_of(url: &str) -> serde_json::Value {
+    let mut raw = TcpStream::connect(addr_of(url)).await.unwrap();
+    read_info(&mut raw).await
+}
+
+#[tokio::test]
+async fn the_binary_serves_tls_from_flags_and_from_a_config_file() {
+    if external("NATS_TLS_SERVER_URL").is_some() {
+        return;
+    }
+    let path = |n: &str| cert(n).to_str().unwrap().to_owned();
+    let (p, url, log) =
+        spawn_weir("flags", &["--tls", "--tlscert", &path("server-cert.pem"), "--tlskey", &path("server-key.pem")])
+            .await;
+    assert!(log.contains("TLS required for client connections"), "{log}");
+    assert_eq!(info_of(&url).await["tls_required"], true);
+    round_trip(&url, trusting(), "tls.bin.flags").await;
+    drop(p);
+
+    let conf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-{}.conf", std::process::id()));
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n  timeout: \"1s\"\n}}\n",
+            path("server-cert.pem"),
+            path("server-key.pem"),
+            path("ca.pem")
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap().to_owned();
+    let (p, url, _) = spawn_weir("conf", &["-c", &conf]).await;
+    let info = info_of(&url).await;
+    assert_eq!((info["tls_required"].clone(), info["tls_verify"].clone()), (true.into(), true.into()), "{info}");
+    round_trip(&url, with_client_cert(), "tls.bin.conf").await;
+    drop(p);
+
+    // `--tls=false` turns the file's TLS off, as nats-server's `-tls=false`.
+    let (p, url, _) = spawn_weir("off", &["-c", &conf, "-tls=false"]).await;
+    assert_ne!(info_of(&url).await["tls_required"], true);
+    round_trip(&url, async_nats::ConnectOptions::new(), "tls.bin.off").await;
+    drop(p);
+    std::fs::remove_file(&conf).unwrap();
+}

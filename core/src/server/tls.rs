@@ -127,6 +127,19 @@ impl TlsConfig {
     }
 }
 
+/// A client that did not start a TLS handshake (it sent plaintext, or nothing in time) and
+/// was refused with [`ERR_TLS_REQUIRED`]; the inner error of the `io::Error` returned.
+#[derive(Debug, thiserror::Error)]
+#[error("client did not start TLS ({0})")]
+pub struct NotTls(pub &'static str);
+
+/// Whether a failed client upgrade looks like a probe, a plaintext client or a timeout
+/// rather than a failing TLS client (nats-server logs the former at debug level only).
+pub fn is_probe(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset)
+        || e.get_ref().is_some_and(|inner| inner.is::<NotTls>())
+}
+
 /// A byte stream a connection task can own: plain TCP or TLS over it.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 

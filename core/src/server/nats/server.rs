@@ -312,11 +312,10 @@ async fn serve_conn(
             Err(e) => {
                 // Probes and plaintext clients at debug, real handshake failures (a
                 // missing or untrusted client certificate, say) at warn, as nats-server.
-                if e.kind() == std::io::ErrorKind::InvalidData && !e.to_string().starts_with("client did not start TLS")
-                {
-                    tracing::warn!(client = id, %peer, "TLS handshake error: {e}");
-                } else {
+                if crate::server::tls::is_probe(&e) {
                     tracing::debug!(client = id, %peer, "TLS handshake error: {e}");
+                } else {
+                    tracing::warn!(client = id, %peer, "TLS handshake error: {e}");
                 }
                 shared.broker().remove_client(id);
                 out.close(Closed::Abort);

@@ -1,6 +1,6 @@
 //! rustls behind [`ServerTls`] (client listener) and [`RouteTls`] (route stack).
 
-use super::{BoxStream, ERR_TLS_REQUIRED, TlsConfig, TlsError};
+use super::{BoxStream, ERR_TLS_REQUIRED, NotTls, TlsConfig, TlsError};
 use crate::proto::{ServerOp, encode_server};
 use bytes::BytesMut;
 use rustls::client::WebPkiServerVerifier;
@@ -138,7 +138,7 @@ impl ServerTls {
             silent_or_plain => {
                 refuse_plaintext(stream).await;
                 let what = if silent_or_plain.is_err() { "no TLS handshake within the timeout" } else { "plaintext" };
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("client did not start TLS ({what})")));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, NotTls(what)));
             }
         }
         timeout_at(deadline, self.acceptor.accept(stream)).await.map_err(|_| timed_out("TLS handshake"))?
