@@ -158,6 +158,28 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     })
 }
 
+/// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
+fn listen_port(key: &str, p: i32) -> Result<u16, String> {
+    match p {
+        -1 => Ok(0),
+        p => u16::try_from(p).map_err(|_| format!("{key} {p} is not a port (0-65535, or -1 for a random one)")),
+    }
+}
+
+/// Client credentials from a token, or a user and password (not both).
+fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Result<Auth, String> {
+    match (token, user, pass) {
+        (None, None, None) => Ok(Auth::None),
+        (Some(t), None, None) if !t.is_empty() => Ok(Auth::Token(t)),
+        (None, Some(user), Some(pass)) if !user.is_empty() => Ok(Auth::User { user, pass }),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err("use either a token or a user and password, not both".into())
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => Err("a user needs a password and a password a user".into()),
+        _ => Err("the token and the user must not be empty".into()),
+    }
+}
+
 /// Client TLS from the file's `tls { }` and the `--tls*` flags, as nats-server: any
 /// `--tls*` flag turns TLS on (flags override the file's settings one by one) and then a
 /// certificate and key are required; `--tls=false` turns it off whatever the file says.
@@ -194,28 +216,6 @@ fn tls_settings(args: &ServeArgs, file: Option<TlsConfig>) -> Result<Option<TlsC
     }
     t.check().map_err(|e| e.to_string())?;
     Ok(Some(t))
-}
-
-/// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
-fn listen_port(key: &str, p: i32) -> Result<u16, String> {
-    match p {
-        -1 => Ok(0),
-        p => u16::try_from(p).map_err(|_| format!("{key} {p} is not a port (0-65535, or -1 for a random one)")),
-    }
-}
-
-/// Client credentials from a token, or a user and password (not both).
-fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Result<Auth, String> {
-    match (token, user, pass) {
-        (None, None, None) => Ok(Auth::None),
-        (Some(t), None, None) if !t.is_empty() => Ok(Auth::Token(t)),
-        (None, Some(user), Some(pass)) if !user.is_empty() => Ok(Auth::User { user, pass }),
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            Err("use either a token or a user and password, not both".into())
-        }
-        (None, Some(_), None) | (None, None, Some(_)) => Err("a user needs a password and a password a user".into()),
-        _ => Err("the token and the user must not be empty".into()),
-    }
 }
 
 /// Production seeds its RNG from the OS; only the simulator fixes seeds.

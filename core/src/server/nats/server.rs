@@ -48,11 +48,11 @@ pub(super) struct Shared {
     broker: Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
+    /// Client TLS, when configured.
+    tls: Option<ServerTls>,
     account: Arc<Account>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
-    /// Client TLS, when configured.
-    tls: Option<ServerTls>,
 }
 
 impl Shared {
@@ -193,11 +193,11 @@ impl NatsServer {
             addr,
             broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
             stats,
+            tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             cfg,
             routes,
-            tls,
         });
         Ok(NatsServer { listener, route_listener, shared })
     }
