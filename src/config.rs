@@ -609,11 +609,11 @@ mod tests {
         );
         assert_eq!(
             parse("tls { cert_file: c, key_file: k, pinned_certs: [] }").unwrap_err(),
-            "w.conf:1:35: tls: \"pinned_certs\" is not supported by weir yet"
+            "w.conf:1:34: tls: \"pinned_certs\" is not supported by weir yet"
         );
         assert_eq!(
             parse("tls { cert_file: c, key_file: k, colour: red }").unwrap_err(),
-            "w.conf:1:35: tls: unknown field \"colour\""
+            "w.conf:1:34: tls: unknown field \"colour\""
         );
         assert!(
             parse("tls { cert_file: c, key_file: k, handshake_first: auto }").unwrap_err().contains("not supported")

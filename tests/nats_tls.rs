@@ -343,6 +343,19 @@ async fn unusable_files_fail_at_start_with_the_file_named() {
     assert!(e.contains("cert_file and key_file"), "{e}");
     let e = bind(TlsConfig { ca_file: None, verify: true, ..server_tls() }).await;
     assert!(e.contains("'verify' needs 'ca_file'"), "{e}");
+    // Routes always verify, so they need the CA.
+    let cluster = ClusterConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: Some(TlsConfig { ca_file: None, ..server_tls() }),
+        ..ClusterConfig::default()
+    };
+    let cfg = NatsConfig { cluster: Some(cluster), ..common::config() };
+    let e =
+        NatsServer::bind(cfg, nats::cluster_ledger(1 << 20, 1 << 20)).await.err().expect("bound without a route CA");
+    assert_eq!(
+        e.to_string(),
+        "cluster tls: 'ca_file' is required: routes verify each other's certificates, as nats-server's do"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

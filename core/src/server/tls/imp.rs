@@ -190,7 +190,7 @@ impl RouteTls {
         cfg.verify = true;
         let Some(ca) = cfg.ca_file.clone() else {
             return Err(TlsError::Config(
-                "cluster TLS needs 'ca_file': routes verify each other's certificates, as nats-server".into(),
+                "'ca_file' is required: routes verify each other's certificates, as nats-server's do".into(),
             ));
         };
         cfg.check()?;
