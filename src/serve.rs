@@ -11,7 +11,9 @@ use crate::config::{self, FileConfig};
 use crate::{monitor, shutdown};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use weir_core::server::nats::{self, Auth, NatsConfig, NatsServer};
+use weir_core::server::tls::TlsConfig;
 
 /// Flags and file merged (flags win), with what the shell itself needs besides [`NatsConfig`].
 pub struct Settings {
@@ -39,6 +41,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         Some(path) => config::load(path).map_err(|e| e.to_string())?,
         None => FileConfig::default(),
     };
+    let tls = tls_settings(&args, file.tls.clone())?;
     let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
     let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
     let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
@@ -87,7 +90,11 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     }
     if let Some(d) = file.auth_timeout {
         cfg.auth_timeout = d;
+    } else if let Some(t) = &tls {
+        // nats-server's default with TLS: the TLS timeout plus a second.
+        cfg.auth_timeout = t.timeout + Duration::from_secs(1);
     }
+    cfg.tls = tls;
     if let Some(v) = args.nats_version.or(file.nats_version) {
         if v.split('.').count() != 3 || !v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             return Err(format!("nats_version '{v}' is not MAJOR.MINOR.PATCH"));
@@ -112,6 +119,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         if let Some(name) = args.cluster_name.or(file.cluster_name) {
             cc.name = name;
         }
+        cc.tls = file.cluster_tls.clone();
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
@@ -172,6 +180,44 @@ fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Re
     }
 }
 
+/// Client TLS from the file's `tls { }` and the `--tls*` flags, as nats-server: any
+/// `--tls*` flag turns TLS on (flags override the file's settings one by one) and then a
+/// certificate and key are required; `--tls=false` turns it off whatever the file says.
+fn tls_settings(args: &ServeArgs, file: Option<TlsConfig>) -> Result<Option<TlsConfig>, String> {
+    if args.tls == Some(false) {
+        return Ok(None);
+    }
+    let flags = args.tls == Some(true)
+        || args.tlsverify.is_some()
+        || args.tlscert.is_some()
+        || args.tlskey.is_some()
+        || args.tlscacert.is_some();
+    if !flags {
+        return Ok(file);
+    }
+    let mut t = file.unwrap_or_default();
+    if let Some(p) = &args.tlscert {
+        t.cert_file = p.clone();
+    }
+    if let Some(p) = &args.tlskey {
+        t.key_file = p.clone();
+    }
+    if let Some(p) = &args.tlscacert {
+        t.ca_file = Some(p.clone());
+    }
+    if let Some(v) = args.tlsverify {
+        t.verify = v;
+    }
+    if t.cert_file.as_os_str().is_empty() {
+        return Err("TLS Server certificate must be present and valid".into());
+    }
+    if t.key_file.as_os_str().is_empty() {
+        return Err("TLS Server private key must be present and valid".into());
+    }
+    t.check().map_err(|e| e.to_string())?;
+    Ok(Some(t))
+}
+
 /// Production seeds its RNG from the OS; only the simulator fixes seeds.
 pub fn seed_from_os() -> u64 {
     use std::hash::{BuildHasher, RandomState};
@@ -226,7 +272,16 @@ pub async fn run(s: Settings) -> Result<(), String> {
         None => nats::ledger(client_limit),
     };
     let listen = cfg.listen;
-    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let tls = cfg.tls.as_ref().map(|t| (t.verify, t.handshake_first));
+    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| match e.kind() {
+        // A TLS file that does not load (the error names it).
+        std::io::ErrorKind::InvalidInput => e.to_string(),
+        _ => format!("cannot listen on {listen}: {e}"),
+    })?;
+    if let Some((verify, first)) = tls {
+        // nats-server's line, with how clients are checked.
+        tracing::info!(verify, handshake_first = first, "TLS required for client connections");
+    }
     let addr = server.local_addr();
     // As nats-server: the configured host with the port actually bound.
     let shown = match host.parse::<IpAddr>() {

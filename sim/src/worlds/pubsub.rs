@@ -320,6 +320,7 @@ impl World for PubsubWorld {
                     min_backoff: Duration::from_millis(20),
                     max_backoff: Duration::from_millis(500),
                     node: node::id(i),
+                    ..ClusterConfig::default()
                 }),
                 ..NatsConfig::default()
             };

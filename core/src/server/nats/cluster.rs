@@ -47,6 +47,9 @@ pub struct ClusterConfig {
     /// This server's node id on the routes (its link-shaping number in the simulator;
     /// 0 for a server without Raft).
     pub node: NodeId,
+    /// Route TLS (nats-server's `cluster { tls { } }`): both sides verified against its
+    /// `ca_file`; see [`crate::server::tls`]. `None`: plain TCP.
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -61,6 +64,7 @@ impl Default for ClusterConfig {
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(1),
             node: 0,
+            tls: None,
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct NatsConfig {
     /// `-ERR 'maximum subscriptions exceeded'` and the connection stays open
     /// (nats-server's `max_subscriptions`; 0 = no limit).
     pub max_subscriptions: usize,
+    /// TLS for clients (nats-server's `tls { }`); `None` serves plaintext. See
+    /// [`crate::server::tls`]; [`super::NatsServer::bind`] fails if the files do not load.
+    pub tls: Option<crate::server::tls::TlsConfig>,
     /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
     pub nats_version: String,
 }
@@ -85,6 +88,7 @@ impl Default for NatsConfig {
             cluster: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
+            tls: None,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
         }
     }

@@ -13,6 +13,7 @@ use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
 use crate::server::link::LinkShaper;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
+use crate::server::tls::{RouteTls, ServerTls};
 use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -47,6 +48,8 @@ pub(super) struct Shared {
     broker: Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
+    /// Client TLS, when configured.
+    tls: Option<ServerTls>,
     account: Arc<Account>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
@@ -72,6 +75,8 @@ impl Shared {
             port: self.addr.port(),
             headers: true,
             auth_required: self.cfg.auth.is_required(),
+            tls_required: self.tls.is_some(),
+            tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg.max_payload as i64,
             client_id,
             client_ip: peer.ip().to_string(),
@@ -153,7 +158,17 @@ impl NatsServer {
     /// Bind the client port (and the route port if `cfg.cluster` is set); `ledger` must
     /// hold a `client.outbound` account (see [`ledger`]), and for a cluster also a
     /// `route.outbound` account (see [`cluster_ledger`]).
+    ///
+    /// TLS files (`cfg.tls`, `cfg.cluster.tls`) are loaded first; a file that cannot be
+    /// read or parsed is an `InvalidInput` error naming it (in the simulation build any
+    /// TLS setting is: see [`crate::server::tls`]).
     pub async fn bind(cfg: NatsConfig, ledger: Arc<Ledger>) -> std::io::Result<NatsServer> {
+        let bad = |what: &str, e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"));
+        let tls = cfg.tls.as_ref().map(ServerTls::load).transpose().map_err(|e| bad("tls", e))?;
+        let route_tls = match cfg.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+            Some(t) => Some(Arc::new(RouteTls::load(t).map_err(|e| bad("cluster tls", e))?)),
+            None => None,
+        };
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let server_id = server_id(cfg.seed);
@@ -165,6 +180,9 @@ impl NatsServer {
                 let l = TcpListener::bind(cc.listen).await?;
                 let raddr = l.local_addr()?;
                 let routes = Routes::new(cc.route_setup(&server_id), raddr, ledger.account(names::ROUTE_OUTBOUND));
+                if let Some(t) = route_tls {
+                    routes.set_tls(t);
+                }
                 (Some(l), Some(Arc::new(routes)))
             }
             None => (None, None),
@@ -175,6 +193,7 @@ impl NatsServer {
             addr,
             broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
             stats,
+            tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             cfg,
@@ -265,21 +284,58 @@ async fn serve_conn(
         let mut broker = shared.broker();
         (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
     };
-    let (mut rd, wr) = tokio::io::split(stream);
     let Some(id) = admitted else {
-        // As nats-server: INFO first, then the error, then close.
+        // As nats-server: INFO first, then the error, then close (before any TLS handshake).
         tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
         out.push(&ServerOp::Info(Box::new(shared.info(0, peer))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
-        write_loop(wr, &out, &shared).await;
+        write_loop(stream, &out, &shared).await;
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
+    let info = ServerOp::Info(Box::new(shared.info(id, peer)));
+    // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
+    // unless the handshake comes first (see `crate::server::tls`).
+    match &shared.tls {
+        None => {
+            out.push(&info);
+            serve_client(stream, id, shared.clone(), scope, out).await;
+        }
+        Some(tls) => match tls.accept_client(stream, &info).await {
+            Ok(stream) => {
+                if tls.handshake_first() {
+                    out.push(&info);
+                }
+                serve_client(stream, id, shared.clone(), scope, out).await;
+            }
+            Err(e) => {
+                // Probes and plaintext clients at debug, real handshake failures (a
+                // missing or untrusted client certificate, say) at warn, as nats-server.
+                if crate::server::tls::is_probe(&e) {
+                    tracing::debug!(client = id, %peer, "TLS handshake error: {e}");
+                } else {
+                    tracing::warn!(client = id, %peer, "TLS handshake error: {e}");
+                }
+                shared.broker().remove_client(id);
+                out.close(Closed::Abort);
+            }
+        },
+    }
+}
+
+/// Serve an admitted client whose INFO is queued on `out`, over a plain or TLS stream.
+async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    id: u64,
+    shared: Arc<Shared>,
+    scope: ScopeHandle,
+    out: Arc<Outbound>,
+) {
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
         .with_auth(shared.cfg.auth.clone())
         .with_max_subscriptions(shared.cfg.max_subscriptions);
-    out.push(&ServerOp::Info(Box::new(shared.info(id, peer))));
 
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
     let (w_out, w_shared) = (out.clone(), shared.clone());

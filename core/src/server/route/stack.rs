@@ -12,13 +12,14 @@ use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
 use crate::server::link::{Gate, LinkShaper};
 use crate::server::scope::ScopeHandle;
+use crate::server::tls::{BoxStream, RouteTls};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
@@ -101,6 +102,8 @@ pub struct Routes {
     addr: SocketAddr,
     account: Arc<Account>,
     shaper: OnceLock<Arc<dyn LinkShaper>>,
+    /// Route TLS, when configured: every connection is TLS from its first byte.
+    tls: OnceLock<Arc<RouteTls>>,
     /// Addresses some dialler is responsible for (or that turned out to be us).
     dialling: Mutex<BTreeSet<String>>,
     next_conn: AtomicU64,
@@ -123,6 +126,7 @@ impl Routes {
             addr,
             account,
             shaper: OnceLock::new(),
+            tls: OnceLock::new(),
             dialling: Mutex::new(BTreeSet::new()),
             next_conn: AtomicU64::new(1),
             peers: Mutex::new(BTreeMap::new()),
@@ -133,6 +137,28 @@ impl Routes {
     /// Shape traffic through `shaper` (the simulator's links); call before [`Routes::start`].
     pub fn set_shaper(&self, shaper: Arc<dyn LinkShaper>) {
         let _ = self.shaper.set(shaper);
+    }
+
+    /// Run every route connection over TLS (see [`crate::server::tls`]); call before
+    /// [`Routes::start`]. Peers must have route TLS too.
+    pub fn set_tls(&self, tls: Arc<RouteTls>) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The accepting side of a new connection: TLS if configured, else the socket itself.
+    async fn secure_inbound(&self, stream: TcpStream) -> io::Result<BoxStream> {
+        match self.tls.get() {
+            Some(t) => t.accept(stream).await,
+            None => Ok(Box::new(stream)),
+        }
+    }
+
+    /// The dialling side of a new connection to `addr`.
+    async fn secure_outbound(&self, stream: TcpStream, addr: &str) -> io::Result<BoxStream> {
+        match self.tls.get() {
+            Some(t) => t.connect(stream, addr).await,
+            None => Ok(Box::new(stream)),
+        }
     }
 
     /// The bound route address.
@@ -321,11 +347,12 @@ impl Routes {
     async fn inbound(
         self: &Arc<Self>,
         h: &Handlers,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         scope: &ScopeHandle,
     ) -> io::Result<()> {
         let _ = stream.set_nodelay(true);
+        let mut stream = self.secure_inbound(stream).await?;
         let mut buf = Vec::new();
         let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
             return Err(invalid("route did not start with Hello"));
@@ -360,10 +387,10 @@ impl Routes {
         r
     }
 
-    async fn receive(
+    async fn receive<R: AsyncRead + Unpin>(
         &self,
         h: &Handlers,
-        stream: &mut TcpStream,
+        stream: &mut R,
         hello: &Hello,
         conn: RouteConnId,
         buf: &mut Vec<u8>,
@@ -423,8 +450,9 @@ impl Routes {
             return Attempt::Failed;
         }
         let handshake = async {
-            let mut stream = connect(addr).await?;
+            let stream = connect(addr).await?;
             let _ = stream.set_nodelay(true);
+            let mut stream = self.secure_outbound(stream, addr).await?;
             frame::write_raw(&mut stream, &encode_hello(&self.hello(true, Vec::new()))).await?;
             let mut buf = Vec::new();
             match read_frame(&mut stream, &mut buf, self.idle_timeout()).await? {
@@ -479,7 +507,7 @@ impl Routes {
     }
 
     /// Write `out`'s frames to the peer, with keepalives, until something ends the connection.
-    async fn pump(&self, stream: TcpStream, out: &RouteOut, peer: NodeId) -> io::Result<()> {
+    async fn pump(&self, stream: BoxStream, out: &RouteOut, peer: NodeId) -> io::Result<()> {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let ping = frame::encode(&RouteFrameRef::Ping).expect("ping encodes");
         let every = self.cfg().ping_interval;
