@@ -85,7 +85,7 @@ pub fn write_atomic(disk: &dyn Disk, path: &str, body: &[u8]) -> io::Result<()> 
 pub fn read_checked(disk: &dyn Disk, path: &str) -> Result<Vec<u8>, String> {
     let data = disk.read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let (sum, body) = match data.iter().position(|b| *b == b'\n') {
-        Some(i) if i == 16 => (&data[..16], &data[17..]),
+        Some(16) => (&data[..16], &data[17..]),
         _ => return Err(format!("{path} is corrupt: no checksum line")),
     };
     if sum != checksum(body).as_bytes() {
