@@ -194,6 +194,15 @@ impl StreamHost {
         let names: Vec<String> = self.consumers.keys().cloned().collect();
         for name in names {
             let Some(h) = self.consumers.get_mut(&name) else { continue };
+            // Pending messages the removal took (a filtered purge, a per-subject
+            // eviction) stop waiting for acks now, not at their next redelivery, so that
+            // num_ack_pending returns to 0 (nats-server #6093).
+            let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
+            for seq in pending {
+                if matches!(self.stream.store_mut().load(seq), Ok(None)) {
+                    h.c.on_stream_remove(seq, "");
+                }
+            }
             let mut view = View { stream: &mut self.stream, visible: self.visible };
             h.c.on_stream_purge(now_ns, &mut view);
             self.drain(now_ns, &name, out);
@@ -302,6 +311,10 @@ impl StreamHost {
         }
         self.stream.remove_consumer(name);
         self.gone.push(name.to_string());
+        let push = h.c.config().deliver_subject.clone();
+        if !push.is_empty() {
+            out.push(JsOut::Watch { subject: push, watch: false });
+        }
         if self.stream.config().retention == RetentionPolicy::Interest {
             self.release_unneeded(now_ns, out);
         }

@@ -420,6 +420,7 @@ impl JetStream {
         } else {
             self.on_publish(now_ns, msg, out);
         }
+        self.reap();
         self.check();
     }
 
@@ -523,6 +524,7 @@ impl JetStream {
             }
             self.notes.extend(notes);
         }
+        self.reap();
         self.check();
         match first {
             Some(e) => Err(e),
@@ -552,6 +554,13 @@ impl JetStream {
                 for seq in refused {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
+                    }
+                }
+                // Restored push consumers start unbound: the shell reports their interest again.
+                for h in host.consumers.values() {
+                    let subject = h.c.config().deliver_subject.clone();
+                    if !subject.is_empty() {
+                        out.push(JsOut::Watch { subject, watch: true });
                     }
                 }
                 self.install(host);
@@ -585,6 +594,7 @@ impl JetStream {
                 });
             }
         }
+        self.reap();
         self.check();
     }
 
@@ -645,6 +655,7 @@ impl JetStream {
                 host.with_consumer(now_ns, &n, out, |c, v, now| c.poll(now, v));
             }
         }
+        self.reap();
         self.check();
     }
 
@@ -707,6 +718,7 @@ impl JetStream {
                 "stream {name}: an unsynced message is visible"
             );
             assert_eq!(host.stream.consumer_count(), host.consumers.len(), "stream {name}: consumer registry differs");
+            assert!(host.gone.is_empty(), "stream {name}: removed consumers' files were not reaped");
             host.stream.invariants();
             for (cname, h) in &host.consumers {
                 assert_eq!(h.c.name(), cname);

@@ -270,3 +270,19 @@ fn interest_retention_and_consumer_delete_releases() {
     h.api("$JS.API.CONSUMER.DELETE.I.b", "");
     assert_eq!(h.api("$JS.API.STREAM.INFO.I", "")["state"]["messages"], 0);
 }
+
+#[test]
+fn inactive_ephemeral_is_removed_with_its_files() {
+    let mut h = setup(r#"{"name":"S","subjects":["s"]}"#);
+    let r = create_consumer(
+        &mut h,
+        "$JS.API.CONSUMER.CREATE.S.eph",
+        r#"{"stream_name":"S","config":{"name":"eph","ack_policy":"explicit","inactive_threshold":1000000000}}"#,
+    );
+    assert_eq!(r["name"], "eph");
+    let meta = layout::consumer_meta("data", "S", "eph");
+    assert!(h.disk.exists(&meta));
+    h.advance(2 * SEC);
+    assert_eq!(err_code(&h.api("$JS.API.CONSUMER.INFO.S.eph", "")), 10014);
+    assert!(!h.disk.exists(&meta), "the consumer's files go with it");
+}
