@@ -146,3 +146,25 @@ fn api_queue_overflow_is_answered_and_counted() {
     let j = h.js.jsz();
     assert_eq!((j.api.total, j.api.errors, j.api.overflow), (3, 1, 1));
 }
+
+#[test]
+fn a_full_pending_account_runs_the_group_commit_inline() {
+    use crate::mem::names::*;
+    let limits: Vec<(&'static str, u64)> = ACCOUNTS
+        .iter()
+        .map(|a| (*a, if *a == STREAM_PENDING { 3 * (PENDING_ENTRY_COST as u64 + 20) } else { 64 << 20 }))
+        .collect();
+    let ledger = Arc::new(Ledger::new(&limits));
+    let pending = ledger.account(STREAM_PENDING);
+    let mut h = Harness::with_ledger(JsConfig { store_dir: "d".into(), ..JsConfig::default() }, ledger);
+    h.create_stream(r#"{"name":"S","subjects":["s"]}"#);
+    let mut acked = 0;
+    for i in 0..10 {
+        acked += h.send("s", Some(&format!("_INBOX.{i}")), b"", b"x").len();
+        assert!(pending.current() <= pending.limit(), "stream.pending over its limit");
+    }
+    assert!(acked >= 6, "the full account forced group commits inline ({acked} acks before the sync)");
+    acked += h.sync().len();
+    assert_eq!(acked, 10);
+    assert_eq!(pending.current(), 0, "stream.pending drains at the sync");
+}
