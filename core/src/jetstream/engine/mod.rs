@@ -757,3 +757,9 @@ impl JetStream {
         assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
     }
 }
+
+/// The shell keeps the engine behind a lock shared by connection tasks.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<JetStream>();
+};
