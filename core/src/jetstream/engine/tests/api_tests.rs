@@ -245,3 +245,46 @@ fn null_fields_read_as_zero_values() {
     let r = h.api("$JS.API.STREAM.PURGE.S", r#"{"filter":null,"keep":null}"#);
     assert_eq!(r["purged"], 1, "{r}");
 }
+
+#[test]
+fn update_purge_get_delete() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"S","subjects":["s.*"],"allow_direct":true}"#);
+    for i in 0..6 {
+        h.publish(&format!("s.{}", i % 2), b"", format!("m{i}").as_bytes());
+    }
+    // Update: a lower max_msgs evicts at once; changing storage is refused.
+    let u = h.api("$JS.API.STREAM.UPDATE.S", r#"{"name":"S","subjects":["s.*","t"],"allow_direct":true,"max_msgs":5}"#);
+    assert_eq!(u["type"], "io.nats.jetstream.api.v1.stream_update_response");
+    assert_eq!((u["config"]["max_msgs"].as_i64(), u["state"]["messages"].as_u64()), (Some(5), Some(5)), "{u}");
+    assert!(h.js.wants("t"));
+    let bad = h.api("$JS.API.STREAM.UPDATE.S", r#"{"name":"S","subjects":["s.*"],"storage":"memory"}"#);
+    assert_eq!(err_code(&bad), 10052);
+    // Get by sequence, last by subject, next by subject.
+    let g = h.api("$JS.API.STREAM.MSG.GET.S", r#"{"seq":2}"#);
+    assert_eq!(g["type"], "io.nats.jetstream.api.v1.stream_msg_get_response");
+    assert_eq!((g["message"]["subject"].as_str(), g["message"]["data"].as_str()), (Some("s.1"), Some("bTE=")));
+    let g = h.api("$JS.API.STREAM.MSG.GET.S", r#"{"last_by_subj":"s.0"}"#);
+    assert_eq!(g["message"]["seq"], 5);
+    let g = h.api("$JS.API.STREAM.MSG.GET.S", r#"{"next_by_subj":"s.1","seq":3}"#);
+    assert_eq!(g["message"]["seq"], 4);
+    // Direct get, JSON form by sequence.
+    let mut outs = h.send("$JS.API.DIRECT.GET.S", Some("_INBOX.d"), b"", br#"{"seq":3}"#);
+    outs.extend(h.sync());
+    assert_eq!(outs[0].payload, b"m2");
+    // Delete, then info with deleted details and per-subject counts.
+    let d = h.api("$JS.API.STREAM.MSG.DELETE.S", r#"{"seq":3}"#);
+    assert_eq!(d["success"], true);
+    let i = h.api("$JS.API.STREAM.INFO.S", r#"{"deleted_details":true,"subjects_filter":"s.*"}"#);
+    assert_eq!(i["state"]["deleted"], serde_json::json!([3]));
+    // s.0 held 1, 3, 5 (1 evicted, 3 deleted); s.1 holds 2, 4, 6.
+    assert_eq!(i["state"]["subjects"], serde_json::json!({"s.0": 1, "s.1": 3}));
+    assert_eq!(i["total"], 2);
+    // Purge keeping one per subject filter, then everything.
+    let p = h.api("$JS.API.STREAM.PURGE.S", r#"{"filter":"s.1","keep":1}"#);
+    assert_eq!((p["success"].as_bool(), p["purged"].as_u64()), (Some(true), Some(2)));
+    let p = h.api("$JS.API.STREAM.PURGE.S", "");
+    assert_eq!(p["purged"], 2);
+    let i = h.api("$JS.API.STREAM.INFO.S", "");
+    assert_eq!((i["state"]["messages"].as_u64(), i["state"]["first_seq"].as_u64()), (Some(0), Some(7)));
+}
