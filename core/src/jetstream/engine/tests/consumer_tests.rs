@@ -299,12 +299,17 @@ fn push_flow_control_stalls_and_resumes_on_the_reply() {
     for _ in 0..4 {
         outs.extend(h.send("s", None, b"", &big));
     }
-    let delivered = outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
-    let fc = outs.iter().find(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.FC.S.p."))).expect("flow control request");
+    let delivered =
+        outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
+    let fc = outs
+        .iter()
+        .find(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.FC.S.p.")))
+        .expect("flow control request");
     assert_eq!(fc.status(), Some(100));
     assert_eq!(delivered, 3, "the fourth waits for the flow-control reply");
     let reply = fc.reply.clone().unwrap();
     let outs = h.send(&reply, None, b"", b"");
-    let more = outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
+    let more =
+        outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
     assert_eq!(more, 1, "the reply releases the stalled delivery");
 }
