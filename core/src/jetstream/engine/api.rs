@@ -396,15 +396,7 @@ impl JetStream {
     fn stream_names_api(&mut self, body: &[u8]) -> ApiResult {
         const API: &str = "stream_names";
         let req: NamesRequest = parse_body(body).or_else(|e| err(API, e))?;
-        let mut names: Vec<String> = self
-            .streams
-            .iter()
-            .filter(|(_, h)| {
-                req.subject.is_empty()
-                    || h.stream.config().subjects.iter().any(|s| crate::subject::patterns_collide(s, &req.subject))
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
+        let mut names = self.names_matching(&req.subject);
         if req.subject.is_empty() {
             names.extend(self.failed.keys().cloned());
             names.sort();
@@ -415,16 +407,28 @@ impl JetStream {
         ok(API, &Paged { total, offset: req.offset, limit: NAMES_LIMIT, body: Names { streams } })
     }
 
+    /// Streams in service with a subject that can match `subject` (all when empty), sorted.
+    fn names_matching(&self, subject: &str) -> Vec<String> {
+        self.streams
+            .iter()
+            .filter(|(_, h)| {
+                subject.is_empty()
+                    || h.stream.config().subjects.iter().any(|s| crate::subject::patterns_collide(s, subject))
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     fn stream_list(&mut self, now_ns: i64, body: &[u8]) -> ApiResult {
         const API: &str = "stream_list";
         let req: NamesRequest = parse_body(body).or_else(|e| err(API, e))?;
-        let names: Vec<String> = self.streams.keys().cloned().collect();
+        let names = self.names_matching(&req.subject);
         let total = names.len();
         let mut streams = Vec::new();
         for n in names.iter().skip(req.offset).take(LIST_LIMIT) {
             streams.push(self.info_of(now_ns, n, false, None).or_else(|e| err(API, e))?);
         }
-        let offline = self.failed.clone();
+        let offline = if req.subject.is_empty() { self.failed.clone() } else { BTreeMap::new() };
         ok(API, &Paged { total, offset: req.offset, limit: LIST_LIMIT, body: List { streams, offline } })
     }
 

@@ -288,3 +288,17 @@ fn update_purge_get_delete() {
     let i = h.api("$JS.API.STREAM.INFO.S", "");
     assert_eq!((i["state"]["messages"].as_u64(), i["state"]["first_seq"].as_u64()), (Some(0), Some(7)));
 }
+
+#[test]
+fn names_and_list_filter_by_subject() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"A","subjects":["a.>"]}"#);
+    h.create_stream(r#"{"name":"B","subjects":["b.*"]}"#);
+    let n = h.api("$JS.API.STREAM.NAMES", r#"{"subject":"b.x"}"#);
+    assert_eq!(n["streams"], serde_json::json!(["B"]));
+    let n = h.api("$JS.API.STREAM.NAMES", r#"{"subject":null}"#);
+    assert_eq!(n["streams"], serde_json::json!(["A", "B"]), "a null subject is no filter");
+    let l = h.api("$JS.API.STREAM.LIST", r#"{"subject":"a.q.r"}"#);
+    assert_eq!((l["total"].as_u64(), l["streams"][0]["config"]["name"].as_str()), (Some(1), Some("A")));
+    assert_eq!(l["streams"].as_array().unwrap().len(), 1);
+}
