@@ -265,6 +265,11 @@ impl Ledger {
         self.accounts.get(name).cloned().unwrap_or_else(|| panic!("ledger has no account {name}"))
     }
 
+    /// The account called `name`, if the ledger has it.
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts.get(name).cloned()
+    }
+
     /// Samples of every account in name order.
     pub fn sample(&self) -> Vec<AccountSample> {
         self.accounts

@@ -55,8 +55,9 @@
 //! Dedup ids and TTLs charge `stream.dedup`, store indexes `store.index`, store buffers
 //! and caches `store.buffers`/`store.cache`, loaded deliveries `consumer.inflight`,
 //! publishes waiting for the group commit `stream.pending` (at its limit the engine
-//! syncs before appending more): the ledger passed to [`JetStream::open`] must have
-//! those six accounts ([`ACCOUNTS`]). Memory streams
+//! syncs before appending more): the ledger passed to [`JetStream::open`] needs
+//! those six accounts ([`ACCOUNTS`]); without `stream.pending` the engine bounds the
+//! same way with a private account that the ledger does not report. Memory streams
 //! are bounded by `max_memory_store` (a publish past it is refused with 10023), file
 //! streams by `max_file_store`. The API queue holds at most `max_api_pending` requests;
 //! over it a request is answered with an error and counted, never dropped silently.
@@ -253,7 +254,13 @@ impl JetStream {
             store_mem: StoreMemory::from_ledger(&ledger),
             dedup: ledger.account(STREAM_DEDUP),
             inflight: ledger.account(crate::consumer::CONSUMER_INFLIGHT),
-            pending: ledger.account(crate::mem::names::STREAM_PENDING),
+            // Ledgers built before `stream.pending` existed lack it: the engine then keeps
+            // a private account at the registry's default limit (bounded all the same,
+            // just not reported); add `ACCOUNTS` to the node's ledger to report it.
+            pending: ledger.get(crate::mem::names::STREAM_PENDING).unwrap_or_else(|| {
+                let name = crate::mem::names::STREAM_PENDING;
+                Arc::new(Account::new(name, crate::mem::spec(name).default_limit))
+            }),
             cfg,
             disk,
             streams: BTreeMap::new(),
