@@ -10,6 +10,7 @@ mod common;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use std::future::IntoFuture;
 use std::time::Duration;
 use weir_core::server::nats::jsz::JszOptions;
 
@@ -204,6 +205,84 @@ async fn a_corrupt_stream_is_reported_and_the_rest_starts() {
     let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
     let ack = within("publish to B", async { js.publish("b", "more".into()).await.unwrap().await }).await.unwrap();
     assert_eq!(ack.sequence, 2);
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A real disk that counts fsyncs of message blocks (files under a stream's `msgs/`).
+struct CountingDisk {
+    inner: weir_core::disk::RealDisk,
+    block_syncs: std::sync::atomic::AtomicU64,
+}
+
+impl weir_core::disk::Disk for CountingDisk {
+    fn read(&self, p: &str) -> std::io::Result<Vec<u8>> {
+        self.inner.read(p)
+    }
+    fn read_at(&self, p: &str, o: u64, l: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.read_at(p, o, l)
+    }
+    fn append(&self, p: &str, d: &[u8]) -> std::io::Result<u64> {
+        self.inner.append(p, d)
+    }
+    fn write_file(&self, p: &str, d: &[u8]) -> std::io::Result<()> {
+        self.inner.write_file(p, d)
+    }
+    fn truncate(&self, p: &str, l: u64) -> std::io::Result<()> {
+        self.inner.truncate(p, l)
+    }
+    fn sync(&self, p: &str) -> std::io::Result<()> {
+        if p.contains("/msgs/") {
+            self.block_syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.inner.sync(p)
+    }
+    fn sync_dir(&self, d: &str) -> std::io::Result<()> {
+        self.inner.sync_dir(d)
+    }
+    fn rename(&self, f: &str, t: &str) -> std::io::Result<()> {
+        self.inner.rename(f, t)
+    }
+    fn remove(&self, p: &str) -> std::io::Result<()> {
+        self.inner.remove(p)
+    }
+    fn list(&self, d: &str) -> std::io::Result<Vec<String>> {
+        self.inner.list(d)
+    }
+    fn len(&self, p: &str) -> std::io::Result<u64> {
+        self.inner.len(p)
+    }
+}
+
+/// Pipelined publishes are group-committed: every one is acknowledged, with far fewer
+/// fsyncs of the message blocks than publishes (one fsync covers every append since the
+/// last, so the batches grow with the backlog).
+#[tokio::test]
+async fn pipelined_publishes_share_fsyncs() {
+    let dir = common::store_dir("group");
+    let disk = std::sync::Arc::new(CountingDisk {
+        inner: weir_core::disk::RealDisk::new(&dir).unwrap(),
+        block_syncs: Default::default(),
+    });
+    let mut cfg = common::js_config(&dir);
+    cfg.jetstream.as_mut().unwrap().disk = disk.clone();
+    let server = common::start(cfg).await;
+    let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    within("create", js.create_stream(stream_config("G", &["g"]))).await.unwrap();
+    let n = 400u64;
+    let mut acks = Vec::new();
+    for _ in 0..n {
+        acks.push(within("publish", js.publish("g", bytes::Bytes::from_static(&[7; 128]))).await.unwrap());
+    }
+    let mut seqs = Vec::new();
+    for a in acks {
+        seqs.push(within("ack", a.into_future()).await.unwrap().sequence);
+    }
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "every publish acknowledged, in order");
+    let syncs = disk.block_syncs.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{syncs} block fsyncs for {n} pipelined publishes");
+    assert!(syncs > 0, "acknowledged messages were fsynced");
+    assert!(syncs * 4 <= n, "{syncs} block fsyncs for {n} publishes: no group commit");
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
