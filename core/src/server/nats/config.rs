@@ -2,6 +2,7 @@
 
 use super::auth::Auth;
 use super::cluster::ClusterConfig;
+use super::js::JetStreamOptions;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub struct NatsConfig {
     pub tls: Option<crate::server::tls::TlsConfig>,
     /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
     pub nats_version: String,
+    /// JetStream, when enabled (nats-server's `-js`); `None` serves core NATS only.
+    pub jetstream: Option<JetStreamOptions>,
 }
 
 impl Default for NatsConfig {
@@ -90,6 +93,7 @@ impl Default for NatsConfig {
             max_subscriptions: 0,
             tls: None,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
+            jetstream: None,
         }
     }
 }
