@@ -51,10 +51,18 @@ fn fresh_store_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// The in-process server's configuration: JetStream on, storing under `dir`.
+/// The in-process server's configuration: JetStream on, storing under `dir/jetstream`
+/// (as `weir serve -js --store_dir DIR` does).
 fn weir_js_config(dir: &std::path::Path) -> weir_core::server::nats::NatsConfig {
-    let _ = dir;
-    common::config()
+    let root = dir.join("jetstream");
+    let disk = weir_core::disk::RealDisk::new(&root).expect("store dir");
+    #[allow(clippy::disallowed_methods, reason = "a test's wall-clock seam: message timestamps clients parse")]
+    let epoch_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let js =
+        weir_core::server::nats::JetStreamOptions::new(std::sync::Arc::new(disk), root.display().to_string(), epoch_ns);
+    weir_core::server::nats::NatsConfig { jetstream: Some(js), ..common::config() }
 }
 
 impl Target {
