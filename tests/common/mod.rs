@@ -79,3 +79,5 @@ pub fn addr_from_env(var: &str) -> Option<SocketAddr> {
 pub fn prefix(test: &str) -> String {
     format!("t{}.{test}", std::process::id())
 }
+
+pub mod js;

@@ -1,0 +1,62 @@
+//! nats-py's JetStream API on the cases of tests/js_client.rs: runs
+//! `tests/js_py/js_suite.py` against an in-process weir with JetStream (or the server in
+//! `NATS_JS_SERVER_URL`) and fails if any case fails.
+//!
+//! The python comes from `scripts/nats-py-venv` (a venv under `target/nats-py/` with a
+//! pinned nats-py from PyPI, built on first use). If that venv cannot be built (no
+//! `python3`, no `venv` module, no registry), the test says so and passes: the async-nats
+//! suite covers the same cases.
+
+#![cfg(not(madsim))]
+
+mod common;
+
+use common::js::Target;
+use std::path::Path;
+use std::process::Command;
+
+/// Cases that weir does not pass yet, with the reason (`--skip CASE=REASON`); only
+/// applied when the target is the in-process weir.
+const WEIR_SKIPS: &[(&str, &str)] = &[];
+
+/// The venv's python, or why there is none.
+fn python() -> Result<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("scripts/nats-py-venv"))
+        .output()
+        .map_err(|e| format!("cannot run scripts/nats-py-venv: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("scripts/nats-py-venv failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_jetstream_suite() {
+    let py = match tokio::task::spawn_blocking(python).await.unwrap() {
+        Ok(py) => py,
+        Err(why) => {
+            println!("SKIP nats-py suite: {why}");
+            return;
+        }
+    };
+    let Some(t) = Target::new("py").await else { return };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js_py/js_suite.py");
+    let mut cmd = Command::new(py);
+    cmd.arg(script).arg(&t.url);
+    if t.is_weir() {
+        for (case, why) in WEIR_SKIPS {
+            cmd.arg("--skip").arg(format!("{case}=weir: {why}"));
+        }
+    }
+    // The in-process server runs on this runtime's other worker while python runs.
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let summary = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("(no summary line)").to_string();
+    t.stop().await;
+    assert!(out.status.success(), "nats-py suite: {summary}");
+    assert!(summary.contains(" 0 failed"), "{summary}");
+}
