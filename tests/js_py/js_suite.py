@@ -1,6 +1,6 @@
 """nats-py's JetStream API on the cases of tests/js_client.rs.
 
-Usage: python js_suite.py URL [--skip CASE=REASON ...] [--only CASE ...]
+Usage: python js_suite.py URL [--skip CASE=REASON ...] [--only CASE ...] [--run-id ID]
 
 Runs every case against the server at URL (weir with JetStream, or nats-server -js),
 each with its own stream names, and ends with the line 'N passed, N failed, N skipped'.
@@ -22,6 +22,8 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError, KeyWrongLastSequenceError, NotFoundError
 
 WAIT = 10.0
+# Names unique to this run; the restart phases (two processes) share one via --run-id.
+RUN_ID = str(os.getpid())
 CASES = []
 
 
@@ -31,11 +33,11 @@ def case(fn):
 
 
 def sname(test):
-    return f"P{os.getpid()}_{test.upper()}"
+    return f"P{RUN_ID}_{test.upper()}"
 
 
 def subj(test):
-    return f"p{os.getpid()}.js.{test}"
+    return f"p{RUN_ID}.js.{test}"
 
 
 def eq(got, want, what=""):
@@ -137,7 +139,7 @@ async def publish_gets_puback(nc, js):
     st = v["state"]
     eq((st["messages"], st["first_seq"], st["last_seq"], st["num_subjects"]), (4, 1, 4, 2), "state")
     try:
-        await js.publish(f"p{os.getpid()}.js.nostream", b"x")
+        await js.publish(f"p{RUN_ID}.js.nostream", b"x")
         raise AssertionError("publish without a stream succeeded")
     except nats.js.errors.NoStreamResponseError:
         pass
@@ -597,13 +599,52 @@ async def unknown_stream_and_consumer_errors(nc, js):
     eq(e, (404, 10014, "consumer not found"), "consumer delete")
 
 
+# Restart: the runner (tests/js_py.rs) runs restart_setup, restarts the in-process
+# server over the same store directory, then runs restart_check. Not in CASES: an
+# external server is not restarted.
+RESTART_CASES = []
+
+
+def restart_case(fn):
+    RESTART_CASES.append(fn)
+    return fn
+
+
+@restart_case
+async def restart_setup(nc, js):
+    name, p = sname("restart"), subj("restart")
+    await js.add_stream(name=name, subjects=[f"{p}.>"])
+    for i in range(1, 6):
+        await js.publish(f"{p}.x", str(i).encode(), headers={"Nats-Msg-Id": f"id{i}"})
+    psub = await js.pull_subscribe(f"{p}.x", durable="keep", stream=name)
+    msgs = await psub.fetch(3, timeout=2)
+    await msgs[0].ack_sync()
+    await msgs[1].ack_sync()
+    kv = await js.create_key_value(bucket=f"{name}_KV")
+    await kv.put("k", b"persisted")
+
+
+@restart_case
+async def restart_check(nc, js):
+    name, p = sname("restart"), subj("restart")
+    si = await js.stream_info(name)
+    eq((si.state.messages, si.state.first_seq, si.state.last_seq), (5, 1, 5), "stream after restart")
+    eq((await js.get_msg(name, 4)).data, b"4", "message after restart")
+    ci = await js.consumer_info(name, "keep")
+    eq((ci.ack_floor.stream_seq, ci.delivered.stream_seq, ci.num_pending), (2, 3, 2), "consumer after restart")
+    ack = await js.publish(f"{p}.x", b"again", headers={"Nats-Msg-Id": "id2"})
+    eq((ack.seq, ack.duplicate), (2, True), "dedup after restart")
+    kv = await js.key_value(f"{name}_KV")
+    eq((await kv.get("k")).value, b"persisted", "kv after restart")
+
+
 async def run(url, skips, only):
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=5)
     js = nc.jetstream(timeout=WAIT)
     passed = failed = skipped = 0
-    for fn in CASES:
+    for fn in CASES + RESTART_CASES:
         n = fn.__name__
-        if only and n not in only:
+        if (only and n not in only) or (not only and fn in RESTART_CASES):
             continue
         if n in skips:
             print(f"SKIP {n}: {skips[n]}")
@@ -633,6 +674,10 @@ def main():
         if args[i] == "--skip":
             k, _, reason = args[i + 1].partition("=")
             skips[k] = reason or "skipped"
+            i += 2
+        elif args[i] == "--run-id":
+            global RUN_ID
+            RUN_ID = args[i + 1]
             i += 2
         elif args[i] == "--only":
             only.add(args[i + 1])
