@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weir_core::server::nats::{self, Monitor, NatsConfig, NatsServer};
 
+pub mod js;
+
 /// A running server; [`TestServer::stop`] shuts it down and waits for it.
 pub struct TestServer {
     /// Client address.
@@ -79,5 +81,3 @@ pub fn addr_from_env(var: &str) -> Option<SocketAddr> {
 pub fn prefix(test: &str) -> String {
     format!("t{}.{test}", std::process::id())
 }
-
-pub mod js;
