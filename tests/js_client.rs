@@ -120,6 +120,16 @@ fn text(m: &jetstream::Message) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
 }
 
+/// Every stream name, by async-nats's pager or (`raw`) by a raw STREAM.NAMES with `{}`.
+async fn stream_names(js: &Context, c: &Client, raw: bool) -> Vec<String> {
+    if !raw {
+        return js.stream_names().map(|n| n.unwrap()).collect().await;
+    }
+    let v = api(c, "$JS.API.STREAM.NAMES", "{}").await;
+    assert!(v["total"].as_u64().unwrap() <= 1024, "one page is enough here: {v}");
+    v["streams"].as_array().map_or(Vec::new(), |a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+}
+
 #[tokio::test]
 async fn stream_create_update_delete() {
     let test = "crud";
@@ -163,12 +173,13 @@ async fn stream_create_update_delete() {
     assert_eq!(err_codes(&v), (404, 10059), "{v}");
 
     // It is listed, then deleted.
-    let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
+    let null_subject = t.weir_bug(test, "STREAM.NAMES refuses async-nats's {\"offset\":0,\"subject\":null} with 10025");
+    let names = stream_names(&js, &c, null_subject).await;
     assert!(names.contains(&name), "{names:?}");
     assert!(js.delete_stream(&name).await.expect("delete").success);
     let v = api(&c, &format!("$JS.API.STREAM.INFO.{name}"), "").await;
     assert_eq!(err_codes(&v), (404, 10059), "{v}");
-    let names: Vec<String> = js.stream_names().map(|n| n.unwrap()).collect().await;
+    let names = stream_names(&js, &c, null_subject).await;
     assert!(!names.contains(&name), "{names:?}");
     t.stop().await;
 }
