@@ -15,7 +15,7 @@ mod common;
 
 use async_nats::jetstream::{
     self, AckKind, Context,
-    consumer::{self, AckPolicy, pull, push},
+    consumer::{self, AckPolicy, DeliverPolicy, pull, push},
     context::PublishErrorKind,
     kv, object_store,
     stream::{self, RetentionPolicy, StorageType},
@@ -126,7 +126,7 @@ async fn stream_names(js: &Context, c: &Client, raw: bool) -> Vec<String> {
         return js.stream_names().map(|n| n.unwrap()).collect().await;
     }
     let v = api(c, "$JS.API.STREAM.NAMES", "{}").await;
-    assert!(v["total"].as_u64().unwrap() <= 1024, "one page is enough here: {v}");
+    assert!(v["total"].as_u64().unwrap() <= 1024, "one page is enough here: {}", v["total"]);
     v["streams"].as_array().map_or(Vec::new(), |a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
 }
 
@@ -1062,4 +1062,397 @@ async fn restart_keeps_everything() {
     assert!(m.iter().all(|m| m.info().unwrap().stream_sequence >= 3), "acked message redelivered after restart");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn account_info_and_listing() {
+    let test = "listing";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for cn in ["c2", "c1"] {
+        let _: consumer::PullConsumer = s.create_consumer(pull_durable(cn)).await.unwrap();
+    }
+    publish(&js, &format!("{p}.a"), "1").await;
+    publish(&js, &format!("{p}.b"), "2").await;
+    publish(&js, &format!("{p}.a"), "3").await;
+    let acct = js.query_account().await.expect("$JS.API.INFO");
+    assert!(acct.streams >= 1 && acct.consumers >= 2, "{acct:?}");
+    let v = api(&c, "$JS.API.INFO", "").await;
+    assert_eq!(v["type"], json!("io.nats.jetstream.api.v1.account_info_response"), "{v}");
+    assert!(v["api"]["level"].as_u64().is_some(), "api.level: {v}");
+    // STREAM.LIST and NAMES filtered by a subject (raw: the server may hold many streams).
+    let body = json!({"subject": format!("{p}.a")}).to_string();
+    let v = api(&c, "$JS.API.STREAM.LIST", &body).await;
+    assert_eq!(v["total"], json!(1), "{v}");
+    assert_eq!(v["streams"][0]["config"]["name"], json!(name), "{v}");
+    assert_eq!(v["streams"][0]["state"]["messages"], json!(3));
+    let v = api(&c, "$JS.API.STREAM.NAMES", &body).await;
+    assert_eq!(v["streams"], json!([name]), "{v}");
+    // Consumer names and list, sorted by name.
+    let names: Vec<String> = s.consumer_names().map(|n| n.unwrap()).collect().await;
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["c1", "c2"]);
+    let infos: Vec<_> = s.consumers().map(|i| i.unwrap()).collect().await;
+    assert_eq!(infos.len(), 2);
+    assert!(infos.iter().all(|i| i.num_pending == 3 && i.stream_name == name), "{infos:?}");
+    // Which stream has a subject; per-subject counts.
+    assert_eq!(js.stream_by_subject(format!("{p}.zz")).await.expect("by subject"), name);
+    let mut s = js.get_stream(&name).await.unwrap();
+    let info = s.info_with_subjects(format!("{p}.>")).await.unwrap().collect::<Vec<_>>().await;
+    let mut counts: Vec<(String, usize)> = info.into_iter().map(|r| r.unwrap()).collect();
+    counts.sort();
+    assert_eq!(counts, [(format!("{p}.a"), 2), (format!("{p}.b"), 1)]);
+    assert_eq!(s.info().await.unwrap().state.consumer_count, 2);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn limits_and_discard_policies() {
+    let test = "limits";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    // max_msgs with discard old: the oldest go.
+    let old = format!("{name}_OLD");
+    js.create_stream(stream::Config { max_messages: 3, ..file_stream(&old, &format!("{p}.old.>")) }).await.unwrap();
+    for i in 0..5 {
+        publish(&js, &format!("{p}.old.x"), &format!("{i}")).await;
+    }
+    assert_eq!(stream_state(&js, &old).await, (3, 3));
+    // discard new: the newcomer is refused.
+    let new = format!("{name}_NEW");
+    let cfg = stream::Config {
+        max_messages: 2,
+        discard: stream::DiscardPolicy::New,
+        ..file_stream(&new, &format!("{p}.new.>"))
+    };
+    js.create_stream(cfg).await.unwrap();
+    publish(&js, &format!("{p}.new.x"), "1").await;
+    publish(&js, &format!("{p}.new.x"), "2").await;
+    let v = pub_raw(&c, &format!("{p}.new.x"), &[], "3").await;
+    assert_eq!(err_codes(&v), (503, 10077), "{v}");
+    assert_eq!(err_desc(&v), "maximum messages exceeded");
+    assert_eq!(stream_state(&js, &new).await, (2, 1));
+    // max_msgs_per_subject: one per subject kept.
+    let per = format!("{name}_PER");
+    js.create_stream(stream::Config { max_messages_per_subject: 1, ..file_stream(&per, &format!("{p}.per.>")) })
+        .await
+        .unwrap();
+    for s in ["a", "a", "b", "a"] {
+        publish(&js, &format!("{p}.per.{s}"), s).await;
+    }
+    let st = js.get_stream(&per).await.unwrap().get_info().await.unwrap().state;
+    assert_eq!((st.messages, st.first_sequence, st.last_sequence), (2, 3, 4));
+    // max_msg_size: too big is refused.
+    let size = format!("{name}_SIZE");
+    js.create_stream(stream::Config { max_message_size: 10, ..file_stream(&size, &format!("{p}.size.>")) })
+        .await
+        .unwrap();
+    publish(&js, &format!("{p}.size.x"), "0123456789").await;
+    let v = pub_raw(&c, &format!("{p}.size.x"), &[], "0123456789A").await;
+    assert_eq!(err_codes(&v), (400, 10054), "{v}");
+    assert_eq!(err_desc(&v), "message size exceeds maximum allowed");
+    // max_bytes with discard old keeps the total under the limit.
+    let bytes = format!("{name}_BYTES");
+    js.create_stream(stream::Config { max_bytes: 1000, ..file_stream(&bytes, &format!("{p}.bytes.>")) }).await.unwrap();
+    for _ in 0..20 {
+        publish(&js, &format!("{p}.bytes.x"), &"x".repeat(100)).await;
+    }
+    let st = js.get_stream(&bytes).await.unwrap().get_info().await.unwrap().state;
+    assert!(st.bytes <= 1000 && st.messages >= 1 && st.last_sequence == 20, "{st:?}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn max_age_expires_messages() {
+    let test = "maxage";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let info = js
+        .create_stream(stream::Config { max_age: Duration::from_secs(1), ..file_stream(&name, &format!("{p}.>")) })
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(1), "duplicate window lowered to max_age");
+    publish(&js, &format!("{p}.x"), "1").await;
+    publish(&js, &format!("{p}.x"), "2").await;
+    eventually("messages expire after max_age", || async {
+        let s = stream_state(&js, &name).await;
+        if s == (0, 3) { Ok(()) } else { Err(format!("{s:?}")) }
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn rollup_and_deny_flags() {
+    let test = "rollup";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    js.create_stream(stream::Config { allow_rollup: true, ..file_stream(&name, &format!("{p}.r.>")) }).await.unwrap();
+    for s in ["a", "a", "b", "a"] {
+        publish(&js, &format!("{p}.r.{s}"), s).await;
+    }
+    let v = pub_raw(&c, &format!("{p}.r.a"), &[("Nats-Rollup", "sub")], "a-total").await;
+    assert_eq!(v["seq"], json!(5), "{v}");
+    let st = js.get_stream(&name).await.unwrap().get_info().await.unwrap().state;
+    assert_eq!((st.messages, st.first_sequence), (2, 3), "b (3) and the roll-up (5) remain");
+    let v = pub_raw(&c, &format!("{p}.r.c"), &[("Nats-Rollup", "all")], "everything").await;
+    assert_eq!(v["seq"], json!(6), "{v}");
+    assert_eq!(stream_state(&js, &name).await, (1, 6));
+    let v = pub_raw(&c, &format!("{p}.r.c"), &[("Nats-Rollup", "bogus")], "x").await;
+    assert_eq!(err_codes(&v).1, 10111, "{v}");
+    // Without allow_rollup_hdrs a roll-up is refused.
+    let plain = format!("{name}_PLAIN");
+    js.create_stream(file_stream(&plain, &format!("{p}.p.>"))).await.unwrap();
+    let v = pub_raw(&c, &format!("{p}.p.a"), &[("Nats-Rollup", "sub")], "x").await;
+    assert_eq!(err_codes(&v), (500, 10111), "{v}");
+    assert_eq!(err_desc(&v), "rollup not permitted");
+    // deny_delete / deny_purge.
+    let deny = format!("{name}_DENY");
+    let cfg = stream::Config { deny_delete: true, deny_purge: true, ..file_stream(&deny, &format!("{p}.d.>")) };
+    let s = js.create_stream(cfg).await.unwrap();
+    publish(&js, &format!("{p}.d.a"), "x").await;
+    let v = api(&c, &format!("$JS.API.STREAM.MSG.DELETE.{deny}"), r#"{"seq":1}"#).await;
+    assert_eq!(err_codes(&v), (500, 10057), "{v}");
+    assert_eq!(err_desc(&v), "message delete not permitted");
+    let v = api(&c, &format!("$JS.API.STREAM.PURGE.{deny}"), "").await;
+    assert_eq!(err_codes(&v), (500, 10110), "{v}");
+    assert_eq!(err_desc(&v), "stream purge not permitted");
+    assert_eq!(stream_state(&js, &deny).await, (1, 1));
+    drop(s);
+    // sealed: no more messages, no purge.
+    let sealed = format!("{name}_SEALED");
+    let cfg = file_stream(&sealed, &format!("{p}.s.>"));
+    js.create_stream(cfg.clone()).await.unwrap();
+    publish(&js, &format!("{p}.s.a"), "x").await;
+    let info = js.update_stream(stream::Config { sealed: true, ..cfg }).await.expect("seal");
+    assert!(info.config.sealed);
+    let v = pub_raw(&c, &format!("{p}.s.a"), &[], "y").await;
+    assert_eq!(err_codes(&v), (400, 10109), "publish to a sealed stream: {v}");
+    assert_eq!(err_desc(&v), "invalid operation on sealed stream");
+    let v = api(&c, &format!("$JS.API.STREAM.PURGE.{sealed}"), "").await;
+    assert_eq!(err_codes(&v), (400, 10109), "purge of a sealed stream: {v}");
+    assert_eq!(stream_state(&js, &sealed).await, (1, 1));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn deliver_policies_and_filters() {
+    let test = "deliver";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for sub in ["a", "b", "a", "b", "c"] {
+        publish(&js, &format!("{p}.{sub}"), sub).await;
+    }
+    let seqs = |ms: Vec<jetstream::Message>| ms.iter().map(|m| m.info().unwrap().stream_sequence).collect::<Vec<_>>();
+    let mk = |n: &str, deliver_policy: DeliverPolicy| pull::Config { deliver_policy, ..pull_durable(n) };
+    let last: consumer::PullConsumer = s.create_consumer(mk("last", DeliverPolicy::Last)).await.unwrap();
+    let new: consumer::PullConsumer = s.create_consumer(mk("new", DeliverPolicy::New)).await.unwrap();
+    let from3: consumer::PullConsumer =
+        s.create_consumer(mk("from3", DeliverPolicy::ByStartSequence { start_sequence: 3 })).await.unwrap();
+    let lps: consumer::PullConsumer = s
+        .create_consumer(pull::Config { filter_subject: format!("{p}.>"), ..mk("lps", DeliverPolicy::LastPerSubject) })
+        .await
+        .unwrap();
+    let multi: consumer::PullConsumer = s
+        .create_consumer(pull::Config {
+            filter_subjects: vec![format!("{p}.a"), format!("{p}.c")],
+            ..pull_durable("multi")
+        })
+        .await
+        .unwrap();
+    assert_eq!(multi.cached_info().num_pending, 3);
+    assert_eq!(from3.cached_info().num_pending, 3);
+    publish(&js, &format!("{p}.a"), "a6").await;
+    let w = Duration::from_millis(1500);
+    assert_eq!(seqs(batch(&last, 10, w).await), [5, 6]);
+    assert_eq!(seqs(batch(&new, 10, w).await), [6]);
+    assert_eq!(seqs(batch(&from3, 10, w).await), [3, 4, 5, 6]);
+    assert_eq!(seqs(batch(&lps, 10, w).await), [3, 4, 5, 6], "last per subject a=3, b=4, c=5 at creation, then a=6");
+    assert_eq!(seqs(batch(&multi, 10, w).await), [1, 3, 5, 6]);
+    // A filter_subject and filter_subjects together is refused (10136? 400).
+    let c = t.client().await;
+    let body = json!({"stream_name": name, "config": {"name": "both", "filter_subject": format!("{p}.a"), "filter_subjects": [format!("{p}.b")]}});
+    let v = api(&c, &format!("$JS.API.CONSUMER.CREATE.{name}.both"), &body.to_string()).await;
+    assert_eq!(err_codes(&v).0, 400, "{v}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn ack_all_and_max_ack_pending() {
+    let test = "ackall";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for i in 0..5 {
+        publish(&js, &format!("{p}.x"), &format!("{i}")).await;
+    }
+    // ack all: acking the third acks the first two as well.
+    let mut all: consumer::PullConsumer =
+        s.create_consumer(pull::Config { ack_policy: AckPolicy::All, ..pull_durable("all") }).await.unwrap();
+    let got = batch(&all, 3, Duration::from_secs(2)).await;
+    got[2].double_ack().await.unwrap();
+    let info = all.info().await.unwrap();
+    assert_eq!((info.ack_floor.stream_sequence, info.num_ack_pending), (3, 0));
+    // max_ack_pending 2: no more than two outstanding.
+    let cap: consumer::PullConsumer =
+        s.create_consumer(pull::Config { max_ack_pending: 2, ..pull_durable("cap") }).await.unwrap();
+    let got = batch(&cap, 5, Duration::from_secs(1)).await;
+    assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["0", "1"]);
+    for m in &got {
+        m.double_ack().await.unwrap();
+    }
+    let got = batch(&cap, 5, Duration::from_secs(1)).await;
+    assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["2", "3"]);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn ephemeral_consumer_goes_away_when_inactive() {
+    let test = "ephemeral";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let cfg = pull::Config { inactive_threshold: Duration::from_millis(500), ..Default::default() };
+    let e: consumer::PullConsumer = s.create_consumer(cfg).await.expect("ephemeral");
+    let cname = e.cached_info().name.clone();
+    assert!(!cname.is_empty());
+    assert_eq!(e.cached_info().config.durable_name, None);
+    assert_eq!(e.cached_info().config.inactive_threshold, Duration::from_millis(500));
+    eventually("inactive ephemeral removed", || async {
+        let v = api(&c, &format!("$JS.API.CONSUMER.INFO.{name}.{cname}"), "").await;
+        if v.get("error").map(|_| err_codes(&v)) == Some((404, 10014)) { Ok(()) } else { Err(v.to_string()) }
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn memory_stream_and_headers_only() {
+    let test = "memory";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let cfg = stream::Config { storage: StorageType::Memory, ..file_stream(&name, &format!("{p}.>")) };
+    let s = js.create_stream(cfg).await.expect("create");
+    assert_eq!(js.get_stream(&name).await.unwrap().get_info().await.unwrap().config.storage, StorageType::Memory);
+    let mut h = HeaderMap::new();
+    h.insert("X-Kind", "memo");
+    js.publish_with_headers(format!("{p}.x"), h, "hello".into()).await.unwrap().await.unwrap();
+    let c: consumer::PullConsumer =
+        s.create_consumer(pull::Config { headers_only: true, ..pull_durable("ho") }).await.unwrap();
+    let m = batch(&c, 1, Duration::from_secs(2)).await.pop().expect("delivery");
+    assert!(m.payload.is_empty(), "headers_only delivered a body");
+    let h = m.headers.as_ref().expect("headers");
+    assert_eq!(h.get("Nats-Msg-Size").map(|v| v.as_str()), Some("5"));
+    assert_eq!(h.get("X-Kind").map(|v| v.as_str()), Some("memo"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn consumer_update_and_pause() {
+    let test = "cupdate";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let _: consumer::PullConsumer = s.create_consumer(pull_durable("u")).await.unwrap();
+    let upd = pull::Config { description: Some("changed".into()), max_ack_pending: 50, ..pull_durable("u") };
+    let info = s.update_consumer(upd).await.expect("update").cached_info().clone();
+    assert_eq!((info.config.description.as_deref(), info.config.max_ack_pending), (Some("changed"), 50));
+    let bad = pull::Config { deliver_policy: DeliverPolicy::New, ..pull_durable("u") };
+    assert!(s.update_consumer(bad).await.is_err(), "deliver_policy may not change");
+    // PAUSE until far ahead, then resume.
+    let v = api(&c, &format!("$JS.API.CONSUMER.PAUSE.{name}.u"), r#"{"pause_until":"2099-01-01T00:00:00Z"}"#).await;
+    assert_eq!(v["paused"], json!(true), "{v}");
+    let ci = api(&c, &format!("$JS.API.CONSUMER.INFO.{name}.u"), "").await;
+    assert_eq!(ci["paused"], json!(true), "{ci}");
+    let v = api(&c, &format!("$JS.API.CONSUMER.PAUSE.{name}.u"), "{}").await;
+    assert_eq!(v["paused"], json!(false), "{v}");
+    let ci = api(&c, &format!("$JS.API.CONSUMER.INFO.{name}.u"), "").await;
+    assert_ne!(ci["paused"], json!(true), "{ci}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn pull_max_bytes_and_ordered_consumer() {
+    let test = "ordered";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for i in 0..5 {
+        publish(&js, &format!("{p}.x"), &format!("{i}{}", "x".repeat(100))).await;
+    }
+    let _: consumer::PullConsumer = s.create_consumer(pull_durable("mb")).await.unwrap();
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{name}.mb");
+    c.publish_with_reply(next, inbox, r#"{"batch":1,"max_bytes":10,"expires":2000000000}"#.into()).await.unwrap();
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!(m.status.map(u16::from), Some(409), "{m:?}");
+    assert_eq!(m.description.as_deref(), Some("Message Size Exceeds MaxBytes"));
+    // An ordered consumer (async-nats recreates it as needed) sees every message in order.
+    let o = s.create_consumer(pull::OrderedConfig::default()).await.expect("ordered");
+    let mut ms = o.messages().await.unwrap();
+    for i in 0..5 {
+        let m = timeout(WAIT, ms.next()).await.expect("ordered message").unwrap().unwrap();
+        assert!(text(&m).starts_with(&format!("{i}x")), "{}", text(&m));
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn per_message_ttl() {
+    let test = "ttl";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    js.create_stream(stream::Config { allow_message_ttl: true, ..file_stream(&name, &format!("{p}.>")) })
+        .await
+        .unwrap();
+    let v = pub_raw(&c, &format!("{p}.x"), &[("Nats-TTL", "1s")], "short").await;
+    assert_eq!(v["seq"], json!(1), "{v}");
+    publish(&js, &format!("{p}.x"), "forever").await;
+    eventually("the TTL message expires, the other stays", || async {
+        let s = stream_state(&js, &name).await;
+        if s == (1, 2) { Ok(()) } else { Err(format!("{s:?}")) }
+    })
+    .await;
+    // Without allow_msg_ttl a TTL header is refused.
+    let plain = format!("{name}_PLAIN");
+    js.create_stream(file_stream(&plain, &format!("{p}plain.>"))).await.unwrap();
+    let v = pub_raw(&c, &format!("{p}plain.x"), &[("Nats-TTL", "1s")], "x").await;
+    assert_eq!(err_codes(&v).0, 400, "{v}");
+    t.stop().await;
 }
