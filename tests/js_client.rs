@@ -1084,12 +1084,18 @@ async fn account_info_and_listing() {
     let v = api(&c, "$JS.API.INFO", "").await;
     assert_eq!(v["type"], json!("io.nats.jetstream.api.v1.account_info_response"), "{v}");
     assert!(v["api"]["level"].as_u64().is_some(), "api.level: {v}");
-    // STREAM.LIST and NAMES filtered by a subject (raw: the server may hold many streams).
+    // STREAM.LIST and NAMES filtered by a subject (raw: the server may hold many streams),
+    // with another stream present that the filter must leave out.
+    js.create_stream(file_stream(&format!("{name}_OTHER"), &format!("{p}other.>"))).await.expect("create other");
     let body = json!({"subject": format!("{p}.a")}).to_string();
     let v = api(&c, "$JS.API.STREAM.LIST", &body).await;
-    assert_eq!(v["total"], json!(1), "{v}");
-    assert_eq!(v["streams"][0]["config"]["name"], json!(name), "{v}");
-    assert_eq!(v["streams"][0]["state"]["messages"], json!(3));
+    if !t.weir_bug(test, "STREAM.LIST ignores the request's subject filter (lists every stream)") {
+        assert_eq!(v["total"], json!(1), "{v}");
+    }
+    let ours: Vec<&Value> =
+        v["streams"].as_array().expect("streams").iter().filter(|i| i["config"]["name"] == json!(name)).collect();
+    assert_eq!(ours.len(), 1, "{v}");
+    assert_eq!(ours[0]["state"]["messages"], json!(3));
     let v = api(&c, "$JS.API.STREAM.NAMES", &body).await;
     assert_eq!(v["streams"], json!([name]), "{v}");
     // Consumer names and list, sorted by name.

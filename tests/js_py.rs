@@ -58,6 +58,7 @@ async fn nats_py_jetstream_suite() {
     let Some(t) = Target::new("py").await else { return };
     let mut args = Vec::new();
     if t.is_weir() {
+        args.push("--weir".to_string());
         for (case, why) in WEIR_SKIPS {
             args.push("--skip".to_string());
             args.push(format!("{case}=weir: {why}"));
