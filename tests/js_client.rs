@@ -1462,3 +1462,90 @@ async fn per_message_ttl() {
     assert_eq!(err_codes(&v).0, 400, "{v}");
     t.stop().await;
 }
+
+/// Seconds since the Unix epoch by this machine's clock (server timestamps are checked against it).
+fn unix_now() -> i64 {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test outside the simulation compares server timestamps with the wall clock"
+    )]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test]
+async fn api_response_shapes_and_timestamps() {
+    let test = "shapes";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    // STREAM.CREATE: the create response with did_create, config, created, state, ts.
+    let v = api(
+        &c,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        &json!({"name": name, "subjects": [format!("{p}.>")]}).to_string(),
+    )
+    .await;
+    assert_eq!(v["type"], json!("io.nats.jetstream.api.v1.stream_create_response"), "{v}");
+    assert_eq!(v["did_create"], json!(true), "{v}");
+    for k in ["config", "created", "state", "ts"] {
+        assert!(v.get(k).is_some(), "stream create response lacks {k}: {v}");
+    }
+    // STREAM.INFO is paged: total/offset/limit always present.
+    let v = api(&c, &format!("$JS.API.STREAM.INFO.{name}"), "").await;
+    assert_eq!(v["type"], json!("io.nats.jetstream.api.v1.stream_info_response"), "{v}");
+    for k in ["total", "offset", "limit"] {
+        assert!(v.get(k).is_some(), "stream info lacks {k}: {v}");
+    }
+    assert_eq!(v["state"]["first_ts"], json!("0001-01-01T00:00:00Z"), "an empty stream's first_ts: {v}");
+    // The PubAck is exactly {stream, seq}.
+    let v = pub_raw(&c, &format!("{p}.x"), &[], "x").await;
+    let mut k = keys(&v);
+    k.sort();
+    assert_eq!(k, ["seq", "stream"], "{v}");
+    // Timestamps are wall-clock time (within 5 minutes of this machine's clock).
+    let now = unix_now();
+    let s = js.get_stream(&name).await.unwrap();
+    let info = s.get_info().await.unwrap();
+    assert!((info.created.unix_timestamp() - now).abs() < 300, "created {:?}", info.created);
+    assert!((info.state.last_timestamp.unix_timestamp() - now).abs() < 300, "last_ts {:?}", info.state.last_timestamp);
+    let m = s.get_raw_message(1).await.unwrap();
+    assert!((m.time.unix_timestamp() - now).abs() < 300, "message time {:?}", m.time);
+    let cons: consumer::PullConsumer = s.create_consumer(pull_durable("shape")).await.unwrap();
+    let d = batch(&cons, 1, Duration::from_secs(2)).await.pop().expect("delivery");
+    assert!((d.info().unwrap().published.unix_timestamp() - now).abs() < 300, "ack-subject timestamp");
+    // CONSUMER.INFO and the delete responses.
+    let v = api(&c, &format!("$JS.API.CONSUMER.INFO.{name}.shape"), "").await;
+    assert_eq!(v["type"], json!("io.nats.jetstream.api.v1.consumer_info_response"), "{v}");
+    for k in [
+        "stream_name",
+        "name",
+        "created",
+        "config",
+        "delivered",
+        "ack_floor",
+        "num_ack_pending",
+        "num_redelivered",
+        "num_waiting",
+        "num_pending",
+        "ts",
+    ] {
+        assert!(v.get(k).is_some(), "consumer info lacks {k}: {v}");
+    }
+    let v = api(&c, &format!("$JS.API.CONSUMER.DELETE.{name}.shape"), "").await;
+    assert_eq!(
+        (v["type"].clone(), v["success"].clone()),
+        (json!("io.nats.jetstream.api.v1.consumer_delete_response"), json!(true)),
+        "{v}"
+    );
+    let v = api(&c, &format!("$JS.API.STREAM.DELETE.{name}"), "").await;
+    assert_eq!(
+        (v["type"].clone(), v["success"].clone()),
+        (json!("io.nats.jetstream.api.v1.stream_delete_response"), json!(true)),
+        "{v}"
+    );
+    t.stop().await;
+}
