@@ -20,13 +20,19 @@ pub const NAMES_LIMIT: usize = 1024;
 /// Most infos in one STREAM.LIST / CONSUMER.LIST page (`JSApiListLimit`).
 pub const LIST_LIMIT: usize = 256;
 
-/// A request body that may be absent: empty or `null` reads as the default.
+/// A request body that may be absent: empty or `null` reads as the default, and so
+/// does a top-level field set to `null` (Go's decoder leaves it at its zero value;
+/// clients such as async-nats send `"group":null`).
 pub(super) fn parse_body<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
     let trimmed = payload.trim_ascii();
     if trimmed.is_empty() || trimmed == b"null" {
         return Ok(T::default());
     }
-    serde_json::from_slice(trimmed).map_err(ApiError::invalid_json)
+    let mut v: serde_json::Value = serde_json::from_slice(trimmed).map_err(ApiError::invalid_json)?;
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    serde_json::from_value(v).map_err(ApiError::invalid_json)
 }
 
 /// A paged response: `total`, `offset`, `limit` (no omitempty, as `ApiPaged`) then the body.
@@ -242,6 +248,10 @@ impl JetStream {
         let h = self.streams.get_mut(name).ok_or_else(ApiError::stream_not_found)?;
         let mut info = h.stream.info(now_ns, dd, filter)?;
         info.cluster = Some(ClusterInfo { name: None, leader: Some(leader) });
+        if info.state.last_seq == 0 && info.state.messages == 0 {
+            // A stream never written to reports first_seq 0, as nats-server's.
+            info.state.first_seq = 0;
+        }
         Ok(info)
     }
 
@@ -258,7 +268,8 @@ impl JetStream {
             if h.stream.config() != &checked {
                 return err(API, ApiError::stream_name_exist());
             }
-            let info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+            let mut info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+            info.cluster = None;
             return ok(API, &Created { info, did_create: false });
         }
         if let Some(why) = self.failed.get(name) {
@@ -276,7 +287,9 @@ impl JetStream {
         layout::write_atomic(&*self.disk, &path, &bytes)
             .or_else(|e| err(API, ApiError::stream_store_failed(format!("cannot write {path}: {e}"))))?;
         self.install(host);
-        let info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+        // As nats-server's standalone create reply: no `cluster`.
+        let mut info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+        info.cluster = None;
         ok(API, &Created { info, did_create: true })
     }
 
@@ -314,7 +327,8 @@ impl JetStream {
         layout::write_atomic(&*disk, &path, &bytes)
             .or_else(|e| err(API, ApiError::stream_store_failed(format!("cannot write {path}: {e}"))))?;
         self.route(name, &checked.subjects);
-        let info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+        let mut info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
+        info.cluster = None;
         ok(API, &info)
     }
 

@@ -221,12 +221,8 @@ impl JetStream {
     fn consumer_delete(&mut self, now_ns: i64, stream: &str, name: &str, out: &mut Vec<JsOut>) -> ApiResult {
         const API: &str = "consumer_delete";
         let h = self.host_mut(API, stream)?;
-        let Some(gone) = h.remove_consumer(now_ns, name, out) else {
+        if h.remove_consumer(now_ns, name, out).is_none() {
             return err(API, ApiError::consumer_not_found());
-        };
-        let push = gone.c.config().deliver_subject.clone();
-        if !push.is_empty() {
-            out.push(JsOut::Watch { subject: push, watch: false });
         }
         ok(API, &Success { success: true })
     }

@@ -11,6 +11,7 @@ use crate::consumer::{
 };
 use crate::disk::Disk;
 use crate::jetstream::ApiError;
+use crate::mem::Charge;
 use crate::proto::ByteStr;
 use crate::server::nats::broker::Message;
 use crate::store::{MsgStore, StoreError};
@@ -58,6 +59,8 @@ pub(super) struct StreamHost {
     pub dirty: bool,
     /// Consumers removed (inactivity, delete) whose files the engine must remove.
     pub gone: Vec<String>,
+    /// `stream.pending` charges of the publishes waiting for the sync.
+    pub charges: Vec<Charge>,
 }
 
 /// A server-originated message with no headers.
@@ -107,6 +110,7 @@ impl StreamHost {
             acks: Vec::new(),
             dirty: false,
             gone: Vec::new(),
+            charges: Vec::new(),
         }
     }
 
@@ -136,6 +140,7 @@ impl StreamHost {
         headers: &[u8],
         payload: &[u8],
         ack_before_store: bool,
+        charge: Option<Charge>,
         out: &mut Vec<JsOut>,
     ) {
         let before = self.stream.store_state();
@@ -156,6 +161,7 @@ impl StreamHost {
         let file = self.is_file();
         let removed = before.msgs + ack.stored as u64 > after.msgs;
         if file {
+            self.charges.extend(charge);
             self.dirty |= after.last_seq != before.last_seq || removed;
             if ack.stored {
                 self.unsynced.push((ack.seq, subject.to_string()));
@@ -194,6 +200,15 @@ impl StreamHost {
         let names: Vec<String> = self.consumers.keys().cloned().collect();
         for name in names {
             let Some(h) = self.consumers.get_mut(&name) else { continue };
+            // Pending messages the removal took (a filtered purge, a per-subject
+            // eviction) stop waiting for acks now, not at their next redelivery, so that
+            // num_ack_pending returns to 0 (nats-server #6093).
+            let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
+            for seq in pending {
+                if matches!(self.stream.store_mut().load(seq), Ok(None)) {
+                    h.c.on_stream_remove(seq, "");
+                }
+            }
             let mut view = View { stream: &mut self.stream, visible: self.visible };
             h.c.on_stream_purge(now_ns, &mut view);
             self.drain(now_ns, &name, out);
@@ -302,6 +317,10 @@ impl StreamHost {
         }
         self.stream.remove_consumer(name);
         self.gone.push(name.to_string());
+        let push = h.c.config().deliver_subject.clone();
+        if !push.is_empty() {
+            out.push(JsOut::Watch { subject: push, watch: false });
+        }
         if self.stream.config().retention == RetentionPolicy::Interest {
             self.release_unneeded(now_ns, out);
         }
@@ -339,10 +358,12 @@ impl StreamHost {
             for m in std::mem::take(&mut self.acks) {
                 out.push(JsOut::Publish(plain(&m.subject, pub_ack_error_json(self.stream.name(), &err))));
             }
+            self.charges.clear();
             let failed = std::mem::take(&mut self.unsynced).into_iter().map(|(s, _)| s).collect();
             return Err((e, failed));
         }
         self.dirty = false;
+        self.charges.clear();
         self.visible = self.stream.store_state().last_seq;
         let unsynced = std::mem::take(&mut self.unsynced);
         if std::mem::take(&mut self.resync) {

@@ -53,8 +53,10 @@
 //! # Memory
 //!
 //! Dedup ids and TTLs charge `stream.dedup`, store indexes `store.index`, store buffers
-//! and caches `store.buffers`/`store.cache`, loaded deliveries `consumer.inflight`: the
-//! ledger passed to [`JetStream::open`] must have those five accounts. Memory streams
+//! and caches `store.buffers`/`store.cache`, loaded deliveries `consumer.inflight`,
+//! publishes waiting for the group commit `stream.pending` (at its limit the engine
+//! syncs before appending more): the ledger passed to [`JetStream::open`] must have
+//! those six accounts ([`ACCOUNTS`]). Memory streams
 //! are bounded by `max_memory_store` (a publish past it is refused with 10023), file
 //! streams by `max_file_store`. The API queue holds at most `max_api_pending` requests;
 //! over it a request is answered with an error and counted, never dropped silently.
@@ -81,7 +83,7 @@ pub use stats::{ApiStats, JszConsumer, JszStream, JszSummary};
 use crate::consumer::{ACK_PREFIX, AckReply, ConsumerBugs, ConsumerOptions, ConsumerState, FC_PREFIX, InflightCharge};
 use crate::disk::Disk;
 use crate::jetstream::ApiError;
-use crate::mem::{Account, Ledger};
+use crate::mem::{Account, Charge, Ledger};
 use crate::server::nats::broker::Message;
 use crate::store::{FileStore, FileStoreConfig, MemStore, StoreMemory, SyncPolicy};
 use crate::stream::{STREAM_DEDUP, StorageType, Stream, StreamBugs, StreamConfig, StreamOptions};
@@ -96,6 +98,19 @@ pub const API_PREFIX: &str = "$JS.API.";
 /// JetStream API level advertised in `$JS.API.INFO` (`api.level`): 1 is nats-server
 /// 2.11's (consumer pause, per-message TTL).
 pub const API_LEVEL: u32 = 1;
+/// The ledger accounts the engine charges: build the node's ledger with at least these
+/// (e.g. `Ledger::with_defaults(ACCOUNTS)`), or [`JetStream::open`] panics.
+pub const ACCOUNTS: &[&str] = &[
+    crate::mem::names::CONSUMER_INFLIGHT,
+    crate::mem::names::STORE_BUFFERS,
+    crate::mem::names::STORE_CACHE,
+    crate::mem::names::STORE_INDEX,
+    crate::mem::names::STREAM_DEDUP,
+    crate::mem::names::STREAM_PENDING,
+];
+/// Bytes charged to `stream.pending` per publish waiting for the sync, besides its
+/// subject and reply (the queued PubAck and the unsynced entry).
+pub const PENDING_ENTRY_COST: usize = 128;
 /// Default bound of the API request queue (nats-server's `JSDefaultRequestQueueLimit`).
 pub const DEFAULT_MAX_API_PENDING: usize = 10_000;
 
@@ -199,6 +214,7 @@ pub struct JetStream {
     store_mem: StoreMemory,
     dedup: Arc<Account>,
     inflight: Arc<Account>,
+    pending: Arc<Account>,
     streams: BTreeMap<String, StreamHost>,
     /// Streams that could not be opened, with why.
     failed: BTreeMap<String, String>,
@@ -237,6 +253,7 @@ impl JetStream {
             store_mem: StoreMemory::from_ledger(&ledger),
             dedup: ledger.account(STREAM_DEDUP),
             inflight: ledger.account(crate::consumer::CONSUMER_INFLIGHT),
+            pending: ledger.account(crate::mem::names::STREAM_PENDING),
             cfg,
             disk,
             streams: BTreeMap::new(),
@@ -420,6 +437,7 @@ impl JetStream {
         } else {
             self.on_publish(now_ns, msg, out);
         }
+        self.reap();
         self.check();
     }
 
@@ -455,15 +473,27 @@ impl JetStream {
         let headers: &[u8] = msg.headers.as_deref().unwrap_or(&[]);
         let over = self.over_storage_limit(&name);
         let ack_before_store = self.cfg.bugs.ack_before_store;
+        let Some(file) = self.streams.get(&name).map(StreamHost::is_file) else { return };
+        let mut charge = None;
+        if file && !over {
+            // What waits for the group commit is charged to `stream.pending`; when it is
+            // full, the commit runs now (push-back by syncing, not by refusing).
+            let cost = (PENDING_ENTRY_COST + subject.len() + reply.map_or(0, str::len)) as u64;
+            charge = Charge::try_new(&self.pending, cost);
+            if charge.is_none() {
+                let _ = self.sync(now_ns, out);
+                charge = Charge::try_new(&self.pending, cost);
+            }
+        }
         let Some(host) = self.streams.get_mut(&name) else { return };
-        if over {
+        if over || (file && charge.is_none()) {
             if let Some(to) = reply.filter(|r| !r.is_empty()) {
                 let body = crate::stream::pub_ack_error_json(&name, &ApiError::insufficient_resources());
                 out.push(JsOut::Publish(host::plain(to, body)));
             }
             return;
         }
-        host.publish(now_ns, subject, reply, headers, &msg.payload, ack_before_store, out);
+        host.publish(now_ns, subject, reply, headers, &msg.payload, ack_before_store, charge, out);
     }
 
     /// Whether the storage class of stream `name` is at its server-wide limit.
@@ -523,6 +553,7 @@ impl JetStream {
             }
             self.notes.extend(notes);
         }
+        self.reap();
         self.check();
         match first {
             Some(e) => Err(e),
@@ -552,6 +583,13 @@ impl JetStream {
                 for seq in refused {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
+                    }
+                }
+                // Restored push consumers start unbound: the shell reports their interest again.
+                for h in host.consumers.values() {
+                    let subject = h.c.config().deliver_subject.clone();
+                    if !subject.is_empty() {
+                        out.push(JsOut::Watch { subject, watch: true });
                     }
                 }
                 self.install(host);
@@ -585,6 +623,7 @@ impl JetStream {
                 });
             }
         }
+        self.reap();
         self.check();
     }
 
@@ -645,6 +684,7 @@ impl JetStream {
                 host.with_consumer(now_ns, &n, out, |c, v, now| c.poll(now, v));
             }
         }
+        self.reap();
         self.check();
     }
 
@@ -707,6 +747,7 @@ impl JetStream {
                 "stream {name}: an unsynced message is visible"
             );
             assert_eq!(host.stream.consumer_count(), host.consumers.len(), "stream {name}: consumer registry differs");
+            assert!(host.gone.is_empty(), "stream {name}: removed consumers' files were not reaped");
             host.stream.invariants();
             for (cname, h) in &host.consumers {
                 assert_eq!(h.c.name(), cname);
@@ -716,3 +757,9 @@ impl JetStream {
         assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
     }
 }
+
+/// The shell keeps the engine behind a lock shared by connection tasks.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<JetStream>();
+};

@@ -121,8 +121,7 @@ impl Disk for MemDisk {
 
 /// A ledger with every account the engine charges.
 pub(super) fn ledger() -> Arc<Ledger> {
-    use crate::mem::names::*;
-    Arc::new(Ledger::with_defaults(&[STREAM_DEDUP, CONSUMER_INFLIGHT, STORE_BUFFERS, STORE_CACHE, STORE_INDEX]))
+    Arc::new(Ledger::with_defaults(ACCOUNTS))
 }
 
 /// The engine under test with its disk and a clock.
@@ -195,9 +194,13 @@ impl Harness {
     }
 
     pub fn with(cfg: JsConfig) -> Self {
+        Self::with_ledger(cfg, ledger())
+    }
+
+    pub fn with_ledger(cfg: JsConfig, ledger: Arc<Ledger>) -> Self {
         let disk = Arc::new(MemDisk::default());
         let now = 1_700_000_000_000_000_000;
-        let (js, notes) = JetStream::open(cfg.clone(), disk.clone(), ledger(), now);
+        let (js, notes) = JetStream::open(cfg.clone(), disk.clone(), ledger, now);
         Harness { js, disk, now, cfg, notes }
     }
 

@@ -150,8 +150,11 @@ impl JsHandle {
         opts.engine.server_name = server_name.to_owned();
         let (engine, notes) = JetStream::open(opts.engine, disk.clone(), ledger, opts.epoch_ns);
         log_notes(&notes);
-        for name in engine.stream_names() {
-            tracing::info!("  Restored stream '$G > {name}'");
+        for st in engine.jsz().stream_detail {
+            tracing::info!("  Restored {} messages for stream '$G > {}'", st.messages, st.name);
+            if !st.consumer_detail.is_empty() {
+                tracing::info!("  Recovering {} consumers for stream - '$G > {}'", st.consumer_detail.len(), st.name);
+            }
         }
         for (name, why) in engine.failed_streams() {
             tracing::error!("  Stream '$G > {name}' is out of service: {why}");

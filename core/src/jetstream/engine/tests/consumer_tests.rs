@@ -270,3 +270,46 @@ fn interest_retention_and_consumer_delete_releases() {
     h.api("$JS.API.CONSUMER.DELETE.I.b", "");
     assert_eq!(h.api("$JS.API.STREAM.INFO.I", "")["state"]["messages"], 0);
 }
+
+#[test]
+fn inactive_ephemeral_is_removed_with_its_files() {
+    let mut h = setup(r#"{"name":"S","subjects":["s"]}"#);
+    let r = create_consumer(
+        &mut h,
+        "$JS.API.CONSUMER.CREATE.S.eph",
+        r#"{"stream_name":"S","config":{"name":"eph","ack_policy":"explicit","inactive_threshold":1000000000}}"#,
+    );
+    assert_eq!(r["name"], "eph");
+    let meta = layout::consumer_meta("data", "S", "eph");
+    assert!(h.disk.exists(&meta));
+    h.advance(2 * SEC);
+    assert_eq!(err_code(&h.api("$JS.API.CONSUMER.INFO.S.eph", "")), 10014);
+    assert!(!h.disk.exists(&meta), "the consumer's files go with it");
+}
+
+#[test]
+fn push_flow_control_stalls_and_resumes_on_the_reply() {
+    let mut h = setup(r#"{"name":"S","subjects":["s"],"storage":"memory"}"#);
+    let body = r#"{"stream_name":"S","config":{"durable_name":"p","deliver_subject":"dp","ack_policy":"none","idle_heartbeat":5000000000,"flow_control":true}}"#;
+    create_consumer(&mut h, "$JS.API.CONSUMER.CREATE.S.p", body);
+    let mut out = Vec::new();
+    h.js.on_interest(h.now, "dp", true, &mut out);
+    let big = vec![b'x'; 700 * 1024];
+    let mut outs = Vec::new();
+    for _ in 0..4 {
+        outs.extend(h.send("s", None, b"", &big));
+    }
+    let delivered =
+        outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
+    let fc = outs
+        .iter()
+        .find(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.FC.S.p.")))
+        .expect("flow control request");
+    assert_eq!(fc.status(), Some(100));
+    assert_eq!(delivered, 3, "the fourth waits for the flow-control reply");
+    let reply = fc.reply.clone().unwrap();
+    let outs = h.send(&reply, None, b"", b"");
+    let more =
+        outs.iter().filter(|o| o.to == "dp" && o.reply.as_deref().is_some_and(|r| r.starts_with("$JS.ACK."))).count();
+    assert_eq!(more, 1, "the reply releases the stalled delivery");
+}

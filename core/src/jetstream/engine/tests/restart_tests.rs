@@ -136,3 +136,43 @@ fn kv_bucket_put_get_delete_history_and_watch() {
     h.restart(false);
     assert_eq!(get(&mut h, "other").payload, b"o");
 }
+
+#[test]
+fn object_store_put_get_list_delete() {
+    let mut h = Harness::new();
+    // What async-nats' create_object_store sends.
+    h.create_stream(
+        r#"{"name":"OBJ_b","subjects":["$O.b.C.>","$O.b.M.>"],"max_age":0,"max_bytes":-1,"storage":"file","num_replicas":1,"discard":"new","allow_rollup_hdrs":true,"allow_direct":true}"#,
+    );
+    // put: chunks, then the meta message rolled up on its subject.
+    for chunk in ["aa", "bb", "c"] {
+        let a = h.publish("$O.b.C.NUID1", b"", chunk.as_bytes());
+        assert!(a.get("error").is_none(), "{a}");
+    }
+    let meta = br#"{"name":"f","bucket":"b","nuid":"NUID1","size":5,"chunks":3}"#;
+    let a = h.publish("$O.b.M.Zg==", b"NATS/1.0\r\nNats-Rollup: sub\r\n\r\n", meta);
+    assert!(a.get("error").is_none(), "{a}");
+    // get: the meta by direct get, then the chunks through an ordered consumer.
+    let mut outs = h.send("$JS.API.DIRECT.GET.OBJ_b.$O.b.M.Zg==", Some("_INBOX.m"), b"", b"");
+    outs.extend(h.sync());
+    assert_eq!(outs[0].payload, meta);
+    let body = r#"{"stream_name":"OBJ_b","config":{"name":"ord1","deliver_policy":"all","ack_policy":"none","max_deliver":1,"filter_subject":"$O.b.C.NUID1","deliver_subject":"_INBOX.o","flow_control":true,"idle_heartbeat":5000000000,"mem_storage":true,"num_replicas":1}}"#;
+    h.api("$JS.API.CONSUMER.CREATE.OBJ_b.ord1.$O.b.C.NUID1", body);
+    let mut out = Vec::new();
+    h.js.on_interest(h.now, "_INBOX.o", true, &mut out);
+    let data: Vec<u8> =
+        flatten(out).into_iter().filter(|o| o.to == "_INBOX.o" && o.reply.is_some()).flat_map(|o| o.payload).collect();
+    assert_eq!(data, b"aabbc");
+    // list: last meta per subject.
+    let body = r#"{"stream_name":"OBJ_b","config":{"name":"ls","deliver_policy":"last_per_subject","ack_policy":"none","filter_subject":"$O.b.M.>","deliver_subject":"_INBOX.l","mem_storage":true}}"#;
+    h.api("$JS.API.CONSUMER.CREATE.OBJ_b.ls.$O.b.M.>", body);
+    let mut out = Vec::new();
+    h.js.on_interest(h.now, "_INBOX.l", true, &mut out);
+    assert_eq!(flatten(out).iter().filter(|o| o.to == "_INBOX.l" && o.reply.is_some()).count(), 1);
+    // delete: a deleted meta rolled up, then the chunks purged.
+    h.publish("$O.b.M.Zg==", b"NATS/1.0\r\nNats-Rollup: sub\r\n\r\n", br#"{"name":"f","deleted":true}"#);
+    let p = h.api("$JS.API.STREAM.PURGE.OBJ_b", r#"{"filter":"$O.b.C.NUID1"}"#);
+    assert_eq!(p["purged"], 3);
+    let i = h.api("$JS.API.STREAM.INFO.OBJ_b", "");
+    assert_eq!(i["state"]["messages"], 1);
+}
