@@ -32,7 +32,7 @@
 use super::broker::Message;
 use crate::disk::{Disk, Metered};
 use crate::jetstream::engine::{JetStream, JsConfig, JsOut, JszSummary, RecoveryNote};
-use crate::mem::{Ledger, names};
+use crate::mem::Ledger;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,9 +46,9 @@ pub const DEFAULT_MAX_MEMORY_STORE: u64 = 1 << 30;
 /// Default `max_file_store`: 1 TB, as nats-server's `JetStreamMaxStoreDefault`.
 pub const DEFAULT_MAX_FILE_STORE: u64 = 1 << 40;
 
-/// The ledger accounts the engine charges (besides the server's `client.outbound`).
-pub const JETSTREAM_ACCOUNTS: &[&str] =
-    &[names::STREAM_DEDUP, names::STORE_INDEX, names::STORE_BUFFERS, names::STORE_CACHE, names::CONSUMER_INFLIGHT];
+/// The ledger accounts the engine charges (besides the server's `client.outbound`):
+/// the engine's own list.
+pub const JETSTREAM_ACCOUNTS: &[&str] = crate::jetstream::engine::ACCOUNTS;
 
 /// How many rounds of engine outputs one input may cascade into (an output routed back
 /// into the engine, deliveries releasing inflight charges that let consumers deliver
