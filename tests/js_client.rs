@@ -23,7 +23,7 @@ use async_nats::jetstream::{
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use common::js::{Target, WAIT, weir_js_config};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::time::Duration;
@@ -120,10 +120,13 @@ fn text(m: &jetstream::Message) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
 }
 
-/// Every stream name, by async-nats's pager or (`raw`) by a raw STREAM.NAMES with `{}`.
-async fn stream_names(js: &Context, c: &Client, raw: bool) -> Vec<String> {
-    if !raw {
-        return js.stream_names().map(|n| n.unwrap()).collect().await;
+/// Every stream name by async-nats's pager; on weir, if that fails as the known bug
+/// (STREAM.NAMES refused `"subject":null`), by a raw STREAM.NAMES with `{}`.
+async fn stream_names(t: &Target, test: &str, js: &Context, c: &Client) -> Vec<String> {
+    let paged: Result<Vec<String>, _> = js.stream_names().try_collect().await;
+    let bug = "STREAM.NAMES refuses async-nats's {\"offset\":0,\"subject\":null} (400/10025)";
+    if t.known_weir_bug(test, paged.is_ok(), &format!("{bug}: {:?}", paged.as_ref().err())) {
+        return paged.unwrap();
     }
     let v = api(c, "$JS.API.STREAM.NAMES", "{}").await;
     assert!(v["total"].as_u64().unwrap() <= 1024, "one page is enough here: {}", v["total"]);
@@ -173,13 +176,12 @@ async fn stream_create_update_delete() {
     assert_eq!(err_codes(&v), (404, 10059), "{v}");
 
     // It is listed, then deleted.
-    let null_subject = t.weir_bug(test, "STREAM.NAMES refuses async-nats's {\"offset\":0,\"subject\":null} with 10025");
-    let names = stream_names(&js, &c, null_subject).await;
+    let names = stream_names(&t, test, &js, &c).await;
     assert!(names.contains(&name), "{names:?}");
     assert!(js.delete_stream(&name).await.expect("delete").success);
     let v = api(&c, &format!("$JS.API.STREAM.INFO.{name}"), "").await;
     assert_eq!(err_codes(&v), (404, 10059), "{v}");
-    let names = stream_names(&js, &c, null_subject).await;
+    let names = stream_names(&t, test, &js, &c).await;
     assert!(!names.contains(&name), "{names:?}");
     t.stop().await;
 }
@@ -1089,9 +1091,8 @@ async fn account_info_and_listing() {
     js.create_stream(file_stream(&format!("{name}_OTHER"), &format!("{p}other.>"))).await.expect("create other");
     let body = json!({"subject": format!("{p}.a")}).to_string();
     let v = api(&c, "$JS.API.STREAM.LIST", &body).await;
-    if !t.weir_bug(test, "STREAM.LIST ignores the request's subject filter (lists every stream)") {
-        assert_eq!(v["total"], json!(1), "{v}");
-    }
+    let bug = format!("STREAM.LIST ignores the subject filter: total {} (want 1)", v["total"]);
+    t.known_weir_bug(test, v["total"] == json!(1), &bug);
     let ours: Vec<&Value> =
         v["streams"].as_array().expect("streams").iter().filter(|i| i["config"]["name"] == json!(name)).collect();
     assert_eq!(ours.len(), 1, "{v}");
