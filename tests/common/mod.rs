@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weir_core::server::nats::{self, Monitor, NatsConfig, NatsServer};
 
+pub mod js;
+
 /// A running server; [`TestServer::stop`] shuts it down and waits for it.
 pub struct TestServer {
     /// Client address.
