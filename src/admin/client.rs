@@ -86,7 +86,10 @@ impl Api {
             })
         })?;
         let v: Value = serde_json::from_slice(&msg.payload).map_err(|e| {
-            AdminError::Other(format!("{subject}: the answer is not JSON ({e}): {}", String::from_utf8_lossy(&msg.payload)))
+            AdminError::Other(format!(
+                "{subject}: the answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&msg.payload)
+            ))
         })?;
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             return Err(AdminError::Api {

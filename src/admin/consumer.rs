@@ -265,11 +265,19 @@ pub fn info_text(v: &Value) -> String {
     }
     b.section("State");
     let seqs = |k: &str| {
-        format!("Consumer sequence: {} Stream sequence: {}", count(int(v, &format!("{k}.consumer_seq"))), count(int(v, &format!("{k}.stream_seq"))))
+        format!(
+            "Consumer sequence: {} Stream sequence: {}",
+            count(int(v, &format!("{k}.consumer_seq"))),
+            count(int(v, &format!("{k}.stream_seq")))
+        )
     };
     b.kv(
         "Last Delivered Message",
-        format!("{} Last delivery: {} ago", seqs("delivered"), show::ago(&string(v, "delivered.last_active"), &string(v, "ts"))),
+        format!(
+            "{} Last delivery: {} ago",
+            seqs("delivered"),
+            show::ago(&string(v, "delivered.last_active"), &string(v, "ts"))
+        ),
     );
     b.kv("Acknowledgment Floor", seqs("ack_floor"));
     let max_ack = int(&c, "max_ack_pending");
@@ -284,7 +292,10 @@ pub fn info_text(v: &Value) -> String {
     b.kv("Redelivered Messages", count(int(v, "num_redelivered")));
     b.kv("Unprocessed Messages", count(int(v, "num_pending")));
     if string(&c, "deliver_subject").is_empty() {
-        b.kv("Waiting Pulls", format!("{} of maximum {}", count(int(v, "num_waiting")), show::limit(int(&c, "max_waiting"))));
+        b.kv(
+            "Waiting Pulls",
+            format!("{} of maximum {}", count(int(v, "num_waiting")), show::limit(int(&c, "max_waiting"))),
+        );
     }
     format!(
         "Information for Consumer {} > {} created {}\n{}",

@@ -212,7 +212,10 @@ pub fn info_text(v: &Value) -> String {
     b.kv("Retention", show::title(&string(&c, "retention")));
     b.kv("Acknowledgments", (!boolean(&c, "no_ack")).to_string());
     let discard = show::title(&string(&c, "discard"));
-    b.kv("Discard Policy", if boolean(&c, "discard_new_per_subject") { format!("{discard} Per Subject") } else { discard });
+    b.kv(
+        "Discard Policy",
+        if boolean(&c, "discard_new_per_subject") { format!("{discard} Per Subject") } else { discard },
+    );
     b.kv("Duplicate Window", show::duration(int(&c, "duplicate_window"), "0s"));
     b.kv("Direct Get", boolean(&c, "allow_direct").to_string());
     b.kv("Allows Msg Delete", (!boolean(&c, "deny_delete")).to_string());
