@@ -1,7 +1,8 @@
 //! `weir stream ...` / `weir consumer ...` run as processes against a JetStream server:
 //! the one in `NATS_JS_SERVER_URL` (scripts/compat-nats-server starts nats-server with
-//! `-js` for it), else an in-process weir once weir serves JetStream. Messages are
-//! published and consumed with async-nats, the commands' output and exit codes checked.
+//! `-js` for it), else a fresh in-process weir with JetStream on a temporary store.
+//! Messages are published and consumed with async-nats, the commands' output and exit
+//! codes checked.
 
 #![cfg(not(madsim))]
 
@@ -13,13 +14,21 @@ use futures::StreamExt;
 use serde_json::Value;
 use std::process::{Command, Output};
 
-/// The JetStream server under test, or `None` (the test is skipped, saying so) when there is none.
-fn js_url() -> Option<String> {
-    let url = std::env::var("NATS_JS_SERVER_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: no NATS_JS_SERVER_URL and in-process weir has no JetStream yet");
+/// The JetStream server under test: `NATS_JS_SERVER_URL`, or an in-process weir kept
+/// running while this value lives.
+struct Target {
+    url: String,
+    _local: Option<common::TestServer>,
+}
+
+async fn target(test: &str) -> Target {
+    match std::env::var("NATS_JS_SERVER_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Target { url, _local: None },
+        None => {
+            let server = common::start(common::js_config(&common::store_dir(&format!("admin-{test}")))).await;
+            Target { url: server.url(), _local: Some(server) }
+        }
     }
-    url
 }
 
 /// Run `weir ARGS...` against `url` (as `-s URL`) and return its output.
@@ -54,7 +63,8 @@ fn names(test: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_lifecycle() {
-    let Some(url) = js_url() else { return };
+    let t = target("life").await;
+    let url = t.url.clone();
     let (s, p) = names("life");
     let subjects = format!("{p}.>");
     let out = ok(
@@ -127,7 +137,8 @@ async fn stream_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_add_errors_and_config_file() {
-    let Some(url) = js_url() else { return };
+    let t = target("conf").await;
+    let url = t.url.clone();
     let (s, p) = names("conf");
     let dir = std::env::temp_dir().join(format!("weir-admin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -160,7 +171,8 @@ async fn stream_add_errors_and_config_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_lifecycle() {
-    let Some(url) = js_url() else { return };
+    let t = target("cons").await;
+    let url = t.url.clone();
     let (s, p) = names("cons");
     ok(&url, &["stream", "add", &s, "--subjects", &format!("{p}.>")]).await;
     let client = async_nats::connect(&url).await.unwrap();
@@ -233,7 +245,8 @@ async fn consumer_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_from_nats_url() {
-    let Some(url) = js_url() else { return };
+    let t = target("env").await;
+    let url = t.url.clone();
     let (s, p) = names("env");
     ok(&url, &["stream", "add", &s, "--subjects", &format!("{p}.>")]).await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
