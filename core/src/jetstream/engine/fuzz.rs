@@ -169,6 +169,9 @@ const PULL_INBOX: &str = "_INBOX.pull";
 const RAW_INBOX: &str = "_INBOX.raw";
 const PUB_INBOX: &str = "_INBOX.pub";
 
+/// Draws a template placeholder's value from the input.
+type Filler = fn(&mut Input<'_>) -> String;
+
 /// Reads the fuzz input front to back; zeros once it runs out.
 struct Input<'a> {
     data: &'a [u8],
@@ -195,7 +198,7 @@ impl Input<'_> {
     }
     fn fill(&mut self, template: &str) -> String {
         let mut s = template.to_owned();
-        let subs: [(&str, fn(&mut Self) -> String); 10] = [
+        let subs: [(&str, Filler); 10] = [
             ("{S}", |i| i.pick(STREAMS).to_owned()),
             ("{C}", |i| i.pick(CONSUMERS).to_owned()),
             ("{NS}", |i| (i.byte() as i64 * 1_000_000).to_string()),
