@@ -130,7 +130,7 @@ fn long_names() -> Vec<String> {
 }
 
 /// Top-level words that are not `serve` flags.
-const SUBCOMMANDS: &[&str] = &["serve", "raft-node", "propose", "help"];
+const SUBCOMMANDS: &[&str] = &["serve", "raft-node", "propose", "stream", "str", "consumer", "con", "help"];
 
 /// Rewrite a nats-server-style command line for clap: with no subcommand and a first
 /// argument that is a flag, `serve` is implied; a one-dash long flag (`-js`, `-port`,

@@ -71,6 +71,7 @@
 mod anystore;
 mod api;
 mod consumer_api;
+mod fuzz;
 mod host;
 pub mod layout;
 mod reader;
@@ -79,6 +80,7 @@ mod stats;
 mod tests;
 
 pub use anystore::AnyStore;
+pub use fuzz::fuzz_js_api;
 pub use stats::{ApiStats, JszConsumer, JszStream, JszSummary};
 
 use crate::consumer::{ACK_PREFIX, AckReply, ConsumerBugs, ConsumerOptions, ConsumerState, FC_PREFIX, InflightCharge};
