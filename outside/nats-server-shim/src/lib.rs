@@ -56,10 +56,7 @@ fn binary() -> PathBuf {
 }
 
 fn start_timeout() -> Duration {
-    let secs = std::env::var("NATS_SHIM_START_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let secs = std::env::var("NATS_SHIM_START_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     Duration::from_secs(secs)
 }
 
@@ -67,9 +64,7 @@ fn start_timeout() -> Duration {
 /// its own process under the runner, and several servers may start in one test).
 fn scratch_dir() -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let base = std::env::var_os("NATS_SHIM_TMP")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("NATS_SHIM_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = base.join(format!("nats-shim-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
@@ -90,14 +85,7 @@ pub struct Server {
 
 impl Server {
     fn start(cfg: &str, port: Option<&str>, extra: Vec<String>) -> Server {
-        let mut s = Server {
-            child: None,
-            dir: scratch_dir(),
-            cfg: cfg.to_owned(),
-            extra,
-            port: 0,
-            tls: false,
-        };
+        let mut s = Server { child: None, dir: scratch_dir(), cfg: cfg.to_owned(), extra, port: 0, tls: false };
         s.spawn(port.unwrap_or("-1"));
         s
     }
@@ -133,9 +121,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("cannot share the output file"))
             .stderr(out);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
         self.child = Some(child);
 
         let deadline = Instant::now() + start_timeout();
@@ -188,11 +174,13 @@ impl Server {
         }
     }
 
-    /// `nats://127.0.0.1:PORT`, or `tls://...` when the server requires TLS (INFO
-    /// `tls_required`, or no INFO at all because it expects the TLS handshake first).
+    /// `nats://localhost:PORT`, or `tls://...` when the server requires TLS (INFO
+    /// `tls_required`, or no INFO at all because it expects the TLS handshake first). The
+    /// host is `localhost` because the tests' certificates name it (and the tests that want
+    /// an IP address build `tls://127.0.0.1:{client_port}` themselves).
     pub fn client_url(&self) -> String {
         let scheme = if self.tls { "tls" } else { "nats" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://localhost:{}", self.port)
     }
 
     /// The client port the server listens on (the real one when started with `-p -1`).
@@ -286,11 +274,7 @@ pub fn run_basic_server() -> Server {
 /// Put the server into lame-duck mode: SIGUSR2, the signal nats-server's `--signal ldm`
 /// sends (and weir's lame-duck trigger as nats-server's).
 pub fn set_lame_duck_mode(s: &Server) {
-    let status = Command::new("kill")
-        .arg("-USR2")
-        .arg(s.client_pid().to_string())
-        .status()
-        .expect("cannot run kill");
+    let status = Command::new("kill").arg("-USR2").arg(s.client_pid().to_string()).status().expect("cannot run kill");
     assert!(status.success(), "kill -USR2 failed: {status}");
 }
 
@@ -309,10 +293,7 @@ impl Cluster {
 
 /// A free loopback port, from the OS (released before the server binds it).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("cannot find a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("cannot find a free port")
 }
 
 /// Start a three-node cluster with `cfg` on every node: route ports picked free, every node
@@ -362,15 +343,9 @@ mod tests {
 
     #[test]
     fn credentials_go_after_the_scheme() {
-        let s = Server {
-            child: None,
-            dir: scratch_dir(),
-            cfg: String::new(),
-            extra: Vec::new(),
-            port: 4222,
-            tls: true,
-        };
-        assert_eq!(s.client_url_with("a", "b"), "tls://a:b@127.0.0.1:4222");
-        assert_eq!(s.client_url_with_token("t"), "tls://t@127.0.0.1:4222");
+        let s =
+            Server { child: None, dir: scratch_dir(), cfg: String::new(), extra: Vec::new(), port: 4222, tls: true };
+        assert_eq!(s.client_url_with("a", "b"), "tls://a:b@localhost:4222");
+        assert_eq!(s.client_url_with_token("t"), "tls://t@localhost:4222");
     }
 }
