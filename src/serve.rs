@@ -29,8 +29,6 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: &'static str,
-    /// JetStream settings (kept for the JetStream work; not served yet).
-    pub jetstream: config::JetStreamConfig,
 }
 
 /// Read the config file (if any) and merge the flags over it.
@@ -131,6 +129,9 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     if let Some(d) = args.store_dir {
         jetstream.store_dir = Some(d);
     }
+    if jetstream.enabled {
+        cfg.jetstream = Some(jetstream_options(&jetstream)?);
+    }
     let (debug, trace) = (args.debug > 0 || file.debug == Some(true), args.trace > 0 || file.trace == Some(true));
     Ok(Settings {
         nats: cfg,
@@ -146,8 +147,44 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         } else {
             "info"
         },
-        jetstream,
     })
+}
+
+/// Where JetStream keeps its data when only `-js` is given: `./weir-data` under the
+/// working directory (streams then live in `./weir-data/jetstream`). nats-server uses
+/// `$TMPDIR/nats` and warns that a reboot may lose it; a directory beside the process
+/// survives reboots and is where a user starting `weir -js` in a project looks first.
+/// The same parent holds `weir raft-node`'s default data.
+pub const DEFAULT_STORE_DIR: &str = "weir-data";
+
+/// JetStream options from the merged settings: a real disk rooted at the store directory
+/// (the engine nests its data in `jetstream/` under it, as nats-server does), the limits,
+/// and the wall clock read once.
+fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOptions, String> {
+    let base = js.store_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_DIR));
+    let base = std::path::absolute(&base).map_err(|e| format!("store_dir {}: {e}", base.display()))?;
+    let disk = weir_core::disk::RealDisk::new(&base)
+        .map_err(|e| format!("cannot use JetStream store directory {}: {e}", base.display()))?;
+    #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: read once at start")]
+    let epoch_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let shown = base.join("jetstream").display().to_string();
+    let mut o = nats::JetStreamOptions::new(std::sync::Arc::new(disk), shown, epoch_ns);
+    o.engine.max_memory_store = js.max_memory.unwrap_or_else(default_max_memory);
+    if let Some(n) = js.max_file {
+        o.engine.max_file_store = n;
+    }
+    Ok(o)
+}
+
+/// nats-server's default `max_memory_store`: 75% of the machine's memory (from
+/// `/proc/meminfo`; the core's default where that cannot be read).
+fn default_max_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(nats::js::DEFAULT_MAX_MEMORY_STORE, |k| k.saturating_mul(1024) / 4 * 3)
 }
 
 /// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
@@ -211,20 +248,13 @@ fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<Sock
 
 /// Bind everything, announce it, and serve until SIGINT/SIGTERM.
 pub async fn run(s: Settings) -> Result<(), String> {
-    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, jetstream, .. } = s;
+    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
-    if jetstream.enabled || jetstream.store_dir.is_some() {
-        tracing::warn!(store_dir = ?jetstream.store_dir, "JetStream is configured but weir does not serve JetStream yet");
-    }
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
     }
-    let client_limit = cfg.max_outbound_total.max(cfg.max_pending);
-    let ledger = match &cfg.cluster {
-        Some(_) => nats::cluster_ledger(client_limit, nats::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL),
-        None => nats::ledger(client_limit),
-    };
+    let ledger = nats::ledger_for(&cfg);
     let listen = cfg.listen;
     let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr();
@@ -289,6 +319,32 @@ mod tests {
         );
         let name = ports_file(Path::new("/d"));
         assert!(name.to_string_lossy().ends_with(&format!("_{}.ports", std::process::id())), "{name:?}");
+    }
+
+    #[test]
+    fn jetstream_options_from_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("weir-serve-js-{}", std::process::id()));
+        let js = config::JetStreamConfig {
+            enabled: true,
+            store_dir: Some(dir.clone()),
+            max_memory: Some(64 << 20),
+            max_file: Some(1 << 30),
+            ..Default::default()
+        };
+        let o = jetstream_options(&js).unwrap();
+        assert_eq!(
+            o.shown_dir,
+            dir.join("jetstream").display().to_string(),
+            "data nests in jetstream/ as nats-server's"
+        );
+        assert_eq!((o.engine.max_memory_store, o.engine.max_file_store), (64 << 20, 1 << 30));
+        assert_eq!(o.engine.store_dir, "", "the disk is rooted at the store directory");
+        assert!(o.epoch_ns > 0);
+        let o =
+            jetstream_options(&config::JetStreamConfig { store_dir: Some(dir.clone()), ..Default::default() }).unwrap();
+        assert_eq!(o.engine.max_file_store, nats::js::DEFAULT_MAX_FILE_STORE);
+        assert!(o.engine.max_memory_store > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
