@@ -272,7 +272,7 @@ pub fn run_basic_server() -> Server {
 }
 
 /// Put the server into lame-duck mode: SIGUSR2, the signal nats-server's `--signal ldm`
-/// sends (and weir's lame-duck trigger as nats-server's).
+/// sends (sent directly, so no nats-server binary is needed to signal weir).
 pub fn set_lame_duck_mode(s: &Server) {
     let status = Command::new("kill").arg("-USR2").arg(s.client_pid().to_string()).status().expect("cannot run kill");
     assert!(status.success(), "kill -USR2 failed: {status}");
