@@ -39,10 +39,10 @@ pub struct ServeArgs {
     /// Write `<exe>_<pid>.ports` (JSON: the client, monitoring and cluster URLs) into DIR once listening.
     #[arg(long = "ports_file_dir", value_name = "DIR")]
     pub ports_file_dir: Option<PathBuf>,
-    /// Enable JetStream (accepted and kept; weir does not serve JetStream yet).
+    /// Enable JetStream (streams, consumers and the `$JS.API`).
     #[arg(long = "jetstream", visible_aliases = ["js"])]
     pub jetstream: bool,
-    /// JetStream store directory (accepted and kept).
+    /// JetStream store directory; data goes in DIR/jetstream [default: ./weir-data].
     #[arg(long = "store_dir", visible_aliases = ["sd"], value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
     /// Debug logging (`-DV` = debug and trace).

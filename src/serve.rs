@@ -29,8 +29,6 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: &'static str,
-    /// JetStream settings (kept for the JetStream work; not served yet).
-    pub jetstream: config::JetStreamConfig,
 }
 
 /// Read the config file (if any) and merge the flags over it.
@@ -131,6 +129,9 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     if let Some(d) = args.store_dir {
         jetstream.store_dir = Some(d);
     }
+    if jetstream.enabled {
+        cfg.jetstream = Some(jetstream_options(&jetstream)?);
+    }
     let (debug, trace) = (args.debug > 0 || file.debug == Some(true), args.trace > 0 || file.trace == Some(true));
     Ok(Settings {
         nats: cfg,
@@ -146,8 +147,50 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         } else {
             "info"
         },
-        jetstream,
     })
+}
+
+/// Where JetStream keeps its data when only `-js` is given: `./weir-data` under the
+/// working directory (streams then live in `./weir-data/jetstream`). nats-server uses
+/// `$TMPDIR/nats` and warns that a reboot may lose it; a directory beside the process
+/// survives reboots and is where a user starting `weir -js` in a project looks first.
+/// The same parent holds `weir raft-node`'s default data.
+pub const DEFAULT_STORE_DIR: &str = "weir-data";
+
+/// JetStream options from the merged settings: a real disk rooted at
+/// `<store_dir>/jetstream` (as nats-server nests its data), the limits, and the wall
+/// clock read once.
+fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOptions, String> {
+    let base = js.store_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_DIR));
+    let base = std::path::absolute(&base).map_err(|e| format!("store_dir {}: {e}", base.display()))?;
+    let dir = base.join("jetstream");
+    let disk = weir_core::disk::RealDisk::new(&dir)
+        .map_err(|e| format!("cannot use JetStream store directory {}: {e}", dir.display()))?;
+    #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: read once at start")]
+    let epoch_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let mut o = nats::JetStreamOptions::new(std::sync::Arc::new(disk), dir.display().to_string(), epoch_ns);
+    o.max_memory_store = match js.max_memory {
+        Some(n) => i64::try_from(n).map_err(|_| format!("max_memory_store {n} is too large"))?,
+        None => default_max_memory(),
+    };
+    if let Some(n) = js.max_file {
+        o.max_file_store = i64::try_from(n).map_err(|_| format!("max_file_store {n} is too large"))?;
+    }
+    if let Some(strict) = js.strict {
+        o.strict = strict;
+    }
+    Ok(o)
+}
+
+/// nats-server's default `max_memory_store`: 75% of the machine's memory (from
+/// `/proc/meminfo`; the core's default where that cannot be read).
+fn default_max_memory() -> i64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<i64>().ok())
+    });
+    total_kib.map_or(nats::js::DEFAULT_MAX_MEMORY_STORE, |k| k.saturating_mul(1024) / 4 * 3)
 }
 
 /// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
@@ -211,11 +254,8 @@ fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<Sock
 
 /// Bind everything, announce it, and serve until SIGINT/SIGTERM.
 pub async fn run(s: Settings) -> Result<(), String> {
-    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, jetstream, .. } = s;
+    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
-    if jetstream.enabled || jetstream.store_dir.is_some() {
-        tracing::warn!(store_dir = ?jetstream.store_dir, "JetStream is configured but weir does not serve JetStream yet");
-    }
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;

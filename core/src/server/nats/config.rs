@@ -2,6 +2,7 @@
 
 use super::auth::Auth;
 use super::cluster::ClusterConfig;
+use super::js::JetStreamOptions;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct NatsConfig {
     pub max_subscriptions: usize,
     /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
     pub nats_version: String,
+    /// JetStream, when enabled (nats-server's `-js`); `None` serves core NATS only.
+    pub jetstream: Option<JetStreamOptions>,
 }
 
 impl Default for NatsConfig {
@@ -86,6 +89,7 @@ impl Default for NatsConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
+            jetstream: None,
         }
     }
 }
