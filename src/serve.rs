@@ -157,38 +157,32 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
 /// The same parent holds `weir raft-node`'s default data.
 pub const DEFAULT_STORE_DIR: &str = "weir-data";
 
-/// JetStream options from the merged settings: a real disk rooted at
-/// `<store_dir>/jetstream` (as nats-server nests its data), the limits, and the wall
-/// clock read once.
+/// JetStream options from the merged settings: a real disk rooted at the store directory
+/// (the engine nests its data in `jetstream/` under it, as nats-server does), the limits,
+/// and the wall clock read once.
 fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOptions, String> {
     let base = js.store_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_DIR));
     let base = std::path::absolute(&base).map_err(|e| format!("store_dir {}: {e}", base.display()))?;
-    let dir = base.join("jetstream");
-    let disk = weir_core::disk::RealDisk::new(&dir)
-        .map_err(|e| format!("cannot use JetStream store directory {}: {e}", dir.display()))?;
+    let disk = weir_core::disk::RealDisk::new(&base)
+        .map_err(|e| format!("cannot use JetStream store directory {}: {e}", base.display()))?;
     #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: read once at start")]
     let epoch_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    let mut o = nats::JetStreamOptions::new(std::sync::Arc::new(disk), dir.display().to_string(), epoch_ns);
-    o.max_memory_store = match js.max_memory {
-        Some(n) => i64::try_from(n).map_err(|_| format!("max_memory_store {n} is too large"))?,
-        None => default_max_memory(),
-    };
+    let shown = base.join("jetstream").display().to_string();
+    let mut o = nats::JetStreamOptions::new(std::sync::Arc::new(disk), shown, epoch_ns);
+    o.engine.max_memory_store = js.max_memory.unwrap_or_else(default_max_memory);
     if let Some(n) = js.max_file {
-        o.max_file_store = i64::try_from(n).map_err(|_| format!("max_file_store {n} is too large"))?;
-    }
-    if let Some(strict) = js.strict {
-        o.strict = strict;
+        o.engine.max_file_store = n;
     }
     Ok(o)
 }
 
 /// nats-server's default `max_memory_store`: 75% of the machine's memory (from
 /// `/proc/meminfo`; the core's default where that cannot be read).
-fn default_max_memory() -> i64 {
+fn default_max_memory() -> u64 {
     let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<i64>().ok())
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
     });
     total_kib.map_or(nats::js::DEFAULT_MAX_MEMORY_STORE, |k| k.saturating_mul(1024) / 4 * 3)
 }
@@ -260,11 +254,7 @@ pub async fn run(s: Settings) -> Result<(), String> {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
     }
-    let client_limit = cfg.max_outbound_total.max(cfg.max_pending);
-    let ledger = match &cfg.cluster {
-        Some(_) => nats::cluster_ledger(client_limit, nats::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL),
-        None => nats::ledger(client_limit),
-    };
+    let ledger = nats::ledger_for(&cfg);
     let listen = cfg.listen;
     let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr();
@@ -329,6 +319,32 @@ mod tests {
         );
         let name = ports_file(Path::new("/d"));
         assert!(name.to_string_lossy().ends_with(&format!("_{}.ports", std::process::id())), "{name:?}");
+    }
+
+    #[test]
+    fn jetstream_options_from_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("weir-serve-js-{}", std::process::id()));
+        let js = config::JetStreamConfig {
+            enabled: true,
+            store_dir: Some(dir.clone()),
+            max_memory: Some(64 << 20),
+            max_file: Some(1 << 30),
+            ..Default::default()
+        };
+        let o = jetstream_options(&js).unwrap();
+        assert_eq!(
+            o.shown_dir,
+            dir.join("jetstream").display().to_string(),
+            "data nests in jetstream/ as nats-server's"
+        );
+        assert_eq!((o.engine.max_memory_store, o.engine.max_file_store), (64 << 20, 1 << 30));
+        assert_eq!(o.engine.store_dir, "", "the disk is rooted at the store directory");
+        assert!(o.epoch_ns > 0);
+        let o =
+            jetstream_options(&config::JetStreamConfig { store_dir: Some(dir.clone()), ..Default::default() }).unwrap();
+        assert_eq!(o.engine.max_file_store, nats::js::DEFAULT_MAX_FILE_STORE);
+        assert!(o.engine.max_memory_store > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub enum Compression {
     S2,
 }
 
+/// A field that may be JSON `null` (Go clients and async-nats send `null` for an unset
+/// struct), read as its default.
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Defaults for the stream's consumers (`consumer_limits`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -177,7 +183,8 @@ pub struct StreamConfig {
     pub deny_purge: bool,
     /// Honour `Nats-Rollup`.
     pub allow_rollup_hdrs: bool,
-    /// Consumer defaults.
+    /// Consumer defaults (`null`, as async-nats sends when it has none, reads as none).
+    #[serde(deserialize_with = "null_as_default")]
     pub consumer_limits: ConsumerLimits,
     /// Honour `Nats-TTL` (cannot be turned off again).
     pub allow_msg_ttl: bool,

@@ -6,13 +6,11 @@
 //! `streams`, `consumers`, `messages`, `bytes`. With `?accounts=true` (implied by
 //! `?streams=true`, itself implied by `?consumers=true`) it adds `account_details`: one
 //! entry per account (Weir has one, nats-server's global account `$G`) with the same
-//! stats and, when asked, `stream_detail` (name, created, state, optionally config and
-//! `consumer_detail`). Field names and nesting follow nats-server so that tools reading
+//! stats and, when asked, `stream_detail` (name, state and, when asked, `consumer_detail`;
+//! `?config=true` is accepted and ignored: use `$JS.API.STREAM.INFO` for configs). Field names and nesting follow nats-server so that tools reading
 //! its `/jsz` read Weir's; the figures are Weir's own.
 
-use crate::consumer::ConsumerInfo;
-use crate::jetstream::{format_rfc3339_nano, serde_time_or_zero};
-use crate::stream::{StreamConfig, StreamStateJson};
+use crate::jetstream::format_rfc3339_nano;
 use serde::Serialize;
 
 /// The account every stream lives in: nats-server's global account name.
@@ -76,24 +74,62 @@ pub struct JetStreamStats {
     pub api: ApiStats,
 }
 
+/// `delivered` / `ack_floor` of a consumer in `consumer_detail` (nats-server's `SequenceInfo`,
+/// stream sequence only: the engine's summary carries no consumer sequence here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SequencePair {
+    /// Stream sequence.
+    pub stream_seq: u64,
+}
+
+/// One consumer in `consumer_detail` (the figures of nats-server's `ConsumerInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConsumerDetail {
+    /// Stream name.
+    pub stream_name: String,
+    /// Consumer name.
+    pub name: String,
+    /// The last delivery.
+    pub delivered: SequencePair,
+    /// The ack floor.
+    pub ack_floor: SequencePair,
+    /// Messages awaiting ack.
+    pub num_ack_pending: u64,
+    /// Pending messages delivered more than once.
+    pub num_redelivered: u64,
+    /// Waiting pull requests.
+    pub num_waiting: u64,
+    /// Messages not yet delivered.
+    pub num_pending: u64,
+}
+
+/// `state` of a stream in `stream_detail` (the figures of nats-server's `StreamState`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStateDetail {
+    /// Stored messages.
+    pub messages: u64,
+    /// Stored bytes.
+    pub bytes: u64,
+    /// Oldest stored sequence.
+    pub first_seq: u64,
+    /// Newest assigned sequence.
+    pub last_seq: u64,
+    /// Consumers attached.
+    pub consumer_count: u64,
+}
+
 /// One stream in `stream_detail`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StreamDetail {
     /// Stream name.
     pub name: String,
-    /// Creation time (RFC 3339).
-    #[serde(with = "serde_time_or_zero")]
-    pub created: i64,
-    /// Its config (with `?config=true`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<StreamConfig>,
     /// Its state.
-    pub state: StreamStateJson,
+    pub state: StreamStateDetail,
     /// Its consumers (with `?consumers=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub consumer_detail: Option<Vec<ConsumerInfo>>,
-    /// Why the stream could not be loaded (Weir's: a corrupt or unreadable directory is
-    /// reported, not dropped; nats-server logs and skips it).
+    pub consumer_detail: Option<Vec<ConsumerDetail>>,
+    /// Why the stream is out of service (Weir's: a stream whose directory is corrupt or
+    /// unreadable is reported here, not dropped; nats-server logs and skips it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -168,8 +204,6 @@ pub struct JszOptions {
     pub streams: bool,
     /// `consumers=true`: consumer details (implies streams).
     pub consumers: bool,
-    /// `config=true`: configs of the streams listed.
-    pub config: bool,
 }
 
 impl JszOptions {
@@ -184,7 +218,6 @@ impl JszOptions {
                 "accounts" => o.accounts = on,
                 "streams" => o.streams = on,
                 "consumers" | "consumer" => o.consumers = on,
-                "config" => o.config = on,
                 _ => {}
             }
         }
@@ -233,9 +266,9 @@ mod tests {
     #[test]
     fn options_imply_as_nats_server() {
         let o = JszOptions::from_query("consumers=true");
-        assert_eq!(o, JszOptions { accounts: true, streams: true, consumers: true, config: false });
+        assert_eq!(o, JszOptions { accounts: true, streams: true, consumers: true });
         let o = JszOptions::from_query("streams=1&config=true&x=y");
-        assert_eq!(o, JszOptions { accounts: true, streams: true, consumers: false, config: true });
+        assert_eq!(o, JszOptions { accounts: true, streams: true, consumers: false });
         assert_eq!(JszOptions::from_query(""), JszOptions::default());
         assert!(!JszOptions::from_query("accounts=false").accounts);
     }

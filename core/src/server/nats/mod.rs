@@ -29,5 +29,5 @@ pub use cluster::{ClusterConfig, RouteTarget};
 pub use config::NatsConfig;
 pub use js::JetStreamOptions;
 pub use jsz::Jsz;
-pub use server::{Monitor, NatsServer, cluster_ledger, ledger};
+pub use server::{Monitor, NatsServer, cluster_ledger, ledger, ledger_for};
 pub use varz::Varz;

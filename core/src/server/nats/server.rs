@@ -5,7 +5,9 @@ use super::broker::Broker;
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
-use super::outbound::{Closed, Outbound};
+use super::js::{self, JsHandle, Outs};
+use super::jsz::{self, Jsz, JszOptions};
+use super::outbound::{Closed, Outbound, Wakes};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -39,6 +41,20 @@ pub fn cluster_ledger(client_limit: u64, route_limit: u64) -> Arc<Ledger> {
     Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, client_limit), (names::ROUTE_OUTBOUND, route_limit)]))
 }
 
+/// The ledger a server with `cfg` needs: `client.outbound` at `cfg.max_outbound_total`
+/// (at least `max_pending`), `route.outbound` when clustered, and the JetStream engine's
+/// accounts (at the registry's default limits) when JetStream is on.
+pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
+    let mut accounts = vec![(names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending))];
+    if cfg.cluster.is_some() {
+        accounts.push((names::ROUTE_OUTBOUND, super::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL));
+    }
+    if cfg.jetstream.is_some() {
+        accounts.extend(js::JETSTREAM_ACCOUNTS.iter().map(|n| (*n, crate::mem::spec(n).default_limit)));
+    }
+    Arc::new(Ledger::new(&accounts))
+}
+
 /// State shared by the accept loop, every connection and monitoring.
 pub(super) struct Shared {
     cfg: NatsConfig,
@@ -50,11 +66,24 @@ pub(super) struct Shared {
     account: Arc<Account>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
+    /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
+    js: Option<Arc<JsHandle>>,
 }
 
 impl Shared {
     pub(super) fn broker(&self) -> MutexGuard<'_, Broker> {
         self.broker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Route JetStream outputs produced with no lock held (by the flusher or the timer).
+    fn route_js(&self, outs: Outs) {
+        let Some(js) = &self.js else { return };
+        if outs.is_empty() {
+            return;
+        }
+        let mut wakes = Wakes::default();
+        self.broker().route_js(js, outs, &mut wakes);
+        wakes.wake_all();
     }
 
     fn info(&self, client_id: u64, peer: SocketAddr) -> ServerInfo {
@@ -76,6 +105,7 @@ impl Shared {
             client_id,
             client_ip: peer.ip().to_string(),
             weir_version: WEIR_VERSION.to_owned(),
+            jetstream: self.js.is_some(),
             ..ServerInfo::default()
         }
     }
@@ -125,12 +155,109 @@ impl Monitor {
                 remote_subs,
             }),
             routes,
+            jetstream: s.js.as_ref().map(|_| {
+                let j = self.jsz(JszOptions::default());
+                jsz::JetStreamVarz { config: j.config, stats: j.stats }
+            }),
             mem: s
                 .ledger
                 .sample()
                 .into_iter()
                 .map(|a| MemAccount { name: a.name.to_owned(), current: a.current, peak: a.peak, limit: a.limit })
                 .collect(),
+        }
+    }
+}
+
+impl Monitor {
+    /// The `/jsz` snapshot (nats-server's shape; `disabled` without JetStream).
+    pub fn jsz(&self, opts: JszOptions) -> Jsz {
+        let s = &self.shared;
+        let Some(js) = &s.js else { return Jsz::disabled(s.server_id.clone(), 0) };
+        let now = js.now_ns();
+        let (sum, shown_dir) = js.jsz();
+        let stats = jsz::JetStreamStats {
+            memory: sum.memory,
+            storage: sum.storage,
+            reserved_memory: 0,
+            reserved_storage: 0,
+            accounts: 1,
+            ha_assets: 0,
+            api: jsz::ApiStats { level: sum.api.level, total: sum.api.total, errors: sum.api.errors, inflight: 0 },
+        };
+        let mut detail = Vec::new();
+        if opts.accounts {
+            let mut streams = Vec::new();
+            if opts.streams {
+                for st in &sum.stream_detail {
+                    streams.push(jsz::StreamDetail {
+                        name: st.name.clone(),
+                        state: jsz::StreamStateDetail {
+                            messages: st.messages,
+                            bytes: st.bytes,
+                            first_seq: st.first_seq,
+                            last_seq: st.last_seq,
+                            consumer_count: st.consumer_detail.len() as u64,
+                        },
+                        consumer_detail: opts.consumers.then(|| {
+                            st.consumer_detail
+                                .iter()
+                                .map(|c| jsz::ConsumerDetail {
+                                    stream_name: st.name.clone(),
+                                    name: c.name.clone(),
+                                    delivered: jsz::SequencePair { stream_seq: c.delivered_stream_seq },
+                                    ack_floor: jsz::SequencePair { stream_seq: c.ack_floor_stream_seq },
+                                    num_ack_pending: c.num_ack_pending,
+                                    num_redelivered: c.num_redelivered,
+                                    num_waiting: c.num_waiting,
+                                    num_pending: c.num_pending,
+                                })
+                                .collect()
+                        }),
+                        error: None,
+                    });
+                }
+                for (name, why) in &sum.failed_streams {
+                    streams.push(jsz::StreamDetail {
+                        name: name.clone(),
+                        error: Some(why.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+            detail.push(jsz::AccountDetail {
+                name: jsz::GLOBAL_ACCOUNT.to_owned(),
+                id: jsz::GLOBAL_ACCOUNT.to_owned(),
+                stats,
+                stream_detail: streams,
+            });
+        }
+        Jsz {
+            server_id: s.server_id.clone(),
+            now: crate::jetstream::format_rfc3339_nano(now),
+            disabled: false,
+            config: jsz::JetStreamConfigJson {
+                max_memory: sum.config.max_memory,
+                max_storage: sum.config.max_storage,
+                store_dir: shown_dir,
+                sync_interval: 0,
+                sync_always: true,
+                compress_ok: false,
+                strict: true,
+            },
+            stats,
+            streams: sum.streams,
+            consumers: sum.consumers,
+            messages: sum.messages,
+            bytes: sum.bytes,
+            account_details: detail,
+        }
+    }
+
+    /// Check the JetStream engine's invariants, if enabled (panics on a violation).
+    pub fn js_invariants(&self) {
+        if let Some(js) = &self.shared.js {
+            js.invariants();
         }
     }
 }
@@ -170,10 +297,27 @@ impl NatsServer {
             None => (None, None),
         };
         let stats = Arc::new(Stats::default());
+        let mut broker = Broker::new(cfg.seed, stats.clone());
+        let js = match &cfg.jetstream {
+            Some(opts) => {
+                if !js::has_jetstream_accounts(&ledger) {
+                    return Err(std::io::Error::other(format!(
+                        "a JetStream server's ledger needs the accounts {:?} (see nats::ledger_for)",
+                        js::JETSTREAM_ACCOUNTS
+                    )));
+                }
+                let name = if cfg.server_name.is_empty() { &server_id } else { &cfg.server_name };
+                let js = Arc::new(JsHandle::open(opts.clone(), name, ledger.clone()));
+                broker.set_jetstream(js.clone());
+                Some(js)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             server_id,
             addr,
-            broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
+            broker: Mutex::new(broker),
+            js,
             stats,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
@@ -214,6 +358,11 @@ impl NatsServer {
             let handlers = Handlers { pubsub: Some(Arc::new(BrokerRoutes(shared.clone()))), raft: None };
             routes.start(&scope.handle(), l, handlers);
         }
+        if let Some(js) = &shared.js {
+            let (f, t) = (shared.clone(), shared.clone());
+            scope.handle().spawn(js.clone().run_flusher(move |outs| f.route_js(outs)));
+            scope.handle().spawn(js.clone().run_timer(move |outs| t.route_js(outs)));
+        }
         // Every connection task holds a sender, so `recv` returning `None` means all have ended.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tracing::info!(server_id = %shared.server_id, "nats listener ready");
@@ -237,6 +386,10 @@ impl NatsServer {
             }
         }
         drop(listener);
+        // What is appended becomes durable and its PubAcks go out before clients drain.
+        if let Some(js) = &shared.js {
+            js.flush_all(|outs| shared.route_js(outs)).await;
+        }
         tracing::info!("shutting down: draining clients");
         shared.broker().drain_all();
         drop(done_tx);
@@ -246,6 +399,11 @@ impl NatsServer {
         }
         if let Some(routes) = &shared.routes {
             routes.close_all();
+        }
+        // Ack state moved by the last acks is persisted before the server goes.
+        if let Some(js) = &shared.js {
+            js.flush_all(|_| {}).await;
+            tracing::info!("JetStream stopped");
         }
         tracing::info!("nats listener stopped");
     }
