@@ -418,15 +418,29 @@ mod conn {
             batch: u64,
             expires: Duration,
         ) -> io::Result<Vec<(Msg, AckMeta)>> {
-            let reply = self.nats.new_inbox();
+            // Deliveries keep their own subjects: they are told apart by the request's
+            // own subscription, as real clients do.
+            let (reply, sid) = self.nats.request_sub();
             let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
             let body = Bytes::from(next_body(batch, expires.as_nanos() as u64));
             self.nats.publish(&subject, Some(&reply), None, body);
             self.nats.flush().await?;
             let deadline = Instant::now() + expires + self.timeout;
             let mut out = Vec::new();
+            let r = self.collect(&sid, batch, deadline, &mut out).await;
+            self.nats.unsub(&sid);
+            r.map(|()| out)
+        }
+
+        async fn collect(
+            &mut self,
+            sid: &str,
+            batch: u64,
+            deadline: Instant,
+            out: &mut Vec<(Msg, AckMeta)>,
+        ) -> io::Result<()> {
             while (out.len() as u64) < batch {
-                let m = match self.nats.wait_reply(&reply, deadline).await {
+                let m = match self.nats.wait_sid(sid, deadline).await {
                     Ok(m) => m,
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => break,
                     Err(e) => return Err(e),
@@ -440,7 +454,7 @@ mod conn {
                     None => return Err(io::Error::other(format!("delivery without an ack subject: {:?}", m.reply))),
                 }
             }
-            Ok(out)
+            Ok(())
         }
 
         /// Send an ack, nak or term for a delivery as a double ack; `Ok(true)` once the

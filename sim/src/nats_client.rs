@@ -22,6 +22,8 @@ use weir_core::proto::{ByteStr, ClientOp, ConnectInfo, Headers, ParserConfig, Se
 pub const STASH_LIMIT: usize = 4096;
 /// The subscription id of the connection's inbox.
 const INBOX_SID: &str = "inbox";
+/// The prefix of the sids of [`NatsClient::request_sub`] subscriptions.
+const REQ_SID: &str = "req.";
 
 /// A message delivered to the client.
 #[derive(Clone, Debug)]
@@ -166,6 +168,38 @@ impl NatsClient {
         format!("{}.{}", self.inbox, self.next_request)
     }
 
+    /// A fresh reply subject with a subscription of its own (queued): `(subject, sid)`.
+    /// Messages for it are told apart by sid, whatever their subject.
+    pub fn request_sub(&mut self) -> (String, String) {
+        self.next_request += 1;
+        let (subject, sid) =
+            (format!("{}.s{}", self.inbox, self.next_request), format!("{REQ_SID}{}", self.next_request));
+        self.sub(&subject, &sid);
+        (subject, sid)
+    }
+
+    /// Queue an UNSUB of `sid`.
+    pub fn unsub(&mut self, sid: &str) {
+        self.queue(&ClientOp::Unsub { sid: ByteStr::from(sid), max: None });
+    }
+
+    /// The first message for subscription `sid` arriving before `deadline`.
+    pub async fn wait_sid(&mut self, sid: &str, deadline: Instant) -> io::Result<Msg> {
+        if let Some(i) = self.stash.iter().position(|m| m.sid == sid) {
+            return Ok(self.stash.remove(i).expect("index found"));
+        }
+        let wait = async {
+            loop {
+                match to_msg(self.next_op().await?) {
+                    Some(m) if m.sid == sid => return Ok(m),
+                    Some(m) => self.stash_msg(m),
+                    None => {}
+                }
+            }
+        };
+        timeout(deadline.saturating_duration_since(Instant::now()), wait).await.map_err(|_| timed_out("request"))?
+    }
+
     /// Publish with a fresh reply subject and return the first message answering it,
     /// keeping other messages for [`NatsClient::next_msg`].
     pub async fn request(
@@ -215,6 +249,12 @@ impl NatsClient {
             Ok(r) => r.map(Some),
             Err(_) => Ok(None),
         }
+    }
+
+    /// Forget kept answers to earlier requests (late replies nobody waits for any more);
+    /// other kept messages stay.
+    pub fn drop_stale_replies(&mut self) {
+        self.stash.retain(|m| m.sid != INBOX_SID && !m.sid.starts_with(REQ_SID));
     }
 
     fn keep(&mut self, op: ServerOp) {
