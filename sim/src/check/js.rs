@@ -232,6 +232,8 @@ struct History {
     deliveries: BTreeMap<(String, String), Vec<Delivery>>,
     /// First ack or term sent per (stream, consumer, sseq).
     acked: BTreeMap<(String, String, u64), u64>,
+    /// Which value each consumer was delivered at each sequence: (stream, consumer, sseq, value).
+    delivered: BTreeSet<(String, String, u64, u64)>,
     /// Confirmed acks per (stream, consumer, sseq).
     confirmed: BTreeMap<(String, String, u64), u64>,
     /// Consumer info samples per (stream, consumer): (time, ack floor).
@@ -321,6 +323,7 @@ fn history(events: &[Event], spec: &JsSpec) -> History {
                         incarnation,
                     });
                     h.seen_seq.entry(stream.clone()).or_default().push((e.time_us, *stream_seq));
+                    h.delivered.insert((stream.clone(), consumer.clone(), *stream_seq, *value));
                 }
                 JsEvent::Ack { stream, consumer, stream_seq, kind, confirmed } => {
                     let key = (stream.clone(), consumer.clone(), *stream_seq);
@@ -429,10 +432,14 @@ impl<'a> Excuses<'a> {
                 >= s.max_per_subject
     }
 
-    /// Whether retention removed `seq` because the consumers acked it.
-    fn removed_by_acks(&self, seq: u64, subject: &str) -> bool {
+    /// Whether retention removed `seq` because the consumers acked it (having been
+    /// delivered `value` there: an ack of a reused sequence excuses nothing).
+    fn removed_by_acks(&self, seq: u64, subject: &str, value: u64) -> bool {
         let s = self.spec;
-        let acked = |c: &ConsumerSpec| self.h.acked.contains_key(&(s.name.clone(), c.name.clone(), seq));
+        let acked = |c: &ConsumerSpec| {
+            self.h.acked.contains_key(&(s.name.clone(), c.name.clone(), seq))
+                && self.h.delivered.contains(&(s.name.clone(), c.name.clone(), seq, value))
+        };
         match s.retention {
             Retention::Limits => false,
             Retention::Interest | Retention::WorkQueue => {
@@ -542,7 +549,7 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
             if let Some(&(seq, _, _)) = acks.first()
                 && stored_at.get(&seq) != Some(&value)
                 && !ex.removed_by_limits(seq, &subject, None)
-                && !ex.removed_by_acks(seq, &subject)
+                && !ex.removed_by_acks(seq, &subject, value)
             {
                 durable.add(|| {
                     let now = stored_at.get(&seq).map_or("nothing".to_string(), |x| format!("{x:#x}"));
