@@ -195,7 +195,10 @@ async fn node_main(sh: Shared) {
     let server = loop {
         match NatsServer::bind(cfg.clone(), sh.ledger.clone()).await {
             Ok(s) => break s,
-            Err(_) => sleep(Duration::from_millis(50)).await,
+            // The port of the previous incarnation may still be closing; anything else
+            // (a ledger without the engine's accounts, a bad config) is the world's bug.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("the JetStream server cannot start: {e}"),
         }
     };
     server.run(std::future::pending()).await;
@@ -583,6 +586,7 @@ impl World for JsWorld {
             (names::STORE_INDEX, STORE_INDEX_LIMIT),
             (names::STORE_BUFFERS, STORE_BUFFERS_LIMIT),
             (names::STORE_CACHE, STORE_CACHE_LIMIT),
+            (names::STREAM_PENDING, weir_core::mem::spec(names::STREAM_PENDING).default_limit),
         ]));
         let sh = Shared {
             streams: Arc::new(streams_of(&cfg)),
