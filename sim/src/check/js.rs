@@ -37,7 +37,7 @@
 //! `memory-bound` checker (every sample within its limit) and the harness's
 //! memory-baseline check (drained once idle).
 
-use super::{Violation, at, pubsub_payload, v};
+use super::{Tally, Violation, at, pubsub_payload};
 use std::collections::{BTreeMap, BTreeSet};
 use weir_traces::{AckKind, Event, EventKind, JsEvent};
 
@@ -354,34 +354,6 @@ fn history(events: &[Event], spec: &JsSpec) -> History {
         }
     }
     h
-}
-
-/// Counts violations of one invariant and keeps the first few examples.
-struct Tally {
-    invariant: &'static str,
-    count: usize,
-    examples: Vec<String>,
-}
-
-impl Tally {
-    fn new(invariant: &'static str) -> Tally {
-        Tally { invariant, count: 0, examples: Vec::new() }
-    }
-
-    fn add(&mut self, example: impl FnOnce() -> String) {
-        self.count += 1;
-        if self.examples.len() < 3 {
-            self.examples.push(example());
-        }
-    }
-
-    fn finish(self, out: &mut Vec<Violation>) {
-        if self.count > 0 {
-            let more =
-                if self.count > self.examples.len() { format!(" (+{} more)", self.count - 1) } else { String::new() };
-            out.push(v(self.invariant, format!("{}{more}", self.examples.join("; "))));
-        }
-    }
 }
 
 /// Why a stored message may be gone by time `t_us` (`None`: the end of the run).
