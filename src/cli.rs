@@ -39,10 +39,10 @@ pub struct ServeArgs {
     /// Write `<exe>_<pid>.ports` (JSON: the client, monitoring and cluster URLs) into DIR once listening.
     #[arg(long = "ports_file_dir", value_name = "DIR")]
     pub ports_file_dir: Option<PathBuf>,
-    /// Enable JetStream (accepted and kept; weir does not serve JetStream yet).
+    /// Enable JetStream (streams, consumers and the `$JS.API`).
     #[arg(long = "jetstream", visible_aliases = ["js"])]
     pub jetstream: bool,
-    /// JetStream store directory (accepted and kept).
+    /// JetStream store directory; data goes in DIR/jetstream [default: ./weir-data].
     #[arg(long = "store_dir", visible_aliases = ["sd"], value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
     /// Debug logging (`-DV` = debug and trace).
@@ -87,6 +87,21 @@ pub struct ServeArgs {
     /// Cluster name; servers with different names do not connect [default: weir].
     #[arg(long = "cluster_name")]
     pub cluster_name: Option<String>,
+    /// Require TLS from clients (needs --tlscert and --tlskey); `--tls=false` turns off a config file's TLS.
+    #[arg(long = "tls", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub tls: Option<bool>,
+    /// TLS with client verification: clients need a certificate signed by --tlscacert.
+    #[arg(long = "tlsverify", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub tlsverify: Option<bool>,
+    /// Server certificate file (PEM); implies --tls.
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Private key of the server certificate (PEM); implies --tls.
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    /// CA certificate(s) that client certificates must chain to (PEM); implies --tls.
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -115,7 +130,7 @@ fn long_names() -> Vec<String> {
 }
 
 /// Top-level words that are not `serve` flags.
-const SUBCOMMANDS: &[&str] = &["serve", "raft-node", "propose", "help"];
+const SUBCOMMANDS: &[&str] = &["serve", "raft-node", "propose", "stream", "str", "consumer", "con", "help"];
 
 /// Rewrite a nats-server-style command line for clap: with no subcommand and a first
 /// argument that is a flag, `serve` is implied; a one-dash long flag (`-js`, `-port`,
@@ -210,5 +225,13 @@ mod tests {
         let a = parse("weir -auth t -user u -pass p -max_subs 3 -max_connections 9");
         assert_eq!((a.auth.as_deref(), a.user.as_deref(), a.pass.as_deref()), (Some("t"), Some("u"), Some("p")));
         assert_eq!((a.max_subscriptions, a.max_connections), (Some(3), Some(9)));
+        let a = parse("weir -tls -tlscert c.pem -tlskey k.pem -tlscacert ca.pem -tlsverify");
+        assert_eq!((a.tls, a.tlsverify), (Some(true), Some(true)));
+        assert_eq!(
+            (a.tlscert, a.tlskey, a.tlscacert),
+            (Some("c.pem".into()), Some("k.pem".into()), Some("ca.pem".into()))
+        );
+        assert_eq!(parse("weir -tls=false -p 1").tls, Some(false));
+        assert_eq!(parse("weir -p 1").tls, None);
     }
 }

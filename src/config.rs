@@ -13,10 +13,19 @@
 //! ping_max: 2
 //! write_deadline: "10s"
 //! authorization { token: s3cret } # or { user: bob, password: pw }
+//! tls {                           # clients must use TLS (see weir_core::server::tls)
+//!   cert_file: server-cert.pem
+//!   key_file: server-key.pem
+//!   ca_file: ca.pem               # needed by verify
+//!   verify: true                  # require client certificates signed by ca_file
+//!   timeout: 2                    # handshake timeout: seconds, or "500ms"
+//!   handshake_first: false        # true: TLS handshake before INFO
+//! }
 //! cluster {
 //!   name: east
 //!   listen: 127.0.0.1:6222
 //!   routes: [ nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224 ]
+//!   tls { cert_file: route-cert.pem, key_file: route-key.pem, ca_file: ca.pem }
 //! }
 //! jetstream { store_dir: /var/lib/weir, max_memory_store: 1GB, max_file_store: 10GB }
 //! pid_file: /run/weir.pid
@@ -28,13 +37,14 @@
 //! Unknown top-level keys are errors naming file, line and column (`unknown field "x"`),
 //! as nats-server reports them (it refuses to start on them unless told otherwise), except
 //! keys that are only used as `$variables`. Keys nats-server knows but weir does not
-//! implement (TLS, accounts, gateways, ...) are errors that say so. Inside blocks, unknown
+//! implement (accounts, gateways, ...) are errors that say so. Inside blocks, unknown
 //! keys are errors too. Weir's older flat keys (`token`, `user`, `password`, `routes`,
 //! `cluster_name`, `cluster: host:port`) are still accepted.
 
 use crate::conf::{self, ConfError, Map, Node, Pos, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weir_core::server::tls::TlsConfig;
 
 /// JetStream settings, parsed and kept for the JetStream work (weir does not serve JetStream yet).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,6 +120,10 @@ pub struct FileConfig {
     pub trace: Option<bool>,
     /// NATS server level to advertise in INFO `version`.
     pub nats_version: Option<String>,
+    /// Client TLS (`tls { }`).
+    pub tls: Option<TlsConfig>,
+    /// Route TLS (`cluster { tls { } }`).
+    pub cluster_tls: Option<TlsConfig>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -130,7 +144,6 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfError> {
 
 /// Keys nats-server knows that weir does not implement: refused with a clear message.
 const NOT_SUPPORTED: &[&str] = &[
-    "tls",
     "accounts",
     "gateway",
     "leaf",
@@ -303,6 +316,7 @@ pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
                 boolean(key, n)?;
             }
             "nats_version" => c.nats_version = Some(string(key, n)?),
+            "tls" => c.tls = Some(tls(key, kpos, n)?),
             k if NOT_SUPPORTED.contains(&k) => return err(kpos, format!("\"{key}\" is not supported by weir yet")),
             _ if m.used_as_vars.iter().any(|v| v == key) => {}
             _ => return err(kpos, format!("unknown field \"{key}\"")),
@@ -347,7 +361,8 @@ fn cluster(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
             "host" | "net" => host = Some(string(key, n)?),
             "port" => port_no = Some(port(key, n)?),
             "routes" => c.routes = strings(key, n)?,
-            "authorization" | "tls" | "pool_size" | "compression" | "accounts" => {
+            "tls" => c.cluster_tls = Some(tls("cluster tls", kpos, n)?),
+            "authorization" | "pool_size" | "compression" | "accounts" => {
                 return err(kpos, format!("cluster: \"{key}\" is not supported by weir yet"));
             }
             "advertise" | "cluster_advertise" | "no_advertise" | "connect_retries" => {}
@@ -359,6 +374,65 @@ fn cluster(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
         c.cluster = Some(format!("{}:{}", host.as_deref().unwrap_or("0.0.0.0"), p.max(0)));
     }
     Ok(())
+}
+
+/// nats-server's `tls { }` keys that weir does not implement.
+const TLS_NOT_SUPPORTED: &[&str] = &[
+    "insecure",
+    "verify_and_map",
+    "verify_cert_and_check_known_urls",
+    "allow_insecure_cipher_suites",
+    "cipher_suites",
+    "curve_preferences",
+    "connection_rate_limit",
+    "pinned_certs",
+    "cert_store",
+    "cert_match_by",
+    "cert_match",
+    "ca_certs_match",
+    "cert_match_skip_invalid",
+    "ocsp_peer",
+    "certs",
+    "min_version",
+];
+
+/// A `tls { }` block (`what` names it in errors). The files are read when the server
+/// starts; here only their presence is checked, as nats-server's texts say it.
+fn tls(what: &str, kpos: &Pos, n: &Node) -> Result<TlsConfig, ConfError> {
+    let m = map(what, n)?;
+    let mut t = TlsConfig::default();
+    for (key, kpos, v) in &m.entries {
+        match key.to_ascii_lowercase().as_str() {
+            "cert_file" => t.cert_file = string(key, v)?.into(),
+            "key_file" => t.key_file = string(key, v)?.into(),
+            "ca_file" => t.ca_file = Some(string(key, v)?.into()),
+            "verify" => t.verify = boolean(key, v)?,
+            "timeout" => t.timeout = duration(key, v)?,
+            "handshake_first" | "first" | "immediate" => {
+                t.handshake_first = match &v.value {
+                    Value::Bool(b) => *b,
+                    Value::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "on") => true,
+                    Value::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "false" | "off") => false,
+                    Value::Str(s) => {
+                        return err(
+                            &v.pos,
+                            format!(
+                                "{what}: {key}: '{s}' (a fallback delay) is not supported by weir yet; use true or false"
+                            ),
+                        );
+                    }
+                    other => return err(&v.pos, format!("{what}: {key} should be a boolean, got {}", other.kind())),
+                }
+            }
+            k if TLS_NOT_SUPPORTED.contains(&k) => {
+                return err(kpos, format!("{what}: \"{key}\" is not supported by weir yet"));
+            }
+            _ if m.used_as_vars.iter().any(|x| x == key) => {}
+            _ => return err(kpos, format!("{what}: unknown field \"{key}\"")),
+        }
+    }
+    t.check().or_else(|e| err(kpos, format!("{what}: {e}")))?;
+    Ok(t)
 }
 
 fn set_store_dir(c: &mut FileConfig, key: &str, n: &Node) -> Result<(), ConfError> {
@@ -494,11 +568,56 @@ mod tests {
         assert_eq!(parse("port: 1\ncolour: red\n").unwrap_err(), "w.conf:2:1: unknown field \"colour\"");
         assert_eq!(parse("cluster { nme: x }\n").unwrap_err(), "w.conf:1:11: cluster: unknown field \"nme\"");
         assert_eq!(parse("P = 4\nport: $P\n").unwrap().port, Some(4));
-        assert_eq!(parse("tls { cert_file: x }\n").unwrap_err(), "w.conf:1:1: \"tls\" is not supported by weir yet");
+        assert_eq!(parse("gateway { name: x }\n").unwrap_err(), "w.conf:1:1: \"gateway\" is not supported by weir yet");
         assert!(parse("\nport: lots").unwrap_err().starts_with("w.conf:2:7: port: 'lots' is not an integer"));
         assert!(parse("port: 70000").unwrap_err().contains("not a port"));
         assert!(
             parse("authorization { token: t, user: u }").unwrap_err().contains("Cannot have a user/pass and token")
         );
+    }
+
+    #[test]
+    fn tls_blocks_as_nats_server_writes_them() {
+        let c = parse(
+            "tls {\n  cert_file: \"/c/server.pem\"\n  key_file: /c/key.pem\n  ca_file: /c/ca.pem\n  verify: true\n  timeout: 0.5\n  handshake_first: true\n}\n\
+             cluster { listen: 127.0.0.1:6222, tls { cert_file: r.pem, key_file: rk.pem, ca_file: ca.pem, timeout: \"3s\" } }\n",
+        )
+        .unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(
+            (t.cert_file, t.key_file, t.ca_file),
+            ("/c/server.pem".into(), "/c/key.pem".into(), Some("/c/ca.pem".into()))
+        );
+        assert!(t.verify && t.handshake_first);
+        assert_eq!(t.timeout, Duration::from_millis(500));
+        let r = c.cluster_tls.unwrap();
+        assert_eq!((r.cert_file, r.timeout, r.verify), ("r.pem".into(), Duration::from_secs(3), false));
+        assert!(
+            parse("tls { cert_file: c, key_file: k, handshake_first: \"on\" }").unwrap().tls.unwrap().handshake_first
+        );
+        // nats-server's wording for a half-configured pair; the position is the block's key.
+        assert_eq!(
+            parse("tls { cert_file: c }").unwrap_err(),
+            "w.conf:1:1: tls: missing 'key_file' in TLS configuration"
+        );
+        assert_eq!(
+            parse("\ntls { key_file: k }").unwrap_err(),
+            "w.conf:2:1: tls: missing 'cert_file' in TLS configuration"
+        );
+        assert!(
+            parse("tls { cert_file: c, key_file: k, verify: true }").unwrap_err().contains("'verify' needs 'ca_file'")
+        );
+        assert_eq!(
+            parse("tls { cert_file: c, key_file: k, pinned_certs: [] }").unwrap_err(),
+            "w.conf:1:34: tls: \"pinned_certs\" is not supported by weir yet"
+        );
+        assert_eq!(
+            parse("tls { cert_file: c, key_file: k, colour: red }").unwrap_err(),
+            "w.conf:1:34: tls: unknown field \"colour\""
+        );
+        assert!(
+            parse("tls { cert_file: c, key_file: k, handshake_first: auto }").unwrap_err().contains("not supported")
+        );
+        assert!(parse("tls: yes").unwrap_err().contains("expected a block"));
     }
 }

@@ -1,8 +1,10 @@
 //! `weir`: the production server, built from the same core as the simulation.
 //!
 //! `weir serve` runs a NATS core pub/sub server (client port, monitoring port);
-//! `weir raft-node` runs a Raft-replicated log node and `weir propose` is a small client for it.
+//! `weir raft-node` runs a Raft-replicated log node and `weir propose` is a small client for it;
+//! `weir stream ...` and `weir consumer ...` are JetStream admin commands for any NATS server.
 
+mod admin;
 mod cli;
 mod conf;
 mod config;
@@ -62,6 +64,12 @@ enum Cmd {
         #[arg(long, default_value = "./weir-data")]
         store_dir: PathBuf,
     },
+    /// JetStream streams on any NATS server: ls, info, subjects, add, rm, purge.
+    #[command(visible_alias = "str")]
+    Stream(admin::StreamArgs),
+    /// JetStream consumers on any NATS server: ls, info, add, rm.
+    #[command(visible_alias = "con")]
+    Consumer(admin::ConsumerArgs),
     /// Propose values to a node's log and print their commit indices.
     Propose {
         /// The node's client address.
@@ -114,6 +122,8 @@ async fn main() {
             init_logging(None, "info").and(raft_node(id, cluster, client, &routes, store_dir).await)
         }
         Some(Cmd::Propose { server, values }) => propose(server, &values).await,
+        Some(Cmd::Stream(args)) => admin::stream(args).await,
+        Some(Cmd::Consumer(args)) => admin::consumer(args).await,
     };
     if let Err(e) = code {
         eprintln!("error: {e}");

@@ -1,11 +1,14 @@
 //! The monitoring port: a minimal HTTP/1.1 responder (one request per connection)
-//! serving `/healthz`, `/varz` (JSON) and `/metrics` (Prometheus text).
+//! serving `/healthz`, `/varz` and `/jsz` (JSON, nats-server's shapes; `/jsz` takes
+//! `?accounts=true`, `?streams=true`, `?consumers=true`) and `/metrics` (Prometheus text,
+//! with the `weir_jetstream_*` figures when JetStream is on).
 
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weir_core::server::nats::Monitor;
+use weir_core::server::nats::jsz::JszOptions;
 
 /// Largest request head we read; monitoring requests are tiny.
 const MAX_REQUEST: usize = 8 * 1024;
@@ -28,10 +31,22 @@ pub async fn serve(listener: TcpListener, monitor: Monitor, shutdown: impl Futur
 
 /// The status line, content type and body for `path`.
 pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, String) {
-    match path.split('?').next().unwrap_or("") {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    match path {
         "/healthz" => ("200 OK", "application/json", "{\"status\":\"ok\"}".to_owned()),
         "/varz" => ("200 OK", "application/json", serde_json::to_string_pretty(&monitor.varz()).unwrap_or_default()),
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", monitor.varz().to_prometheus()),
+        "/jsz" => {
+            let jsz = monitor.jsz(JszOptions::from_query(query));
+            ("200 OK", "application/json", serde_json::to_string_pretty(&jsz).unwrap_or_default())
+        }
+        "/metrics" => {
+            let varz = monitor.varz();
+            let mut text = varz.to_prometheus();
+            if varz.jetstream.is_some() {
+                monitor.jsz(JszOptions::default()).write_prometheus(&mut text);
+            }
+            ("200 OK", "text/plain; version=0.0.4", text)
+        }
         _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
     }
 }

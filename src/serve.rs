@@ -11,7 +11,9 @@ use crate::config::{self, FileConfig};
 use crate::{monitor, shutdown};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use weir_core::server::nats::{self, Auth, NatsConfig, NatsServer};
+use weir_core::server::tls::TlsConfig;
 
 /// Flags and file merged (flags win), with what the shell itself needs besides [`NatsConfig`].
 pub struct Settings {
@@ -29,8 +31,6 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: &'static str,
-    /// JetStream settings (kept for the JetStream work; not served yet).
-    pub jetstream: config::JetStreamConfig,
 }
 
 /// Read the config file (if any) and merge the flags over it.
@@ -39,6 +39,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         Some(path) => config::load(path).map_err(|e| e.to_string())?,
         None => FileConfig::default(),
     };
+    let tls = tls_settings(&args, file.tls.clone())?;
     let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
     let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
     let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
@@ -87,7 +88,11 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     }
     if let Some(d) = file.auth_timeout {
         cfg.auth_timeout = d;
+    } else if let Some(t) = &tls {
+        // nats-server's default with TLS: the TLS timeout plus a second.
+        cfg.auth_timeout = t.timeout + Duration::from_secs(1);
     }
+    cfg.tls = tls;
     if let Some(v) = args.nats_version.or(file.nats_version) {
         if v.split('.').count() != 3 || !v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             return Err(format!("nats_version '{v}' is not MAJOR.MINOR.PATCH"));
@@ -112,6 +117,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         if let Some(name) = args.cluster_name.or(file.cluster_name) {
             cc.name = name;
         }
+        cc.tls = file.cluster_tls.clone();
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
@@ -131,6 +137,9 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     if let Some(d) = args.store_dir {
         jetstream.store_dir = Some(d);
     }
+    if jetstream.enabled {
+        cfg.jetstream = Some(jetstream_options(&jetstream)?);
+    }
     let (debug, trace) = (args.debug > 0 || file.debug == Some(true), args.trace > 0 || file.trace == Some(true));
     Ok(Settings {
         nats: cfg,
@@ -146,8 +155,44 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         } else {
             "info"
         },
-        jetstream,
     })
+}
+
+/// Where JetStream keeps its data when only `-js` is given: `./weir-data` under the
+/// working directory (streams then live in `./weir-data/jetstream`). nats-server uses
+/// `$TMPDIR/nats` and warns that a reboot may lose it; a directory beside the process
+/// survives reboots and is where a user starting `weir -js` in a project looks first.
+/// The same parent holds `weir raft-node`'s default data.
+pub const DEFAULT_STORE_DIR: &str = "weir-data";
+
+/// JetStream options from the merged settings: a real disk rooted at the store directory
+/// (the engine nests its data in `jetstream/` under it, as nats-server does), the limits,
+/// and the wall clock read once.
+fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOptions, String> {
+    let base = js.store_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_DIR));
+    let base = std::path::absolute(&base).map_err(|e| format!("store_dir {}: {e}", base.display()))?;
+    let disk = weir_core::disk::RealDisk::new(&base)
+        .map_err(|e| format!("cannot use JetStream store directory {}: {e}", base.display()))?;
+    #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: read once at start")]
+    let epoch_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let shown = base.join("jetstream").display().to_string();
+    let mut o = nats::JetStreamOptions::new(std::sync::Arc::new(disk), shown, epoch_ns);
+    o.engine.max_memory_store = js.max_memory.unwrap_or_else(default_max_memory);
+    if let Some(n) = js.max_file {
+        o.engine.max_file_store = n;
+    }
+    Ok(o)
+}
+
+/// nats-server's default `max_memory_store`: 75% of the machine's memory (from
+/// `/proc/meminfo`; the core's default where that cannot be read).
+fn default_max_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(nats::js::DEFAULT_MAX_MEMORY_STORE, |k| k.saturating_mul(1024) / 4 * 3)
 }
 
 /// A port setting: -1 (nats-server's "random") and 0 both bind a free port.
@@ -170,6 +215,44 @@ fn auth(token: Option<String>, user: Option<String>, pass: Option<String>) -> Re
         (None, Some(_), None) | (None, None, Some(_)) => Err("a user needs a password and a password a user".into()),
         _ => Err("the token and the user must not be empty".into()),
     }
+}
+
+/// Client TLS from the file's `tls { }` and the `--tls*` flags, as nats-server: any
+/// `--tls*` flag turns TLS on (flags override the file's settings one by one) and then a
+/// certificate and key are required; `--tls=false` turns it off whatever the file says.
+fn tls_settings(args: &ServeArgs, file: Option<TlsConfig>) -> Result<Option<TlsConfig>, String> {
+    if args.tls == Some(false) {
+        return Ok(None);
+    }
+    let flags = args.tls == Some(true)
+        || args.tlsverify.is_some()
+        || args.tlscert.is_some()
+        || args.tlskey.is_some()
+        || args.tlscacert.is_some();
+    if !flags {
+        return Ok(file);
+    }
+    let mut t = file.unwrap_or_default();
+    if let Some(p) = &args.tlscert {
+        t.cert_file = p.clone();
+    }
+    if let Some(p) = &args.tlskey {
+        t.key_file = p.clone();
+    }
+    if let Some(p) = &args.tlscacert {
+        t.ca_file = Some(p.clone());
+    }
+    if let Some(v) = args.tlsverify {
+        t.verify = v;
+    }
+    if t.cert_file.as_os_str().is_empty() {
+        return Err("TLS Server certificate must be present and valid".into());
+    }
+    if t.key_file.as_os_str().is_empty() {
+        return Err("TLS Server private key must be present and valid".into());
+    }
+    t.check().map_err(|e| e.to_string())?;
+    Ok(Some(t))
 }
 
 /// Production seeds its RNG from the OS; only the simulator fixes seeds.
@@ -211,22 +294,24 @@ fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<Sock
 
 /// Bind everything, announce it, and serve until SIGINT/SIGTERM.
 pub async fn run(s: Settings) -> Result<(), String> {
-    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, jetstream, .. } = s;
+    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
-    if jetstream.enabled || jetstream.store_dir.is_some() {
-        tracing::warn!(store_dir = ?jetstream.store_dir, "JetStream is configured but weir does not serve JetStream yet");
-    }
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
     }
-    let client_limit = cfg.max_outbound_total.max(cfg.max_pending);
-    let ledger = match &cfg.cluster {
-        Some(_) => nats::cluster_ledger(client_limit, nats::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL),
-        None => nats::ledger(client_limit),
-    };
+    let ledger = nats::ledger_for(&cfg);
     let listen = cfg.listen;
-    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let tls = cfg.tls.as_ref().map(|t| (t.verify, t.handshake_first));
+    let server = NatsServer::bind(cfg, ledger).await.map_err(|e| match e.kind() {
+        // A TLS file that does not load (the error names it).
+        std::io::ErrorKind::InvalidInput => e.to_string(),
+        _ => format!("cannot listen on {listen}: {e}"),
+    })?;
+    if let Some((verify, first)) = tls {
+        // nats-server's line, with how clients are checked.
+        tracing::info!(verify, handshake_first = first, "TLS required for client connections");
+    }
     let addr = server.local_addr();
     // As nats-server: the configured host with the port actually bound.
     let shown = match host.parse::<IpAddr>() {
@@ -289,6 +374,32 @@ mod tests {
         );
         let name = ports_file(Path::new("/d"));
         assert!(name.to_string_lossy().ends_with(&format!("_{}.ports", std::process::id())), "{name:?}");
+    }
+
+    #[test]
+    fn jetstream_options_from_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("weir-serve-js-{}", std::process::id()));
+        let js = config::JetStreamConfig {
+            enabled: true,
+            store_dir: Some(dir.clone()),
+            max_memory: Some(64 << 20),
+            max_file: Some(1 << 30),
+            ..Default::default()
+        };
+        let o = jetstream_options(&js).unwrap();
+        assert_eq!(
+            o.shown_dir,
+            dir.join("jetstream").display().to_string(),
+            "data nests in jetstream/ as nats-server's"
+        );
+        assert_eq!((o.engine.max_memory_store, o.engine.max_file_store), (64 << 20, 1 << 30));
+        assert_eq!(o.engine.store_dir, "", "the disk is rooted at the store directory");
+        assert!(o.epoch_ns > 0);
+        let o =
+            jetstream_options(&config::JetStreamConfig { store_dir: Some(dir.clone()), ..Default::default() }).unwrap();
+        assert_eq!(o.engine.max_file_store, nats::js::DEFAULT_MAX_FILE_STORE);
+        assert!(o.engine.max_memory_store > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

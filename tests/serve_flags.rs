@@ -53,6 +53,15 @@ fn info(port: u16) -> serde_json::Value {
     serde_json::from_str(line.trim_start_matches("INFO ").trim_end()).unwrap()
 }
 
+/// The whole HTTP/1.0 response to `GET path` from the monitoring URL `base`.
+fn http_get(base: &str, path: &str) -> String {
+    let mut http = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    http.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).unwrap();
+    body
+}
+
 fn ports_file(dir: &Path) -> serde_json::Value {
     let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
@@ -96,6 +105,11 @@ fn harness_style_start_with_random_port_ports_file_and_config() {
     );
     let mut log = BufReader::new(server.0.stderr.take().unwrap());
     let mut lines = Vec::new();
+    // JetStream's startup lines, in nats-server's words, before the client listener's.
+    read_until(&mut log, &mut lines, "Starting JetStream");
+    read_until(&mut log, &mut lines, "Max Memory:      64.00 MB");
+    let store = read_until(&mut log, &mut lines, "Store Directory: ");
+    assert!(store.contains(&format!("\"{}\"", dir.join("js").join("jetstream").display())), "{store}");
     let listening = read_until(&mut log, &mut lines, "Listening for client connections on ");
     let port: u16 = listening.trim_end().rsplit(':').next().unwrap().parse().expect("a port at the end of the line");
     assert_ne!(port, 0);
@@ -112,6 +126,7 @@ fn harness_style_start_with_random_port_ports_file_and_config() {
     assert_eq!(i["server_name"], "from-flag", "flags override the file");
     assert_eq!(i["version"], "2.11.0");
     assert_eq!(i["weir_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(i["jetstream"], true, "-js advertises JetStream in INFO");
 
     // The included file's limit is in force: /varz says so.
     let mut http = TcpStream::connect(monitoring.trim_start_matches("http://")).unwrap();
@@ -119,6 +134,12 @@ fn harness_style_start_with_random_port_ports_file_and_config() {
     let mut body = String::new();
     http.read_to_string(&mut body).unwrap();
     assert!(body.contains("\"max_subscriptions\": 7"), "{body}");
+    let jsz = http_get(&monitoring, "/jsz?streams=true");
+    let jsz: serde_json::Value = serde_json::from_str(jsz.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(jsz["config"]["max_memory"], 64 << 20);
+    assert_eq!(jsz["streams"], 0);
+    assert_eq!(jsz["account_details"][0]["name"], "$G");
+    assert!(http_get(&monitoring, "/metrics").contains("\nweir_jetstream_streams 0\n"));
 
     let status = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().expect("run kill");
     assert!(status.success());

@@ -1,7 +1,8 @@
-//! `weir-bench`: NATS core throughput, round trips and server memory, measured with
+//! `weir-bench`: NATS core throughput, round trips, JetStream publish/consume and server memory, measured with
 //! async-nats against any server, so that weir and nats-server can be compared on the
 //! same machine with the same client (`scripts/bench-vs-nats-server`). A benchmark, not a test.
 
+mod js;
 mod report;
 mod rows;
 
@@ -10,7 +11,7 @@ use report::Report;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "weir-bench", about = "NATS core benchmarks against a running server")]
+#[command(name = "weir-bench", about = "NATS core and JetStream benchmarks against a running server")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -42,6 +43,33 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Run the JetStream rows (async publish 128 B to a file stream with a PubAck window,
+    /// durable pull consume with acks in batches of 1,000) against one server; print JSON.
+    Js {
+        /// The server's client URL.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        url: String,
+        /// The server's process id, for its peak RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Label for the results (a column header).
+        #[arg(long, default_value = "server")]
+        name: String,
+        /// Messages per run.
+        #[arg(long, default_value_t = 200_000)]
+        msgs: u64,
+        /// Outstanding PubAcks allowed (the publisher waits for the oldest beyond it).
+        #[arg(long, default_value_t = 500)]
+        window: usize,
+        /// Runs; the best is reported.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+    },
+    /// Print a markdown table of `js` result files, one column per server name.
+    JsTable {
+        /// Result files.
+        files: Vec<PathBuf>,
+    },
     /// Print a markdown table with one column per results file from `run`.
     Table {
         /// Result files, one per server.
@@ -60,6 +88,14 @@ async fn main() {
                 .map_err(|e| e.to_string())
         }
         Cmd::Table { files } => report::table(&files).map(|t| print!("{t}")),
+        Cmd::Js { url, pid, name, msgs, window, runs } => {
+            let opts = js::Options { url, msgs, window, runs };
+            js::run_all(&opts, pid)
+                .await
+                .map(|r| println!("{}", serde_json::to_string(&js::JsReport { name, ..r }).unwrap_or_default()))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::JsTable { files } => js::table(&files).map(|t| print!("{t}")),
     };
     if let Err(e) = result {
         eprintln!("weir-bench: {e}");

@@ -31,10 +31,11 @@ const WINDOW: u64 = 50_000;
 /// The subscriber reports progress every this many messages.
 const STEP: u64 = 1_000;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Any error of a row.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connect, retrying for up to 10 s while the server starts.
-async fn connect(url: &str, sub_capacity: usize) -> Result<async_nats::Client, Error> {
+pub async fn connect(url: &str, sub_capacity: usize) -> Result<async_nats::Client, Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match async_nats::ConnectOptions::new().subscription_capacity(sub_capacity).connect(url).await {
@@ -124,7 +125,7 @@ async fn request_reply(url: &str, n: u64) -> Result<f64, Error> {
 }
 
 /// Peak resident set size (VmHWM) of process `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -104,20 +104,37 @@ fn bad_input_gets_one_clear_error_line() {
 #[test]
 fn lists_scenarios_and_bugs() {
     let s = stdout(&weir_sim(&["scenarios"]));
-    for name in
-        ["raft-basic", "raft-partitions", "raft-crashes", "raft-slow-follower", "raft-swarm", "pubsub-partitions"]
-    {
+    for name in [
+        "raft-basic",
+        "raft-partitions",
+        "raft-crashes",
+        "raft-slow-follower",
+        "raft-swarm",
+        "pubsub-partitions",
+        "js-single",
+        "js-single-crashes",
+    ] {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    assert_eq!(b.lines().count(), 6, "{b}");
-    for name in ["votes-not-persisted", "commit-before-quorum", "unbounded-catchup", "lazy-fsync", "buffer-leak"] {
+    assert_eq!(b.lines().count(), 9, "{b}");
+    for name in [
+        "votes-not-persisted",
+        "commit-before-quorum",
+        "unbounded-catchup",
+        "lazy-fsync",
+        "buffer-leak",
+        "ack-before-store",
+        "ack-floor-skips",
+        "dedup-forgets",
+    ] {
         assert!(b.contains(name), "{b}");
     }
     assert!(b.contains("caught by raft-crashes)") && b.contains("caught by store-crashes)"), "{b}");
     assert!(b.contains("(breaks election-safety;") && b.contains("(breaks memory-baseline;"), "{b}");
+    assert!(b.contains("caught by js-single-crashes)"), "{b}");
     let w = stdout(&weir_sim(&["worlds"]));
-    for name in ["raft ", "pubsub ", "store "] {
+    for name in ["raft ", "pubsub ", "store ", "js "] {
         assert!(w.contains(name), "{w}");
     }
 }

@@ -173,6 +173,9 @@ bug_tests! {
     bug_lazy_fsync_is_caught => Bug::LazyFsync,
     bug_unbounded_buffer_pool_is_caught => Bug::UnboundedBufferPool,
     bug_buffer_leak_is_caught => Bug::BufferLeak,
+    bug_ack_before_store_is_caught => Bug::AckBeforeStore,
+    bug_ack_floor_skips_is_caught => Bug::AckFloorSkips,
+    bug_dedup_forgets_is_caught => Bug::DedupForgets,
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The known-bug catalogue: the CLI names and descriptions of deliberately injectable
 //! defects, each mapped onto the switch of the component it breaks
-//! ([`weir_core::raft::RaftBugs`], [`weir_core::store::StoreBugs`]). Which scenarios
+//! ([`weir_core::raft::RaftBugs`], [`weir_core::store::StoreBugs`],
+//! [`weir_core::jetstream::engine::JsBugs`]). Which scenarios
 //! are expected to catch each bug is recorded in the scenario registry
 //! (`weir-scenarios`), not here.
 //!
@@ -10,6 +11,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use weir_core::jetstream::engine::JsBugs;
 use weir_core::raft::RaftBugs;
 use weir_core::store::StoreBugs;
 
@@ -28,17 +30,26 @@ pub enum Bug {
     UnboundedBufferPool,
     /// Store message reads never return their buffer's charge to the pool's account.
     BufferLeak,
+    /// JetStream sends the PubAck at append time, before the group commit syncs it.
+    AckBeforeStore,
+    /// A consumer's ack floor moves to an acked message while older ones are still pending.
+    AckFloorSkips,
+    /// A stream's dedup window is not rebuilt when it is opened after a restart.
+    DedupForgets,
 }
 
 impl Bug {
     /// Every known bug, in a stable order.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 9] = [
         Bug::VotesNotPersisted,
         Bug::CommitBeforeQuorum,
         Bug::UnboundedCatchup,
         Bug::LazyFsync,
         Bug::UnboundedBufferPool,
         Bug::BufferLeak,
+        Bug::AckBeforeStore,
+        Bug::AckFloorSkips,
+        Bug::DedupForgets,
     ];
 
     /// The CLI name of the bug (`--bug NAME`).
@@ -50,6 +61,9 @@ impl Bug {
             Bug::LazyFsync => "lazy-fsync",
             Bug::UnboundedBufferPool => "unbounded-buffer-pool",
             Bug::BufferLeak => "buffer-leak",
+            Bug::AckBeforeStore => "ack-before-store",
+            Bug::AckFloorSkips => "ack-floor-skips",
+            Bug::DedupForgets => "dedup-forgets",
         }
     }
 
@@ -70,6 +84,13 @@ impl Bug {
                 "the store's buffer pool charges past its cap (whole blocks at recovery); store.buffers exceeds its limit"
             }
             Bug::BufferLeak => "store reads never return their buffer charge; store.buffers stays above baseline",
+            Bug::AckBeforeStore => {
+                "JetStream sends the PubAck before the append is synced; a power cut loses acknowledged messages"
+            }
+            Bug::AckFloorSkips => "an explicit ack moves the consumer's ack floor past older pending messages",
+            Bug::DedupForgets => {
+                "the dedup window is empty after a restart; a Msg-Id retry within the window is stored twice"
+            }
         }
     }
 
@@ -83,6 +104,9 @@ impl Bug {
             Bug::UnboundedCatchup | Bug::UnboundedBufferPool => "memory-bound",
             Bug::LazyFsync => "acked-durability",
             Bug::BufferLeak => "memory-baseline",
+            Bug::AckBeforeStore => "js-acked-durability",
+            Bug::AckFloorSkips => "js-ack-floor",
+            Bug::DedupForgets => "js-dedup",
         }
     }
 }
@@ -139,7 +163,7 @@ impl BugSet {
                 Bug::VotesNotPersisted => r.votes_not_persisted = true,
                 Bug::CommitBeforeQuorum => r.commit_before_quorum = true,
                 Bug::UnboundedCatchup => r.unbounded_catchup = true,
-                Bug::LazyFsync | Bug::UnboundedBufferPool | Bug::BufferLeak => {}
+                _ => {}
             }
         }
         r
@@ -153,10 +177,24 @@ impl BugSet {
                 Bug::LazyFsync => s.lazy_fsync = true,
                 Bug::UnboundedBufferPool => s.unbounded_buffer_pool = true,
                 Bug::BufferLeak => s.buffer_leak = true,
-                Bug::VotesNotPersisted | Bug::CommitBeforeQuorum | Bug::UnboundedCatchup => {}
+                _ => {}
             }
         }
         s
+    }
+
+    /// The JetStream engine's switches for this set.
+    pub fn js(self) -> JsBugs {
+        let mut j = JsBugs::default();
+        for b in self.iter() {
+            match b {
+                Bug::AckBeforeStore => j.ack_before_store = true,
+                Bug::AckFloorSkips => j.consumer.ack_floor_skips = true,
+                Bug::DedupForgets => j.stream.dedup_forgets = true,
+                _ => {}
+            }
+        }
+        j
     }
 }
 
@@ -190,13 +228,16 @@ mod tests {
     fn every_bug_sets_exactly_one_component_switch() {
         assert_eq!(BugSet::NONE.raft(), RaftBugs::NONE);
         assert_eq!(BugSet::NONE.store(), StoreBugs::default());
+        assert_eq!(BugSet::NONE.js(), JsBugs::default());
         for b in Bug::ALL {
             let s = BugSet::NONE.with(b);
             let r = s.raft();
             let st = s.store();
+            let j = s.js();
             let on = [r.votes_not_persisted, r.commit_before_quorum, r.unbounded_catchup]
                 .into_iter()
                 .chain([st.lazy_fsync, st.unbounded_buffer_pool, st.buffer_leak])
+                .chain([j.ack_before_store, j.consumer.ack_floor_skips, j.stream.dedup_forgets])
                 .filter(|&x| x)
                 .count();
             assert_eq!(on, 1, "{b}");

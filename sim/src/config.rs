@@ -29,6 +29,8 @@ pub struct SimConfig {
     pub route: Route,
     /// File store tuning and its ledger limits (store world).
     pub store: Store,
+    /// Streams, consumers and client behaviour (JetStream world).
+    pub js: Js,
     /// Fault mix for the safety phase.
     pub faults: FaultMix,
 }
@@ -210,6 +212,70 @@ impl Default for Store {
     }
 }
 
+/// Streams, consumers and client behaviour of the JetStream world.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Js {
+    /// The streams' retention policies, comma-separated, one stream each (`limits`,
+    /// `interest`, `workqueue`), e.g. `limits,workqueue`.
+    pub streams: String,
+    /// `max_msgs` of limits streams (0 = none).
+    pub max_msgs: u64,
+    /// `max_bytes` of limits streams (0 = none).
+    pub max_bytes: u64,
+    /// `max_msgs_per_subject` of limits streams (0 = none).
+    pub max_per_subject: u64,
+    /// Every stream's `duplicate_window`, ms.
+    pub dedup_window_ms: u64,
+    /// Every consumer's `ack_wait`, ms.
+    pub ack_wait_ms: u64,
+    /// Messages asked for per pull request (and acked per round by push consumers).
+    pub batch: u64,
+    /// Percent of publishes that carry `Nats-Msg-Id`.
+    pub msg_id_pct: u32,
+    /// Percent of Msg-Id publishes that re-send a recently acknowledged id (as a client
+    /// that lost the PubAck would).
+    pub resend_pct: u32,
+    /// Percent of deliveries answered `-NAK` during the safety phase.
+    pub nak_pct: u32,
+    /// Percent of deliveries answered `+TERM` during the safety phase.
+    pub term_pct: u32,
+    /// Percent of deliveries left unanswered (redelivered after `ack_wait`) during the
+    /// safety phase.
+    pub skip_pct: u32,
+    /// Percent of client operations after which the client drops its connection.
+    pub disconnect_pct: u32,
+    /// Percent of sampler rounds that delete a message of a limits stream.
+    pub delete_pct: u32,
+    /// Ledger limit of `stream.dedup`.
+    pub dedup_limit: u64,
+    /// Ledger limit of `consumer.inflight`.
+    pub inflight_limit: u64,
+}
+
+impl Default for Js {
+    fn default() -> Self {
+        Js {
+            streams: "limits,interest,workqueue".into(),
+            max_msgs: 0,
+            max_bytes: 0,
+            max_per_subject: 0,
+            dedup_window_ms: 3_000,
+            ack_wait_ms: 1_000,
+            batch: 8,
+            msg_id_pct: 50,
+            resend_pct: 10,
+            nak_pct: 5,
+            term_pct: 2,
+            skip_pct: 3,
+            disconnect_pct: 1,
+            delete_pct: 5,
+            dedup_limit: 4 * 1024 * 1024,
+            inflight_limit: 4 * 1024 * 1024,
+        }
+    }
+}
+
 /// Why an override was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OverrideError {
@@ -311,7 +377,20 @@ impl SimConfig {
     /// faults it supports when a run is set up (`weir_sim::harness::check_config`).
     pub fn validate(&self) -> Result<(), String> {
         let (run, w, raft) = (&self.run, &self.workload, &self.raft);
-        let checks: [(bool, &str); 12] = [
+        let js = &self.js;
+        let retentions_ok =
+            !js.streams.is_empty() && js.streams.split(',').all(|r| matches!(r, "limits" | "interest" | "workqueue"));
+        let checks: [(bool, &str); 16] = [
+            (retentions_ok, "js.streams must list limits, interest or workqueue, comma-separated"),
+            (js.streams.split(',').count() <= 8, "js.streams must list at most 8 streams"),
+            (
+                js.dedup_window_ms > 0 && js.ack_wait_ms > 0 && js.batch > 0,
+                "js.dedup_window_ms, js.ack_wait_ms and js.batch must be > 0",
+            ),
+            (
+                js.nak_pct + js.term_pct + js.skip_pct <= 100 && js.msg_id_pct <= 100 && js.resend_pct <= 100,
+                "js percentages must be <= 100 (nak + term + skip together)",
+            ),
             ((256..=1 << 30).contains(&self.store.block_size), "store.block_size must be 256 B..=1 GiB"),
             (self.store.delete_pct <= 100, "store.delete_pct must be <= 100"),
             (run.nodes >= 1 && run.nodes <= 9, "run.nodes must be 1..=9"),

@@ -17,6 +17,9 @@ pub mod config;
 pub mod disk;
 #[cfg(madsim)]
 pub mod harness;
+pub mod jsclient;
+#[cfg(madsim)]
+pub mod nats_client;
 pub mod net;
 pub mod node;
 #[cfg(madsim)]

@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weir_core::server::nats::{self, Monitor, NatsConfig, NatsServer};
 
+pub mod js;
+
 /// A running server; [`TestServer::stop`] shuts it down and waits for it.
 pub struct TestServer {
     /// Client address.
@@ -40,7 +42,7 @@ pub fn config() -> NatsConfig {
 
 /// Start a server with `cfg`.
 pub async fn start(cfg: NatsConfig) -> TestServer {
-    let ledger = nats::ledger(cfg.max_outbound_total);
+    let ledger = nats::ledger_for(&cfg);
     let server = NatsServer::bind(cfg, ledger).await.expect("bind");
     let addr = server.local_addr();
     let monitor = server.monitor();
@@ -78,4 +80,21 @@ pub fn addr_from_env(var: &str) -> Option<SocketAddr> {
 /// A subject prefix unique to this test process, so runs against a shared external server do not collide.
 pub fn prefix(test: &str) -> String {
     format!("t{}.{test}", std::process::id())
+}
+
+/// A fresh temporary directory for a test's JetStream store (removed first if present).
+pub fn store_dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("weir-js-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Test defaults with JetStream on, its data in `dir` (a real disk).
+pub fn js_config(dir: &std::path::Path) -> NatsConfig {
+    let disk = std::sync::Arc::new(weir_core::disk::RealDisk::new(dir).expect("store dir"));
+    #[allow(clippy::disallowed_methods, reason = "tests outside the simulation: the wall clock seam")]
+    let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let js = nats::JetStreamOptions::new(disk, dir.join("jetstream").display().to_string(), epoch);
+    NatsConfig { jetstream: Some(js), ..config() }
 }

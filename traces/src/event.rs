@@ -183,6 +183,8 @@ pub enum EventKind {
         /// Whether subject and payload were exactly what was published.
         intact: bool,
     },
+    /// A JetStream client's history event (the `js-single` world).
+    Js(crate::js::JsEvent),
 }
 
 impl Event {
@@ -202,7 +204,7 @@ impl fmt::Display for Event {
 impl EventKind {
     /// Every kind name returned by [`EventKind::name`], in declaration order
     /// (for validating filters and for exhaustiveness checks in tests).
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 19] = [
         "note",
         "fault",
         "node-start",
@@ -221,6 +223,7 @@ impl EventKind {
         "store-delete",
         "publish",
         "deliver",
+        "js",
     ];
 
     /// A short stable name for the kind (used in text output and filters).
@@ -244,6 +247,7 @@ impl EventKind {
             EventKind::StoreDelete { .. } => "store-delete",
             EventKind::Publish { .. } => "publish",
             EventKind::Deliver { .. } => "deliver",
+            EventKind::Js(_) => "js",
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`event`]: what a run records ([`Event`], [`EventKind`]).
 //! - [`header`]: the run's inputs ([`TraceHeader`]).
+//! - [`js`]: JetStream client history ([`JsEvent`]).
 //! - [`hash`]: the rolling trace hash ([`TraceHasher`]).
 //! - [`trace`]: a whole trace and its file format ([`Trace`], [`TraceError`]).
 //! - [`recorder`]: collecting events during a run ([`Recorder`], [`ClockSink`]).
@@ -14,6 +15,7 @@ pub mod diff;
 pub mod event;
 pub mod hash;
 pub mod header;
+pub mod js;
 pub mod recorder;
 pub mod render;
 pub mod summary;
@@ -23,6 +25,7 @@ pub use diff::{Divergence, first_divergence};
 pub use event::{Event, EventKind, HARNESS, NodeNo, Role};
 pub use hash::TraceHasher;
 pub use header::TraceHeader;
+pub use js::{AckKind, JsEvent};
 pub use recorder::{ClockSink, Recorder};
 pub use render::{event_matches, render_event, render_filtered, render_memory_svg, render_text};
 pub use summary::TraceSummary;

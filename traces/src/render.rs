@@ -50,6 +50,7 @@ pub fn render_fields(kind: &EventKind) -> String {
         EventKind::StoreDelete { client, seq, done } => format!("client={client} seq={seq} done={done}"),
         EventKind::Publish { client, value } => format!("client={client} value={value:#x}"),
         EventKind::Deliver { client, value, intact } => format!("client={client} value={value:#x} intact={intact}"),
+        EventKind::Js(js) => js.render(),
     }
 }
 

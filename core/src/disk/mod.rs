@@ -13,8 +13,10 @@
 //! - The trait is synchronous; [`Disk::latency`] tells the async caller how long the
 //!   operation should take, so a simulated slow disk slows the caller down.
 
+mod metered;
 mod real;
 
+pub use metered::Metered;
 pub use real::RealDisk;
 
 use std::io;

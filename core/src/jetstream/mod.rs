@@ -20,6 +20,7 @@
 //! ```
 
 mod base64;
+pub mod engine;
 mod error;
 mod time;
 

@@ -36,6 +36,8 @@ pub mod names {
     pub const CONSUMER_INFLIGHT: &str = "consumer.inflight";
     /// A stream's `Nats-Msg-Id` duplicate window and per-message TTL deadlines.
     pub const STREAM_DEDUP: &str = "stream.dedup";
+    /// Publishes appended to file streams whose PubAcks wait for the group commit.
+    pub const STREAM_PENDING: &str = "stream.pending";
 }
 
 /// What the registry says about one ledger account.
@@ -115,6 +117,12 @@ pub const REGISTRY: &[AccountSpec] = &[
         default_limit: 64 * MIB,
         holds: "message ids inside each stream's duplicate window, and per-message TTL deadlines",
         bounded_by: "ids expire with the window; at the limit a publish with a new id is refused (429, 10167)",
+    },
+    AccountSpec {
+        name: names::STREAM_PENDING,
+        default_limit: 16 * MIB,
+        holds: "publishes appended to file streams whose PubAcks (and consumer visibility) wait for the group commit",
+        bounded_by: "at the limit the JetStream engine runs the group commit before appending more",
     },
 ];
 
@@ -255,6 +263,11 @@ impl Ledger {
     /// The account called `name`. Panics if the ledger was built without it: that is a wiring bug.
     pub fn account(&self, name: &str) -> Arc<Account> {
         self.accounts.get(name).cloned().unwrap_or_else(|| panic!("ledger has no account {name}"))
+    }
+
+    /// The account called `name`, if the ledger has it.
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.accounts.get(name).cloned()
     }
 
     /// Samples of every account in name order.

@@ -9,3 +9,4 @@ pub mod nats;
 pub mod node;
 pub mod route;
 pub mod scope;
+pub mod tls;

@@ -76,6 +76,12 @@ pub enum Compression {
     S2,
 }
 
+/// A field that may be JSON `null` (Go clients and async-nats send `null` for an unset
+/// struct), read as its default.
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Defaults for the stream's consumers (`consumer_limits`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -177,7 +183,8 @@ pub struct StreamConfig {
     pub deny_purge: bool,
     /// Honour `Nats-Rollup`.
     pub allow_rollup_hdrs: bool,
-    /// Consumer defaults.
+    /// Consumer defaults (`null`, as async-nats sends when it has none, reads as none).
+    #[serde(deserialize_with = "null_as_default")]
     pub consumer_limits: ConsumerLimits,
     /// Honour `Nats-TTL` (cannot be turned off again).
     pub allow_msg_ttl: bool,
@@ -505,6 +512,11 @@ pub fn parse_config_request(body: &[u8]) -> Result<(StreamConfig, bool), ApiErro
         Some(Value::Bool(b)) => b,
         Some(other) => return Err(ApiError::invalid_json(format!("pedantic must be a bool, not {other}"))),
     };
+    // Go's decoder leaves a field at its zero value for `null` (async-nats sends
+    // `"consumer_limits":null`): drop top-level nulls so that they read as defaults.
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
     let cfg = serde_json::from_value(v).map_err(ApiError::invalid_json)?;
     Ok((cfg, pedantic))
 }
@@ -660,6 +672,8 @@ mod tests {
         let (c, p) = parse_config_request(br#"{"name":"S","subjects":["a"],"pedantic":true}"#).unwrap();
         assert!(p && c.name == "S" && c.extra.is_empty());
         assert_eq!(parse_config_request(b"{").unwrap_err().err_code, 10025);
+        let (c, _) = parse_config_request(br#"{"name":"S","consumer_limits":null,"subjects":null}"#).unwrap();
+        assert_eq!((c.consumer_limits, c.subjects.len()), (ConsumerLimits::default(), 0));
         assert_eq!(parse_config_request(br#"{"name":"S","storage":"disk"}"#).unwrap_err().err_code, 10025);
         assert_eq!(parse_config_request(br#"{"name":"S","max_msg_size":3000000000}"#).unwrap_err().err_code, 10025);
     }

@@ -2,6 +2,7 @@
 //! final states. They know nothing about madsim, so they are unit-tested directly and
 //! can be re-run over a stored trace.
 
+pub mod js;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -300,26 +301,31 @@ pub struct SubSpec {
 }
 
 /// Counts violations of one invariant and keeps the first few examples.
-struct Tally {
+pub(crate) struct Tally {
     invariant: &'static str,
     count: usize,
     examples: Vec<String>,
 }
 
 impl Tally {
-    fn new(invariant: &'static str) -> Tally {
+    pub(crate) fn new(invariant: &'static str) -> Tally {
         Tally { invariant, count: 0, examples: Vec::new() }
     }
 
-    fn add(&mut self, example: impl FnOnce() -> String) {
+    pub(crate) fn add(&mut self, example: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < 3 {
             self.examples.push(example());
         }
     }
 
-    fn into_violation(self) -> Option<Violation> {
+    pub(crate) fn into_violation(self) -> Option<Violation> {
         (self.count > 0).then(|| v(self.invariant, format!("{} cases, e.g. {}", self.count, self.examples.join("; "))))
+    }
+
+    /// Push the violation, if any case was counted, onto `out`.
+    pub(crate) fn finish(self, out: &mut Vec<Violation>) {
+        out.extend(self.into_violation());
     }
 }
 

@@ -12,23 +12,20 @@
 
 use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
 use crate::harness::{Ctx, World, begin_incarnation};
+use crate::nats_client::NatsClient;
 use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use weir_core::mem::{Ledger, names};
-use weir_core::proto::{ByteStr, ClientOp, ConnectInfo, ParserConfig, ServerOp, ServerParser, encode_client};
+use weir_core::proto::{ByteStr, ClientOp, ServerOp};
 use weir_core::server::nats::{self, ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
 use weir_faults::FaultClass;
 use weir_traces::{EventKind, EventSink, HARNESS};
@@ -88,80 +85,6 @@ struct NodeShared {
     incarnation: Arc<AtomicU32>,
 }
 
-/// A minimal NATS client over (simulated) TCP, built on the core protocol codec.
-struct NatsClient {
-    stream: TcpStream,
-    parser: ServerParser,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
-}
-
-impl NatsClient {
-    async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<NatsClient> {
-        let stream = timeout(limit, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let mut c = NatsClient {
-            stream,
-            parser: ServerParser::new(ParserConfig::server_to_client()),
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-        };
-        match timeout(limit, c.next_op()).await {
-            Ok(Ok(ServerOp::Info(_))) => {}
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "no INFO")),
-        }
-        let info = ConnectInfo { verbose: false, pedantic: false, protocol: 1, ..ConnectInfo::default() };
-        c.queue(&ClientOp::Connect(Box::new(info)));
-        c.ping(limit).await?;
-        Ok(c)
-    }
-
-    fn queue(&mut self, op: &ClientOp) {
-        encode_client(op, &mut self.wbuf);
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        let b = self.wbuf.split();
-        self.stream.write_all(&b).await?;
-        self.stream.flush().await
-    }
-
-    /// Send PING and wait for its PONG (so the server has applied everything before it).
-    async fn ping(&mut self, limit: Duration) -> io::Result<()> {
-        self.queue(&ClientOp::Ping);
-        self.flush().await?;
-        let wait = async {
-            loop {
-                match self.next_op().await? {
-                    ServerOp::Pong => return Ok(()),
-                    ServerOp::Err(e) => return Err(io::Error::other(e)),
-                    _ => {}
-                }
-            }
-        };
-        timeout(limit, wait).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PONG"))?
-    }
-
-    async fn next_op(&mut self) -> io::Result<ServerOp> {
-        loop {
-            match self.parser.parse(&mut self.rbuf) {
-                Ok(Some(ServerOp::Ping)) => {
-                    self.queue(&ClientOp::Pong);
-                    self.flush().await?;
-                }
-                Ok(Some(op)) => return Ok(op),
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-            }
-            self.rbuf.reserve(16 * 1024);
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
-            }
-        }
-    }
-}
-
 /// Shared by all clients of a run.
 #[derive(Clone)]
 struct Clients {
@@ -189,7 +112,7 @@ async fn publisher(
     let mut next_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if conn.is_none() {
-            match NatsClient::connect(addr, p.timeout).await {
+            match NatsClient::connect(addr, p.timeout, "ps").await {
                 Ok(c) => {
                     conn = Some(c);
                     ready.store(true, Ordering::Relaxed);
@@ -231,7 +154,7 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     let mut conn: Option<NatsClient> = None;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
-            match NatsClient::connect(addr, p.timeout).await {
+            match NatsClient::connect(addr, p.timeout, "ps").await {
                 Ok(mut c) => {
                     c.queue(&ClientOp::Sub {
                         subject: ByteStr::from(spec.subject.as_str()),
@@ -321,6 +244,7 @@ impl World for PubsubWorld {
                     min_backoff: Duration::from_millis(20),
                     max_backoff: Duration::from_millis(500),
                     node: node::id(i),
+                    ..ClusterConfig::default()
                 }),
                 ..NatsConfig::default()
             };

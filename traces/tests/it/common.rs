@@ -1,7 +1,7 @@
 //! Shared fixtures and proptest strategies.
 
 use proptest::prelude::*;
-use weir_traces::{Event, EventKind, HARNESS, NodeNo, Role, Trace, TraceHeader};
+use weir_traces::{AckKind, Event, EventKind, HARNESS, JsEvent, NodeNo, Role, Trace, TraceHeader};
 
 /// Index of the variant in declaration order. The exhaustive match makes adding
 /// a variant a compile error here until the strategies and fixtures cover it.
@@ -25,6 +25,7 @@ pub fn variant_index(kind: &EventKind) -> usize {
         EventKind::StoreDelete { .. } => 15,
         EventKind::Publish { .. } => 16,
         EventKind::Deliver { .. } => 17,
+        EventKind::Js(_) => 18,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn one_of_each() -> Vec<EventKind> {
         EventKind::StoreDelete { client: 2, seq: 14, done: true },
         EventKind::Publish { client: 2, value: 0x3_0000_0001 },
         EventKind::Deliver { client: 5, value: 0x3_0000_0001, intact: true },
+        EventKind::Js(JsEvent::PubAck { client: 1, value: 0x2_0000_0003, seq: 7, duplicate: false }),
     ]
 }
 
@@ -70,8 +72,8 @@ pub fn canonical_trace() -> Trace {
         overrides: vec![("nodes".into(), "3".into()), ("faults".into(), "none".into())],
         config: "nodes=3 election=150..300ms heartbeat=50ms".into(),
     };
-    let nodes: [NodeNo; 18] =
-        [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3];
+    let nodes: [NodeNo; 19] =
+        [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3, HARNESS];
     let events = one_of_each()
         .into_iter()
         .zip(nodes)
@@ -151,6 +153,66 @@ pub fn arb_event_kind() -> impl Strategy<Value = EventKind> {
             value,
             intact
         }),
+        arb_js().prop_map(EventKind::Js),
+    ]
+}
+
+/// Every [`JsEvent`] variant, with arbitrary fields.
+fn arb_js() -> impl Strategy<Value = JsEvent> {
+    let kind = prop_oneof![Just(AckKind::Ack), Just(AckKind::Nak), Just(AckKind::Term)];
+    prop_oneof![
+        (any::<u32>(), any::<u64>(), arb_text(), any::<bool>())
+            .prop_map(|(client, value, stream, msg_id)| JsEvent::Publish { client, value, stream, msg_id }),
+        (any::<u32>(), any::<u64>(), any::<u64>(), any::<bool>())
+            .prop_map(|(client, value, seq, duplicate)| JsEvent::PubAck { client, value, seq, duplicate }),
+        (any::<u32>(), any::<u64>(), arb_text()).prop_map(|(client, value, reason)| JsEvent::PubFail {
+            client,
+            value,
+            reason
+        }),
+        (any::<u32>(), any::<u64>(), arb_text()).prop_map(|(client, value, reason)| JsEvent::PubUnknown {
+            client,
+            value,
+            reason
+        }),
+        (arb_text(), any::<u64>(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(
+            |(consumer, value, intact, stream_seq, delivered)| JsEvent::Deliver {
+                stream: "S".into(),
+                consumer,
+                value,
+                intact,
+                stream_seq,
+                consumer_seq: stream_seq / 2,
+                delivered
+            }
+        ),
+        (arb_text(), any::<u64>(), kind, any::<bool>()).prop_map(|(consumer, stream_seq, kind, confirmed)| {
+            JsEvent::Ack { stream: "S".into(), consumer, stream_seq, kind, confirmed }
+        }),
+        (arb_text(), any::<u64>(), any::<u64>()).prop_map(|(consumer, a, b)| JsEvent::ConsumerInfo {
+            stream: "S".into(),
+            consumer,
+            delivered_stream_seq: a,
+            ack_floor_stream_seq: b,
+            num_ack_pending: a / 3,
+            num_pending: b / 3
+        }),
+        (
+            arb_text(),
+            any::<u64>(),
+            prop::collection::vec((arb_text(), any::<u64>()), 0..3),
+            prop::collection::vec(any::<u64>(), 0..3)
+        )
+            .prop_map(|(stream, msgs, subjects, lost)| JsEvent::StreamInfo {
+                stream,
+                msgs,
+                bytes: msgs / 2,
+                first_seq: msgs / 4,
+                last_seq: msgs / 3,
+                subjects,
+                lost
+            }),
+        (arb_text(), any::<u64>(), any::<bool>()).prop_map(|(stream, seq, done)| JsEvent::Delete { stream, seq, done }),
     ]
 }
 

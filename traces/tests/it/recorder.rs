@@ -112,6 +112,6 @@ fn debug_output_is_a_summary() {
     let recorder = Recorder::with_capacity_limit(1);
     feed(&recorder, &canonical_trace().events);
     let debug = format!("{recorder:?}");
-    assert!(debug.contains("stored: 1") && debug.contains("dropped: 17"), "{debug}");
+    assert!(debug.contains("stored: 1") && debug.contains("dropped: 18"), "{debug}");
     assert!(!debug.contains("raft-log"), "{debug}");
 }

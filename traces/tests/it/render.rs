@@ -33,7 +33,7 @@ fn filtered_by_kind_and_node() {
     let text = render_filtered(&trace, &["raft-role", "raft-commit", "applied"], None);
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(text.contains("# filter: kinds=raft-role,raft-commit,applied node=all (3 of 18 events)"), "{text}");
+    assert!(text.contains("# filter: kinds=raft-role,raft-commit,applied node=all (3 of 19 events)"), "{text}");
 
     let text = render_filtered(&trace, &[], Some(2));
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();

@@ -8,17 +8,17 @@ use crate::common::canonical_trace;
 fn summary_of_canonical_trace() {
     let trace = canonical_trace();
     let s = TraceSummary::of(&trace);
-    assert_eq!(s.events, 18);
-    assert_eq!(s.per_kind.len(), 18);
+    assert_eq!(s.events, 19);
+    assert_eq!(s.per_kind.len(), 19);
     assert!(s.per_kind.values().all(|&n| n == 1));
     assert_eq!(s.first_us, Some(7));
-    assert_eq!(s.last_us, Some(17 * 250_125 + 7));
-    assert_eq!(s.span_us(), 17 * 250_125);
+    assert_eq!(s.last_us, Some(18 * 250_125 + 7));
+    assert_eq!(s.span_us(), 18 * 250_125);
     assert_eq!(s.node_count(), 3);
     assert_eq!(s.verdict, Some((true, "linearizable; 3 ok, 1 fail, 1 unknown".into())));
     assert_eq!(s.hash, trace.hash());
     let text = s.to_string();
-    assert!(text.contains("18 events over 4.252125s"), "{text}");
+    assert!(text.contains("19 events over 4.502250s"), "{text}");
     assert!(text.contains("3 nodes") && text.contains("verdict: pass"), "{text}");
 }
 

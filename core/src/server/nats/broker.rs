@@ -13,8 +13,10 @@
 //! member on one peer picked at random (the message names the groups that peer must
 //! serve). Messages from routes go to local clients only (see [`crate::server::route`]).
 
+use super::js::{JsHandle, MAX_CASCADE, Outs};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
+use crate::jetstream::engine::JsOut;
 use crate::proto::{self, ByteStr, no_responders_msg};
 use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
@@ -28,6 +30,10 @@ use std::sync::atomic::Ordering;
 
 /// A client connection's id, unique for the life of a server.
 pub type ClientId = u64;
+
+/// The id messages the server itself publishes come from (JetStream's replies and
+/// deliveries); no client has it (client ids start at 1).
+pub const SERVER_CLIENT: ClientId = 0;
 
 /// What the broker knows about one client.
 #[derive(Debug)]
@@ -100,6 +106,11 @@ pub struct Broker {
     /// Every peer's interest; the value is the peer's server id.
     remote: SubIndex<Arc<str>>,
     peers: BTreeMap<Arc<str>, Peer>,
+    /// The JetStream engine, when enabled.
+    js: Option<Arc<JsHandle>>,
+    /// Subjects whose local interest JetStream watches (push consumers' deliver
+    /// subjects): how many consumers watch each, and the interest last reported.
+    watched: BTreeMap<String, (u32, bool)>,
 }
 
 impl Broker {
@@ -116,7 +127,21 @@ impl Broker {
             interest: BTreeMap::new(),
             remote: SubIndex::new(),
             peers: BTreeMap::new(),
+            js: None,
+            watched: BTreeMap::new(),
         }
+    }
+
+    /// Hand messages on subjects JetStream wants to `js`, and report interest in the
+    /// subjects it watches. Reports the current interest of every subject the engine
+    /// already watches (push consumers recovered from disk).
+    pub fn set_jetstream(&mut self, js: Arc<JsHandle>) {
+        let subjects = js.watched_subjects();
+        self.js = Some(js.clone());
+        let outs = subjects.into_iter().map(|subject| JsOut::Watch { subject, watch: true }).collect();
+        let mut wakes = Wakes::default();
+        self.route_js(&js, outs, &mut wakes);
+        wakes.wake_all();
     }
 
     /// Register a new connection writing to `out`; returns its id.
@@ -278,7 +303,129 @@ impl Broker {
     }
 
     /// [`Broker::publish`], leaving the local subscribers' writers for the caller to wake with `wakes`.
+    ///
+    /// A message on a subject JetStream wants also goes to the engine (counted as one
+    /// delivery, so a request to the API or a stream never gets no-responders), and what
+    /// the engine answers is routed at once ([`Broker::route_js`]).
     pub fn publish_deferred(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
+        let mut delivered = self.route_plain(from, msg, wakes);
+        if let Some(js) = self.js.clone()
+            && js.wants(&msg.subject)
+        {
+            delivered += 1;
+            let outs = js.on_message(msg);
+            self.route_js(&js, outs, wakes);
+        }
+        if delivered == 0 {
+            self.no_responders(from, msg);
+        }
+        delivered
+    }
+
+    /// Route what the JetStream engine sent: publishes as server-originated messages
+    /// (handed back to the engine when it wants their subject), deliveries to the
+    /// subscribers of their target subject (their inflight charge dropped once queued,
+    /// then the engine polled so blocked consumers go on), and watch requests answered
+    /// with the subject's current local interest. Outputs these cause are routed in turn,
+    /// for at most [`MAX_CASCADE`] rounds.
+    pub fn route_js(&mut self, js: &Arc<JsHandle>, outs: Outs, wakes: &mut Wakes) {
+        let mut queue = outs;
+        for _ in 0..MAX_CASCADE {
+            if queue.is_empty() {
+                return;
+            }
+            let mut next = Vec::new();
+            let mut released = false;
+            for o in queue {
+                match o {
+                    JsOut::Publish(m) => {
+                        self.route_plain(SERVER_CLIENT, &m, wakes);
+                        if js.wants(&m.subject) {
+                            next.extend(js.on_message(&m));
+                        }
+                    }
+                    JsOut::Deliver { to, msg, charge } => {
+                        self.deliver_to(&to, &msg, wakes);
+                        drop(charge);
+                        released = true;
+                    }
+                    JsOut::Watch { subject, watch } => next.extend(self.watch(js, subject, watch)),
+                }
+            }
+            if released {
+                next.extend(js.poll());
+            }
+            queue = next;
+        }
+        if !queue.is_empty() {
+            tracing::warn!(left = queue.len(), "JetStream outputs cascaded too long; the rest is dropped");
+        }
+    }
+
+    /// Start or stop watching local interest in `subject` for JetStream; a new watch is
+    /// answered with the current interest.
+    fn watch(&mut self, js: &Arc<JsHandle>, subject: String, watch: bool) -> Outs {
+        if watch {
+            let active = self.index.interest(&subject);
+            let e = self.watched.entry(subject.clone()).or_insert((0, active));
+            e.0 += 1;
+            e.1 = active;
+            js.on_interest(&subject, active)
+        } else {
+            if let Some(e) = self.watched.get_mut(&subject) {
+                e.0 -= 1;
+                if e.0 == 0 {
+                    self.watched.remove(&subject);
+                }
+            }
+            Vec::new()
+        }
+    }
+
+    /// Local interest in `pattern` appeared or went: tell JetStream about every watched
+    /// subject whose interest changed, and (when it went) about `pattern` itself if it is
+    /// a literal nobody else matches (a pull request's reply inbox whose client left).
+    fn js_interest_changed(&mut self, pattern: &str, appeared: bool) {
+        let Some(js) = self.js.clone() else { return };
+        let mut changes: Vec<(String, bool)> = Vec::new();
+        for (s, (_, active)) in self.watched.iter_mut() {
+            if subject::matches(pattern, s) {
+                let now = self.index.interest(s);
+                if now != *active {
+                    *active = now;
+                    changes.push((s.clone(), now));
+                }
+            }
+        }
+        let mut outs = Vec::new();
+        for (s, active) in changes {
+            outs.extend(js.on_interest(&s, active));
+        }
+        if !appeared
+            && !self.watched.contains_key(pattern)
+            && !subject::has_wildcards(pattern)
+            && !self.index.interest(pattern)
+        {
+            outs.extend(js.on_interest(pattern, false));
+        }
+        if !outs.is_empty() {
+            let mut wakes = Wakes::default();
+            self.route_js(&js, outs, &mut wakes);
+            wakes.wake_all();
+        }
+    }
+
+    /// Deliver `msg` (shown with its own subject and reply) to the local subscribers of
+    /// `to`: every plain subscription and one member per queue group.
+    fn deliver_to(&mut self, to: &str, msg: &Message, wakes: &mut Wakes) -> usize {
+        let m = self.index.matching(to);
+        let mut targets = m.plain.clone();
+        targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
+        self.deliver(msg, targets, wakes)
+    }
+
+    /// Route `msg` from `from` to local subscribers and route peers, without JetStream.
+    fn route_plain(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let echo = self.clients.get(&from).is_none_or(|c| c.echo);
         let subs = &self.subs;
         let not_own = |k: &u64| echo || subs.get(k).is_none_or(|s| s.client != from);
@@ -290,12 +437,8 @@ impl Broker {
         let mut targets = m.plain.clone();
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
         let served: BTreeSet<&str> = m.queues.iter().filter(|(_, v)| !v.is_empty()).map(|(q, _)| &**q).collect();
-        let mut delivered = self.forward(msg, &served);
-        delivered += self.deliver(msg, targets, wakes);
-        if delivered == 0 {
-            self.no_responders(from, msg);
-        }
-        delivered
+        let delivered = self.forward(msg, &served);
+        delivered + self.deliver(msg, targets, wakes)
     }
 
     /// Send `msg` to every peer with matching plain interest, and for each matching
@@ -412,6 +555,7 @@ impl Broker {
         *n += 1;
         if *n == 1 {
             self.announce(true, &subject, queue.as_deref());
+            self.js_interest_changed(&subject, true);
         }
     }
 
@@ -423,6 +567,7 @@ impl Broker {
         if *n == 0 {
             self.interest.remove(&key);
             self.announce(false, &key.0, key.1.as_deref());
+            self.js_interest_changed(&key.0, false);
         }
     }
 

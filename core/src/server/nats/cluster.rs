@@ -48,6 +48,9 @@ pub struct ClusterConfig {
     pub max_backoff: Duration,
     /// This server's node id on the routes (0 for a server without Raft).
     pub node: NodeId,
+    /// Route TLS (nats-server's `cluster { tls { } }`): both sides verified against its
+    /// `ca_file`; see [`crate::server::tls`]. `None`: plain TCP.
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -63,6 +66,7 @@ impl Default for ClusterConfig {
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(1),
             node: 0,
+            tls: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::auth::Auth;
 use super::cluster::ClusterConfig;
+use super::js::JetStreamOptions;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -63,8 +64,13 @@ pub struct NatsConfig {
     /// `-ERR 'maximum subscriptions exceeded'` and the connection stays open
     /// (nats-server's `max_subscriptions`; 0 = no limit).
     pub max_subscriptions: usize,
+    /// TLS for clients (nats-server's `tls { }`); `None` serves plaintext. See
+    /// [`crate::server::tls`]; [`super::NatsServer::bind`] fails if the files do not load.
+    pub tls: Option<crate::server::tls::TlsConfig>,
     /// The NATS server level advertised in INFO `version` (see [`NATS_SERVER_LEVEL`]).
     pub nats_version: String,
+    /// JetStream, when enabled (nats-server's `-js`); `None` serves core NATS only.
+    pub jetstream: Option<JetStreamOptions>,
 }
 
 impl Default for NatsConfig {
@@ -85,7 +91,9 @@ impl Default for NatsConfig {
             cluster: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions: 0,
+            tls: None,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
+            jetstream: None,
         }
     }
 }

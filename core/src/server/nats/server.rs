@@ -5,7 +5,9 @@ use super::broker::Broker;
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
-use super::outbound::{Closed, Outbound};
+use super::js::{self, JsHandle, Outs};
+use super::jsz::{self, Jsz, JszOptions};
+use super::outbound::{Closed, Outbound, Wakes};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -13,6 +15,7 @@ use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
 use crate::server::link::LinkWrap;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
+use crate::server::tls::{RouteTls, ServerTls};
 use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -39,6 +42,20 @@ pub fn cluster_ledger(client_limit: u64, route_limit: u64) -> Arc<Ledger> {
     Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, client_limit), (names::ROUTE_OUTBOUND, route_limit)]))
 }
 
+/// The ledger a server with `cfg` needs: `client.outbound` at `cfg.max_outbound_total`
+/// (at least `max_pending`), `route.outbound` when clustered, and the JetStream engine's
+/// accounts (at the registry's default limits) when JetStream is on.
+pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
+    let mut accounts = vec![(names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending))];
+    if cfg.cluster.is_some() {
+        accounts.push((names::ROUTE_OUTBOUND, super::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL));
+    }
+    if cfg.jetstream.is_some() {
+        accounts.extend(js::JETSTREAM_ACCOUNTS.iter().map(|n| (*n, crate::mem::spec(n).default_limit)));
+    }
+    Arc::new(Ledger::new(&accounts))
+}
+
 /// State shared by the accept loop, every connection and monitoring.
 pub(super) struct Shared {
     cfg: NatsConfig,
@@ -47,14 +64,29 @@ pub(super) struct Shared {
     broker: Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
+    /// Client TLS, when configured.
+    tls: Option<ServerTls>,
     account: Arc<Account>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
+    /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
+    js: Option<Arc<JsHandle>>,
 }
 
 impl Shared {
     pub(super) fn broker(&self) -> MutexGuard<'_, Broker> {
         self.broker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Route JetStream outputs produced with no lock held (by the flusher or the timer).
+    fn route_js(&self, outs: Outs) {
+        let Some(js) = &self.js else { return };
+        if outs.is_empty() {
+            return;
+        }
+        let mut wakes = Wakes::default();
+        self.broker().route_js(js, outs, &mut wakes);
+        wakes.wake_all();
     }
 
     fn info(&self, client_id: u64, peer: SocketAddr) -> ServerInfo {
@@ -72,10 +104,13 @@ impl Shared {
             port: self.addr.port(),
             headers: true,
             auth_required: self.cfg.auth.is_required(),
+            tls_required: self.tls.is_some(),
+            tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg.max_payload as i64,
             client_id,
             client_ip: peer.ip().to_string(),
             weir_version: WEIR_VERSION.to_owned(),
+            jetstream: self.js.is_some(),
             ..ServerInfo::default()
         }
     }
@@ -125,12 +160,109 @@ impl Monitor {
                 remote_subs,
             }),
             routes,
+            jetstream: s.js.as_ref().map(|_| {
+                let j = self.jsz(JszOptions::default());
+                jsz::JetStreamVarz { config: j.config, stats: j.stats }
+            }),
             mem: s
                 .ledger
                 .sample()
                 .into_iter()
                 .map(|a| MemAccount { name: a.name.to_owned(), current: a.current, peak: a.peak, limit: a.limit })
                 .collect(),
+        }
+    }
+}
+
+impl Monitor {
+    /// The `/jsz` snapshot (nats-server's shape; `disabled` without JetStream).
+    pub fn jsz(&self, opts: JszOptions) -> Jsz {
+        let s = &self.shared;
+        let Some(js) = &s.js else { return Jsz::disabled(s.server_id.clone(), 0) };
+        let now = js.now_ns();
+        let (sum, shown_dir) = js.jsz();
+        let stats = jsz::JetStreamStats {
+            memory: sum.memory,
+            storage: sum.storage,
+            reserved_memory: 0,
+            reserved_storage: 0,
+            accounts: 1,
+            ha_assets: 0,
+            api: jsz::ApiStats { level: sum.api.level, total: sum.api.total, errors: sum.api.errors, inflight: 0 },
+        };
+        let mut detail = Vec::new();
+        if opts.accounts {
+            let mut streams = Vec::new();
+            if opts.streams {
+                for st in &sum.stream_detail {
+                    streams.push(jsz::StreamDetail {
+                        name: st.name.clone(),
+                        state: jsz::StreamStateDetail {
+                            messages: st.messages,
+                            bytes: st.bytes,
+                            first_seq: st.first_seq,
+                            last_seq: st.last_seq,
+                            consumer_count: st.consumer_detail.len() as u64,
+                        },
+                        consumer_detail: opts.consumers.then(|| {
+                            st.consumer_detail
+                                .iter()
+                                .map(|c| jsz::ConsumerDetail {
+                                    stream_name: st.name.clone(),
+                                    name: c.name.clone(),
+                                    delivered: jsz::SequencePair { stream_seq: c.delivered_stream_seq },
+                                    ack_floor: jsz::SequencePair { stream_seq: c.ack_floor_stream_seq },
+                                    num_ack_pending: c.num_ack_pending,
+                                    num_redelivered: c.num_redelivered,
+                                    num_waiting: c.num_waiting,
+                                    num_pending: c.num_pending,
+                                })
+                                .collect()
+                        }),
+                        error: None,
+                    });
+                }
+                for (name, why) in &sum.failed_streams {
+                    streams.push(jsz::StreamDetail {
+                        name: name.clone(),
+                        error: Some(why.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+            detail.push(jsz::AccountDetail {
+                name: jsz::GLOBAL_ACCOUNT.to_owned(),
+                id: jsz::GLOBAL_ACCOUNT.to_owned(),
+                stats,
+                stream_detail: streams,
+            });
+        }
+        Jsz {
+            server_id: s.server_id.clone(),
+            now: crate::jetstream::format_rfc3339_nano(now),
+            disabled: false,
+            config: jsz::JetStreamConfigJson {
+                max_memory: sum.config.max_memory,
+                max_storage: sum.config.max_storage,
+                store_dir: shown_dir,
+                sync_interval: 0,
+                sync_always: true,
+                compress_ok: false,
+                strict: true,
+            },
+            stats,
+            streams: sum.streams,
+            consumers: sum.consumers,
+            messages: sum.messages,
+            bytes: sum.bytes,
+            account_details: detail,
+        }
+    }
+
+    /// Check the JetStream engine's invariants, if enabled (panics on a violation).
+    pub fn js_invariants(&self) {
+        if let Some(js) = &self.shared.js {
+            js.invariants();
         }
     }
 }
@@ -153,7 +285,17 @@ impl NatsServer {
     /// Bind the client port (and the route port if `cfg.cluster` is set); `ledger` must
     /// hold a `client.outbound` account (see [`ledger`]), and for a cluster also a
     /// `route.outbound` account (see [`cluster_ledger`]).
+    ///
+    /// TLS files (`cfg.tls`, `cfg.cluster.tls`) are loaded first; a file that cannot be
+    /// read or parsed is an `InvalidInput` error naming it (in the simulation build any
+    /// TLS setting is: see [`crate::server::tls`]).
     pub async fn bind(cfg: NatsConfig, ledger: Arc<Ledger>) -> std::io::Result<NatsServer> {
+        let bad = |what: &str, e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"));
+        let tls = cfg.tls.as_ref().map(ServerTls::load).transpose().map_err(|e| bad("tls", e))?;
+        let route_tls = match cfg.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+            Some(t) => Some(Arc::new(RouteTls::load(t).map_err(|e| bad("cluster tls", e))?)),
+            None => None,
+        };
         let listener = TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let server_id = server_id(cfg.seed);
@@ -165,16 +307,37 @@ impl NatsServer {
                 let l = TcpListener::bind(cc.listen).await?;
                 let raddr = l.local_addr()?;
                 let routes = Routes::new(cc.route_setup(&server_id), raddr, ledger.account(names::ROUTE_OUTBOUND));
+                if let Some(t) = route_tls {
+                    routes.set_tls(t);
+                }
                 (Some(l), Some(Arc::new(routes)))
             }
             None => (None, None),
         };
         let stats = Arc::new(Stats::default());
+        let mut broker = Broker::new(cfg.seed, stats.clone());
+        let js = match &cfg.jetstream {
+            Some(opts) => {
+                if !js::has_jetstream_accounts(&ledger) {
+                    return Err(std::io::Error::other(format!(
+                        "a JetStream server's ledger needs the accounts {:?} (see nats::ledger_for)",
+                        js::JETSTREAM_ACCOUNTS
+                    )));
+                }
+                let name = if cfg.server_name.is_empty() { &server_id } else { &cfg.server_name };
+                let js = Arc::new(JsHandle::open(opts.clone(), name, ledger.clone()));
+                broker.set_jetstream(js.clone());
+                Some(js)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             server_id,
             addr,
-            broker: Mutex::new(Broker::new(cfg.seed, stats.clone())),
+            broker: Mutex::new(broker),
+            js,
             stats,
+            tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             cfg,
@@ -223,6 +386,11 @@ impl NatsServer {
             let handlers = Handlers { pubsub: Some(Arc::new(BrokerRoutes(shared.clone()))), raft: None };
             routes.start(&scope.handle(), l, handlers);
         }
+        if let Some(js) = &shared.js {
+            let (f, t) = (shared.clone(), shared.clone());
+            scope.handle().spawn(js.clone().run_flusher(move |outs| f.route_js(outs)));
+            scope.handle().spawn(js.clone().run_timer(move |outs| t.route_js(outs)));
+        }
         // Every connection task holds a sender, so `recv` returning `None` means all have ended.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tracing::info!(server_id = %shared.server_id, "nats listener ready");
@@ -246,6 +414,10 @@ impl NatsServer {
             }
         }
         drop(listener);
+        // What is appended becomes durable and its PubAcks go out before clients drain.
+        if let Some(js) = &shared.js {
+            js.flush_all(|outs| shared.route_js(outs)).await;
+        }
         tracing::info!("shutting down: draining clients");
         shared.broker().drain_all();
         drop(done_tx);
@@ -255,6 +427,11 @@ impl NatsServer {
         }
         if let Some(routes) = &shared.routes {
             routes.close_all();
+        }
+        // Ack state moved by the last acks is persisted before the server goes.
+        if let Some(js) = &shared.js {
+            js.flush_all(|_| {}).await;
+            tracing::info!("JetStream stopped");
         }
         tracing::info!("nats listener stopped");
     }
@@ -274,21 +451,58 @@ async fn serve_conn(
         let mut broker = shared.broker();
         (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
     };
-    let (mut rd, wr) = tokio::io::split(stream);
     let Some(id) = admitted else {
-        // As nats-server: INFO first, then the error, then close.
+        // As nats-server: INFO first, then the error, then close (before any TLS handshake).
         tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
         out.push(&ServerOp::Info(Box::new(shared.info(0, peer))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
-        write_loop(wr, &out, &shared).await;
+        write_loop(stream, &out, &shared).await;
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
+    let info = ServerOp::Info(Box::new(shared.info(id, peer)));
+    // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
+    // unless the handshake comes first (see `crate::server::tls`).
+    match &shared.tls {
+        None => {
+            out.push(&info);
+            serve_client(stream, id, shared.clone(), scope, out).await;
+        }
+        Some(tls) => match tls.accept_client(stream, &info).await {
+            Ok(stream) => {
+                if tls.handshake_first() {
+                    out.push(&info);
+                }
+                serve_client(stream, id, shared.clone(), scope, out).await;
+            }
+            Err(e) => {
+                // Probes and plaintext clients at debug, real handshake failures (a
+                // missing or untrusted client certificate, say) at warn, as nats-server.
+                if crate::server::tls::is_probe(&e) {
+                    tracing::debug!(client = id, %peer, "TLS handshake error: {e}");
+                } else {
+                    tracing::warn!(client = id, %peer, "TLS handshake error: {e}");
+                }
+                shared.broker().remove_client(id);
+                out.close(Closed::Abort);
+            }
+        },
+    }
+}
+
+/// Serve an admitted client whose INFO is queued on `out`, over a plain or TLS stream.
+async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    id: u64,
+    shared: Arc<Shared>,
+    scope: ScopeHandle,
+    out: Arc<Outbound>,
+) {
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
         .with_auth(shared.cfg.auth.clone())
         .with_max_subscriptions(shared.cfg.max_subscriptions);
-    out.push(&ServerOp::Info(Box::new(shared.info(id, peer))));
 
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
     let (w_out, w_shared) = (out.clone(), shared.clone());

@@ -82,6 +82,9 @@ pub struct Varz {
     /// Cluster settings and route counters, when clustered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterVarz>,
+    /// JetStream configuration and usage, when enabled (nats-server's `jetstream` block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<super::jsz::JetStreamVarz>,
 }
 
 impl Varz {

@@ -12,6 +12,7 @@ use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
+use crate::server::tls::RouteTls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
@@ -107,6 +108,8 @@ pub struct Routes {
     account: Arc<Account>,
     wrap: OnceLock<LinkWrap>,
     events: OnceLock<Arc<dyn EventSink>>,
+    /// Route TLS, when configured: every connection is TLS from its first byte.
+    tls: OnceLock<Arc<RouteTls>>,
     /// Addresses some dialler is responsible for (or that turned out to be us).
     dialling: Mutex<BTreeSet<String>>,
     next_conn: AtomicU64,
@@ -133,6 +136,7 @@ impl Routes {
             account,
             wrap: OnceLock::new(),
             events: OnceLock::new(),
+            tls: OnceLock::new(),
             dialling: Mutex::new(BTreeSet::new()),
             next_conn: AtomicU64::new(1),
             peers: Mutex::new(BTreeMap::new()),
@@ -152,6 +156,36 @@ impl Routes {
     /// server's node (the simulator's traces); call before [`Routes::start`].
     pub fn set_events(&self, sink: Arc<dyn EventSink>) {
         let _ = self.events.set(sink);
+    }
+
+    /// Run every route connection over TLS (see [`crate::server::tls`]); call before
+    /// [`Routes::start`]. Peers must have route TLS too.
+    pub fn set_tls(&self, tls: Arc<RouteTls>) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The accepting side of a new connection: TLS if configured, else the socket through
+    /// the link wrap.
+    async fn secure_inbound(&self, stream: TcpStream) -> io::Result<LinkStream> {
+        match self.tls.get() {
+            Some(t) => {
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(t.accept(stream).await?))
+            }
+            None => Ok(self.link(stream)),
+        }
+    }
+
+    /// The dialling side of a new connection to `addr` (TLS, or the link wrap: the
+    /// simulator has no TLS).
+    async fn secure_outbound(&self, stream: TcpStream, addr: &str) -> io::Result<LinkStream> {
+        match self.tls.get() {
+            Some(t) => {
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(t.connect(stream, addr).await?))
+            }
+            None => Ok(self.link(stream)),
+        }
     }
 
     /// The bound route address.
@@ -344,7 +378,7 @@ impl Routes {
         peer: SocketAddr,
         scope: &ScopeHandle,
     ) -> io::Result<()> {
-        let mut stream = self.link(stream);
+        let mut stream = self.secure_inbound(stream).await?;
         let mut buf = Vec::new();
         let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
             return Err(invalid("route did not start with Hello"));
@@ -443,7 +477,7 @@ impl Routes {
 
     async fn dial_once(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: &str) -> Attempt {
         let handshake = async {
-            let mut stream = self.link(connect(addr).await?);
+            let mut stream = self.secure_outbound(connect(addr).await?, addr).await?;
             frame::write_raw(&mut stream, &encode_hello(&self.hello(true, Vec::new()))).await?;
             let mut buf = Vec::new();
             match read_frame(&mut stream, &mut buf, self.idle_timeout()).await? {

@@ -1,0 +1,464 @@
+//! [`StreamHost`]: one stream with its consumers, the PubAcks waiting for the group
+//! commit, and the glue between them: publishing, turning consumer [`Effect`]s into
+//! messages, interest/workqueue retention, consumer persistence.
+
+use super::anystore::AnyStore;
+use super::layout;
+use super::reader::View;
+use super::{JsOut, RecoveryNote};
+use crate::consumer::{
+    Advisory, Consumer, ConsumerConfig, ConsumerState, DoneReason, Effect, Retention, StreamSummary,
+};
+use crate::disk::Disk;
+use crate::jetstream::ApiError;
+use crate::mem::Charge;
+use crate::proto::ByteStr;
+use crate::server::nats::broker::Message;
+use crate::store::{MsgStore, StoreError};
+use crate::stream::{RetentionPolicy, Stream, StreamConfig, pub_ack_error_json};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a stream's `.meta` file holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct StreamMeta {
+    pub config: StreamConfig,
+    pub created_ns: i64,
+}
+
+/// What a consumer's `.meta` file holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct ConsumerMeta {
+    pub config: ConsumerConfig,
+    pub created_ns: i64,
+}
+
+/// A consumer inside the engine.
+#[derive(Debug)]
+pub(super) struct ConsumerHost {
+    pub c: Consumer,
+    /// The `state_version` last written to disk.
+    pub saved_version: u64,
+}
+
+/// A stream inside the engine.
+#[derive(Debug)]
+pub(super) struct StreamHost {
+    pub stream: Stream<AnyStore>,
+    pub consumers: BTreeMap<String, ConsumerHost>,
+    /// Highest sequence consumers may see (the durable prefix; see [`View`]).
+    pub visible: u64,
+    /// Stored but not yet durable: `(seq, subject)`, for the consumers at the next sync.
+    pub unsynced: Vec<(u64, String)>,
+    /// Messages removed since the last sync while some were unsynced: resync consumer counts.
+    pub resync: bool,
+    /// PubAck replies waiting for the group commit.
+    pub acks: Vec<Message>,
+    /// The store has writes not yet synced.
+    pub dirty: bool,
+    /// Consumers removed (inactivity, delete) whose files the engine must remove.
+    pub gone: Vec<String>,
+    /// `stream.pending` charges of the publishes waiting for the sync.
+    pub charges: Vec<Charge>,
+}
+
+/// A server-originated message with no headers.
+pub(super) fn plain(subject: &str, payload: Vec<u8>) -> Message {
+    Message { subject: ByteStr::from(subject), reply: None, headers: None, payload: Bytes::from(payload) }
+}
+
+/// A status-only message (`NATS/1.0 <code> ...` header block, empty payload).
+pub(super) fn status_msg(subject: &str, reply: Option<String>, headers: Vec<u8>) -> Message {
+    Message {
+        subject: ByteStr::from(subject),
+        reply: reply.map(ByteStr::from),
+        headers: Some(Bytes::from(headers)),
+        payload: Bytes::new(),
+    }
+}
+
+/// The consumer-side view of a stream config.
+pub(super) fn summary(cfg: &StreamConfig, consumers: &BTreeMap<String, ConsumerHost>) -> StreamSummary {
+    StreamSummary {
+        name: cfg.name.clone(),
+        subjects: cfg.subjects.clone(),
+        retention: match cfg.retention {
+            RetentionPolicy::Limits => Retention::Limits,
+            RetentionPolicy::Interest => Retention::Interest,
+            RetentionPolicy::WorkQueue => Retention::Workqueue,
+        },
+        replicas: cfg.num_replicas,
+        consumer_limits: crate::consumer::ConsumerLimits {
+            inactive_threshold: cfg.consumer_limits.inactive_threshold,
+            max_ack_pending: cfg.consumer_limits.max_ack_pending,
+        },
+        other_consumers: consumers.iter().map(|(n, h)| (n.clone(), h.c.filters().to_vec())).collect(),
+    }
+}
+
+impl StreamHost {
+    /// A host for an opened stream (nothing unsynced).
+    pub fn new(stream: Stream<AnyStore>) -> Self {
+        let visible = stream.store_state().last_seq;
+        StreamHost {
+            stream,
+            consumers: BTreeMap::new(),
+            visible,
+            unsynced: Vec::new(),
+            resync: false,
+            acks: Vec::new(),
+            dirty: false,
+            gone: Vec::new(),
+            charges: Vec::new(),
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        self.stream.name()
+    }
+
+    /// Whether this is a file stream.
+    pub fn is_file(&self) -> bool {
+        self.stream.store().is_file()
+    }
+
+    /// Whether [`StreamHost::sync`] has something to do.
+    pub fn needs_sync(&self) -> bool {
+        self.dirty || !self.acks.is_empty() || !self.unsynced.is_empty()
+    }
+
+    /// Store a message published on `subject`; the PubAck goes to `reply` (if any), now
+    /// for memory streams (and with `ack_before_store`), after the sync for file streams.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish(
+        &mut self,
+        now_ns: i64,
+        subject: &str,
+        reply: Option<&str>,
+        headers: &[u8],
+        payload: &[u8],
+        ack_before_store: bool,
+        charge: Option<Charge>,
+        out: &mut Vec<JsOut>,
+    ) {
+        let before = self.stream.store_state();
+        let r = self.stream.publish(now_ns, subject, headers, payload);
+        let after = self.stream.store_state();
+        let ack = match r {
+            Ok(ack) => ack,
+            Err(e) => {
+                if self.stream.store_failure().is_some() {
+                    self.dirty = true;
+                }
+                if let Some(to) = reply.filter(|r| !r.is_empty()) {
+                    out.push(JsOut::Publish(plain(to, pub_ack_error_json(self.name(), &e))));
+                }
+                return;
+            }
+        };
+        let file = self.is_file();
+        let removed = before.msgs + ack.stored as u64 > after.msgs;
+        if file {
+            self.charges.extend(charge);
+            self.dirty |= after.last_seq != before.last_seq || removed;
+            if ack.stored {
+                self.unsynced.push((ack.seq, subject.to_string()));
+            }
+            if removed {
+                self.resync = true;
+            }
+        } else {
+            self.visible = after.last_seq;
+            if removed {
+                self.resync_consumers(now_ns, out);
+            } else if ack.stored {
+                self.appended(now_ns, ack.seq, subject, out);
+            }
+        }
+        let Some(to) = reply.filter(|r| !r.is_empty() && !self.stream.config().no_ack) else { return };
+        let msg = plain(to, ack.to_json(None));
+        if file && !ack_before_store {
+            self.acks.push(msg);
+        } else {
+            out.push(JsOut::Publish(msg));
+        }
+    }
+
+    /// Tell every consumer about a new visible message and let them deliver.
+    fn appended(&mut self, now_ns: i64, seq: u64, subject: &str, out: &mut Vec<JsOut>) {
+        for h in self.consumers.values_mut() {
+            h.c.on_stream_append(seq, subject);
+        }
+        self.poll_all(now_ns, out);
+    }
+
+    /// Recount every consumer's pending messages after removals the engine could not
+    /// attribute to sequences (limit evictions, roll-ups, purges).
+    pub fn resync_consumers(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        let names: Vec<String> = self.consumers.keys().cloned().collect();
+        for name in names {
+            let Some(h) = self.consumers.get_mut(&name) else { continue };
+            // Pending messages the removal took (a filtered purge, a per-subject
+            // eviction) stop waiting for acks now, not at their next redelivery, so that
+            // num_ack_pending returns to 0 (nats-server #6093).
+            let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
+            for seq in pending {
+                if matches!(self.stream.store_mut().load(seq), Ok(None)) {
+                    h.c.on_stream_remove(seq, "");
+                }
+            }
+            let mut view = View { stream: &mut self.stream, visible: self.visible };
+            h.c.on_stream_purge(now_ns, &mut view);
+            self.drain(now_ns, &name, out);
+        }
+    }
+
+    /// Let every consumer deliver what it can.
+    pub fn poll_all(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        let names: Vec<String> = self.consumers.keys().cloned().collect();
+        for name in names {
+            self.with_consumer(now_ns, &name, out, |c, v, now| c.poll(now, v));
+        }
+    }
+
+    /// Run `f` on consumer `name` with a view of the stream, then apply its effects.
+    pub fn with_consumer(
+        &mut self,
+        now_ns: i64,
+        name: &str,
+        out: &mut Vec<JsOut>,
+        f: impl FnOnce(&mut Consumer, &mut View<'_>, i64),
+    ) -> bool {
+        let Some(h) = self.consumers.get_mut(name) else { return false };
+        let mut view = View { stream: &mut self.stream, visible: self.visible };
+        f(&mut h.c, &mut view, now_ns);
+        self.drain(now_ns, name, out);
+        true
+    }
+
+    /// Apply consumer `name`'s effects: deliveries and statuses become messages, `Done`
+    /// drives retention, `Inactive` deletes the consumer.
+    pub fn drain(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
+        let mut inactive = false;
+        let mut done = Vec::new();
+        {
+            let Some(h) = self.consumers.get_mut(name) else { return };
+            for e in h.c.drain_effects() {
+                match e {
+                    Effect::Deliver(d) => {
+                        let headers = (!d.headers.is_empty()).then(|| Bytes::from(d.headers));
+                        let msg = Message {
+                            subject: ByteStr::from(d.subject),
+                            reply: Some(ByteStr::from(d.reply)),
+                            headers,
+                            payload: Bytes::from(d.payload),
+                        };
+                        out.push(JsOut::Deliver { to: d.to, msg, charge: d.charge });
+                    }
+                    Effect::Status { to, reply, headers } => {
+                        out.push(JsOut::Publish(status_msg(&to, reply, headers)));
+                    }
+                    Effect::AckReply { to } => out.push(JsOut::Publish(plain(&to, Vec::new()))),
+                    Effect::Done { seq, reason } => done.push((seq, reason)),
+                    Effect::Advisory(a) => out.push(JsOut::Publish(advisory(self.stream.name(), name, now_ns, &a))),
+                    Effect::Inactive => inactive = true,
+                }
+            }
+        }
+        for (seq, reason) in done {
+            self.retire(now_ns, name, seq, reason, out);
+        }
+        if inactive {
+            self.remove_consumer(now_ns, name, out);
+        }
+    }
+
+    /// Consumer `by` no longer needs `seq`: remove it if the retention policy says so.
+    fn retire(&mut self, now_ns: i64, by: &str, seq: u64, reason: DoneReason, out: &mut Vec<JsOut>) {
+        let policy = self.stream.config().retention;
+        if policy == RetentionPolicy::Limits || reason == DoneReason::MaxDeliveries {
+            return;
+        }
+        let Ok(Some(m)) = self.stream.store_mut().load(seq) else { return };
+        if policy == RetentionPolicy::Interest
+            && self.consumers.iter().any(|(n, h)| n != by && h.c.needs_ack(seq, &m.subject))
+        {
+            return;
+        }
+        self.remove_seq(now_ns, seq, &m.subject, out);
+    }
+
+    /// Remove `seq` (on `subject`) from the stream and tell the consumers.
+    pub fn remove_seq(&mut self, now_ns: i64, seq: u64, subject: &str, out: &mut Vec<JsOut>) {
+        match self.stream.remove_msg(seq) {
+            Ok(true) => {
+                self.dirty |= self.is_file();
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_remove(seq, subject);
+                }
+                let _ = (now_ns, out);
+            }
+            Ok(false) => {}
+            Err(_) => self.dirty = true,
+        }
+    }
+
+    /// Delete consumer `name` (409 to its waiting requests); on an interest stream the
+    /// messages only it held go (nats-server #7754 is the bug this avoids).
+    pub fn remove_consumer(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) -> Option<ConsumerHost> {
+        let mut h = self.consumers.remove(name)?;
+        h.c.delete();
+        for e in h.c.drain_effects() {
+            if let Effect::Status { to, reply, headers } = e {
+                out.push(JsOut::Publish(status_msg(&to, reply, headers)));
+            }
+        }
+        self.stream.remove_consumer(name);
+        self.gone.push(name.to_string());
+        let push = h.c.config().deliver_subject.clone();
+        if !push.is_empty() {
+            out.push(JsOut::Watch { subject: push, watch: false });
+        }
+        if self.stream.config().retention == RetentionPolicy::Interest {
+            self.release_unneeded(now_ns, out);
+        }
+        Some(h)
+    }
+
+    /// Interest retention: remove every visible message no remaining consumer needs.
+    pub fn release_unneeded(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        let mut from = 0;
+        let mut gone = Vec::new();
+        loop {
+            let m = match self.stream.store_mut().load_next(">", from) {
+                Ok(Some(m)) if m.seq <= self.visible => m,
+                _ => break,
+            };
+            from = m.seq + 1;
+            if !self.consumers.values().any(|h| h.c.needs_ack(m.seq, &m.subject)) {
+                gone.push((m.seq, m.subject));
+            }
+        }
+        for (seq, subject) in gone {
+            self.remove_seq(now_ns, seq, &subject, out);
+        }
+    }
+
+    /// Group commit: make the store durable, then show the new messages to the consumers
+    /// and release the PubAcks. On failure the PubAcks become errors (never a false ack)
+    /// and the error is returned with the sequences that were refused; the caller
+    /// reopens the stream and removes them, should the disk have kept them after all.
+    pub fn sync(&mut self, now_ns: i64, out: &mut Vec<JsOut>) -> Result<(), (StoreError, Vec<u64>)> {
+        if let Some(fs) = self.stream.store_mut().file_mut()
+            && let Err(e) = fs.flush()
+        {
+            let err = ApiError::stream_store_failed(&e);
+            for m in std::mem::take(&mut self.acks) {
+                out.push(JsOut::Publish(plain(&m.subject, pub_ack_error_json(self.stream.name(), &err))));
+            }
+            self.charges.clear();
+            let failed = std::mem::take(&mut self.unsynced).into_iter().map(|(s, _)| s).collect();
+            return Err((e, failed));
+        }
+        self.dirty = false;
+        self.charges.clear();
+        self.visible = self.stream.store_state().last_seq;
+        let unsynced = std::mem::take(&mut self.unsynced);
+        if std::mem::take(&mut self.resync) {
+            self.resync_consumers(now_ns, out);
+        } else {
+            for (seq, subject) in &unsynced {
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_append(*seq, subject);
+                }
+            }
+            if !unsynced.is_empty() {
+                self.poll_all(now_ns, out);
+            }
+        }
+        out.extend(std::mem::take(&mut self.acks).into_iter().map(JsOut::Publish));
+        Ok(())
+    }
+
+    /// Write the ack state of every consumer whose state moved (file streams only).
+    pub fn persist_consumers(&mut self, disk: &dyn Disk, store_dir: &str) -> Vec<RecoveryNote> {
+        let mut notes = Vec::new();
+        if !self.is_file() {
+            return notes;
+        }
+        let stream = self.stream.name().to_string();
+        for (name, h) in self.consumers.iter_mut() {
+            let v = h.c.state_version();
+            if v == h.saved_version {
+                continue;
+            }
+            let path = layout::consumer_state(store_dir, &stream, name);
+            match layout::write_atomic(disk, &path, &h.c.state().encode()) {
+                Ok(()) => h.saved_version = v,
+                Err(e) => notes.push(RecoveryNote {
+                    stream: stream.clone(),
+                    consumer: Some(name.clone()),
+                    text: format!("cannot persist consumer state to {path}: {e}"),
+                }),
+            }
+        }
+        notes
+    }
+
+    /// Whether some consumer's persisted state is behind.
+    pub fn consumers_dirty(&self) -> bool {
+        self.is_file() && self.consumers.values().any(|h| h.c.state_version() != h.saved_version)
+    }
+
+    /// Restore a consumer from its decoded state (or fresh when `state` is `None`).
+    pub fn restore_consumer(
+        &mut self,
+        now_ns: i64,
+        meta: ConsumerMeta,
+        state: Option<ConsumerState>,
+        opts: crate::consumer::ConsumerOptions,
+    ) -> Result<(), String> {
+        let name = meta.config.consumer_name().to_string();
+        let filters = meta.config.filters();
+        self.stream.add_consumer(&name, &filters).map_err(|e| e.description)?;
+        let st = state.unwrap_or_default();
+        let stream_name = self.stream.name().to_string();
+        let mut view = View { stream: &mut self.stream, visible: self.visible };
+        let c = Consumer::restore(&stream_name, meta.config, meta.created_ns, &st, now_ns, &mut view, opts);
+        let v = c.state_version();
+        self.consumers.insert(name, ConsumerHost { c, saved_version: v });
+        Ok(())
+    }
+}
+
+/// An advisory message on `$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.<consumer>`.
+fn advisory(stream: &str, consumer: &str, now_ns: i64, a: &Advisory) -> Message {
+    let ts = crate::jetstream::format_rfc3339_nano(now_ns);
+    let (kind, ty, body) = match a {
+        Advisory::MaxDeliveries { stream_seq, deliveries } => (
+            "MAX_DELIVERIES",
+            "io.nats.jetstream.advisory.v1.max_deliver",
+            serde_json::json!({"stream_seq": stream_seq, "deliveries": deliveries}),
+        ),
+        Advisory::Terminated { stream_seq, consumer_seq, deliveries, reason } => (
+            "MSG_TERMINATED",
+            "io.nats.jetstream.advisory.v1.terminated",
+            serde_json::json!({"consumer_seq": consumer_seq, "stream_seq": stream_seq, "deliveries": deliveries, "reason": reason}),
+        ),
+        Advisory::Nak { stream_seq, consumer_seq, deliveries } => (
+            "MSG_NAKED",
+            "io.nats.jetstream.advisory.v1.nak",
+            serde_json::json!({"consumer_seq": consumer_seq, "stream_seq": stream_seq, "deliveries": deliveries}),
+        ),
+    };
+    let mut obj = serde_json::json!({"type": ty, "id": "", "timestamp": ts, "stream": stream, "consumer": consumer});
+    if let (Some(o), Some(b)) = (obj.as_object_mut(), body.as_object()) {
+        for (k, v) in b {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.{kind}.{stream}.{consumer}");
+    plain(&subject, serde_json::to_vec(&obj).expect("advisory serialises"))
+}

@@ -1,0 +1,774 @@
+//! The JetStream engine of one server: streams, consumers and the `$JS.API` served from
+//! one synchronous, deterministic state machine. No clock (time comes in as `now_ns`,
+//! nanoseconds since the Unix epoch), no async, no I/O except through the [`Disk`] seam,
+//! no threads: the server shell locks it and calls it, and the simulation runs the same
+//! code inside madsim. Account `$G` only.
+//!
+//! # Interface (what the shell does)
+//!
+//! | when | call |
+//! |---|---|
+//! | start | [`JetStream::open`]: recover every stream and consumer under `store_dir`; log the [`RecoveryNote`]s |
+//! | the broker routes a publish | if [`JetStream::wants`]`(subject)`, [`JetStream::on_message`] |
+//! | after a batch of inputs | if [`JetStream::needs_sync`], [`JetStream::sync`] (the group commit that releases PubAcks) |
+//! | a subject's local interest changes | [`JetStream::on_interest`] (push deliver subjects, and request inboxes going away) |
+//! | at [`JetStream::next_deadline`] | [`JetStream::tick`] |
+//! | [`JsOut::Watch`], and after open for [`JetStream::watched_subjects`] | report interest with [`JetStream::on_interest`] |
+//! | after dropping [`JsOut::Deliver`] charges, or queueing API requests with [`JetStream::queue_api`] | [`JetStream::poll`] |
+//! | `/jsz`, `/metrics` | [`JetStream::jsz`] |
+//!
+//! Every call appends its output to `out` as [`JsOut`]:
+//! - [`JsOut::Publish`]: a server-originated message (API replies, PubAcks, pull status
+//!   messages, heartbeats, flow-control requests, AckSync replies, advisories). Route it
+//!   through the broker like a publish to `msg.subject` (the engine may want it back:
+//!   advisories do not match its subjects, replies go to inboxes).
+//! - [`JsOut::Deliver`]: a stream message for a consumer. Route it to subscribers of `to`
+//!   (the pull request's reply inbox or the push `deliver_subject`) but present it with
+//!   `msg.subject` (the message's own subject) and `msg.reply` (the `$JS.ACK...` subject)
+//!   in the `MSG`/`HMSG` line, as nats-server does. Drop `charge` once the message is in
+//!   the client's outbound buffer (or was dropped for lack of interest), then call
+//!   [`JetStream::poll`] so consumers blocked on `consumer.inflight` resume.
+//!
+//! # Durability (the PubAck contract)
+//!
+//! File streams run their [`FileStore`] with writes coalesced and unsynced
+//! (`SyncPolicy::Interval` with an interval that never elapses): a publish appends and
+//! queues its PubAck; [`JetStream::sync`] flushes and fsyncs every dirty store once (group
+//! commit) and only then sends the queued PubAcks and shows the new messages to the
+//! consumers. If the flush fails, the queued publishes are answered with 10077 errors
+//! (never a false ack) and the stream is reopened from disk. Memory streams answer at
+//! once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
+//! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
+//! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
+//! moved, so at most the acks since the last sync are redelivered after a crash.
+//!
+//! # On disk
+//!
+//! See [`layout`]: `<store_dir>/jetstream/$G/streams/<name>.meta` (config, checksummed),
+//! `streams/<name>/msgs/` (the FileStore), `streams/<name>/obs/<consumer>.{meta,state}`.
+//! A stream whose metadata or store cannot be read is kept out of service and reported
+//! (in [`RecoveryNote`]s, STREAM.NAMES, STREAM.LIST's `offline` and `jsz`), never dropped;
+//! the rest opens.
+//!
+//! # Memory
+//!
+//! Dedup ids and TTLs charge `stream.dedup`, store indexes `store.index`, store buffers
+//! and caches `store.buffers`/`store.cache`, loaded deliveries `consumer.inflight`,
+//! publishes waiting for the group commit `stream.pending` (at its limit the engine
+//! syncs before appending more): the ledger passed to [`JetStream::open`] needs
+//! those six accounts ([`ACCOUNTS`]); without `stream.pending` the engine bounds the
+//! same way with a private account that the ledger does not report. Memory streams
+//! are bounded by `max_memory_store` (a publish past it is refused with 10023), file
+//! streams by `max_file_store`. The API queue holds at most `max_api_pending` requests;
+//! over it a request is answered with an error and counted, never dropped silently.
+//!
+//! # Known costs
+//!
+//! Counting a consumer's pending messages from inside a stream (after limit evictions
+//! on a lagging consumer, a purge, or a filtered restore) walks the messages between;
+//! from the head of the stream it uses the store's per-subject counts.
+
+mod anystore;
+mod api;
+mod consumer_api;
+mod fuzz;
+mod host;
+pub mod layout;
+mod reader;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use anystore::AnyStore;
+pub use fuzz::fuzz_js_api;
+pub use stats::{ApiStats, JszConsumer, JszStream, JszSummary};
+
+use crate::consumer::{ACK_PREFIX, AckReply, ConsumerBugs, ConsumerOptions, ConsumerState, FC_PREFIX, InflightCharge};
+use crate::disk::Disk;
+use crate::jetstream::ApiError;
+use crate::mem::{Account, Charge, Ledger};
+use crate::server::nats::broker::Message;
+use crate::store::{FileStore, FileStoreConfig, MemStore, StoreMemory, SyncPolicy};
+use crate::stream::{STREAM_DEDUP, StorageType, Stream, StreamBugs, StreamConfig, StreamOptions};
+use crate::subject::{SubId, SubIndex};
+use host::{ConsumerMeta, StreamHost, StreamMeta};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `$JS.API.` prefix.
+pub const API_PREFIX: &str = "$JS.API.";
+/// JetStream API level advertised in `$JS.API.INFO` (`api.level`): 1 is nats-server
+/// 2.11's (consumer pause, per-message TTL).
+pub const API_LEVEL: u32 = 1;
+/// The ledger accounts the engine charges: build the node's ledger with at least these
+/// (e.g. `Ledger::with_defaults(ACCOUNTS)`), or [`JetStream::open`] panics.
+pub const ACCOUNTS: &[&str] = &[
+    crate::mem::names::CONSUMER_INFLIGHT,
+    crate::mem::names::STORE_BUFFERS,
+    crate::mem::names::STORE_CACHE,
+    crate::mem::names::STORE_INDEX,
+    crate::mem::names::STREAM_DEDUP,
+    crate::mem::names::STREAM_PENDING,
+];
+/// Bytes charged to `stream.pending` per publish waiting for the sync, besides its
+/// subject and reply (the queued PubAck and the unsynced entry).
+pub const PENDING_ENTRY_COST: usize = 128;
+/// Default bound of the API request queue (nats-server's `JSDefaultRequestQueueLimit`).
+pub const DEFAULT_MAX_API_PENDING: usize = 10_000;
+
+/// Known-bug switches for the simulation (all off in production).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JsBugs {
+    /// `ack-before-store`: send the PubAck at append time, before the group commit.
+    pub ack_before_store: bool,
+    /// The stream's switches (`dedup-forgets`).
+    pub stream: StreamBugs,
+    /// The consumers' switches (`ack-floor-skips`).
+    pub consumer: ConsumerBugs,
+}
+
+/// Engine configuration.
+#[derive(Clone, Debug)]
+pub struct JsConfig {
+    /// Directory on the [`Disk`] seam under which `jetstream/$G/...` lives.
+    pub store_dir: String,
+    /// Most bytes all memory streams may hold (`u64::MAX`: no limit).
+    pub max_memory_store: u64,
+    /// Most bytes all file streams may hold (`u64::MAX`: no limit).
+    pub max_file_store: u64,
+    /// Bound of the API request queue ([`JetStream::queue_api`]).
+    pub max_api_pending: usize,
+    /// The server's name, reported as `cluster.leader` in infos.
+    pub server_name: String,
+    /// File store tuning (its `sync` is replaced: the engine does group commit).
+    pub file_store: FileStoreConfig,
+    /// Per-consumer inflight window (bytes).
+    pub inflight_window: u64,
+    /// Known-bug switches.
+    pub bugs: JsBugs,
+}
+
+impl Default for JsConfig {
+    fn default() -> Self {
+        JsConfig {
+            store_dir: "jetstream-data".into(),
+            max_memory_store: u64::MAX,
+            max_file_store: u64::MAX,
+            max_api_pending: DEFAULT_MAX_API_PENDING,
+            server_name: "weir".into(),
+            file_store: FileStoreConfig::default(),
+            inflight_window: crate::consumer::DEFAULT_INFLIGHT_WINDOW,
+            bugs: JsBugs::default(),
+        }
+    }
+}
+
+/// Something the engine sends (see the module docs for how the shell routes each).
+#[derive(Debug)]
+pub enum JsOut {
+    /// A server-originated message to publish on `msg.subject`.
+    Publish(Message),
+    /// A stream message for a consumer: deliver to subscribers of `to`, showing
+    /// `msg.subject`/`msg.reply`; drop `charge` once it is handed off.
+    Deliver {
+        /// Subject whose subscribers get it (pull reply inbox or push deliver subject).
+        to: String,
+        /// The message as the client sees it (own subject, `$JS.ACK` reply).
+        msg: Message,
+        /// The `consumer.inflight` charge for its bytes.
+        charge: InflightCharge,
+    },
+    /// Start (`watch`) or stop watching local interest in `subject` (a push consumer's
+    /// deliver subject): report its current interest at once and every change through
+    /// [`JetStream::on_interest`]. [`JetStream::watched_subjects`] lists them after open.
+    Watch {
+        /// The deliver subject.
+        subject: String,
+        /// Start (true) or stop (false).
+        watch: bool,
+    },
+}
+
+/// Something recovery (or persistence) found wrong, in clear text for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryNote {
+    /// Stream concerned.
+    pub stream: String,
+    /// Consumer concerned, if any.
+    pub consumer: Option<String>,
+    /// What happened.
+    pub text: String,
+}
+
+impl std::fmt::Display for RecoveryNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.consumer {
+            Some(c) => write!(f, "JetStream stream {} consumer {}: {}", self.stream, c, self.text),
+            None => write!(f, "JetStream stream {}: {}", self.stream, self.text),
+        }
+    }
+}
+
+/// The JetStream engine (see the module docs).
+pub struct JetStream {
+    cfg: JsConfig,
+    disk: Arc<dyn Disk>,
+    store_mem: StoreMemory,
+    dedup: Arc<Account>,
+    inflight: Arc<Account>,
+    pending: Arc<Account>,
+    streams: BTreeMap<String, StreamHost>,
+    /// Streams that could not be opened, with why.
+    failed: BTreeMap<String, String>,
+    /// Stream subjects -> stream name (routing and [`JetStream::wants`]).
+    routes: SubIndex<String>,
+    route_ids: BTreeMap<String, Vec<SubId>>,
+    api_queue: VecDeque<Message>,
+    stats: ApiStats,
+    /// Counter for ephemeral consumer names.
+    next_ephemeral: u64,
+    /// Notes produced after open (persistence failures), for the shell to log.
+    notes: Vec<RecoveryNote>,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream")
+            .field("streams", &self.streams.len())
+            .field("failed", &self.failed.len())
+            .field("api_queue", &self.api_queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JetStream {
+    /// Open the engine: recover every stream (and its consumers) under `cfg.store_dir`.
+    /// A stream that cannot be opened is reported in the notes and stays listed as
+    /// failed; the others open. `ledger` must hold the accounts listed in the module docs.
+    pub fn open(
+        cfg: JsConfig,
+        disk: Arc<dyn Disk>,
+        ledger: Arc<Ledger>,
+        now_ns: i64,
+    ) -> (JetStream, Vec<RecoveryNote>) {
+        let mut js = JetStream {
+            store_mem: StoreMemory::from_ledger(&ledger),
+            dedup: ledger.account(STREAM_DEDUP),
+            inflight: ledger.account(crate::consumer::CONSUMER_INFLIGHT),
+            // Ledgers built before `stream.pending` existed lack it: the engine then keeps
+            // a private account at the registry's default limit (bounded all the same,
+            // just not reported); add `ACCOUNTS` to the node's ledger to report it.
+            pending: ledger.get(crate::mem::names::STREAM_PENDING).unwrap_or_else(|| {
+                let name = crate::mem::names::STREAM_PENDING;
+                Arc::new(Account::new(name, crate::mem::spec(name).default_limit))
+            }),
+            cfg,
+            disk,
+            streams: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            routes: SubIndex::new(),
+            route_ids: BTreeMap::new(),
+            api_queue: VecDeque::new(),
+            stats: ApiStats::default(),
+            next_ephemeral: 0,
+            notes: Vec::new(),
+        };
+        let mut notes = Vec::new();
+        let dir = layout::streams_dir(&js.cfg.store_dir);
+        let names = match layout::names_with_suffix(&*js.disk, &dir, layout::META_SUFFIX) {
+            Ok(n) => n,
+            Err(e) => {
+                notes.push(RecoveryNote {
+                    stream: "*".into(),
+                    consumer: None,
+                    text: format!("cannot list {dir}: {e}"),
+                });
+                Vec::new()
+            }
+        };
+        for name in names {
+            match js.recover_stream(&name, now_ns, &mut notes) {
+                Ok(host) => js.install(host),
+                Err(text) => {
+                    notes.push(RecoveryNote { stream: name.clone(), consumer: None, text: text.clone() });
+                    js.failed.insert(name, text);
+                }
+            }
+        }
+        js.check();
+        (js, notes)
+    }
+
+    fn recover_stream(&mut self, name: &str, now_ns: i64, notes: &mut Vec<RecoveryNote>) -> Result<StreamHost, String> {
+        let path = layout::stream_meta(&self.cfg.store_dir, name);
+        let body = layout::read_checked(&*self.disk, &path)?;
+        let meta: StreamMeta = serde_json::from_slice(&body).map_err(|e| format!("{path} is unreadable: {e}"))?;
+        if meta.config.name != name {
+            return Err(format!("{path} names another stream ({:?})", meta.config.name));
+        }
+        let cfg = meta.config.check(false).map_err(|e| format!("{path} holds an invalid config: {}", e.description))?;
+        let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, notes)?;
+        let dir = layout::consumers_dir(&self.cfg.store_dir, name);
+        let consumers = layout::names_with_suffix(&*self.disk, &dir, layout::META_SUFFIX)
+            .map_err(|e| format!("cannot list {dir}: {e}"))?;
+        for c in consumers {
+            let note = |text: String| RecoveryNote { stream: name.to_string(), consumer: Some(c.clone()), text };
+            let mpath = layout::consumer_meta(&self.cfg.store_dir, name, &c);
+            let meta: ConsumerMeta = match layout::read_checked(&*self.disk, &mpath)
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{mpath} is unreadable: {e}")))
+            {
+                Ok(m) => m,
+                Err(t) => {
+                    notes.push(note(t));
+                    continue;
+                }
+            };
+            let state = if host.is_file() {
+                let spath = layout::consumer_state(&self.cfg.store_dir, name, &c);
+                if self.disk.exists(&spath) {
+                    match layout::read_checked(&*self.disk, &spath).and_then(|b| ConsumerState::decode(&b)) {
+                        Ok(s) => Some(s),
+                        Err(t) => {
+                            notes.push(note(format!(
+                                "{t}; ack state reset to the ack floor 0 (messages will be redelivered)"
+                            )));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            if let Err(t) = host.restore_consumer(now_ns, meta, state, self.consumer_options()) {
+                notes.push(note(format!("cannot restore: {t}")));
+            }
+        }
+        Ok(host)
+    }
+
+    /// Open (or create) the store and stream for a checked config.
+    fn open_stream(
+        &mut self,
+        cfg: StreamConfig,
+        created_ns: i64,
+        now_ns: i64,
+        fresh: bool,
+        notes: &mut Vec<RecoveryNote>,
+    ) -> Result<StreamHost, String> {
+        let name = cfg.name.clone();
+        let store = match cfg.storage {
+            StorageType::Memory => AnyStore::Mem(MemStore::new(cfg.store_limits()).map_err(|e| e.to_string())?),
+            StorageType::File => {
+                let dir = layout::msgs_dir(&self.cfg.store_dir, &name);
+                if fresh {
+                    layout::clear_dir(&*self.disk, &dir).map_err(|e| format!("cannot clear {dir}: {e}"))?;
+                }
+                let mut fcfg = self.cfg.file_store.clone();
+                // Group commit: the engine flushes in `sync`; the interval never elapses.
+                fcfg.sync = SyncPolicy::Interval(Duration::from_secs(100 * 365 * 24 * 3600));
+                let fs = FileStore::open(self.disk.clone(), &dir, cfg.store_limits(), fcfg, self.store_mem.clone())
+                    .map_err(|e| format!("cannot open its store in {dir}: {e}"))?;
+                let rep = fs.recovery();
+                if !rep.is_clean() {
+                    notes.push(RecoveryNote {
+                        stream: name.clone(),
+                        consumer: None,
+                        text: format!(
+                            "store recovered with damage: lost sequences {:?}, {} damaged regions, foreign files {:?}",
+                            rep.lost.iter().map(|l| l.seqs.clone()).collect::<Vec<_>>(),
+                            rep.damaged.len(),
+                            rep.foreign
+                        ),
+                    });
+                }
+                AnyStore::File(Box::new(fs))
+            }
+        };
+        let opts = StreamOptions { dedup_account: self.dedup.clone(), bugs: self.cfg.bugs.stream };
+        let stream = Stream::open(cfg, store, created_ns, now_ns, opts).map_err(|e| e.description)?;
+        Ok(StreamHost::new(stream))
+    }
+
+    fn consumer_options(&self) -> ConsumerOptions {
+        ConsumerOptions {
+            inflight_window: self.cfg.inflight_window,
+            node_inflight: Some(self.inflight.clone()),
+            bugs: self.cfg.bugs.consumer,
+            ..ConsumerOptions::default()
+        }
+    }
+
+    /// Put an opened stream in service (routing of its subjects).
+    fn install(&mut self, host: StreamHost) {
+        let name = host.name().to_string();
+        self.route(&name, &host.stream.config().subjects.clone());
+        self.failed.remove(&name);
+        self.streams.insert(name, host);
+    }
+
+    fn route(&mut self, name: &str, subjects: &[String]) {
+        for id in self.route_ids.remove(name).unwrap_or_default() {
+            self.routes.remove(id);
+        }
+        let ids = subjects.iter().filter_map(|s| self.routes.insert(s, None, name.to_string()).ok()).collect();
+        self.route_ids.insert(name.to_string(), ids);
+    }
+
+    fn unroute(&mut self, name: &str) {
+        for id in self.route_ids.remove(name).unwrap_or_default() {
+            self.routes.remove(id);
+        }
+    }
+
+    /// Whether the engine wants a message published on `subject`: `$JS.API.>`,
+    /// `$JS.ACK.>`, `$JS.FC.>` and every stream subject. Cheap (a subject-tree lookup).
+    pub fn wants(&self, subject: &str) -> bool {
+        subject.starts_with("$JS.")
+            && (subject.starts_with(API_PREFIX) || subject.starts_with(ACK_PREFIX) || subject.starts_with(FC_PREFIX))
+            || self.routes.interest(subject)
+    }
+
+    /// Handle a message the broker routed here ([`JetStream::wants`] said yes): API
+    /// requests, publishes into streams, acks, flow-control replies, pull requests.
+    pub fn on_message(&mut self, now_ns: i64, msg: &Message, out: &mut Vec<JsOut>) {
+        let subject = msg.subject.as_str();
+        if subject.starts_with(API_PREFIX) {
+            if self.queue_api(msg, out) {
+                self.run_api(now_ns, out);
+            }
+        } else if subject.starts_with(ACK_PREFIX) {
+            self.on_ack(now_ns, msg, out);
+        } else if subject.starts_with(FC_PREFIX) {
+            self.on_fc(now_ns, subject, out);
+        } else {
+            self.on_publish(now_ns, msg, out);
+        }
+        self.reap();
+        self.check();
+    }
+
+    /// Queue an API request without answering it yet (answered by [`JetStream::poll`] or
+    /// the next [`JetStream::on_message`]). Over `max_api_pending` the request is
+    /// answered at once with 10023 "insufficient resources" and counted; returns whether
+    /// it was queued.
+    pub fn queue_api(&mut self, msg: &Message, out: &mut Vec<JsOut>) -> bool {
+        if self.api_queue.len() >= self.cfg.max_api_pending {
+            self.stats.total += 1;
+            self.stats.errors += 1;
+            self.stats.overflow += 1;
+            if let Some(r) = msg.reply.as_ref().filter(|r| !r.is_empty()) {
+                let body = crate::jetstream::api_error_response("api", &ApiError::insufficient_resources());
+                out.push(JsOut::Publish(host::plain(r, body)));
+            }
+            return false;
+        }
+        self.api_queue.push_back(msg.clone());
+        true
+    }
+
+    fn run_api(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        while let Some(m) = self.api_queue.pop_front() {
+            self.handle_api(now_ns, &m, out);
+        }
+    }
+
+    fn on_publish(&mut self, now_ns: i64, msg: &Message, out: &mut Vec<JsOut>) {
+        let subject = msg.subject.as_str();
+        let Some(name) = self.routes.matching_refs(subject).plain.first().map(|s| (*s).clone()) else { return };
+        let reply = msg.reply.as_ref().map(|r| r.as_str());
+        let headers: &[u8] = msg.headers.as_deref().unwrap_or(&[]);
+        let over = self.over_storage_limit(&name);
+        let ack_before_store = self.cfg.bugs.ack_before_store;
+        let Some(file) = self.streams.get(&name).map(StreamHost::is_file) else { return };
+        let mut charge = None;
+        if file && !over {
+            // What waits for the group commit is charged to `stream.pending`; when it is
+            // full, the commit runs now (push-back by syncing, not by refusing).
+            let cost = (PENDING_ENTRY_COST + subject.len() + reply.map_or(0, str::len)) as u64;
+            charge = Charge::try_new(&self.pending, cost);
+            if charge.is_none() {
+                let _ = self.sync(now_ns, out);
+                charge = Charge::try_new(&self.pending, cost);
+            }
+        }
+        let Some(host) = self.streams.get_mut(&name) else { return };
+        if over || (file && charge.is_none()) {
+            if let Some(to) = reply.filter(|r| !r.is_empty()) {
+                let body = crate::stream::pub_ack_error_json(&name, &ApiError::insufficient_resources());
+                out.push(JsOut::Publish(host::plain(to, body)));
+            }
+            return;
+        }
+        host.publish(now_ns, subject, reply, headers, &msg.payload, ack_before_store, charge, out);
+    }
+
+    /// Whether the storage class of stream `name` is at its server-wide limit.
+    fn over_storage_limit(&self, name: &str) -> bool {
+        let Some(h) = self.streams.get(name) else { return false };
+        let file = h.is_file();
+        let limit = if file { self.cfg.max_file_store } else { self.cfg.max_memory_store };
+        if limit == u64::MAX {
+            return false;
+        }
+        let used: u64 =
+            self.streams.values().filter(|s| s.is_file() == file).map(|s| s.stream.store_state().bytes).sum();
+        used >= limit
+    }
+
+    fn on_ack(&mut self, now_ns: i64, msg: &Message, out: &mut Vec<JsOut>) {
+        let subject = msg.subject.as_str();
+        let Some(info) = AckReply::parse(subject) else { return };
+        let Some(host) = self.streams.get_mut(&info.stream) else { return };
+        let reply = msg.reply.as_ref().map(|r| r.as_str());
+        let payload = msg.payload.clone();
+        host.with_consumer(now_ns, &info.consumer, out, |c, v, now| c.on_ack(now, subject, &payload, reply, v));
+    }
+
+    fn on_fc(&mut self, now_ns: i64, subject: &str, out: &mut Vec<JsOut>) {
+        let mut t = subject.split('.');
+        let (Some(_), Some(_), Some(stream), Some(consumer)) = (t.next(), t.next(), t.next(), t.next()) else { return };
+        let Some(host) = self.streams.get_mut(stream) else { return };
+        host.with_consumer(now_ns, consumer, out, |c, v, now| c.on_flow_control_reply(now, subject, v));
+    }
+
+    /// Whether [`JetStream::sync`] has work: appended messages whose PubAcks wait for
+    /// durability, unsynced deletes, or consumer states to persist.
+    pub fn needs_sync(&self) -> bool {
+        self.streams.values().any(|h| h.needs_sync() || h.consumers_dirty())
+    }
+
+    /// The group commit: one flush (write + fsync) per dirty store, then the waiting
+    /// PubAcks go out and consumers see the new messages; then every consumer whose ack
+    /// state moved is persisted. A failing store answers its waiting publishes with
+    /// errors and is reopened from disk; the first error is returned.
+    pub fn sync(&mut self, now_ns: i64, out: &mut Vec<JsOut>) -> std::io::Result<()> {
+        let mut first: Option<std::io::Error> = None;
+        let names: Vec<String> = self.streams.keys().cloned().collect();
+        for name in names {
+            let Some(host) = self.streams.get_mut(&name) else { continue };
+            if host.needs_sync()
+                && let Err((e, refused)) = host.sync(now_ns, out)
+            {
+                first.get_or_insert_with(|| std::io::Error::other(e.to_string()));
+                self.reopen(&name, now_ns, &refused, out);
+                continue;
+            }
+            let notes = host.persist_consumers(&*self.disk, &self.cfg.store_dir);
+            if let Some(n) = notes.first() {
+                first.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
+            }
+            self.notes.extend(notes);
+        }
+        self.reap();
+        self.check();
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reopen stream `name` from disk after its store failed: what the disk kept comes
+    /// back, except the `refused` sequences (answered with errors, so they must not
+    /// appear); if it cannot be opened the stream is listed as failed.
+    fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
+        let Some(mut old) = self.streams.remove(name) else { return };
+        for h in old.consumers.values_mut() {
+            // Their waiting pull requests end; the consumers come back from disk.
+            h.c.leadership_lost();
+            for e in h.c.drain_effects() {
+                if let crate::consumer::Effect::Status { to, reply, headers } = e {
+                    out.push(JsOut::Publish(host::status_msg(&to, reply, headers)));
+                }
+            }
+        }
+        drop(old);
+        self.unroute(name);
+        let mut notes = Vec::new();
+        match self.recover_stream(name, now_ns, &mut notes) {
+            Ok(mut host) => {
+                for seq in refused {
+                    if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
+                        host.remove_seq(now_ns, *seq, &m.subject, out);
+                    }
+                }
+                // Restored push consumers start unbound: the shell reports their interest again.
+                for h in host.consumers.values() {
+                    let subject = h.c.config().deliver_subject.clone();
+                    if !subject.is_empty() {
+                        out.push(JsOut::Watch { subject, watch: true });
+                    }
+                }
+                self.install(host);
+            }
+            Err(t) => {
+                notes.push(RecoveryNote { stream: name.into(), consumer: None, text: t.clone() });
+                self.failed.insert(name.to_string(), t);
+            }
+        }
+        self.notes.extend(notes);
+    }
+
+    /// Notes produced since the last call (persistence failures, reopened streams), for the log.
+    pub fn take_notes(&mut self) -> Vec<RecoveryNote> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Local interest in `subject` changed: push consumers whose `deliver_subject` it is
+    /// become active or inactive; with `active == false`, pull requests waiting with
+    /// `subject` as their reply inbox are dropped (the client went away).
+    pub fn on_interest(&mut self, now_ns: i64, subject: &str, active: bool, out: &mut Vec<JsOut>) {
+        for host in self.streams.values_mut() {
+            let names: Vec<String> = host.consumers.keys().cloned().collect();
+            for n in names {
+                host.with_consumer(now_ns, &n, out, |c, v, now| {
+                    if c.config().deliver_subject == subject {
+                        c.set_push_active(now, active, v);
+                    } else if !active && !c.config().is_push() {
+                        c.cancel_requests(now, |r| r == subject);
+                    }
+                });
+            }
+        }
+        self.reap();
+        self.check();
+    }
+
+    /// Drive time: stream expiry (`max_age`, TTLs, dedup window), consumer deadlines
+    /// (redelivery, request expiry, heartbeats, inactivity), file store cache expiry.
+    pub fn tick(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        for host in self.streams.values_mut() {
+            let before = host.stream.store_state();
+            if host.stream.tick(now_ns).is_err() {
+                host.dirty = true;
+            }
+            let after = host.stream.store_state();
+            if after.msgs != before.msgs {
+                host.dirty |= host.is_file();
+                if host.unsynced.is_empty() {
+                    host.resync_consumers(now_ns, out);
+                } else {
+                    host.resync = true;
+                }
+            }
+            if let Some(fs) = host.stream.store_mut().file_mut() {
+                let _ = fs.tick(Duration::from_nanos(now_ns.max(0) as u64));
+            }
+            let names: Vec<String> = host.consumers.keys().cloned().collect();
+            for n in names {
+                let due = host.consumers.get(&n).and_then(|h| h.c.next_deadline()).is_some_and(|d| d <= now_ns);
+                if due {
+                    host.with_consumer(now_ns, &n, out, |c, v, now| c.tick(now, v));
+                }
+            }
+        }
+        self.poll(now_ns, out);
+    }
+
+    /// The earliest time [`JetStream::tick`] has work (ns), if any.
+    pub fn next_deadline(&mut self) -> Option<i64> {
+        let mut t: Option<i64> = None;
+        for host in self.streams.values_mut() {
+            for d in [host.stream.next_deadline()]
+                .into_iter()
+                .chain(host.consumers.values().map(|h| h.c.next_deadline()))
+                .flatten()
+            {
+                t = Some(t.map_or(d, |t| t.min(d)));
+            }
+        }
+        t
+    }
+
+    /// Answer queued API requests and let consumers blocked on `consumer.inflight`
+    /// deliver again (call after dropping [`JsOut::Deliver`] charges).
+    pub fn poll(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        self.run_api(now_ns, out);
+        for host in self.streams.values_mut() {
+            let blocked: Vec<String> =
+                host.consumers.iter().filter(|(_, h)| h.c.blocked_on_inflight()).map(|(n, _)| n.clone()).collect();
+            for n in blocked {
+                host.with_consumer(now_ns, &n, out, |c, v, now| c.poll(now, v));
+            }
+        }
+        self.reap();
+        self.check();
+    }
+
+    /// Deliver subjects of push consumers, whose interest the shell must report through
+    /// [`JetStream::on_interest`] (call after [`JetStream::open`]; later changes come as
+    /// [`JsOut::Watch`]).
+    pub fn watched_subjects(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .streams
+            .values()
+            .flat_map(|h| h.consumers.values().map(|c| c.c.config().deliver_subject.clone()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Names of the streams in service.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.streams.keys().cloned().collect()
+    }
+
+    /// Streams that could not be opened, with the reason.
+    pub fn failed_streams(&self) -> &BTreeMap<String, String> {
+        &self.failed
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &JsConfig {
+        &self.cfg
+    }
+
+    fn check(&self) {
+        #[cfg(any(test, debug_assertions))]
+        self.invariants();
+    }
+
+    /// Check the engine's consistency (panics on a violation): every stream routes
+    /// exactly its subjects, no stream is both in service and failed, each host shows
+    /// consumers only durable messages, its consumers are registered with the stream,
+    /// and every stream and consumer passes its own invariants.
+    pub fn invariants(&self) {
+        assert_eq!(self.route_ids.len(), self.streams.len(), "routed streams differ from streams in service");
+        for (name, host) in &self.streams {
+            assert!(!self.failed.contains_key(name), "stream {name} is both in service and failed");
+            assert_eq!(host.name(), name);
+            let ids = &self.route_ids[name];
+            assert_eq!(ids.len(), host.stream.config().subjects.len(), "stream {name} routes other subjects");
+            for id in ids {
+                assert_eq!(self.routes.get(*id).map(String::as_str), Some(name.as_str()));
+            }
+            let st = host.stream.store_state();
+            assert!(host.visible <= st.last_seq, "stream {name} shows unassigned sequences");
+            if !host.is_file() {
+                assert!(host.unsynced.is_empty() && host.acks.is_empty(), "memory stream {name} waits for a sync");
+            }
+            assert!(
+                host.unsynced.iter().all(|(s, _)| *s > host.visible),
+                "stream {name}: an unsynced message is visible"
+            );
+            assert_eq!(host.stream.consumer_count(), host.consumers.len(), "stream {name}: consumer registry differs");
+            assert!(host.gone.is_empty(), "stream {name}: removed consumers' files were not reaped");
+            host.stream.invariants();
+            for (cname, h) in &host.consumers {
+                assert_eq!(h.c.name(), cname);
+                h.c.invariants();
+            }
+        }
+        assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
+    }
+}
+
+/// The shell keeps the engine behind a lock shared by connection tasks.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<JetStream>();
+};
