@@ -49,7 +49,10 @@ fn assert_shrinks(bug: Bug, scenario: &str) {
     let again = harness::run(&shrunk.input);
     assert!(again.violations.iter().any(|v| v.invariant == bug.invariant()), "{:?}", again.violations);
     assert_eq!(again.hash, shrunk.report.hash, "the shrunk run does not replay identically");
-    assert_eq!(again.trace.header.schedule.as_deref(), Some(weir_sim::schedule::to_json(&shrunk.input.schedule()).as_str()));
+    assert_eq!(
+        again.trace.header.schedule.as_deref(),
+        Some(weir_sim::schedule::to_json(&shrunk.input.schedule()).as_str())
+    );
 }
 
 #[test]
