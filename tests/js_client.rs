@@ -1692,7 +1692,7 @@ async fn consumer_reset_moves_the_start() {
     assert_eq!((r.reset_seq, r.info.num_pending, r.info.ack_floor.stream_sequence), (4, 2, 3));
     let got = batch(&c, 1, Duration::from_secs(2)).await;
     assert_eq!(text(&got[0]), "m4");
-    got[0].ack().await.unwrap();
+    got[0].double_ack().await.unwrap();
     assert_eq!(c.reset(None).await.expect("reset to the floor").reset_seq, 5);
     let b: consumer::PullConsumer = s
         .create_consumer(pull::Config {
