@@ -577,7 +577,8 @@ mod tests {
 
     #[test]
     fn jetstream_limits_block() {
-        let c = parse("jetstream { limits { max_request_batch: 100, max_ack_pending: 20, max_ha_assets: 2 } }\n").unwrap();
+        let c =
+            parse("jetstream { limits { max_request_batch: 100, max_ack_pending: 20, max_ha_assets: 2 } }\n").unwrap();
         assert_eq!((c.jetstream.max_request_batch, c.jetstream.max_ack_pending), (Some(100), Some(20)));
         assert!(parse("jetstream { limits { nope: 1 } }\n").unwrap_err().contains("unknown field \"nope\""));
         assert!(parse("jetstream { limits: 5 }\n").unwrap_err().contains("Expected a map"));

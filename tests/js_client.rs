@@ -1607,7 +1607,10 @@ async fn priority_groups_pinned_overflow_prioritized() {
     // The group must be one of the consumer's.
     raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"B"}"#).await;
     let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
-    assert_eq!((m.status.map(u16::from), m.description.as_deref()), (Some(400), Some("Bad Request - Invalid Priority Group")));
+    assert_eq!(
+        (m.status.map(u16::from), m.description.as_deref()),
+        (Some(400), Some("Bad Request - Invalid Priority Group"))
+    );
 
     // overflow: a request with min_pending waits until that many messages are pending.
     let s2 = js.create_stream(file_stream(&format!("{name}O"), &format!("{p}o.>"))).await.expect("create");
@@ -1622,8 +1625,14 @@ async fn priority_groups_pinned_overflow_prioritized() {
         .expect("overflow consumer");
     let inbox = c.new_inbox();
     let mut sub = c.subscribe(inbox.clone()).await.unwrap();
-    raw_pull(&c, &format!("{name}O"), "over", &inbox, r#"{"batch":1,"expires":5000000000,"group":"A","min_pending":3}"#)
-        .await;
+    raw_pull(
+        &c,
+        &format!("{name}O"),
+        "over",
+        &inbox,
+        r#"{"batch":1,"expires":5000000000,"group":"A","min_pending":3}"#,
+    )
+    .await;
     publish(&js, &format!("{p}o.1"), "1").await;
     publish(&js, &format!("{p}o.2"), "2").await;
     assert!(timeout(Duration::from_millis(300), sub.next()).await.is_err(), "2 pending is below the mark");
@@ -1645,8 +1654,10 @@ async fn priority_groups_pinned_overflow_prioritized() {
     let (low, high) = (c.new_inbox(), c.new_inbox());
     let mut low_sub = c.subscribe(low.clone()).await.unwrap();
     let mut high_sub = c.subscribe(high.clone()).await.unwrap();
-    raw_pull(&c, &format!("{name}P"), "prio", &low, r#"{"batch":1,"expires":5000000000,"group":"A","priority":5}"#).await;
-    raw_pull(&c, &format!("{name}P"), "prio", &high, r#"{"batch":1,"expires":5000000000,"group":"A","priority":0}"#).await;
+    raw_pull(&c, &format!("{name}P"), "prio", &low, r#"{"batch":1,"expires":5000000000,"group":"A","priority":5}"#)
+        .await;
+    raw_pull(&c, &format!("{name}P"), "prio", &high, r#"{"batch":1,"expires":5000000000,"group":"A","priority":0}"#)
+        .await;
     publish(&js, &format!("{p}p.1"), "first").await;
     let m = timeout(WAIT, high_sub.next()).await.unwrap().unwrap();
     assert_eq!(&m.payload[..], b"first");

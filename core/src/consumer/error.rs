@@ -218,9 +218,7 @@ impl ConsumerError {
             AckWaitNegative => "consumer ack wait needs to be positive".into(),
             BackoffNegative => "consumer backoff needs to be positive".into(),
             PushWithPriorityGroup => "priority groups can not be used with push consumers".into(),
-            PriorityPolicyWithoutGroup => {
-                "Setting PriorityPolicy requires at least one PriorityGroup to be set".into()
-            }
+            PriorityPolicyWithoutGroup => "Setting PriorityPolicy requires at least one PriorityGroup to be set".into(),
             EmptyGroupName => "Group name cannot be an empty string".into(),
             InvalidGroupName => {
                 "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters".into()

@@ -16,6 +16,7 @@
 //! | time passed (at [`Consumer::next_deadline`]) | [`Consumer::tick`] |
 //! | inflight charges were dropped, or appends arrived | [`Consumer::poll`] |
 //! | `CONSUMER.PAUSE`, update, delete | [`Consumer::pause`], [`Consumer::update_config`], [`Consumer::delete`] |
+//! | `CONSUMER.UNPIN` (priority groups), `CONSUMER.RESET` | [`Consumer::unpin`], [`Consumer::reset`] |
 //!
 //! Effects ([`Effect`]): deliveries (each holding an [`InflightCharge`] the shell drops once
 //! the message is in the client's outbound buffer), status-only messages (404/408/409/100

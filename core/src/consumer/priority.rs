@@ -219,7 +219,8 @@ fn pin_id(stream: &str, consumer: &str, now_ns: i64, n: u64) -> String {
 /// `block` (a header block, possibly empty) with `key: value` appended, as nats-server's
 /// `genHeader`.
 pub fn add_header(block: &[u8], key: &str, value: &str) -> Vec<u8> {
-    let mut out = if block.ends_with(b"\r\n\r\n") { block[..block.len() - 2].to_vec() } else { b"NATS/1.0\r\n".to_vec() };
+    let mut out =
+        if block.ends_with(b"\r\n\r\n") { block[..block.len() - 2].to_vec() } else { b"NATS/1.0\r\n".to_vec() };
     out.extend_from_slice(format!("{key}: {value}\r\n\r\n").as_bytes());
     out
 }

@@ -161,7 +161,10 @@ mod tests {
             .unwrap()
             .group
             .unwrap();
-        assert_eq!((g.group.as_str(), g.min_pending, g.min_ack_pending, g.id.as_str(), g.priority), ("A", 5, 0, "p", 2));
+        assert_eq!(
+            (g.group.as_str(), g.min_pending, g.min_ack_pending, g.id.as_str(), g.priority),
+            ("A", 5, 0, "p", 2)
+        );
     }
 
     #[test]

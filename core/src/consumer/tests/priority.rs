@@ -118,9 +118,8 @@ fn unpin_releases_the_pin_for_the_next_request() {
 
 #[test]
 fn overflow_serves_a_request_only_past_its_marks() {
-    let mut h = H::new(
-        r#"{"durable_name":"w","ack_policy":"explicit","priority_policy":"overflow","priority_groups":["A"]}"#,
-    );
+    let mut h =
+        H::new(r#"{"durable_name":"w","ack_policy":"explicit","priority_policy":"overflow","priority_groups":["A"]}"#);
     h.pull("_INBOX.over", r#"{"batch":10,"expires":30000000000,"group":"A","min_pending":3}"#);
     h.publish("orders.1");
     assert!(h.deliveries().is_empty(), "1 pending is below min_pending 3");
@@ -174,7 +173,10 @@ fn pull_requests_are_checked_against_the_policy() {
     plain.pull("_INBOX.x", r#"{"batch":1,"expires":30000000000,"group":"A","id":"x"}"#);
     assert_eq!(
         plain.statuses(),
-        vec![("_INBOX.x".to_string(), "NATS/1.0 400 Bad Request - Not a Pinned Client Priority consumer\r\n\r\n".into())]
+        vec![(
+            "_INBOX.x".to_string(),
+            "NATS/1.0 400 Bad Request - Not a Pinned Client Priority consumer\r\n\r\n".into()
+        )]
     );
     plain.pull("_INBOX.y", r#"{"batch":1,"expires":30000000000,"group":"whatever"}"#);
     assert!(plain.statuses().is_empty(), "a plain consumer ignores the group name");
@@ -186,7 +188,9 @@ fn priority_config_defaults_and_errors() {
     let c = cfg(r#"{"durable_name":"w","priority_policy":"pinned_client","priority_groups":["A"]}"#).unwrap();
     assert_eq!(c.priority_timeout, DEFAULT_PINNED_TTL_NS);
     let out = serde_json::to_string(&c).unwrap();
-    assert!(out.contains(r#""priority_groups":["A"],"priority_policy":"pinned_client","priority_timeout":120000000000"#));
+    assert!(
+        out.contains(r#""priority_groups":["A"],"priority_policy":"pinned_client","priority_timeout":120000000000"#)
+    );
     let plain = serde_json::to_string(&cfg(r#"{"durable_name":"w"}"#).unwrap()).unwrap();
     assert!(!plain.contains("priority"), "{plain}");
     let e = |j: &str| cfg(j).unwrap_err().err_code();
@@ -194,7 +198,10 @@ fn priority_config_defaults_and_errors() {
     assert_eq!(e(r#"{"durable_name":"w","priority_groups":["A"]}"#), 10196);
     assert_eq!(e(r#"{"durable_name":"w","priority_timeout":5}"#), 10197);
     assert_eq!(e(r#"{"durable_name":"w","priority_policy":"overflow","priority_groups":["a.b"]}"#), 10162);
-    assert_eq!(e(r#"{"durable_name":"w","deliver_subject":"d","priority_policy":"overflow","priority_groups":["A"]}"#), 10178);
+    assert_eq!(
+        e(r#"{"durable_name":"w","deliver_subject":"d","priority_policy":"overflow","priority_groups":["A"]}"#),
+        10178
+    );
     assert!(serde_json::from_str::<ConsumerConfig>(r#"{"priority_policy":"bogus"}"#).is_err());
 }
 
@@ -207,8 +214,14 @@ fn server_limits_default_and_cap_pull_consumers() {
     assert_eq!((c.max_batch, c.max_ack_pending), (100, 50));
     assert_eq!(cfg(r#"{"durable_name":"w","max_batch":7}"#).unwrap().max_batch, 7);
     let e = cfg(r#"{"durable_name":"w","max_batch":101}"#).unwrap_err();
-    assert_eq!((e.err_code(), e.description().as_str()), (10125, "consumer max request batch exceeds server limit of 100"));
-    assert_eq!(cfg(r#"{"durable_name":"w","ack_policy":"explicit","max_ack_pending":51}"#).unwrap_err().err_code(), 10121);
+    assert_eq!(
+        (e.err_code(), e.description().as_str()),
+        (10125, "consumer max request batch exceeds server limit of 100")
+    );
+    assert_eq!(
+        cfg(r#"{"durable_name":"w","ack_policy":"explicit","max_ack_pending":51}"#).unwrap_err().err_code(),
+        10121
+    );
     let push = cfg(r#"{"durable_name":"p","deliver_subject":"d","ack_policy":"explicit"}"#).unwrap();
     assert_eq!(push.max_batch, 0, "push consumers take no batch limit");
 }
@@ -233,7 +246,10 @@ fn reset_moves_the_start_and_forgets_the_pending() {
     assert_eq!((d.stream_seq, d.consumer_seq), (4, 1), "consumer sequences start over");
     // The persisted state resumes there.
     let st = h.c.state();
-    assert_eq!((st.delivered, st.ack_floor.stream_seq, st.pending.len()), (SeqPair { consumer_seq: 1, stream_seq: 4 }, 3, 1));
+    assert_eq!(
+        (st.delivered, st.ack_floor.stream_seq, st.pending.len()),
+        (SeqPair { consumer_seq: 1, stream_seq: 4 }, 3, 1)
+    );
 
     let mut by_seq = H::with(
         r#"{"durable_name":"w","ack_policy":"explicit","deliver_policy":"by_start_sequence","opt_start_seq":3}"#,
@@ -242,7 +258,8 @@ fn reset_moves_the_start_and_forgets_the_pending() {
     );
     assert_eq!(by_seq.c.reset(by_seq.now, 2, &mut by_seq.r), Err("below start seq".into()));
     assert_eq!(by_seq.c.reset(by_seq.now, 3, &mut by_seq.r), Ok(3));
-    let mut last = H::with(r#"{"durable_name":"w","deliver_policy":"last"}"#, ConsumerOptions::default(), &["orders.1"]);
+    let mut last =
+        H::with(r#"{"durable_name":"w","deliver_policy":"last"}"#, ConsumerOptions::default(), &["orders.1"]);
     assert_eq!(last.c.reset(last.now, 1, &mut last.r), Err("not allowed".into()));
     assert_eq!(last.c.reset(last.now, 0, &mut last.r), Ok(1), "0 is always allowed");
 }

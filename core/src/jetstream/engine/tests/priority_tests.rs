@@ -64,7 +64,10 @@ fn reset_answers_like_nats_server() {
     for i in 0..5 {
         h.publish(&format!("s.{i}"), b"", b"x");
     }
-    h.api("$JS.API.CONSUMER.CREATE.S.c", r#"{"stream_name":"S","config":{"durable_name":"c","ack_policy":"explicit"}}"#);
+    h.api(
+        "$JS.API.CONSUMER.CREATE.S.c",
+        r#"{"stream_name":"S","config":{"durable_name":"c","ack_policy":"explicit"}}"#,
+    );
     let r = h.api("$JS.API.CONSUMER.RESET.S.c", r#"{"seq":3}"#);
     assert_eq!(r["type"], "io.nats.jetstream.api.v1.consumer_reset_response");
     assert_eq!((r["reset_seq"].as_u64(), r["name"].as_str()), (Some(3), Some("c")), "{r}");
@@ -109,6 +112,7 @@ fn server_limits_reach_new_consumers() {
     h.create_stream(r#"{"name":"S","subjects":["s.>"]}"#);
     let c = h.api("$JS.API.CONSUMER.CREATE.S.c", r#"{"stream_name":"S","config":{"durable_name":"c"}}"#);
     assert_eq!(c["config"]["max_batch"], 100);
-    let e = h.api("$JS.API.CONSUMER.CREATE.S.d", r#"{"stream_name":"S","config":{"durable_name":"d","max_batch":500}}"#);
+    let e =
+        h.api("$JS.API.CONSUMER.CREATE.S.d", r#"{"stream_name":"S","config":{"durable_name":"d","max_batch":500}}"#);
     assert_eq!(err_code(&e), 10125);
 }
