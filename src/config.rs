@@ -561,6 +561,8 @@ mod tests {
                 max_file: Some(10_000_000_000),
                 strict: Some(false),
                 domain: None,
+                max_request_batch: None,
+                max_ack_pending: None,
             }
         );
         assert_eq!(c.pid_file, Some("/tmp/w.pid".into()));
