@@ -75,7 +75,8 @@ impl SubjectTransform {
                 parts.push(Part::Rest);
             } else if *t == "*" {
                 return Err(bad("'*' is not allowed, use $N or {{wildcard(N)}}"));
-            } else if let Some(n) = t.strip_prefix('$') {
+            } else if let Some(n) = t.strip_prefix('$').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+                // `$1`; a token such as `$KV` is a literal.
                 parts.push(Part::Wildcard(wildcard_ref(n)?));
             } else if let Some(inner) = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")) {
                 let inner = inner.trim();
@@ -154,6 +155,8 @@ mod tests {
         let t = SubjectTransform::new("orders.*.*", "by.{{wildcard(2)}}.$1").unwrap();
         assert_eq!(t.apply("orders.eu.42").as_deref(), Some("by.42.eu"));
         assert_eq!(t.apply("orders.eu"), None);
+        let t = SubjectTransform::new("A.>", "$KV.test.>").unwrap();
+        assert_eq!(t.apply("A.orange").as_deref(), Some("$KV.test.orange"));
         let t = SubjectTransform::new("stream2.foo.>", "foo.>").unwrap();
         assert_eq!(t.apply("stream2.foo.x.y").as_deref(), Some("foo.x.y"));
         let t = SubjectTransform::new("p.*", "part.{{partition(3,1)}}.$1").unwrap();
