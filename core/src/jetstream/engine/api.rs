@@ -338,22 +338,29 @@ impl JetStream {
     }
 
     /// New `consumer_limits` must not be below what an existing consumer of `name` runs
-    /// with, as nats-server refuses the update: 10052 "consumer \"C\" exceeds new
-    /// limits" when its `max_ack_pending` is above the new limit, or its
-    /// `inactive_threshold` is above it (a durable without one counts as unlimited).
+    /// with, as nats-server refuses the update: 500/10069 "change to limits violates
+    /// consumers: C1, C2" (nats-server 2.15.1's text, checked by tests/js_client.rs)
+    /// naming each consumer whose `max_ack_pending` is above the new limit, or whose
+    /// `inactive_threshold` is (a durable without one counts as unlimited).
     fn check_consumer_limits(&self, name: &str, cfg: &crate::stream::StreamConfig) -> Result<(), ApiError> {
         let lim = &cfg.consumer_limits;
         let Some(h) = self.streams.get(name) else { return Ok(()) };
-        for (cname, c) in &h.consumers {
-            let cc = c.c.config();
-            let over_ack = lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
-            let over_inactive = lim.inactive_threshold > 0
-                && (cc.inactive_threshold <= 0 || cc.inactive_threshold > lim.inactive_threshold);
-            if over_ack || over_inactive {
-                return Err(ApiError::stream_invalid_config(format!("consumer {cname:?} exceeds new limits")));
-            }
+        let over: Vec<&str> = h
+            .consumers
+            .iter()
+            .filter(|(_, c)| {
+                let cc = c.c.config();
+                let ack = lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
+                let inactive = lim.inactive_threshold > 0
+                    && (cc.inactive_threshold <= 0 || cc.inactive_threshold > lim.inactive_threshold);
+                ack || inactive
+            })
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if over.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        Err(ApiError::stream_update(format!("change to limits violates consumers: {}", over.join(", "))))
     }
 
     fn stream_info(&mut self, now_ns: i64, name: &str, body: &[u8]) -> ApiResult {

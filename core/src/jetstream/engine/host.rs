@@ -151,6 +151,11 @@ impl StreamHost {
         let before = self.stream.store_state();
         let stored_subject = self.features.stored_subject(subject);
         let subject = stored_subject.as_str();
+        // Republish reports the subject's previous sequence (`Nats-Last-Sequence`).
+        let subject_last = match self.features.republish {
+            Some(_) => self.stream.load_last(subject).ok().flatten().map_or(0, |m| m.seq),
+            None => 0,
+        };
         let r = self.stream.publish(now_ns, subject, headers, payload);
         let after = self.stream.store_state();
         let ack = match r {
@@ -167,7 +172,7 @@ impl StreamHost {
         };
         if ack.stored
             && let Some(m) =
-                self.features.republished(self.name(), ack.seq, before.last_seq, now_ns, subject, headers, payload)
+                self.features.republished(self.name(), ack.seq, subject_last, now_ns, subject, headers, payload)
         {
             out.push(JsOut::Publish(m));
         }

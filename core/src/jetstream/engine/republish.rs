@@ -32,7 +32,8 @@ impl Features {
     /// The republished copy of a message stored at `seq` on `subject` (`None` when the
     /// subject does not match `src`): on the mapped `dest`, with the message's own
     /// headers followed by `Nats-Stream`, `Nats-Subject`, `Nats-Sequence`,
-    /// `Nats-Time-Stamp`, `Nats-Last-Sequence` (the stream's previous last sequence)
+    /// `Nats-Time-Stamp`, `Nats-Last-Sequence` (`last_seq`: the subject's previous
+    /// sequence, 0 for its first message, as nats-server 2.15.1 sends it)
     /// and, with `headers_only`, `Nats-Msg-Size` and no payload, as nats-server's
     /// `processJetStreamMsg` sends it.
     #[allow(clippy::too_many_arguments)]

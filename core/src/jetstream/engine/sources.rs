@@ -12,8 +12,9 @@
 //! - **How it is stored**: through the target's publish path (its limits, retention,
 //!   transform and republish apply), with the origin's `Nats-Expected-*` headers
 //!   dropped. A mirror keeps the origin's headers and sequences ([`Stream::skip_to`]);
-//!   a source's copy carries `Nats-Stream-Source: <origin> <seq> <filter> <dest>` as
-//!   nats-server 2.10+ writes it (`>` for no filter / no mapping).
+//!   a source's copy carries `Nats-Stream-Source: <origin> <seq> <filter> <dest>
+//!   <origin subject>` as nats-server 2.15 writes it (`>` for no filter / no mapping;
+//!   nats-server adds an ident token after it, which Weir does not write).
 //! - **Position after a restart** (or a reopened store): a mirror resumes after its
 //!   last sequence; a source after the newest `Nats-Stream-Source` of its own in the
 //!   target (a backward scan of the target, once per open, as nats-server's
@@ -90,9 +91,11 @@ impl Sourcing {
     }
 }
 
-/// The header value for origin sequence `seq`.
-fn source_header(iname: &(String, String, String), seq: u64) -> String {
-    format!("{} {seq} {} {}", iname.0, iname.1, iname.2)
+/// The header value for origin sequence `seq` of a message on `subject` in the
+/// origin: `<origin> <seq> <filters> <destinations> <subject>`, nats-server 2.15's
+/// layout without its trailing ident token (checked by tests/js_client.rs).
+fn source_header(iname: &(String, String, String), seq: u64, subject: &str) -> String {
+    format!("{} {seq} {} {} {subject}", iname.0, iname.1, iname.2)
 }
 
 /// The origin sequence a target message copied for `iname`, from its headers.
@@ -302,7 +305,7 @@ impl JetStream {
                 }
                 copy_headers(&m.headers, None)
             } else {
-                copy_headers(&m.headers, Some(source_header(&iname, m.seq)))
+                copy_headers(&m.headers, Some(source_header(&iname, m.seq, &m.subject)))
             };
             t.publish(now_ns, &subject, None, &headers, &m.payload, false, charge, out);
             if t.stream.store_failure().is_some() {
@@ -368,9 +371,9 @@ mod tests {
     #[test]
     fn source_header_round_trips() {
         let iname = ("ORIGIN".to_string(), ">".to_string(), ">".to_string());
-        let h = copy_headers(b"NATS/1.0\r\nNats-Expected-Stream: X\r\nK: v\r\n\r\n", Some(source_header(&iname, 7)));
+        let h = copy_headers(b"NATS/1.0\r\nNats-Expected-Stream: X\r\nK: v\r\n\r\n", Some(source_header(&iname, 7, "a.b")));
         let text = String::from_utf8(h.clone()).unwrap();
-        assert!(!text.contains("Expected") && text.contains("K: v") && text.contains("Nats-Stream-Source: ORIGIN 7 > >"));
+        assert!(!text.contains("Expected") && text.contains("K: v") && text.contains("Nats-Stream-Source: ORIGIN 7 > > a.b"));
         assert_eq!(sourced_seq(&h, &iname), Some(7));
         let other = ("ORIGIN".to_string(), "a.>".to_string(), ">".to_string());
         assert_eq!(sourced_seq(&h, &other), None);

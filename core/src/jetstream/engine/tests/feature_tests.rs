@@ -90,10 +90,10 @@ fn sources_filter_map_and_mark_their_copies() {
     assert_eq!(st["sources"].as_array().unwrap().len(), 2);
     let (_, subject, data, hdrs) = get(&mut h, "S", 1).unwrap();
     assert_eq!((subject.as_str(), data.as_str()), ("a.2", "one"));
-    assert!(hdrs.contains("Nats-Stream-Source: A 2 > >"), "{hdrs}");
+    assert!(hdrs.contains("Nats-Stream-Source: A 2 > > a.2"), "{hdrs}");
     let (_, subject, _, hdrs) = get(&mut h, "S", 2).unwrap();
     assert_eq!(subject, "from.b.x");
-    assert!(hdrs.contains("Nats-Stream-Source: B 1 b.x from.b.x"), "{hdrs}");
+    assert!(hdrs.contains("Nats-Stream-Source: B 1 b.x from.b.x b.x"), "{hdrs}");
     // New origin messages flow as they become durable; a restart resumes from the
     // headers (no duplicate, nothing missed).
     h.publish("a.3", b"", b"three");
@@ -115,7 +115,7 @@ fn file_sources_resume_from_their_headers_after_restart() {
     settle(&mut h);
     let st = h.api("$JS.API.STREAM.INFO.S", "")["state"].clone();
     assert_eq!(st["messages"], 4, "{st}");
-    assert!(get(&mut h, "S", 4).unwrap().3.contains("Nats-Stream-Source: A 4 > >"));
+    assert!(get(&mut h, "S", 4).unwrap().3.contains("Nats-Stream-Source: A 4 > > a.9"));
 }
 
 #[test]
@@ -153,6 +153,11 @@ fn subject_transform_and_republish() {
     let hdrs = String::from_utf8(rp.headers.clone()).unwrap();
     assert!(hdrs.starts_with("NATS/1.0\r\nK: v\r\nNats-Stream: R\r\nNats-Subject: source.1\r\nNats-Sequence: 1\r\n"), "{hdrs}");
     assert!(hdrs.contains("Nats-Last-Sequence: 0\r\n"), "{hdrs}");
+    h.send("source.2", None, b"", b"x");
+    let outs = h.send("source.1", None, b"", b"again");
+    let rp = outs.iter().find(|o| o.to == "dest.source.1").unwrap();
+    let hdrs = String::from_utf8(rp.headers.clone()).unwrap();
+    assert!(hdrs.contains("Nats-Sequence: 3\r\n") && hdrs.contains("Nats-Last-Sequence: 1\r\n"), "{hdrs}");
     let cycle = h.api("$JS.API.STREAM.CREATE.C", r#"{"name":"C","subjects":["c.>"],"republish":{"src":">","dest":"c.>"}}"#);
     assert_eq!(cycle["error"]["description"], "stream configuration for republish destination forms a cycle");
 }
@@ -202,8 +207,8 @@ fn update_below_a_consumers_limits_is_refused() {
         "$JS.API.STREAM.UPDATE.events",
         r#"{"name":"events","subjects":["events"],"consumer_limits":{"inactive_threshold":2000000000,"max_ack_pending":10}}"#,
     );
-    assert_eq!(err_code(&r), 10052);
-    assert_eq!(r["error"]["description"], r#"consumer "name" exceeds new limits"#);
+    assert_eq!((r["error"]["code"].as_u64(), err_code(&r)), (Some(500), 10069));
+    assert_eq!(r["error"]["description"], "change to limits violates consumers: name");
     let ok = h.api(
         "$JS.API.STREAM.UPDATE.events",
         r#"{"name":"events","subjects":["events"],"consumer_limits":{"max_ack_pending":5000}}"#,
