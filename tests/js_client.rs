@@ -1659,11 +1659,7 @@ async fn subject_transform_and_republish() {
     // Republish: every stored message also goes out on the mapped subject.
     let rp = format!("{name}_RP");
     js.create_stream(stream::Config {
-        republish: Some(stream::Republish {
-            source: ">".into(),
-            destination: format!("{p}rp.>"),
-            headers_only: false,
-        }),
+        republish: Some(stream::Republish { source: ">".into(), destination: format!("{p}rp.>"), headers_only: false }),
         ..file_stream(&rp, &format!("{p}r.>"))
     })
     .await
@@ -1685,7 +1681,8 @@ async fn subject_transform_and_republish() {
     publish(&js, &format!("{p}r.x"), "three").await;
     let m2 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
     let m3 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
-    let last = |m: &async_nats::Message| m.headers.as_ref().and_then(|h| h.get("Nats-Last-Sequence")).map(|v| v.to_string());
+    let last =
+        |m: &async_nats::Message| m.headers.as_ref().and_then(|h| h.get("Nats-Last-Sequence")).map(|v| v.to_string());
     assert_eq!((last(&m2), last(&m3)), (Some("0".to_string()), Some("1".to_string())));
     // A destination inside the stream's own subjects is a cycle (10052).
     let cyc = format!("{name}_CY");

@@ -253,7 +253,8 @@ mod tests {
         assert_eq!((e.code, e.err_code), (400, 10034));
         let e = cfg(json!({"name":"M","mirror":{"name":"O"},"sources":[{"name":"P"}]})).check_create(false);
         assert_eq!(e.unwrap_err().err_code, 10031);
-        let e = cfg(json!({"name":"M","mirror":{"name":"O","opt_start_seq":1,"opt_start_time":"2024-01-01T00:00:00Z"}}));
+        let e =
+            cfg(json!({"name":"M","mirror":{"name":"O","opt_start_seq":1,"opt_start_time":"2024-01-01T00:00:00Z"}}));
         assert_eq!(e.check_create(false).unwrap_err().err_code, 10032);
         let e = cfg(json!({"name":"M","mirror":{"name":"O","external":{"api":"$JS.HUB.API"}}}));
         assert!(e.check_create(false).unwrap_err().description.contains("external"));
@@ -263,7 +264,9 @@ mod tests {
         assert!(s.subjects.is_empty() && s.is_sourcing() && s.source_specs().len() == 2);
         let dup = cfg(json!({"name":"S","sources":[{"name":"A"},{"name":"A"}]})).check_create(false);
         assert_eq!(dup.unwrap_err().err_code, 10052);
-        let both = cfg(json!({"name":"S","sources":[{"name":"A","filter_subject":"x","subject_transforms":[{"src":"y","dest":"z"}]}]}));
+        let both = cfg(
+            json!({"name":"S","sources":[{"name":"A","filter_subject":"x","subject_transforms":[{"src":"y","dest":"z"}]}]}),
+        );
         assert_eq!(both.check_create(false).unwrap_err().err_code, 10052);
         let spec = s.source_specs()[1].clone();
         assert_eq!(spec.index_name(), ("B".into(), "b.>".into(), ">".into()));

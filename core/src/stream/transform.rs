@@ -75,7 +75,9 @@ impl SubjectTransform {
                 parts.push(Part::Rest);
             } else if *t == "*" {
                 return Err(bad("'*' is not allowed, use $N or {{wildcard(N)}}"));
-            } else if let Some(n) = t.strip_prefix('$').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            } else if let Some(n) =
+                t.strip_prefix('$').filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 // `$1`; a token such as `$KV` is a literal.
                 parts.push(Part::Wildcard(wildcard_ref(n)?));
             } else if let Some(inner) = t.strip_prefix("{{").and_then(|s| s.strip_suffix("}}")) {
@@ -122,8 +124,7 @@ impl SubjectTransform {
         }
         let stoks: Vec<&str> = self.src.split('.').collect();
         let toks: Vec<&str> = subject.split('.').collect();
-        let stars: Vec<&str> =
-            stoks.iter().zip(&toks).filter(|(s, _)| **s == "*").map(|(_, t)| *t).collect();
+        let stars: Vec<&str> = stoks.iter().zip(&toks).filter(|(s, _)| **s == "*").map(|(_, t)| *t).collect();
         let rest = if stoks.last() == Some(&">") { toks[stoks.len() - 1..].join(".") } else { String::new() };
         let mut out: Vec<String> = Vec::with_capacity(self.dest.len());
         for p in &self.dest {

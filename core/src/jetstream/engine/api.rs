@@ -350,7 +350,8 @@ impl JetStream {
             .iter()
             .filter(|(_, c)| {
                 let cc = c.c.config();
-                let ack = lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
+                let ack =
+                    lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
                 let inactive = lim.inactive_threshold > 0
                     && (cc.inactive_threshold <= 0 || cc.inactive_threshold > lim.inactive_threshold);
                 ack || inactive

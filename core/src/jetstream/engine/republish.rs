@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(m.subject.as_str(), "r.b");
         assert!(m.payload.is_empty());
         let h = String::from_utf8(m.headers.unwrap().to_vec()).unwrap();
-        assert!(h.starts_with("NATS/1.0\r\nK: v\r\nNats-Stream: S\r\nNats-Subject: a.b\r\nNats-Sequence: 5\r\n"), "{h}");
+        assert!(
+            h.starts_with("NATS/1.0\r\nK: v\r\nNats-Stream: S\r\nNats-Subject: a.b\r\nNats-Sequence: 5\r\n"),
+            "{h}"
+        );
         assert!(h.contains("Nats-Last-Sequence: 4\r\nNats-Msg-Size: 5\r\n\r\n"), "{h}");
         assert_eq!(f.stored_subject("a.b"), "a.b");
     }

@@ -344,7 +344,11 @@ impl JetStream {
                 }
                 if !r.spec.subject_transforms.is_empty() {
                     v["subject_transforms"] = json!(
-                        r.spec.subject_transforms.iter().map(|t| json!({"src": t.src, "dest": t.dest})).collect::<Vec<_>>()
+                        r.spec
+                            .subject_transforms
+                            .iter()
+                            .map(|t| json!({"src": t.src, "dest": t.dest}))
+                            .collect::<Vec<_>>()
                     );
                 }
                 v
@@ -371,9 +375,14 @@ mod tests {
     #[test]
     fn source_header_round_trips() {
         let iname = ("ORIGIN".to_string(), ">".to_string(), ">".to_string());
-        let h = copy_headers(b"NATS/1.0\r\nNats-Expected-Stream: X\r\nK: v\r\n\r\n", Some(source_header(&iname, 7, "a.b")));
+        let h =
+            copy_headers(b"NATS/1.0\r\nNats-Expected-Stream: X\r\nK: v\r\n\r\n", Some(source_header(&iname, 7, "a.b")));
         let text = String::from_utf8(h.clone()).unwrap();
-        assert!(!text.contains("Expected") && text.contains("K: v") && text.contains("Nats-Stream-Source: ORIGIN 7 > > a.b"));
+        assert!(
+            !text.contains("Expected")
+                && text.contains("K: v")
+                && text.contains("Nats-Stream-Source: ORIGIN 7 > > a.b")
+        );
         assert_eq!(sourced_seq(&h, &iname), Some(7));
         let other = ("ORIGIN".to_string(), "a.>".to_string(), ">".to_string());
         assert_eq!(sourced_seq(&h, &other), None);

@@ -23,7 +23,9 @@ fn get(h: &mut Harness, s: &str, seq: u64) -> Option<(u64, String, String, Strin
     let r = h.api(&format!("$JS.API.STREAM.MSG.GET.{s}"), &format!(r#"{{"seq":{seq}}}"#));
     let m = r.get("message")?;
     let b64 = |v: &Value| {
-        v.as_str().map(|s| String::from_utf8(crate::jetstream::base64::decode_base64(s).unwrap()).unwrap()).unwrap_or_default()
+        v.as_str()
+            .map(|s| String::from_utf8(crate::jetstream::base64::decode_base64(s).unwrap()).unwrap())
+            .unwrap_or_default()
     };
     Some((m["seq"].as_u64()?, m["subject"].as_str()?.to_string(), b64(&m["data"]), b64(&m["hdrs"])))
 }
@@ -151,14 +153,18 @@ fn subject_transform_and_republish() {
     let rp = outs.iter().find(|o| o.to == "dest.source.1").expect("republished at store time");
     assert_eq!(rp.payload, b"hello");
     let hdrs = String::from_utf8(rp.headers.clone()).unwrap();
-    assert!(hdrs.starts_with("NATS/1.0\r\nK: v\r\nNats-Stream: R\r\nNats-Subject: source.1\r\nNats-Sequence: 1\r\n"), "{hdrs}");
+    assert!(
+        hdrs.starts_with("NATS/1.0\r\nK: v\r\nNats-Stream: R\r\nNats-Subject: source.1\r\nNats-Sequence: 1\r\n"),
+        "{hdrs}"
+    );
     assert!(hdrs.contains("Nats-Last-Sequence: 0\r\n"), "{hdrs}");
     h.send("source.2", None, b"", b"x");
     let outs = h.send("source.1", None, b"", b"again");
     let rp = outs.iter().find(|o| o.to == "dest.source.1").unwrap();
     let hdrs = String::from_utf8(rp.headers.clone()).unwrap();
     assert!(hdrs.contains("Nats-Sequence: 3\r\n") && hdrs.contains("Nats-Last-Sequence: 1\r\n"), "{hdrs}");
-    let cycle = h.api("$JS.API.STREAM.CREATE.C", r#"{"name":"C","subjects":["c.>"],"republish":{"src":">","dest":"c.>"}}"#);
+    let cycle =
+        h.api("$JS.API.STREAM.CREATE.C", r#"{"name":"C","subjects":["c.>"],"republish":{"src":">","dest":"c.>"}}"#);
     assert_eq!(cycle["error"]["description"], "stream configuration for republish destination forms a cycle");
 }
 
@@ -171,7 +177,10 @@ fn direct_get_replaces_republished_headers() {
     let outs = h.send("$JS.API.DIRECT.GET.K", Some("_INBOX.d"), b"", br#"{"seq":1}"#);
     let d = outs.iter().find(|o| o.to == "_INBOX.d").unwrap();
     let text = String::from_utf8(d.headers.clone()).unwrap();
-    assert!(text.contains("X: y") && text.contains("Nats-Sequence: 1\r\n") && !text.contains("Nats-Sequence: 7"), "{text}");
+    assert!(
+        text.contains("X: y") && text.contains("Nats-Sequence: 1\r\n") && !text.contains("Nats-Sequence: 7"),
+        "{text}"
+    );
     assert_eq!(text.matches("Nats-Stream:").count(), 1, "{text}");
 }
 
@@ -201,7 +210,10 @@ fn max_age_leaves_subject_delete_markers() {
 fn update_below_a_consumers_limits_is_refused() {
     let mut h = Harness::new();
     h.create_stream(r#"{"name":"events","subjects":["events"]}"#);
-    let c = h.api("$JS.API.CONSUMER.DURABLE.CREATE.events.name", r#"{"stream_name":"events","config":{"durable_name":"name","ack_policy":"explicit"}}"#);
+    let c = h.api(
+        "$JS.API.CONSUMER.DURABLE.CREATE.events.name",
+        r#"{"stream_name":"events","config":{"durable_name":"name","ack_policy":"explicit"}}"#,
+    );
     assert!(c.get("error").is_none(), "{c}");
     let r = h.api(
         "$JS.API.STREAM.UPDATE.events",
