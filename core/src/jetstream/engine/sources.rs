@@ -27,8 +27,10 @@
 //!
 //! Differences from nats-server: no `external` sources (refused at config time), no
 //! flow control or consumer on the origin (the `consumer` field of 2.14 is kept and
-//! echoed but not used), and an origin message the target refuses (a limit, a TTL it
-//! does not allow) is skipped rather than retried.
+//! echoed but not used; so a source does not count as interest on an interest or
+//! workqueue origin, whose messages may go before they are copied), and an origin
+//! message the target refuses (a limit, a TTL it does not allow) is skipped rather than
+//! retried.
 //!
 //! [`Stream::skip_to`]: crate::stream::Stream::skip_to
 
@@ -255,7 +257,7 @@ impl JetStream {
             SourceMapping::Transforms(_) => ">".to_string(),
         };
         let mut batch: Vec<(StoredMsg, String)> = Vec::new();
-        let (mut from, mut bytes, mut cut) = (start, 0usize, false);
+        let (mut from, mut bytes, mut cut, mut failed) = (start, 0usize, false, false);
         loop {
             if batch.len() >= BATCH_MSGS || bytes >= BATCH_BYTES {
                 cut = true;
@@ -265,8 +267,9 @@ impl JetStream {
                 Ok(Some(m)) if m.seq <= visible => m,
                 Ok(_) => break,
                 Err(_) => {
-                    // The origin's store failed: keep the position and try again later.
-                    cut = true;
+                    // The origin's store failed: keep the position; the next input,
+                    // sync or tick tries again (no immediate wake-up, no busy loop).
+                    failed = true;
                     break;
                 }
             };
@@ -276,8 +279,8 @@ impl JetStream {
                 batch.push((m, subject));
             }
         }
-        if !cut {
-            // Nothing matching up to the durable end: the position is the end.
+        if !cut && !failed {
+            // Nothing more matching up to the durable end: the position is the end.
             from = from.max(visible + 1).max(start);
         }
         let origin_last = visible;
@@ -317,7 +320,10 @@ impl JetStream {
         if !stopped {
             next = next.max(from);
         }
-        if stopped || cut {
+        // A batch cut short made progress: tick at once to go on. A stop for lack of
+        // `stream.pending` room waits for the group commit, which pumps again when it
+        // is done (waking now would spin until then).
+        if cut && !stopped {
             self.source_wake = Some(now_ns);
         }
         let Some(run) = self.sourcing.get_mut(target).and_then(|s| s.runs.get_mut(i)) else { return false };
