@@ -103,6 +103,8 @@ pub const ROLLUP: &str = "Nats-Rollup";
 pub const MSG_TTL: &str = "Nats-TTL";
 /// `Nats-Marker-Reason` on subject delete markers (`MaxAge`).
 pub const MARKER_REASON: &str = "Nats-Marker-Reason";
+/// Most subjects checked for subject delete markers per expiry step.
+pub const MARKER_CHUNK: usize = 1024;
 /// Most sequences [`Stream::skip_to`] spends one by one.
 pub const MAX_MIRROR_SKIP: u64 = 4096;
 /// Largest header block a stream accepts (`math.MaxUint16`).
@@ -570,32 +572,43 @@ impl<S: MsgStore> Stream<S> {
         for seq in self.ttls.take_due(now_ns) {
             n += self.store.delete(seq).map_err(|e| self.store_err(e))? as u64;
         }
-        let aging = self.aging_subjects(now_ns).map_err(|e| self.store_err(e))?;
-        n += self.store.expire(now_ns).map_err(|e| self.store_err(e))?;
-        self.write_markers(now_ns, aging)?;
-        Ok(n)
+        if self.cfg.subject_delete_marker_ttl <= 0 || self.cfg.max_age <= 0 {
+            return Ok(n + self.store.expire(now_ns).map_err(|e| self.store_err(e))?);
+        }
+        // With markers: expire in chunks of at most MARKER_CHUNK subjects, so that the
+        // set of subjects to check is bounded however many messages age out at once.
+        let cutoff = now_ns.saturating_sub(self.cfg.max_age);
+        loop {
+            let (subjects, upto, done) = self.aging_subjects(cutoff).map_err(|e| self.store_err(e))?;
+            n += self.store.expire(upto.saturating_add(self.cfg.max_age)).map_err(|e| self.store_err(e))?;
+            self.write_markers(now_ns, subjects)?;
+            if done {
+                return Ok(n);
+            }
+        }
     }
 
-    /// With `subject_delete_marker_ttl`: the subjects of the (non-marker) messages that
-    /// `max_age` removes at `now_ns` (a pass over just those messages; the set lives for
-    /// this call only).
-    fn aging_subjects(&mut self, now_ns: i64) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    /// The subjects of the oldest (non-marker) messages at or before `cutoff`, at most
+    /// [`MARKER_CHUNK`] of them (never splitting one timestamp), the time up to which
+    /// they go, and whether that is all of them.
+    fn aging_subjects(&mut self, cutoff: i64) -> Result<(std::collections::BTreeSet<String>, i64, bool), StoreError> {
         let mut subjects = std::collections::BTreeSet::new();
-        if self.cfg.subject_delete_marker_ttl <= 0 || self.cfg.max_age <= 0 {
-            return Ok(subjects);
-        }
-        let cutoff = now_ns.saturating_sub(self.cfg.max_age);
         let mut from = 0;
+        let mut upto = i64::MIN;
         while let Some(m) = self.store.load_next(">", from)? {
             if m.ts_ns > cutoff {
                 break;
             }
+            if subjects.len() >= MARKER_CHUNK && m.ts_ns > upto {
+                return Ok((subjects, upto, false));
+            }
             if !is_marker(&m.headers) {
                 subjects.insert(m.subject);
             }
+            upto = m.ts_ns;
             from = m.seq + 1;
         }
-        Ok(subjects)
+        Ok((subjects, cutoff, true))
     }
 
     /// Subject delete markers, as nats-server writes them when `max_age` removed the

@@ -234,3 +234,20 @@ fn account_info_counts_a_request_after_answering_it() {
     assert_eq!(h.api("$JS.API.INFO", "")["api"]["total"], 0);
     assert_eq!(h.api("$JS.API.INFO", "")["api"]["total"], 1);
 }
+
+#[test]
+fn markers_for_many_subjects_come_in_bounded_steps() {
+    let mut h = Harness::new();
+    h.create_stream(
+        r#"{"name":"E","subjects":["e.>"],"storage":"memory","subject_delete_marker_ttl":1000000000,"max_age":1000000000}"#,
+    );
+    let n = crate::stream::MARKER_CHUNK * 2 + 7;
+    for i in 0..n {
+        h.send(&format!("e.{i}"), None, b"", b"x");
+    }
+    h.send("e.0", None, b"", b"second on e.0");
+    h.advance(SEC + 1_000_000_000);
+    // Every subject lost its last message to max_age: one marker each, nothing else left.
+    let st = h.api("$JS.API.STREAM.INFO.E", "")["state"].clone();
+    assert_eq!((st["messages"].as_u64(), st["num_subjects"].as_u64()), (Some(n as u64), Some(n as u64)), "{st}");
+}
