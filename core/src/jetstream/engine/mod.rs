@@ -66,7 +66,17 @@
 //!
 //! Counting a consumer's pending messages from inside a stream (after limit evictions
 //! on a lagging consumer, a purge, or a filtered restore) walks the messages between;
-//! from the head of the stream it uses the store's per-subject counts.
+//! from the head of the stream it uses the store's per-subject counts. A stream with
+//! sources finds where each source stopped by walking back from its last message to
+//! the newest copy of that source (once per open, and for a source added by an
+//! update): a stream with no copy of it yet is walked whole (`sources.rs`).
+//!
+//! # Stream features
+//!
+//! Subject transforms and republish (`republish.rs`) run on the publish path of
+//! a stream's host (`host.rs`); mirrors and sources (`sources.rs`) are pumped by the engine after
+//! every input, sync and tick; subject delete markers are written by the stream's
+//! expiry and shown to consumers by [`JetStream::tick`].
 
 mod anystore;
 mod api;
