@@ -279,6 +279,7 @@ impl JetStream {
         }
         let others = self.streams.values().flat_map(|h| h.stream.config().subjects.iter().map(String::as_str));
         check_subject_overlap(&checked.subjects, others).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let mut notes = Vec::new();
         let host = self
             .open_stream(checked.clone(), now_ns, now_ns, true, &mut notes)
@@ -306,6 +307,7 @@ impl JetStream {
         let old = self.host_mut(API, name)?.stream.config().clone();
         let checked = cfg.check_update(&old, pedantic).or_else(|e| err(API, e))?;
         self.check_consumer_limits(name, &checked).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let others = self
             .streams
             .iter()

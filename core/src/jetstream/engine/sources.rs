@@ -25,6 +25,9 @@
 //!   origin was last read, -1 while the origin does not exist), plus the
 //!   `filter_subject` / `subject_transforms` given.
 //!
+//! A config whose sources lead back to the stream itself is refused (10052 "stream
+//! sources form a cycle"), so no message is copied around a loop.
+//!
 //! Differences from nats-server: no `external` sources (refused at config time), no
 //! flow control or consumer on the origin (the `consumer` field of 2.14 is kept and
 //! echoed but not used; so a source does not count as interest on an interest or
@@ -331,6 +334,30 @@ impl JetStream {
         run.active = Some(now_ns);
         run.lag = origin_last.saturating_sub(next.saturating_sub(1));
         next != start
+    }
+
+    /// Refuse a config whose mirror or sources lead back to stream `name` through the
+    /// origins' own mirrors and sources (each message would be copied around the loop
+    /// forever): 10052 "stream sources form a cycle". Origins that do not exist yet are
+    /// followed no further (a later create of one is checked in turn).
+    pub(super) fn check_source_cycle(&self, name: &str, cfg: &StreamConfig) -> Result<(), crate::jetstream::ApiError> {
+        let origins = |c: &StreamConfig| -> Vec<String> {
+            c.mirror_spec().into_iter().chain(c.source_specs()).map(|s| s.name).collect()
+        };
+        let mut todo = origins(cfg);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(o) = todo.pop() {
+            if o == name {
+                return Err(crate::jetstream::ApiError::stream_invalid_config("stream sources form a cycle"));
+            }
+            if !seen.insert(o.clone()) {
+                continue;
+            }
+            if let Some(h) = self.streams.get(&o) {
+                todo.extend(origins(h.stream.config()));
+            }
+        }
+        Ok(())
     }
 
     /// `mirror` / `sources` for stream `name`'s info (see the module docs for the fields).

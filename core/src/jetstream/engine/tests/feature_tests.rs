@@ -251,3 +251,17 @@ fn markers_for_many_subjects_come_in_bounded_steps() {
     let st = h.api("$JS.API.STREAM.INFO.E", "")["state"].clone();
     assert_eq!((st["messages"].as_u64(), st["num_subjects"].as_u64()), (Some(n as u64), Some(n as u64)), "{st}");
 }
+
+#[test]
+fn source_cycles_are_refused() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"A","subjects":["a"]}"#);
+    h.create_stream(r#"{"name":"B","sources":[{"name":"A"}]}"#);
+    h.create_stream(r#"{"name":"C","sources":[{"name":"B"}]}"#);
+    let r = h.api("$JS.API.STREAM.UPDATE.A", r#"{"name":"A","subjects":["a"],"sources":[{"name":"C"}]}"#);
+    assert_eq!((err_code(&r), r["error"]["description"].as_str()), (10052, Some("stream sources form a cycle")));
+    // A source whose origin does not exist yet is fine.
+    h.create_stream(r#"{"name":"D","sources":[{"name":"LATER"}]}"#);
+    let r = h.api("$JS.API.STREAM.CREATE.LATER", r#"{"name":"LATER","sources":[{"name":"D"}]}"#);
+    assert_eq!(err_code(&r), 10052);
+}
