@@ -1747,3 +1747,198 @@ async fn server_limits_cap_pull_consumers() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn mirrors_and_sources() {
+    let test = "mirror";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let origin = sname(test);
+    let p = subj(test);
+    js.create_stream(file_stream(&origin, &format!("{p}.>"))).await.unwrap();
+    publish(&js, &format!("{p}.a"), "skipped").await;
+    publish(&js, &format!("{p}.b"), "data").await;
+    // A mirror from sequence 2: no subjects of its own, the origin's sequences.
+    let mirror = format!("{origin}_M");
+    let source = |name: &str| stream::Source { name: name.to_string(), ..Default::default() };
+    let m = js
+        .create_stream(stream::Config {
+            name: mirror.clone(),
+            mirror: Some(stream::Source { start_sequence: Some(2), ..source(&origin) }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(m.cached_info().config.subjects.is_empty(), "{:?}", m.cached_info().config.subjects);
+    let cons = m.create_consumer(pull_durable("m")).await.unwrap();
+    let got = batch(&cons, 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((text(&got[0]), got[0].info().unwrap().stream_sequence), ("data".to_string(), 2));
+    eventually("the mirror reports its origin with no lag", || async {
+        let info = js.get_stream(&mirror).await.unwrap().get_info().await.unwrap();
+        match info.mirror {
+            Some(mi) if mi.name == origin && mi.lag == 0 && mi.active.is_some() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // Sources: one filtered, one mapped; each copy names its origin and sequence.
+    let sourced = format!("{origin}_S");
+    let s = js
+        .create_stream(stream::Config {
+            name: sourced.clone(),
+            sources: Some(vec![
+                stream::Source { filter_subject: Some(format!("{p}.b")), ..source(&origin) },
+                stream::Source {
+                    subject_transforms: vec![stream::SubjectTransform {
+                        source: format!("{p}.a"),
+                        destination: format!("{p}x.a"),
+                    }],
+                    ..source(&origin)
+                },
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cons = s.create_consumer(pull_durable("s")).await.unwrap();
+    let got = batch(&cons, 2, Duration::from_secs(5)).await;
+    let mut seen: Vec<(String, String, String)> = got
+        .iter()
+        .map(|m| {
+            let h = m.headers.as_ref().and_then(|h| h.get("Nats-Stream-Source")).map(|v| v.to_string());
+            (m.subject.to_string(), text(m), h.unwrap_or_default())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), (format!("{p}.b").as_str(), "data"));
+    // nats-server 2.15 writes `<origin> <seq> <filter> <dest> <subject> <ident>`; weir
+    // the same without the ident.
+    let fields = |h: &str| h.split(' ').take(5).collect::<Vec<_>>().join(" ");
+    assert_eq!(fields(&seen[0].2), format!("{origin} 2 {p}.b > {p}.b"), "{seen:?}");
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), (format!("{p}x.a").as_str(), "skipped"));
+    assert_eq!(fields(&seen[1].2), format!("{origin} 1 {p}.a {p}x.a {p}.a"), "{seen:?}");
+    let info = js.get_stream(&sourced).await.unwrap().get_info().await.unwrap();
+    assert_eq!(info.sources.len(), 2, "{:?}", info.sources);
+    // A mirror refuses subjects (400/10034).
+    let c = t.client().await;
+    let bad = api(
+        &c,
+        &format!("$JS.API.STREAM.CREATE.{origin}_X"),
+        &json!({"name": format!("{origin}_X"), "subjects": [format!("{p}y")], "mirror": {"name": origin}}).to_string(),
+    )
+    .await;
+    assert_eq!(err_codes(&bad), (400, 10034), "{bad}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn subject_transform_and_republish() {
+    let test = "republish";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js
+        .create_stream(stream::Config {
+            subject_transform: Some(stream::SubjectTransform {
+                source: format!("{p}.in.>"),
+                destination: format!("{p}.stored.>"),
+            }),
+            ..file_stream(&name, &format!("{p}.in.>"))
+        })
+        .await
+        .unwrap();
+    publish(&js, &format!("{p}.in.x"), "one").await;
+    assert_eq!(s.get_raw_message(1).await.unwrap().subject.as_str(), format!("{p}.stored.x"));
+    // Republish: every stored message also goes out on the mapped subject.
+    let rp = format!("{name}_RP");
+    js.create_stream(stream::Config {
+        republish: Some(stream::Republish { source: ">".into(), destination: format!("{p}rp.>"), headers_only: false }),
+        ..file_stream(&rp, &format!("{p}r.>"))
+    })
+    .await
+    .unwrap();
+    let mut sub = c.subscribe(format!("{p}rp.>")).await.unwrap();
+    c.flush().await.unwrap();
+    publish(&js, &format!("{p}r.x"), "hello").await;
+    let m = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    assert_eq!(m.subject.as_str(), format!("{p}rp.{p}r.x"));
+    assert_eq!(&m.payload[..], b"hello");
+    let h = m.headers.expect("republish headers");
+    assert_eq!(h.get("Nats-Stream").map(|v| v.to_string()), Some(rp.clone()));
+    assert_eq!(h.get("Nats-Subject").map(|v| v.to_string()), Some(format!("{p}r.x")));
+    assert_eq!(h.get("Nats-Sequence").map(|v| v.to_string()), Some("1".to_string()));
+    assert!(h.get("Nats-Time-Stamp").is_some());
+    assert_eq!(h.get("Nats-Last-Sequence").map(|v| v.to_string()), Some("0".to_string()));
+    // `Nats-Last-Sequence` is the subject's previous sequence (0 for its first).
+    publish(&js, &format!("{p}r.y"), "two").await;
+    publish(&js, &format!("{p}r.x"), "three").await;
+    let m2 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    let m3 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    let last =
+        |m: &async_nats::Message| m.headers.as_ref().and_then(|h| h.get("Nats-Last-Sequence")).map(|v| v.to_string());
+    assert_eq!((last(&m2), last(&m3)), (Some("0".to_string()), Some("1".to_string())));
+    // A destination inside the stream's own subjects is a cycle (10052).
+    let cyc = format!("{name}_CY");
+    let bad = api(
+        &c,
+        &format!("$JS.API.STREAM.CREATE.{cyc}"),
+        &json!({"name": cyc, "subjects": [format!("{p}c.>")], "republish": {"src": ">", "dest": format!("{p}c.>")}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(err_codes(&bad).1, 10052, "{bad}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn subject_delete_markers_after_max_age() {
+    let test = "markers";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js
+        .create_stream(stream::Config {
+            allow_message_ttl: true,
+            allow_direct: true,
+            subject_delete_marker_ttl: Some(Duration::from_secs(1)),
+            max_age: Duration::from_secs(1),
+            ..file_stream(&name, &format!("{p}.>"))
+        })
+        .await
+        .unwrap();
+    publish(&js, &format!("{p}.k"), "v").await;
+    eventually("max_age leaves a MaxAge marker on the subject", || async {
+        match s.direct_get_last_for_subject(format!("{p}.k")).await {
+            Ok(m) if m.headers.get("Nats-Marker-Reason").map(|v| v.to_string()).as_deref() == Some("MaxAge") => {
+                if m.payload.is_empty() { Ok(()) } else { Err(format!("payload {:?}", m.payload)) }
+            }
+            Ok(m) => Err(format!("headers {:?}", m.headers)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn stream_update_below_consumer_limits() {
+    let test = "climits";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.unwrap();
+    s.create_consumer(pull_durable("name")).await.unwrap();
+    let body = json!({"name": name, "subjects": [format!("{p}.>")],
+        "consumer_limits": {"inactive_threshold": 2_000_000_000u64, "max_ack_pending": 10}});
+    let r = api(&c, &format!("$JS.API.STREAM.UPDATE.{name}"), &body.to_string()).await;
+    assert_eq!(err_codes(&r), (500, 10069), "{r}");
+    assert_eq!(err_desc(&r), "change to limits violates consumers: name", "{r}");
+    t.stop().await;
+}

@@ -230,7 +230,8 @@ impl JetStream {
                     storage_max_stream_bytes: -1,
                     max_bytes_required: false,
                 },
-                api: ApiLevel { level: super::API_LEVEL, total: self.stats.total + 1, errors: self.stats.errors },
+                // As nats-server: a request is counted after it is answered, so this one is not in it.
+                api: ApiLevel { level: super::API_LEVEL, total: self.stats.total, errors: self.stats.errors },
             },
         )
     }
@@ -248,6 +249,7 @@ impl JetStream {
         let h = self.streams.get_mut(name).ok_or_else(ApiError::stream_not_found)?;
         let mut info = h.stream.info(now_ns, dd, filter)?;
         info.cluster = Some(ClusterInfo { name: None, leader: Some(leader) });
+        (info.mirror, info.sources) = self.source_infos(name, now_ns);
         if info.state.last_seq == 0 && info.state.messages == 0 {
             // A stream never written to reports first_seq 0, as nats-server's.
             info.state.first_seq = 0;
@@ -277,6 +279,7 @@ impl JetStream {
         }
         let others = self.streams.values().flat_map(|h| h.stream.config().subjects.iter().map(String::as_str));
         check_subject_overlap(&checked.subjects, others).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let mut notes = Vec::new();
         let host = self
             .open_stream(checked.clone(), now_ns, now_ns, true, &mut notes)
@@ -303,6 +306,8 @@ impl JetStream {
         }
         let old = self.host_mut(API, name)?.stream.config().clone();
         let checked = cfg.check_update(&old, pedantic).or_else(|e| err(API, e))?;
+        self.check_consumer_limits(name, &checked).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let others = self
             .streams
             .iter()
@@ -314,6 +319,7 @@ impl JetStream {
         let h = self.host_mut(API, name)?;
         let before = h.stream.store_state().msgs;
         h.stream.update(checked.clone(), now_ns).or_else(|e| err(API, e))?;
+        h.features = super::republish::Features::of(&checked);
         let meta = StreamMeta { config: checked.clone(), created_ns: h.stream.created_ns() };
         let bytes = serde_json::to_vec(&meta).expect("stream meta serialises");
         let flushed = match h.stream.store_mut().file_mut() {
@@ -327,9 +333,37 @@ impl JetStream {
         layout::write_atomic(&*disk, &path, &bytes)
             .or_else(|e| err(API, ApiError::stream_store_failed(format!("cannot write {path}: {e}"))))?;
         self.route(name, &checked.subjects);
+        self.refresh_sourcing(name, true);
         let mut info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
         info.cluster = None;
         ok(API, &info)
+    }
+
+    /// New `consumer_limits` must not be below what an existing consumer of `name` runs
+    /// with, as nats-server refuses the update: 500/10069 "change to limits violates
+    /// consumers: C1, C2" (nats-server 2.15.1's text, checked by tests/js_client.rs)
+    /// naming each consumer whose `max_ack_pending` is above the new limit, or whose
+    /// `inactive_threshold` is (a durable without one counts as unlimited).
+    fn check_consumer_limits(&self, name: &str, cfg: &crate::stream::StreamConfig) -> Result<(), ApiError> {
+        let lim = &cfg.consumer_limits;
+        let Some(h) = self.streams.get(name) else { return Ok(()) };
+        let over: Vec<&str> = h
+            .consumers
+            .iter()
+            .filter(|(_, c)| {
+                let cc = c.c.config();
+                let ack =
+                    lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
+                let inactive = lim.inactive_threshold > 0
+                    && (cc.inactive_threshold <= 0 || cc.inactive_threshold > lim.inactive_threshold);
+                ack || inactive
+            })
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if over.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::stream_update(format!("change to limits violates consumers: {}", over.join(", "))))
     }
 
     fn stream_info(&mut self, now_ns: i64, name: &str, body: &[u8]) -> ApiResult {
@@ -362,6 +396,7 @@ impl JetStream {
                 out.push(JsOut::Publish(host::plain(&m.subject, body)));
             }
             self.unroute(name);
+            self.refresh_sourcing(name, false);
         }
         // The meta file is the commit point; the rest is garbage once it is gone.
         let meta = layout::stream_meta(&dir, name);

@@ -5,6 +5,7 @@
 use super::anystore::AnyStore;
 use super::layout;
 use super::reader::View;
+use super::republish::Features;
 use super::{JsOut, RecoveryNote};
 use crate::consumer::{
     Advisory, Consumer, ConsumerConfig, ConsumerState, DoneReason, Effect, Retention, StreamSummary,
@@ -61,6 +62,8 @@ pub(super) struct StreamHost {
     pub gone: Vec<String>,
     /// `stream.pending` charges of the publishes waiting for the sync.
     pub charges: Vec<Charge>,
+    /// Subject transform and republish, parsed from the config.
+    pub features: Features,
 }
 
 /// A server-originated message with no headers.
@@ -103,7 +106,9 @@ impl StreamHost {
     /// A host for an opened stream (nothing unsynced).
     pub fn new(stream: Stream<AnyStore>) -> Self {
         let visible = stream.store_state().last_seq;
+        let features = Features::of(stream.config());
         StreamHost {
+            features,
             stream,
             consumers: BTreeMap::new(),
             visible,
@@ -146,6 +151,13 @@ impl StreamHost {
         out: &mut Vec<JsOut>,
     ) {
         let before = self.stream.store_state();
+        let stored_subject = self.features.stored_subject(subject);
+        let subject = stored_subject.as_str();
+        // Republish reports the subject's previous sequence (`Nats-Last-Sequence`).
+        let subject_last = match self.features.republish {
+            Some(_) => self.stream.load_last(subject).ok().flatten().map_or(0, |m| m.seq),
+            None => 0,
+        };
         let r = self.stream.publish(now_ns, subject, headers, payload);
         let after = self.stream.store_state();
         let ack = match r {
@@ -160,6 +172,12 @@ impl StreamHost {
                 return;
             }
         };
+        if ack.stored
+            && let Some(m) =
+                self.features.republished(self.name(), ack.seq, subject_last, now_ns, subject, headers, payload)
+        {
+            out.push(JsOut::Publish(m));
+        }
         let file = self.is_file();
         let removed = before.msgs + ack.stored as u64 > after.msgs;
         if file {
@@ -185,6 +203,26 @@ impl StreamHost {
             self.acks.push(msg);
         } else {
             out.push(JsOut::Publish(msg));
+        }
+    }
+
+    /// Messages the stream wrote by itself (subject delete markers): shown to the
+    /// consumers like publishes, after the sync for file streams.
+    pub fn self_appended(&mut self, now_ns: i64, msgs: Vec<(u64, String)>, out: &mut Vec<JsOut>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if self.is_file() {
+            self.dirty = true;
+            self.unsynced.extend(msgs);
+        } else {
+            self.visible = self.stream.store_state().last_seq;
+            for (seq, subject) in msgs {
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_append(seq, &subject);
+                }
+            }
+            self.poll_all(now_ns, out);
         }
     }
 

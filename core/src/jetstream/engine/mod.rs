@@ -66,7 +66,17 @@
 //!
 //! Counting a consumer's pending messages from inside a stream (after limit evictions
 //! on a lagging consumer, a purge, or a filtered restore) walks the messages between;
-//! from the head of the stream it uses the store's per-subject counts.
+//! from the head of the stream it uses the store's per-subject counts. A stream with
+//! sources finds where each source stopped by walking back from its last message to
+//! the newest copy of that source (once per open, and for a source added by an
+//! update): a stream with no copy of it yet is walked whole (`sources.rs`).
+//!
+//! # Stream features
+//!
+//! Subject transforms and republish (`republish.rs`) run on the publish path of
+//! a stream's host (`host.rs`); mirrors and sources (`sources.rs`) are pumped by the engine after
+//! every input, sync and tick; subject delete markers are written by the stream's
+//! expiry and shown to consumers by [`JetStream::tick`].
 
 mod anystore;
 mod api;
@@ -76,6 +86,8 @@ mod fuzz;
 mod host;
 pub mod layout;
 mod reader;
+mod republish;
+mod sources;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -234,6 +246,10 @@ pub struct JetStream {
     next_ephemeral: u64,
     /// Notes produced after open (persistence failures), for the shell to log.
     notes: Vec<RecoveryNote>,
+    /// Streams with a mirror or sources, and where each origin is read ([`sources`]).
+    sourcing: BTreeMap<String, sources::Sourcing>,
+    /// Set when a source pump stopped short: tick at once to go on.
+    source_wake: Option<i64>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -277,6 +293,8 @@ impl JetStream {
             stats: ApiStats::default(),
             next_ephemeral: 0,
             notes: Vec::new(),
+            sourcing: BTreeMap::new(),
+            source_wake: None,
         };
         let mut notes = Vec::new();
         let dir = layout::streams_dir(&js.cfg.store_dir);
@@ -410,7 +428,8 @@ impl JetStream {
         let name = host.name().to_string();
         self.route(&name, &host.stream.config().subjects.clone());
         self.failed.remove(&name);
-        self.streams.insert(name, host);
+        self.streams.insert(name.clone(), host);
+        self.refresh_sourcing(&name, false);
     }
 
     fn route(&mut self, name: &str, subjects: &[String]) {
@@ -450,6 +469,7 @@ impl JetStream {
         } else {
             self.on_publish(now_ns, msg, out);
         }
+        self.pump_sources(now_ns, out);
         self.reap();
         self.check();
     }
@@ -566,6 +586,7 @@ impl JetStream {
             }
             self.notes.extend(notes);
         }
+        self.pump_sources(now_ns, out);
         self.reap();
         self.check();
         match first {
@@ -579,6 +600,7 @@ impl JetStream {
     /// appear); if it cannot be opened the stream is listed as failed.
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
+        self.sourcing.remove(name);
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -649,7 +671,8 @@ impl JetStream {
                 host.dirty = true;
             }
             let after = host.stream.store_state();
-            if after.msgs != before.msgs {
+            let markers = host.stream.take_markers();
+            if after.msgs != before.msgs || !markers.is_empty() {
                 host.dirty |= host.is_file();
                 if host.unsynced.is_empty() {
                     host.resync_consumers(now_ns, out);
@@ -657,6 +680,7 @@ impl JetStream {
                     host.resync = true;
                 }
             }
+            host.self_appended(now_ns, markers, out);
             if let Some(fs) = host.stream.store_mut().file_mut() {
                 let _ = fs.tick(Duration::from_nanos(now_ns.max(0) as u64));
             }
@@ -683,6 +707,9 @@ impl JetStream {
                 t = Some(t.map_or(d, |t| t.min(d)));
             }
         }
+        if let Some(d) = self.source_wake {
+            t = Some(t.map_or(d, |t| t.min(d)));
+        }
         t
     }
 
@@ -690,6 +717,7 @@ impl JetStream {
     /// deliver again (call after dropping [`JsOut::Deliver`] charges).
     pub fn poll(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
         self.run_api(now_ns, out);
+        self.pump_sources(now_ns, out);
         for host in self.streams.values_mut() {
             let blocked: Vec<String> =
                 host.consumers.iter().filter(|(_, h)| h.c.blocked_on_inflight()).map(|(n, _)| n.clone()).collect();
@@ -768,6 +796,7 @@ impl JetStream {
             }
         }
         assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
+        self.sourcing_invariants();
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod api_tests;
 mod consumer_tests;
+mod feature_tests;
 mod model_tests;
 mod priority_tests;
 mod restart_tests;
