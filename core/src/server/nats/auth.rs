@@ -213,19 +213,20 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Whether clients must authenticate (INFO's `auth_required`).
+    /// Whether clients must authenticate (INFO's `auth_required`; as nats-server, not
+    /// announced when a `no_auth_user` covers clients without credentials).
     pub fn is_required(&self) -> bool {
-        *self != Auth::None
-    }
-
-    /// Whether a client may send other ops before CONNECT: always without auth, and with
-    /// a `no_auth_user` (as nats-server, whose `expectConnect` is off then).
-    pub fn connect_first(&self) -> bool {
         match self {
             Auth::None => false,
             Auth::Users(u) => u.no_auth_user.is_none(),
             _ => true,
         }
+    }
+
+    /// Whether the first op must be a CONNECT: only when auth is required (not without
+    /// auth, nor with a `no_auth_user`, as nats-server, whose `expectConnect` is off then).
+    pub fn connect_first(&self) -> bool {
+        self.is_required()
     }
 
     /// Whether INFO must carry a `nonce` for the client to sign (some user has an NKEY).

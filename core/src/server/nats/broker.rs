@@ -280,18 +280,19 @@ impl Broker {
     /// charged to the account from now on; moving to another account drops the client's
     /// subscriptions (they belong to the old subject space).
     pub fn set_identity(&mut self, id: ClientId, account: AccountId, perms: Option<Arc<Permissions>>) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
-        let moved = c.account != account;
-        c.account = account;
-        c.perms = perms;
-        c.replies.clear();
-        c.out.set_tenant(self.accounts[account].outbound.clone());
-        if moved {
+        let Some(c) = self.clients.get(&id) else { return };
+        if c.account != account {
             let keys: Vec<u64> = c.sids.values().copied().collect();
             for key in keys {
                 self.remove_sub(key);
             }
         }
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        c.account = account;
+        c.perms = perms;
+        c.replies.clear();
+        c.out.set_tenant(self.accounts[account].outbound.clone());
+        self.invariants();
     }
 
     /// Whether client `id` may publish to `subject` as a response (`allow_responses`):
@@ -992,5 +993,116 @@ mod tests {
         *b.interest.values_mut().next().expect("d's interest") += 1;
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.invariants()));
         assert!(caught.is_err(), "a wrong interest count must fail the invariants");
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+    use crate::server::nats::auth::{ResponsePerm, SubjectPerm};
+
+    fn client(b: &mut Broker, account: AccountId, perms: Option<Permissions>) -> (ClientId, Arc<Outbound>) {
+        let out = Arc::new(Outbound::new(Arc::new(Account::new("client.outbound", 1 << 20)), 1 << 16));
+        let id = b.add_client(out.clone());
+        b.set_identity(id, account, perms.map(Arc::new));
+        (id, out)
+    }
+
+    fn msg(subject: &'static str, reply: Option<&'static str>) -> Message {
+        Message {
+            subject: ByteStr::from_static(subject),
+            reply: reply.map(ByteStr::from_static),
+            headers: None,
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn a_message_never_crosses_accounts() {
+        let mut b = Broker::new(1, Arc::default());
+        let a = b.add_account("A", AccountLimits::default());
+        let bb = b.add_account("B", AccountLimits::default());
+        assert_eq!(b.add_account("A", AccountLimits::default()), a, "adding twice is the same account");
+        let (pa, _) = client(&mut b, a, None);
+        let (sa, oa) = client(&mut b, a, None);
+        let (sb, ob) = client(&mut b, bb, None);
+        let (sg, og) = client(&mut b, GLOBAL, None);
+        for (c, sid) in [(sa, "1"), (sb, "2"), (sg, "3")] {
+            b.subscribe(c, ">", None, ByteStr::from_static(sid)).unwrap();
+        }
+        b.subscribe(sb, "q.>", Some("g"), ByteStr::from_static("4")).unwrap();
+        assert_eq!(b.publish(pa, &msg("q.1", None)), 1, "only A's subscriber");
+        assert!(oa.pending() > 0 && ob.pending() == 0 && og.pending() == 0);
+        let (pg, _) = client(&mut b, GLOBAL, None);
+        assert_eq!(b.publish(pg, &msg("q.1", None)), 1, "only $G's subscriber");
+        assert!(ob.pending() == 0 && og.pending() > 0);
+        let stats = b.account_stats();
+        assert_eq!(stats.iter().map(|s| (s.name.as_str(), s.clients, s.subscriptions)).collect::<Vec<_>>(), [
+            ("$G", 2, 1),
+            ("A", 2, 1),
+            ("B", 1, 2)
+        ]);
+        // Moving a client to another account drops its subscriptions there.
+        b.set_identity(sb, a, None);
+        assert_eq!(b.client_sub_count(sb), 0);
+        b.invariants();
+    }
+
+    #[test]
+    fn an_account_at_its_subscription_limit_refuses_subs_and_others_go_on() {
+        let mut b = Broker::new(1, Arc::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 1 << 20, max_subs_bytes: 2 * SUB_OVERHEAD + 10 });
+        let (c, _) = client(&mut b, small, None);
+        let (g, _) = client(&mut b, GLOBAL, None);
+        b.subscribe(c, "a", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(c, "b", None, ByteStr::from_static("2")).unwrap();
+        assert_eq!(b.subscribe(c, "c", None, ByteStr::from_static("3")), Err(SubError::AccountFull));
+        for i in 0..100u32 {
+            b.subscribe(g, "x", None, ByteStr::from(i.to_string())).unwrap();
+        }
+        b.unsubscribe(c, &ByteStr::from_static("1"), None);
+        b.subscribe(c, "c", None, ByteStr::from_static("3")).expect("room again after an UNSUB");
+        b.remove_client(c);
+        assert_eq!(b.account_stats()[small].subs_bytes.0, 0, "a gone client's subscriptions are released");
+        b.invariants();
+    }
+
+    #[test]
+    fn an_account_at_its_outbound_limit_cuts_only_its_own_clients() {
+        let mut b = Broker::new(1, Arc::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 64, max_subs_bytes: 1 << 20 });
+        let (p, _) = client(&mut b, small, None);
+        let (s, out) = client(&mut b, small, None);
+        let (gp, _) = client(&mut b, GLOBAL, None);
+        let (gs, gout) = client(&mut b, GLOBAL, None);
+        b.subscribe(s, "a", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(gs, "a", None, ByteStr::from_static("1")).unwrap();
+        for _ in 0..10 {
+            b.publish(p, &msg("a", None));
+            b.publish(gp, &msg("a", None));
+        }
+        assert!(out.is_closed(), "the small account's subscriber is a slow consumer");
+        assert!(!gout.is_closed() && gout.pending() > 64, "$G's subscriber got every message");
+        assert_eq!(b.account_stats()[small].outbound.0, 0, "the aborted queue released its account");
+    }
+
+    #[test]
+    fn deny_filters_delivery_and_allow_responses_opens_replies_once() {
+        let mut b = Broker::new(1, Arc::default());
+        let perms = Permissions {
+            subscribe: Some(SubjectPerm { allow: None, deny: vec!["a.secret".into()] }),
+            allow_responses: Some(ResponsePerm { max_msgs: 1 }),
+            ..Permissions::default()
+        }
+        .normalized();
+        let (s, out) = client(&mut b, GLOBAL, Some(perms));
+        let (p, _) = client(&mut b, GLOBAL, None);
+        b.subscribe(s, "a.*", None, ByteStr::from_static("1")).unwrap();
+        assert_eq!(b.publish(p, &msg("a.secret", None)), 0, "a denied subject is not delivered");
+        assert_eq!(out.pending(), 0);
+        assert!(!b.may_respond(s, "_INBOX.1"), "no request seen yet");
+        assert_eq!(b.publish(p, &msg("a.req", Some("_INBOX.1"))), 1);
+        assert!(b.may_respond(s, "_INBOX.1"));
+        assert!(!b.may_respond(s, "_INBOX.1"), "one response per request");
     }
 }
