@@ -794,4 +794,59 @@ mod tests {
         );
         assert!(parse("tls: yes").unwrap_err().contains("expected a block"));
     }
+
+    /// tests/configs/accounts.conf (the file nats-server runs tests/nats_accounts.rs with)
+    /// parses to the users that test builds for weir.
+    #[test]
+    fn accounts_users_permissions_and_nkeys() {
+        let text = std::fs::read_to_string("tests/configs/accounts.conf").unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.accounts, vec!["A", "B"]);
+        assert_eq!(c.no_auth_user.as_deref(), Some("a"));
+        let names: Vec<(&str, &str)> = c.users.iter().map(|u| (u.name(), u.account.as_str())).collect();
+        assert_eq!(names, [
+            ("a", "A"),
+            ("b", "B"),
+            ("limited", "$G"),
+            ("responder", "$G"),
+            ("g", "$G"),
+            ("UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM", "$G")
+        ]);
+        let limited = c.users[2].permissions.as_ref().unwrap();
+        assert!(limited.can_publish("allowed.x") && !limited.can_publish("allowed.secret"));
+        assert!(limited.can_subscribe("_INBOX.1") && !limited.can_subscribe("x"));
+        assert!(limited.denies_delivery("allowed.hidden"));
+        let responder = c.users[3].permissions.as_ref().unwrap();
+        assert!(responder.allow_responses.is_some() && responder.can_publish("none.1") && !responder.can_publish("x"));
+        assert!(matches!(c.users[5].cred, Credential::Nkey(_)));
+        // The short forms: a string or a list is an allow list; allow_responses as a block.
+        let c = parse(
+            "authorization { users: [ { user: u, password: p, permissions: { pub: [a, b], sub: c, \
+             allow_responses: { max: 3, expires: \"1m\" } } } ] }\naccount_max_outbound: 1MB\n",
+        )
+        .unwrap();
+        let p = c.users[0].permissions.as_ref().unwrap();
+        assert!(p.can_publish("a") && p.can_publish("b") && !p.can_publish("c") && p.can_subscribe("c"));
+        assert_eq!(p.allow_responses, Some(ResponsePerm { max_msgs: 3 }));
+        assert_eq!(c.account_max_outbound, Some(1 << 20));
+    }
+
+    #[test]
+    fn bad_users_and_accounts_are_errors() {
+        assert!(parse("authorization { users: [ { nkey: Ubad } ] }").unwrap_err().contains("Not a valid public nkey"));
+        assert!(
+            parse("authorization { user: x, password: y, users: [ { user: u } ] }")
+                .unwrap_err()
+                .contains("users array")
+        );
+        assert!(parse("accounts { A: { users: [] }, A: {} }").is_ok(), "a repeated key replaces the earlier one");
+        assert!(parse("accounts { \"$G\": {} }").unwrap_err().contains("default account"));
+        assert!(parse("accounts { A: { exports: [] } }").unwrap_err().contains("\"exports\" is not supported"));
+        assert!(
+            parse("authorization { users: [ { user: u, permissions: { publish: { allow: \"a..b\" } } } ] }")
+                .unwrap_err()
+                .contains("invalid subject")
+        );
+        assert!(parse("authorization { users: [ { user: u, permissions: { colour: x } } ] }").unwrap_err().contains("unknown field"));
+    }
 }
