@@ -148,6 +148,10 @@ pub struct FileConfig {
     pub account_max_outbound: Option<u64>,
     /// `account_max_subs_memory` (weir's own), bytes.
     pub account_max_subs_memory: Option<u64>,
+    /// `operator`: the operator JWT (read from the file when the value is a path).
+    pub operator: Option<String>,
+    /// `resolver_preload`: account public key → account JWT.
+    pub resolver_preload: Vec<(String, String)>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -173,10 +177,7 @@ const NOT_SUPPORTED: &[&str] = &[
     "leafnodes",
     "websocket",
     "mqtt",
-    "operator",
-    "operators",
-    "resolver",
-    "system_account",
+    "system_account_name",
     "mappings",
     "https",
     "https_port",
@@ -343,6 +344,29 @@ pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
             "no_auth_user" => c.no_auth_user = Some(string(key, n)?),
             "account_max_outbound" => c.account_max_outbound = Some(size(key, n)?),
             "account_max_subs_memory" => c.account_max_subs_memory = Some(size(key, n)?),
+            "operator" | "operators" | "trusted_operators" => {
+                let v = match &n.value {
+                    Value::Array(items) if items.len() == 1 => string(key, &items[0])?,
+                    Value::Array(_) => return err(&n.pos, format!("{key}: weir supports one operator")),
+                    _ => string(key, n)?,
+                };
+                c.operator = Some(jwt_or_file(key, n, v)?);
+            }
+            "resolver" => {
+                let v = string(key, n).unwrap_or_default();
+                if !v.eq_ignore_ascii_case("MEMORY") {
+                    return err(&n.pos, format!("resolver: only MEMORY is supported by weir, got {}", n.value.kind()));
+                }
+            }
+            "resolver_preload" => {
+                for (k, _, v) in &map(key, n)?.entries {
+                    c.resolver_preload.push((k.clone(), string(k, v)?.trim().to_owned()));
+                }
+            }
+            // The system account is only another preloaded account to weir.
+            "system_account" => {
+                string(key, n)?;
+            }
             k if NOT_SUPPORTED.contains(&k) => return err(kpos, format!("\"{key}\" is not supported by weir yet")),
             _ if m.used_as_vars.iter().any(|v| v == key) => {}
             _ => return err(kpos, format!("unknown field \"{key}\"")),
@@ -374,6 +398,21 @@ fn authorization(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
         return err(&pos(), "Can not have a token or a single user/pass and a users array");
     }
     Ok(())
+}
+
+/// A JWT given inline (`eyJ...`) or as a path to a file holding it.
+fn jwt_or_file(key: &str, n: &Node, v: String) -> Result<String, ConfError> {
+    if v.trim_start().starts_with("eyJ") {
+        return Ok(v.trim().to_owned());
+    }
+    let base = Path::new(&*n.pos.file).parent().unwrap_or(Path::new("."));
+    let text = std::fs::read_to_string(base.join(&v))
+        .or_else(|e| err(&n.pos, format!("{key}: cannot read \"{v}\": {e}")))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("eyJ"))
+        .map(str::to_owned)
+        .ok_or_else(|| ConfError::at(&n.pos, format!("{key}: no JWT in \"{v}\"")))
 }
 
 /// `accounts { NAME: { users: [ ... ] } ... }` (nats-server's config accounts; exports,

@@ -116,6 +116,13 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
             "no_auth_user: \"{u}\" not present as user or nkey in authorization block or account configuration"
         ));
     }
+    if let Some(op) = &file.operator {
+        if cfg.auth != Auth::None {
+            return Err("operator mode (operator: <JWT>) cannot be combined with other authorization".into());
+        }
+        let trust = nats::jwt::Trust::new(op, &file.resolver_preload)?;
+        cfg.auth = Auth::Operator(std::sync::Arc::new(trust));
+    }
     cfg.accounts = file.accounts.clone();
     cfg.account_max_outbound = file.account_max_outbound;
     if let Some(n) = file.account_max_subs_memory {

@@ -196,6 +196,9 @@ pub enum Auth {
     },
     /// CONNECT must name one of these users (password or NKEY), unless `no_auth_user` is set.
     Users(Arc<Users>),
+    /// Operator mode: CONNECT must carry a user JWT of a trusted account and its nonce
+    /// signature (see [`super::jwt`]).
+    Operator(Arc<super::jwt::Trust>),
 }
 
 impl std::fmt::Debug for Auth {
@@ -208,6 +211,7 @@ impl std::fmt::Debug for Auth {
                 let names: Vec<&str> = u.users.iter().map(User::name).collect();
                 write!(f, "Users {{ users: {names:?}, no_auth_user: {:?} }}", u.no_auth_user)
             }
+            Auth::Operator(t) => write!(f, "Operator {{ operator: {:?}, accounts: {} }}", t.operator, t.accounts.len()),
         }
     }
 }
@@ -231,7 +235,11 @@ impl Auth {
 
     /// Whether INFO must carry a `nonce` for the client to sign (some user has an NKEY).
     pub fn needs_nonce(&self) -> bool {
-        matches!(self, Auth::Users(u) if u.users.iter().any(|u| matches!(u.cred, Credential::Nkey(_))))
+        match self {
+            Auth::Users(u) => u.users.iter().any(|u| matches!(u.cred, Credential::Nkey(_))),
+            Auth::Operator(_) => true,
+            _ => false,
+        }
     }
 
     /// The identity of a connection before (or without) CONNECT credentials: the
@@ -258,6 +266,10 @@ impl Auth {
                 && info.pass.as_deref().is_some_and(|p| same(p, pass)))
             .then(Identity::default),
             Auth::Users(u) => check_users(u, info, nonce),
+            Auth::Operator(t) => {
+                let (jwt, sig) = (info.jwt.as_deref()?, info.sig.as_deref()?);
+                t.check(jwt, sig, nonce).map_err(|e| tracing::debug!("JWT refused: {e}")).ok()
+            }
         }
     }
 }

@@ -90,6 +90,7 @@ impl NatsConfig {
         let mut names = vec![GLOBAL_ACCOUNT.to_owned()];
         let users = match &self.auth {
             Auth::Users(u) => u.users.iter().map(|u| u.account.clone()).collect(),
+            Auth::Operator(t) => t.accounts.keys().cloned().collect(),
             _ => Vec::new(),
         };
         for n in self.accounts.iter().cloned().chain(users) {

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod js;
+pub mod jwt;
 pub mod jsz;
 pub mod outbound;
 pub mod server;
