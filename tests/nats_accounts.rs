@@ -284,3 +284,25 @@ async fn read_line(s: &mut TcpStream) -> String {
     }
     String::from_utf8(seen).unwrap()
 }
+
+/// `/accountz` lists the accounts and details one with its clients and memory (weir only:
+/// it reads the in-process monitor).
+#[tokio::test]
+async fn accountz_lists_accounts_with_their_clients_and_memory() {
+    let t = Target::new().await;
+    let Some(server) = &t.local else { return };
+    let a = t.user("a", "a").await;
+    let mut sub = a.subscribe("x.>").await.unwrap();
+    // A message through the subscription proves it is in place (a flush does not: the
+    // client may write its SUB after the flush's PING).
+    a.publish("x.1", "m".into()).await.unwrap();
+    assert!(got(&mut sub).await.is_some());
+    let list = serde_json::to_value(server.monitor.accountz(None, 0)).unwrap();
+    assert_eq!(list["accounts"], serde_json::json!(["$G", "A", "B"]));
+    let d = serde_json::to_value(server.monitor.accountz(Some("A"), 0)).unwrap()["account_detail"].clone();
+    assert_eq!((d["client_connections"].as_u64(), d["subscriptions"].as_u64()), (Some(1), Some(1)));
+    assert!(d["weir_memory"]["subscriptions"]["current"].as_u64().unwrap() > 0);
+    assert!(d["weir_memory"]["outbound"]["limit"].as_u64().unwrap() > 0);
+    drop(a);
+    t.stop().await;
+}

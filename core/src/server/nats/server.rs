@@ -190,6 +190,21 @@ impl Monitor {
 }
 
 impl Monitor {
+    /// The `/accountz` answer (nats-server's shape, see [`super::accountz`]); `acc` is
+    /// the `?acc=` value, `now_ns` the wall-clock time (ns since the epoch) to show.
+    pub fn accountz(&self, acc: Option<&str>, now_ns: i64) -> super::accountz::Accountz {
+        let stats = self.shared.broker().account_stats();
+        let now = crate::jetstream::format_rfc3339_nano(now_ns);
+        super::accountz::Accountz::new(self.shared.server_id.clone(), now, &stats, acc, self.shared.js.is_some())
+    }
+
+    /// Every NATS account's figures (clients, subscriptions, memory), `$G` first.
+    pub fn account_stats(&self) -> Vec<super::broker::AccountStat> {
+        self.shared.broker().account_stats()
+    }
+}
+
+impl Monitor {
     /// The `/jsz` snapshot (nats-server's shape; `disabled` without JetStream).
     pub fn jsz(&self, opts: JszOptions) -> Jsz {
         let s = &self.shared;
