@@ -406,8 +406,8 @@ fn jwt_or_file(key: &str, n: &Node, v: String) -> Result<String, ConfError> {
         return Ok(v.trim().to_owned());
     }
     let base = Path::new(&*n.pos.file).parent().unwrap_or(Path::new("."));
-    let text = std::fs::read_to_string(base.join(&v))
-        .or_else(|e| err(&n.pos, format!("{key}: cannot read \"{v}\": {e}")))?;
+    let text =
+        std::fs::read_to_string(base.join(&v)).or_else(|e| err(&n.pos, format!("{key}: cannot read \"{v}\": {e}")))?;
     text.lines()
         .map(str::trim)
         .find(|l| l.starts_with("eyJ"))
@@ -483,7 +483,11 @@ fn users(what: &str, n: &Node, account: &str) -> Result<Vec<User>, ConfError> {
             (_, _, Some(_)) => return err(&item.pos, "Nkey users can not have a user or password"),
             _ => return err(&item.pos, format!("{what}: users: a user needs a \"user\" or an \"nkey\"")),
         };
-        out.push(User { cred, account: account.to_owned(), permissions: perms.map(|p| std::sync::Arc::new(p.normalized())) });
+        out.push(User {
+            cred,
+            account: account.to_owned(),
+            permissions: perms.map(|p| std::sync::Arc::new(p.normalized())),
+        });
     }
     Ok(out)
 }
@@ -517,7 +521,10 @@ fn permissions(m: &Map) -> Result<Permissions, ConfError> {
                         Some(r)
                     }
                     other => {
-                        return err(&v.pos, format!("allow_responses: expected true/false or a block, got {}", other.kind()));
+                        return err(
+                            &v.pos,
+                            format!("allow_responses: expected true/false or a block, got {}", other.kind()),
+                        );
                     }
                 }
             }
@@ -843,14 +850,17 @@ mod tests {
         assert_eq!(c.accounts, vec!["A", "B"]);
         assert_eq!(c.no_auth_user.as_deref(), Some("a"));
         let names: Vec<(&str, &str)> = c.users.iter().map(|u| (u.name(), u.account.as_str())).collect();
-        assert_eq!(names, [
-            ("a", "A"),
-            ("b", "B"),
-            ("limited", "$G"),
-            ("responder", "$G"),
-            ("g", "$G"),
-            ("UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM", "$G")
-        ]);
+        assert_eq!(
+            names,
+            [
+                ("a", "A"),
+                ("b", "B"),
+                ("limited", "$G"),
+                ("responder", "$G"),
+                ("g", "$G"),
+                ("UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM", "$G")
+            ]
+        );
         let limited = c.users[2].permissions.as_ref().unwrap();
         assert!(limited.can_publish("allowed.x") && !limited.can_publish("allowed.secret"));
         assert!(limited.can_subscribe("_INBOX.1") && !limited.can_subscribe("x"));
@@ -886,6 +896,10 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid subject")
         );
-        assert!(parse("authorization { users: [ { user: u, permissions: { colour: x } } ] }").unwrap_err().contains("unknown field"));
+        assert!(
+            parse("authorization { users: [ { user: u, permissions: { colour: x } } ] }")
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 }

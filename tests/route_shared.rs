@@ -97,7 +97,10 @@ async fn one_connection_carries_interest_messages_and_raft() {
     assert_eq!(got, Some(env), "the Raft message reaches B's inbox unchanged");
     until("B to hear A's interest and message", || b.pubsub.frames.lock().unwrap().len() >= 2).await;
     let frames = b.pubsub.frames.lock().unwrap().clone();
-    assert_eq!(frames[0], ("S1".into(), RouteFrame::Sub { account: "$G".into(), subject: "orders.>".into(), queue: None }));
+    assert_eq!(
+        frames[0],
+        ("S1".into(), RouteFrame::Sub { account: "$G".into(), subject: "orders.>".into(), queue: None })
+    );
     assert!(
         matches!(&frames[1].1, RouteFrame::Msg { subject, payload, .. } if subject == "orders.1" && payload == b"hi")
     );

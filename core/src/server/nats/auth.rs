@@ -150,7 +150,13 @@ impl User {
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The password stays out of logs.
-        write!(f, "User {{ name: {:?}, account: {:?}, permissions: {:?} }}", self.name(), self.account, self.permissions)
+        write!(
+            f,
+            "User {{ name: {:?}, account: {:?}, permissions: {:?} }}",
+            self.name(),
+            self.account,
+            self.permissions
+        )
     }
 }
 
@@ -259,9 +265,7 @@ impl Auth {
     pub fn check(&self, info: &ConnectInfo, nonce: &str) -> Option<Identity> {
         match self {
             Auth::None => Some(Identity::default()),
-            Auth::Token(token) => {
-                info.auth_token.as_deref().is_some_and(|t| same(t, token)).then(Identity::default)
-            }
+            Auth::Token(token) => info.auth_token.as_deref().is_some_and(|t| same(t, token)).then(Identity::default),
             Auth::User { user, pass } => (info.user.as_deref() == Some(user.as_str())
                 && info.pass.as_deref().is_some_and(|p| same(p, pass)))
             .then(Identity::default),
@@ -350,7 +354,9 @@ pub fn pub_violation(subject: &str) -> String {
 /// to "foo"`, with ` using queue "q"` for a queue subscription.
 pub fn sub_violation(subject: &str, queue: Option<&str>) -> String {
     match queue {
-        Some(q) => format!("Permissions Violation for Subscription to {} using queue {}", go_quote(subject), go_quote(q)),
+        Some(q) => {
+            format!("Permissions Violation for Subscription to {} using queue {}", go_quote(subject), go_quote(q))
+        }
         None => format!("Permissions Violation for Subscription to {}", go_quote(subject)),
     }
 }

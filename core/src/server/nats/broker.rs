@@ -1037,11 +1037,10 @@ mod account_tests {
         assert_eq!(b.publish(pg, &msg("q.1", None)), 1, "only $G's subscriber");
         assert!(ob.pending() == 0 && og.pending() > 0);
         let stats = b.account_stats();
-        assert_eq!(stats.iter().map(|s| (s.name.as_str(), s.clients, s.subscriptions)).collect::<Vec<_>>(), [
-            ("$G", 2, 1),
-            ("A", 2, 1),
-            ("B", 1, 2)
-        ]);
+        assert_eq!(
+            stats.iter().map(|s| (s.name.as_str(), s.clients, s.subscriptions)).collect::<Vec<_>>(),
+            [("$G", 2, 1), ("A", 2, 1), ("B", 1, 2)]
+        );
         // Moving a client to another account drops its subscriptions there.
         b.set_identity(sb, a, None);
         assert_eq!(b.client_sub_count(sb), 0);

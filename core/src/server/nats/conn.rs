@@ -167,9 +167,7 @@ impl Conn {
             // As nats-server, the limit is checked before the sid: at the limit even a
             // repeated sid gets the error.
             // As nats-server, permissions are checked before the subscription limit.
-            ClientOp::Sub { subject, queue, .. }
-                if self.perms.as_ref().is_some_and(|p| !p.can_subscribe(&subject)) =>
-            {
+            ClientOp::Sub { subject, queue, .. } if self.perms.as_ref().is_some_and(|p| !p.can_subscribe(&subject)) => {
                 tracing::warn!(client = self.id, %subject, "subscription violation");
                 self.err(&sub_violation(&subject, queue.as_deref()))
             }

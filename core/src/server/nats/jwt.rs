@@ -98,12 +98,7 @@ pub fn decode(jwt: &str) -> Result<Claims, JwtError> {
     let signed = &jwt[..h.len() + 1 + c.len()];
     let kp = nkeys::KeyPair::from_public_key(&iss).map_err(|_| JwtError::Signature(iss.clone()))?;
     kp.verify(signed.as_bytes(), &sig).map_err(|_| JwtError::Signature(iss.clone()))?;
-    Ok(Claims {
-        sub: field("sub"),
-        name: field("name"),
-        nats: claims.get("nats").cloned().unwrap_or(Value::Null),
-        iss,
-    })
+    Ok(Claims { sub: field("sub"), name: field("name"), nats: claims.get("nats").cloned().unwrap_or(Value::Null), iss })
 }
 
 /// One trusted account.

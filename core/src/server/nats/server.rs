@@ -374,7 +374,7 @@ impl NatsServer {
             tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
-            nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e6f_6e63_65)),
+            nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
             cfg,
             routes,
         });

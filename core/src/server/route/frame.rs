@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn ref_encoding_matches_owned() {
-        let b =
-            encode_msg("A", "a.b", Some("r"), Some(&Bytes::from_static(b"h")), &Bytes::from_static(b"xy"), &["q"]).unwrap();
+        let b = encode_msg("A", "a.b", Some("r"), Some(&Bytes::from_static(b"h")), &Bytes::from_static(b"xy"), &["q"])
+            .unwrap();
         let f: RouteFrame = frame::decode(&b[4..]).unwrap();
         assert_eq!(
             f,
