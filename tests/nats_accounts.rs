@@ -306,3 +306,56 @@ async fn accountz_lists_accounts_with_their_clients_and_memory() {
     drop(a);
     t.stop().await;
 }
+
+/// Two weirs joined by a route: interest and messages cross it inside their account
+/// (weir only: in-process cluster).
+#[tokio::test]
+async fn accounts_stay_isolated_across_a_route() {
+    use weir_core::server::nats::{ClusterConfig, NatsServer, RouteTarget};
+    if std::env::var("NATS_ACCOUNTS_SERVER_URL").is_ok() {
+        return;
+    }
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (r1, r2) = (free(), free());
+    let mut nodes = Vec::new();
+    for (seed, listen, routes) in [(1, r1, vec![]), (2, r2, vec![r1])] {
+        let mut cfg = common::config();
+        cfg.seed = seed;
+        cfg.auth = accounts_auth();
+        cfg.accounts = vec!["A".into(), "B".into()];
+        cfg.cluster = Some(ClusterConfig {
+            listen,
+            routes: routes.iter().map(|a: &SocketAddr| RouteTarget::new(a.to_string())).collect(),
+            ..ClusterConfig::default()
+        });
+        let server = NatsServer::bind(cfg.clone(), weir_core::server::nats::ledger_for(&cfg)).await.unwrap();
+        let (url, monitor) = (format!("nats://{}", server.local_addr()), server.monitor());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        nodes.push((url, monitor, tx, task));
+    }
+    let on = |i: usize, user: &str| {
+        let url = nodes[i].0.clone();
+        let opts = ConnectOptions::with_user_and_password(user.into(), user.into());
+        async move { opts.connect(url).await.unwrap() }
+    };
+    let (a2, b2, a1) = (on(1, "a").await, on(1, "b").await, on(0, "a").await);
+    let mut sa = a2.subscribe("x.>").await.unwrap();
+    let mut sb = b2.subscribe("x.>").await.unwrap();
+    // Node 1 holds both accounts' interest, each under its own account.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while nodes[0].1.varz().cluster.is_none_or(|c| c.remote_subs < 2) {
+        assert!(tokio::time::Instant::now() < deadline, "node 1 never heard of node 2's interest");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a1.publish("x.1", "in A".into()).await.unwrap();
+    a1.flush().await.unwrap();
+    assert_eq!(&got(&mut sa).await.expect("A's subscriber across the route").payload[..], b"in A");
+    assert!(none(&mut sb).await, "B's subscriber must not get A's message");
+    for (_, _, tx, task) in nodes {
+        let _ = tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    }
+}
