@@ -156,6 +156,7 @@ impl JetStream {
         }
         if let ["DIRECT", "GET", stream, subj @ ..] = tokens.as_slice() {
             self.stats.total += 1;
+            self.settle(now_ns, stream, out);
             if let Some(m) = self.direct_get(stream, subj, &reply, body) {
                 out.push(JsOut::Publish(m));
             }
@@ -170,7 +171,10 @@ impl JetStream {
             ["STREAM", "PURGE", s] => Some(self.stream_purge(now_ns, s, body, out)),
             ["STREAM", "NAMES"] => Some(self.stream_names_api(body)),
             ["STREAM", "LIST"] => Some(self.stream_list(now_ns, body)),
-            ["STREAM", "MSG", "GET", s] => Some(self.msg_get(s, body)),
+            ["STREAM", "MSG", "GET", s] => {
+                self.settle(now_ns, s, out);
+                Some(self.msg_get(s, body))
+            }
             ["STREAM", "MSG", "DELETE", s] => Some(self.msg_delete(now_ns, s, body, out)),
             ["CONSUMER", ..] => self.consumer_api(now_ns, &tokens[1..], body, out),
             _ => None,
@@ -430,6 +434,18 @@ impl JetStream {
         }
         let offline = if req.subject.is_empty() { self.failed.clone() } else { BTreeMap::new() };
         ok(API, &Paged { total, offset: req.offset, limit: LIST_LIMIT, body: List { streams, offline } })
+    }
+
+    /// Before a read of stream `name`'s messages (MSG.GET, DIRECT.GET): if it holds
+    /// appended messages not yet durable, run the group commit now, so a read never
+    /// shows a message before its PubAck could be sent (a failed sync would take it
+    /// back). nats-server shows a message once stored, but it also acks it then: in both
+    /// a message is readable exactly when it is acknowledged. The PubAcks this releases
+    /// go out before the read's reply.
+    fn settle(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
+        if self.streams.get(name).is_some_and(|h| h.dirty || !h.unsynced.is_empty()) {
+            let _ = self.sync(now_ns, out);
+        }
     }
 
     fn msg_get(&mut self, name: &str, body: &[u8]) -> ApiResult {
