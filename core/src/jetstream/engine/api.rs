@@ -324,6 +324,8 @@ impl JetStream {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if h.stream.store_state().msgs != before {
             h.resync_consumers(now_ns, out);
         }
@@ -386,6 +388,8 @@ impl JetStream {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if purged > 0 {
             if h.unsynced.is_empty() {
                 h.resync_consumers(now_ns, out);
@@ -462,13 +466,21 @@ impl JetStream {
         let h = self.host_mut(API, name)?;
         let subject = h.stream.store_mut().load(req.seq).ok().flatten().map(|m| m.subject);
         h.stream.delete_msg(&req).or_else(|e| err(API, e))?;
+        if h.is_file() {
+            // Done in memory: a reopen after a failed flush deletes it again.
+            h.removed.push(req.seq);
+        }
         if let Some(s) = subject {
             for c in h.consumers.values_mut() {
                 c.c.on_stream_remove(req.seq, &s);
             }
         }
-        if let Some(fs) = h.stream.store_mut().file_mut() {
-            fs.flush().or_else(|e| err(API, ApiError::stream_msg_delete_failed(e)))?;
+        if let Some(fs) = h.stream.store_mut().file_mut()
+            && let Err(e) = fs.flush()
+        {
+            // The store stopped: the next group commit reopens it.
+            h.dirty = true;
+            return err(API, ApiError::stream_msg_delete_failed(e));
         }
         let _ = (now_ns, out);
         ok(API, &Success { success: true })

@@ -152,3 +152,29 @@ fn a_read_never_shows_a_message_before_its_puback() {
     let ack = outs.iter().find(|o| o.to == "_INBOX.p4").expect("the publish is answered");
     assert_eq!(ack.json()["error"]["err_code"], 10077);
 }
+
+#[test]
+fn a_flush_failed_by_an_api_call_never_lets_the_next_sync_ack() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"W","subjects":["w.>"]}"#);
+    h.publish("w.1", b"", b"synced");
+    assert!(h.send("w.2", Some("_INBOX.p"), b"", b"appended").is_empty());
+    // MSG.DELETE flushes the store on a full disk: the write-behind buffer (holding the
+    // appended message) is lost and the store stops.
+    disk_full(&h, true);
+    let outs = h.send("$JS.API.STREAM.MSG.DELETE.W", Some("_INBOX.d"), b"", br#"{"seq":1}"#);
+    let d = outs.iter().find(|o| o.to == "_INBOX.d").expect("delete reply");
+    assert!(d.json().get("error").is_some(), "{outs:?}");
+    // The disk is freed; syncing the block now would succeed, but must not ack a message
+    // the failed write dropped.
+    disk_full(&h, false);
+    assert!(h.js.needs_sync());
+    let outs = h.sync();
+    let ack = outs.iter().find(|o| o.to == "_INBOX.p").expect("the publish is answered");
+    assert_eq!(ack.json()["error"]["err_code"], 10077, "{outs:?}");
+    // The reopened stream holds what the disk holds, and works again.
+    assert_eq!(h.publish("w.3", b"", b"after")["seq"], 2);
+    h.restart(true);
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!((info["state"]["messages"].as_u64(), info["state"]["last_seq"].as_u64()), (Some(1), Some(2)), "{info}");
+}
