@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod api_tests;
 mod consumer_tests;
-mod model_tests;
 mod failed_sync_tests;
+mod model_tests;
 mod restart_tests;
 
 /// An in-memory disk: `current` is what reads see, `durable` what survives [`MemDisk::crash`].

@@ -21,7 +21,11 @@ fn fetch(h: &mut Harness, inbox: &str, batch: u32) -> Vec<String> {
     let body = format!(r#"{{"batch":{batch},"no_wait":true}}"#);
     let mut outs = h.send("$JS.API.CONSUMER.MSG.NEXT.W.c", Some(inbox), b"", body.as_bytes());
     outs.extend(h.sync());
-    outs.iter().filter(|o| o.to == inbox).filter_map(|o| o.reply.clone()).filter(|r| r.starts_with("$JS.ACK.")).collect()
+    outs.iter()
+        .filter(|o| o.to == inbox)
+        .filter_map(|o| o.reply.clone())
+        .filter(|r| r.starts_with("$JS.ACK."))
+        .collect()
 }
 
 /// Fill the disk (writes fail with ENOSPC, syncs fail) or free it again.
