@@ -293,6 +293,35 @@ impl<S: MsgStore> Stream<S> {
         Ok(())
     }
 
+    /// Take over dedup entries `(id, subject, seq, ts_ns)` of an earlier incarnation of
+    /// this stream (as [`Dedup::entries`] lists them) that the rebuild from the stored
+    /// messages cannot know: ids of messages removed since (acked on a workqueue or
+    /// interest stream, evicted, deleted) still answer retries within the window. The
+    /// engine uses it when it reopens a stream whose sync failed, which must not forget
+    /// what clients were told; a restart rebuilds from the stored messages only, as
+    /// nats-server does. Entries past the stored `last_seq`, outside the window at
+    /// `now_ns`, or already held are skipped, and so is everything with `dedup-forgets`.
+    /// Ids of the `refused` sequences (publishes answered with an error, which the disk
+    /// may have kept all the same) are dropped, whichever incarnation knew them.
+    pub fn adopt_dedup(&mut self, entries: &[(String, String, u64, i64)], refused: &[u64], now_ns: i64) {
+        self.dedup.forget_seqs(refused);
+        let window = self.cfg.duplicate_window;
+        if window <= 0 || self.bugs.dedup_forgets {
+            return;
+        }
+        let cutoff = now_ns.saturating_sub(window);
+        let last = self.store.state().last_seq;
+        for (id, subject, seq, ts) in entries {
+            if *seq > last || *ts <= cutoff || refused.contains(seq) || self.dedup.lookup(id).is_some() {
+                continue;
+            }
+            if !self.dedup.insert(id, subject, *seq, *ts) {
+                break; // out of memory: the oldest (first to expire) are kept, as at open
+            }
+        }
+        self.check();
+    }
+
     /// The first stored sequence whose time is at or after `ts_ns` (binary search over
     /// the store, whose times do not decrease with the sequence), `None` if none.
     fn seq_from_time(&mut self, ts_ns: i64) -> Result<Option<u64>, StoreError> {

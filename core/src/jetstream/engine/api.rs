@@ -156,6 +156,7 @@ impl JetStream {
         }
         if let ["DIRECT", "GET", stream, subj @ ..] = tokens.as_slice() {
             self.stats.total += 1;
+            self.settle(now_ns, stream, out);
             if let Some(m) = self.direct_get(stream, subj, &reply, body) {
                 out.push(JsOut::Publish(m));
             }
@@ -170,7 +171,10 @@ impl JetStream {
             ["STREAM", "PURGE", s] => Some(self.stream_purge(now_ns, s, body, out)),
             ["STREAM", "NAMES"] => Some(self.stream_names_api(body)),
             ["STREAM", "LIST"] => Some(self.stream_list(now_ns, body)),
-            ["STREAM", "MSG", "GET", s] => Some(self.msg_get(s, body)),
+            ["STREAM", "MSG", "GET", s] => {
+                self.settle(now_ns, s, out);
+                Some(self.msg_get(s, body))
+            }
             ["STREAM", "MSG", "DELETE", s] => Some(self.msg_delete(now_ns, s, body, out)),
             ["CONSUMER", ..] => self.consumer_api(now_ns, &tokens[1..], body, out),
             _ => None,
@@ -326,6 +330,8 @@ impl JetStream {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if h.stream.store_state().msgs != before {
             h.resync_consumers(now_ns, out);
         }
@@ -417,6 +423,8 @@ impl JetStream {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if purged > 0 {
             if h.unsynced.is_empty() {
                 h.resync_consumers(now_ns, out);
@@ -467,6 +475,18 @@ impl JetStream {
         ok(API, &Paged { total, offset: req.offset, limit: LIST_LIMIT, body: List { streams, offline } })
     }
 
+    /// Before a read of stream `name`'s messages (MSG.GET, DIRECT.GET): if it holds
+    /// appended messages not yet durable, run the group commit now, so a read never
+    /// shows a message before its PubAck could be sent (a failed sync would take it
+    /// back). nats-server shows a message once stored, but it also acks it then: in both
+    /// a message is readable exactly when it is acknowledged. The PubAcks this releases
+    /// go out before the read's reply.
+    fn settle(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
+        if self.streams.get(name).is_some_and(|h| h.dirty || !h.unsynced.is_empty()) {
+            let _ = self.sync(now_ns, out);
+        }
+    }
+
     fn msg_get(&mut self, name: &str, body: &[u8]) -> ApiResult {
         const API: &str = "stream_msg_get";
         let req: MsgGetRequest = parse_body(body).or_else(|e| err(API, e))?;
@@ -481,13 +501,21 @@ impl JetStream {
         let h = self.host_mut(API, name)?;
         let subject = h.stream.store_mut().load(req.seq).ok().flatten().map(|m| m.subject);
         h.stream.delete_msg(&req).or_else(|e| err(API, e))?;
+        if h.is_file() {
+            // Done in memory: a reopen after a failed flush deletes it again.
+            h.removed.push(req.seq);
+        }
         if let Some(s) = subject {
             for c in h.consumers.values_mut() {
                 c.c.on_stream_remove(req.seq, &s);
             }
         }
-        if let Some(fs) = h.stream.store_mut().file_mut() {
-            fs.flush().or_else(|e| err(API, ApiError::stream_msg_delete_failed(e)))?;
+        if let Some(fs) = h.stream.store_mut().file_mut()
+            && let Err(e) = fs.flush()
+        {
+            // The store stopped: the next group commit reopens it.
+            h.dirty = true;
+            return err(API, ApiError::stream_msg_delete_failed(e));
         }
         let _ = (now_ns, out);
         ok(API, &Success { success: true })

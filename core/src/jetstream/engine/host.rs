@@ -12,7 +12,7 @@ use crate::consumer::{
 };
 use crate::disk::Disk;
 use crate::jetstream::ApiError;
-use crate::mem::Charge;
+use crate::mem::{Account, Charge};
 use crate::proto::ByteStr;
 use crate::server::nats::broker::Message;
 use crate::store::{MsgStore, StoreError};
@@ -20,6 +20,7 @@ use crate::stream::{RetentionPolicy, Stream, StreamConfig, pub_ack_error_json};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a stream's `.meta` file holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +65,31 @@ pub(super) struct StreamHost {
     pub charges: Vec<Charge>,
     /// Subject transform and republish, parsed from the config.
     pub features: Features,
+    /// AckSync replies held until the acks they confirm are durable (file streams).
+    pub held_replies: Vec<HeldReply>,
+    /// Sequences removed (retention, deletes) since the last sync of a file stream, for
+    /// a reopen to remove again (their delete records may not have reached the disk).
+    /// As many as one group-commit interval removes; the store buffers their delete
+    /// records (charged to `store.buffers`) for as long.
+    pub removed: Vec<u64>,
+    /// The account charged for held replies (`stream.pending`).
+    pub pending: Option<Arc<Account>>,
+}
+
+/// An AckSync reply (the empty message a double-ack waits for) held back until the
+/// consumer state it confirms is on disk: sending it earlier would confirm an ack that
+/// a failed sync (the store is then reopened from disk) or a power cut could undo.
+#[derive(Debug)]
+pub(super) struct HeldReply {
+    /// The consumer whose ack it confirms.
+    consumer: String,
+    /// The consumer's `state_version` once the ack was applied: the reply goes out when
+    /// the saved version reaches it.
+    version: u64,
+    /// The reply subject.
+    to: String,
+    /// Its `stream.pending` charge.
+    _charge: Charge,
 }
 
 /// A server-originated message with no headers.
@@ -118,6 +144,9 @@ impl StreamHost {
             dirty: false,
             gone: Vec::new(),
             charges: Vec::new(),
+            held_replies: Vec::new(),
+            removed: Vec::new(),
+            pending: None,
         }
     }
 
@@ -133,7 +162,7 @@ impl StreamHost {
 
     /// Whether [`StreamHost::sync`] has something to do.
     pub fn needs_sync(&self) -> bool {
-        self.dirty || !self.acks.is_empty() || !self.unsynced.is_empty()
+        self.dirty || !self.acks.is_empty() || !self.unsynced.is_empty() || !self.held_replies.is_empty()
     }
 
     /// Store a message published on `subject`; the PubAck goes to `reply` (if any), now
@@ -283,6 +312,7 @@ impl StreamHost {
     pub fn drain(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
         let mut inactive = false;
         let mut done = Vec::new();
+        let file = self.is_file();
         {
             let Some(h) = self.consumers.get_mut(name) else { return };
             for e in h.c.drain_effects() {
@@ -299,6 +329,21 @@ impl StreamHost {
                     }
                     Effect::Status { to, reply, headers } => {
                         out.push(JsOut::Publish(status_msg(&to, reply, headers)));
+                    }
+                    Effect::AckReply { to } if file => {
+                        // Confirmed only once durable (see `HeldReply`). With no room
+                        // on `stream.pending` the reply is dropped: the client's AckSync
+                        // times out and it acks again (acks are idempotent).
+                        let cost = (super::PENDING_ENTRY_COST + to.len()) as u64;
+                        if let Some(charge) = self.pending.as_ref().and_then(|a| Charge::try_new(a, cost)) {
+                            let version = h.c.state_version();
+                            self.held_replies.push(HeldReply {
+                                consumer: name.to_string(),
+                                version,
+                                to,
+                                _charge: charge,
+                            });
+                        }
                     }
                     Effect::AckReply { to } => out.push(JsOut::Publish(plain(&to, Vec::new()))),
                     Effect::Done { seq, reason } => done.push((seq, reason)),
@@ -334,7 +379,10 @@ impl StreamHost {
     pub fn remove_seq(&mut self, now_ns: i64, seq: u64, subject: &str, out: &mut Vec<JsOut>) {
         match self.stream.remove_msg(seq) {
             Ok(true) => {
-                self.dirty |= self.is_file();
+                if self.is_file() {
+                    self.dirty = true;
+                    self.removed.push(seq);
+                }
                 for h in self.consumers.values_mut() {
                     h.c.on_stream_remove(seq, subject);
                 }
@@ -404,6 +452,7 @@ impl StreamHost {
         }
         self.dirty = false;
         self.charges.clear();
+        self.removed.clear();
         self.visible = self.stream.store_state().last_seq;
         let unsynced = std::mem::take(&mut self.unsynced);
         if std::mem::take(&mut self.resync) {
@@ -445,6 +494,23 @@ impl StreamHost {
             }
         }
         notes
+    }
+
+    /// Send the held AckSync replies whose acks are now durable: the store was synced and
+    /// the consumer's state saved at (or past) the version the ack produced. A consumer
+    /// that is gone confirms nothing more; its replies go out (the ack is moot).
+    pub fn release_replies(&mut self, out: &mut Vec<JsOut>) {
+        if self.dirty || !self.unsynced.is_empty() {
+            return;
+        }
+        let consumers = &self.consumers;
+        self.held_replies.retain(|r| {
+            let durable = consumers.get(&r.consumer).is_none_or(|h| h.saved_version >= r.version);
+            if durable {
+                out.push(JsOut::Publish(plain(&r.to, Vec::new())));
+            }
+            !durable
+        });
     }
 
     /// Whether some consumer's persisted state is behind.

@@ -310,7 +310,7 @@ impl JetStream {
             }
         };
         for name in names {
-            match js.recover_stream(&name, now_ns, &mut notes) {
+            match js.recover_stream(&name, now_ns, &BTreeMap::new(), &mut notes) {
                 Ok(host) => js.install(host),
                 Err(text) => {
                     notes.push(RecoveryNote { stream: name.clone(), consumer: None, text: text.clone() });
@@ -322,7 +322,16 @@ impl JetStream {
         (js, notes)
     }
 
-    fn recover_stream(&mut self, name: &str, now_ns: i64, notes: &mut Vec<RecoveryNote>) -> Result<StreamHost, String> {
+    /// Recover stream `name` and its consumers from disk; a consumer named in `carried`
+    /// takes that ack state instead of the one on disk (a reopen keeps what the running
+    /// consumers knew).
+    fn recover_stream(
+        &mut self,
+        name: &str,
+        now_ns: i64,
+        carried: &BTreeMap<String, ConsumerState>,
+        notes: &mut Vec<RecoveryNote>,
+    ) -> Result<StreamHost, String> {
         let path = layout::stream_meta(&self.cfg.store_dir, name);
         let body = layout::read_checked(&*self.disk, &path)?;
         let meta: StreamMeta = serde_json::from_slice(&body).map_err(|e| format!("{path} is unreadable: {e}"))?;
@@ -346,7 +355,9 @@ impl JetStream {
                     continue;
                 }
             };
-            let state = if host.is_file() {
+            let state = if let Some(st) = carried.get(&c) {
+                Some(st.clone())
+            } else if host.is_file() {
                 let spath = layout::consumer_state(&self.cfg.store_dir, name, &c);
                 if self.disk.exists(&spath) {
                     match layout::read_checked(&*self.disk, &spath).and_then(|b| ConsumerState::decode(&b)) {
@@ -411,7 +422,9 @@ impl JetStream {
         };
         let opts = StreamOptions { dedup_account: self.dedup.clone(), bugs: self.cfg.bugs.stream };
         let stream = Stream::open(cfg, store, created_ns, now_ns, opts).map_err(|e| e.description)?;
-        Ok(StreamHost::new(stream))
+        let mut host = StreamHost::new(stream);
+        host.pending = Some(self.pending.clone());
+        Ok(host)
     }
 
     fn consumer_options(&self) -> ConsumerOptions {
@@ -581,6 +594,7 @@ impl JetStream {
                 continue;
             }
             let notes = host.persist_consumers(&*self.disk, &self.cfg.store_dir);
+            host.release_replies(out);
             if let Some(n) = notes.first() {
                 first.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
             }
@@ -595,12 +609,23 @@ impl JetStream {
         }
     }
 
-    /// Reopen stream `name` from disk after its store failed: what the disk kept comes
-    /// back, except the `refused` sequences (answered with errors, so they must not
-    /// appear); if it cannot be opened the stream is listed as failed.
+    /// Reopen stream `name` from disk after its store failed (after a failed fsync the
+    /// kernel's view of the file is unknown, so only a fresh read of the disk is
+    /// trusted): what the disk kept comes back, except the `refused` sequences (answered
+    /// with errors, so they must not appear). What the running stream knew that is not
+    /// derived from the disk is carried over, so that the reopen is no rollback that
+    /// clients could see: the consumers' ack state (no redelivery of acked messages, no
+    /// second first-delivery), the removals since the last sync (acked workqueue and
+    /// interest messages stay removed) and the dedup window (ids of removed messages
+    /// still answer retries). Held AckSync replies are dropped unsent (never confirmed;
+    /// the client acks again). If it cannot be opened the stream is listed as failed.
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
+        let dedup = old.stream.dedup().entries();
+        let carried: BTreeMap<String, ConsumerState> =
+            old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
+        let removed = std::mem::take(&mut old.removed);
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -613,9 +638,10 @@ impl JetStream {
         drop(old);
         self.unroute(name);
         let mut notes = Vec::new();
-        match self.recover_stream(name, now_ns, &mut notes) {
+        match self.recover_stream(name, now_ns, &carried, &mut notes) {
             Ok(mut host) => {
-                for seq in refused {
+                host.stream.adopt_dedup(&dedup, refused, now_ns);
+                for seq in refused.iter().chain(&removed) {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
                     }
