@@ -39,6 +39,12 @@ struct State {
     closed: Option<Closed>,
     /// Bytes were queued by [`Outbound::push_deferred`] and the writer is not woken yet.
     wake_due: bool,
+    /// The NATS account's own ledger account, once the client is authenticated
+    /// (see [`Outbound::set_tenant`]); bytes are charged to it as well as to `account`.
+    tenant: Option<Arc<Account>>,
+    /// The oldest `untenanted` of the `pending` bytes were queued before `tenant` was
+    /// set and are charged to `account` only (the queue is FIFO, so they go first).
+    untenanted: u64,
 }
 
 /// Writers to wake once a batch of deferred pushes is done (see [`Outbound::push_deferred`]).
@@ -71,7 +77,14 @@ impl Outbound {
     pub fn new(account: Arc<Account>, max_pending: u64) -> Outbound {
         let (closed_tx, _) = watch::channel(None);
         Outbound {
-            state: Mutex::new(State { buf: BytesMut::new(), pending: 0, closed: None, wake_due: false }),
+            state: Mutex::new(State {
+                buf: BytesMut::new(),
+                pending: 0,
+                closed: None,
+                wake_due: false,
+                tenant: None,
+                untenanted: 0,
+            }),
             is_closed: AtomicBool::new(false),
             wake_writer: Notify::new(),
             closed_tx,
@@ -119,7 +132,14 @@ impl Outbound {
         let before = s.buf.len();
         encode(&mut s.buf);
         let n = (s.buf.len() - before) as u64;
+        let tenant_ok = |s: &State| s.tenant.as_ref().is_none_or(|t| t.try_charge(n));
         if s.pending + n > self.max_pending || !self.account.try_charge(n) {
+            s.buf.truncate(before);
+            self.abort_locked(s);
+            return Push::SlowConsumer;
+        }
+        if !tenant_ok(s) {
+            self.account.release(n);
             s.buf.truncate(before);
             self.abort_locked(s);
             return Push::SlowConsumer;
@@ -153,6 +173,12 @@ impl Outbound {
     fn abort_locked(&self, s: &mut State) {
         let dropped = s.buf.len() as u64;
         s.buf = BytesMut::new();
+        // The dropped bytes are the newest: the tenant's share first.
+        let tenant_share = dropped.min(s.pending - s.untenanted);
+        if let Some(t) = &s.tenant {
+            t.release(tenant_share);
+        }
+        s.untenanted -= dropped - tenant_share;
         s.pending -= dropped;
         self.account.release(dropped);
         s.closed = Some(Closed::Abort);
@@ -212,6 +238,23 @@ impl Outbound {
         let mut s = self.lock();
         s.pending -= n;
         self.account.release(n);
+        let old = n.min(s.untenanted);
+        s.untenanted -= old;
+        if let Some(t) = &s.tenant {
+            t.release(n - old);
+        }
+    }
+
+    /// Charge from now on also `tenant`, the client's NATS account's share of client
+    /// memory (set when the client authenticates; a later call moves the charge).
+    /// Bytes already queued stay charged to the server-wide account only.
+    pub fn set_tenant(&self, tenant: Arc<Account>) {
+        let mut s = self.lock();
+        if let Some(old) = s.tenant.take() {
+            old.release(s.pending - s.untenanted);
+        }
+        s.untenanted = s.pending;
+        s.tenant = Some(tenant);
     }
 }
 
