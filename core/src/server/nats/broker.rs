@@ -180,6 +180,11 @@ impl Broker {
         self.clients.values().map(|c| c.out.clone()).collect()
     }
 
+    /// Every client's id and outbound queue, in id order.
+    pub fn client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().map(|(id, c)| (*id, c.out.clone())).collect()
+    }
+
     /// Number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()

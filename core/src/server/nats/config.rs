@@ -11,6 +11,10 @@ use std::time::Duration;
 pub const DEFAULT_MAX_PENDING: u64 = 64 * 1024 * 1024;
 /// Default cap on all clients' outbound bytes together (the ledger's `client.outbound` limit).
 pub const DEFAULT_MAX_OUTBOUND_TOTAL: u64 = 1024 * 1024 * 1024;
+/// Default lame-duck duration (nats-server's `DEFAULT_LAME_DUCK_DURATION`).
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// Default lame-duck grace period (nats-server's `DEFAULT_LAME_DUCK_GRACE_PERIOD`).
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default most client connections at once (nats-server's `DEFAULT_MAX_CONNECTIONS`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
 
@@ -71,6 +75,15 @@ pub struct NatsConfig {
     pub nats_version: String,
     /// JetStream, when enabled (nats-server's `-js`); `None` serves core NATS only.
     pub jetstream: Option<JetStreamOptions>,
+    /// The client address advertised to the cluster, `host` or `host:port`
+    /// (nats-server's `client_advertise`); `None`: the listen address.
+    pub client_advertise: Option<String>,
+    /// Lame-duck mode closes the clients spread over this time, grace period included
+    /// (nats-server's `lame_duck_duration`, default 2 minutes).
+    pub lame_duck_duration: Duration,
+    /// Lame-duck mode waits this long before closing the first client (nats-server's
+    /// `lame_duck_grace_period`, default 10 s).
+    pub lame_duck_grace_period: Duration,
 }
 
 impl Default for NatsConfig {
@@ -94,6 +107,9 @@ impl Default for NatsConfig {
             tls: None,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
             jetstream: None,
+            client_advertise: None,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
         }
     }
 }

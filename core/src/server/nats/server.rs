@@ -5,6 +5,7 @@ use super::broker::Broker;
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
+use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
 use super::outbound::{Closed, Outbound, Wakes};
@@ -22,11 +23,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
 /// Read buffer growth step.
@@ -71,6 +72,12 @@ pub(super) struct Shared {
     routes: Option<Arc<Routes>>,
     /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
     js: Option<Arc<JsHandle>>,
+    /// The cluster's client URLs (see [`super::discovery`]); taken with no other lock held.
+    urls: Mutex<ClientUrls>,
+    /// Signalled to enter lame-duck mode (see [`LameDuck`]).
+    ldm: Arc<Notify>,
+    /// In lame-duck mode: INFO carries `ldm`.
+    lame: AtomicBool,
 }
 
 impl Shared {
@@ -89,7 +96,48 @@ impl Shared {
         wakes.wake_all();
     }
 
-    fn info(&self, client_id: u64, peer: SocketAddr) -> ServerInfo {
+    /// The client address told to peers, `(host, port)` (host `None`: the listen host is
+    /// unspecified, the peer uses the route's source host); `None` with `no_advertise`.
+    pub(super) fn advertised_client_addr(&self) -> Option<(Option<String>, u16)> {
+        if self.cfg.cluster.as_ref().is_none_or(|c| c.no_advertise) {
+            return None;
+        }
+        if let Some(a) = &self.cfg.client_advertise {
+            let a = a.trim();
+            return Some(match a.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                Some((h, p)) if !h.is_empty() => (Some(h.trim_matches(['[', ']']).to_owned()), p),
+                _ => (Some(a.to_owned()), self.addr.port()),
+            });
+        }
+        let ip = self.addr.ip();
+        Some(((!ip.is_unspecified()).then(|| ip.to_string()), self.addr.port()))
+    }
+
+    /// Apply `change` to the cluster's client URLs; when it reports a change, every
+    /// client gets a fresh INFO (nats-server's async INFO with new `connect_urls`).
+    pub(super) fn urls_changed_if(&self, change: impl FnOnce(&mut ClientUrls) -> bool) {
+        let changed = change(&mut self.urls.lock().unwrap_or_else(|e| e.into_inner()));
+        if changed && self.advertised_client_addr().is_some() {
+            self.send_async_info();
+        }
+    }
+
+    /// Send every connected client a fresh INFO.
+    fn send_async_info(&self) {
+        let outs = self.broker().client_outs();
+        for (id, out) in outs {
+            let mut info = self.info(id, None);
+            info.client_id = id;
+            let _ = out.push(&ServerOp::Info(Box::new(info)));
+        }
+    }
+
+    fn info(&self, client_id: u64, peer: Option<SocketAddr>) -> ServerInfo {
+        let connect_urls = if self.advertised_client_addr().is_some() {
+            self.urls.lock().unwrap_or_else(|e| e.into_inner()).urls()
+        } else {
+            Vec::new()
+        };
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: if self.cfg.server_name.is_empty() {
@@ -108,7 +156,10 @@ impl Shared {
             tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg.max_payload as i64,
             client_id,
-            client_ip: peer.ip().to_string(),
+            client_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            cluster: self.routes.as_ref().map(|r| r.cluster_name().to_owned()).unwrap_or_default(),
+            connect_urls,
+            ldm: self.lame.load(Ordering::Relaxed),
             weir_version: WEIR_VERSION.to_owned(),
             jetstream: self.js.is_some(),
             ..ServerInfo::default()
@@ -267,6 +318,22 @@ impl Monitor {
     }
 }
 
+/// Puts a running server into lame-duck mode (as nats-server on SIGUSR2 or
+/// `--signal ldm`): it stops accepting clients, sends every client an INFO with
+/// `"ldm":true`, waits `lame_duck_grace_period`, closes the clients spread over the
+/// rest of `lame_duck_duration`, and then shuts down as on `run`'s shutdown future
+/// (which still cuts it short). Entering twice is entering once.
+#[derive(Clone)]
+pub struct LameDuck(Arc<Notify>);
+
+impl LameDuck {
+    /// Enter lame-duck mode (takes effect once `run` is serving; a request made
+    /// before is kept).
+    pub fn enter(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// A bound NATS server; [`NatsServer::run`] serves it.
 pub struct NatsServer {
     listener: TcpListener,
@@ -331,7 +398,21 @@ impl NatsServer {
             }
             None => None,
         };
+        let own = {
+            let ip = addr.ip();
+            match (&cfg.client_advertise, &cfg.cluster) {
+                (_, Some(c)) if c.no_advertise => None,
+                (_, None) => None,
+                (Some(a), _) if a.contains(':') => Some(a.trim().to_owned()),
+                (Some(a), _) => Some(super::discovery::host_port(a.trim(), addr.port())),
+                (None, _) if ip.is_unspecified() => None,
+                (None, _) => Some(super::discovery::host_port(&ip.to_string(), addr.port())),
+            }
+        };
         let shared = Arc::new(Shared {
+            urls: Mutex::new(ClientUrls::new(own)),
+            ldm: Arc::new(Notify::new()),
+            lame: AtomicBool::new(false),
             server_id,
             addr,
             broker: Mutex::new(broker),
@@ -372,6 +453,11 @@ impl NatsServer {
         self.shared.addr
     }
 
+    /// A handle that puts this server into lame-duck mode (see [`LameDuck`]).
+    pub fn lame_duck(&self) -> LameDuck {
+        LameDuck(self.shared.ldm.clone())
+    }
+
     /// A monitoring handle.
     pub fn monitor(&self) -> Monitor {
         Monitor { shared: self.shared.clone() }
@@ -395,12 +481,17 @@ impl NatsServer {
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tracing::info!(server_id = %shared.server_id, "nats listener ready");
         tokio::pin!(shutdown);
+        let mut lame = false;
         loop {
             // `biased`: an unbiased select draws from tokio's thread-local RNG, which is
             // not reset between simulated runs in one process.
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
+                _ = shared.ldm.notified() => {
+                    lame = true;
+                    break;
+                }
                 r = listener.accept() => match r {
                     Ok((stream, peer)) => {
                         let handle = scope.handle();
@@ -414,6 +505,13 @@ impl NatsServer {
             }
         }
         drop(listener);
+        if lame {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {}
+                _ = lame_duck(&shared) => {}
+            }
+        }
         // What is appended becomes durable and its PubAcks go out before clients drain.
         if let Some(js) = &shared.js {
             js.flush_all(|outs| shared.route_js(outs)).await;
@@ -437,6 +535,31 @@ impl NatsServer {
     }
 }
 
+/// Lame-duck mode after the listener is closed: tell every client, wait the grace
+/// period, then close the clients one by one spread over the rest of the duration
+/// (as nats-server's `lameDuckMode`).
+async fn lame_duck(shared: &Shared) {
+    let cfg = &shared.cfg;
+    tracing::info!("Entering lame duck mode, stop accepting new clients");
+    shared.lame.store(true, Ordering::Relaxed);
+    shared.send_async_info();
+    if shared.broker().client_count() == 0 {
+        return;
+    }
+    tokio::time::sleep(cfg.lame_duck_grace_period).await;
+    let outs = shared.broker().client_outs();
+    tracing::info!(clients = outs.len(), "Closing existing clients");
+    let spread = cfg.lame_duck_duration.saturating_sub(cfg.lame_duck_grace_period);
+    let step = spread / u32::try_from(outs.len()).unwrap_or(u32::MAX).max(1);
+    let last = outs.len().saturating_sub(1);
+    for (i, (_, out)) in outs.into_iter().enumerate() {
+        out.close(Closed::Drain);
+        if i < last && !step.is_zero() {
+            tokio::time::sleep(step).await;
+        }
+    }
+}
+
 async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
@@ -454,14 +577,14 @@ async fn serve_conn(
     let Some(id) = admitted else {
         // As nats-server: INFO first, then the error, then close (before any TLS handshake).
         tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
-        out.push(&ServerOp::Info(Box::new(shared.info(0, peer))));
+        out.push(&ServerOp::Info(Box::new(shared.info(0, Some(peer)))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
         write_loop(stream, &out, &shared).await;
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
-    let info = ServerOp::Info(Box::new(shared.info(id, peer)));
+    let info = ServerOp::Info(Box::new(shared.info(id, Some(peer))));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
     match &shared.tls {

@@ -92,6 +92,15 @@ pub enum RouteFrame {
     Raft(Envelope),
     /// The acceptor's answer to a `Ping`, the only frame it sends after the handshake.
     Pong,
+    /// The dialler's advertised client address, sent once after the handshake unless
+    /// it does not advertise (see [`crate::server::nats::discovery`]). Last variant,
+    /// so that every older frame decodes as before.
+    ClientUrl {
+        /// Host clients dial; `None`: the host the route comes from.
+        host: Option<String>,
+        /// Client port.
+        port: u16,
+    },
 }
 
 /// Borrowed twin of [`RouteFrame`] (same variants in the same order, same encoding),
@@ -117,6 +126,10 @@ pub(super) enum RouteFrameRef<'a> {
     Ping,
     Raft(&'a Envelope),
     Pong,
+    ClientUrl {
+        host: Option<&'a str>,
+        port: u16,
+    },
 }
 
 /// Encode an interest change (`sub` true for `Sub`) as one frame.
@@ -148,6 +161,11 @@ pub fn encode_msg(
 /// Encode a Raft message frame; `None` if it exceeds the frame limit.
 pub fn encode_raft(env: &Envelope) -> Option<Vec<u8>> {
     frame::encode(&RouteFrameRef::Raft(env)).ok()
+}
+
+/// Encode a [`RouteFrame::ClientUrl`] frame.
+pub fn encode_client_url(host: Option<&str>, port: u16) -> Vec<u8> {
+    frame::encode(&RouteFrameRef::ClientUrl { host, port }).expect("client URL frames are small")
 }
 
 /// Encode a handshake frame.
@@ -191,6 +209,13 @@ mod tests {
         assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Ping);
         let p = frame::encode(&RouteFrameRef::Pong).unwrap();
         assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Pong);
+        let u = encode_client_url(Some("h"), 4222);
+        assert_eq!(
+            frame::decode::<RouteFrame>(&u[4..]).unwrap(),
+            RouteFrame::ClientUrl { host: Some("h".into()), port: 4222 }
+        );
+        // Older frames keep their encoding: `Pong` is still variant 6.
+        assert_eq!(&p[4..], &[6]);
         let env = Envelope {
             group: GroupId(3),
             from: 1,
