@@ -43,6 +43,9 @@ struct Client {
     headers: bool,
     echo: bool,
     no_responders: bool,
+    /// A CONNECT was accepted: asynchronous INFO may go to it (before, async-nats would
+    /// take an INFO for the answer to its handshake and lose it).
+    connected: bool,
     sids: BTreeMap<ByteStr, u64>,
 }
 
@@ -149,7 +152,7 @@ impl Broker {
         self.next_client += 1;
         let id = self.next_client;
         self.clients
-            .insert(id, Client { out, headers: false, echo: true, no_responders: false, sids: BTreeMap::new() });
+            .insert(id, Client { out, headers: false, echo: true, no_responders: false, connected: false, sids: BTreeMap::new() });
         id
     }
 
@@ -159,6 +162,7 @@ impl Broker {
             c.headers = headers;
             c.echo = echo;
             c.no_responders = no_responders;
+            c.connected = true;
         }
     }
 
@@ -183,6 +187,11 @@ impl Broker {
     /// Every client's id and outbound queue, in id order.
     pub fn client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
         self.clients.iter().map(|(id, c)| (*id, c.out.clone())).collect()
+    }
+
+    /// Like [`Broker::client_outs`], only the clients whose CONNECT was accepted.
+    pub fn connected_client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().filter(|(_, c)| c.connected).map(|(id, c)| (*id, c.out.clone())).collect()
     }
 
     /// Number of connected clients.

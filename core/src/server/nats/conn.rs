@@ -50,6 +50,8 @@ pub struct Conn {
     awaiting_auth: bool,
     /// Most subscriptions this connection may hold (0: no limit).
     max_subs: usize,
+    /// A CONNECT was accepted.
+    connected: bool,
 }
 
 impl Conn {
@@ -65,6 +67,7 @@ impl Conn {
             auth: Auth::None,
             awaiting_auth: false,
             max_subs: 0,
+            connected: false,
         }
     }
 
@@ -81,7 +84,12 @@ impl Conn {
         self
     }
 
-    /// Whether the client still has to authenticate.
+    /// Whether a CONNECT was accepted.
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// No CONNECT with accepted credentials yet.
     pub fn awaiting_auth(&self) -> bool {
         self.awaiting_auth
     }
@@ -187,6 +195,7 @@ impl Conn {
             return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
         }
         broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        self.connected = true;
         self.opts = info;
         self.ok()
     }

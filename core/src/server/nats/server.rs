@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,6 +78,9 @@ pub(super) struct Shared {
     ldm: Arc<Notify>,
     /// In lame-duck mode: INFO carries `ldm`.
     lame: AtomicBool,
+    /// Bumped whenever `urls` changes, so a client that was told an older set when it
+    /// connected gets a fresh INFO once its CONNECT is in.
+    urls_version: AtomicU64,
 }
 
 impl Shared {
@@ -117,14 +120,17 @@ impl Shared {
     /// client gets a fresh INFO (nats-server's async INFO with new `connect_urls`).
     pub(super) fn urls_changed_if(&self, change: impl FnOnce(&mut ClientUrls) -> bool) {
         let changed = change(&mut self.urls.lock().unwrap_or_else(|e| e.into_inner()));
+        if changed {
+            self.urls_version.fetch_add(1, Ordering::SeqCst);
+        }
         if changed && self.advertised_client_addr().is_some() {
             self.send_async_info();
         }
     }
 
-    /// Send every connected client a fresh INFO.
+    /// Send every client whose CONNECT is in a fresh INFO (the others get one when it is).
     fn send_async_info(&self) {
-        let outs = self.broker().client_outs();
+        let outs = self.broker().connected_client_outs();
         for (id, out) in outs {
             let mut info = self.info(id, None);
             info.client_id = id;
@@ -413,6 +419,7 @@ impl NatsServer {
             urls: Mutex::new(ClientUrls::new(own)),
             ldm: Arc::new(Notify::new()),
             lame: AtomicBool::new(false),
+            urls_version: AtomicU64::new(0),
             server_id,
             addr,
             broker: Mutex::new(broker),
@@ -584,20 +591,21 @@ async fn serve_conn(
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
+    let told = shared.urls_version.load(Ordering::SeqCst);
     let info = ServerOp::Info(Box::new(shared.info(id, Some(peer))));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
     match &shared.tls {
         None => {
             out.push(&info);
-            serve_client(stream, id, shared.clone(), scope, out).await;
+            serve_client(stream, id, told, shared.clone(), scope, out).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
             Ok(stream) => {
                 if tls.handshake_first() {
                     out.push(&info);
                 }
-                serve_client(stream, id, shared.clone(), scope, out).await;
+                serve_client(stream, id, told, shared.clone(), scope, out).await;
             }
             Err(e) => {
                 // Probes and plaintext clients at debug, real handshake failures (a
@@ -618,6 +626,7 @@ async fn serve_conn(
 async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     stream: S,
     id: u64,
+    told: u64,
     shared: Arc<Shared>,
     scope: ScopeHandle,
     out: Arc<Outbound>,
@@ -634,7 +643,7 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
         let _ = writer_tx.send(());
     });
 
-    read_loop(&mut rd, &mut conn, &shared, &out).await;
+    read_loop(&mut rd, &mut conn, told, &shared, &out).await;
     // No more deliveries to this client; what is queued may still drain.
     shared.broker().remove_client(id);
     out.close(Closed::Drain);
@@ -643,7 +652,9 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     tracing::debug!(client = id, "client closed");
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &Shared, out: &Outbound) {
+/// Serve one client's reads; `told` is the URL-set version its first INFO carried.
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Outbound) {
+    let mut caught_up = false;
     let cfg = &shared.cfg;
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
@@ -676,6 +687,14 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         conn.wake_subscribers();
         if flow == Flow::Close {
             return;
+        }
+        if !caught_up && conn.connected() {
+            // After the batch holding CONNECT (and the PING async-nats sends with it), as
+            // nats-server: the cluster changed since the first INFO, so send the new one.
+            caught_up = true;
+            if shared.urls_version.load(Ordering::SeqCst) != told || shared.lame.load(Ordering::Relaxed) {
+                let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None))));
+            }
         }
         buf.reserve(READ_CHUNK);
         tokio::select! {
