@@ -95,8 +95,7 @@ async fn a_client_learns_the_cluster_and_fails_over_to_a_server_it_was_not_given
         let client = client.clone();
         async move {
             let pool = client.server_pool().await.unwrap_or_default();
-            let discovered: Vec<u16> =
-                pool.iter().filter(|s| s.is_discovered).filter_map(|s| Some(s.addr.port())).collect();
+            let discovered: Vec<u16> = pool.iter().filter(|s| s.is_discovered).map(|s| s.addr.port()).collect();
             let ok = [b, c].iter().all(|p| discovered.contains(p));
             if !ok {
                 eprintln!("pool so far: {pool:?}; INFO connect_urls: {:?}", client.server_info().connect_urls);
@@ -107,7 +106,7 @@ async fn a_client_learns_the_cluster_and_fails_over_to_a_server_it_was_not_given
     .await;
     let pool = client.server_pool().await.unwrap();
     assert!(
-        pool.iter().any(|s| !s.is_discovered && Some(s.addr.port()) == Some(clients[0])),
+        pool.iter().any(|s| !s.is_discovered && s.addr.port() == clients[0]),
         "A stays the explicit server: {pool:?}"
     );
 
@@ -116,8 +115,7 @@ async fn a_client_learns_the_cluster_and_fails_over_to_a_server_it_was_not_given
     until("the client to reconnect to another server", || {
         let client = client.clone();
         async move {
-            client.connection_state() == async_nats::connection::State::Connected
-                && client.server_info().port != a
+            client.connection_state() == async_nats::connection::State::Connected && client.server_info().port != a
         }
     })
     .await;
@@ -174,4 +172,38 @@ async fn lame_duck_tells_clients_stops_accepting_and_exits() {
     .await;
     procs.0[0] = None;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn lame_duck_in_process_through_the_handle() {
+    use weir_core::server::nats::{self, NatsConfig, NatsServer};
+    let cfg = NatsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: 3,
+        lame_duck_grace_period: Duration::ZERO,
+        ..NatsConfig::default()
+    };
+    let server = NatsServer::bind(cfg, nats::ledger(1 << 30)).await.expect("bind");
+    let port = server.local_addr().port();
+    let ldm = server.lame_duck();
+    let run = tokio::spawn(server.run(std::future::pending()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let client = ConnectOptions::new()
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                if let Event::LameDuckMode = e {
+                    let _ = tx.send(()).await;
+                }
+            }
+        })
+        .connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    client.flush().await.unwrap();
+    ldm.enter();
+    tokio::time::timeout(WAIT, rx.recv()).await.expect("no lame-duck event").expect("event channel closed");
+    // `run` returns on its own (its shutdown future never completes): clients closed, done.
+    tokio::time::timeout(WAIT, run).await.expect("run did not end after lame duck").unwrap();
+    assert!(!accepts(port).await, "the listener is closed");
 }

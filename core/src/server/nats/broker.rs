@@ -151,8 +151,10 @@ impl Broker {
     pub fn add_client(&mut self, out: Arc<Outbound>) -> ClientId {
         self.next_client += 1;
         let id = self.next_client;
-        self.clients
-            .insert(id, Client { out, headers: false, echo: true, no_responders: false, connected: false, sids: BTreeMap::new() });
+        self.clients.insert(
+            id,
+            Client { out, headers: false, echo: true, no_responders: false, connected: false, sids: BTreeMap::new() },
+        );
         id
     }
 

@@ -13,7 +13,10 @@
 //!    cluster name, or a connection to itself) and `known` listing the route addresses
 //!    of the peers it knows, which the dialler also dials (gossip, so seed-only configs
 //!    form a full mesh).
-//! 3. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
+//! 3. A dialler with a broker that advertises its client address then sends one
+//!    [`RouteFrame::ClientUrl`] (cluster discovery, see `server::nats::discovery`); the
+//!    variant is the enum's last, so frames from servers without it decode unchanged.
+//! 4. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
 //!    frames (if it has a broker), then in any mix: interest changes (`Sub`/`Unsub`),
 //!    messages ([`RouteFrame::Msg`]), Raft messages ([`RouteFrame::Raft`]) and
 //!    [`RouteFrame::Ping`] keepalives, each answered by the acceptor with a
