@@ -124,8 +124,8 @@ struct Client {
     headers: bool,
     echo: bool,
     no_responders: bool,
-    /// A CONNECT was accepted: asynchronous INFO may go to it (before, async-nats would
-    /// take an INFO for the answer to its handshake and lose it).
+    /// The first PONG after its CONNECT went out: asynchronous INFO may go to it (before,
+    /// async-nats would take an INFO for the answer to its handshake and lose it).
     connected: bool,
     sids: BTreeMap<ByteStr, u64>,
 }
@@ -349,6 +349,13 @@ impl Broker {
             c.headers = headers;
             c.echo = echo;
             c.no_responders = no_responders;
+        }
+    }
+
+    /// The client's first PONG after CONNECT went out: from now on it gets async INFOs
+    /// ([`Broker::connected_client_outs`]), as nats-server's `firstPongSent`.
+    pub fn first_pong_sent(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.get_mut(&id) {
             c.connected = true;
         }
     }

@@ -56,6 +56,8 @@ pub struct Conn {
     max_subs: usize,
     /// A CONNECT was accepted.
     connected: bool,
+    /// The first PONG after CONNECT was sent (see [`Conn::first_pong_sent`]).
+    first_pong: bool,
 }
 
 impl Conn {
@@ -74,6 +76,7 @@ impl Conn {
             perms: None,
             max_subs: 0,
             connected: false,
+            first_pong: false,
         }
     }
 
@@ -113,6 +116,12 @@ impl Conn {
     /// Whether a CONNECT was accepted.
     pub fn connected(&self) -> bool {
         self.connected
+    }
+
+    /// Whether the first PONG after an accepted CONNECT went out: async INFOs wait for
+    /// it (a client in its handshake takes any INFO before that PONG for the PONG).
+    pub fn first_pong_sent(&self) -> bool {
+        self.first_pong
     }
 
     /// No CONNECT with accepted credentials yet.
@@ -167,7 +176,16 @@ impl Conn {
         }
         match op {
             ClientOp::Connect(info) => self.connect(*info, broker),
-            ClientOp::Ping => self.send(&ServerOp::Pong),
+            ClientOp::Ping => {
+                let flow = self.send(&ServerOp::Pong);
+                if self.connected && !self.first_pong {
+                    // As nats-server's `firstPongSent`: from now on an async INFO cannot
+                    // be mistaken for the handshake's PONG (async-nats would drop it).
+                    self.first_pong = true;
+                    broker.first_pong_sent(self.id);
+                }
+                flow
+            }
             ClientOp::Pong => {
                 self.pings_out = 0;
                 Flow::Continue

@@ -726,9 +726,10 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
         if flow == Flow::Close {
             return;
         }
-        if !caught_up && conn.connected() {
-            // After the batch holding CONNECT (and the PING async-nats sends with it), as
-            // nats-server: the cluster changed since the first INFO, so send the new one.
+        if !caught_up && conn.first_pong_sent() {
+            // After the first PONG that followed CONNECT (nats-server's `firstPongSent`): if
+            // the cluster changed since the first INFO, send the new one. Earlier, a client
+            // in its handshake (async-nats) takes the INFO for its PONG and loses it.
             caught_up = true;
             if shared.urls_version.load(Ordering::SeqCst) != told || shared.lame.load(Ordering::Relaxed) {
                 let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None, ""))));
