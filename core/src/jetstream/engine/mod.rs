@@ -81,7 +81,7 @@ mod tests;
 
 pub use anystore::AnyStore;
 pub use fuzz::fuzz_js_api;
-pub use stats::{ApiStats, JszConsumer, JszStream, JszSummary};
+pub use stats::{ApiStats, JetStreamConfigJson, JszConsumer, JszStream, JszSummary};
 
 use crate::consumer::{ACK_PREFIX, AckReply, ConsumerBugs, ConsumerOptions, ConsumerState, FC_PREFIX, InflightCharge};
 use crate::disk::Disk;
