@@ -61,6 +61,10 @@ pub struct JetStreamConfig {
     pub strict: Option<bool>,
     /// `domain`.
     pub domain: Option<String>,
+    /// `limits { max_request_batch }`: default and cap of pull consumers' `max_batch`.
+    pub max_request_batch: Option<i64>,
+    /// `limits { max_ack_pending }`: cap (and default below 1000) of `max_ack_pending`.
+    pub max_ack_pending: Option<i64>,
 }
 
 /// Settings read from a config file; `None` where the file says nothing.
@@ -461,13 +465,33 @@ fn jetstream(n: &Node, c: &mut FileConfig) -> Result<(), ConfError> {
                     "strict" => c.jetstream.strict = Some(boolean(key, v)?),
                     "domain" => c.jetstream.domain = Some(string(key, v)?),
                     "enable" | "enabled" => c.jetstream.enabled = boolean(key, v)?,
-                    "sync" | "sync_interval" | "max_outstanding_catchup" | "unique_tag" | "limits" => {}
+                    "limits" => jetstream_limits(key, v, c)?,
+                    "sync" | "sync_interval" | "max_outstanding_catchup" | "unique_tag" => {}
                     _ if m.used_as_vars.iter().any(|x| x == key) => {}
                     _ => return err(kpos, format!("jetstream: unknown field \"{key}\"")),
                 }
             }
         }
         v => return err(&n.pos, format!("jetstream: expected a boolean, 'enabled' or a block, got {}", v.kind())),
+    }
+    Ok(())
+}
+
+/// `jetstream { limits { ... } }` (nats-server's `parseJetStreamLimits`): the consumer
+/// limits are applied; `max_ha_assets`, `duplicate_window` and `batch` are accepted and
+/// have no effect on one server; other keys are errors as in nats-server.
+fn jetstream_limits(key: &str, n: &Node, c: &mut FileConfig) -> Result<(), ConfError> {
+    let Value::Map(m) = &n.value else {
+        return err(&n.pos, format!("Expected a map to define JetStreamLimits, got {}", n.value.kind()));
+    };
+    for (k, kpos, v) in &m.entries {
+        match k.to_ascii_lowercase().as_str() {
+            "max_request_batch" => c.jetstream.max_request_batch = Some(int(k, v)?),
+            "max_ack_pending" => c.jetstream.max_ack_pending = Some(int(k, v)?),
+            "max_ha_assets" | "duplicate_window" | "batch" => {}
+            _ if m.used_as_vars.iter().any(|x| x == k) => {}
+            _ => return err(kpos, format!("{key}: unknown field \"{k}\"")),
+        }
     }
     Ok(())
 }
@@ -537,6 +561,8 @@ mod tests {
                 max_file: Some(10_000_000_000),
                 strict: Some(false),
                 domain: None,
+                max_request_batch: None,
+                max_ack_pending: None,
             }
         );
         assert_eq!(c.pid_file, Some("/tmp/w.pid".into()));
@@ -549,6 +575,15 @@ mod tests {
         assert_eq!(parse("ping_interval: '250ms'\n").unwrap().ping_interval, Some(Duration::from_millis(250)));
         assert_eq!(parse("ping_interval: 1h\n").unwrap().ping_interval, Some(Duration::from_secs(3600)));
         assert!(parse("ping_interval: \"soon\"\n").unwrap_err().starts_with("w.conf:1:16: ping_interval:"));
+    }
+
+    #[test]
+    fn jetstream_limits_block() {
+        let c =
+            parse("jetstream { limits { max_request_batch: 100, max_ack_pending: 20, max_ha_assets: 2 } }\n").unwrap();
+        assert_eq!((c.jetstream.max_request_batch, c.jetstream.max_ack_pending), (Some(100), Some(20)));
+        assert!(parse("jetstream { limits { nope: 1 } }\n").unwrap_err().contains("unknown field \"nope\""));
+        assert!(parse("jetstream { limits: 5 }\n").unwrap_err().contains("Expected a map"));
     }
 
     #[test]

@@ -183,6 +183,10 @@ fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOpti
     if let Some(n) = js.max_file {
         o.engine.max_file_store = n;
     }
+    o.engine.consumer_limits = weir_core::consumer::ServerLimits {
+        max_request_batch: js.max_request_batch.unwrap_or(0).max(0),
+        max_ack_pending: js.max_ack_pending.unwrap_or(0).max(0),
+    };
     Ok(o)
 }
 

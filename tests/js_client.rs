@@ -1550,3 +1550,200 @@ async fn api_response_shapes_and_timestamps() {
     );
     t.stop().await;
 }
+
+// ----- consumer-side features of 2.11-2.14: priority groups, pause reply, reset, limits -----
+
+/// Send a raw pull request `body` for `consumer` of `stream` with reply `inbox`.
+async fn raw_pull(c: &Client, stream: &str, consumer: &str, inbox: &str, body: &str) {
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
+    c.publish_with_reply(next, inbox.to_string(), body.to_string().into()).await.unwrap();
+    c.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn priority_groups_pinned_overflow_prioritized() {
+    let test = "priogroups";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+
+    // pinned_client: the client's group stream gets the pin on its messages; info shows it;
+    // UNPIN drops it.
+    let mut pinned: consumer::PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("pinned".into()),
+            ack_policy: AckPolicy::None,
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["A".into()],
+            priority_timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .await
+        .expect("pinned consumer");
+    assert_eq!(pinned.cached_info().config.priority_timeout, Duration::from_secs(5));
+    publish(&js, &format!("{p}.1"), "one").await;
+    let mut msgs = pinned.stream().group("A").expires(Duration::from_millis(500)).messages().await.unwrap();
+    let m = timeout(WAIT, msgs.next()).await.expect("pinned message").unwrap().unwrap();
+    let pin = m.headers.as_ref().and_then(|h| h.get("Nats-Pin-Id")).expect("Nats-Pin-Id").to_string();
+    let info = pinned.info().await.unwrap().clone();
+    assert_eq!(info.priority_groups[0].group, "A");
+    assert_eq!(info.priority_groups[0].pinned_client_id.as_deref(), Some(pin.as_str()));
+    drop(msgs);
+    s.unpin_consumer("pinned", "A").await.expect("unpin");
+    assert_eq!(pinned.info().await.unwrap().priority_groups[0].pinned_client_id, None);
+    // A request carrying another pin while one is held: 423.
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"A"}"#).await;
+    publish(&js, &format!("{p}.2"), "two").await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert!(m.headers.as_ref().and_then(|h| h.get("Nats-Pin-Id")).is_some(), "{m:?}");
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"A","id":"other"}"#).await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!(m.status.map(u16::from), Some(423), "{m:?}");
+    // The group must be one of the consumer's.
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"B"}"#).await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status.map(u16::from), m.description.as_deref()),
+        (Some(400), Some("Bad Request - Invalid Priority Group"))
+    );
+
+    // overflow: a request with min_pending waits until that many messages are pending.
+    let s2 = js.create_stream(file_stream(&format!("{name}O"), &format!("{p}o.>"))).await.expect("create");
+    let _: consumer::PullConsumer = s2
+        .create_consumer(pull::Config {
+            durable_name: Some("over".into()),
+            priority_policy: consumer::PriorityPolicy::Overflow,
+            priority_groups: vec!["A".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("overflow consumer");
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    raw_pull(
+        &c,
+        &format!("{name}O"),
+        "over",
+        &inbox,
+        r#"{"batch":1,"expires":5000000000,"group":"A","min_pending":3}"#,
+    )
+    .await;
+    publish(&js, &format!("{p}o.1"), "1").await;
+    publish(&js, &format!("{p}o.2"), "2").await;
+    assert!(timeout(Duration::from_millis(300), sub.next()).await.is_err(), "2 pending is below the mark");
+    publish(&js, &format!("{p}o.3"), "3").await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!((m.status, &m.payload[..]), (None, &b"1"[..]));
+
+    // prioritized: the lower priority is served first.
+    let s3 = js.create_stream(file_stream(&format!("{name}P"), &format!("{p}p.>"))).await.expect("create");
+    let _: consumer::PullConsumer = s3
+        .create_consumer(pull::Config {
+            durable_name: Some("prio".into()),
+            priority_policy: consumer::PriorityPolicy::Prioritized,
+            priority_groups: vec!["A".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("prioritized consumer");
+    let (low, high) = (c.new_inbox(), c.new_inbox());
+    let mut low_sub = c.subscribe(low.clone()).await.unwrap();
+    let mut high_sub = c.subscribe(high.clone()).await.unwrap();
+    raw_pull(&c, &format!("{name}P"), "prio", &low, r#"{"batch":1,"expires":5000000000,"group":"A","priority":5}"#)
+        .await;
+    raw_pull(&c, &format!("{name}P"), "prio", &high, r#"{"batch":1,"expires":5000000000,"group":"A","priority":0}"#)
+        .await;
+    publish(&js, &format!("{p}p.1"), "first").await;
+    let m = timeout(WAIT, high_sub.next()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"first");
+    publish(&js, &format!("{p}p.2"), "second").await;
+    let m = timeout(WAIT, low_sub.next()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"second");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn pause_reply_and_resume() {
+    let test = "pausereply";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let mut c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    let until = async_nats::datetime::add_std_duration(async_nats::datetime::now(), Duration::from_secs(30)).unwrap();
+    let r = s.pause_consumer("w", until).await.expect("pause reply decodes");
+    assert!(r.paused);
+    assert!(r.pause_remaining.is_some_and(|d| d > Duration::from_secs(20)), "{:?}", r.pause_remaining);
+    assert!(c.info().await.unwrap().paused);
+    let r = s.resume_consumer("w").await.expect("resume reply decodes");
+    assert!(!r.paused);
+    assert!(!c.info().await.unwrap().paused);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn consumer_reset_moves_the_start() {
+    let test = "creset";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for i in 1..=5 {
+        publish(&js, &format!("{p}.{i}"), &format!("m{i}")).await;
+    }
+    let mut c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    let r = c.reset(Some(4)).await.expect("reset");
+    assert_eq!((r.reset_seq, r.info.num_pending, r.info.ack_floor.stream_sequence), (4, 2, 3));
+    let got = batch(&c, 1, Duration::from_secs(2)).await;
+    assert_eq!(text(&got[0]), "m4");
+    got[0].double_ack().await.unwrap();
+    assert_eq!(c.reset(None).await.expect("reset to the floor").reset_seq, 5);
+    let b: consumer::PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("b".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: 3 },
+            ..Default::default()
+        })
+        .await
+        .expect("consumer b");
+    drop(b);
+    let e = s.reset_consumer("b", Some(1)).await.expect_err("below the start sequence");
+    assert_eq!(e.kind(), stream::ConsumerResetErrorKind::InvalidReset);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn server_limits_cap_pull_consumers() {
+    let test = "srvlimits";
+    // nats-server here runs without `jetstream { limits { } }`; the case needs weir's config.
+    if std::env::var("NATS_JS_SERVER_URL").is_ok_and(|u| !u.is_empty()) {
+        println!("SKIP {test}: needs a server started with jetstream.limits.max_request_batch");
+        return;
+    }
+    let dir = common::js::fresh_store_dir(test);
+    let mut cfg = weir_js_config(&dir);
+    if let Some(j) = cfg.jetstream.as_mut() {
+        j.engine.consumer_limits = weir_core::consumer::ServerLimits { max_request_batch: 100, max_ack_pending: 0 };
+    }
+    let server = common::start(cfg).await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    assert_eq!(c.cached_info().config.max_batch, 100);
+    let e = s
+        .create_consumer(pull::Config { durable_name: Some("x".into()), max_batch: 500, ..Default::default() })
+        .await
+        .expect_err("over the server's max_request_batch");
+    assert!(e.to_string().contains("10125"), "{e}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -126,6 +126,8 @@ pub(super) fn summary(cfg: &StreamConfig, consumers: &BTreeMap<String, ConsumerH
             max_ack_pending: cfg.consumer_limits.max_ack_pending,
         },
         other_consumers: consumers.iter().map(|(n, h)| (n.clone(), h.c.filters().to_vec())).collect(),
+        // Set by the engine where it creates consumers (its config holds the limits).
+        server_limits: Default::default(),
     }
 }
 
@@ -568,6 +570,16 @@ fn advisory(stream: &str, consumer: &str, now_ns: i64, a: &Advisory) -> Message 
             "MSG_NAKED",
             "io.nats.jetstream.advisory.v1.nak",
             serde_json::json!({"consumer_seq": consumer_seq, "stream_seq": stream_seq, "deliveries": deliveries}),
+        ),
+        Advisory::Pinned { group, pinned_id } => (
+            "PINNED",
+            "io.nats.jetstream.advisory.v1.consumer_group_pinned",
+            serde_json::json!({"group": group, "pinned_id": pinned_id}),
+        ),
+        Advisory::Unpinned { group, reason } => (
+            "UNPINNED",
+            "io.nats.jetstream.advisory.v1.consumer_group_unpinned",
+            serde_json::json!({"group": group, "reason": reason}),
         ),
     };
     let mut obj = serde_json::json!({"type": ty, "id": "", "timestamp": ts, "stream": stream, "consumer": consumer});

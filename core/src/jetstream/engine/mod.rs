@@ -71,6 +71,7 @@
 mod anystore;
 mod api;
 mod consumer_api;
+mod consumer_ops;
 mod fuzz;
 mod host;
 pub mod layout;
@@ -145,6 +146,8 @@ pub struct JsConfig {
     pub file_store: FileStoreConfig,
     /// Per-consumer inflight window (bytes).
     pub inflight_window: u64,
+    /// The server's consumer limits (`jetstream { limits { max_request_batch, max_ack_pending } }`).
+    pub consumer_limits: crate::consumer::ServerLimits,
     /// Known-bug switches.
     pub bugs: JsBugs,
 }
@@ -159,6 +162,7 @@ impl Default for JsConfig {
             server_name: "weir".into(),
             file_store: FileStoreConfig::default(),
             inflight_window: crate::consumer::DEFAULT_INFLIGHT_WINDOW,
+            consumer_limits: crate::consumer::ServerLimits::default(),
             bugs: JsBugs::default(),
         }
     }

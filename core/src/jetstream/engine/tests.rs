@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod api_tests;
 mod consumer_tests;
 mod model_tests;
+mod priority_tests;
 mod restart_tests;
 
 /// An in-memory disk: `current` is what reads see, `durable` what survives [`MemDisk::crash`].
@@ -249,6 +250,13 @@ impl Harness {
         let mut outs = self.send(subject, Some("_INBOX.pub"), headers, payload);
         outs.extend(self.sync());
         outs.iter().find(|o| o.to == "_INBOX.pub").unwrap_or_else(|| panic!("no PubAck: {outs:?}")).json()
+    }
+
+    /// Publish to `subject` and sync: every output (deliveries and statuses included).
+    pub fn publish_outs(&mut self, subject: &str) -> Vec<Out> {
+        let mut outs = self.send(subject, Some("_INBOX.pub"), b"", b"x");
+        outs.extend(self.sync());
+        outs
     }
 
     pub fn create_stream(&mut self, body: &str) -> Value {
