@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod api_tests;
 mod consumer_tests;
-mod feature_tests;
 mod failed_sync_tests;
+mod feature_tests;
 mod model_tests;
 mod priority_tests;
 mod restart_tests;
