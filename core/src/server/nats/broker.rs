@@ -124,6 +124,9 @@ struct Client {
     headers: bool,
     echo: bool,
     no_responders: bool,
+    /// A CONNECT was accepted: asynchronous INFO may go to it (before, async-nats would
+    /// take an INFO for the answer to its handshake and lose it).
+    connected: bool,
     sids: BTreeMap<ByteStr, u64>,
 }
 
@@ -333,6 +336,7 @@ impl Broker {
                 headers: false,
                 echo: true,
                 no_responders: false,
+                connected: false,
                 sids: BTreeMap::new(),
             },
         );
@@ -345,6 +349,7 @@ impl Broker {
             c.headers = headers;
             c.echo = echo;
             c.no_responders = no_responders;
+            c.connected = true;
         }
     }
 
@@ -366,6 +371,16 @@ impl Broker {
     /// Every connected client's outbound queue.
     pub fn outbounds(&self) -> Vec<Arc<Outbound>> {
         self.clients.values().map(|c| c.out.clone()).collect()
+    }
+
+    /// Every client's id and outbound queue, in id order.
+    pub fn client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().map(|(id, c)| (*id, c.out.clone())).collect()
+    }
+
+    /// Like [`Broker::client_outs`], only the clients whose CONNECT was accepted.
+    pub fn connected_client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().filter(|(_, c)| c.connected).map(|(id, c)| (*id, c.out.clone())).collect()
     }
 
     /// Number of connected clients.

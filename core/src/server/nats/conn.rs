@@ -54,6 +54,8 @@ pub struct Conn {
     perms: Option<Arc<Permissions>>,
     /// Most subscriptions this connection may hold (0: no limit).
     max_subs: usize,
+    /// A CONNECT was accepted.
+    connected: bool,
 }
 
 impl Conn {
@@ -71,6 +73,7 @@ impl Conn {
             awaiting_auth: false,
             perms: None,
             max_subs: 0,
+            connected: false,
         }
     }
 
@@ -107,7 +110,12 @@ impl Conn {
         true
     }
 
-    /// Whether the client still has to authenticate.
+    /// Whether a CONNECT was accepted.
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// No CONNECT with accepted credentials yet.
     pub fn awaiting_auth(&self) -> bool {
         self.awaiting_auth
     }
@@ -228,6 +236,7 @@ impl Conn {
             return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
         }
         broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        self.connected = true;
         self.opts = info;
         self.ok()
     }
