@@ -275,7 +275,7 @@ impl Monitor {
             reserved_storage: 0,
             accounts: 1,
             ha_assets: 0,
-            api: jsz::ApiStats { level: sum.api.level, total: sum.api.total, errors: sum.api.errors, inflight: 0 },
+            api: sum.api,
         };
         let mut detail = Vec::new();
         if opts.accounts {
@@ -328,15 +328,7 @@ impl Monitor {
             server_id: s.server_id.clone(),
             now: crate::jetstream::format_rfc3339_nano(now),
             disabled: false,
-            config: jsz::JetStreamConfigJson {
-                max_memory: sum.config.max_memory,
-                max_storage: sum.config.max_storage,
-                store_dir: shown_dir,
-                sync_interval: 0,
-                sync_always: true,
-                compress_ok: false,
-                strict: true,
-            },
+            config: jsz::JetStreamConfigJson { store_dir: shown_dir, ..sum.config },
             stats,
             streams: sum.streams,
             consumers: sum.consumers,
