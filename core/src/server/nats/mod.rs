@@ -18,6 +18,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod connz;
 pub mod discovery;
 pub mod js;
 pub mod jsz;

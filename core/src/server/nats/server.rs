@@ -5,6 +5,7 @@ use super::broker::Broker;
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
+use super::connz::{Clock, Connz, ConnzOptions, RouteInfo, Routez, Subsz, SubszOptions};
 use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
@@ -21,6 +22,7 @@ use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,9 +85,44 @@ pub(super) struct Shared {
     /// Bumped whenever `urls` changes, so a client that was told an older set when it
     /// connected gets a fresh INFO once its CONNECT is in.
     urls_version: AtomicU64,
+    /// Held while an asynchronous INFO is built and queued, so that INFOs reach every
+    /// client in the order the URL set changed. Without it two changes close together
+    /// (B's and C's routes coming up at once) could queue the older set last, and a
+    /// client would keep a stale `connect_urls` until the next change (the discovery
+    /// fail-over test's flake). Taken before `urls` and the broker, never inside them.
+    info_order: Mutex<()>,
+    /// When the server started (monotonic; `/connz` and `/routez` times count from it).
+    started: Instant,
+    /// Each route peer's (up since, last frame) in ns since `started`, for `/routez`.
+    route_times: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Shared {
+    /// Monotonic ns since the server started.
+    pub(super) fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Record that our route to peer `server_id` came up (`up`), or that it sent a frame.
+    pub(super) fn route_seen(&self, server_id: &str, up: bool) {
+        let now = self.elapsed_ns();
+        let mut t = self.route_times.lock().unwrap_or_else(|e| e.into_inner());
+        match t.get_mut(server_id) {
+            Some(e) if !up => e.1 = now,
+            // Frames before our own route to it is up are not shown (its entry appears with
+            // the route), so the map holds one entry per live route only.
+            None if !up => {}
+            _ => {
+                t.insert(server_id.to_owned(), (now, now));
+            }
+        }
+    }
+
+    /// Our route to peer `server_id` ended: forget its times.
+    pub(super) fn route_gone(&self, server_id: &str) {
+        self.route_times.lock().unwrap_or_else(|e| e.into_inner()).remove(server_id);
+    }
+
     pub(super) fn broker(&self) -> MutexGuard<'_, Broker> {
         self.broker.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -144,6 +181,7 @@ impl Shared {
 
     /// Send every client whose CONNECT is in a fresh INFO (the others get one when it is).
     fn send_async_info(&self) {
+        let _order = self.info_order.lock().unwrap_or_else(|e| e.into_inner());
         let outs = self.broker().connected_client_outs();
         for (id, out) in outs {
             let mut info = self.info(id, None, "");
@@ -247,6 +285,74 @@ impl Monitor {
 }
 
 impl Monitor {
+    fn clock(&self, now_ns: i64) -> Clock {
+        Clock { now_ns, elapsed_ns: self.shared.elapsed_ns() }
+    }
+
+    /// The `/connz` answer (nats-server's shape, see [`super::connz`]); `now_ns` is the
+    /// wall-clock time (ns since the epoch) to show.
+    pub fn connz(&self, opts: &ConnzOptions, now_ns: i64) -> Connz {
+        let views = self.shared.broker().client_views(opts.cid, &opts.account, opts.subs || opts.subs_detail);
+        Connz::build(self.shared.server_id.clone(), self.clock(now_ns), views, opts)
+    }
+
+    /// The `/subsz` answer (nats-server's shape, see [`super::connz`]).
+    pub fn subsz(&self, opts: &SubszOptions, now_ns: i64) -> Subsz {
+        let (stats, subs) = {
+            let b = self.shared.broker();
+            let subs = if opts.subs { b.sub_details(&opts.account, &opts.test) } else { Vec::new() };
+            (b.sublist_stats(&opts.account), subs)
+        };
+        Subsz::build(self.shared.server_id.clone(), now_ns, stats, subs, opts)
+    }
+
+    /// The `/routez` answer (nats-server's shape, see [`super::connz::RouteInfo`]);
+    /// `subs` and `detail` are `subs=1` and `subs=detail`.
+    pub fn routez(&self, subs: bool, detail: bool, now_ns: i64) -> Routez {
+        let s = &self.shared;
+        let clock = self.clock(now_ns);
+        let peers = s.broker().peer_views(subs || detail);
+        let times = s.route_times.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let configured: Vec<&str> =
+            s.cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
+        let routes: Vec<RouteInfo> = peers
+            .into_iter()
+            .map(|p| {
+                let (start, last) = times.get(&p.server_id).copied().unwrap_or((clock.elapsed_ns, clock.elapsed_ns));
+                let addr = p.addr.unwrap_or_default();
+                let (ip, port) = addr.rsplit_once(':').map_or((addr.as_str(), 0), |(h, p)| (h, p.parse().unwrap_or(0)));
+                RouteInfo {
+                    rid: p.out_conn.unwrap_or(0),
+                    remote_id: p.server_id,
+                    remote_name: String::new(),
+                    did_solicit: true,
+                    is_configured: configured.contains(&addr.as_str()),
+                    ip: ip.trim_matches(['[', ']']).to_owned(),
+                    port,
+                    start: clock.wall(start),
+                    last_activity: clock.wall(last),
+                    uptime: clock.since(start),
+                    idle: clock.since(last),
+                    pending_size: p.pending,
+                    in_msgs: p.traffic.in_msgs,
+                    out_msgs: p.traffic.out_msgs,
+                    in_bytes: p.traffic.in_bytes,
+                    out_bytes: p.traffic.out_bytes,
+                    subscriptions: p.num_subs,
+                    subs: if subs && !detail { p.subs.iter().map(|d| d.subject.clone()).collect() } else { Vec::new() },
+                    subs_detail: if detail { p.subs } else { Vec::new() },
+                }
+            })
+            .collect();
+        Routez {
+            server_id: s.server_id.clone(),
+            server_name: if s.cfg.server_name.is_empty() { s.server_id.clone() } else { s.cfg.server_name.clone() },
+            now: crate::jetstream::format_rfc3339_nano(now_ns),
+            num_routes: routes.len(),
+            routes,
+        }
+    }
+
     /// The `/accountz` answer (nats-server's shape, see [`super::accountz`]); `acc` is
     /// the `?acc=` value, `now_ns` the wall-clock time (ns since the epoch) to show.
     pub fn accountz(&self, acc: Option<&str>, now_ns: i64) -> super::accountz::Accountz {
@@ -446,6 +552,9 @@ impl NatsServer {
             ldm: Arc::new(Notify::new()),
             lame: AtomicBool::new(false),
             urls_version: AtomicU64::new(0),
+            info_order: Mutex::new(()),
+            started: Instant::now(),
+            route_times: Mutex::new(BTreeMap::new()),
             server_id,
             addr,
             broker: Mutex::new(broker),
@@ -618,6 +727,15 @@ async fn serve_conn(
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
+    if let Some(st) = shared.broker().conn_stat(id) {
+        let now = shared.elapsed_ns();
+        st.start_ns.store(now, Ordering::Relaxed);
+        st.last_ns.store(now, Ordering::Relaxed);
+        st.update_meta(|m| {
+            m.ip = peer.ip().to_string();
+            m.port = peer.port();
+        });
+    }
     let nonce = shared.nonce();
     let told = shared.urls_version.load(Ordering::SeqCst);
     let info = ServerOp::Info(Box::new(shared.info(id, Some(peer), &nonce)));
@@ -723,6 +841,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             // the cluster changed since the first INFO, send the new one. Earlier, a client
             // in its handshake (async-nats) takes the INFO for its PONG and loses it.
             caught_up = true;
+            let _order = shared.info_order.lock().unwrap_or_else(|e| e.into_inner());
             if shared.urls_version.load(Ordering::SeqCst) != told || shared.lame.load(Ordering::Relaxed) {
                 let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None, ""))));
             }
@@ -742,7 +861,11 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             }
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(st) = conn.stat() {
+                        st.last_ns.store(shared.elapsed_ns(), Ordering::Relaxed);
+                    }
+                }
             },
         }
     }
