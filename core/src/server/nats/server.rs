@@ -61,7 +61,8 @@ pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
 
 /// State shared by the accept loop, every connection and monitoring.
 pub(super) struct Shared {
-    cfg: NatsConfig,
+    /// The running configuration; [`Reloader::reload`] swaps it (see [`Shared::cfg`]).
+    cfg: Mutex<Arc<NatsConfig>>,
     pub(super) server_id: String,
     addr: SocketAddr,
     broker: Mutex<Broker>,
@@ -98,6 +99,26 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The running configuration. A connection reads it once where it starts, so a
+    /// reload reaches the connections made after it.
+    pub(super) fn cfg(&self) -> Arc<NatsConfig> {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make `new` the running configuration (see [`super::reload`]): accounts it names
+    /// are added and every account gets its limits at once; the rest applies to what
+    /// reads the configuration next.
+    pub(super) fn replace_cfg(&self, new: NatsConfig) {
+        {
+            let mut b = self.broker();
+            let limits = new.account_limits();
+            for name in new.account_names() {
+                b.add_account(&name, limits);
+            }
+        }
+        *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+
     /// Monotonic ns since the server started.
     pub(super) fn elapsed_ns(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -142,7 +163,7 @@ impl Shared {
     /// 16 random bytes in base64url without padding (nats-server sends 11 in the same
     /// encoding; clients sign whatever string they get).
     fn nonce(&self) -> String {
-        if !self.cfg.auth.needs_nonce() {
+        if !self.cfg().auth.needs_nonce() {
             return String::new();
         }
         let mut bytes = [0u8; 16];
@@ -153,10 +174,10 @@ impl Shared {
     /// The client address told to peers, `(host, port)` (host `None`: the listen host is
     /// unspecified, the peer uses the route's source host); `None` with `no_advertise`.
     pub(super) fn advertised_client_addr(&self) -> Option<(Option<String>, u16)> {
-        if self.cfg.cluster.as_ref().is_none_or(|c| c.no_advertise) {
+        if self.cfg().cluster.as_ref().is_none_or(|c| c.no_advertise) {
             return None;
         }
-        if let Some(a) = &self.cfg.client_advertise {
+        if let Some(a) = &self.cfg().client_advertise {
             let a = a.trim();
             return Some(match a.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
                 Some((h, p)) if !h.is_empty() => (Some(h.trim_matches(['[', ']']).to_owned()), p),
@@ -198,21 +219,21 @@ impl Shared {
         };
         ServerInfo {
             server_id: self.server_id.clone(),
-            server_name: if self.cfg.server_name.is_empty() {
+            server_name: if self.cfg().server_name.is_empty() {
                 self.server_id.clone()
             } else {
-                self.cfg.server_name.clone()
+                self.cfg().server_name.clone()
             },
-            version: self.cfg.nats_version.clone(),
+            version: self.cfg().nats_version.clone(),
             proto: 1,
             go: "rust".to_owned(),
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             headers: true,
-            auth_required: self.cfg.auth.is_required(),
+            auth_required: self.cfg().auth.is_required(),
             tls_required: self.tls.is_some(),
-            tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
-            max_payload: self.cfg.max_payload as i64,
+            tls_verify: self.cfg().tls.as_ref().is_some_and(|t| t.verify),
+            max_payload: self.cfg().max_payload as i64,
             client_id,
             client_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             cluster: self.routes.as_ref().map(|r| r.cluster_name().to_owned()).unwrap_or_default(),
@@ -242,16 +263,16 @@ impl Monitor {
         };
         Varz {
             server_id: s.server_id.clone(),
-            server_name: s.cfg.server_name.clone(),
-            version: s.cfg.nats_version.clone(),
+            server_name: s.cfg().server_name.clone(),
+            version: s.cfg().nats_version.clone(),
             weir_version: WEIR_VERSION.to_owned(),
             proto: 1,
             host: s.addr.ip().to_string(),
             port: s.addr.port(),
-            max_payload: s.cfg.max_payload,
-            max_pending: s.cfg.max_pending,
-            max_connections: s.cfg.max_connections,
-            max_subscriptions: s.cfg.max_subscriptions,
+            max_payload: s.cfg().max_payload,
+            max_pending: s.cfg().max_pending,
+            max_connections: s.cfg().max_connections,
+            max_subscriptions: s.cfg().max_subscriptions,
             connections,
             total_connections: s.stats.total_connections.load(Ordering::Relaxed),
             subscriptions,
@@ -313,8 +334,8 @@ impl Monitor {
         let clock = self.clock(now_ns);
         let peers = s.broker().peer_views(subs || detail);
         let times = s.route_times.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let configured: Vec<&str> =
-            s.cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
+        let cfg = s.cfg();
+        let configured: Vec<&str> = cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
         let routes: Vec<RouteInfo> = peers
             .into_iter()
             .map(|p| {
@@ -346,7 +367,7 @@ impl Monitor {
             .collect();
         Routez {
             server_id: s.server_id.clone(),
-            server_name: if s.cfg.server_name.is_empty() { s.server_id.clone() } else { s.cfg.server_name.clone() },
+            server_name: if s.cfg().server_name.is_empty() { s.server_id.clone() } else { s.cfg().server_name.clone() },
             now: crate::jetstream::format_rfc3339_nano(now_ns),
             num_routes: routes.len(),
             routes,
@@ -564,7 +585,7 @@ impl NatsServer {
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
             nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
-            cfg,
+            cfg: Mutex::new(Arc::new(cfg)),
             routes,
         });
         Ok(NatsServer { listener, route_listener, shared })
@@ -599,6 +620,11 @@ impl NatsServer {
     /// A handle that puts this server into lame-duck mode (see [`LameDuck`]).
     pub fn lame_duck(&self) -> LameDuck {
         LameDuck(self.shared.ldm.clone())
+    }
+
+    /// A handle that reloads this server's configuration (see [`super::reload`]).
+    pub fn reloader(&self) -> super::reload::Reloader {
+        super::reload::Reloader(self.shared.clone())
     }
 
     /// A monitoring handle.
@@ -662,7 +688,7 @@ impl NatsServer {
         tracing::info!("shutting down: draining clients");
         shared.broker().drain_all();
         drop(done_tx);
-        let _ = timeout(shared.cfg.write_deadline, done_rx.recv()).await;
+        let _ = timeout(shared.cfg().write_deadline, done_rx.recv()).await;
         for out in shared.broker().outbounds() {
             out.close(Closed::Abort);
         }
@@ -682,7 +708,7 @@ impl NatsServer {
 /// period, then close the clients one by one spread over the rest of the duration
 /// (as nats-server's `lameDuckMode`).
 async fn lame_duck(shared: &Shared) {
-    let cfg = &shared.cfg;
+    let cfg = shared.cfg();
     tracing::info!("Entering lame duck mode, stop accepting new clients");
     shared.lame.store(true, Ordering::Relaxed);
     shared.send_async_info();
@@ -712,14 +738,14 @@ async fn serve_conn(
 ) {
     let _ = stream.set_nodelay(true);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-    let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg.max_pending));
+    let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg().max_pending));
     let admitted = {
         let mut broker = shared.broker();
-        (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
+        (broker.client_count() < shared.cfg().max_connections).then(|| broker.add_client(out.clone()))
     };
     let Some(id) = admitted else {
         // As nats-server: INFO first, then the error, then close (before any TLS handshake).
-        tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
+        tracing::warn!(%peer, max = shared.cfg().max_connections, "maximum connections exceeded, closing");
         out.push(&ServerOp::Info(Box::new(shared.info(0, Some(peer), ""))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
@@ -779,9 +805,9 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     nonce: String,
 ) {
     let (mut rd, wr) = tokio::io::split(stream);
-    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
-        .with_auth(shared.cfg.auth.clone(), nonce)
-        .with_max_subscriptions(shared.cfg.max_subscriptions);
+    let mut conn = Conn::new(id, out.clone(), shared.cfg().ping_max)
+        .with_auth(shared.cfg().auth.clone(), nonce)
+        .with_max_subscriptions(shared.cfg().max_subscriptions);
     conn.begin(&mut shared.broker());
 
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
@@ -795,7 +821,7 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     // No more deliveries to this client; what is queued may still drain.
     shared.broker().remove_client(id);
     out.close(Closed::Drain);
-    let _ = timeout(shared.cfg.write_deadline, writer_rx).await;
+    let _ = timeout(shared.cfg().write_deadline, writer_rx).await;
     out.close(Closed::Abort);
     tracing::debug!(client = id, "client closed");
 }
@@ -803,7 +829,7 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
 /// Serve one client's reads; `told` is the URL-set version its first INFO carried.
 async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Outbound) {
     let mut caught_up = false;
-    let cfg = &shared.cfg;
+    let cfg = shared.cfg();
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -872,7 +898,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &Shared) {
-    let deadline = shared.cfg.write_deadline;
+    let deadline = shared.cfg().write_deadline;
     while let Some(chunk) = out.next_chunk().await {
         let n = chunk.len() as u64;
         let write = timeout(deadline, async {
