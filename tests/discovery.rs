@@ -86,6 +86,25 @@ async fn a_client_learns_the_cluster_and_fails_over_to_a_server_it_was_not_given
     assert_eq!(m.payload, "after failover");
 }
 
+/// A client of loopback `port`, and a channel that hears of each lame-duck INFO it gets.
+async fn connect_watching_lame_duck(port: u16) -> (async_nats::Client, tokio::sync::mpsc::Receiver<()>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let client = ConnectOptions::new()
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                if let Event::LameDuckMode = e {
+                    let _ = tx.send(()).await;
+                }
+            }
+        })
+        .connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    client.flush().await.unwrap();
+    (client, rx)
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn lame_duck_tells_clients_stops_accepting_and_exits() {
@@ -101,20 +120,7 @@ async fn lame_duck_tells_clients_stops_accepting_and_exits() {
     let mut procs = Procs(vec![Some(spawn(cmd))]);
     until("the server to accept", || accepts(port)).await;
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let client = ConnectOptions::new()
-        .event_callback(move |e| {
-            let tx = tx.clone();
-            async move {
-                if let Event::LameDuckMode = e {
-                    let _ = tx.send(()).await;
-                }
-            }
-        })
-        .connect(format!("nats://127.0.0.1:{port}"))
-        .await
-        .expect("connect");
-    client.flush().await.unwrap();
+    let (_client, mut rx) = connect_watching_lame_duck(port).await;
 
     procs.signal(0, "USR2");
     tokio::time::timeout(WAIT, rx.recv()).await.expect("no lame-duck event").expect("event channel closed");
@@ -143,20 +149,7 @@ async fn lame_duck_in_process_through_the_handle() {
     let port = server.local_addr().port();
     let ldm = server.lame_duck();
     let run = tokio::spawn(server.run(std::future::pending()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let client = ConnectOptions::new()
-        .event_callback(move |e| {
-            let tx = tx.clone();
-            async move {
-                if let Event::LameDuckMode = e {
-                    let _ = tx.send(()).await;
-                }
-            }
-        })
-        .connect(format!("nats://127.0.0.1:{port}"))
-        .await
-        .expect("connect");
-    client.flush().await.unwrap();
+    let (_client, mut rx) = connect_watching_lame_duck(port).await;
     ldm.enter();
     tokio::time::timeout(WAIT, rx.recv()).await.expect("no lame-duck event").expect("event channel closed");
     // `run` returns on its own (its shutdown future never completes): clients closed, done.
