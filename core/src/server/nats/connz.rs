@@ -523,15 +523,15 @@ impl Connz {
         conns.sort_by_key(|c| c.cid);
         match opts.sort {
             SortOpt::Cid | SortOpt::Rtt => {}
-            SortOpt::Subs => conns.sort_by(|a, b| b.subscriptions.cmp(&a.subscriptions)),
-            SortOpt::Pending => conns.sort_by(|a, b| b.pending_bytes.cmp(&a.pending_bytes)),
-            SortOpt::MsgsTo => conns.sort_by(|a, b| b.out_msgs.cmp(&a.out_msgs)),
-            SortOpt::MsgsFrom => conns.sort_by(|a, b| b.in_msgs.cmp(&a.in_msgs)),
-            SortOpt::BytesTo => conns.sort_by(|a, b| b.out_bytes.cmp(&a.out_bytes)),
-            SortOpt::BytesFrom => conns.sort_by(|a, b| b.in_bytes.cmp(&a.in_bytes)),
-            SortOpt::Last => conns.sort_by(|a, b| b.last_ns.cmp(&a.last_ns)),
-            SortOpt::Idle => conns.sort_by(|a, b| a.last_ns.cmp(&b.last_ns)),
-            SortOpt::Uptime => conns.sort_by(|a, b| b.start_ns.cmp(&a.start_ns)),
+            SortOpt::Subs => conns.sort_by_key(|c| std::cmp::Reverse(c.subscriptions)),
+            SortOpt::Pending => conns.sort_by_key(|c| std::cmp::Reverse(c.pending_bytes)),
+            SortOpt::MsgsTo => conns.sort_by_key(|c| std::cmp::Reverse(c.out_msgs)),
+            SortOpt::MsgsFrom => conns.sort_by_key(|c| std::cmp::Reverse(c.in_msgs)),
+            SortOpt::BytesTo => conns.sort_by_key(|c| std::cmp::Reverse(c.out_bytes)),
+            SortOpt::BytesFrom => conns.sort_by_key(|c| std::cmp::Reverse(c.in_bytes)),
+            SortOpt::Last => conns.sort_by_key(|c| std::cmp::Reverse(c.last_ns)),
+            SortOpt::Idle => conns.sort_by_key(|c| c.last_ns),
+            SortOpt::Uptime => conns.sort_by_key(|c| std::cmp::Reverse(c.start_ns)),
         }
         let total = conns.len();
         let range = page(total, opts.offset, opts.limit);
