@@ -12,6 +12,6 @@ pub mod server;
 pub mod store;
 pub mod stream;
 pub mod subject;
-pub mod timer;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod timer;

@@ -17,6 +17,7 @@ use crate::server::link::LinkWrap;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
+use crate::timer::{Missed, Ticker};
 use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +29,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
-use crate::timer::{Missed, Ticker};
 use tokio::time::{Instant, sleep_until, timeout};
 
 /// Read buffer growth step.
