@@ -18,6 +18,7 @@ use crate::server::link::LinkWrap;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
+use crate::timer::{Missed, Ticker};
 use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::{Instant, interval_at, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -833,7 +834,9 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    // A `Ticker`: polled on every read, it registers one timer per ping period (see
+    // `crate::timer`).
+    let mut ping = Ticker::starting_at(Instant::now() + cfg.ping_interval, cfg.ping_interval, Missed::Burst);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
     loop {
