@@ -7,10 +7,12 @@
 //! healing, a wait (bounded by `liveness_ms`) until every route is up, every server
 //! holds its peers' interest and every client is connected again; then a final
 //! fault-free phase in which every message must reach every matching subscriber and
-//! one member of each matching queue group. [`check::pubsub_delivery`] judges the
+//! one member of each matching queue group. During the safety phase a watcher notes
+//! when the cluster becomes whole and stops being whole, so every fault-free window
+//! carries the same delivery requirement. [`check::pubsub_delivery`] judges the
 //! history; memory is sampled from each server's ledger.
 
-use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
+use crate::check::{self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
 use crate::harness::{Ctx, World, begin_incarnation};
 use crate::nats_client::NatsClient;
 use crate::node::{self, NodeNo};
@@ -195,8 +197,37 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     received
 }
 
+/// How often the watcher samples whether the cluster is whole.
+const WATCH_EVERY: Duration = Duration::from_millis(20);
+
+/// Notes [`CLUSTER_WHOLE`] and [`CLUSTER_BROKEN`] as the cluster's wholeness changes,
+/// until `stop`; closes an open window when it stops.
+async fn watcher(
+    sink: Arc<dyn EventSink>,
+    shared: Vec<NodeShared>,
+    subs: Vec<SubSpec>,
+    ready: Vec<Arc<AtomicBool>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut was_whole = false;
+    while !stop.load(Ordering::Relaxed) {
+        let now_whole = whole(&shared, &subs, &ready).is_ok();
+        if now_whole != was_whole {
+            let text = if now_whole { CLUSTER_WHOLE } else { CLUSTER_BROKEN };
+            sink.emit(HARNESS, EventKind::Note { text: text.into() });
+            was_whole = now_whole;
+        }
+        sleep(WATCH_EVERY).await;
+    }
+    if was_whole {
+        sink.emit(HARNESS, EventKind::Note { text: CLUSTER_BROKEN.into() });
+    }
+}
+
 /// The pub/sub world (see the module doc).
 pub struct PubsubWorld {
+    watch_stop: Arc<AtomicBool>,
+    watch: Option<JoinHandle<()>>,
     shared: Vec<NodeShared>,
     subs: Vec<SubSpec>,
     ready: Vec<Arc<AtomicBool>>,
@@ -302,7 +333,29 @@ impl World for PubsubWorld {
             let seed: u64 = ctx.rng.r#gen();
             pub_tasks.push(client_machine.spawn(publisher(params.clone(), id, node, seed, r, pub_stop.clone())));
         }
-        PubsubWorld { shared, subs, ready, pub_stop, sub_stop, pub_tasks, sub_tasks, totals: ClientStats::default() }
+        let watch_stop = Arc::new(AtomicBool::new(false));
+        let watch =
+            tokio::spawn(watcher(ctx.sink.clone(), shared.clone(), subs.clone(), ready.clone(), watch_stop.clone()));
+        PubsubWorld {
+            watch_stop,
+            watch: Some(watch),
+            shared,
+            subs,
+            ready,
+            pub_stop,
+            sub_stop,
+            pub_tasks,
+            sub_tasks,
+            totals: ClientStats::default(),
+        }
+    }
+
+    /// The fault-free windows end with the safety phase.
+    async fn end_safety(&mut self, _ctx: &Ctx) {
+        self.watch_stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watch.take() {
+            let _ = w.await;
+        }
     }
 
     fn on_crash(&mut self, _ctx: &Ctx, no: NodeNo) {
