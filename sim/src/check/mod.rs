@@ -388,11 +388,12 @@ impl Tally {
 /// - order: each subscriber sees each publisher's values in publishing order;
 /// - completeness: every value published between [`FINAL_PHASE_START`] and
 ///   [`FINAL_PHASE_END`] (no faults, interest established), and every value published
-///   in a fault-free window of the safety phase (no fault in force and the cluster whole,
-///   between [`CLUSTER_WHOLE`] and [`CLUSTER_BROKEN`]) that lasted [`WINDOW_GRACE_US`]
-///   past it, reached every matching plain subscription and one member of every matching
+///   in a fault-free window of the safety phase (no fault in force, none applied or
+///   healed in the last `settle_us` (what the world needs to notice a fault's
+///   after-effects, such as a route that missed its pings), and the cluster whole, between
+///   [`CLUSTER_WHOLE`] and [`CLUSTER_BROKEN`]) that lasted [`WINDOW_GRACE_US`] past it, reached every matching plain subscription and one member of every matching
 ///   queue group.
-pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
+pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Vec<Violation> {
     let spec: BTreeMap<u32, &SubSpec> = subs.iter().map(|s| (s.client, s)).collect();
     let mut published: BTreeSet<u64> = BTreeSet::new();
     let mut required: Vec<u64> = Vec::new();
@@ -408,17 +409,19 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
     let mut lost = Tally::new("pubsub-lost-fault-free");
     // Fault-free windows of the safety phase: values published in the open window, with
     // their time, required once the window has lasted the grace past them.
-    let (mut disturbance, mut whole) = (Disturbance::default(), false);
+    let (mut disturbance, mut whole, mut last_fault) = (Disturbance::default(), false, None::<u64>);
     let mut in_window: Vec<(u64, u64)> = Vec::new();
     for e in events {
-        let was_open = whole && !disturbance.any();
+        let settled = |last: Option<u64>| last.is_none_or(|f| e.time_us >= f + settle_us);
+        let was_open = whole && !disturbance.any() && settled(last_fault);
         disturbance.on(&e.kind);
         match &e.kind {
             EventKind::Note { text } if text == CLUSTER_WHOLE => whole = true,
             EventKind::Note { text } if text == CLUSTER_BROKEN => whole = false,
+            EventKind::Fault { .. } => last_fault = Some(e.time_us),
             _ => {}
         }
-        let open = whole && !disturbance.any();
+        let open = whole && !disturbance.any() && settled(last_fault);
         if was_open && !open {
             let closed = e.time_us;
             required.extend(in_window.drain(..).filter(|&(t, _)| t + WINDOW_GRACE_US <= closed).map(|(_, v)| v));
@@ -596,8 +599,8 @@ mod tests {
             ev(7, 1, deliver(10, b)),
             ev(8, 2, deliver(13, b)),
         ];
-        assert!(pubsub_delivery(&good, &subs).is_empty(), "{:?}", pubsub_delivery(&good, &subs));
-        let names = |es: &[Event]| pubsub_delivery(es, &subs).iter().map(|x| x.invariant).collect::<Vec<_>>();
+        assert!(pubsub_delivery(&good, &subs, 0).is_empty(), "{:?}", pubsub_delivery(&good, &subs, 0));
+        let names = |es: &[Event]| pubsub_delivery(es, &subs, 0).iter().map(|x| x.invariant).collect::<Vec<_>>();
         let mut bad = good.to_vec();
         bad.push(ev(9, 2, deliver(13, a)));
         bad.push(ev(9, 2, deliver(11, b)));
@@ -628,7 +631,7 @@ mod tests {
         let a = pubsub_value(0, 0);
         let note = |t: &str| EventKind::Note { text: t.into() };
         let fault = |d: &str| EventKind::Fault { desc: d.into() };
-        let names = |es: &[Event]| pubsub_delivery(es, &subs).iter().map(|x| x.invariant).collect::<Vec<_>>();
+        let names = |es: &[Event]| pubsub_delivery(es, &subs, 0).iter().map(|x| x.invariant).collect::<Vec<_>>();
         let g = WINDOW_GRACE_US;
         // Whole, no fault: `a` published at 1, the window closes long after; delivered or lost.
         let window = |close: EventKind, at: u64| {
@@ -658,7 +661,14 @@ mod tests {
         down.insert(0, ev(0, 0, fault("crash n3")));
         assert!(lost(down.clone()).is_empty());
         down.insert(1, ev(0, 0, fault("restart n3 (heal)")));
-        assert_eq!(lost(down), ["pubsub-lost-fault-free"]);
+        assert_eq!(lost(down.clone()), ["pubsub-lost-fault-free"]);
+        // Within the settle time after the last fault (here the restart at 0), not yet.
+        let settling = |es: Vec<Event>, settle| {
+            let es: Vec<Event> = es.into_iter().filter(|e| !matches!(e.kind, EventKind::Deliver { .. })).collect();
+            pubsub_delivery(&es, &subs, settle).iter().map(|x| x.invariant).collect::<Vec<_>>()
+        };
+        assert!(settling(down.clone(), 2).is_empty());
+        assert_eq!(settling(down, 1), ["pubsub-lost-fault-free"]);
     }
 
     #[test]

@@ -197,6 +197,14 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     received
 }
 
+/// How long a fault's after-effects may outlast it: the time a route takes to give up
+/// on a peer whose pings went unanswered during it (the dialer after `max_pings_out`
+/// periods, the acceptor after three), plus one period.
+fn settle(ctx: &Ctx) -> Duration {
+    let route = &ctx.cfg.route;
+    Duration::from_millis(route.ping_ms * (u64::from(route.max_pings_out.max(3)) + 2))
+}
+
 /// How often the watcher samples whether the cluster is whole.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
 
@@ -280,6 +288,7 @@ impl World for PubsubWorld {
                 ..NatsConfig::default()
             };
             let node_seed: u64 = ctx.rng.r#gen();
+            let bugs = ctx.bugs.broker();
             let (ns2, sink2, net2) = (ns.clone(), ctx.sink.clone(), net.clone());
             let h = ctx
                 .handle
@@ -298,6 +307,7 @@ impl World for PubsubWorld {
                             }
                         };
                         server.set_link_wrap(net.link_wrap());
+                        server.set_broker_bugs(bugs);
                         server.set_route_events(sink.clone());
                         *ns.monitor.lock().expect("monitor") = Some(server.monitor());
                         server.run(std::future::pending()).await;
@@ -364,11 +374,15 @@ impl World for PubsubWorld {
     }
 
     /// Every route is up, every server holds its peers' interest, every client is
-    /// connected again.
-    async fn converge(&mut self, _ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+    /// connected again, and the healed faults' after-effects are over: a route whose
+    /// pings went unanswered during the last partition gives up within the settle time.
+    async fn converge(&mut self, ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+        let settled_at = Instant::now() + settle(ctx);
         loop {
             match whole(&self.shared, &self.subs, &self.ready) {
-                Ok(()) => return Ok(()),
+                Ok(()) if Instant::now() >= settled_at => return Ok(()),
+                Ok(()) if Instant::now() >= deadline => return Ok(()),
+                Ok(()) => sleep(Duration::from_millis(20)).await,
                 Err(why) if Instant::now() >= deadline => return Err(format!("after healing: {why}")),
                 Err(_) => sleep(Duration::from_millis(20)).await,
             }
@@ -401,7 +415,8 @@ impl World for PubsubWorld {
     }
 
     async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {
-        let violations = check::pubsub_delivery(&ctx.events(), &self.subs);
+        let settle_us = settle(ctx).as_micros() as u64;
+        let violations = check::pubsub_delivery(&ctx.events(), &self.subs, settle_us);
         for n in &self.shared {
             n.monitor.lock().expect("monitor").take();
         }
