@@ -233,9 +233,27 @@ pub struct PeerView {
     pub traffic: RouteTraffic,
 }
 
+/// Deliberate defects for the simulator's known-bug switches; all off in production
+/// (nothing but the simulator sets them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerBugs {
+    /// Wildcard interest a peer sends over any route connection after its first one (a
+    /// reconnect) is held and counted but indexed under a subject no message matches, so
+    /// messages for it are silently not forwarded.
+    pub route_drops_interest: bool,
+    /// A message for a queue group with a local member is also forwarded to a peer with
+    /// members, so the group gets it twice.
+    pub queue_double_delivery: bool,
+}
+
 /// Routing state shared by all connections of one server.
 #[derive(Debug)]
 pub struct Broker {
+    /// Known-bug switches (see [`BrokerBugs`]).
+    bugs: BrokerBugs,
+    /// Route connections each peer opened to us, counted only with
+    /// [`BrokerBugs::route_drops_interest`] on.
+    bug_route_opens: BTreeMap<Arc<str>, u32>,
     /// Every NATS account, `$G` first; their ids index this table.
     accounts: Vec<NatsAccount>,
     subs: BTreeMap<u64, Sub>,
@@ -258,6 +276,8 @@ impl Broker {
     /// An empty broker whose queue-group picks draw from `seed`.
     pub fn new(seed: u64, stats: Arc<Stats>) -> Broker {
         let mut b = Broker {
+            bugs: BrokerBugs::default(),
+            bug_route_opens: BTreeMap::new(),
             accounts: Vec::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
@@ -272,6 +292,11 @@ impl Broker {
         };
         b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
         b
+    }
+
+    /// Turn known-bug switches on (the simulator only).
+    pub fn set_bugs(&mut self, bugs: BrokerBugs) {
+        self.bugs = bugs;
     }
 
     /// Add the NATS account `name` with `limits` (or change the limits of an existing
@@ -865,7 +890,7 @@ impl Broker {
             sends.entry(p).or_default();
         }
         for (queue, members) in &m.queues {
-            if served.contains(&**queue) {
+            if served.contains(&**queue) && !self.bugs.queue_double_delivery {
                 continue;
             }
             // One entry per peer, so that a peer with several matching patterns is not favoured.
@@ -1060,6 +1085,9 @@ impl Broker {
         }
         peer.inbound = Some(conn);
         peer.addr = Some(addr);
+        if self.bugs.route_drops_interest {
+            *self.bug_route_opens.entry(Arc::from(server_id)).or_default() += 1;
+        }
         for ((account, ..), id) in std::mem::take(&mut peer.subs) {
             self.accounts[account].remote.remove(id);
         }
@@ -1107,9 +1135,17 @@ impl Broker {
         let key = (account, subject, queue);
         let p = self.peers.get_mut(server_id).expect("looked up above");
         let remote = &mut self.accounts[account].remote;
+        let reconnected = self.bug_route_opens.get(server_id).is_some_and(|&n| n > 1);
         if sub {
             if let std::collections::btree_map::Entry::Vacant(e) = p.subs.entry(key) {
                 let (_, subject, queue) = e.key();
+                let dropped;
+                let subject = if reconnected && subject.contains(['*', '>']) {
+                    dropped = format!("_dropped.{}", subject.replace(['*', '>'], "x"));
+                    &dropped
+                } else {
+                    subject
+                };
                 let sub_id = remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
                 e.insert(sub_id);
             }

@@ -30,6 +30,7 @@ pub mod stats;
 pub mod varz;
 
 pub use auth::Auth;
+pub use broker::BrokerBugs;
 pub use cluster::{ClusterConfig, RouteTarget};
 pub use config::NatsConfig;
 pub use js::JetStreamOptions;

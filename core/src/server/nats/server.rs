@@ -605,6 +605,12 @@ impl NatsServer {
         }
     }
 
+    /// Turn the broker's known-bug switches on (the simulator only; see
+    /// [`BrokerBugs`](super::broker::BrokerBugs)); call before `run`.
+    pub fn set_broker_bugs(&self, bugs: super::broker::BrokerBugs) {
+        self.shared.broker().set_bugs(bugs);
+    }
+
     /// Record why route connections end as events of this server's node (see
     /// [`Routes::set_events`](crate::server::route::Routes::set_events)); call before `run`.
     pub fn set_route_events(&self, sink: Arc<dyn weir_traces::EventSink>) {
