@@ -130,7 +130,7 @@ fn lists_scenarios_and_bugs() {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    assert_eq!(b.lines().count(), 9, "{b}");
+    assert_eq!(b.lines().count(), 11, "{b}");
     for name in [
         "votes-not-persisted",
         "commit-before-quorum",
@@ -138,6 +138,8 @@ fn lists_scenarios_and_bugs() {
         "lazy-fsync",
         "buffer-leak",
         "ack-before-store",
+        "route-drops-interest",
+        "queue-double-delivery",
         "ack-floor-skips",
         "dedup-forgets",
     ] {
