@@ -34,7 +34,7 @@
 
 use super::broker::Message;
 use crate::disk::{Disk, DiskOp, Metered};
-use crate::jetstream::engine::{JetStream, JsConfig, JsOut, JszSummary, RecoveryNote, SyncDone, SyncJob};
+use crate::jetstream::engine::{JetStream, JsConfig, JsOut, JszSummary, RecoveryNote};
 use crate::mem::Ledger;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -275,7 +275,7 @@ impl JsHandle {
                 if !in_flight.is_zero() {
                     tokio::time::sleep(in_flight).await;
                 }
-                let done = self.run_job(job).await;
+                let done = job.run(&*self.disk);
                 self.wait_owed(in_flight).await;
                 let now = self.now_ns();
                 let mut e = self.lock();
@@ -293,29 +293,6 @@ impl JsHandle {
             tokio::time::sleep(SYNC_RETRY).await;
         }
         Some(out)
-    }
-
-    /// Run a commit's fsyncs. On a real runtime they run on tokio's blocking pool: an
-    /// fsync blocks its thread for milliseconds, and on a runtime worker it would also
-    /// hold back the tasks queued behind it there, among them the client writers that
-    /// send the outputs the previous commit just released (tokio's last-woken task
-    /// cannot be stolen by the other worker), so PubAcks and push deliveries went out one
-    /// commit late and a push consumer's deliver subject went quiet for that long. In
-    /// the simulation the disk is simulated (no blocking) and the fsyncs run inline, so
-    /// the schedule stays as it was.
-    async fn run_job(&self, job: SyncJob) -> SyncDone {
-        #[cfg(not(madsim))]
-        {
-            let disk = self.disk.clone();
-            match tokio::task::spawn_blocking(move || job.run(&*disk)).await {
-                Ok(done) => done,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
-        }
-        #[cfg(madsim)]
-        {
-            job.run(&*self.disk)
-        }
     }
 
     /// Sleep for the simulated disk time the engine's disk operations owe (none on a
