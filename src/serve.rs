@@ -38,6 +38,24 @@ pub struct Settings {
     pub log_level: &'static str,
 }
 
+/// The address to listen on for `host`: an IP address, or a host name resolved once at
+/// start (`listen: localhost:4222`, as nats-server takes it), its first IPv4 address
+/// preferred.
+fn resolve_host(host: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let ips: Vec<IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .map_err(|e| format!("--addr '{host}': not an IP address, and it does not resolve: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    ips.iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .copied()
+        .ok_or_else(|| format!("--addr '{host}': resolves to no address"))
+}
+
 /// Read the config file (if any) and merge the flags over it.
 pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     let file = match &args.config {
@@ -46,7 +64,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     };
     let tls = tls_settings(&args, file.tls.clone())?;
     let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
-    let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
+    let ip = resolve_host(&host)?;
     let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
     let mut cfg = NatsConfig { listen: SocketAddr::new(ip, port), seed: seed_from_os(), ..NatsConfig::default() };
     if let Some(n) = args.server_name.or(file.server_name) {
@@ -515,6 +533,15 @@ pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_hosts_are_ip_addresses_or_names() {
+        assert_eq!(resolve_host("10.1.2.3").unwrap(), IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(resolve_host("::1").unwrap(), std::net::Ipv6Addr::LOCALHOST);
+        assert!(resolve_host("localhost").unwrap().is_loopback());
+        let e = resolve_host("no such host.invalid").unwrap_err();
+        assert!(e.starts_with("--addr 'no such host.invalid': not an IP address"), "{e}");
+    }
 
     #[test]
     fn ports_file_has_nats_servers_shape() {

@@ -780,8 +780,8 @@ async fn serve_conn(
             serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
-            Ok(stream) => {
-                if tls.handshake_first() {
+            Ok((stream, info_inside)) => {
+                if info_inside {
                     out.push(&info);
                 }
                 serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
