@@ -5,7 +5,7 @@
 //! messages go.
 
 use super::frame::{Hello, RouteFrame, RouteFrameRef, encode_hello, encode_raft};
-use super::out::RouteOut;
+use super::out::{Class, DropReason, RouteDropCounts, RouteDrops, RouteOut};
 use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
@@ -85,6 +85,31 @@ struct Peer {
     inbound: Option<RouteConnId>,
 }
 
+/// One route's drop counters as `/varz`, `/metrics` and `/routez` show them
+/// ([`Routes::route_drops`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RouteDropStat {
+    /// The route address we dial (stable across the peer's restarts).
+    pub addr: String,
+    /// The server id of the peer last connected at `addr`.
+    pub server_id: String,
+    /// Its Raft node id (0: none).
+    pub node: NodeId,
+    /// Whether our connection to it is up now.
+    pub connected: bool,
+    /// Drops and publisher stalls on this route since this server started.
+    #[serde(flatten)]
+    pub drops: RouteDropCounts,
+}
+
+/// A route's counters and who answered there last.
+#[derive(Debug)]
+struct DropsEntry {
+    drops: Arc<RouteDrops>,
+    server_id: String,
+    node: NodeId,
+}
+
 /// Counters of the route stack.
 #[derive(Debug, Default)]
 pub struct RouteStats {
@@ -115,6 +140,8 @@ pub struct Routes {
     next_conn: AtomicU64,
     /// Peers by server id.
     peers: Mutex<BTreeMap<String, Peer>>,
+    /// Drop counters per dialled route address (bounded by the addresses we dial).
+    drops: Mutex<BTreeMap<String, DropsEntry>>,
     /// Encoded `Ping` and `Pong` frames.
     ping: Vec<u8>,
     pong: Vec<u8>,
@@ -140,6 +167,7 @@ impl Routes {
             dialling: Mutex::new(BTreeSet::new()),
             next_conn: AtomicU64::new(1),
             peers: Mutex::new(BTreeMap::new()),
+            drops: Mutex::new(BTreeMap::new()),
             ping: frame::encode(&RouteFrameRef::Ping).expect("ping encodes"),
             pong: frame::encode(&RouteFrameRef::Pong).expect("pong encodes"),
             stats: RouteStats::default(),
@@ -227,8 +255,48 @@ impl Routes {
             Some(bytes) => {
                 out.push_raft(bytes);
             }
-            None => tracing::warn!(to = env.to, "raft message exceeds the route frame limit"),
+            None => {
+                let n = out.drops().count(Class::Raft, DropReason::TooLarge);
+                tracing::warn!(to = env.to, dropped = n, "raft message exceeds the route frame limit; dropped");
+            }
         }
+    }
+
+    /// Every route's drop and publisher-stall counters, by dialled address (the
+    /// accessor `/varz`, `/metrics` and `/routez` share).
+    pub fn route_drops(&self) -> Vec<RouteDropStat> {
+        let up: BTreeSet<String> =
+            self.peers().iter().filter(|(_, p)| p.out.is_some()).map(|(k, _)| k.clone()).collect();
+        let drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
+        drops
+            .iter()
+            .map(|(addr, e)| RouteDropStat {
+                addr: addr.clone(),
+                server_id: e.server_id.clone(),
+                node: e.node,
+                connected: up.contains(&e.server_id),
+                drops: e.drops.counts(),
+            })
+            .collect()
+    }
+
+    /// The drop counters of the route at `addr`, now answered by `hello`'s server.
+    fn drops_for(&self, addr: &str, hello: &Hello) -> Arc<RouteDrops> {
+        let mut drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
+        let e = drops.entry(addr.to_owned()).or_insert_with(|| DropsEntry {
+            drops: Arc::default(),
+            server_id: String::new(),
+            node: 0,
+        });
+        e.server_id = hello.server_id.clone();
+        e.node = hello.node;
+        e.drops.clone()
+    }
+
+    /// How long a publisher waits at most for a pressured route queue to drain (see
+    /// [`RouteConfig::max_publisher_stall`]).
+    pub fn max_publisher_stall(&self) -> Duration {
+        self.cfg().max_publisher_stall
     }
 
     /// Node ids of the peers we have a live connection to.
@@ -506,7 +574,8 @@ impl Routes {
             self.ensure_dialler(scope, h, known.clone(), true);
         }
         let peer = hello.node;
-        let out = Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes));
+        let out =
+            Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes, self.drops_for(addr, &hello)));
         let conn = self.conn_id();
         if !self.out_open(&hello, conn, &out) {
             return Attempt::Refused;
