@@ -176,3 +176,22 @@ impl PubSubRoutes for BrokerRoutes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 9, fault 3: a route that could not carry the largest accepted message is
+    /// refused at start, naming the setting; the defaults carry nats-server's default
+    /// `max_payload` and 20MB.
+    #[test]
+    fn route_sizes_must_admit_max_payload() {
+        let cc = ClusterConfig::default();
+        assert_eq!(cc.check_sizes(1 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL), Ok(()));
+        assert_eq!(cc.check_sizes(20 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL), Ok(()));
+        let e = cc.check_sizes(64 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL).unwrap_err();
+        assert!(e.contains("cluster max_pending") && e.contains("max_payload 67108864"), "{e}");
+        let e = cc.check_sizes(20 << 20, 4096, 8 << 20).unwrap_err();
+        assert!(e.contains("route.outbound limit"), "{e}");
+    }
+}

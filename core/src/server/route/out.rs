@@ -62,12 +62,15 @@ pub enum DropReason {
     TooLarge,
     /// A queued Raft frame evicted to make room for a newer one.
     Evicted,
+    /// Queued (or being written) when the connection ended: a stalled or dead peer,
+    /// or an interest change that did not fit (the next connection resyncs interest).
+    Closed,
 }
 
 impl DropReason {
     /// Every reason, in export order.
-    pub const ALL: [DropReason; 4] =
-        [DropReason::QueueFull, DropReason::Memory, DropReason::TooLarge, DropReason::Evicted];
+    pub const ALL: [DropReason; 5] =
+        [DropReason::QueueFull, DropReason::Memory, DropReason::TooLarge, DropReason::Evicted, DropReason::Closed];
 
     /// The name used in `/varz` and as the `reason` label in `/metrics`.
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl DropReason {
             DropReason::Memory => "memory",
             DropReason::TooLarge => "too_large",
             DropReason::Evicted => "evicted",
+            DropReason::Closed => "closed",
         }
     }
 }
@@ -85,9 +89,9 @@ impl DropReason {
 #[derive(Debug, Default)]
 pub struct RouteDrops {
     /// Core NATS messages dropped, by [`DropReason`] index.
-    msgs: [AtomicU64; 4],
+    msgs: [AtomicU64; 5],
     /// Raft frames dropped, by [`DropReason`] index.
-    raft: [AtomicU64; 4],
+    raft: [AtomicU64; 5],
     /// Times a publisher waited for this route's queue to drain.
     stalls: AtomicU64,
     /// Waits that ended at their bound with the queue still pressured.
@@ -105,6 +109,8 @@ pub struct ReasonCounts {
     pub too_large: u64,
     /// Evicted by newer frames (Raft only).
     pub evicted: u64,
+    /// Queued when the connection ended.
+    pub closed: u64,
 }
 
 impl ReasonCounts {
@@ -115,6 +121,7 @@ impl ReasonCounts {
             DropReason::Memory => self.memory,
             DropReason::TooLarge => self.too_large,
             DropReason::Evicted => self.evicted,
+            DropReason::Closed => self.closed,
         }
     }
 
@@ -123,13 +130,14 @@ impl ReasonCounts {
         DropReason::ALL.iter().map(|r| self.get(*r)).sum()
     }
 
-    fn load(a: &[AtomicU64; 4]) -> ReasonCounts {
+    fn load(a: &[AtomicU64; 5]) -> ReasonCounts {
         let v = |r: DropReason| a[r as usize].load(Ordering::Relaxed);
         ReasonCounts {
             queue_full: v(DropReason::QueueFull),
             memory: v(DropReason::Memory),
             too_large: v(DropReason::TooLarge),
             evicted: v(DropReason::Evicted),
+            closed: v(DropReason::Closed),
         }
     }
 }
@@ -376,6 +384,11 @@ impl RouteOut {
     }
 
     fn close_locked(&self, s: &mut State) {
+        if !s.closed {
+            for f in s.frames.iter().filter(|f| f.class != Class::Control) {
+                self.drops.count(f.class, DropReason::Closed);
+            }
+        }
         s.closed = true;
         s.frames = VecDeque::new();
         s.bytes = 0;
@@ -472,12 +485,30 @@ impl RouteOut {
                     return None;
                 }
                 if let Some(f) = self.pop(&mut s) {
-                    return Some(QueuedFrame { bytes: f.bytes, _charge: f.charge });
+                    return Some(QueuedFrame { bytes: f.bytes, class: f.class, _charge: f.charge });
                 }
             }
             // notify_one stores a permit, so a push between the check and here is not lost.
             self.wake.notified().await;
         }
+    }
+
+    /// The next frames, at least one and as many more as fit in `max_bytes` together
+    /// (encoded length), for one write and one flush; `None` once closed. Each stays
+    /// charged until its [`QueuedFrame`] is dropped.
+    pub async fn next_batch(&self, max_bytes: usize) -> Option<Vec<QueuedFrame>> {
+        let first = self.next().await?;
+        let mut size = first.bytes.len();
+        let mut batch = vec![first];
+        let mut s = self.lock();
+        while let Some(f) = s.frames.front()
+            && size + f.bytes.len() <= max_bytes
+        {
+            size += f.bytes.len();
+            let f = self.pop(&mut s).expect("a front frame");
+            batch.push(QueuedFrame { bytes: f.bytes, class: f.class, _charge: f.charge });
+        }
+        Some(batch)
     }
 
     /// Wait until the queue is closed.
@@ -499,6 +530,8 @@ impl Drop for RouteOut {
 pub struct QueuedFrame {
     /// Encoded frame.
     pub bytes: Vec<u8>,
+    /// Its traffic class (a frame whose write fails is counted as a drop of it).
+    pub class: Class,
     _charge: Charge,
 }
 
@@ -545,6 +578,7 @@ mod tests {
         assert_eq!(q.push_control(frame(30, 0)), RoutePush::Closed);
         assert!(q.is_closed());
         q.invariants();
+        assert_eq!(counts(&q).msgs.closed, 1, "the queued message is counted as lost with its connection");
         assert_eq!(account.current(), 0, "closing releases everything");
         assert_eq!(q.push_msg(frame(1, 0)), RoutePush::Closed);
         assert_eq!(q.push_raft(frame(1, 0)), RoutePush::Closed);
@@ -603,6 +637,14 @@ mod tests {
         assert_eq!(account.current(), BACKING + frame_cost(20) + frame_cost(30), "a frame being written stays charged");
         drop(f);
         assert_eq!(account.current(), BACKING + frame_cost(20), "a written frame releases its charge");
+        q.invariants();
+        for i in 0..4u8 {
+            q.push_msg(frame(20, 3 + i));
+        }
+        let b = rt().block_on(q.next_batch(60)).unwrap();
+        assert_eq!(b.iter().map(|f| f.bytes[0]).collect::<Vec<_>>(), [2, 3, 4], "a batch takes frames in order up to its size");
+        let b = rt().block_on(q.next_batch(1)).unwrap();
+        assert_eq!(b.len(), 1, "a batch holds at least one frame");
         q.invariants();
     }
 
