@@ -199,7 +199,9 @@ async fn a_stalled_peer_slows_the_publisher_and_loses_nothing() {
         a
     });
     let v = until("A to stall its publisher", ports[0].http, |v| {
-        v["cluster"]["route_drops"].as_array().is_some_and(|d| d.iter().any(|r| r["publisher_stalls"].as_u64() > Some(0)))
+        v["cluster"]["route_drops"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|r| r["publisher_stalls"].as_u64() > Some(0)))
     })
     .await;
     assert_eq!(total_msg_drops(&route_entry(&v)), 0, "the publisher waits before anything is dropped: {v}");

@@ -745,6 +745,8 @@ impl Broker {
                 self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
             }
             if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
+                // Bounded by the live routes even if a caller never takes them.
+                self.route_stalls.retain(|o| !o.is_closed());
                 self.route_stalls.push(out.clone());
             }
         }

@@ -317,7 +317,6 @@ impl RouteOut {
                 self.close_locked(&mut s);
                 drop(s);
                 self.closed_tx.send_replace(true);
-                self.room_tx.send_replace(true);
                 self.wake.notify_one();
                 return RoutePush::Closed;
             }
@@ -347,14 +346,12 @@ impl RouteOut {
         }
         s.frames.push_back(Frame { bytes, class, charge });
         debug_assert!(s.raft_bytes <= s.bytes);
-        let pressured = !s.pressured && s.total() > self.cap / 2;
-        if pressured {
+        if !s.pressured && s.total() > self.cap / 2 {
             s.pressured = true;
-        }
-        drop(s);
-        if pressured {
+            // Under the state lock, so that the signal cannot overtake a drain's.
             self.room_tx.send_replace(false);
         }
+        drop(s);
         self.wake.notify_one();
         RoutePush::Queued
     }
@@ -396,13 +393,14 @@ impl RouteOut {
         self.account.release(s.backing);
         s.backing = 0;
         s.pressured = false;
+        // A closed queue holds nobody back.
+        self.room_tx.send_replace(true);
     }
 
     /// Close the queue and release everything queued.
     pub fn close(&self) {
         self.close_locked(&mut self.lock());
         self.closed_tx.send_replace(true);
-        self.room_tx.send_replace(true);
         self.wake.notify_one();
     }
 
@@ -642,7 +640,11 @@ mod tests {
             q.push_msg(frame(20, 3 + i));
         }
         let b = rt().block_on(q.next_batch(60)).unwrap();
-        assert_eq!(b.iter().map(|f| f.bytes[0]).collect::<Vec<_>>(), [2, 3, 4], "a batch takes frames in order up to its size");
+        assert_eq!(
+            b.iter().map(|f| f.bytes[0]).collect::<Vec<_>>(),
+            [2, 3, 4],
+            "a batch takes frames in order up to its size"
+        );
         let b = rt().block_on(q.next_batch(1)).unwrap();
         assert_eq!(b.len(), 1, "a batch holds at least one frame");
         q.invariants();
