@@ -10,8 +10,8 @@
 //! `max_pending_bytes` costs that much memory whatever the frame sizes (issue 9, fault
 //! 10: empty messages once cost six times their charge). A frame taken off the queue for
 //! writing stays charged until the write is done (its [`QueuedFrame`] is dropped); the
-//! backing storage shrinks again once the queue is mostly empty, so a burst does not
-//! leave its peak allocated.
+//! backing storage shrinks again once the queue is mostly empty (and is freed once
+//! empty), so a burst does not leave its peak allocated.
 //!
 //! **Pressure.** Above half its cap the queue is *pressured*: the publishers whose
 //! messages went to it are asked to wait ([`RouteOut::wait_room`], bounded by the
@@ -208,7 +208,8 @@ struct Frame {
 
 /// Bytes of one slot of the queue's backing storage.
 const SLOT: u64 = std::mem::size_of::<Frame>() as u64;
-/// Slots the backing storage keeps when shrinking (it never shrinks below this).
+/// Slots the backing storage starts with, and keeps when shrinking a queue that is not
+/// empty.
 const MIN_SLOTS: usize = 16;
 
 struct State {
@@ -454,11 +455,17 @@ impl RouteOut {
         if f.class == Class::Raft {
             s.raft_bytes -= cost;
         }
-        // Shrink once the queue uses a quarter of its slots, to twice its length: the
+        // Shrink once the queue uses a quarter of its slots, to twice its length (and
+        // to nothing once empty): the
         // memory of a burst comes back, and growth and shrinking cannot alternate on
         // every frame.
         let (len, cap) = (s.frames.len(), s.frames.capacity());
-        if cap > MIN_SLOTS && len * 4 <= cap {
+        if len == 0 {
+            // Empty: give the storage back, so an idle route holds (and is charged) nothing.
+            s.frames = VecDeque::new();
+            self.account.release(s.backing);
+            s.backing = 0;
+        } else if cap > MIN_SLOTS && len * 4 <= cap {
             s.frames.shrink_to((len * 2).max(MIN_SLOTS));
             let now = s.frames.capacity() as u64 * SLOT;
             if now < s.backing {
@@ -701,7 +708,7 @@ mod tests {
             drop(rt.block_on(q.next()).unwrap());
         }
         q.invariants();
-        assert_eq!(account.current(), BACKING, "drained: only the smallest backing storage stays charged");
+        assert_eq!(account.current(), 0, "drained: the frames and the queue's storage are released");
         q.close();
         assert_eq!(account.current(), 0);
     }
