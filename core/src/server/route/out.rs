@@ -298,10 +298,12 @@ impl RouteOut {
         let charge = loop {
             let fits = need <= self.cap && s.total() + need <= self.cap;
             if fits {
-                if let Some(c) = Charge::try_new(&self.account, cost) {
-                    if extra == 0 || self.account.try_charge(extra) {
-                        break Some(c);
-                    }
+                // A frame charge taken when the backing growth is refused is dropped
+                // (released) at once.
+                if let Some(c) = Charge::try_new(&self.account, cost)
+                    && (extra == 0 || self.account.try_charge(extra))
+                {
+                    break Some(c);
                 }
                 reason = DropReason::Memory;
             }
