@@ -174,18 +174,23 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
     }
     let mut out = Vec::new();
     for r in finals {
-        let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for &(index, value) in &r.app.values {
-            seen.entry(value).or_default().push(index);
-        }
+        // `(value, index)` sorted by value (stable: a value's indices stay in log
+        // order), walked as groups: one allocation per replica, not a map of vectors.
+        let mut by_value: Vec<(u64, u64)> = r.app.values.iter().map(|&(index, value)| (value, index)).collect();
+        by_value.sort_by_key(|&(value, _)| value);
+        let indices = |g: &[(u64, u64)]| g.iter().map(|&(_, i)| i).collect::<Vec<u64>>();
         let mut lost = Vec::new();
         for (&value, &index) in &acked {
-            match seen.get(&value).map(Vec::as_slice) {
-                None => lost.push(value),
-                Some([i]) if *i == index => {}
-                Some(is) => out.push(v(
+            match value_group(&by_value, value) {
+                [] => lost.push(value),
+                [(_, i)] if *i == index => {}
+                g => out.push(v(
                     "acked-durability",
-                    format!("n{}: acknowledged value {value:#x} (index {index}) found at indices {is:?}", r.node),
+                    format!(
+                        "n{}: acknowledged value {value:#x} (index {index}) found at indices {:?}",
+                        r.node,
+                        indices(g)
+                    ),
                 )),
             }
         }
@@ -202,17 +207,21 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
                 ),
             ));
         }
-        for (value, indices) in &seen {
-            if !invoked.contains(value) {
-                out.push(v("no-phantom", format!("n{}: value {value:#x} at {indices:?} was never proposed", r.node)));
-            } else if let Some(reason) = failed.get(value) {
+        for g in by_value.chunk_by(|a, b| a.0 == b.0) {
+            let value = g[0].0;
+            if !invoked.contains(&value) {
+                out.push(v(
+                    "no-phantom",
+                    format!("n{}: value {value:#x} at {:?} was never proposed", r.node, indices(g)),
+                ));
+            } else if let Some(reason) = failed.get(&value) {
                 out.push(v(
                     "failed-not-applied",
-                    format!("n{}: value {value:#x} at {indices:?} was reported failed ({reason})", r.node),
+                    format!("n{}: value {value:#x} at {:?} was reported failed ({reason})", r.node, indices(g)),
                 ));
             }
-            if indices.len() > 1 {
-                out.push(v("exactly-once", format!("n{}: value {value:#x} applied at {indices:?}", r.node)));
+            if g.len() > 1 {
+                out.push(v("exactly-once", format!("n{}: value {value:#x} applied at {:?}", r.node, indices(g))));
             }
         }
     }
@@ -230,6 +239,13 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
         }
     }
     out
+}
+
+/// The `(value, index)` pairs of `value` in `by_value` (sorted by value).
+fn value_group(by_value: &[(u64, u64)], value: u64) -> &[(u64, u64)] {
+    let from = by_value.partition_point(|&(v, _)| v < value);
+    let len = by_value[from..].iter().take_while(|&&(v, _)| v == value).count();
+    &by_value[from..from + len]
 }
 
 /// Every ledger sample stays within its account's limit.
