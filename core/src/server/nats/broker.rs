@@ -904,17 +904,17 @@ impl Broker {
                 self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
                 to.push(peer.clone());
             }
+            if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
+                // Bounded by the live routes even if a caller never takes them.
+                self.route_stalls.retain(|o| !o.is_closed());
+                self.route_stalls.push(out.clone());
+            }
         }
         let size = (msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len())) as u64;
         for p in to {
             if let Some(p) = self.peers.get_mut(&p) {
                 p.traffic.out_msgs += 1;
                 p.traffic.out_bytes += size;
-            }
-            if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
-                // Bounded by the live routes even if a caller never takes them.
-                self.route_stalls.retain(|o| !o.is_closed());
-                self.route_stalls.push(out.clone());
             }
         }
         sent
