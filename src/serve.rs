@@ -71,7 +71,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         cfg.server_name = n;
     }
     if let Some(n) = args.max_payload.or(file.max_payload) {
-        if n == 0 || n > 64 << 20 {
+        if n == 0 || n > weir_core::proto::MAX_PAYLOAD_LIMIT as u64 {
             return Err(format!("max_payload {n} must be between 1 and 64MB"));
         }
         cfg.max_payload = n as usize;
@@ -83,7 +83,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         cfg.max_pending = n;
     }
     if let Some(n) = file.max_control_line {
-        if !(32..=1 << 20).contains(&n) {
+        if !(32..=weir_core::proto::MAX_CONTROL_LINE_LIMIT as u64).contains(&n) {
             return Err(format!("max_control_line {n} must be between 32 and 1MB"));
         }
         cfg.max_control_line = n as usize;
@@ -177,6 +177,10 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         }
         cc.tls = file.cluster_tls.clone();
         cc.no_advertise = args.no_advertise.or(file.no_advertise).unwrap_or(false);
+        // A route queue holds at least two of the largest messages this server accepts
+        // (issue 9, fault 3), so a large `max_payload` also crosses routes.
+        let largest = weir_core::server::route::largest_msg_frame_cost(cfg.max_payload, cfg.max_control_line);
+        cc.max_pending = cc.max_pending.max(2 * largest);
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
