@@ -38,6 +38,24 @@ pub struct Settings {
     pub log_level: &'static str,
 }
 
+/// The address to listen on for `host`: an IP address, or a host name resolved once at
+/// start (`listen: localhost:4222`, as nats-server takes it), its first IPv4 address
+/// preferred.
+fn resolve_host(host: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let ips: Vec<IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .map_err(|e| format!("--addr '{host}': not an IP address, and it does not resolve: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    ips.iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .copied()
+        .ok_or_else(|| format!("--addr '{host}': resolves to no address"))
+}
+
 /// Read the config file (if any) and merge the flags over it.
 pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     let file = match &args.config {
@@ -46,14 +64,14 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     };
     let tls = tls_settings(&args, file.tls.clone())?;
     let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
-    let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
+    let ip = resolve_host(&host)?;
     let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
     let mut cfg = NatsConfig { listen: SocketAddr::new(ip, port), seed: seed_from_os(), ..NatsConfig::default() };
     if let Some(n) = args.server_name.or(file.server_name) {
         cfg.server_name = n;
     }
     if let Some(n) = args.max_payload.or(file.max_payload) {
-        if n == 0 || n > 64 << 20 {
+        if n == 0 || n > weir_core::proto::MAX_PAYLOAD_LIMIT as u64 {
             return Err(format!("max_payload {n} must be between 1 and 64MB"));
         }
         cfg.max_payload = n as usize;
@@ -65,7 +83,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         cfg.max_pending = n;
     }
     if let Some(n) = file.max_control_line {
-        if !(32..=1 << 20).contains(&n) {
+        if !(32..=weir_core::proto::MAX_CONTROL_LINE_LIMIT as u64).contains(&n) {
             return Err(format!("max_control_line {n} must be between 32 and 1MB"));
         }
         cfg.max_control_line = n as usize;
@@ -159,6 +177,10 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         }
         cc.tls = file.cluster_tls.clone();
         cc.no_advertise = args.no_advertise.or(file.no_advertise).unwrap_or(false);
+        // A route queue holds at least two of the largest messages this server accepts
+        // (issue 9, fault 3), so a large `max_payload` also crosses routes.
+        let largest = weir_core::server::route::largest_msg_frame_cost(cfg.max_payload, cfg.max_control_line);
+        cc.max_pending = cc.max_pending.max(2 * largest);
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
@@ -515,6 +537,15 @@ pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_hosts_are_ip_addresses_or_names() {
+        assert_eq!(resolve_host("10.1.2.3").unwrap(), IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(resolve_host("::1").unwrap(), std::net::Ipv6Addr::LOCALHOST);
+        assert!(resolve_host("localhost").unwrap().is_loopback());
+        let e = resolve_host("no such host.invalid").unwrap_err();
+        assert!(e.starts_with("--addr 'no such host.invalid': not an IP address"), "{e}");
+    }
 
     #[test]
     fn ports_file_has_nats_servers_shape() {

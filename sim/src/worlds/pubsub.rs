@@ -44,6 +44,8 @@ const CLIENT_MAX_PENDING: u64 = 1024 * 1024;
 const CLIENT_OUTBOUND_LIMIT: u64 = 8 * 1024 * 1024;
 /// A route queue holding more than this is still draining a backlog.
 const DRAINED_BYTES: u64 = 64 * 1024;
+/// The servers' `max_payload` (see where it is set).
+const MAX_PAYLOAD: usize = 32 * 1024;
 /// Subscriber numbers start here (publishers are numbered from 0).
 const FIRST_SUBSCRIBER: u32 = 1_000;
 
@@ -268,6 +270,10 @@ impl World for PubsubWorld {
                 server_name: format!("n{i}"),
                 max_pending: CLIENT_MAX_PENDING,
                 max_outbound_total: CLIENT_OUTBOUND_LIMIT,
+                // Small enough that the smallest drawn route queue (128 KiB) holds the
+                // largest message: a server refuses a route that could not (issue 9,
+                // fault 3). The workload's payloads are far smaller.
+                max_payload: MAX_PAYLOAD,
                 write_deadline: Duration::from_secs(2),
                 cluster: Some(ClusterConfig {
                     listen: node::addr(i, ROUTE_PORT),

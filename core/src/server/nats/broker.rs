@@ -35,7 +35,7 @@ use super::stats::Stats;
 use crate::jetstream::engine::JsOut;
 use crate::mem::{self, Account};
 use crate::proto::{self, ByteStr, no_responders_msg};
-use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
+use crate::server::route::{Class, DropReason, RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
 use rand::Rng;
@@ -270,6 +270,9 @@ pub struct Broker {
     /// Subjects whose local interest JetStream watches (push consumers' deliver
     /// subjects): how many consumers watch each, and the interest last reported.
     watched: BTreeMap<String, (u32, bool)>,
+    /// Pressured route queues that messages went to since the last
+    /// [`Broker::take_route_stalls`] (no duplicates): their publishers wait.
+    route_stalls: Vec<Arc<RouteOut>>,
 }
 
 impl Broker {
@@ -289,6 +292,7 @@ impl Broker {
             peers: BTreeMap::new(),
             js: None,
             watched: BTreeMap::new(),
+            route_stalls: Vec::new(),
         };
         b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
         b
@@ -871,7 +875,12 @@ impl Broker {
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
         self.stats.count_match(targets.len() as u64);
         let served: BTreeSet<&str> = m.queues.iter().filter(|(_, v)| !v.is_empty()).map(|(q, _)| &**q).collect();
+        let stalls = self.route_stalls.len();
         let delivered = self.forward(account, msg, &served);
+        if from == SERVER_CLIENT {
+            // Nobody waits for the server's own messages (JetStream's): no stall to record.
+            self.route_stalls.truncate(stalls);
+        }
         delivered + self.deliver(msg, targets, wakes)
     }
 
@@ -905,20 +914,25 @@ impl Broker {
         let mut to: Vec<Arc<str>> = Vec::new();
         for (peer, queues) in sends {
             let Some((_, out)) = self.peers.get(peer).and_then(|p| p.out.as_ref()) else { continue };
-            // An empty header block arrives here as `None` (the client connection drops it),
-            // and the receiving server encodes deliveries with `proto::encode_msg`, which
-            // treats an empty block as none; the route frame itself should follow the same
-            // rule for other producers (note for the route layer's owner).
             let account = &self.accounts[account].name;
             let Some(frame) =
                 encode_msg(account, &msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
             else {
+                // Only a frame with very many queue names can get here: the frame limit
+                // admits every message size the server accepts.
+                let n = out.drops().count(Class::Msg, DropReason::TooLarge);
+                tracing::warn!(peer = %peer, subject = %msg.subject, dropped = n, "message too large for the route frame limit; dropped");
                 continue;
             };
             if out.push_msg(frame) == RoutePush::Queued {
                 sent += 1;
                 self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
                 to.push(peer.clone());
+            }
+            if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
+                // Bounded by the live routes even if a caller never takes them.
+                self.route_stalls.retain(|o| !o.is_closed());
+                self.route_stalls.push(out.clone());
             }
         }
         let size = (msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len())) as u64;
@@ -929,6 +943,13 @@ impl Broker {
             }
         }
         sent
+    }
+
+    /// The pressured route queues messages went to since the last call (each once): the
+    /// publishing client waits for them to drain, bounded, with the broker lock released
+    /// (see the route stack's "Publishers first").
+    pub fn take_route_stalls(&mut self) -> Vec<Arc<RouteOut>> {
+        std::mem::take(&mut self.route_stalls)
     }
 
     /// Queue `msg` to each subscription in `targets`, closing slow consumers and

@@ -7,6 +7,7 @@ use super::broker::{Broker, ClientId, Message, SubError};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
+use crate::server::route::RouteOut;
 use crate::subject;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,9 @@ pub struct Conn {
     ping_max: u32,
     /// Subscribers' writers to wake after the current read batch.
     wakes: Wakes,
+    /// Pressured route queues this connection's messages went to: the read loop waits
+    /// for them before reading on (see [`Conn::take_route_stalls`]).
+    route_stalls: Vec<Arc<RouteOut>>,
     auth: Auth,
     /// The nonce INFO sent, which an NKEY user signs (empty when none was sent).
     nonce: String,
@@ -72,6 +76,7 @@ impl Conn {
             pings_out: 0,
             ping_max,
             wakes: Wakes::default(),
+            route_stalls: Vec::new(),
             auth: Auth::None,
             nonce: String::new(),
             awaiting_auth: false,
@@ -301,8 +306,21 @@ impl Conn {
             return Flow::Close;
         }
         broker.publish_deferred(self.id, &msg, &mut self.wakes);
+        self.route_stalls.extend(broker.take_route_stalls());
         // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
         if self.out.is_closed() { Flow::Close } else { Flow::Continue }
+    }
+
+    /// Whether a message of this connection went to a pressured route queue since the
+    /// last [`Conn::take_route_stalls`]: the read loop stops applying ops and waits.
+    pub fn route_stalled(&self) -> bool {
+        !self.route_stalls.is_empty()
+    }
+
+    /// The pressured route queues to wait for (bounded; see the route stack's
+    /// "Publishers first"), once the broker lock is released.
+    pub fn take_route_stalls(&mut self) -> Vec<Arc<RouteOut>> {
+        std::mem::take(&mut self.route_stalls)
     }
 
     /// Wake the writers of everyone this connection published to since the last call;

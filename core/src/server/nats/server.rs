@@ -15,7 +15,7 @@ use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
 use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
 use crate::server::link::LinkWrap;
-use crate::server::route::{Handlers, Routes};
+use crate::server::route::{Handlers, RouteOut, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
 use crate::timer::{Missed, Ticker};
@@ -290,6 +290,7 @@ impl Monitor {
                 route_in_msgs: s.stats.route_in_msgs.load(Ordering::Relaxed),
                 route_out_msgs: s.stats.route_out_msgs.load(Ordering::Relaxed),
                 remote_subs,
+                route_drops: r.route_drops(),
             }),
             routes,
             jetstream: s.js.as_ref().map(|_| {
@@ -524,9 +525,11 @@ impl NatsServer {
         let server_id = server_id(cfg.seed);
         let (route_listener, routes) = match &cfg.cluster {
             Some(cc) => {
-                if !ledger.sample().iter().any(|a| a.name == names::ROUTE_OUTBOUND) {
+                let Some(route_total) = ledger.get(names::ROUTE_OUTBOUND).map(|a| a.limit()) else {
                     return Err(std::io::Error::other("a clustered server's ledger needs a route.outbound account"));
-                }
+                };
+                cc.check_sizes(cfg.max_payload, cfg.max_control_line, route_total)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let l = TcpListener::bind(cc.listen).await?;
                 let raddr = l.local_addr()?;
                 let routes = Routes::new(cc.route_setup(&server_id), raddr, ledger.account(names::ROUTE_OUTBOUND));
@@ -780,8 +783,8 @@ async fn serve_conn(
             serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
-            Ok(stream) => {
-                if tls.handshake_first() {
+            Ok((stream, info_inside)) => {
+                if info_inside {
                     out.push(&info);
                 }
                 serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
@@ -862,7 +865,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
                         }
                     }
                 };
-                if flow == Flow::Close {
+                if flow == Flow::Close || conn.route_stalled() {
                     break flow;
                 }
             }
@@ -870,6 +873,15 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
         conn.wake_subscribers();
         if flow == Flow::Close {
             return;
+        }
+        if conn.route_stalled() {
+            // A route queue this client feeds is pressured: wait for it (bounded) before
+            // applying the rest of the batch, then go on without reading (what is
+            // buffered may hold whole ops already).
+            if wait_for_routes(conn.take_route_stalls(), shared, out).await == Flow::Close {
+                return;
+            }
+            continue;
         }
         if !caught_up && conn.first_pong_sent() {
             // After the first PONG that followed CONNECT (nats-server's `firstPongSent`): if
@@ -904,6 +916,25 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             },
         }
     }
+}
+
+/// Wait until every queue in `stalls` has room again, or the route stack's
+/// `max_publisher_stall` has passed (counting each wait, and each that timed out, on
+/// its route); `Flow::Close` if the client's own connection closes meanwhile.
+async fn wait_for_routes(stalls: Vec<Arc<RouteOut>>, shared: &Shared, out: &Outbound) -> Flow {
+    let Some(routes) = &shared.routes else { return Flow::Continue };
+    let deadline = sleep_until(Instant::now() + routes.max_publisher_stall());
+    tokio::pin!(deadline);
+    for q in stalls {
+        let timed_out = tokio::select! {
+            biased;
+            _ = out.wait_closed() => return Flow::Close,
+            _ = q.wait_room() => false,
+            _ = &mut deadline => true,
+        };
+        q.drops().count_stall(timed_out);
+    }
+    Flow::Continue
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &Shared) {
