@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod disk;
+pub mod fault;
 pub mod jetstream;
 pub mod mem;
 pub mod proto;

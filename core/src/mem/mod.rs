@@ -206,6 +206,10 @@ impl Account {
 
     /// Charge `bytes` if that keeps the account within its limit; `false` means push back.
     pub fn try_charge(&self, bytes: u64) -> bool {
+        if bytes > 0 && crate::fault_point!("ledger.refuse") {
+            // The same refusal a full account gives: every caller already handles it.
+            return false;
+        }
         let limit = self.limit();
         let mut cur = self.current.load(Ordering::Relaxed);
         loop {

@@ -223,6 +223,11 @@ impl Routes {
             self.stats.raft_unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        if crate::fault_point!("raft.send.drop") {
+            // Lost before it reached the queue, as when the route went down just now.
+            self.stats.raft_unrouted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match encode_raft(env) {
             Some(bytes) => {
                 out.push_raft(bytes);
@@ -587,6 +592,15 @@ impl Routes {
     }
 
     async fn write<W: AsyncWrite + Unpin>(&self, wr: &mut W, bytes: &[u8]) -> io::Result<()> {
+        if crate::fault_point!("route.write.fail") {
+            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+        }
+        if crate::fault_point!("route.write.stall") {
+            // A write that makes no progress: it ends the way a real stall does.
+            sleep(self.cfg().stall_timeout).await;
+            self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"));
+        }
         match timeout(self.cfg().stall_timeout, frame::write_raw(wr, bytes)).await {
             Ok(r) => r,
             Err(_) => {
