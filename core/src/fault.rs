@@ -109,13 +109,21 @@ pub fn pick(_n: u64) -> u64 {
     0
 }
 
+/// Whether fault points may fire now (never outside the simulation build). A fault a
+/// site started that lasts (a stalled write) ends early once this turns `false`: the
+/// simulator heals every fault before its liveness phase.
+#[cfg(not(madsim))]
+pub fn active() -> bool {
+    false
+}
+
 /// A delay in ms for a site that fired: `1..=max` from the selection's RNG.
 pub fn pick_ms(max: u64) -> u64 {
     1 + pick(max)
 }
 
 #[cfg(madsim)]
-pub use active::{Fired, Selection, __hit, fired, install, pick, set_enabled, uninstall};
+pub use active::{Fired, Selection, __hit, active, fired, install, pick, set_enabled, uninstall};
 
 #[cfg(madsim)]
 mod active {
@@ -164,6 +172,11 @@ mod active {
     /// How often each site fired so far in this thread's run.
     pub fn fired() -> Fired {
         STATE.with(|s| s.borrow().as_ref().map(|st| st.fired.clone())).unwrap_or_else(|| vec![0; SITES.len()])
+    }
+
+    /// Whether fault points may fire now: installed and not turned off.
+    pub fn active() -> bool {
+        STATE.with(|s| s.borrow().as_ref().is_some_and(|st| st.on))
     }
 
     /// Let enabled sites fire (`true`) or stop every site (`false`, the liveness phase).

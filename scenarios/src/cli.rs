@@ -391,7 +391,7 @@ fn fired_line(r: &RunReport) -> Option<String> {
         .iter()
         .zip(&r.fault_fired)
         .filter(|(_, n)| **n > 0)
-        .map(|(s, n)| format!("{}x{n}", s.name))
+        .map(|(s, n)| format!("{}={n}", s.name))
         .collect();
     (!fired.is_empty()).then(|| format!("fault points fired: {}", fired.join(", ")))
 }

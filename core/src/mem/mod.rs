@@ -333,6 +333,12 @@ impl Charge {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Hand the charge over to a holder that releases it itself (one that keeps its
+    /// own count of what it charged); returns the bytes, which stay charged.
+    pub fn keep(mut self) -> u64 {
+        std::mem::take(&mut self.bytes)
+    }
 }
 
 impl Drop for Charge {

@@ -546,6 +546,9 @@ impl Routes {
         let every = self.cfg().ping_interval;
         let max_out = self.cfg().max_pings_out;
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        // After a slow write the ticks it held up must not fire back to back: a burst
+        // would count pings as unanswered before the peer had a chance to answer them.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pings_out: u32 = 0;
         // What the peer sent back (only pongs), kept across reads: `read_buf` is
         // cancel-safe under `select!`, a whole-frame read is not.
@@ -596,10 +599,16 @@ impl Routes {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe));
         }
         if crate::fault_point!("route.write.stall") {
-            // A write that makes no progress: it ends the way a real stall does.
-            sleep(self.cfg().stall_timeout).await;
-            self.stats.stalled.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"));
+            // A write that makes no progress for the stall timeout ends the way a real
+            // stall does; if the simulator heals its faults first, the write goes on.
+            let until = Instant::now() + self.cfg().stall_timeout;
+            while crate::fault::active() && Instant::now() < until {
+                sleep(STALL_POLL.min(until - Instant::now())).await;
+            }
+            if Instant::now() >= until {
+                self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"));
+            }
         }
         match timeout(self.cfg().stall_timeout, frame::write_raw(wr, bytes)).await {
             Ok(r) => r,
@@ -610,6 +619,10 @@ impl Routes {
         }
     }
 }
+
+/// How often a stall injected by the `route.write.stall` fault point checks whether the
+/// simulator healed its faults.
+const STALL_POLL: Duration = Duration::from_millis(10);
 
 /// How a dial attempt ended.
 enum Attempt {
