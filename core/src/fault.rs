@@ -123,7 +123,7 @@ pub fn pick_ms(max: u64) -> u64 {
 }
 
 #[cfg(madsim)]
-pub use active::{Fired, Selection, __hit, active, fired, install, pick, set_enabled, uninstall};
+pub use active::{__hit, Fired, Selection, active, fired, install, pick, set_enabled, uninstall};
 
 #[cfg(madsim)]
 mod active {

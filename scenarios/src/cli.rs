@@ -11,9 +11,9 @@ use weir_faults::FaultSchedule;
 use weir_scenarios::{SCENARIOS, catching, find};
 use weir_sim::SimConfig;
 use weir_sim::bugs::{Bug, BugSet};
+use weir_sim::faultpoints::{self, FaultPoints, Mode as FaultPointMode, SiteTable};
 use weir_sim::harness::{self, RunInput, RunReport};
 use weir_sim::node::NodeNo;
-use weir_sim::faultpoints::{self, FaultPoints, Mode as FaultPointMode, SiteTable};
 use weir_sim::{schedule, shrink};
 use weir_traces::{Trace, TraceSummary, first_divergence, render_filtered, render_memory_svg};
 

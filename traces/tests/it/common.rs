@@ -239,7 +239,17 @@ pub fn arb_header() -> impl Strategy<Value = TraceHeader> {
         (prop::collection::vec(arb_text(), 0..3), any::<u32>()),
     )
         .prop_map(
-            |(format_version, weir_version, scenario, seed, bugs, overrides, config, schedule, (fault_points, fault_ppm))| {
+            |(
+                format_version,
+                weir_version,
+                scenario,
+                seed,
+                bugs,
+                overrides,
+                config,
+                schedule,
+                (fault_points, fault_ppm),
+            )| {
                 TraceHeader {
                     format_version,
                     weir_version,
