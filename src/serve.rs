@@ -2,13 +2,18 @@
 //! the listeners as nats-server does (log lines, ports file, pid file) and serve until a
 //! signal.
 //!
+//! Signals, as nats-server's: SIGINT/SIGTERM stop (draining), SIGUSR2 enters lame-duck
+//! mode, SIGHUP reloads the config file ([`reload`]; what may change is in
+//! `weir_core::server::nats::reload`), SIGUSR1 reopens the log file. SIGHUP and SIGUSR1
+//! never stop the server, whatever the reload or reopen meets.
+//!
 //! Startup lines (on stderr, or the `-l` file) that harnesses wait for, in nats-server's words:
 //! `Listening for client connections on HOST:PORT` (the real port when `-p -1`), then
 //! `Server is ready`.
 
 use crate::cli::ServeArgs;
 use crate::config::{self, FileConfig};
-use crate::{monitor, shutdown};
+use crate::{logging, monitor, shutdown};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -332,8 +337,104 @@ fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<Sock
     serde_json::Value::Object(m).to_string()
 }
 
-/// Bind everything, announce it, and serve until SIGINT/SIGTERM.
-pub async fn run(s: Settings) -> Result<(), String> {
+/// What the running process was started with, besides the server's own configuration:
+/// none of it may change on reload.
+#[derive(Clone, Debug, PartialEq)]
+struct Running {
+    http: Option<SocketAddr>,
+    pid_file: Option<PathBuf>,
+    ports_file_dir: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+}
+
+impl Running {
+    fn of(s: &Settings) -> Running {
+        Running {
+            http: s.http,
+            pid_file: s.pid_file.clone(),
+            ports_file_dir: s.ports_file_dir.clone(),
+            log_file: s.log_file.clone(),
+        }
+    }
+}
+
+/// Reload the config file named by `args` (flags still override it, as at start) into
+/// the running server; the settings that changed, or why nothing was (nats-server's
+/// texts: no config file, a file that does not load, a setting that cannot change).
+async fn reload(
+    args: &ServeArgs,
+    running: &Running,
+    reloader: &nats::reload::Reloader,
+) -> Result<Vec<&'static str>, String> {
+    if args.config.is_none() {
+        return Err("can only reload config when a file is provided using -c or --config".into());
+    }
+    let new = settings(args.clone()).await?;
+    let now = Running::of(&new);
+    let refuse = |name: &str, old: &dyn std::fmt::Debug, new: &dyn std::fmt::Debug| {
+        Err(format!("config reload not supported for {name}: old={old:?}, new={new:?}"))
+    };
+    if now.http != running.http {
+        return refuse("http_port", &running.http, &now.http);
+    }
+    if now.log_file != running.log_file {
+        return refuse("log_file", &running.log_file, &now.log_file);
+    }
+    if now.pid_file != running.pid_file {
+        return refuse("pid_file", &running.pid_file, &now.pid_file);
+    }
+    if now.ports_file_dir != running.ports_file_dir {
+        return refuse("ports_file_dir", &running.ports_file_dir, &now.ports_file_dir);
+    }
+    let mut changed = reloader.reload(new.nats)?;
+    if logging::set_level(new.log_level) {
+        changed.push("log level");
+    }
+    Ok(changed)
+}
+
+/// Serve SIGHUP (reload) and SIGUSR1 (reopen the log file) until the process ends.
+async fn operator_signals(
+    (mut hup, mut usr1): (Option<shutdown::Repeating>, Option<shutdown::Repeating>),
+    args: ServeArgs,
+    running: Running,
+    reloader: nats::reload::Reloader,
+) {
+    loop {
+        let next_hup = async {
+            match &mut hup {
+                Some(h) => h.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next_usr1 = async {
+            match &mut usr1 {
+                Some(u) => u.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = next_hup => {
+                tracing::info!("Trapped \"hangup\" signal");
+                match reload(&args, &running, &reloader).await {
+                    Ok(changed) if changed.is_empty() => tracing::info!("Reloaded server configuration (no change)"),
+                    Ok(changed) => tracing::info!("Reloaded server configuration: {}", changed.join(", ")),
+                    Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+                }
+            }
+            _ = next_usr1 => {
+                tracing::info!("Trapped \"user defined signal 1\" signal");
+                logging::reopen();
+            }
+        }
+    }
+}
+
+/// Bind everything, announce it, and serve until SIGINT/SIGTERM; `args` are the flags
+/// it was started with, which a reload (SIGHUP) merges over the config file again.
+pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
+    let running = Running::of(&s);
     let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
     if let Some(path) = &pid_file {
@@ -380,12 +481,18 @@ pub async fn run(s: Settings) -> Result<(), String> {
         std::fs::write(path, ports_json(addr, http_addr, server.cluster_addr()))
             .map_err(|e| format!("cannot write ports file {}: {e}", path.display()))?;
     }
+    // Listening starts here, before "Server is ready": from then on these signals cannot
+    // kill the process.
+    let signals = (shutdown::Repeating::hangup(), shutdown::Repeating::user1());
+    tokio::spawn(operator_signals(signals, args, running, server.reloader()));
     let lame_duck = server.lame_duck();
-    tokio::spawn(async move {
-        shutdown::lame_duck_signal().await;
-        tracing::info!("SIGUSR2: entering lame duck mode");
-        lame_duck.enter();
-    });
+    if let Some(mut usr2) = shutdown::Repeating::user2() {
+        tokio::spawn(async move {
+            usr2.next().await;
+            tracing::info!("SIGUSR2: entering lame duck mode");
+            lame_duck.enter();
+        });
+    }
     tracing::info!("Server is ready");
     tokio::spawn(async move {
         let signal = shutdown::signal().await;

@@ -15,3 +15,4 @@ pub mod stream;
 pub mod subject;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod timer;

@@ -18,9 +18,14 @@ fn bincode_cfg() -> bincode::config::Configuration {
 
 /// Encode `value` as one frame (prefix included).
 pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    let mut out = vec![0u8; 4];
-    bincode::serde::encode_into_std_write(value, &mut out, bincode_cfg())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame encode: {e}")))?;
+    let err = |e: bincode::error::EncodeError| io::Error::new(io::ErrorKind::InvalidData, format!("frame encode: {e}"));
+    // Size first, then one exact allocation: growing from 4 bytes reallocated 4-5 times
+    // per route frame, and a frame's capacity is what its queue holds in memory.
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, bincode_cfg()).map_err(err)?;
+    let mut out = Vec::with_capacity(4 + size.bytes_written);
+    out.extend_from_slice(&[0u8; 4]);
+    bincode::serde::encode_into_std_write(value, &mut out, bincode_cfg()).map_err(err)?;
     let len = out.len() - 4;
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {MAX_FRAME}")));

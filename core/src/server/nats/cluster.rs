@@ -104,12 +104,14 @@ impl PubSubRoutes for BrokerRoutes {
         if let Some((host, port)) = self.0.advertised_client_addr() {
             out.push_control(crate::server::route::encode_client_url(host.as_deref(), port));
         }
+        self.0.route_seen(server_id, true);
         let opened = self.0.broker().route_out_open(server_id, conn, out.clone());
         debug_assert!(opened, "the route stack admits one live connection per peer");
     }
 
     fn out_close(&self, server_id: &str, conn: RouteConnId) {
         self.0.broker().route_out_close(server_id, conn);
+        self.0.route_gone(server_id);
     }
 
     fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str) {
@@ -124,6 +126,7 @@ impl PubSubRoutes for BrokerRoutes {
     }
 
     fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
+        self.0.route_seen(server_id, false);
         match frame {
             RouteFrame::Sub { account, subject, queue } => {
                 self.0.broker().route_interest(server_id, conn, true, &account, subject, queue)

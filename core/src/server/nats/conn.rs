@@ -58,6 +58,8 @@ pub struct Conn {
     connected: bool,
     /// The first PONG after CONNECT was sent (see [`Conn::first_pong_sent`]).
     first_pong: bool,
+    /// Its `/connz` figures (from the broker at [`Conn::begin`]).
+    stat: Option<Arc<super::connz::ConnStat>>,
 }
 
 impl Conn {
@@ -77,6 +79,7 @@ impl Conn {
             max_subs: 0,
             connected: false,
             first_pong: false,
+            stat: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl Conn {
     /// Put the new connection in its identity before any op: the default account, or
     /// the `no_auth_user`'s account and permissions.
     pub fn begin(&mut self, broker: &mut Broker) {
+        self.stat = broker.conn_stat(self.id);
         let identity = self.auth.default_identity();
         self.apply_identity(identity, broker);
     }
@@ -111,6 +115,11 @@ impl Conn {
         broker.set_identity(self.id, account, identity.permissions.clone());
         self.perms = identity.permissions;
         true
+    }
+
+    /// Its `/connz` figures (once [`Conn::begin`] ran).
+    pub fn stat(&self) -> Option<&Arc<super::connz::ConnStat>> {
+        self.stat.as_ref()
     }
 
     /// Whether a CONNECT was accepted.
@@ -254,6 +263,13 @@ impl Conn {
             return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
         }
         broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        if let Some(st) = &self.stat {
+            st.update_meta(|m| {
+                m.name = info.name.clone().unwrap_or_default();
+                m.lang = info.lang.clone().unwrap_or_default();
+                m.version = info.version.clone().unwrap_or_default();
+            });
+        }
         self.connected = true;
         self.opts = info;
         self.ok()
@@ -263,6 +279,9 @@ impl Conn {
         let size = msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len());
         stats.in_msgs.fetch_add(1, Ordering::Relaxed);
         stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        if let Some(st) = &self.stat {
+            st.count_in(size as u64);
+        }
         // Like nats-server: pedantic clients get an error for a non-literal subject, but the
         // message is still acknowledged and routed, its tokens matched literally.
         if self.opts.pedantic && !subject::is_valid_literal(&msg.subject) {

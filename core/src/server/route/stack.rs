@@ -13,6 +13,7 @@ use crate::server::frame;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
 use crate::server::tls::RouteTls;
+use crate::timer::{Deadline, Missed, Ticker, within};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
@@ -427,8 +428,13 @@ impl Routes {
         buf: &mut Vec<u8>,
     ) -> io::Result<()> {
         let idle = self.idle_timeout();
+        // One deadline for the connection's life, moved before each read: the same
+        // limit as a fresh timeout per frame, one timer per silence period instead of
+        // one per frame (see `crate::timer`).
+        let mut silent = Deadline::after(idle);
         loop {
-            match read_frame(stream, buf, idle).await? {
+            silent.reset(Instant::now() + idle);
+            match read_frame_by(stream, buf, &mut silent).await? {
                 f @ (RouteFrame::Sub { .. }
                 | RouteFrame::Unsub { .. }
                 | RouteFrame::Msg { .. }
@@ -545,10 +551,9 @@ impl Routes {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let every = self.cfg().ping_interval;
         let max_out = self.cfg().max_pings_out;
-        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
         // After a slow write the ticks it held up must not fire back to back: a burst
         // would count pings as unanswered before the peer had a chance to answer them.
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = Ticker::starting_at(Instant::now() + every, every, Missed::Skip);
         let mut pings_out: u32 = 0;
         // What the peer sent back (only pongs), kept across reads: `read_buf` is
         // cancel-safe under `select!`, a whole-frame read is not.
@@ -642,7 +647,16 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     limit: Duration,
 ) -> io::Result<RouteFrame> {
-    match timeout(limit, frame::read::<RouteFrame, _>(rd, buf)).await {
+    read_frame_by(rd, buf, &mut Deadline::after(limit)).await
+}
+
+/// Read one frame before `deadline`; end of stream and silence are errors.
+async fn read_frame_by<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    deadline: &mut Deadline,
+) -> io::Result<RouteFrame> {
+    match within(deadline, frame::read::<RouteFrame, _>(rd, buf)).await {
         Ok(Ok(Some(f))) => Ok(f),
         Ok(Ok(None)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "route closed")),
         Ok(Err(e)) => Err(e),
