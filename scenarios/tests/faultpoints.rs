@@ -77,16 +77,56 @@ fn every_site_fires_and_the_run_stays_correct() {
     assert!(unreached.is_empty(), "sites that never fired (seed {seed}, ppm {PPM}): {unreached:?}");
 }
 
+/// `weir-sim ARGS`' verdict line (`PASS seed=... hash=...`), from a fresh process:
+/// replay runs in its own process, and so does this check of it.
+fn verdict(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir-sim")).args(args).output().expect("weir-sim runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.starts_with("PASS") || l.starts_with("FAIL"))
+        .unwrap_or_else(|| panic!("no verdict in {text}"))
+        .to_string()
+}
+
 #[test]
-fn fault_points_are_deterministic() {
+fn fault_points_are_deterministic_across_processes() {
     for sc in ["raft-basic", "js-single"] {
-        let fp = FaultPoints { mode: Mode::All, ppm: 5_000 };
-        let a = harness::run(&input(sc, 11, fp.clone()));
-        let b = harness::run(&input(sc, 11, fp));
-        assert!(a.fault_fired.iter().sum::<u64>() > 0, "{sc}: nothing fired");
-        assert_eq!(a.fault_fired, b.fault_fired, "{sc}");
-        assert_eq!(a.hash, b.hash, "{sc}: same seed and selection, different traces");
+        let args = [
+            "run",
+            "--scenario",
+            sc,
+            "--seed",
+            "11",
+            "--set",
+            "run.duration_ms=4000",
+            "--fault-points",
+            "all",
+            "--fault-ppm",
+            "5000",
+        ];
+        // Everything but the wall time.
+        let key = |v: String| v.split(' ').filter(|f| !f.starts_with("wall=")).collect::<Vec<_>>().join(" ");
+        let (a, b) = (key(verdict(&args)), key(verdict(&args)));
+        assert_eq!(a, b, "{sc}: same seed and selection, different runs");
     }
+}
+
+#[test]
+fn the_swarm_selection_is_recorded_and_replayed() {
+    let dir = std::env::temp_dir().join(format!("weir-fp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("swarm.trace");
+    let t = trace.to_str().unwrap();
+    let first = verdict(&["run", "--scenario", "raft-basic", "--seed", "21", "--fault-ppm", "5000", "--trace", t]);
+    assert!(first.starts_with("PASS"), "{first}");
+    let recorded = weir_traces::Trace::read_from(&trace).unwrap();
+    let i = input("raft-basic", 21, FaultPoints::default());
+    assert_eq!(recorded.header.fault_points, i.fault_points.enabled_names(21));
+    assert_eq!(recorded.header.fault_ppm, 5000);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir-sim")).args(["replay", t]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("identical"), "replay diverged: {text}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -99,16 +139,4 @@ fn sites_that_never_fire_perturb_nothing() {
         assert_eq!(silent.fault_fired.iter().sum::<u64>(), 0);
         assert_eq!(off.hash, silent.hash, "{sc}: fault-point draws changed the run");
     }
-}
-
-#[test]
-fn the_swarm_selection_is_recorded_and_replayed() {
-    let i = input("raft-basic", 21, FaultPoints::default());
-    let r = harness::run(&i);
-    let h = &r.trace.header;
-    assert_eq!(h.fault_points, i.fault_points.enabled_names(21));
-    assert_eq!(h.fault_ppm, i.fault_points.ppm);
-    let again = FaultPoints::recorded(&h.fault_points, h.fault_ppm).unwrap();
-    let r2 = harness::run(&input("raft-basic", 21, again));
-    assert_eq!(r.hash, r2.hash, "the recorded selection did not reproduce the run");
 }
