@@ -27,6 +27,7 @@ fn assert_shrinks(bug: Bug, scenario: &str, needs_faults: bool) {
             overrides: vec![],
             bugs: BugSet::NONE.with(bug),
             schedule: None,
+            fault_points: Default::default(),
         };
         let r = harness::run(&i);
         r.violations.iter().any(|v| v.invariant == bug.invariant()).then_some(i)
