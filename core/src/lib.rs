@@ -17,3 +17,4 @@ pub mod subject;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod timer;
+pub mod watch;

@@ -501,7 +501,7 @@ impl ScenarioStats {
 }
 
 /// CPU time (user + system) the calling thread has used so far, in seconds. Each
-/// simulation runs on one thread from start to end, so the difference around a run is
+/// simulation runs on a thread of its own from start to end, so the difference around a run is
 /// that run's CPU time, whatever else shares the machine. Falls back to `None` where
 /// the platform has no per-thread figure.
 fn thread_cpu_s() -> Option<f64> {
@@ -525,15 +525,18 @@ fn thread_cpu_s() -> Option<f64> {
 /// Run one simulation, timing it: the report, wall seconds and CPU seconds (wall
 /// seconds where the platform has no per-thread CPU time).
 fn timed_run(input: &RunInput) -> (RunReport, f64, f64) {
-    let cpu0 = thread_cpu_s();
-    let t = Instant::now();
-    let r = harness::run(input);
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = match (cpu0, thread_cpu_s()) {
-        (Some(a), Some(b)) => b - a,
-        _ => wall,
-    };
-    (r, wall, cpu)
+    // Timed on the run's own thread (see `harness::on_fresh_thread`).
+    harness::on_fresh_thread(|| {
+        let cpu0 = thread_cpu_s();
+        let t = Instant::now();
+        let r = harness::run_on_this_thread(input);
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = match (cpu0, thread_cpu_s()) {
+            (Some(a), Some(b)) => b - a,
+            _ => wall,
+        };
+        (r, wall, cpu)
+    })
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

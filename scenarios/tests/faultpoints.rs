@@ -152,3 +152,31 @@ fn sites_that_never_fire_perturb_nothing() {
         assert_eq!(off.hash, silent.hash, "{sc}: fault-point draws changed the run");
     }
 }
+
+#[test]
+fn fault_points_are_deterministic_within_one_process() {
+    // A sweep runs many inputs one after another on the same thread: whatever a run
+    // leaves behind in the process (thread-locals, caches, counters) must not reach the
+    // next. Run one input, then others, then the first again, with sites firing, and
+    // compare the traces event for event.
+    for sc in ["raft-basic", "js-single-crashes", "pubsub-partitions", "store-crashes"] {
+        let fp = FaultPoints { mode: Mode::All, ppm: 5000 };
+        let first = harness::run(&input(sc, 11, fp.clone()));
+        assert!(first.fault_fired.iter().sum::<u64>() > 0, "{sc}: no site fired, the test proves nothing");
+        let _between = harness::run(&input(sc, 12, fp.clone()));
+        let again = harness::run(&input(sc, 11, fp.clone()));
+        if let Some(d) = weir_traces::diff::first_divergence(&first.trace.events, &again.trace.events) {
+            if std::env::var_os("FP_DEBUG").is_some() {
+                let lo = d.index.saturating_sub(40);
+                for (name, r) in [("first", &first), ("again", &again)] {
+                    eprintln!("--- {name}");
+                    for e in &r.trace.events[lo..(d.index + 10).min(r.trace.events.len())] {
+                        eprintln!("{}", weir_traces::render::render_event(e));
+                    }
+                }
+            }
+            panic!("{sc}: the same input ran twice in one process differs: {d}\nreplay: {}", replay(&input(sc, 11, fp)));
+        }
+        assert_eq!(first.hash, again.hash, "{sc}: same events, different hash");
+    }
+}

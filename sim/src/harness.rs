@@ -260,9 +260,41 @@ pub struct Outcome {
     clients: ClientStats,
 }
 
-/// Run one simulation to completion. A config that [`check_config`] refuses gives a
-/// report with a single `config` violation and an empty trace.
+/// Run one simulation to completion, on a thread of its own ([`on_fresh_thread`]). A
+/// config that [`check_config`] refuses gives a report with a single `config` violation
+/// and an empty trace.
 pub fn run(input: &RunInput) -> RunReport {
+    on_fresh_thread(|| run_on_this_thread(input))
+}
+
+/// Stack of the thread a simulation runs on (the simulated tasks run on it too).
+const SIM_THREAD_STACK: usize = 32 << 20;
+
+/// Run `f` on a new thread and return what it returns (a panic is passed on).
+///
+/// Why: a thread keeps state from one simulation to the next that no run can reset.
+/// std seeds every `HashMap`'s hasher from per-thread keys, drawn once per thread and
+/// stepped with each map; madsim derives those keys from the run's seed only on a
+/// thread that has not drawn them yet, and its network keeps each node's sockets in a
+/// `HashMap`, so the order in which a killed node's connections close (and so which
+/// peer notices first) followed the keys an earlier run on the same thread left. The
+/// fault points' per-thread selection is likewise fresh on a new thread. A sweep runs
+/// thousands of simulations in one process: each gets a new thread, so the same input
+/// gives the same run whatever ran before it.
+pub fn on_fresh_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("weir-sim".into())
+            .stack_size(SIM_THREAD_STACK)
+            .spawn_scoped(s, f)
+            .expect("spawn a simulation thread");
+        h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// [`run`] on the calling thread. Only for a thread that has run no simulation (and
+/// built no `HashMap`) before: see [`on_fresh_thread`].
+pub fn run_on_this_thread(input: &RunInput) -> RunReport {
     // Checkers read the events, so every run keeps them; a trace file is optional.
     let recorder = Recorder::new();
     let entry = match check_config(&input.config).and_then(|()| world(&input.config.run.world)).and_then(|w| {

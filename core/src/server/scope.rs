@@ -4,7 +4,7 @@
 //! sender lives in the node's run future.
 
 use std::future::Future;
-use tokio::sync::watch;
+use crate::watch;
 
 /// Held by the owner; dropping it stops every task spawned in the scope.
 pub struct Scope {

@@ -9,7 +9,8 @@ use crate::proto::{ServerOp, encode_server};
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, watch};
+use crate::watch;
+use tokio::sync::Notify;
 
 /// Why a queue stopped taking bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,8 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, watch};
+use crate::watch;
+use tokio::sync::Notify;
 
 /// The traffic class of a frame, which decides what happens when it does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +242,28 @@ pub struct RouteOut {
     account: Arc<Account>,
     cap: u64,
     drops: Arc<RouteDrops>,
+    /// Where to record each dropped message ([`RouteOut::note_dropped_msg`]), if anywhere.
+    events: Option<DropEvents>,
 }
+
+/// Where a route queue records the messages it drops: the trace sink and the node
+/// numbers of this end (`me`) and of the peer (see [`RouteOut::with_events`]).
+#[derive(Clone)]
+pub struct DropEvents {
+    /// The sink.
+    pub sink: Arc<dyn weir_traces::EventSink>,
+    /// This node.
+    pub me: weir_traces::NodeNo,
+    /// The peer the route leads to.
+    pub peer: weir_traces::NodeNo,
+}
+
+/// How the note of a dropped route message begins: `route dropped a message to n<peer>:
+/// <subject> head=<first 8 payload bytes, big-endian, hex> queues=<names, comma-separated>`.
+/// A message dropped for a full queue or a refused memory charge is lost by design
+/// (core NATS is at-most-once); the simulator's pub/sub checker excuses exactly the
+/// message and peer named here, which the first payload bytes identify.
+pub const DROP_NOTE: &str = "route dropped a message to n";
 
 impl std::fmt::Debug for RouteOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,7 +290,23 @@ impl RouteOut {
             account,
             cap,
             drops,
+            events: None,
         }
+    }
+
+    /// Record every message this queue drops as a note in `events` (the simulator).
+    pub fn with_events(mut self, events: Option<DropEvents>) -> RouteOut {
+        self.events = events;
+        self
+    }
+
+    /// A message on `subject` with `payload` for the queue groups `queues` was dropped
+    /// ([`RoutePush::Dropped`]): note it as [`DROP_NOTE`] describes, if events are kept.
+    pub fn note_dropped_msg(&self, subject: &str, payload: &[u8], queues: &[&str]) {
+        let Some(ev) = &self.events else { return };
+        let head = payload.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+        let text = format!("{DROP_NOTE}{}: {subject} head={head:#x} queues={}", ev.peer, queues.join(","));
+        ev.sink.emit(ev.me, weir_traces::EventKind::Note { text });
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
