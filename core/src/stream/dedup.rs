@@ -144,8 +144,14 @@ impl Dedup {
 
     /// Drop the oldest entry; `false` if there was none.
     pub fn pop_oldest(&mut self) -> bool {
-        let Some(id) = self.by_time.values().next().cloned() else { return false };
-        self.remove_id(&id)
+        self.pop_oldest_ts().is_some()
+    }
+
+    /// Drop the oldest entry and return the time it was stored at (`None`: empty).
+    pub fn pop_oldest_ts(&mut self) -> Option<i64> {
+        let (&(ts, _), id) = self.by_time.iter().next()?;
+        let id = id.clone();
+        self.remove_id(&id).then_some(ts)
     }
 
     /// Drop entries stored at or before `cutoff_ns` (outside the window); returns how many.

@@ -155,6 +155,12 @@ pub struct Stream<S: MsgStore> {
     bugs: StreamBugs,
     /// Subject delete markers written and not yet taken by the host.
     markers: Vec<(u64, String)>,
+    /// Until when (ns) the dedup window has a hole: an id of a message stored within the
+    /// window could not be kept (the `stream.dedup` account refused it while the window
+    /// was rebuilt or carried over a reopen). Until then a `Nats-Msg-Id` the index does
+    /// not hold may be a forgotten one, so such publishes are refused as when the
+    /// account is full (429, retryable) instead of being stored twice. 0: no hole.
+    dedup_gap_until_ns: i64,
 }
 
 /// Whether a raw header block is a subject delete marker's.
@@ -240,6 +246,7 @@ impl<S: MsgStore> Stream<S> {
             failure: None,
             bugs: opts.bugs,
             markers: Vec::new(),
+            dedup_gap_until_ns: 0,
         };
         s.rebuild(now_ns).map_err(ApiError::stream_store_failed)?;
         s.check();
@@ -280,10 +287,14 @@ impl<S: MsgStore> Stream<S> {
         while let Some(seq) = next {
             let Some(m) = self.store.load_next(">", seq)? else { break };
             if let Some(id) = msg_id_of(&m.headers) {
+                // At the account's limit the oldest ids make room (the first to expire);
+                // each one dropped, or this one if nothing can be, leaves a hole.
                 while !self.dedup.insert(&id, &m.subject, m.seq, m.ts_ns) {
-                    if !self.dedup.pop_oldest() {
+                    let Some(ts) = self.dedup.pop_oldest_ts() else {
+                        self.note_dedup_gap(m.ts_ns);
                         break;
-                    }
+                    };
+                    self.note_dedup_gap(ts);
                 }
             }
             next = Some(m.seq + 1);
@@ -301,7 +312,16 @@ impl<S: MsgStore> Stream<S> {
     /// `now_ns`, or already held are skipped, and so is everything with `dedup-forgets`.
     /// Ids of the `refused` sequences (publishes answered with an error, which the disk
     /// may have kept all the same) are dropped, whichever incarnation knew them.
-    pub fn adopt_dedup(&mut self, entries: &[(String, String, u64, i64)], refused: &[u64], now_ns: i64) {
+    /// `gap_until_ns` is the earlier incarnation's [`Stream::dedup_gap_until_ns`]: a hole
+    /// its window had stays one, and an id the account refuses now makes one.
+    pub fn adopt_dedup(
+        &mut self,
+        entries: &[(String, String, u64, i64)],
+        gap_until_ns: i64,
+        refused: &[u64],
+        now_ns: i64,
+    ) {
+        self.dedup_gap_until_ns = self.dedup_gap_until_ns.max(gap_until_ns);
         self.dedup.forget_seqs(refused);
         let window = self.cfg.duplicate_window;
         if window <= 0 || self.bugs.dedup_forgets {
@@ -314,10 +334,25 @@ impl<S: MsgStore> Stream<S> {
                 continue;
             }
             if !self.dedup.insert(id, subject, *seq, *ts) {
-                break; // out of memory: the oldest (first to expire) are kept, as at open
+                // Refused by the account: this id is forgotten, so the window has a hole
+                // until it would have expired (the others are still tried).
+                self.note_dedup_gap(*ts);
             }
         }
         self.check();
+    }
+
+    /// An id stored at `ts_ns` had to be forgotten inside the window: refuse unknown ids
+    /// until it would have left the window (see `dedup_gap_until_ns`).
+    fn note_dedup_gap(&mut self, ts_ns: i64) {
+        let until = ts_ns.saturating_add(self.cfg.duplicate_window);
+        self.dedup_gap_until_ns = self.dedup_gap_until_ns.max(until);
+    }
+
+    /// Until when (ns since the epoch) publishes with a `Nats-Msg-Id` the dedup index
+    /// does not hold are refused because the window has a hole (0: none).
+    pub fn dedup_gap_until_ns(&self) -> i64 {
+        self.dedup_gap_until_ns
     }
 
     /// The first stored sequence whose time is at or after `ts_ns` (binary search over
@@ -499,6 +534,10 @@ impl<S: MsgStore> Stream<S> {
         let msg_id = hdr.get(MSG_ID).filter(|v| !v.is_empty() && self.cfg.duplicate_window > 0);
         if let Some(seq) = msg_id.and_then(|id| self.dedup.lookup(id)) {
             return Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: true, stored: false });
+        }
+        if msg_id.is_some() && now_ns < self.dedup_gap_until_ns {
+            // The id may be one the window lost: storing it could store it twice.
+            return Err(ApiError::stream_too_many_requests());
         }
         if let Some(want) = hdr.get(EXPECTED_LAST_MSG_ID).filter(|v| !v.is_empty())
             && want != self.last_msg_id

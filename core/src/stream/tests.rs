@@ -359,3 +359,54 @@ fn read_accessors_for_consumers() {
     assert_eq!(s.store_state().last_seq, 2);
     assert_eq!(s.load_next("s..", 0).unwrap_err().err_code, 10077);
 }
+
+#[test]
+fn a_window_rebuilt_short_of_memory_refuses_unknown_ids_until_the_hole_expires() {
+    // Three ids stored, then the stream reopens with room for two: the oldest is
+    // forgotten. A retry of it must not be stored again while it would still be in the
+    // window (it could be a duplicate); it is refused as a full account refuses (429).
+    let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
+    let mut s =
+        Stream::open(cfg.clone(), MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(1 << 20)))
+            .unwrap();
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        s.publish((i as i64 + 1) * SEC, "s.a", &hdrs(&[(MSG_ID, id)]), b"").unwrap();
+    }
+    let store = s.into_store();
+    let two = 2 * dedup::entry_cost("a", "s.a");
+    let mut s = Stream::open(cfg, store, 0, 4 * SEC, StreamOptions::new(acct(two))).unwrap();
+    assert_eq!(s.dedup().lookup("a"), None, "no room for the oldest");
+    assert_eq!(s.dedup().lookup("c"), Some(3));
+    assert_eq!(s.dedup_gap_until_ns(), SEC + DEFAULT_DUPLICATE_WINDOW_NS);
+    let e = s.publish(5 * SEC, "s.a", &hdrs(&[(MSG_ID, "a")]), b"").unwrap_err();
+    assert_eq!((e.code, e.err_code), (429, 10167), "a forgotten id was stored again inside its window");
+    // Known ids are still answered as duplicates, and messages without an id go on.
+    assert!(s.publish(5 * SEC, "s.a", &hdrs(&[(MSG_ID, "c")]), b"").unwrap().duplicate);
+    assert!(s.publish(5 * SEC, "s.a", b"", b"").unwrap().stored);
+    // Once the forgotten id would have expired, ids are taken again.
+    // (the account's room comes back as the kept ids expire too.)
+    s.tick(3 * SEC + DEFAULT_DUPLICATE_WINDOW_NS).unwrap();
+    let ok = s.publish(3 * SEC + DEFAULT_DUPLICATE_WINDOW_NS + 1, "s.a", &hdrs(&[(MSG_ID, "a")]), b"").unwrap();
+    assert!(ok.stored && !ok.duplicate);
+}
+
+#[test]
+fn a_refused_id_carried_over_a_reopen_leaves_a_hole() {
+    let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
+    let a = acct(1 << 20);
+    let mut s =
+        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone())).unwrap();
+    s.publish(SEC, "s.a", b"", b"").unwrap();
+    // Carried entries: one fits, the next is refused (the account holds one entry).
+    let one = dedup::entry_cost("x", "s.a");
+    a.set_limit(one);
+    let entries = vec![("x".to_string(), "s.a".to_string(), 1, SEC), ("y".to_string(), "s.a".to_string(), 1, 2 * SEC)];
+    s.adopt_dedup(&entries, 0, &[], 3 * SEC);
+    assert_eq!(s.dedup().lookup("x"), Some(1));
+    assert_eq!(s.dedup().lookup("y"), None);
+    assert_eq!(s.dedup_gap_until_ns(), 2 * SEC + DEFAULT_DUPLICATE_WINDOW_NS);
+    assert_eq!(s.publish(3 * SEC, "s.a", &hdrs(&[(MSG_ID, "y")]), b"").unwrap_err().code, 429);
+    // A hole the earlier incarnation had is kept.
+    s.adopt_dedup(&[], 9 * SEC + DEFAULT_DUPLICATE_WINDOW_NS, &[], 3 * SEC);
+    assert_eq!(s.dedup_gap_until_ns(), 9 * SEC + DEFAULT_DUPLICATE_WINDOW_NS);
+}

@@ -233,6 +233,8 @@ const REOPEN_RETRY_NS: i64 = 500_000_000;
 struct Reopen {
     /// The dedup window's entries.
     dedup: Vec<(String, String, u64, i64)>,
+    /// The end of a hole in that window ([`crate::stream::Stream::dedup_gap_until_ns`]).
+    dedup_gap_until_ns: i64,
     /// The consumers' ack state.
     carried: BTreeMap<String, ConsumerState>,
     /// Sequences answered with errors (they must not appear).
@@ -832,6 +834,7 @@ impl JetStream {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
         let dedup = old.stream.dedup().entries();
+        let dedup_gap_until_ns = old.stream.dedup_gap_until_ns();
         let carried: BTreeMap<String, ConsumerState> =
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
@@ -846,7 +849,7 @@ impl JetStream {
         }
         drop(old);
         self.unroute(name);
-        let r = Reopen { dedup, carried, refused: refused.to_vec(), removed, retry_ns: 0 };
+        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0 };
         self.try_reopen(name, now_ns, r, out);
     }
 
@@ -857,7 +860,7 @@ impl JetStream {
         let mut notes = Vec::new();
         match self.recover_stream(name, now_ns, &r.carried, &mut notes) {
             Ok(mut host) => {
-                host.stream.adopt_dedup(&r.dedup, &r.refused, now_ns);
+                host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
                 for seq in r.refused.iter().chain(&r.removed) {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
