@@ -427,7 +427,16 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
     // their time, required once the window has lasted the grace past them.
     let (mut disturbance, mut whole, mut last_fault) = (Disturbance::default(), false, None::<u64>);
     let mut in_window: Vec<(u64, u64)> = Vec::new();
+    // Messages a route dropped (a full queue or a refused memory charge, at-most-once by
+    // design): (value, peer node) and (value, queue group) they never reached that way.
+    let (mut dropped_to, mut dropped_for) = (BTreeSet::new(), BTreeSet::new());
     for e in events {
+        if let EventKind::Note { text } = &e.kind
+            && let Some((value, peer, queues)) = parse_route_drop(text)
+        {
+            dropped_to.insert((value, peer));
+            dropped_for.extend(queues.into_iter().map(|q| (value, q)));
+        }
         let settled = |last: Option<u64>| last.is_none_or(|f| e.time_us >= f + settle_us);
         let was_open = whole && !disturbance.any() && settled(last_fault);
         disturbance.on(&e.kind);
@@ -493,7 +502,7 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
         let mut groups: BTreeSet<&str> = BTreeSet::new();
         for s in subs.iter().filter(|s| weir_core::subject::matches(&s.subject, &subject)) {
             match &s.queue {
-                None if !got.contains(&(s.client, value)) => {
+                None if !got.contains(&(s.client, value)) && !dropped_to.contains(&(value, s.node)) => {
                     lost.add(|| format!("{value:#x} ({subject}) never reached subscriber {} on n{}", s.client, s.node))
                 }
                 None => {}
@@ -503,12 +512,26 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
             }
         }
         for q in groups {
-            if !group_got.contains_key(&(q.to_owned(), value)) {
+            if !group_got.contains_key(&(q.to_owned(), value)) && !dropped_for.contains(&(value, q.to_owned())) {
                 lost.add(|| format!("{value:#x} ({subject}) reached no member of group {q}"));
             }
         }
     }
     [phantom, corrupt, unexpected, dup, queue_dup, order, lost].into_iter().filter_map(Tally::into_violation).collect()
+}
+
+/// The value, peer node and queue groups of a route's note that it dropped a message
+/// (see [`weir_core::server::route::out::DROP_NOTE`]).
+fn parse_route_drop(text: &str) -> Option<(u64, NodeNo, Vec<String>)> {
+    let rest = text.strip_prefix(weir_core::server::route::out::DROP_NOTE)?;
+    let (peer, rest) = rest.split_once(": ")?;
+    let head = rest.split(' ').find_map(|f| f.strip_prefix("head=0x"))?;
+    let queues = rest.rsplit_once(" queues=")?.1;
+    Some((
+        u64::from_str_radix(head, 16).ok()?,
+        peer.parse().ok()?,
+        queues.split(',').filter(|q| !q.is_empty()).map(str::to_string).collect(),
+    ))
 }
 
 /// Run every event-based checker.
@@ -685,6 +708,42 @@ mod tests {
         };
         assert!(settling(down.clone(), 2).is_empty());
         assert_eq!(settling(down, 1), ["pubsub-lost-fault-free"]);
+    }
+
+    #[test]
+    fn a_message_a_route_dropped_is_excused_for_that_peer_only() {
+        // Subscribers on n1 and n2 and a queue group on n3; the route from n1 dropped
+        // `a` on its way to n2 and to the group's member on n3 (a refused memory charge).
+        let subs = vec![
+            SubSpec { client: 10, node: 1, subject: "ps.>".into(), queue: None },
+            SubSpec { client: 11, node: 2, subject: "ps.>".into(), queue: None },
+            SubSpec { client: 12, node: 3, subject: "ps.>".into(), queue: Some("g".into()) },
+        ];
+        let (a, b) = (pubsub_value(0, 0), pubsub_value(0, 1));
+        let note = |t: String| EventKind::Note { text: t };
+        let drop = |v: u64, peer: u8, queues: &str| {
+            note(format!("{}{peer}: {} head={v:#x} queues={queues}", weir_core::server::route::out::DROP_NOTE, pubsub_subject(v)))
+        };
+        let run = |dropped: Vec<EventKind>| {
+            let mut es = vec![
+                ev(0, 0, note(CLUSTER_WHOLE.into())),
+                ev(1, 1, EventKind::Publish { client: 0, value: a }),
+                ev(1, 1, EventKind::Publish { client: 0, value: b }),
+                ev(2, 1, EventKind::Deliver { client: 10, value: a, intact: true }),
+                ev(2, 1, EventKind::Deliver { client: 10, value: b, intact: true }),
+            ];
+            es.extend(dropped.into_iter().map(|k| ev(1, 1, k)));
+            es.push(ev(1 + 2 * WINDOW_GRACE_US, 0, note(CLUSTER_BROKEN.into())));
+            pubsub_delivery(&es, &subs, 0).into_iter().map(|v| v.detail).collect::<Vec<_>>()
+        };
+        // Nothing noted: a and b are lost to n2 and to the group.
+        assert_eq!(run(vec![]), ["4 cases, e.g. 0x10000000000 (ps.t0) never reached subscriber 11 on n2; 0x10000000000 (ps.t0) reached no member of group g; 0x10000000001 (ps.t1) never reached subscriber 11 on n2"]);
+        // a's drops are noted: only b's losses remain.
+        let d = run(vec![drop(a, 2, ""), drop(a, 3, "g")]);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("2 cases") && !d[0].contains("0x10000000000 "), "{d:?}");
+        // A drop on the way to another peer, or for another group, excuses nothing.
+        assert_eq!(run(vec![drop(a, 3, ""), drop(a, 2, "h"), drop(b, 1, "")])[0].split(',').next().unwrap(), "4 cases");
     }
 
     #[test]

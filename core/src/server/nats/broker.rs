@@ -924,10 +924,14 @@ impl Broker {
                 tracing::warn!(peer = %peer, subject = %msg.subject, dropped = n, "message too large for the route frame limit; dropped");
                 continue;
             };
-            if out.push_msg(frame) == RoutePush::Queued {
-                sent += 1;
-                self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
-                to.push(peer.clone());
+            match out.push_msg(frame) {
+                RoutePush::Queued => {
+                    sent += 1;
+                    self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
+                    to.push(peer.clone());
+                }
+                RoutePush::Dropped => out.note_dropped_msg(&msg.subject, &msg.payload, &queues),
+                RoutePush::Closed => {}
             }
             if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
                 // Bounded by the live routes even if a caller never takes them.

@@ -5,7 +5,7 @@
 //! messages go.
 
 use super::frame::{Hello, RouteFrame, RouteFrameRef, encode_hello, encode_raft};
-use super::out::{Class, DropReason, QueuedFrame, RouteDropCounts, RouteDrops, RouteOut};
+use super::out::{Class, DropEvents, DropReason, QueuedFrame, RouteDropCounts, RouteDrops, RouteOut};
 use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
@@ -589,8 +589,15 @@ impl Routes {
             self.ensure_dialler(scope, h, known.clone(), true);
         }
         let peer = hello.node;
-        let out =
-            Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes, self.drops_for(addr, &hello)));
+        let events = self.events.get().map(|sink| DropEvents {
+            sink: sink.clone(),
+            me: NodeNo::try_from(self.setup.node).unwrap_or(0),
+            peer: NodeNo::try_from(peer).unwrap_or(0),
+        });
+        let out = Arc::new(
+            RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes, self.drops_for(addr, &hello))
+                .with_events(events),
+        );
         let conn = self.conn_id();
         if !self.out_open(&hello, conn, &out) {
             return Attempt::Refused;
