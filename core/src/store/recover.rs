@@ -298,10 +298,19 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
     fs.last_seq = fs.last_seq.max(last.base + last.slots.len() as u64);
     fs.first_seq = fs.first_live(0);
     fs.report.removed_blocks = fs.drop_empty_prefix();
-    if fs.dir_dirty {
-        fs.disk.sync_dir(&fs.dir).map_err(|e| io_error("sync_dir", &fs.dir, e))?;
-        fs.dir_dirty = false;
+    // Build only on what is durable. What recovery just read may be writes that never
+    // reached the disk: a store reopened after a failed fsync (in the same process, or
+    // a process restarted without a power cut) reads the page cache, which after a
+    // failed fsync is no witness of the disk ("fsyncgate"), and a block created since
+    // the directory was last synced is not durably named at all. Appends acknowledged
+    // on top of such a block would vanish with it at the next power cut, so every
+    // block and the directory are synced before the store takes a write.
+    let paths: Vec<String> = fs.blocks.iter().map(|b| b.path.clone()).collect();
+    for path in paths {
+        fs.disk.sync(&path).map_err(|e| io_error("sync", &path, e))?;
     }
+    fs.disk.sync_dir(&fs.dir).map_err(|e| io_error("sync_dir", &fs.dir, e))?;
+    fs.dir_dirty = false;
     Ok(())
 }
 
