@@ -280,6 +280,14 @@ pub const CLUSTER_WHOLE: &str = "pubsub: cluster whole";
 /// Note the pub/sub world emits when its cluster stops being whole (or its monitor stops
 /// at the end of the safety phase).
 pub const CLUSTER_BROKEN: &str = "pubsub: cluster not whole";
+/// Note a pub/sub subscriber emits (followed by its number) when its connection ends:
+/// the server closed it (a slow consumer, when a `client.outbound` charge is refused) or
+/// the link broke. What was queued for it is lost, and its interest is gone until
+/// [`SUB_RESUBSCRIBED`].
+pub const SUB_DISCONNECTED: &str = "pubsub: subscriber disconnected: ";
+/// Note a pub/sub subscriber emits (followed by its number) once it is connected and
+/// subscribed again after [`SUB_DISCONNECTED`].
+pub const SUB_RESUBSCRIBED: &str = "pubsub: subscriber resubscribed: ";
 /// A value published in a fault-free window must be delivered when the window lasts
 /// this long after its publication.
 pub const WINDOW_GRACE_US: u64 = 500_000;
@@ -430,7 +438,22 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
     // Messages a route dropped (a full queue or a refused memory charge, at-most-once by
     // design): (value, peer node) and (value, queue group) they never reached that way.
     let (mut dropped_to, mut dropped_for) = (BTreeSet::new(), BTreeSet::new());
+    // Times each value was published, and each subscriber's spells without a
+    // subscription: from its disconnect (less the grace: what was queued for it then is
+    // lost) to its resubscription plus the settle time (its interest reaching the other
+    // servers), open-ended while it is still away.
+    let mut published_at: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut away: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
     for e in events {
+        if let EventKind::Note { text } = &e.kind {
+            if let Some(client) = text.strip_prefix(SUB_DISCONNECTED).and_then(|c| c.parse::<u32>().ok()) {
+                away.entry(client).or_default().push((e.time_us.saturating_sub(WINDOW_GRACE_US), u64::MAX));
+            } else if let Some(client) = text.strip_prefix(SUB_RESUBSCRIBED).and_then(|c| c.parse::<u32>().ok())
+                && let Some(spell) = away.get_mut(&client).and_then(|v| v.last_mut())
+            {
+                spell.1 = e.time_us.saturating_add(settle_us);
+            }
+        }
         if let EventKind::Note { text } = &e.kind
             && let Some((value, peer, queues)) = parse_route_drop(text)
         {
@@ -456,6 +479,7 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
             EventKind::Note { text } if text == FINAL_PHASE_END => phase = 2,
             EventKind::Publish { value, .. } => {
                 published.insert(*value);
+                published_at.insert(*value, e.time_us);
                 if phase == 1 {
                     required.push(*value);
                 } else if open {
@@ -497,12 +521,19 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
             _ => {}
         }
     }
+    let was_away = |client: u32, value: u64| {
+        let t = published_at.get(&value).copied().unwrap_or(0);
+        away.get(&client).is_some_and(|spells| spells.iter().any(|&(from, to)| from <= t && t <= to))
+    };
     for value in required {
         let subject = pubsub_subject(value);
         let mut groups: BTreeSet<&str> = BTreeSet::new();
         for s in subs.iter().filter(|s| weir_core::subject::matches(&s.subject, &subject)) {
             match &s.queue {
-                None if !got.contains(&(s.client, value)) && !dropped_to.contains(&(value, s.node)) => {
+                None if !got.contains(&(s.client, value))
+                    && !dropped_to.contains(&(value, s.node))
+                    && !was_away(s.client, value) =>
+                {
                     lost.add(|| format!("{value:#x} ({subject}) never reached subscriber {} on n{}", s.client, s.node))
                 }
                 None => {}
@@ -512,7 +543,12 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Ve
             }
         }
         for q in groups {
-            if !group_got.contains_key(&(q.to_owned(), value)) && !dropped_for.contains(&(value, q.to_owned())) {
+            // A member that was away may have been the one the message was routed to.
+            let member_away = subs.iter().any(|s| s.queue.as_deref() == Some(q) && was_away(s.client, value));
+            if !group_got.contains_key(&(q.to_owned(), value))
+                && !dropped_for.contains(&(value, q.to_owned()))
+                && !member_away
+            {
                 lost.add(|| format!("{value:#x} ({subject}) reached no member of group {q}"));
             }
         }
@@ -743,7 +779,40 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert!(d[0].starts_with("2 cases") && !d[0].contains("0x10000000000 "), "{d:?}");
         // A drop on the way to another peer, or for another group, excuses nothing.
-        assert_eq!(run(vec![drop(a, 3, ""), drop(a, 2, "h"), drop(b, 1, "")])[0].split(',').next().unwrap(), "4 cases");
+        assert_eq!(run(vec![drop(a, 3, ""), drop(a, 1, "h"), drop(b, 1, "")])[0].split(',').next().unwrap(), "4 cases");
+    }
+
+    #[test]
+    fn a_subscriber_away_is_excused_for_what_was_published_meanwhile_only() {
+        let subs = vec![
+            SubSpec { client: 10, node: 1, subject: "ps.>".into(), queue: None },
+            SubSpec { client: 11, node: 2, subject: "ps.>".into(), queue: None },
+        ];
+        let g = WINDOW_GRACE_US;
+        let (a, b) = (pubsub_value(0, 0), pubsub_value(0, 1));
+        let note = |t: String| EventKind::Note { text: t };
+        // a at 10g, 11 disconnected at 10g + 1 and back at 11g; b at 20g.
+        let run = |settle: u64, with_notes: bool| {
+            let mut es = vec![
+                ev(0, 0, note(CLUSTER_WHOLE.into())),
+                ev(10 * g, 1, EventKind::Publish { client: 0, value: a }),
+                ev(20 * g, 1, EventKind::Publish { client: 0, value: b }),
+                ev(20 * g + 1, 1, EventKind::Deliver { client: 10, value: a, intact: true }),
+                ev(20 * g + 1, 1, EventKind::Deliver { client: 10, value: b, intact: true }),
+                ev(30 * g, 0, note(CLUSTER_BROKEN.into())),
+            ];
+            if with_notes {
+                es.insert(2, ev(10 * g + 1, 2, note(format!("{SUB_DISCONNECTED}11"))));
+                es.insert(3, ev(11 * g, 2, note(format!("{SUB_RESUBSCRIBED}11"))));
+                es.sort_by_key(|e| e.time_us);
+            }
+            pubsub_delivery(&es, &subs, settle).into_iter().map(|v| v.detail).collect::<Vec<_>>()
+        };
+        assert!(run(0, false)[0].starts_with("2 cases"));
+        let d = run(0, true);
+        assert!(d[0].starts_with("1 cases") && d[0].contains("0x10000000001"), "{d:?}");
+        // b falls inside the settle time after the resubscription: excused too.
+        assert!(run(10 * g, true).is_empty());
     }
 
     #[test]

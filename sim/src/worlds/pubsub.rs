@@ -12,7 +12,10 @@
 //! carries the same delivery requirement. [`check::pubsub_delivery`] judges the
 //! history; memory is sampled from each server's ledger.
 
-use crate::check::{self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
+use crate::check::{
+    self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SUB_DISCONNECTED, SUB_RESUBSCRIBED, SubSpec,
+    Violation,
+};
 use crate::harness::{Ctx, World, begin_incarnation};
 use crate::nats_client::NatsClient;
 use crate::node::{self, NodeNo};
@@ -156,6 +159,8 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     let addr = node::addr(spec.node, CLIENT_PORT);
     let mut received = 0u64;
     let mut conn: Option<NatsClient> = None;
+    // Lost its connection since it last subscribed (noted, for the checker).
+    let mut dropped = false;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
             match NatsClient::connect(addr, p.timeout, "ps").await {
@@ -168,6 +173,10 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
                     if c.ping(p.timeout).await.is_ok() {
                         conn = Some(c);
                         ready.store(true, Ordering::Relaxed);
+                        if std::mem::take(&mut dropped) {
+                            let text = format!("{SUB_RESUBSCRIBED}{}", spec.client);
+                            p.sink.emit(spec.node, EventKind::Note { text });
+                        }
                     }
                 }
                 Err(_) => sleep(Duration::from_millis(100)).await,
@@ -191,8 +200,12 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
             }
             Ok(Ok(_)) => {}
             Ok(Err(_)) => {
+                // The server closed it (a slow consumer, a crash) or the link broke:
+                // what was queued for it is gone, and so is its interest until it is back.
                 ready.store(false, Ordering::Relaxed);
                 conn = None;
+                dropped = true;
+                p.sink.emit(spec.node, EventKind::Note { text: format!("{SUB_DISCONNECTED}{}", spec.client) });
             }
         }
     }
