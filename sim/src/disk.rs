@@ -284,10 +284,26 @@ impl SimDisk {
 
     /// A power cut: keep only what was durable, with torn writes as configured.
     pub fn crash(&self, rng: &mut ChaCha8Rng) {
+        let torn_p = self.lock().config.torn_write_prob;
+        self.crash_with(rng, torn_p);
+    }
+
+    /// Everything not yet durable is gone, with no torn write: what a process restarted
+    /// after a failed fsync may find. Once an fsync failed, the kernel may have dropped
+    /// the dirty pages it could not write (or marked them clean while the disk never got
+    /// them: "fsyncgate"), so nothing unsynced can be trusted; the strict reading is that
+    /// the restarted process reads only what was durable.
+    pub fn lose_unsynced(&self) {
+        // No draw is taken with a zero torn-write chance.
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        self.crash_with(&mut rng, 0.0);
+    }
+
+    fn crash_with(&self, rng: &mut ChaCha8Rng, torn_p: f64) {
         let mut st = self.lock();
         let st = &mut *st;
         st.current = st.durable.clone();
-        let torn_p = st.config.torn_write_prob.clamp(0.0, 1.0);
+        let torn_p = torn_p.clamp(0.0, 1.0);
         let garbage_p = st.config.torn_garbage_prob.clamp(0.0, 1.0);
         let ids: BTreeMap<FileId, String> = st.durable.iter().map(|(p, id)| (*id, p.clone())).collect();
         for (id, path) in ids {

@@ -419,3 +419,19 @@ proptest! {
         run_model(seed, 0.7, 200);
     }
 }
+
+#[test]
+fn a_process_restart_after_a_failed_fsync_finds_only_durable_data() {
+    // Even on a disk that tears every crashed write, nothing unsynced is kept, and no
+    // damage is recorded: the unsynced bytes are simply gone.
+    let d = torn_disk(1.0, 1.0);
+    d.append("d/f", b"durable ").unwrap();
+    d.sync("d/f").unwrap();
+    d.sync_dir("d").unwrap();
+    d.append("d/f", b"unsynced").unwrap();
+    d.append("d/g", b"never named durably").unwrap();
+    d.lose_unsynced();
+    assert_eq!(d.read("d/f").unwrap(), b"durable ");
+    assert!(!d.exists("d/g"));
+    assert!(d.damage().is_empty());
+}

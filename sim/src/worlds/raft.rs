@@ -113,7 +113,7 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
                     let (_, seed) = begin_incarnation(&ns.incarnation, ns.no, &ns.ledger, &*sink, node_seed);
                     let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
                     let env = NodeEnv {
-                        disk: FaultPoints::wrap(disk),
+                        disk: FaultPoints::wrap(disk.clone()),
                         sink: sink.clone(),
                         ledger: ns.ledger.clone(),
                         link_wrap: Some(net.link_wrap()),
@@ -123,8 +123,13 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
                     };
                     let Err(e) = core_node::run(ncfg.clone(), env).await else { break };
                     // The process stopped itself (a disk error it cannot survive, as a Raft
-                    // node must after a failed fsync); its supervisor starts it again. Its
-                    // unsynced writes stay: a process exit is not a power cut.
+                    // node must after a failed fsync); its supervisor starts it again. After
+                    // a failed fsync the page cache is no witness of what the disk holds
+                    // (fsyncgate): the kernel may have dropped the unwritten pages, or kept
+                    // them readable while the disk never gets them. So the restarted node
+                    // must trust only what was durable: it finds exactly that (a process
+                    // exit otherwise keeps unsynced writes; this one cannot count on them).
+                    disk.lose_unsynced();
                     sink.emit(ns.no, EventKind::Note { text: format!("process exited ({e}); supervisor restarts it") });
                     tokio::time::sleep(SUPERVISOR_RESTART).await;
                 }
