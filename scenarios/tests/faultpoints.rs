@@ -175,7 +175,10 @@ fn fault_points_are_deterministic_within_one_process() {
                     }
                 }
             }
-            panic!("{sc}: the same input ran twice in one process differs: {d}\nreplay: {}", replay(&input(sc, 11, fp)));
+            panic!(
+                "{sc}: the same input ran twice in one process differs: {d}\nreplay: {}",
+                replay(&input(sc, 11, fp))
+            );
         }
         assert_eq!(first.hash, again.hash, "{sc}: same events, different hash");
     }

@@ -3,8 +3,8 @@
 //! connection half-served. madsim has no `JoinSet`, so this uses a watch channel whose
 //! sender lives in the node's run future.
 
-use std::future::Future;
 use crate::watch;
+use std::future::Future;
 
 /// Held by the owner; dropping it stops every task spawned in the scope.
 pub struct Scope {

@@ -366,9 +366,14 @@ fn a_window_rebuilt_short_of_memory_refuses_unknown_ids_until_the_hole_expires()
     // forgotten. A retry of it must not be stored again while it would still be in the
     // window (it could be a duplicate); it is refused as a full account refuses (429).
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s =
-        Stream::open(cfg.clone(), MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(1 << 20)))
-            .unwrap();
+    let mut s = Stream::open(
+        cfg.clone(),
+        MemStore::new(StoreLimits::default()).unwrap(),
+        0,
+        0,
+        StreamOptions::new(acct(1 << 20)),
+    )
+    .unwrap();
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
         s.publish((i as i64 + 1) * SEC, "s.a", &hdrs(&[(MSG_ID, id)]), b"").unwrap();
     }

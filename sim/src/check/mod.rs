@@ -758,7 +758,11 @@ mod tests {
         let (a, b) = (pubsub_value(0, 0), pubsub_value(0, 1));
         let note = |t: String| EventKind::Note { text: t };
         let drop = |v: u64, peer: u8, queues: &str| {
-            note(format!("{}{peer}: {} head={v:#x} queues={queues}", weir_core::server::route::out::DROP_NOTE, pubsub_subject(v)))
+            note(format!(
+                "{}{peer}: {} head={v:#x} queues={queues}",
+                weir_core::server::route::out::DROP_NOTE,
+                pubsub_subject(v)
+            ))
         };
         let run = |dropped: Vec<EventKind>| {
             let mut es = vec![
@@ -773,7 +777,12 @@ mod tests {
             pubsub_delivery(&es, &subs, 0).into_iter().map(|v| v.detail).collect::<Vec<_>>()
         };
         // Nothing noted: a and b are lost to n2 and to the group.
-        assert_eq!(run(vec![]), ["4 cases, e.g. 0x10000000000 (ps.t0) never reached subscriber 11 on n2; 0x10000000000 (ps.t0) reached no member of group g; 0x10000000001 (ps.t1) never reached subscriber 11 on n2"]);
+        assert_eq!(
+            run(vec![]),
+            [
+                "4 cases, e.g. 0x10000000000 (ps.t0) never reached subscriber 11 on n2; 0x10000000000 (ps.t0) reached no member of group g; 0x10000000001 (ps.t1) never reached subscriber 11 on n2"
+            ]
+        );
         // a's drops are noted: only b's losses remain.
         let d = run(vec![drop(a, 2, ""), drop(a, 3, "g")]);
         assert_eq!(d.len(), 1);

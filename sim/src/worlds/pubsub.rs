@@ -13,8 +13,8 @@
 //! history; memory is sampled from each server's ledger.
 
 use crate::check::{
-    self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SUB_DISCONNECTED, SUB_RESUBSCRIBED, SubSpec,
-    Violation,
+    self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SUB_DISCONNECTED, SUB_RESUBSCRIBED,
+    SubSpec, Violation,
 };
 use crate::harness::{Ctx, World, begin_incarnation};
 use crate::nats_client::NatsClient;

@@ -6,10 +6,10 @@
 
 use crate::mem::Account;
 use crate::proto::{ServerOp, encode_server};
+use crate::watch;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use crate::watch;
 use tokio::sync::Notify;
 
 /// Why a queue stopped taking bytes.

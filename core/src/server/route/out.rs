@@ -20,11 +20,11 @@
 //! counted per route and per reason in [`RouteDrops`].
 
 use crate::mem::{Account, Charge};
+use crate::watch;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use crate::watch;
 use tokio::sync::Notify;
 
 /// The traffic class of a frame, which decides what happens when it does not fit.
