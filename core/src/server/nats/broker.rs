@@ -31,6 +31,11 @@ use std::sync::atomic::Ordering;
 /// A client connection's id, unique for the life of a server.
 pub type ClientId = u64;
 
+/// How many subscriptions a leaving client gives up per broker lock
+/// ([`Broker::remove_client_step`]): about a millisecond of work, so other clients wait
+/// at most that long for the lock however many subscriptions the client held.
+pub const REMOVE_STEP: usize = 1024;
+
 /// The id messages the server itself publishes come from (JetStream's replies and
 /// deliveries); no client has it (client ids start at 1).
 pub const SERVER_CLIENT: ClientId = 0;
@@ -162,17 +167,40 @@ impl Broker {
         }
     }
 
-    /// Forget a client and all its subscriptions.
+    /// Forget a client and all its subscriptions at once. The work is proportional to
+    /// the client's subscriptions; under a lock shared with other clients use
+    /// [`Broker::remove_client_step`] instead.
     pub fn remove_client(&mut self, id: ClientId) {
-        if let Some(c) = self.clients.remove(&id) {
-            for key in c.sids.into_values() {
-                if let Some(sub) = self.subs.remove(&key) {
-                    self.index.remove(sub.id);
-                    self.interest_down(sub.subject, sub.queue);
-                }
+        while !self.remove_client_step(id, usize::MAX) {}
+    }
+
+    /// Forget up to `max` of client `id`'s subscriptions; once none is left, forget the
+    /// client too and return true (also for an unknown client).
+    ///
+    /// A client leaving with 200,000 subscriptions must not hold the broker (and so every
+    /// other client) for the whole teardown (issue 9, fault 2): its connection task calls
+    /// this in steps of [`REMOVE_STEP`], taking the lock anew for each. Until the last
+    /// step the client stays registered, but its queue is closed, so deliveries to its
+    /// remaining subscriptions are no-ops.
+    pub fn remove_client_step(&mut self, id: ClientId, max: usize) -> bool {
+        let Some(c) = self.clients.get_mut(&id) else { return true };
+        let mut keys = Vec::new();
+        while keys.len() < max {
+            let Some((_, key)) = c.sids.pop_first() else { break };
+            keys.push(key);
+        }
+        let done = c.sids.is_empty();
+        for key in keys {
+            if let Some(sub) = self.subs.remove(&key) {
+                self.index.remove(sub.id);
+                self.interest_down(sub.subject, sub.queue);
             }
         }
+        if done {
+            self.clients.remove(&id);
+        }
         self.invariants();
+        done
     }
 
     /// Every connected client's outbound queue.
@@ -513,9 +541,11 @@ impl Broker {
             }
         }
         for id in slow {
+            // The queue is already aborted, so the client gets nothing more; its own
+            // connection task sees that and removes its subscriptions in steps
+            // ([`Broker::remove_client_step`]), not this publisher under the shared lock.
             self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(client = id, "slow consumer: max pending exceeded, closing");
-            self.remove_client(id);
         }
         if delivered > 0 {
             self.stats.out_msgs.fetch_add(delivered as u64, Ordering::Relaxed);
@@ -531,14 +561,19 @@ impl Broker {
         if !c.no_responders || !c.headers {
             return;
         }
-        let sid = c.sids.iter().find_map(|(sid, key)| {
-            self.subs.get(key).filter(|s| subject::matches(&s.subject, reply)).map(|_| sid.clone())
-        });
-        if let Some(sid) = sid
-            && c.out.push(&no_responders_msg(reply.clone(), sid, &msg.subject)) == Push::SlowConsumer
-        {
+        // Look the reply subject up in the index and keep the requester's own
+        // subscriptions: the work follows the subscriptions matching the reply, not how
+        // many subscriptions the requester holds (issue 9, fault 2: scanning a client's
+        // 200,000 sids per request stalled every other client). The oldest matching
+        // subscription gets the status.
+        let m = self.index.matching_refs(reply);
+        let subs = &self.subs;
+        let own = |k: &&u64| subs.get(*k).is_some_and(|s| s.client == from);
+        let key = m.plain.iter().copied().filter(own).chain(m.queues.values().flatten().copied().filter(own)).min();
+        let Some(sid) = key.and_then(|k| self.subs.get(k)).map(|s| s.sid.clone()) else { return };
+        if c.out.push(&no_responders_msg(reply.clone(), sid, &msg.subject)) == Push::SlowConsumer {
+            // Its connection task removes it (see `deliver`).
             self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            self.remove_client(from);
         }
     }
 
@@ -734,5 +769,72 @@ mod tests {
         *b.interest.values_mut().next().expect("d's interest") += 1;
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.invariants()));
         assert!(caught.is_err(), "a wrong interest count must fail the invariants");
+    }
+
+    fn client(b: &mut Broker, account: &Arc<Account>) -> (ClientId, Arc<Outbound>) {
+        let out = Arc::new(Outbound::new(account.clone(), 1 << 20));
+        (b.add_client(out.clone()), out)
+    }
+
+    /// Issue 9, fault 2: the no-responders status is found through the index (the reply
+    /// subject's matches), not by scanning the requester's sids; it still goes to the
+    /// requester's own oldest matching subscription, never to another client's.
+    #[test]
+    fn no_responders_reaches_the_requesters_own_inbox_among_many_subscriptions() {
+        let account = Arc::new(Account::new("client.outbound", 1 << 24));
+        let mut b = Broker::new(1, Arc::default());
+        let (other, other_out) = client(&mut b, &account);
+        b.subscribe(other, "_INBOX.c.*", None, ByteStr::from_static("o")).unwrap();
+        let (c, out) = client(&mut b, &account);
+        b.set_options(c, true, true, true);
+        for i in 0..1_200 {
+            b.subscribe(c, &format!("s.{i}"), None, ByteStr::from(format!("{i}"))).unwrap();
+        }
+        b.subscribe(c, "_INBOX.c.*", None, ByteStr::from_static("inbox")).unwrap();
+        b.subscribe(c, "_INBOX.>", None, ByteStr::from_static("later")).unwrap();
+        let req = Message {
+            subject: ByteStr::from_static("nobody"),
+            reply: Some(ByteStr::from_static("_INBOX.c.1")),
+            headers: None,
+            payload: Bytes::new(),
+        };
+        assert_eq!(b.publish(c, &req), 0);
+        let got = out.take_queued();
+        let got = std::str::from_utf8(&got).unwrap();
+        assert!(got.starts_with("HMSG _INBOX.c.1 inbox "), "{got}");
+        assert!(got.contains("503"), "{got}");
+        assert!(other_out.take_queued().is_empty(), "another client's inbox got the status");
+    }
+
+    /// Issue 9, fault 2: a leaving client's subscriptions go in steps of at most `max`,
+    /// and between steps the broker is whole and serves the others.
+    #[test]
+    fn a_leaving_client_is_removed_in_bounded_steps() {
+        let account = Arc::new(Account::new("client.outbound", 1 << 24));
+        let mut b = Broker::new(1, Arc::default());
+        let (stay, stay_out) = client(&mut b, &account);
+        b.subscribe(stay, "s.7", None, ByteStr::from_static("1")).unwrap();
+        let (leave, leave_out) = client(&mut b, &account);
+        for i in 0..1_100 {
+            b.subscribe(leave, &format!("s.{i}"), None, ByteStr::from(format!("{i}"))).unwrap();
+        }
+        leave_out.close(Closed::Drain);
+        let msg = Message { subject: ByteStr::from_static("s.7"), reply: None, headers: None, payload: Bytes::new() };
+        let mut steps = 0;
+        loop {
+            let before = b.sub_count();
+            let done = b.remove_client_step(leave, 500);
+            steps += 1;
+            assert!(before - b.sub_count() <= 500, "a step removed more than its bound");
+            b.invariants();
+            stay_out.take_queued();
+            assert_eq!(b.publish(stay, &msg), 1, "the staying client is served between steps");
+            assert_eq!(stay_out.take_queued().len(), "MSG s.7 1 0\r\n\r\n".len());
+            if done {
+                break;
+            }
+        }
+        assert_eq!(steps, 3);
+        assert_eq!((b.client_count(), b.sub_count()), (1, 1));
     }
 }

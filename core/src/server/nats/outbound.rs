@@ -207,6 +207,16 @@ impl Outbound {
         }
     }
 
+    /// Take what is queued (for unit tests, which have no writer task); releases its charge.
+    #[cfg(test)]
+    pub(crate) fn take_queued(&self) -> BytesMut {
+        let mut s = self.lock();
+        let chunk = s.buf.split();
+        s.pending -= chunk.len() as u64;
+        self.account.release(chunk.len() as u64);
+        chunk
+    }
+
     /// The writer is done with `n` bytes from a chunk (written or not).
     pub fn release(&self, n: u64) {
         let mut s = self.lock();

@@ -1,7 +1,7 @@
 //! The async shell: an accept loop, and per connection a reader (the connection
 //! task, feeding [`Conn`]) and a writer task (draining its [`Outbound`]).
 
-use super::broker::Broker;
+use super::broker::{Broker, REMOVE_STEP};
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
@@ -504,8 +504,12 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
 
     read_loop(&mut rd, &mut conn, &shared, &out).await;
     // No more deliveries to this client; what is queued may still drain.
-    shared.broker().remove_client(id);
     out.close(Closed::Drain);
+    // Its subscriptions go a step at a time, each under its own lock, so that other
+    // clients are not held up by a client with very many (issue 9, fault 2).
+    while !shared.broker().remove_client_step(id, REMOVE_STEP) {
+        tokio::task::yield_now().await;
+    }
     let _ = timeout(shared.cfg.write_deadline, writer_rx).await;
     out.close(Closed::Abort);
     tracing::debug!(client = id, "client closed");
