@@ -48,17 +48,19 @@ struct Client {
     headers: bool,
     echo: bool,
     no_responders: bool,
-    sids: BTreeMap<ByteStr, u64>,
+    /// Its subscriptions by sid; the sid is shared with [`Sub::sid`].
+    sids: BTreeMap<Arc<str>, SubId>,
 }
 
-/// One subscription.
+/// One subscription (its subject and queue live in the index only, under its [`SubId`]).
+///
+/// Kept small, as there may be hundreds of thousands (issue 9, fault 6): the sid is an
+/// owned copy shared with the client's sid map, never a slice of the read buffer it was
+/// parsed from (which would keep that whole buffer alive as long as the subscription).
 #[derive(Debug)]
 struct Sub {
     client: ClientId,
-    sid: ByteStr,
-    id: SubId,
-    subject: String,
-    queue: Option<String>,
+    sid: Arc<str>,
     /// Auto-unsubscribe once `delivered` reaches this.
     max: Option<u64>,
     delivered: u64,
@@ -99,10 +101,10 @@ struct Peer {
 /// Routing state shared by all connections of one server.
 #[derive(Debug)]
 pub struct Broker {
-    index: SubIndex<u64>,
-    subs: BTreeMap<u64, Sub>,
+    /// Every local subscription; the value is its own id, the key of `subs`.
+    index: SubIndex<SubId>,
+    subs: BTreeMap<SubId, Sub>,
     clients: BTreeMap<ClientId, Client>,
-    next_key: u64,
     next_client: ClientId,
     rng: ChaCha8Rng,
     stats: Arc<Stats>,
@@ -125,7 +127,6 @@ impl Broker {
             index: SubIndex::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
-            next_key: 0,
             next_client: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats,
@@ -191,9 +192,8 @@ impl Broker {
         }
         let done = c.sids.is_empty();
         for key in keys {
-            if let Some(sub) = self.subs.remove(&key) {
-                self.index.remove(sub.id);
-                self.interest_down(sub.subject, sub.queue);
+            if self.subs.remove(&key).is_some() {
+                self.unindex(key);
             }
         }
         if done {
@@ -226,36 +226,25 @@ impl Broker {
     /// Subscribe; a sid the client already uses is left as it is.
     pub fn subscribe(&mut self, id: ClientId, subject: &str, queue: Option<&str>, sid: ByteStr) -> Result<(), String> {
         let Some(c) = self.clients.get(&id) else { return Ok(()) };
-        if c.sids.contains_key(&sid) {
+        if c.sids.contains_key(&*sid) {
             return Ok(());
         }
-        let key = self.next_key;
+        let key = self.index.next_id();
         let sub_id = self.index.insert(subject, queue, key).map_err(|e| e.to_string())?;
-        self.next_key += 1;
-        let queue = queue.map(str::to_owned);
-        self.subs.insert(
-            key,
-            Sub {
-                client: id,
-                sid: sid.clone(),
-                id: sub_id,
-                subject: subject.to_owned(),
-                queue: queue.clone(),
-                max: None,
-                delivered: 0,
-            },
-        );
+        debug_assert_eq!(sub_id, key, "SubIndex::next_id");
+        let sid: Arc<str> = Arc::from(&*sid);
+        self.subs.insert(key, Sub { client: id, sid: sid.clone(), max: None, delivered: 0 });
         if let Some(c) = self.clients.get_mut(&id) {
             c.sids.insert(sid, key);
         }
-        self.interest_up(subject.to_owned(), queue);
+        self.interest_up(subject.to_owned(), queue.map(str::to_owned));
         self.invariants();
         Ok(())
     }
 
     /// Unsubscribe now (`max` `None` or 0) or once `max` messages in total have been delivered.
     pub fn unsubscribe(&mut self, id: ClientId, sid: &ByteStr, max: Option<u64>) {
-        let Some(&key) = self.clients.get(&id).and_then(|c| c.sids.get(sid)) else { return };
+        let Some(&key) = self.clients.get(&id).and_then(|c| c.sids.get(&**sid)) else { return };
         match max.filter(|&m| m > 0) {
             Some(m) if self.subs.get(&key).is_some_and(|s| s.delivered < m) => {
                 if let Some(s) = self.subs.get_mut(&key) {
@@ -266,15 +255,24 @@ impl Broker {
         }
     }
 
-    fn remove_sub(&mut self, key: u64) {
+    fn remove_sub(&mut self, key: SubId) {
         if let Some(sub) = self.subs.remove(&key) {
-            self.index.remove(sub.id);
             if let Some(c) = self.clients.get_mut(&sub.client) {
                 c.sids.remove(&sub.sid);
             }
-            self.interest_down(sub.subject, sub.queue);
+            self.unindex(key);
         }
         self.invariants();
+    }
+
+    /// Take subscription `key` out of the index and lower its (subject, queue) interest.
+    fn unindex(&mut self, key: SubId) {
+        let Some((subject, queue)) = self.index.subscription(key).map(|(s, q)| (s.to_owned(), q.map(str::to_owned)))
+        else {
+            return;
+        };
+        self.index.remove(key);
+        self.interest_down(subject, queue);
     }
 
     /// Assert the subscription state's invariants; a no-op unless debug assertions are on
@@ -303,9 +301,10 @@ impl Broker {
         for (key, sub) in &self.subs {
             let client = self.clients.get(&sub.client).expect("a subscription's client is connected");
             assert_eq!(client.sids.get(&sub.sid), Some(key), "sid {} of client {}", sub.sid, sub.client);
-            assert_eq!(self.index.get(sub.id), Some(key), "subscription {key} is in the trie");
+            assert_eq!(self.index.get(*key), Some(key), "subscription {key} is in the trie");
             assert!(sub.max.is_none_or(|m| sub.delivered < m), "an exhausted auto-unsubscribe was kept");
-            *counts.entry((sub.subject.as_str(), sub.queue.as_deref())).or_default() += 1;
+            let (subject, queue) = self.index.subscription(*key).expect("checked above");
+            *counts.entry((subject, queue)).or_default() += 1;
         }
         assert_eq!(counts.len(), self.interest.len(), "announced interest pairs");
         for ((subject, queue), n) in &self.interest {
@@ -456,7 +455,7 @@ impl Broker {
     fn route_plain(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let echo = self.clients.get(&from).is_none_or(|c| c.echo);
         let subs = &self.subs;
-        let not_own = |k: &u64| echo || subs.get(k).is_none_or(|s| s.client != from);
+        let not_own = |k: &SubId| echo || subs.get(k).is_none_or(|s| s.client != from);
         let mut m = self.index.matching(&msg.subject);
         m.plain.retain(not_own);
         for members in m.queues.values_mut() {
@@ -517,7 +516,7 @@ impl Broker {
     /// Queue `msg` to each subscription in `targets`, closing slow consumers and
     /// finishing auto-unsubscribes. Returns how many were queued.
     /// The writers are woken by `wakes` (see [`Outbound::push_deferred`]).
-    fn deliver(&mut self, msg: &Message, targets: Vec<u64>, wakes: &mut Wakes) -> usize {
+    fn deliver(&mut self, msg: &Message, targets: Vec<SubId>, wakes: &mut Wakes) -> usize {
         let (mut delivered, mut out_bytes) = (0, 0);
         let mut slow = Vec::new();
         for key in targets {
@@ -532,7 +531,7 @@ impl Broker {
                     delivered += 1;
                     out_bytes += (msg.payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
                 }
-                Push::Closed => {}
+                Push::Closed | Push::Dropped => {}
                 Push::SlowConsumer => slow.push(sub.client),
             }
             sub.delivered += 1;
@@ -568,9 +567,9 @@ impl Broker {
         // subscription gets the status.
         let m = self.index.matching_refs(reply);
         let subs = &self.subs;
-        let own = |k: &&u64| subs.get(*k).is_some_and(|s| s.client == from);
+        let own = |k: &&SubId| subs.get(*k).is_some_and(|s| s.client == from);
         let key = m.plain.iter().copied().filter(own).chain(m.queues.values().flatten().copied().filter(own)).min();
-        let Some(sid) = key.and_then(|k| self.subs.get(k)).map(|s| s.sid.clone()) else { return };
+        let Some(sid) = key.and_then(|k| self.subs.get(k)).map(|s| ByteStr::from(s.sid.to_string())) else { return };
         if c.out.push(&no_responders_msg(reply.clone(), sid, &msg.subject)) == Push::SlowConsumer {
             // Its connection task removes it (see `deliver`).
             self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);

@@ -107,7 +107,7 @@ impl Conn {
 
     fn send(&self, op: &ServerOp) -> Flow {
         match self.out.push(op) {
-            Push::Queued => Flow::Continue,
+            Push::Queued | Push::Dropped => Flow::Continue,
             Push::Closed | Push::SlowConsumer => Flow::Close,
         }
     }

@@ -7,7 +7,7 @@ use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
-use super::outbound::{Closed, Outbound, Wakes};
+use super::outbound::{Closed, Outbound, OutboundPool, Wakes};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -67,6 +67,8 @@ pub(super) struct Shared {
     /// Client TLS, when configured.
     tls: Option<ServerTls>,
     account: Arc<Account>,
+    /// Every client's queue, so that at the `client.outbound` limit the largest are cut.
+    pool: Arc<OutboundPool>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
     /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
@@ -336,6 +338,7 @@ impl NatsServer {
             addr,
             broker: Mutex::new(broker),
             js,
+            pool: Arc::new(OutboundPool::new(stats.clone())),
             stats,
             tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
@@ -437,7 +440,7 @@ async fn serve_conn(
 ) {
     let _ = stream.set_nodelay(true);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-    let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg.max_pending));
+    let out = Outbound::pooled(shared.account.clone(), shared.cfg.max_pending, &shared.pool);
     let admitted = {
         let mut broker = shared.broker();
         (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
