@@ -26,6 +26,10 @@ pub mod names {
     pub const ROUTE_OUTBOUND: &str = "route.outbound";
     /// Bytes queued to clients.
     pub const CLIENT_OUTBOUND: &str = "client.outbound";
+    /// Client connections' read buffers.
+    pub const CLIENT_BUFFERS: &str = "client.buffers";
+    /// Client subscriptions: the subject index, the subscription table and sid maps.
+    pub const CLIENT_SUBS: &str = "client.subs";
     /// The file store's block read/write buffers (the buffer pool).
     pub const STORE_BUFFERS: &str = "store.buffers";
     /// Cached block data of the file store.
@@ -59,10 +63,22 @@ const MIB: u64 = 1024 * 1024;
 /// `docs/ARCHITECTURE.md` all read. A [`Ledger`] refuses accounts that are not here.
 pub const REGISTRY: &[AccountSpec] = &[
     AccountSpec {
+        name: names::CLIENT_BUFFERS,
+        default_limit: 512 * MIB,
+        holds: "client connections' read buffers (64 KiB each, more while a large message arrives)",
+        bounded_by: "a connection stops reading until its buffer can be charged; buffers shrink back after a burst",
+    },
+    AccountSpec {
         name: names::CLIENT_OUTBOUND,
         default_limit: 1024 * MIB,
         holds: "bytes queued to client connections",
-        bounded_by: "per-client max_pending; a client over it is a slow consumer and is disconnected",
+        bounded_by: "per-client max_pending (a client over it is a slow consumer); at this limit the largest other queues are cut",
+    },
+    AccountSpec {
+        name: names::CLIENT_SUBS,
+        default_limit: 1024 * MIB,
+        holds: "client subscriptions: subject index, subscription table, sid maps (an estimate per subscription)",
+        bounded_by: "per-connection max_subscriptions; at either limit a SUB gets -ERR 'maximum subscriptions exceeded'",
     },
     AccountSpec {
         name: names::CONSUMER_INFLIGHT,

@@ -17,6 +17,7 @@ use super::js::{JsHandle, MAX_CASCADE, Outs};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::jetstream::engine::JsOut;
+use crate::mem::Account;
 use crate::proto::{self, ByteStr, no_responders_msg};
 use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
@@ -118,6 +119,28 @@ pub struct Broker {
     /// Subjects whose local interest JetStream watches (push consumers' deliver
     /// subjects): how many consumers watch each, and the interest last reported.
     watched: BTreeMap<String, (u32, bool)>,
+    /// The ledger's `client.subs` account, charged [`sub_cost`] per local subscription.
+    subs_account: Option<Arc<Account>>,
+}
+
+/// What one local subscription costs in memory, in bytes, as charged to `client.subs`:
+/// the subject index, the subscription table and the client's sid map together
+/// (`core/examples/subindex_bench.rs` measures ~600 bytes of heap for a 16-byte subject
+/// and a short sid, ~700 with malloc's rounding), plus the subject and sid themselves.
+pub fn sub_cost(subject: &str, sid: &str) -> u64 {
+    (SUB_OVERHEAD + 2 * subject.len() + 2 * sid.len()) as u64
+}
+
+/// The fixed part of [`sub_cost`].
+const SUB_OVERHEAD: usize = 640;
+
+/// Why a SUB was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The subject or queue is not valid (`-ERR 'Invalid Subject'`).
+    Invalid(String),
+    /// The `client.subs` account is full (`-ERR 'maximum subscriptions exceeded'`).
+    Memory,
 }
 
 impl Broker {
@@ -135,7 +158,14 @@ impl Broker {
             peers: BTreeMap::new(),
             js: None,
             watched: BTreeMap::new(),
+            subs_account: None,
         }
+    }
+
+    /// Charge local subscriptions to `account` (the ledger's `client.subs`); at its limit
+    /// a SUB is refused with [`SubscribeError::Memory`].
+    pub fn set_subs_account(&mut self, account: Arc<Account>) {
+        self.subs_account = Some(account);
     }
 
     /// Hand messages on subjects JetStream wants to `js`, and report interest in the
@@ -192,8 +222,8 @@ impl Broker {
         }
         let done = c.sids.is_empty();
         for key in keys {
-            if self.subs.remove(&key).is_some() {
-                self.unindex(key);
+            if let Some(sub) = self.subs.remove(&key) {
+                self.unindex(key, &sub.sid);
             }
         }
         if done {
@@ -224,13 +254,33 @@ impl Broker {
     }
 
     /// Subscribe; a sid the client already uses is left as it is.
-    pub fn subscribe(&mut self, id: ClientId, subject: &str, queue: Option<&str>, sid: ByteStr) -> Result<(), String> {
+    ///
+    /// Errors: an invalid subject or queue, or the `client.subs` account is full.
+    pub fn subscribe(
+        &mut self,
+        id: ClientId,
+        subject: &str,
+        queue: Option<&str>,
+        sid: ByteStr,
+    ) -> Result<(), SubscribeError> {
         let Some(c) = self.clients.get(&id) else { return Ok(()) };
         if c.sids.contains_key(&*sid) {
             return Ok(());
         }
+        let cost = sub_cost(subject, &sid);
+        if self.subs_account.as_ref().is_some_and(|a| !a.try_charge(cost)) {
+            return Err(SubscribeError::Memory);
+        }
         let key = self.index.next_id();
-        let sub_id = self.index.insert(subject, queue, key).map_err(|e| e.to_string())?;
+        let sub_id = match self.index.insert(subject, queue, key) {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some(a) = &self.subs_account {
+                    a.release(cost);
+                }
+                return Err(SubscribeError::Invalid(e.to_string()));
+            }
+        };
         debug_assert_eq!(sub_id, key, "SubIndex::next_id");
         let sid: Arc<str> = Arc::from(&*sid);
         self.subs.insert(key, Sub { client: id, sid: sid.clone(), max: None, delivered: 0 });
@@ -260,18 +310,22 @@ impl Broker {
             if let Some(c) = self.clients.get_mut(&sub.client) {
                 c.sids.remove(&sub.sid);
             }
-            self.unindex(key);
+            self.unindex(key, &sub.sid);
         }
         self.invariants();
     }
 
-    /// Take subscription `key` out of the index and lower its (subject, queue) interest.
-    fn unindex(&mut self, key: SubId) {
+    /// Take subscription `key` (with `sid`) out of the index, release its charge and
+    /// lower its (subject, queue) interest.
+    fn unindex(&mut self, key: SubId, sid: &str) {
         let Some((subject, queue)) = self.index.subscription(key).map(|(s, q)| (s.to_owned(), q.map(str::to_owned)))
         else {
             return;
         };
         self.index.remove(key);
+        if let Some(a) = &self.subs_account {
+            a.release(sub_cost(&subject, sid));
+        }
         self.interest_down(subject, queue);
     }
 
@@ -749,7 +803,6 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::Account;
 
     #[test]
     fn invariants_hold_through_changes_and_catch_a_wrong_interest_count() {

@@ -3,7 +3,7 @@
 //! and says whether the connection goes on. No I/O, no clock.
 
 use super::auth::{Auth, ERR_AUTH_TIMEOUT, ERR_AUTH_VIOLATION};
-use super::broker::{Broker, ClientId, Message};
+use super::broker::{Broker, ClientId, Message, SubscribeError};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
@@ -146,7 +146,12 @@ impl Conn {
             }
             ClientOp::Sub { subject, queue, sid } => match broker.subscribe(self.id, &subject, queue.as_deref(), sid) {
                 Ok(()) => self.ok(),
-                Err(_) => self.err("Invalid Subject"),
+                Err(SubscribeError::Invalid(_)) => self.err("Invalid Subject"),
+                Err(SubscribeError::Memory) => {
+                    // The server-wide `client.subs` account is full: as the per-connection limit.
+                    tracing::warn!(client = self.id, "subscription memory limit reached");
+                    self.err(ERR_MAX_SUBSCRIPTIONS)
+                }
             },
             ClientOp::Unsub { sid, max } => {
                 broker.unsubscribe(self.id, &sid, max);

@@ -20,6 +20,7 @@ pub mod conn;
 pub mod js;
 pub mod jsz;
 pub mod outbound;
+pub mod readbuf;
 pub mod server;
 pub mod stats;
 pub mod varz;

@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{Notify, watch};
 
+/// Largest buffer capacity a queue keeps for reuse after handing its bytes to the writer.
+const MAX_KEPT_CAPACITY: usize = 256 * 1024;
+
 /// Why a queue stopped taking bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closed {
@@ -343,6 +346,12 @@ impl Outbound {
             {
                 let mut s = self.lock();
                 if !s.buf.is_empty() {
+                    // A buffer grown by a burst goes with its chunk (and is freed once
+                    // written) rather than being reused at its peak size for the life of
+                    // the connection (issue 9, fault 4).
+                    if s.buf.capacity() > MAX_KEPT_CAPACITY {
+                        return Some(std::mem::take(&mut s.buf));
+                    }
                     return Some(s.buf.split());
                 }
                 if s.closed.is_some() {

@@ -8,6 +8,7 @@ use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
 use super::outbound::{Closed, Outbound, OutboundPool, Wakes};
+use super::readbuf::ReadBuf;
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -16,7 +17,6 @@ use crate::server::link::LinkShaper;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
-use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -29,8 +29,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
-/// Read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
+
+/// How often a connection whose read buffer could not be charged tries again.
+const BUFFER_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A ledger holding the `client.outbound` account with `limit` bytes.
 pub fn ledger(limit: u64) -> Arc<Ledger> {
@@ -43,10 +44,14 @@ pub fn cluster_ledger(client_limit: u64, route_limit: u64) -> Arc<Ledger> {
 }
 
 /// The ledger a server with `cfg` needs: `client.outbound` at `cfg.max_outbound_total`
-/// (at least `max_pending`), `route.outbound` when clustered, and the JetStream engine's
+/// (at least `max_pending`), `client.subs` and `client.buffers` at their defaults, `route.outbound` when clustered, and the JetStream engine's
 /// accounts (at the registry's default limits) when JetStream is on.
 pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
-    let mut accounts = vec![(names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending))];
+    let mut accounts = vec![
+        (names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending)),
+        (names::CLIENT_SUBS, crate::mem::spec(names::CLIENT_SUBS).default_limit),
+        (names::CLIENT_BUFFERS, crate::mem::spec(names::CLIENT_BUFFERS).default_limit),
+    ];
     if cfg.cluster.is_some() {
         accounts.push((names::ROUTE_OUTBOUND, super::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL));
     }
@@ -318,6 +323,9 @@ impl NatsServer {
         };
         let stats = Arc::new(Stats::default());
         let mut broker = Broker::new(cfg.seed, stats.clone());
+        if let Some(a) = ledger.get(names::CLIENT_SUBS) {
+            broker.set_subs_account(a);
+        }
         let js = match &cfg.jetstream {
             Some(opts) => {
                 if !js::has_jetstream_accounts(&ledger) {
@@ -522,7 +530,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
     let cfg = &shared.cfg;
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rb = ReadBuf::new(shared.ledger.get(names::CLIENT_BUFFERS));
     let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
@@ -530,11 +538,12 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         let flow = {
             // One lock per read batch: the ops of one read are applied together.
             let mut broker = shared.broker();
+            let buf = rb.bytes();
             loop {
-                let flow = if conn.check_op_start(&buf) == Flow::Close {
+                let flow = if conn.check_op_start(buf) == Flow::Close {
                     Flow::Close
                 } else {
-                    match parser.parse(&mut buf) {
+                    match parser.parse(buf) {
                         Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
                         Ok(None) => break Flow::Continue,
                         Err(e) => {
@@ -552,7 +561,15 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         if flow == Flow::Close {
             return;
         }
-        buf.reserve(READ_CHUNK);
+        // The buffer shrinks after a burst; at the `client.buffers` limit this connection
+        // reads nothing until the room is there (TCP pushes back on the client).
+        while !rb.prepare() {
+            tokio::select! {
+                biased;
+                _ = out.wait_closed() => return,
+                _ = tokio::time::sleep(BUFFER_RETRY) => {}
+            }
+        }
         tokio::select! {
             biased;
             _ = out.wait_closed() => return,
@@ -565,7 +582,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
                 conn.auth_timeout();
                 return;
             }
-            r = rd.read_buf(&mut buf) => match r {
+            r = rd.read_buf(rb.bytes()) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
