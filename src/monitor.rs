@@ -34,7 +34,16 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     match path {
         "/healthz" => ("200 OK", "application/json", "{\"status\":\"ok\"}".to_owned()),
-        "/varz" => ("200 OK", "application/json", serde_json::to_string_pretty(&monitor.varz()).unwrap_or_default()),
+        "/varz" => {
+            #[allow(unused_mut)]
+            let mut varz = serde_json::to_value(monitor.varz()).unwrap_or_default();
+            // The allocator's allocated / resident / retained bytes (issue 9, fault 7).
+            #[cfg(not(madsim))]
+            if let Some(o) = varz.as_object_mut() {
+                o.insert("allocator".into(), serde_json::to_value(crate::alloc::stats()).unwrap_or_default());
+            }
+            ("200 OK", "application/json", serde_json::to_string_pretty(&varz).unwrap_or_default())
+        }
         "/jsz" => {
             let jsz = monitor.jsz(JszOptions::from_query(query));
             ("200 OK", "application/json", serde_json::to_string_pretty(&jsz).unwrap_or_default())
@@ -42,6 +51,19 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
         "/metrics" => {
             let varz = monitor.varz();
             let mut text = varz.to_prometheus();
+            #[cfg(not(madsim))]
+            {
+                let a = crate::alloc::stats();
+                for (name, help, v) in [
+                    ("allocated", "Bytes in use by the program, per the allocator.", a.allocated),
+                    ("resident", "Resident set size of the process.", a.resident),
+                    ("retained", "Bytes freed and kept by the allocator.", a.retained),
+                ] {
+                    text.push_str(&format!(
+                        "# HELP weir_allocator_{name}_bytes {help}\n# TYPE weir_allocator_{name}_bytes gauge\nweir_allocator_{name}_bytes {v}\n"
+                    ));
+                }
+            }
             if varz.jetstream.is_some() {
                 monitor.jsz(JszOptions::default()).write_prometheus(&mut text);
             }

@@ -2,6 +2,7 @@
 //! async-nats against any server, so that weir and nats-server can be compared on the
 //! same machine with the same client (`scripts/bench-vs-nats-server`). A benchmark, not a test.
 
+mod faults;
 mod js;
 mod report;
 mod rows;
@@ -65,6 +66,23 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         runs: u32,
     },
+    /// Issue 9's server faults: other clients' PING round trips while one client with
+    /// many subscriptions sends no-responders requests, unsubscribes, resubscribes and
+    /// closes; the server's RSS per subscription and after loads end. Prints markdown.
+    Faults {
+        /// The server's client address (host:port).
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        addr: String,
+        /// The server's process id, for its RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Subscriptions of the heavy client.
+        #[arg(long, default_value_t = 200_000)]
+        subs: usize,
+        /// Seconds after a load ends before the RSS is read.
+        #[arg(long, default_value_t = 30)]
+        settle: u64,
+    },
     /// Print a markdown table of `js` result files, one column per server name.
     JsTable {
         /// Result files.
@@ -96,6 +114,9 @@ async fn main() {
                 .map_err(|e| e.to_string())
         }
         Cmd::JsTable { files } => js::table(&files).map(|t| print!("{t}")),
+        Cmd::Faults { addr, pid, subs, settle } => {
+            faults::run(&faults::Options { addr, pid, subs, settle }).await.map_err(|e| e.to_string())
+        }
     };
     if let Err(e) = result {
         eprintln!("weir-bench: {e}");

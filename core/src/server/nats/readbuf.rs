@@ -53,25 +53,34 @@ impl ReadBuf {
 
     /// Replace a buffer of more than twice the normal capacity by a normal one once
     /// what it holds fits in half a normal read.
+    ///
+    /// The decision uses the charge, not `capacity()`: once the parser has split ops off
+    /// the front, `capacity()` counts only the tail, while the allocation (which the
+    /// next reserve would reclaim whole) is still the grown one.
     fn shrink(&mut self) {
-        if self.buf.capacity() <= 2 * READ_CHUNK || self.buf.len() > READ_CHUNK / 2 {
+        if self.charged <= 2 * READ_CHUNK as u64 || self.buf.len() > READ_CHUNK / 2 {
             return;
         }
         let mut small = BytesMut::with_capacity(READ_CHUNK);
         small.extend_from_slice(&self.buf);
         self.buf = small;
+        if let Some(account) = &self.account {
+            account.release(self.charged);
+        }
+        self.charged = 0;
     }
 
-    /// Bring the charge to the buffer's capacity; false if a growth was refused.
+    /// Raise the charge to the buffer's capacity if it grew; false if that was refused.
+    /// The charge only comes down when [`ReadBuf::shrink`] replaces the buffer.
     fn settle(&mut self) -> bool {
-        let Some(account) = &self.account else { return true };
         let cap = self.buf.capacity() as u64;
-        if cap > self.charged {
-            if !account.try_charge(cap - self.charged) {
-                return false;
-            }
-        } else {
-            account.release(self.charged - cap);
+        if cap <= self.charged {
+            return true;
+        }
+        if let Some(account) = &self.account
+            && !account.try_charge(cap - self.charged)
+        {
+            return false;
         }
         self.charged = cap;
         true
