@@ -299,7 +299,77 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
         }
     })
     .await;
-    assert!(forgotten.is_ok(), "connections: {} (want the good client and the publisher)", s.monitor.varz().connections);
+    assert!(
+        forgotten.is_ok(),
+        "connections: {} (want the good client and the publisher)",
+        s.monitor.varz().connections
+    );
+    s.stop().await;
+}
+
+/// A raw subscriber to `subject` that stops reading once its SUB is confirmed.
+async fn stalled_subscriber(addr: std::net::SocketAddr, subject: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("CONNECT {{\"verbose\":false}}\r\nSUB {subject} 1\r\nPING\r\n").as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("PONG") {
+        let mut b = [0u8; 4096];
+        let n = c.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&b[..n]);
+    }
+    c
+}
+
+/// Issue 9, fault 8: stalled subscribers that fill the server-wide `client.outbound`
+/// limit pay for their own stall. Each may hold up to `max_pending` (4 MiB), five of
+/// them more than the shared limit (6 MiB); the healthy subscriber (the publisher keeps
+/// at most ~768 KiB ahead of it) must get every message and never be cut, however the
+/// writes interleave, and every stalled one is cut.
+#[tokio::test]
+async fn stalled_subscribers_at_the_shared_limit_do_not_cut_a_healthy_one() {
+    if common::external_url().is_some() {
+        return; // needs the server's limits and counters
+    }
+    let mut cfg = common::config();
+    cfg.max_pending = 4 * 1024 * 1024;
+    cfg.max_outbound_total = 6 * 1024 * 1024;
+    let s = common::start(cfg).await;
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(stalled_subscriber(s.addr, "flood").await);
+    }
+    let good = async_nats::connect(s.url()).await.unwrap();
+    let mut good_sub = good.subscribe("flood").await.unwrap();
+    sync(&good).await;
+    let publisher = async_nats::connect(s.url()).await.unwrap();
+    const N: usize = 6000;
+    const WINDOW: usize = 64;
+    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
+    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        while n < N {
+            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
+            n += 1;
+            received_tx.send_replace(n);
+        }
+        n
+    });
+    for i in 0..N {
+        if i % 32 == 0 {
+            publisher.flush().await.unwrap();
+            let wait = received.wait_for(|&n| i < n + WINDOW);
+            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
+        }
+        publisher.publish("flood", payload.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(counter.await.unwrap(), N, "the healthy subscriber got every message");
+    let v = s.monitor.varz();
+    assert_eq!(v.slow_consumers, 5, "each stalled subscriber was cut, and only they");
+    let outbound = v.mem.iter().find(|a| a.name == "client.outbound").unwrap();
+    assert!(outbound.peak <= outbound.limit, "{outbound:?}");
     s.stop().await;
 }
 

@@ -89,7 +89,7 @@ fn main() {
     ];
     for (name, subject) in workloads {
         let subjects: Vec<String> = (0..n).map(subject).collect();
-        
+
         // The broker: index, subscription table, sid map.
         let account = Arc::new(Account::new("client.outbound", 1 << 20));
         let mut broker = Broker::new(1, Arc::default());

@@ -29,7 +29,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
-
 /// How often a connection whose read buffer could not be charged tries again.
 const BUFFER_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
