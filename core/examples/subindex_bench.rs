@@ -63,6 +63,9 @@ struct Args {
     subs: usize,
 }
 
+/// The subject of subscription `i` in a workload.
+type SubjectOf = fn(usize) -> String;
+
 fn counters() -> (i64, i64) {
     (LIVE.load(Ordering::Relaxed), CHUNKS.load(Ordering::Relaxed))
 }
@@ -83,7 +86,7 @@ fn main() {
     let n = args.subs;
     println!("| workload | subs | live B/sub | chunks B/sub | subscribe s | bytes left after removal |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let workloads: [(&str, fn(usize) -> String); 2] = [
+    let workloads: [(&str, SubjectOf); 2] = [
         ("literal `bench.sub.<i>`", |i| format!("bench.sub.{i}")),
         ("inbox `_INBOX.<22 chars>.<i>`", |i| format!("_INBOX.Jx8tQ2mK9pLr4vWb7nZc1d.{i}")),
     ];

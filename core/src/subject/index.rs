@@ -120,9 +120,7 @@ impl<T> IdMap<T> {
         match std::mem::replace(self, IdMap::Empty) {
             IdMap::Empty => *self = IdMap::One(id, value),
             IdMap::One(a, va) => {
-                let mut v = Vec::with_capacity(2);
-                v.push((a, va));
-                v.push((id, value));
+                let mut v = vec![(a, va), (id, value)];
                 v.sort_by_key(|(id, _)| *id);
                 *self = IdMap::Few(v);
             }
