@@ -185,7 +185,7 @@ async fn raft_node(
         disk: Arc::new(disk),
         sink: Arc::new(LogSink),
         ledger: node::default_ledger(),
-        shaper: None,
+        link_wrap: None,
         seed: serve::seed_from_os(),
         status: Arc::new(Mutex::new(Default::default())),
         app: Arc::new(Mutex::new(weir_core::testing::LogApp::default())),

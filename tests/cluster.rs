@@ -60,7 +60,7 @@ impl Cluster {
             disk: Arc::new(RealDisk::new(self.dir.join(format!("n{id}"))).unwrap()),
             sink: Arc::new(NullSink),
             ledger: node::default_ledger(),
-            shaper: None,
+            link_wrap: None,
             seed: id,
             status: Arc::new(Mutex::new(NodeStatus::default())),
             app: self.apps[i].clone(),

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use weir_core::mem::Account;
 use weir_core::raft::{Envelope, GroupId, Message};
 use weir_core::server::route::{
-    Handlers, PubSubRoutes, RouteConfig, RouteConnId, RouteFrame, RouteOut, RouteSetup, RouteTarget, Routes,
+    Handlers, Hello, PubSubRoutes, RouteConfig, RouteConnId, RouteFrame, RouteOut, RouteSetup, RouteTarget, Routes,
     encode_interest, encode_msg,
 };
 use weir_core::server::scope::Scope;
@@ -131,4 +131,49 @@ async fn a_raft_frame_from_the_wrong_node_ends_the_connection() {
     // B ends the connection; A notices and dials again.
     until("A to redial", || a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed) == 2).await;
     assert!(b.inbox.try_recv().is_err(), "the forged message was not delivered");
+}
+
+/// A peer that completes the route handshake, then reads everything and answers
+/// nothing (a partition or a hung server, seen from the dialler).
+async fn silent_peer(listener: TcpListener) {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut buf = Vec::new();
+    let Ok(Some(RouteFrame::Hello(h))) = weir_core::server::frame::read::<RouteFrame, _>(&mut stream, &mut buf).await
+    else {
+        panic!("a route starts with Hello");
+    };
+    let answer = Hello { server_id: "SILENT".into(), node: 7, accepted: true, known: vec![], ..h };
+    weir_core::server::frame::write(&mut stream, &RouteFrame::Hello(answer)).await.unwrap();
+    let mut sink = [0u8; 4096];
+    while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await.is_ok_and(|n| n > 0) {}
+}
+
+#[tokio::test]
+async fn a_route_whose_pings_go_unanswered_ends_as_stale() {
+    let (la, lp) = (TcpListener::bind("127.0.0.1:0").await.unwrap(), TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let p_addr = lp.local_addr().unwrap();
+    let peer = tokio::spawn(silent_peer(lp));
+    let a = server(1, la, &[(7, p_addr)]).await;
+    until("the route to the silent peer", || a.routes.connected_nodes() == [7]).await;
+    // Nothing tells A that the peer is gone but the missing pongs: after max_pings_out
+    // unanswered pings it ends the connection.
+    until("the route to end as stale", || a.routes.connected_nodes().is_empty()).await;
+    assert_eq!(a.routes.stats.stale.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(a.routes.stats.stalled.load(std::sync::atomic::Ordering::Relaxed), 0);
+    peer.abort();
+}
+
+#[tokio::test]
+async fn a_route_whose_pings_are_answered_stays_up() {
+    let (la, lb) = (TcpListener::bind("127.0.0.1:0").await.unwrap(), TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let b_addr = lb.local_addr().unwrap();
+    let a = server(1, la, &[(2, b_addr)]).await;
+    let b = server(2, lb, &[]).await;
+    until("a route each way", || a.routes.connected_nodes() == [2] && b.routes.connected_nodes() == [1]).await;
+    // Wait until more pings have been sent than max_pings_out allows unanswered.
+    let sent = || a.routes.stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed);
+    until("several pings", || sent() >= 6).await;
+    assert_eq!(a.routes.stats.stale.load(std::sync::atomic::Ordering::Relaxed), 0, "answered pings keep the route");
+    assert_eq!(a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(a.routes.connected_nodes(), [2]);
 }

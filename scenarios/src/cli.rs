@@ -170,7 +170,7 @@ pub fn main() -> i32 {
             for b in Bug::ALL {
                 let by: Vec<&str> = catching(b).map(|s| s.name).collect();
                 let by = if by.is_empty() { "no scenario".to_string() } else { by.join(", ") };
-                println!("{:<22} {} (caught by {by})", b.name(), b.describe());
+                println!("{:<22} {} (breaks {}; caught by {by})", b.name(), b.describe(), b.invariant());
             }
             Ok(0)
         }

@@ -130,8 +130,9 @@ fn lists_scenarios_and_bugs() {
     ] {
         assert!(b.contains(name), "{b}");
     }
-    assert!(b.contains("(caught by raft-crashes)") && b.contains("(caught by store-crashes)"), "{b}");
-    assert!(b.contains("(caught by js-single-crashes)"), "{b}");
+    assert!(b.contains("caught by raft-crashes)") && b.contains("caught by store-crashes)"), "{b}");
+    assert!(b.contains("(breaks election-safety;") && b.contains("(breaks memory-baseline;"), "{b}");
+    assert!(b.contains("caught by js-single-crashes)"), "{b}");
     let w = stdout(&weir_sim(&["worlds"]));
     for name in ["raft ", "pubsub ", "store ", "js "] {
         assert!(w.contains(name), "{w}");

@@ -6,7 +6,7 @@
 //! (`weir-scenarios`), not here.
 //!
 //! To add a bug: add its switch next to the code it breaks, a variant here (name,
-//! description, expected violations, and the arm of the mapping that sets the switch),
+//! description, the invariant it breaks, and the arm of the mapping that sets the switch),
 //! and list it under `catches` of the scenarios that should catch it.
 
 use std::fmt;
@@ -94,17 +94,19 @@ impl Bug {
         }
     }
 
-    /// The invariants a run with this bug is expected to break (any one of them);
-    /// empty means any violation counts.
-    pub fn expected_violations(self) -> &'static [&'static str] {
+    /// The invariant a run with this bug must break: the first seed of a catching
+    /// scenario that fails must fail on this one (a panic, a liveness timeout or any
+    /// other invariant does not count), and must pass with the bug off.
+    pub fn invariant(self) -> &'static str {
         match self {
-            Bug::VotesNotPersisted | Bug::CommitBeforeQuorum => &[],
-            Bug::UnboundedCatchup | Bug::UnboundedBufferPool => &["memory-bound"],
-            Bug::LazyFsync => &["acked-durability", "deleted-stays-deleted"],
-            Bug::BufferLeak => &["memory-baseline"],
-            Bug::AckBeforeStore => &["js-acked-durability"],
-            Bug::AckFloorSkips => &["js-ack-floor"],
-            Bug::DedupForgets => &["js-dedup"],
+            Bug::VotesNotPersisted => "election-safety",
+            Bug::CommitBeforeQuorum => "acked-durability",
+            Bug::UnboundedCatchup | Bug::UnboundedBufferPool => "memory-bound",
+            Bug::LazyFsync => "acked-durability",
+            Bug::BufferLeak => "memory-baseline",
+            Bug::AckBeforeStore => "js-acked-durability",
+            Bug::AckFloorSkips => "js-ack-floor",
+            Bug::DedupForgets => "js-dedup",
         }
     }
 }

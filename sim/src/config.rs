@@ -160,13 +160,24 @@ pub struct Route {
     pub outbound_limit: u64,
     /// Per-route queue cap in bytes.
     pub max_pending: u64,
-    /// Route stall timeout, ms.
+    /// Route stall timeout (write deadline), ms.
     pub stall_ms: u64,
+    /// Route keepalive period, ms; the dialler ends a connection when a ping is due
+    /// with `max_pings_out` unanswered, the acceptor after three periods of silence.
+    pub ping_ms: u64,
+    /// Unanswered pings a route allows (nats-server's `ping_max`).
+    pub max_pings_out: u32,
 }
 
 impl Default for Route {
     fn default() -> Self {
-        Route { outbound_limit: 8 * 1024 * 1024, max_pending: 2 * 1024 * 1024, stall_ms: 3_000 }
+        Route {
+            outbound_limit: 8 * 1024 * 1024,
+            max_pending: 2 * 1024 * 1024,
+            stall_ms: 3_000,
+            ping_ms: 500,
+            max_pings_out: 2,
+        }
     }
 }
 
@@ -369,7 +380,7 @@ impl SimConfig {
         let js = &self.js;
         let retentions_ok =
             !js.streams.is_empty() && js.streams.split(',').all(|r| matches!(r, "limits" | "interest" | "workqueue"));
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 16] = [
             (retentions_ok, "js.streams must list limits, interest or workqueue, comma-separated"),
             (js.streams.split(',').count() <= 8, "js.streams must list at most 8 streams"),
             (
@@ -397,6 +408,10 @@ impl SimConfig {
             (self.net.latency_us_min <= self.net.latency_us_max, "net.latency_us_min must be <= net.latency_us_max"),
             ((0.0..=1.0).contains(&self.disk.torn_write_prob), "disk.torn_write_prob must be in [0, 1]"),
             (raft.snapshot_every > 0, "raft.snapshot_every must be > 0"),
+            (
+                self.route.ping_ms > 0 && self.route.max_pings_out > 0,
+                "route.ping_ms and route.max_pings_out must be > 0",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(why.to_string()),

@@ -405,6 +405,25 @@ impl Ctx {
         self.rec.events()
     }
 
+    /// Clog (or unclog) madsim's link `from -> to`: a partition, which the nodes must
+    /// notice on their own (bytes wait on the link as under TCP retransmission).
+    fn clog(&self, from: NodeNo, to: NodeNo, clogged: bool) {
+        self.net();
+        let (a, b) = (self.node_handle(from).id(), self.node_handle(to).id());
+        let madnet = madsim::net::NetSim::current();
+        if clogged { madnet.clog_link(a, b) } else { madnet.unclog_link(a, b) }
+    }
+
+    /// Unclog every link between cluster nodes.
+    fn unclog_all(&self) {
+        let n = self.cfg.run.nodes;
+        for a in node::all(n) {
+            for b in node::all(n).filter(|&b| b != a) {
+                self.clog(a, b, false);
+            }
+        }
+    }
+
     fn net(&self) -> &SimNet {
         self.net.as_deref().expect("world supports network faults but made no network")
     }
@@ -415,13 +434,13 @@ impl Ctx {
             FaultKind::Partition { side } => {
                 for &a in side {
                     for b in node::all(self.cfg.run.nodes).filter(|b| !side.contains(b)) {
-                        self.net().cut(a, b);
-                        self.net().cut(b, a);
+                        self.clog(a, b, true);
+                        self.clog(b, a, true);
                     }
                 }
             }
-            FaultKind::PartitionOneWay { from, to } => self.net().cut(*from, *to),
-            FaultKind::Heal => self.net().heal(),
+            FaultKind::PartitionOneWay { from, to } => self.clog(*from, *to, true),
+            FaultKind::Heal => self.unclog_all(),
             FaultKind::Crash { node } => {
                 if self.health(*node) == Health::Up {
                     // Sample first: the restart zeroes the ledger and a peak must not escape.
@@ -440,19 +459,14 @@ impl Ctx {
             }
             FaultKind::Pause { node } => {
                 if self.health(*node) == Health::Up {
+                    // Its sockets stay open and its peers' bytes wait unread.
                     self.handle.pause(self.node_handle(*node).id());
-                    if let Some(net) = &self.net {
-                        net.set_held(*node, true);
-                    }
                     self.nodes[node::index(*node)].health = Health::Paused;
                 }
             }
             FaultKind::Resume { node } => {
                 if self.health(*node) == Health::Paused {
                     self.handle.resume(self.node_handle(*node).id());
-                    if let Some(net) = &self.net {
-                        net.set_held(*node, false);
-                    }
                     self.nodes[node::index(*node)].health = Health::Up;
                 }
             }
@@ -484,6 +498,7 @@ impl Ctx {
         self.sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
         if let Some(net) = &self.net {
             net.reset_faults();
+            self.unclog_all();
         }
         for i in 0..self.nodes.len() {
             let (no, id, health) = (self.nodes[i].no, self.nodes[i].handle.id(), self.nodes[i].health);

@@ -22,6 +22,14 @@ pub fn ip(no: NodeNo) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, octet))
 }
 
+/// The node whose address is `ip`, if it is a cluster node's (`10.0.0.N`).
+pub fn from_ip(ip: IpAddr) -> Option<NodeNo> {
+    match ip {
+        IpAddr::V4(v4) if v4.octets()[..3] == [10, 0, 0] && v4.octets()[3] >= 1 => Some(NodeNo::from(v4.octets()[3])),
+        _ => None,
+    }
+}
+
 /// Node `no`'s address on `port`.
 pub fn addr(no: NodeNo, port: u16) -> SocketAddr {
     SocketAddr::new(ip(no), port)

@@ -324,3 +324,38 @@ fn disk_full_loses_nothing() {
         assert_eq!(contents(&mut fs), contents(&mut model), "cap {cap}");
     }
 }
+
+/// A delete on a full disk: the tombstone cannot be written, so the delete fails; the
+/// store stays usable, the message it targeted is either still there, whole, or gone
+/// (the one operation that failed may or may not have happened; the store world's
+/// checker allows both for that sequence only), every other message survives a
+/// reopen, and once there is room again the delete succeeds and stays done.
+#[test]
+fn a_delete_on_a_full_disk_fails_and_touches_nothing_else() {
+    let sim = Arc::new(SimDisk::new(SimDiskConfig::instant()));
+    let cfg = store_cfg(4096, StoreBugs::default());
+    let mem = StoreMemory::standalone(1 << 20, 1 << 20);
+    let open = || FileStore::open(sim.clone(), DIR, StoreLimits::default(), cfg.clone(), mem.clone()).unwrap();
+    let mut fs = open();
+    for (i, body) in [&b"one"[..], b"two", b"three"].into_iter().enumerate() {
+        assert_eq!(fs.append("a", b"", body, i as i64).unwrap(), i as u64 + 1);
+    }
+    let mut full = sim.config();
+    full.capacity_bytes = Some(sim.used_bytes());
+    sim.set_config(full.clone());
+    assert!(fs.delete(2).is_err(), "no room for the tombstone: the delete must fail, not pretend");
+    drop(fs);
+    let mut fs = open();
+    assert_eq!(fs.load(1).unwrap().unwrap().payload, b"one");
+    assert_eq!(fs.load(3).unwrap().unwrap().payload, b"three");
+    if let Some(m) = fs.load(2).unwrap() {
+        assert_eq!(m.payload, b"two", "a message a failed delete left must be intact");
+    }
+    full.capacity_bytes = None;
+    sim.set_config(full);
+    let _ = fs.delete(2).unwrap();
+    drop(fs);
+    let mut fs = open();
+    assert!(fs.load(2).unwrap().is_none(), "a delete that returned Ok stays deleted");
+    assert_eq!(fs.load(3).unwrap().unwrap().payload, b"three");
+}

@@ -39,6 +39,22 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
     Ok(v)
 }
 
+/// Take one whole frame off the front of `buf` (bytes read so far), if there is one;
+/// `Ok(None)` while the frame is incomplete. For readers that must be cancel-safe
+/// (they read into `buf` with `read_buf` and decode here).
+pub fn take<T: DeserializeOwned>(buf: &mut Vec<u8>) -> io::Result<Option<T>> {
+    let Some(len) = buf.first_chunk::<4>().map(|l| u32::from_le_bytes(*l) as usize) else { return Ok(None) };
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let v = decode(&buf[4..4 + len])?;
+    buf.drain(..4 + len);
+    Ok(Some(v))
+}
+
 /// Read one frame; `Ok(None)` on a clean end of stream between frames.
 pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
@@ -76,6 +92,20 @@ pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, value: &T) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_decodes_whole_frames_only() {
+        let mut buf = encode(&7u32).unwrap();
+        buf.extend(encode(&9u32).unwrap());
+        let last = buf.pop().unwrap();
+        assert_eq!(take::<u32>(&mut buf).unwrap(), Some(7));
+        assert_eq!(take::<u32>(&mut buf).unwrap(), None, "the second frame is incomplete");
+        buf.push(last);
+        assert_eq!(take::<u32>(&mut buf).unwrap(), Some(9));
+        assert!(buf.is_empty());
+        let mut huge = ((MAX_FRAME + 1) as u32).to_le_bytes().to_vec();
+        assert!(take::<u32>(&mut huge).is_err());
+    }
 
     #[test]
     fn round_trip_and_limits() {

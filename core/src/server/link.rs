@@ -1,32 +1,25 @@
-//! Link shaping hook. The simulator shapes route traffic here (latency, bandwidth,
-//! partitions, holds) because madsim's TCP has none of that; in production there is
-//! no shaper and frames go straight to the socket.
+//! The route stream seam. Every route connection's socket passes once through an
+//! optional [`LinkWrap`] before the route stack reads or writes it. In production there
+//! is none: the stack runs on the plain `TcpStream`. The simulator wraps each stream in
+//! its model of the network between two nodes (latency, bandwidth), since madsim's TCP
+//! has neither.
+//!
+//! The wrap only transforms a byte stream; it answers no question about the network.
+//! The route stack learns that a link is cut, slow or dead the way it would on real
+//! sockets: missed pings, writes that make no progress, errors and end of stream.
 
-use crate::raft::NodeId;
-use std::time::Duration;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
-/// What to do with the frame at the head of a route queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gate {
-    /// Send it.
-    Open,
-    /// Discard it (the link is cut).
-    Drop,
-    /// Keep it queued and ask again later (the receiver is not reading).
-    Hold,
-}
+/// A byte stream a route connection runs on.
+pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
-/// Shapes traffic between nodes.
-pub trait LinkShaper: Send + Sync + 'static {
-    /// Propagation delay for a frame of `bytes` enqueued now on `from -> to`: it may not
-    /// be written before then. Frames pipeline: each carries its own deadline.
-    fn delay(&self, from: NodeId, to: NodeId, bytes: usize) -> Duration;
-    /// How long writing a frame of `bytes` at the head of `from -> to` occupies the link
-    /// (its serialisation time at the link's bandwidth). Charged when the frame leaves
-    /// the queue, so a slow link backs frames up in the bounded route queue.
-    fn pace(&self, _from: NodeId, _to: NodeId, _bytes: usize) -> Duration {
-        Duration::ZERO
-    }
-    /// Whether the frame at the head of `from -> to` may go now.
-    fn gate(&self, from: NodeId, to: NodeId) -> Gate;
-}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> LinkIo for T {}
+
+/// A route connection's stream, as the route stack holds it.
+pub type LinkStream = Box<dyn LinkIo>;
+
+/// Turns each freshly connected or accepted route socket into the stream the route
+/// stack uses (the simulator's network model; absent in production).
+pub type LinkWrap = Arc<dyn Fn(TcpStream) -> LinkStream + Send + Sync>;

@@ -10,7 +10,7 @@
 //! simulator pass the test log (`weir_core::testing::LogApp`).
 use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
-use super::link::LinkShaper;
+use super::link::LinkWrap;
 use super::route::{Handlers, RouteConfig, RouteSetup, RouteTarget, Routes};
 use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
@@ -106,8 +106,8 @@ pub struct NodeEnv {
     pub sink: Arc<dyn EventSink>,
     /// Memory ledger.
     pub ledger: Ledger,
-    /// Link shaping (simulation only).
-    pub shaper: Option<Arc<dyn LinkShaper>>,
+    /// The route stream wrap (the simulator's network model; `None` in production).
+    pub link_wrap: Option<LinkWrap>,
     /// Seed for this incarnation's randomness.
     pub seed: u64,
     /// Shared status.
@@ -189,9 +189,10 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
         route_listener.local_addr().unwrap_or(cfg.route_listen),
         env.ledger.account(names::ROUTE_OUTBOUND),
     ));
-    if let Some(s) = &env.shaper {
-        routes.set_shaper(s.clone());
+    if let Some(w) = &env.link_wrap {
+        routes.set_link_wrap(w.clone());
     }
+    routes.set_events(env.sink.clone());
     routes.start(&scope.handle(), route_listener, Handlers { pubsub: None, raft: Some(inbox_tx) });
     let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
     scope.handle().spawn(client_accept_loop(scope.handle(), client_listener, prop_tx));

@@ -239,7 +239,8 @@ impl World for PubsubWorld {
                     name: "sim".into(),
                     max_pending: cfg.route.max_pending,
                     stall_timeout: Duration::from_millis(cfg.route.stall_ms),
-                    ping_interval: Duration::from_millis(500),
+                    ping_interval: Duration::from_millis(cfg.route.ping_ms),
+                    max_pings_out: cfg.route.max_pings_out,
                     min_backoff: Duration::from_millis(20),
                     max_backoff: Duration::from_millis(500),
                     node: node::id(i),
@@ -265,7 +266,8 @@ impl World for PubsubWorld {
                                 Err(_) => sleep(Duration::from_millis(50)).await,
                             }
                         };
-                        server.set_link_shaper(net);
+                        server.set_link_wrap(net.link_wrap());
+                        server.set_route_events(sink.clone());
                         *ns.monitor.lock().expect("monitor") = Some(server.monitor());
                         server.run(std::future::pending()).await;
                     }

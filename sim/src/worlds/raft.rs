@@ -86,6 +86,8 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
         route: RouteConfig {
             max_pending_bytes: cfg.route.max_pending,
             stall_timeout: Duration::from_millis(cfg.route.stall_ms),
+            ping_interval: Duration::from_millis(cfg.route.ping_ms),
+            max_pings_out: cfg.route.max_pings_out,
             ..RouteConfig::default()
         },
         snapshot_every: cfg.raft.snapshot_every,
@@ -108,7 +110,7 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
                     disk,
                     sink,
                     ledger: ns.ledger.clone(),
-                    shaper: Some(net),
+                    link_wrap: Some(net.link_wrap()),
                     seed,
                     status: ns.status.clone(),
                     app: ns.app.clone(),

@@ -36,16 +36,17 @@ pub struct ClusterConfig {
     pub name: String,
     /// Most bytes queued for one route; messages over it are dropped.
     pub max_pending: u64,
-    /// A write, or a held link, making no progress for this long ends the connection.
+    /// A write making no progress for this long ends the connection (the write deadline).
     pub stall_timeout: Duration,
     /// Keepalive period; a receiver that hears nothing for three of these ends the connection.
     pub ping_interval: Duration,
+    /// Unanswered pings allowed before the connection is stale (nats-server's `ping_max`).
+    pub max_pings_out: u32,
     /// First redial delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Longest redial delay.
     pub max_backoff: Duration,
-    /// This server's node id on the routes (its link-shaping number in the simulator;
-    /// 0 for a server without Raft).
+    /// This server's node id on the routes (0 for a server without Raft).
     pub node: NodeId,
     /// Route TLS (nats-server's `cluster { tls { } }`): both sides verified against its
     /// `ca_file`; see [`crate::server::tls`]. `None`: plain TCP.
@@ -61,6 +62,7 @@ impl Default for ClusterConfig {
             max_pending: DEFAULT_ROUTE_MAX_PENDING,
             stall_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(2),
+            max_pings_out: 2,
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(1),
             node: 0,
@@ -81,6 +83,7 @@ impl ClusterConfig {
                 max_pending_bytes: self.max_pending,
                 stall_timeout: self.stall_timeout,
                 ping_interval: self.ping_interval,
+                max_pings_out: self.max_pings_out,
                 min_backoff: self.min_backoff,
                 max_backoff: self.max_backoff,
             },

@@ -13,7 +13,7 @@ use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
 use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
-use crate::server::link::LinkShaper;
+use crate::server::link::LinkWrap;
 use crate::server::route::{Handlers, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
@@ -361,10 +361,19 @@ impl NatsServer {
         self.shared.routes.as_ref().map(|r| r.addr())
     }
 
-    /// Shape route traffic through `shaper` (the simulator's links); call before `run`.
-    pub fn set_link_shaper(&self, shaper: Arc<dyn LinkShaper>) {
+    /// Run route connections on `wrap(socket)` (the simulator's network model, see
+    /// [`crate::server::link`]); call before `run`.
+    pub fn set_link_wrap(&self, wrap: LinkWrap) {
         if let Some(r) = &self.shared.routes {
-            r.set_shaper(shaper);
+            r.set_link_wrap(wrap);
+        }
+    }
+
+    /// Record why route connections end as events of this server's node (see
+    /// [`Routes::set_events`](crate::server::route::Routes::set_events)); call before `run`.
+    pub fn set_route_events(&self, sink: Arc<dyn weir_traces::EventSink>) {
+        if let Some(r) = &self.shared.routes {
+            r.set_events(sink);
         }
     }
 

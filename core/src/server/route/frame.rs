@@ -16,7 +16,9 @@
 //! 3. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
 //!    frames (if it has a broker), then in any mix: interest changes (`Sub`/`Unsub`),
 //!    messages ([`RouteFrame::Msg`]), Raft messages ([`RouteFrame::Raft`]) and
-//!    [`RouteFrame::Ping`] keepalives.
+//!    [`RouteFrame::Ping`] keepalives, each answered by the acceptor with a
+//!    [`RouteFrame::Pong`] on the same connection (the only frame it sends after the
+//!    handshake); the dialler ends a connection whose pings go unanswered.
 //!
 //! A `Msg` is delivered by the receiver only to its own clients: to every matching
 //! plain subscription, and to one local member of each queue group named in `queues`.
@@ -42,8 +44,7 @@ pub struct Hello {
     pub route_host: Option<String>,
     /// Port of the sender's route listener.
     pub route_port: u16,
-    /// The sender's Raft node id, which is also its link-shaping number in the
-    /// simulator; 0 when it has none (a pub/sub-only server).
+    /// The sender's Raft node id; 0 when it has none (a pub/sub-only server).
     pub node: NodeId,
     /// In the acceptor's answer: whether the connection is accepted.
     pub accepted: bool,
@@ -85,10 +86,12 @@ pub enum RouteFrame {
         /// Queue groups for which the receiver delivers to one local member.
         queues: Vec<String>,
     },
-    /// Keepalive.
+    /// Keepalive, sent by the dialler every ping interval.
     Ping,
     /// A Raft message (its envelope names the group, sender and receiver).
     Raft(Envelope),
+    /// The acceptor's answer to a `Ping`, the only frame it sends after the handshake.
+    Pong,
 }
 
 /// Borrowed twin of [`RouteFrame`] (same variants in the same order, same encoding),
@@ -113,6 +116,7 @@ pub(super) enum RouteFrameRef<'a> {
     },
     Ping,
     Raft(&'a Envelope),
+    Pong,
 }
 
 /// Encode an interest change (`sub` true for `Sub`) as one frame.
@@ -185,6 +189,8 @@ mod tests {
         assert_eq!(frame::decode::<RouteFrame>(&encode_hello(&h)[4..]).unwrap(), RouteFrame::Hello(h));
         let p = frame::encode(&RouteFrameRef::Ping).unwrap();
         assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Ping);
+        let p = frame::encode(&RouteFrameRef::Pong).unwrap();
+        assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Pong);
         let env = Envelope {
             group: GroupId(3),
             from: 1,

@@ -27,12 +27,17 @@
 //! | core NATS `Msg` | drop the new message, count it, evict nothing | core NATS is at-most-once; the publisher is not told, as in nats-server; evicting older messages would only trade one loss for another |
 //! | `Raft` | evict queued Raft frames, oldest first, to make room; if even that cannot, drop the new frame | Raft tolerates loss (it retries on its own heartbeats and acks) and a newer heartbeat or append supersedes an older one, so the newest are worth keeping |
 //!
-//! A connection also ends (queue released, peer redialled with backoff) when a write,
-//! or a link held by the simulator, makes no progress for `stall_timeout`; when the
-//! receiving side hears nothing, not even a `Ping`, for three ping intervals; or when
-//! the simulated link is cut. Ending the connection on a cut (rather than dropping
-//! frames one by one) keeps interest exact: while a peer is unreachable it is not a
-//! route, and Raft frames for it are dropped at the send (counted) instead of queued.
+//! A connection also ends (queue released, peer redialled with backoff) the ways a
+//! real one does, as nats-server's routes: the dialler sends a `Ping` every
+//! `ping_interval` and the acceptor answers `Pong`; when a ping is due while
+//! `max_pings_out` are still unanswered the dialler ends the connection ("stale
+//! connection"); a write that makes no progress for `stall_timeout` ends it; the
+//! acceptor ends it when it hears nothing, not even a `Ping`, for three ping intervals;
+//! and any read or write error or end of stream ends it. Nothing asks the network
+//! whether a link is cut: a partition is noticed by these timeouts only. Ending the
+//! connection (rather than dropping frames one by one) keeps interest exact: while a
+//! peer is unreachable it is not a route, and Raft frames for it are dropped at the
+//! send (counted) instead of queued.
 //!
 //! **Inbound back-pressure.** Raft frames go to the node's bounded inbox with an
 //! awaited send: a full inbox stops the connection's reader, so a slow node slows its
@@ -55,10 +60,13 @@ use std::time::Duration;
 pub struct RouteConfig {
     /// Most bytes queued for one peer (see the policy table above).
     pub max_pending_bytes: u64,
-    /// A write, or a held link, making no progress for this long ends the connection.
+    /// A write making no progress for this long ends the connection (the write deadline).
     pub stall_timeout: Duration,
     /// Keepalive period; a receiver that hears nothing for three of these ends the connection.
     pub ping_interval: Duration,
+    /// Pings the dialler lets go unanswered; when the next is due with this many still
+    /// out, the connection ends (nats-server's `ping_max`, default 2).
+    pub max_pings_out: u32,
     /// First redial delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     /// Longest redial delay.
@@ -71,6 +79,7 @@ impl Default for RouteConfig {
             max_pending_bytes: 4 * 1024 * 1024,
             stall_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(2),
+            max_pings_out: 2,
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(500),
         }
@@ -82,8 +91,8 @@ impl Default for RouteConfig {
 pub struct RouteTarget {
     /// `host:port` of the peer's route listener.
     pub addr: String,
-    /// The peer's Raft node id / link-shaping number, when known in advance (0 otherwise;
-    /// the handshake tells it).
+    /// The peer's Raft node id, when known in advance (0 otherwise). Informational: the
+    /// stack learns every peer's id from its handshake.
     pub node: NodeId,
 }
 

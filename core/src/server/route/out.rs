@@ -9,9 +9,7 @@ use crate::mem::{Account, Charge};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
 
 /// The traffic class of a frame, which decides what happens when it does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +48,6 @@ pub struct RouteOutStats {
 struct Frame {
     bytes: Vec<u8>,
     class: Class,
-    not_before: Instant,
     _charge: Charge,
 }
 
@@ -63,9 +60,6 @@ struct State {
     closed: bool,
 }
 
-/// Earliest-send delay per frame (the simulator's link latency), by frame size.
-pub type DelayFn = Box<dyn Fn(usize) -> Duration + Send + Sync>;
-
 /// The bounded outbound queue of one route connection.
 pub struct RouteOut {
     state: Mutex<State>,
@@ -73,7 +67,6 @@ pub struct RouteOut {
     closed_tx: watch::Sender<bool>,
     account: Arc<Account>,
     cap: u64,
-    delay: DelayFn,
     /// Drop counters.
     pub stats: RouteOutStats,
 }
@@ -87,18 +80,12 @@ impl std::fmt::Debug for RouteOut {
 impl RouteOut {
     /// An open, empty queue of at most `cap` bytes charging `account`.
     pub fn new(account: Arc<Account>, cap: u64) -> RouteOut {
-        RouteOut::with_delay(account, cap, Box::new(|_| Duration::ZERO))
-    }
-
-    /// Like [`RouteOut::new`], with each frame held back by `delay(frame bytes)`.
-    pub fn with_delay(account: Arc<Account>, cap: u64, delay: DelayFn) -> RouteOut {
         RouteOut {
             state: Mutex::new(State { frames: VecDeque::new(), bytes: 0, raft_bytes: 0, closed: false }),
             wake: Notify::new(),
             closed_tx: watch::channel(false).0,
             account,
             cap,
-            delay,
             stats: RouteOutStats::default(),
         }
     }
@@ -109,7 +96,6 @@ impl RouteOut {
 
     /// Queue one encoded frame of class `class`, applying the slow-route policy.
     pub fn push(&self, bytes: Vec<u8>, class: Class) -> RoutePush {
-        let not_before = Instant::now() + (self.delay)(bytes.len());
         let mut s = self.lock();
         if s.closed {
             return RoutePush::Closed;
@@ -149,7 +135,7 @@ impl RouteOut {
         if class == Class::Raft {
             s.raft_bytes += len;
         }
-        s.frames.push_back(Frame { bytes, class, not_before, _charge: charge });
+        s.frames.push_back(Frame { bytes, class, _charge: charge });
         debug_assert!(s.bytes <= self.cap && s.raft_bytes <= s.bytes);
         drop(s);
         self.wake.notify_one();
@@ -216,7 +202,7 @@ impl RouteOut {
         assert!(!s.closed || s.frames.is_empty(), "a closed queue holds nothing");
     }
 
-    /// The next frame and the time it may be written; `None` once closed. The frame's
+    /// The next frame; `None` once closed. The frame's
     /// bytes stay charged until the returned [`QueuedFrame`] is dropped.
     pub async fn next(&self) -> Option<QueuedFrame> {
         loop {
@@ -231,7 +217,7 @@ impl RouteOut {
                     if f.class == Class::Raft {
                         s.raft_bytes -= len;
                     }
-                    return Some(QueuedFrame { bytes: f.bytes, not_before: f.not_before, _charge: f._charge });
+                    return Some(QueuedFrame { bytes: f.bytes, _charge: f._charge });
                 }
             }
             // notify_one stores a permit, so a push between the check and here is not lost.
@@ -250,8 +236,6 @@ impl RouteOut {
 pub struct QueuedFrame {
     /// Encoded frame.
     pub bytes: Vec<u8>,
-    /// Earliest time it may be written.
-    pub not_before: Instant,
     _charge: Charge,
 }
 

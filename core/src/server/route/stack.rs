@@ -10,19 +10,20 @@ use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
-use crate::server::link::{Gate, LinkShaper};
+use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
-use crate::server::tls::{BoxStream, RouteTls};
+use crate::server::tls::RouteTls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, timeout};
+use weir_traces::{EventKind, EventSink, NodeNo};
 
 /// Identifies one route connection (either direction), unique for the life of a server.
 pub type RouteConnId = u64;
@@ -93,6 +94,10 @@ pub struct RouteStats {
     pub frames_sent: AtomicU64,
     /// Raft messages dropped because no connection to their destination was up.
     pub raft_unrouted: AtomicU64,
+    /// Connections we dialled that ended because pings went unanswered.
+    pub stale: AtomicU64,
+    /// Connections we dialled that ended because a write made no progress in time.
+    pub stalled: AtomicU64,
 }
 
 /// The route stack of one server.
@@ -101,7 +106,8 @@ pub struct Routes {
     /// The bound route address.
     addr: SocketAddr,
     account: Arc<Account>,
-    shaper: OnceLock<Arc<dyn LinkShaper>>,
+    wrap: OnceLock<LinkWrap>,
+    events: OnceLock<Arc<dyn EventSink>>,
     /// Route TLS, when configured: every connection is TLS from its first byte.
     tls: OnceLock<Arc<RouteTls>>,
     /// Addresses some dialler is responsible for (or that turned out to be us).
@@ -109,6 +115,9 @@ pub struct Routes {
     next_conn: AtomicU64,
     /// Peers by server id.
     peers: Mutex<BTreeMap<String, Peer>>,
+    /// Encoded `Ping` and `Pong` frames.
+    ping: Vec<u8>,
+    pong: Vec<u8>,
     /// Counters.
     pub stats: RouteStats,
 }
@@ -125,18 +134,28 @@ impl Routes {
             setup,
             addr,
             account,
-            shaper: OnceLock::new(),
+            wrap: OnceLock::new(),
+            events: OnceLock::new(),
             tls: OnceLock::new(),
             dialling: Mutex::new(BTreeSet::new()),
             next_conn: AtomicU64::new(1),
             peers: Mutex::new(BTreeMap::new()),
+            ping: frame::encode(&RouteFrameRef::Ping).expect("ping encodes"),
+            pong: frame::encode(&RouteFrameRef::Pong).expect("pong encodes"),
             stats: RouteStats::default(),
         }
     }
 
-    /// Shape traffic through `shaper` (the simulator's links); call before [`Routes::start`].
-    pub fn set_shaper(&self, shaper: Arc<dyn LinkShaper>) {
-        let _ = self.shaper.set(shaper);
+    /// Run every route connection on `wrap(socket)` (the simulator's network model,
+    /// see [`crate::server::link`]); call before [`Routes::start`].
+    pub fn set_link_wrap(&self, wrap: LinkWrap) {
+        let _ = self.wrap.set(wrap);
+    }
+
+    /// Record why each of our route connections ended, as a `Note` event of this
+    /// server's node (the simulator's traces); call before [`Routes::start`].
+    pub fn set_events(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.events.set(sink);
     }
 
     /// Run every route connection over TLS (see [`crate::server::tls`]); call before
@@ -145,19 +164,27 @@ impl Routes {
         let _ = self.tls.set(tls);
     }
 
-    /// The accepting side of a new connection: TLS if configured, else the socket itself.
-    async fn secure_inbound(&self, stream: TcpStream) -> io::Result<BoxStream> {
+    /// The accepting side of a new connection: TLS if configured, else the socket through
+    /// the link wrap.
+    async fn secure_inbound(&self, stream: TcpStream) -> io::Result<LinkStream> {
         match self.tls.get() {
-            Some(t) => t.accept(stream).await,
-            None => Ok(Box::new(stream)),
+            Some(t) => {
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(t.accept(stream).await?))
+            }
+            None => Ok(self.link(stream)),
         }
     }
 
-    /// The dialling side of a new connection to `addr`.
-    async fn secure_outbound(&self, stream: TcpStream, addr: &str) -> io::Result<BoxStream> {
+    /// The dialling side of a new connection to `addr` (TLS, or the link wrap: the
+    /// simulator has no TLS).
+    async fn secure_outbound(&self, stream: TcpStream, addr: &str) -> io::Result<LinkStream> {
         match self.tls.get() {
-            Some(t) => t.connect(stream, addr).await,
-            None => Ok(Box::new(stream)),
+            Some(t) => {
+                let _ = stream.set_nodelay(true);
+                Ok(Box::new(t.connect(stream, addr).await?))
+            }
+            None => Ok(self.link(stream)),
         }
     }
 
@@ -181,7 +208,7 @@ impl Routes {
         tracing::info!(addr = %self.addr, cluster = %self.setup.cluster, routes = self.setup.routes.len(), "route listener ready");
         scope.spawn(self.clone().accept_loop(listener, scope.clone(), handlers.clone()));
         for t in &self.setup.routes {
-            self.ensure_dialler(scope, &handlers, t.addr.clone(), t.node, false);
+            self.ensure_dialler(scope, &handlers, t.addr.clone(), false);
         }
     }
 
@@ -253,13 +280,13 @@ impl Routes {
         self.cfg().ping_interval * 3
     }
 
-    /// The shaper, for links to a peer with a known node number.
-    fn shaper_for(&self, peer: NodeId) -> Option<&dyn LinkShaper> {
-        self.shaper.get().filter(|_| peer != 0 && self.setup.node != 0).map(|s| &**s)
-    }
-
-    fn cut(&self, to: NodeId) -> bool {
-        self.shaper_for(to).is_some_and(|s| s.gate(self.setup.node, to) == Gate::Drop)
+    /// The stream a route connection runs on: the socket, through the wrap if any.
+    fn link(&self, stream: TcpStream) -> LinkStream {
+        let _ = stream.set_nodelay(true);
+        match self.wrap.get() {
+            Some(w) => w(stream),
+            None => Box::new(stream),
+        }
     }
 
     /// Register `conn` as `server_id`'s inbound connection; false if it already has one.
@@ -317,11 +344,11 @@ impl Routes {
     }
 
     /// Start a dialler for `addr` unless one exists (or `addr` is known to be us).
-    fn ensure_dialler(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: String, node: NodeId, implicit: bool) {
+    fn ensure_dialler(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: String, implicit: bool) {
         if addr == self.own_addr() || !self.dialling.lock().unwrap_or_else(|e| e.into_inner()).insert(addr.clone()) {
             return;
         }
-        scope.spawn(self.clone().dial_loop(scope.clone(), h.clone(), addr, node, implicit));
+        scope.spawn(self.clone().dial_loop(scope.clone(), h.clone(), addr, implicit));
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, scope: ScopeHandle, h: Handlers) {
@@ -351,7 +378,6 @@ impl Routes {
         peer: SocketAddr,
         scope: &ScopeHandle,
     ) -> io::Result<()> {
-        let _ = stream.set_nodelay(true);
         let mut stream = self.secure_inbound(stream).await?;
         let mut buf = Vec::new();
         let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
@@ -377,7 +403,7 @@ impl Routes {
             return Ok(());
         }
         tracing::info!(peer = %addr, server_id = %hello.server_id, node = hello.node, "inbound route up");
-        self.ensure_dialler(scope, h, addr.clone(), hello.node, true);
+        self.ensure_dialler(scope, h, addr.clone(), true);
         let r = self.receive(h, &mut stream, &hello, conn, &mut buf).await;
         if let Some(ps) = &h.pubsub {
             ps.in_close(&hello.server_id, conn);
@@ -387,10 +413,10 @@ impl Routes {
         r
     }
 
-    async fn receive<R: AsyncRead + Unpin>(
+    async fn receive(
         &self,
         h: &Handlers,
-        stream: &mut R,
+        stream: &mut LinkStream,
         hello: &Hello,
         conn: RouteConnId,
         buf: &mut Vec<u8>,
@@ -417,16 +443,20 @@ impl Routes {
                         return Ok(());
                     }
                 }
-                RouteFrame::Ping => {}
-                RouteFrame::Hello(_) => return Err(invalid("unexpected Hello")),
+                RouteFrame::Ping => {
+                    // The dialler counts unanswered pings (as nats-server's routes do);
+                    // a reply that cannot be written in time ends the connection.
+                    self.write(stream, &self.pong).await?;
+                }
+                RouteFrame::Hello(_) | RouteFrame::Pong => return Err(invalid("unexpected frame on an inbound route")),
             }
         }
     }
 
-    async fn dial_loop(self: Arc<Self>, scope: ScopeHandle, h: Handlers, addr: String, node: NodeId, implicit: bool) {
+    async fn dial_loop(self: Arc<Self>, scope: ScopeHandle, h: Handlers, addr: String, implicit: bool) {
         let mut backoff = self.cfg().min_backoff;
         loop {
-            match self.dial_once(&scope, &h, &addr, node).await {
+            match self.dial_once(&scope, &h, &addr).await {
                 Attempt::Myself => {
                     tracing::debug!(%addr, "route points at this server; not dialling it");
                     // Stays in `dialling`, so that gossip does not start it again.
@@ -445,14 +475,9 @@ impl Routes {
         self.dialling.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr);
     }
 
-    async fn dial_once(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: &str, node: NodeId) -> Attempt {
-        if self.cut(node) {
-            return Attempt::Failed;
-        }
+    async fn dial_once(self: &Arc<Self>, scope: &ScopeHandle, h: &Handlers, addr: &str) -> Attempt {
         let handshake = async {
-            let stream = connect(addr).await?;
-            let _ = stream.set_nodelay(true);
-            let mut stream = self.secure_outbound(stream, addr).await?;
+            let mut stream = self.secure_outbound(connect(addr).await?, addr).await?;
             frame::write_raw(&mut stream, &encode_hello(&self.hello(true, Vec::new()))).await?;
             let mut buf = Vec::new();
             match read_frame(&mut stream, &mut buf, self.idle_timeout()).await? {
@@ -475,17 +500,10 @@ impl Routes {
             return Attempt::Refused;
         }
         for known in hello.known.iter().filter(|k| **k != self.own_addr()) {
-            self.ensure_dialler(scope, h, known.clone(), 0, true);
+            self.ensure_dialler(scope, h, known.clone(), true);
         }
         let peer = hello.node;
-        let cap = self.cfg().max_pending_bytes;
-        let out = Arc::new(match self.shaper.get().cloned().filter(|_| self.shaper_for(peer).is_some()) {
-            Some(s) => {
-                let me = self.setup.node;
-                RouteOut::with_delay(self.account.clone(), cap, Box::new(move |n| s.delay(me, peer, n)))
-            }
-            None => RouteOut::new(self.account.clone(), cap),
-        });
+        let out = Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes));
         let conn = self.conn_id();
         if !self.out_open(&hello, conn, &out) {
             return Attempt::Refused;
@@ -495,8 +513,12 @@ impl Routes {
         }
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%addr, server_id = %hello.server_id, node = peer, "route up");
-        if let Err(e) = self.pump(stream, &out, peer).await {
+        if let Err(e) = self.pump(stream, &out).await {
             tracing::info!(%addr, "route down: {e}");
+            if let Some(sink) = self.events.get() {
+                let me = NodeNo::try_from(self.setup.node).unwrap_or(0);
+                sink.emit(me, EventKind::Note { text: format!("route to n{peer} down: {e}") });
+            }
         }
         if let Some(ps) = &h.pubsub {
             ps.out_close(&hello.server_id, conn);
@@ -506,13 +528,20 @@ impl Routes {
         Attempt::Ended
     }
 
-    /// Write `out`'s frames to the peer, with keepalives, until something ends the connection.
-    async fn pump(&self, stream: BoxStream, out: &RouteOut, peer: NodeId) -> io::Result<()> {
+    /// Write `out`'s frames to the peer, with keepalives, until something ends the
+    /// connection: the queue closing, the peer closing or erroring, a write making no
+    /// progress for `stall_timeout`, or more than `max_pings_out` pings unanswered when
+    /// the next one is due (nats-server's "Stale Connection"). A cut or dead link is
+    /// noticed only this way, as on real sockets.
+    async fn pump(&self, stream: LinkStream, out: &RouteOut) -> io::Result<()> {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let ping = frame::encode(&RouteFrameRef::Ping).expect("ping encodes");
         let every = self.cfg().ping_interval;
+        let max_out = self.cfg().max_pings_out;
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-        let mut scratch = [0u8; 64];
+        let mut pings_out: u32 = 0;
+        // What the peer sent back (only pongs), kept across reads: `read_buf` is
+        // cancel-safe under `select!`, a whole-frame read is not.
+        let mut inbox = Vec::with_capacity(64);
         loop {
             // `biased` keeps the simulation deterministic (an unbiased select draws from
             // tokio's thread-local RNG); the rarely ready branches come first so that a
@@ -520,28 +549,33 @@ impl Routes {
             tokio::select! {
                 biased;
                 _ = out.wait_closed() => return Err(io::Error::other("route queue closed")),
-                r = rd.read(&mut scratch) => {
-                    return match r {
-                        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
-                        Ok(_) => Err(invalid("peer sent data on a send-only route")),
-                        Err(e) => Err(e),
-                    };
+                r = rd.read_buf(&mut inbox) => {
+                    match r {
+                        Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
+                        Ok(_) => {
+                            while let Some(f) = frame::take(&mut inbox)? {
+                                match f {
+                                    RouteFrame::Pong => pings_out = 0,
+                                    _ => return Err(invalid("peer sent a frame other than Pong on a send-only route")),
+                                }
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 _ = ticker.tick() => {
-                    out.push_control(ping.clone());
+                    if pings_out >= max_out {
+                        self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("stale connection: {pings_out} pings unanswered"),
+                        ));
+                    }
+                    pings_out += 1;
+                    out.push_control(self.ping.clone());
                 }
                 f = out.next() => {
                     let Some(f) = f else { return Err(io::Error::other("route queue closed")) };
-                    if f.not_before > Instant::now() {
-                        sleep_until(f.not_before).await;
-                    }
-                    self.gate(peer).await?;
-                    if let Some(s) = self.shaper_for(peer) {
-                        let pace = s.pace(self.setup.node, peer, f.bytes.len());
-                        if !pace.is_zero() {
-                            sleep(pace).await;
-                        }
-                    }
                     self.write(&mut wr, &f.bytes).await?;
                     self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -549,26 +583,13 @@ impl Routes {
         }
     }
 
-    /// Wait while the simulated link holds traffic; a cut link ends the connection.
-    async fn gate(&self, peer: NodeId) -> io::Result<()> {
-        let Some(s) = self.shaper_for(peer) else { return Ok(()) };
-        let since = Instant::now();
-        loop {
-            match s.gate(self.setup.node, peer) {
-                Gate::Open => return Ok(()),
-                Gate::Drop => return Err(io::Error::new(io::ErrorKind::ConnectionReset, "link cut")),
-                Gate::Hold if since.elapsed() >= self.cfg().stall_timeout => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "route stalled (link held)"));
-                }
-                Gate::Hold => sleep(Duration::from_millis(5)).await,
-            }
-        }
-    }
-
     async fn write<W: AsyncWrite + Unpin>(&self, wr: &mut W, bytes: &[u8]) -> io::Result<()> {
         match timeout(self.cfg().stall_timeout, frame::write_raw(wr, bytes)).await {
             Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled")),
+            Err(_) => {
+                self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+                Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"))
+            }
         }
     }
 }
