@@ -12,7 +12,20 @@
 //! ping_interval: "100ms"          # durations: Go units, or a plain number of seconds
 //! ping_max: 2
 //! write_deadline: "10s"
-//! authorization { token: s3cret } # or { user: bob, password: pw }
+//! authorization { token: s3cret } # or { user: bob, password: pw }, or users:
+//! authorization {
+//!   users: [
+//!     { user: alice, password: pw, permissions: { publish: "orders.>", subscribe: { deny: "secret.>" } } }
+//!     { nkey: UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE }
+//!   ]
+//! }
+//! accounts {                      # isolated subject spaces, each with its users
+//!   A: { users: [ { user: a, password: a } ] }
+//!   B: { users: [ { user: b, password: b, permissions: { publish: { allow: ["x.>"], deny: "x.y" }, allow_responses: true } } ] }
+//! }
+//! no_auth_user: a                 # clients without credentials are this user
+//! account_max_outbound: 256MB     # weir's own: outbound bytes per NATS account (default: an even share)
+//! account_max_subs_memory: 64MB   # weir's own: subscription bytes per NATS account
 //! tls {                           # clients must use TLS (see weir_core::server::tls)
 //!   cert_file: server-cert.pem
 //!   key_file: server-key.pem
@@ -44,6 +57,7 @@
 use crate::conf::{self, ConfError, Map, Node, Pos, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weir_core::server::nats::auth::{Credential, GLOBAL_ACCOUNT, Permissions, ResponsePerm, SubjectPerm, User};
 use weir_core::server::tls::TlsConfig;
 
 /// JetStream settings, parsed and kept for the JetStream work (weir does not serve JetStream yet).
@@ -61,6 +75,10 @@ pub struct JetStreamConfig {
     pub strict: Option<bool>,
     /// `domain`.
     pub domain: Option<String>,
+    /// `limits { max_request_batch }`: default and cap of pull consumers' `max_batch`.
+    pub max_request_batch: Option<i64>,
+    /// `limits { max_ack_pending }`: cap (and default below 1000) of `max_ack_pending`.
+    pub max_ack_pending: Option<i64>,
 }
 
 /// Settings read from a config file; `None` where the file says nothing.
@@ -124,6 +142,20 @@ pub struct FileConfig {
     pub tls: Option<TlsConfig>,
     /// Route TLS (`cluster { tls { } }`).
     pub cluster_tls: Option<TlsConfig>,
+    /// Users of `authorization { users }` (in `$G`) and of every `accounts` entry.
+    pub users: Vec<User>,
+    /// Accounts of `accounts { }`, in file order.
+    pub accounts: Vec<String>,
+    /// `no_auth_user`.
+    pub no_auth_user: Option<String>,
+    /// `account_max_outbound` (weir's own), bytes.
+    pub account_max_outbound: Option<u64>,
+    /// `account_max_subs_memory` (weir's own), bytes.
+    pub account_max_subs_memory: Option<u64>,
+    /// `operator`: the operator JWT (read from the file when the value is a path).
+    pub operator: Option<String>,
+    /// `resolver_preload`: account public key → account JWT.
+    pub resolver_preload: Vec<(String, String)>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -144,20 +176,15 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfError> {
 
 /// Keys nats-server knows that weir does not implement: refused with a clear message.
 const NOT_SUPPORTED: &[&str] = &[
-    "accounts",
     "gateway",
     "leaf",
     "leafnodes",
     "websocket",
     "mqtt",
-    "operator",
-    "operators",
-    "resolver",
-    "system_account",
+    "system_account_name",
     "mappings",
     "https",
     "https_port",
-    "no_auth_user",
     "lame_duck_duration",
     "lame_duck_grace_period",
 ];
@@ -317,6 +344,33 @@ pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
             }
             "nats_version" => c.nats_version = Some(string(key, n)?),
             "tls" => c.tls = Some(tls(key, kpos, n)?),
+            "accounts" => accounts(map(key, n)?, &mut c)?,
+            "no_auth_user" => c.no_auth_user = Some(string(key, n)?),
+            "account_max_outbound" => c.account_max_outbound = Some(size(key, n)?),
+            "account_max_subs_memory" => c.account_max_subs_memory = Some(size(key, n)?),
+            "operator" | "operators" | "trusted_operators" => {
+                let v = match &n.value {
+                    Value::Array(items) if items.len() == 1 => string(key, &items[0])?,
+                    Value::Array(_) => return err(&n.pos, format!("{key}: weir supports one operator")),
+                    _ => string(key, n)?,
+                };
+                c.operator = Some(jwt_or_file(key, n, v)?);
+            }
+            "resolver" => {
+                let v = string(key, n).unwrap_or_default();
+                if !v.eq_ignore_ascii_case("MEMORY") {
+                    return err(&n.pos, format!("resolver: only MEMORY is supported by weir, got {}", n.value.kind()));
+                }
+            }
+            "resolver_preload" => {
+                for (k, _, v) in &map(key, n)?.entries {
+                    c.resolver_preload.push((k.clone(), string(k, v)?.trim().to_owned()));
+                }
+            }
+            // The system account is only another preloaded account to weir.
+            "system_account" => {
+                string(key, n)?;
+            }
             k if NOT_SUPPORTED.contains(&k) => return err(kpos, format!("\"{key}\" is not supported by weir yet")),
             _ if m.used_as_vars.iter().any(|v| v == key) => {}
             _ => return err(kpos, format!("unknown field \"{key}\"")),
@@ -332,18 +386,188 @@ fn authorization(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
             "pass" | "password" => c.password = Some(string(key, n)?),
             "token" => c.token = Some(string(key, n)?),
             "timeout" => c.auth_timeout = Some(duration(key, n)?),
-            "users" | "permissions" | "default_permissions" | "auth_callout" => {
+            "users" => c.users.extend(users("authorization", n, GLOBAL_ACCOUNT)?),
+            "permissions" | "default_permissions" | "auth_callout" => {
                 return err(kpos, format!("authorization: \"{key}\" is not supported by weir yet"));
             }
             _ if m.used_as_vars.iter().any(|v| v == key) => {}
             _ => return err(kpos, format!("authorization: unknown field \"{key}\"")),
         }
     }
+    let pos = || m.entries.first().map(|e| e.1.clone()).unwrap_or_else(|| Pos { file: "?".into(), line: 0, col: 0 });
     if c.token.is_some() && (c.user.is_some() || c.password.is_some()) {
-        let pos = m.entries.first().map(|e| e.1.clone()).unwrap_or_else(|| Pos { file: "?".into(), line: 0, col: 0 });
-        return err(&pos, "Cannot have a user/pass and token");
+        return err(&pos(), "Cannot have a user/pass and token");
+    }
+    if !c.users.is_empty() && (c.token.is_some() || c.user.is_some()) {
+        return err(&pos(), "Can not have a token or a single user/pass and a users array");
     }
     Ok(())
+}
+
+/// A JWT given inline (`eyJ...`) or as a path to a file holding it.
+fn jwt_or_file(key: &str, n: &Node, v: String) -> Result<String, ConfError> {
+    if v.trim_start().starts_with("eyJ") {
+        return Ok(v.trim().to_owned());
+    }
+    let base = Path::new(&*n.pos.file).parent().unwrap_or(Path::new("."));
+    let text =
+        std::fs::read_to_string(base.join(&v)).or_else(|e| err(&n.pos, format!("{key}: cannot read \"{v}\": {e}")))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("eyJ"))
+        .map(str::to_owned)
+        .ok_or_else(|| ConfError::at(&n.pos, format!("{key}: no JWT in \"{v}\"")))
+}
+
+/// `accounts { NAME: { users: [ ... ] } ... }` (nats-server's config accounts; exports,
+/// imports and per-account JetStream are not supported).
+fn accounts(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
+    for (name, kpos, n) in &m.entries {
+        if m.used_as_vars.iter().any(|v| v == name) {
+            continue;
+        }
+        if name == GLOBAL_ACCOUNT {
+            return err(kpos, format!("accounts: \"{name}\" is the default account and cannot be configured"));
+        }
+        if c.accounts.contains(name) {
+            return err(kpos, format!("accounts: duplicate account \"{name}\""));
+        }
+        c.accounts.push(name.clone());
+        let am = match &n.value {
+            Value::Map(am) => am,
+            // nats-server also takes `accounts: [A, B]`-style bare names; an empty entry.
+            Value::Str(_) => continue,
+            v => return err(&n.pos, format!("accounts: {name}: expected a block {{ ... }}, got {}", v.kind())),
+        };
+        for (key, kpos, v) in &am.entries {
+            match key.to_ascii_lowercase().as_str() {
+                "users" => c.users.extend(users(name, v, name)?),
+                "exports" | "imports" | "jetstream" | "mappings" | "limits" => {
+                    return err(kpos, format!("accounts: {name}: \"{key}\" is not supported by weir yet"));
+                }
+                _ if am.used_as_vars.iter().any(|x| x == key) => {}
+                _ => return err(kpos, format!("accounts: {name}: unknown field \"{key}\"")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A `users: [ { user, password, permissions } | { nkey, permissions } ... ]` array of
+/// `account` (`what` names the block in errors).
+fn users(what: &str, n: &Node, account: &str) -> Result<Vec<User>, ConfError> {
+    let Value::Array(items) = &n.value else {
+        return err(&n.pos, format!("{what}: users: expected an array, got {}", n.value.kind()));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let um = map("users", item)?;
+        let (mut user, mut pass, mut nkey, mut perms) = (None, None, None, None);
+        for (key, kpos, v) in &um.entries {
+            match key.to_ascii_lowercase().as_str() {
+                "user" | "username" => user = Some(string(key, v)?),
+                "pass" | "password" => pass = Some(string(key, v)?),
+                "nkey" => nkey = Some(string(key, v)?),
+                "permissions" | "permission" => perms = Some(permissions(map(key, v)?)?),
+                "allowed_connection_types" | "connection_types" | "account" => {
+                    return err(kpos, format!("{what}: users: \"{key}\" is not supported by weir yet"));
+                }
+                _ if um.used_as_vars.iter().any(|x| x == key) => {}
+                _ => return err(kpos, format!("{what}: users: unknown field \"{key}\"")),
+            }
+        }
+        let cred = match (user, pass, nkey) {
+            (None, None, Some(k)) => {
+                if !k.starts_with('U') || weir_core::server::nats::auth::decode_nkey(&k).is_none() {
+                    return err(&item.pos, format!("Not a valid public nkey for a user: \"{k}\""));
+                }
+                Credential::Nkey(k)
+            }
+            (Some(user), pass, None) => Credential::Password { user, pass: pass.unwrap_or_default() },
+            (_, _, Some(_)) => return err(&item.pos, "Nkey users can not have a user or password"),
+            _ => return err(&item.pos, format!("{what}: users: a user needs a \"user\" or an \"nkey\"")),
+        };
+        out.push(User {
+            cred,
+            account: account.to_owned(),
+            permissions: perms.map(|p| std::sync::Arc::new(p.normalized())),
+        });
+    }
+    Ok(out)
+}
+
+/// A `permissions { publish, subscribe, allow_responses }` block (nats-server's forms:
+/// a string or a list is an allow list; `{ allow, deny }` each a string or a list).
+fn permissions(m: &Map) -> Result<Permissions, ConfError> {
+    let mut p = Permissions::default();
+    for (key, kpos, v) in &m.entries {
+        match key.to_ascii_lowercase().as_str() {
+            "pub" | "publish" | "import" => p.publish = Some(subject_perm(key, v)?),
+            "sub" | "subscribe" | "export" => p.subscribe = Some(subject_perm(key, v)?),
+            "allow_responses" | "allow_response" => {
+                p.allow_responses = match &v.value {
+                    Value::Bool(false) => None,
+                    Value::Bool(true) => Some(ResponsePerm::default()),
+                    Value::Map(rm) => {
+                        let mut r = ResponsePerm::default();
+                        for (rk, rpos, rv) in &rm.entries {
+                            match rk.to_ascii_lowercase().as_str() {
+                                "max" | "max_msgs" | "max_messages" | "max_responses" => {
+                                    r.max_msgs = count::<u32>(rk, rv)?.max(1)
+                                }
+                                // No wall clock in the broker: replies stay allowed until used.
+                                "expires" | "expiration" | "ttl" => {
+                                    duration(rk, rv)?;
+                                }
+                                _ => return err(rpos, format!("allow_responses: unknown field \"{rk}\"")),
+                            }
+                        }
+                        Some(r)
+                    }
+                    other => {
+                        return err(
+                            &v.pos,
+                            format!("allow_responses: expected true/false or a block, got {}", other.kind()),
+                        );
+                    }
+                }
+            }
+            _ if m.used_as_vars.iter().any(|x| x == key) => {}
+            _ => return err(kpos, format!("permissions: unknown field \"{key}\"")),
+        }
+    }
+    Ok(p)
+}
+
+/// One direction's permissions: `"a"`, `["a", "b"]` (allow lists) or `{ allow, deny }`.
+fn subject_perm(key: &str, n: &Node) -> Result<SubjectPerm, ConfError> {
+    let list = |key: &str, n: &Node| -> Result<Vec<String>, ConfError> {
+        let subjects = match &n.value {
+            Value::Array(items) => items.iter().map(|i| string(key, i)).collect::<Result<Vec<_>, _>>()?,
+            _ => vec![string(key, n)?],
+        };
+        for s in &subjects {
+            if !weir_core::subject::is_valid_pattern(s) {
+                return err(&n.pos, format!("{key}: invalid subject \"{s}\""));
+            }
+        }
+        Ok(subjects)
+    };
+    match &n.value {
+        Value::Map(m) => {
+            let mut p = SubjectPerm::default();
+            for (k, kpos, v) in &m.entries {
+                match k.to_ascii_lowercase().as_str() {
+                    "allow" => p.allow = Some(list(k, v)?),
+                    "deny" => p.deny = list(k, v)?,
+                    _ if m.used_as_vars.iter().any(|x| x == k) => {}
+                    _ => return err(kpos, format!("{key}: unknown field \"{k}\"")),
+                }
+            }
+            Ok(p)
+        }
+        _ => Ok(SubjectPerm { allow: Some(list(key, n)?), deny: Vec::new() }),
+    }
 }
 
 fn cluster(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
@@ -461,13 +685,33 @@ fn jetstream(n: &Node, c: &mut FileConfig) -> Result<(), ConfError> {
                     "strict" => c.jetstream.strict = Some(boolean(key, v)?),
                     "domain" => c.jetstream.domain = Some(string(key, v)?),
                     "enable" | "enabled" => c.jetstream.enabled = boolean(key, v)?,
-                    "sync" | "sync_interval" | "max_outstanding_catchup" | "unique_tag" | "limits" => {}
+                    "limits" => jetstream_limits(key, v, c)?,
+                    "sync" | "sync_interval" | "max_outstanding_catchup" | "unique_tag" => {}
                     _ if m.used_as_vars.iter().any(|x| x == key) => {}
                     _ => return err(kpos, format!("jetstream: unknown field \"{key}\"")),
                 }
             }
         }
         v => return err(&n.pos, format!("jetstream: expected a boolean, 'enabled' or a block, got {}", v.kind())),
+    }
+    Ok(())
+}
+
+/// `jetstream { limits { ... } }` (nats-server's `parseJetStreamLimits`): the consumer
+/// limits are applied; `max_ha_assets`, `duplicate_window` and `batch` are accepted and
+/// have no effect on one server; other keys are errors as in nats-server.
+fn jetstream_limits(key: &str, n: &Node, c: &mut FileConfig) -> Result<(), ConfError> {
+    let Value::Map(m) = &n.value else {
+        return err(&n.pos, format!("Expected a map to define JetStreamLimits, got {}", n.value.kind()));
+    };
+    for (k, kpos, v) in &m.entries {
+        match k.to_ascii_lowercase().as_str() {
+            "max_request_batch" => c.jetstream.max_request_batch = Some(int(k, v)?),
+            "max_ack_pending" => c.jetstream.max_ack_pending = Some(int(k, v)?),
+            "max_ha_assets" | "duplicate_window" | "batch" => {}
+            _ if m.used_as_vars.iter().any(|x| x == k) => {}
+            _ => return err(kpos, format!("{key}: unknown field \"{k}\"")),
+        }
     }
     Ok(())
 }
@@ -537,6 +781,8 @@ mod tests {
                 max_file: Some(10_000_000_000),
                 strict: Some(false),
                 domain: None,
+                max_request_batch: None,
+                max_ack_pending: None,
             }
         );
         assert_eq!(c.pid_file, Some("/tmp/w.pid".into()));
@@ -549,6 +795,15 @@ mod tests {
         assert_eq!(parse("ping_interval: '250ms'\n").unwrap().ping_interval, Some(Duration::from_millis(250)));
         assert_eq!(parse("ping_interval: 1h\n").unwrap().ping_interval, Some(Duration::from_secs(3600)));
         assert!(parse("ping_interval: \"soon\"\n").unwrap_err().starts_with("w.conf:1:16: ping_interval:"));
+    }
+
+    #[test]
+    fn jetstream_limits_block() {
+        let c =
+            parse("jetstream { limits { max_request_batch: 100, max_ack_pending: 20, max_ha_assets: 2 } }\n").unwrap();
+        assert_eq!((c.jetstream.max_request_batch, c.jetstream.max_ack_pending), (Some(100), Some(20)));
+        assert!(parse("jetstream { limits { nope: 1 } }\n").unwrap_err().contains("unknown field \"nope\""));
+        assert!(parse("jetstream { limits: 5 }\n").unwrap_err().contains("Expected a map"));
     }
 
     #[test]
@@ -619,5 +874,67 @@ mod tests {
             parse("tls { cert_file: c, key_file: k, handshake_first: auto }").unwrap_err().contains("not supported")
         );
         assert!(parse("tls: yes").unwrap_err().contains("expected a block"));
+    }
+
+    /// tests/configs/accounts.conf (the file nats-server runs tests/nats_accounts.rs with)
+    /// parses to the users that test builds for weir.
+    #[test]
+    fn accounts_users_permissions_and_nkeys() {
+        let text = std::fs::read_to_string("tests/configs/accounts.conf").unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.accounts, vec!["A", "B"]);
+        assert_eq!(c.no_auth_user.as_deref(), Some("a"));
+        let names: Vec<(&str, &str)> = c.users.iter().map(|u| (u.name(), u.account.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("a", "A"),
+                ("b", "B"),
+                ("limited", "$G"),
+                ("responder", "$G"),
+                ("g", "$G"),
+                ("UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM", "$G")
+            ]
+        );
+        let limited = c.users[2].permissions.as_ref().unwrap();
+        assert!(limited.can_publish("allowed.x") && !limited.can_publish("allowed.secret"));
+        assert!(limited.can_subscribe("_INBOX.1") && !limited.can_subscribe("x"));
+        assert!(limited.denies_delivery("allowed.hidden"));
+        let responder = c.users[3].permissions.as_ref().unwrap();
+        assert!(responder.allow_responses.is_some() && responder.can_publish("none.1") && !responder.can_publish("x"));
+        assert!(matches!(c.users[5].cred, Credential::Nkey(_)));
+        // The short forms: a string or a list is an allow list; allow_responses as a block.
+        let c = parse(
+            "authorization { users: [ { user: u, password: p, permissions: { pub: [a, b], sub: c, \
+             allow_responses: { max: 3, expires: \"1m\" } } } ] }\naccount_max_outbound: 1MB\n",
+        )
+        .unwrap();
+        let p = c.users[0].permissions.as_ref().unwrap();
+        assert!(p.can_publish("a") && p.can_publish("b") && !p.can_publish("c") && p.can_subscribe("c"));
+        assert_eq!(p.allow_responses, Some(ResponsePerm { max_msgs: 3 }));
+        assert_eq!(c.account_max_outbound, Some(1 << 20));
+    }
+
+    #[test]
+    fn bad_users_and_accounts_are_errors() {
+        assert!(parse("authorization { users: [ { nkey: Ubad } ] }").unwrap_err().contains("Not a valid public nkey"));
+        assert!(
+            parse("authorization { user: x, password: y, users: [ { user: u } ] }")
+                .unwrap_err()
+                .contains("users array")
+        );
+        assert!(parse("accounts { A: { users: [] }, A: {} }").is_ok(), "a repeated key replaces the earlier one");
+        assert!(parse("accounts { \"$G\": {} }").unwrap_err().contains("default account"));
+        assert!(parse("accounts { A: { exports: [] } }").unwrap_err().contains("\"exports\" is not supported"));
+        assert!(
+            parse("authorization { users: [ { user: u, permissions: { publish: { allow: \"a..b\" } } } ] }")
+                .unwrap_err()
+                .contains("invalid subject")
+        );
+        assert!(
+            parse("authorization { users: [ { user: u, permissions: { colour: x } } ] }")
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 }

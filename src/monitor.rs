@@ -1,5 +1,6 @@
 //! The monitoring port: a minimal HTTP/1.1 responder (one request per connection)
-//! serving `/healthz`, `/varz` and `/jsz` (JSON, nats-server's shapes; `/jsz` takes
+//! serving `/healthz`, `/varz`, `/accountz` (`?acc=NAME` for one) and `/jsz` (JSON,
+//! nats-server's shapes; `/jsz` takes
 //! `?accounts=true`, `?streams=true`, `?consumers=true`) and `/metrics` (Prometheus text,
 //! with the `weir_jetstream_*` figures when JetStream is on).
 
@@ -43,6 +44,15 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
                 o.insert("allocator".into(), serde_json::to_value(crate::alloc::stats()).unwrap_or_default());
             }
             ("200 OK", "application/json", serde_json::to_string_pretty(&varz).unwrap_or_default())
+        }
+        "/accountz" => {
+            let acc = query.split('&').find_map(|kv| kv.strip_prefix("acc=")).filter(|a| !a.is_empty());
+            #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: /accountz's `now`")]
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            let z = monitor.accountz(acc, now);
+            ("200 OK", "application/json", serde_json::to_string_pretty(&z).unwrap_or_default())
         }
         "/jsz" => {
             let jsz = monitor.jsz(JszOptions::from_query(query));

@@ -100,6 +100,34 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         cfg.nats_version = v;
     }
     cfg.auth = auth(args.auth.or(file.token), args.user.or(file.user), args.pass.or(file.password))?;
+    if !file.users.is_empty() {
+        if cfg.auth != Auth::None {
+            return Err("use either a users list or a token or single user, not both".into());
+        }
+        cfg.auth = Auth::Users(std::sync::Arc::new(nats::auth::Users {
+            users: file.users.clone(),
+            no_auth_user: file.no_auth_user.clone(),
+        }));
+    }
+    if let Some(u) = &file.no_auth_user
+        && !matches!(&cfg.auth, Auth::Users(users) if users.users.iter().any(|x| x.name() == u))
+    {
+        return Err(format!(
+            "no_auth_user: \"{u}\" not present as user or nkey in authorization block or account configuration"
+        ));
+    }
+    if let Some(op) = &file.operator {
+        if cfg.auth != Auth::None {
+            return Err("operator mode (operator: <JWT>) cannot be combined with other authorization".into());
+        }
+        let trust = nats::jwt::Trust::new(op, &file.resolver_preload)?;
+        cfg.auth = Auth::Operator(std::sync::Arc::new(trust));
+    }
+    cfg.accounts = file.accounts.clone();
+    cfg.account_max_outbound = file.account_max_outbound;
+    if let Some(n) = file.account_max_subs_memory {
+        cfg.account_max_subs_memory = n;
+    }
     let routes: Vec<String> = if args.routes.is_empty() { file.routes.clone() } else { args.routes.clone() };
     if let Some(listen) = args.cluster.or(file.cluster) {
         let listen = config::strip_scheme(&listen);
@@ -183,6 +211,10 @@ fn jetstream_options(js: &config::JetStreamConfig) -> Result<nats::JetStreamOpti
     if let Some(n) = js.max_file {
         o.engine.max_file_store = n;
     }
+    o.engine.consumer_limits = weir_core::consumer::ServerLimits {
+        max_request_batch: js.max_request_batch.unwrap_or(0).max(0),
+        max_ack_pending: js.max_ack_pending.unwrap_or(0).max(0),
+    };
     Ok(o)
 }
 

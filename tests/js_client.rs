@@ -1550,3 +1550,395 @@ async fn api_response_shapes_and_timestamps() {
     );
     t.stop().await;
 }
+
+// ----- consumer-side features of 2.11-2.14: priority groups, pause reply, reset, limits -----
+
+/// Send a raw pull request `body` for `consumer` of `stream` with reply `inbox`.
+async fn raw_pull(c: &Client, stream: &str, consumer: &str, inbox: &str, body: &str) {
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
+    c.publish_with_reply(next, inbox.to_string(), body.to_string().into()).await.unwrap();
+    c.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn priority_groups_pinned_overflow_prioritized() {
+    let test = "priogroups";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+
+    // pinned_client: the client's group stream gets the pin on its messages; info shows it;
+    // UNPIN drops it.
+    let mut pinned: consumer::PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("pinned".into()),
+            ack_policy: AckPolicy::None,
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["A".into()],
+            priority_timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .await
+        .expect("pinned consumer");
+    assert_eq!(pinned.cached_info().config.priority_timeout, Duration::from_secs(5));
+    publish(&js, &format!("{p}.1"), "one").await;
+    let mut msgs = pinned.stream().group("A").expires(Duration::from_millis(500)).messages().await.unwrap();
+    let m = timeout(WAIT, msgs.next()).await.expect("pinned message").unwrap().unwrap();
+    let pin = m.headers.as_ref().and_then(|h| h.get("Nats-Pin-Id")).expect("Nats-Pin-Id").to_string();
+    let info = pinned.info().await.unwrap().clone();
+    assert_eq!(info.priority_groups[0].group, "A");
+    assert_eq!(info.priority_groups[0].pinned_client_id.as_deref(), Some(pin.as_str()));
+    drop(msgs);
+    s.unpin_consumer("pinned", "A").await.expect("unpin");
+    assert_eq!(pinned.info().await.unwrap().priority_groups[0].pinned_client_id, None);
+    // A request carrying another pin while one is held: 423.
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"A"}"#).await;
+    publish(&js, &format!("{p}.2"), "two").await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert!(m.headers.as_ref().and_then(|h| h.get("Nats-Pin-Id")).is_some(), "{m:?}");
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"A","id":"other"}"#).await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!(m.status.map(u16::from), Some(423), "{m:?}");
+    // The group must be one of the consumer's.
+    raw_pull(&c, &name, "pinned", &inbox, r#"{"batch":1,"expires":2000000000,"group":"B"}"#).await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status.map(u16::from), m.description.as_deref()),
+        (Some(400), Some("Bad Request - Invalid Priority Group"))
+    );
+
+    // overflow: a request with min_pending waits until that many messages are pending.
+    let s2 = js.create_stream(file_stream(&format!("{name}O"), &format!("{p}o.>"))).await.expect("create");
+    let _: consumer::PullConsumer = s2
+        .create_consumer(pull::Config {
+            durable_name: Some("over".into()),
+            priority_policy: consumer::PriorityPolicy::Overflow,
+            priority_groups: vec!["A".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("overflow consumer");
+    let inbox = c.new_inbox();
+    let mut sub = c.subscribe(inbox.clone()).await.unwrap();
+    raw_pull(
+        &c,
+        &format!("{name}O"),
+        "over",
+        &inbox,
+        r#"{"batch":1,"expires":5000000000,"group":"A","min_pending":3}"#,
+    )
+    .await;
+    publish(&js, &format!("{p}o.1"), "1").await;
+    publish(&js, &format!("{p}o.2"), "2").await;
+    assert!(timeout(Duration::from_millis(300), sub.next()).await.is_err(), "2 pending is below the mark");
+    publish(&js, &format!("{p}o.3"), "3").await;
+    let m = timeout(WAIT, sub.next()).await.unwrap().unwrap();
+    assert_eq!((m.status, &m.payload[..]), (None, &b"1"[..]));
+
+    // prioritized: the lower priority is served first.
+    let s3 = js.create_stream(file_stream(&format!("{name}P"), &format!("{p}p.>"))).await.expect("create");
+    let _: consumer::PullConsumer = s3
+        .create_consumer(pull::Config {
+            durable_name: Some("prio".into()),
+            priority_policy: consumer::PriorityPolicy::Prioritized,
+            priority_groups: vec!["A".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("prioritized consumer");
+    let (low, high) = (c.new_inbox(), c.new_inbox());
+    let mut low_sub = c.subscribe(low.clone()).await.unwrap();
+    let mut high_sub = c.subscribe(high.clone()).await.unwrap();
+    raw_pull(&c, &format!("{name}P"), "prio", &low, r#"{"batch":1,"expires":5000000000,"group":"A","priority":5}"#)
+        .await;
+    raw_pull(&c, &format!("{name}P"), "prio", &high, r#"{"batch":1,"expires":5000000000,"group":"A","priority":0}"#)
+        .await;
+    publish(&js, &format!("{p}p.1"), "first").await;
+    let m = timeout(WAIT, high_sub.next()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"first");
+    publish(&js, &format!("{p}p.2"), "second").await;
+    let m = timeout(WAIT, low_sub.next()).await.unwrap().unwrap();
+    assert_eq!(&m.payload[..], b"second");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn pause_reply_and_resume() {
+    let test = "pausereply";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let mut c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    let until = async_nats::datetime::add_std_duration(async_nats::datetime::now(), Duration::from_secs(30)).unwrap();
+    let r = s.pause_consumer("w", until).await.expect("pause reply decodes");
+    assert!(r.paused);
+    assert!(r.pause_remaining.is_some_and(|d| d > Duration::from_secs(20)), "{:?}", r.pause_remaining);
+    assert!(c.info().await.unwrap().paused);
+    let r = s.resume_consumer("w").await.expect("resume reply decodes");
+    assert!(!r.paused);
+    assert!(!c.info().await.unwrap().paused);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn consumer_reset_moves_the_start() {
+    let test = "creset";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    for i in 1..=5 {
+        publish(&js, &format!("{p}.{i}"), &format!("m{i}")).await;
+    }
+    let mut c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    let r = c.reset(Some(4)).await.expect("reset");
+    assert_eq!((r.reset_seq, r.info.num_pending, r.info.ack_floor.stream_sequence), (4, 2, 3));
+    let got = batch(&c, 1, Duration::from_secs(2)).await;
+    assert_eq!(text(&got[0]), "m4");
+    got[0].double_ack().await.unwrap();
+    assert_eq!(c.reset(None).await.expect("reset to the floor").reset_seq, 5);
+    let b: consumer::PullConsumer = s
+        .create_consumer(pull::Config {
+            durable_name: Some("b".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: 3 },
+            ..Default::default()
+        })
+        .await
+        .expect("consumer b");
+    drop(b);
+    let e = s.reset_consumer("b", Some(1)).await.expect_err("below the start sequence");
+    assert_eq!(e.kind(), stream::ConsumerResetErrorKind::InvalidReset);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn server_limits_cap_pull_consumers() {
+    let test = "srvlimits";
+    // nats-server here runs without `jetstream { limits { } }`; the case needs weir's config.
+    if std::env::var("NATS_JS_SERVER_URL").is_ok_and(|u| !u.is_empty()) {
+        println!("SKIP {test}: needs a server started with jetstream.limits.max_request_batch");
+        return;
+    }
+    let dir = common::js::fresh_store_dir(test);
+    let mut cfg = weir_js_config(&dir);
+    if let Some(j) = cfg.jetstream.as_mut() {
+        j.engine.consumer_limits = weir_core::consumer::ServerLimits { max_request_batch: 100, max_ack_pending: 0 };
+    }
+    let server = common::start(cfg).await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("connect"));
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
+    let c: consumer::PullConsumer = s.create_consumer(pull_durable("w")).await.expect("consumer");
+    assert_eq!(c.cached_info().config.max_batch, 100);
+    let e = s
+        .create_consumer(pull::Config { durable_name: Some("x".into()), max_batch: 500, ..Default::default() })
+        .await
+        .expect_err("over the server's max_request_batch");
+    assert!(e.to_string().contains("10125"), "{e}");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn mirrors_and_sources() {
+    let test = "mirror";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let origin = sname(test);
+    let p = subj(test);
+    js.create_stream(file_stream(&origin, &format!("{p}.>"))).await.unwrap();
+    publish(&js, &format!("{p}.a"), "skipped").await;
+    publish(&js, &format!("{p}.b"), "data").await;
+    // A mirror from sequence 2: no subjects of its own, the origin's sequences.
+    let mirror = format!("{origin}_M");
+    let source = |name: &str| stream::Source { name: name.to_string(), ..Default::default() };
+    let m = js
+        .create_stream(stream::Config {
+            name: mirror.clone(),
+            mirror: Some(stream::Source { start_sequence: Some(2), ..source(&origin) }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(m.cached_info().config.subjects.is_empty(), "{:?}", m.cached_info().config.subjects);
+    let cons = m.create_consumer(pull_durable("m")).await.unwrap();
+    let got = batch(&cons, 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((text(&got[0]), got[0].info().unwrap().stream_sequence), ("data".to_string(), 2));
+    eventually("the mirror reports its origin with no lag", || async {
+        let info = js.get_stream(&mirror).await.unwrap().get_info().await.unwrap();
+        match info.mirror {
+            Some(mi) if mi.name == origin && mi.lag == 0 && mi.active.is_some() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // Sources: one filtered, one mapped; each copy names its origin and sequence.
+    let sourced = format!("{origin}_S");
+    let s = js
+        .create_stream(stream::Config {
+            name: sourced.clone(),
+            sources: Some(vec![
+                stream::Source { filter_subject: Some(format!("{p}.b")), ..source(&origin) },
+                stream::Source {
+                    subject_transforms: vec![stream::SubjectTransform {
+                        source: format!("{p}.a"),
+                        destination: format!("{p}x.a"),
+                    }],
+                    ..source(&origin)
+                },
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cons = s.create_consumer(pull_durable("s")).await.unwrap();
+    let got = batch(&cons, 2, Duration::from_secs(5)).await;
+    let mut seen: Vec<(String, String, String)> = got
+        .iter()
+        .map(|m| {
+            let h = m.headers.as_ref().and_then(|h| h.get("Nats-Stream-Source")).map(|v| v.to_string());
+            (m.subject.to_string(), text(m), h.unwrap_or_default())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), (format!("{p}.b").as_str(), "data"));
+    // nats-server 2.15 writes `<origin> <seq> <filter> <dest> <subject> <ident>`; weir
+    // the same without the ident.
+    let fields = |h: &str| h.split(' ').take(5).collect::<Vec<_>>().join(" ");
+    assert_eq!(fields(&seen[0].2), format!("{origin} 2 {p}.b > {p}.b"), "{seen:?}");
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), (format!("{p}x.a").as_str(), "skipped"));
+    assert_eq!(fields(&seen[1].2), format!("{origin} 1 {p}.a {p}x.a {p}.a"), "{seen:?}");
+    let info = js.get_stream(&sourced).await.unwrap().get_info().await.unwrap();
+    assert_eq!(info.sources.len(), 2, "{:?}", info.sources);
+    // A mirror refuses subjects (400/10034).
+    let c = t.client().await;
+    let bad = api(
+        &c,
+        &format!("$JS.API.STREAM.CREATE.{origin}_X"),
+        &json!({"name": format!("{origin}_X"), "subjects": [format!("{p}y")], "mirror": {"name": origin}}).to_string(),
+    )
+    .await;
+    assert_eq!(err_codes(&bad), (400, 10034), "{bad}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn subject_transform_and_republish() {
+    let test = "republish";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js
+        .create_stream(stream::Config {
+            subject_transform: Some(stream::SubjectTransform {
+                source: format!("{p}.in.>"),
+                destination: format!("{p}.stored.>"),
+            }),
+            ..file_stream(&name, &format!("{p}.in.>"))
+        })
+        .await
+        .unwrap();
+    publish(&js, &format!("{p}.in.x"), "one").await;
+    assert_eq!(s.get_raw_message(1).await.unwrap().subject.as_str(), format!("{p}.stored.x"));
+    // Republish: every stored message also goes out on the mapped subject.
+    let rp = format!("{name}_RP");
+    js.create_stream(stream::Config {
+        republish: Some(stream::Republish { source: ">".into(), destination: format!("{p}rp.>"), headers_only: false }),
+        ..file_stream(&rp, &format!("{p}r.>"))
+    })
+    .await
+    .unwrap();
+    let mut sub = c.subscribe(format!("{p}rp.>")).await.unwrap();
+    c.flush().await.unwrap();
+    publish(&js, &format!("{p}r.x"), "hello").await;
+    let m = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    assert_eq!(m.subject.as_str(), format!("{p}rp.{p}r.x"));
+    assert_eq!(&m.payload[..], b"hello");
+    let h = m.headers.expect("republish headers");
+    assert_eq!(h.get("Nats-Stream").map(|v| v.to_string()), Some(rp.clone()));
+    assert_eq!(h.get("Nats-Subject").map(|v| v.to_string()), Some(format!("{p}r.x")));
+    assert_eq!(h.get("Nats-Sequence").map(|v| v.to_string()), Some("1".to_string()));
+    assert!(h.get("Nats-Time-Stamp").is_some());
+    assert_eq!(h.get("Nats-Last-Sequence").map(|v| v.to_string()), Some("0".to_string()));
+    // `Nats-Last-Sequence` is the subject's previous sequence (0 for its first).
+    publish(&js, &format!("{p}r.y"), "two").await;
+    publish(&js, &format!("{p}r.x"), "three").await;
+    let m2 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    let m3 = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
+    let last =
+        |m: &async_nats::Message| m.headers.as_ref().and_then(|h| h.get("Nats-Last-Sequence")).map(|v| v.to_string());
+    assert_eq!((last(&m2), last(&m3)), (Some("0".to_string()), Some("1".to_string())));
+    // A destination inside the stream's own subjects is a cycle (10052).
+    let cyc = format!("{name}_CY");
+    let bad = api(
+        &c,
+        &format!("$JS.API.STREAM.CREATE.{cyc}"),
+        &json!({"name": cyc, "subjects": [format!("{p}c.>")], "republish": {"src": ">", "dest": format!("{p}c.>")}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(err_codes(&bad).1, 10052, "{bad}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn subject_delete_markers_after_max_age() {
+    let test = "markers";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js
+        .create_stream(stream::Config {
+            allow_message_ttl: true,
+            allow_direct: true,
+            subject_delete_marker_ttl: Some(Duration::from_secs(1)),
+            max_age: Duration::from_secs(1),
+            ..file_stream(&name, &format!("{p}.>"))
+        })
+        .await
+        .unwrap();
+    publish(&js, &format!("{p}.k"), "v").await;
+    eventually("max_age leaves a MaxAge marker on the subject", || async {
+        match s.direct_get_last_for_subject(format!("{p}.k")).await {
+            Ok(m) if m.headers.get("Nats-Marker-Reason").map(|v| v.to_string()).as_deref() == Some("MaxAge") => {
+                if m.payload.is_empty() { Ok(()) } else { Err(format!("payload {:?}", m.payload)) }
+            }
+            Ok(m) => Err(format!("headers {:?}", m.headers)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn stream_update_below_consumer_limits() {
+    let test = "climits";
+    let Some(t) = Target::new(test).await else { return };
+    let js = t.js().await;
+    let c = t.client().await;
+    let name = sname(test);
+    let p = subj(test);
+    let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.unwrap();
+    s.create_consumer(pull_durable("name")).await.unwrap();
+    let body = json!({"name": name, "subjects": [format!("{p}.>")],
+        "consumer_limits": {"inactive_threshold": 2_000_000_000u64, "max_ack_pending": 10}});
+    let r = api(&c, &format!("$JS.API.STREAM.UPDATE.{name}"), &body.to_string()).await;
+    assert_eq!(err_codes(&r), (500, 10069), "{r}");
+    assert_eq!(err_desc(&r), "change to limits violates consumers: name", "{r}");
+    t.stop().await;
+}

@@ -25,7 +25,7 @@ struct Recorder {
 
 impl PubSubRoutes for Recorder {
     fn out_open(&self, _server_id: &str, _conn: RouteConnId, out: &Arc<RouteOut>) {
-        out.push_control(encode_interest(true, "orders.>", None));
+        out.push_control(encode_interest(true, "$G", "orders.>", None));
         self.outs.lock().unwrap().push(out.clone());
     }
     fn out_close(&self, _server_id: &str, _conn: RouteConnId) {}
@@ -82,7 +82,7 @@ async fn one_connection_carries_interest_messages_and_raft() {
     until("a route each way", || a.routes.connected_nodes() == [2] && b.routes.connected_nodes() == [1]).await;
 
     let out = a.pubsub.outs.lock().unwrap()[0].clone();
-    let msg = encode_msg("orders.1", None, None, &bytes::Bytes::from_static(b"hi"), &[]).unwrap();
+    let msg = encode_msg("$G", "orders.1", None, None, &bytes::Bytes::from_static(b"hi"), &[]).unwrap();
     out.push_msg(msg);
     let env = Envelope {
         group: GroupId::TEST_LOG,
@@ -97,7 +97,10 @@ async fn one_connection_carries_interest_messages_and_raft() {
     assert_eq!(got, Some(env), "the Raft message reaches B's inbox unchanged");
     until("B to hear A's interest and message", || b.pubsub.frames.lock().unwrap().len() >= 2).await;
     let frames = b.pubsub.frames.lock().unwrap().clone();
-    assert_eq!(frames[0], ("S1".into(), RouteFrame::Sub { subject: "orders.>".into(), queue: None }));
+    assert_eq!(
+        frames[0],
+        ("S1".into(), RouteFrame::Sub { account: "$G".into(), subject: "orders.>".into(), queue: None })
+    );
     assert!(
         matches!(&frames[1].1, RouteFrame::Msg { subject, payload, .. } if subject == "orders.1" && payload == b"hi")
     );

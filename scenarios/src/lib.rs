@@ -99,7 +99,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "js-single-crashes",
-        description: "js-single under power cuts (restart over the same disk), torn writes, corruption at rest, slow disks and pauses",
+        description: "js-single under power cuts (restart over the same disk), torn writes, corruption at rest, full disks, slow disks and pauses",
         world: "js",
         catches: &[Bug::AckBeforeStore, Bug::AckFloorSkips, Bug::DedupForgets],
         draw: js_single_crashes,
@@ -312,9 +312,7 @@ fn js_single_crashes(rng: &mut ChaCha8Rng) -> SimConfig {
         mean_duration_ms: rng.gen_range(200..1_200),
         crash: 6,
         corrupt: rng.gen_range(0..3),
-        // No full disks yet: the engine's reopen after a failed flush forgets confirmed
-        // acks and dedup ids (found by this world; replay with --set faults.disk_full=2).
-        disk_full: 0,
+        disk_full: rng.gen_range(0..3),
         pause: 1,
         slow_disk: 1,
         slow_disk_ms: rng.gen_range(1..20),

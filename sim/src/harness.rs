@@ -187,6 +187,16 @@ pub fn world(name: &str) -> Result<&'static WorldEntry, String> {
     })
 }
 
+/// The faults a world of one server on the simulated disk supports: power cuts,
+/// pauses, slow and full disks, corruption at rest.
+pub const ONE_DISK_NODE_FAULTS: &[FaultClass] =
+    &[FaultClass::Crash, FaultClass::Pause, FaultClass::SlowDisk, FaultClass::Corrupt, FaultClass::DiskFull];
+
+/// `check_config` of a world that runs exactly one node.
+pub fn one_node(cfg: &SimConfig) -> Result<(), String> {
+    if cfg.run.nodes == 1 { Ok(()) } else { Err("runs one node (run.nodes=1)".into()) }
+}
+
 /// Whether a run of `cfg` can be set up: the generic rules, a known world, the
 /// world's own rules, and every fault class the mix could draw supported by it.
 pub fn check_config(cfg: &SimConfig) -> Result<(), String> {
@@ -345,6 +355,22 @@ impl Ctx {
         disks.set_default_config(disk_config(&self.cfg));
         self.disks = Some(disks.clone());
         disks
+    }
+
+    /// Start the world's only node, a server on the simulated disk (node 1, named `n1`
+    /// at its node address): `init` runs it on every start and restart, `ledger` is the
+    /// one the sampler reads. Returns its disk ([`Ctx::init_disks`] must have been
+    /// called). The one-node worlds (store, js) share it with [`one_node`] and
+    /// [`ONE_DISK_NODE_FAULTS`].
+    pub fn add_disk_node<F: Future + 'static>(
+        &mut self,
+        ledger: Ledger,
+        init: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Arc<SimDisk> {
+        let h = self.handle.create_node().name("n1").ip(node::ip(1)).init(init).build();
+        let disk = self.disks.as_ref().expect("init_disks before add_disk_node").disk_for(h.id());
+        self.add_node(h, ledger);
+        disk
     }
 
     /// A network between the nodes with a random base latency per directed link

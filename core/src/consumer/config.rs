@@ -5,6 +5,7 @@
 //! RFC 3339 strings; both are `i64` nanoseconds here.
 
 use super::error::ConsumerError;
+use super::priority::{self, PriorityPolicy};
 use crate::jetstream::{NANOS_PER_SEC, serde_opt_time_or_zero};
 use crate::subject;
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,16 @@ pub struct ConsumerLimits {
     pub max_ack_pending: i64,
 }
 
+/// The consumer limits of the server's `jetstream { limits { ... } }` block
+/// (nats-server's `JSLimitOpts`): defaults and caps for every consumer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `max_request_batch`: the default `max_batch` of pull consumers and its cap (0: none).
+    pub max_request_batch: i64,
+    /// `max_ack_pending`: the cap of `max_ack_pending`, and the default when below 1000 (0: none).
+    pub max_ack_pending: i64,
+}
+
 /// What consumer validation needs to know about its stream (the stream host builds it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamSummary {
@@ -109,6 +120,8 @@ pub struct StreamSummary {
     pub replicas: i64,
     /// The stream's `consumer_limits`.
     pub consumer_limits: ConsumerLimits,
+    /// The server's `jetstream { limits { } }` for consumers.
+    pub server_limits: ServerLimits,
     /// The other consumers of the stream as `(name, filters)` (empty filters: unfiltered),
     /// for the workqueue uniqueness rules (10099/10100). The consumer being updated may be
     /// listed; it is skipped by name.
@@ -227,12 +240,16 @@ pub struct ConsumerConfig {
     /// Deliver nothing before this time (ns since the epoch, RFC 3339 on the wire).
     #[serde(with = "serde_opt_time_or_zero", skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<i64>,
-    /// Priority groups (refused unless empty: not supported yet).
+    /// Priority groups (pull consumers with a `priority_policy`; see [`super::priority`]).
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub priority_groups: Vec<String>,
-    /// Priority policy (only `none`/empty is accepted).
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
-    pub priority_policy: String,
+    /// How waiting pull requests are chosen (omitted when `none`).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "PriorityPolicy::is_none")]
+    pub priority_policy: PriorityPolicy,
+    /// `pinned_client`: how long a pin lives without a request carrying it (ns; default
+    /// 2 min for that policy, nats-server's `PinnedTTL`).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
+    pub priority_timeout: i64,
 }
 
 /// Whether every subject matched by `a` is matched by `b` (nats-server `subjectIsSubsetMatch`).
@@ -329,7 +346,18 @@ impl ConsumerConfig {
             self.inactive_threshold = stream.consumer_limits.inactive_threshold;
         }
         if self.max_ack_pending == 0 && self.ack_policy != AckPolicy::None {
-            self.max_ack_pending = DEFAULT_MAX_ACK_PENDING;
+            let lim = stream.server_limits.max_ack_pending;
+            self.max_ack_pending = if lim > 0 { DEFAULT_MAX_ACK_PENDING.min(lim) } else { DEFAULT_MAX_ACK_PENDING };
+        }
+        let lim = stream.server_limits.max_request_batch;
+        if !self.is_push() && self.max_batch == 0 && lim > 0 {
+            self.max_batch = lim;
+        }
+        if self.priority_timeout < 0 {
+            self.priority_timeout = 0;
+        }
+        if self.priority_policy == PriorityPolicy::PinnedClient && self.priority_timeout == 0 {
+            self.priority_timeout = priority::DEFAULT_PINNED_TTL_NS;
         }
     }
 
@@ -407,6 +435,14 @@ impl ConsumerConfig {
             if self.max_expires != 0 && self.max_expires < 1_000_000 {
                 return Err(E::MaxRequestExpiresTooSmall);
             }
+            let lim = stream.server_limits.max_request_batch;
+            if lim > 0 && self.max_batch > lim {
+                return Err(E::MaxRequestBatchExceeded(lim));
+            }
+        }
+        let lim = stream.server_limits.max_ack_pending;
+        if lim > 0 && self.max_ack_pending > lim {
+            return Err(E::MaxPendingAckExcess(lim));
         }
         let lim = &stream.consumer_limits;
         if lim.max_ack_pending > 0 && self.max_ack_pending > lim.max_ack_pending {
@@ -449,12 +485,7 @@ impl ConsumerConfig {
         if self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_METADATA_LEN {
             return Err(E::MetadataTooLong);
         }
-        if !(self.priority_policy.is_empty() || self.priority_policy == "none") || !self.priority_groups.is_empty() {
-            if self.is_push() {
-                return Err(E::PushWithPriorityGroup);
-            }
-            return Err(E::Create("priority groups are not supported".into()));
-        }
+        priority::check_config(self.priority_policy, &self.priority_groups, self.priority_timeout, self.is_push())?;
         if stream.retention == Retention::Workqueue && !self.direct {
             self.check_workqueue(stream, &filters)?;
         }

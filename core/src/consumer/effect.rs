@@ -90,6 +90,20 @@ pub enum Advisory {
         /// The client's reason (may be empty).
         reason: String,
     },
+    /// `PINNED`: a `pinned_client` consumer handed out a new pin.
+    Pinned {
+        /// The priority group.
+        group: String,
+        /// The new pin id.
+        pinned_id: String,
+    },
+    /// `UNPINNED`: a pin was dropped.
+    Unpinned {
+        /// The priority group.
+        group: String,
+        /// `"timeout"` (no request carried it for `priority_timeout`) or `"admin"` (the UNPIN API).
+        reason: String,
+    },
     /// `MSG_NAKED`: a client NAKed a message.
     Nak {
         /// Stream sequence.

@@ -86,8 +86,20 @@ pub enum ConsumerError {
     AckWaitNegative,
     /// 10184: a negative backoff value.
     BackoffNegative,
-    /// 10178: priority groups on a push consumer (priority groups are otherwise refused here).
+    /// 10178: priority groups on a push consumer.
     PushWithPriorityGroup,
+    /// 10159: a priority policy without a priority group.
+    PriorityPolicyWithoutGroup,
+    /// 10161: an empty priority group name.
+    EmptyGroupName,
+    /// 10162: a priority group name outside `[A-Za-z0-9/_=-]{1,16}`.
+    InvalidGroupName,
+    /// 10196: priority groups with priority policy none.
+    PriorityGroupWithPolicyNone,
+    /// 10197: `priority_timeout` with priority policy none.
+    PinnedTtlWithoutPriorityPolicy,
+    /// 10125: `max_batch` over the server's `jetstream.limits.max_request_batch`.
+    MaxRequestBatchExceeded(i64),
 }
 
 impl ConsumerError {
@@ -145,6 +157,12 @@ impl ConsumerError {
             AckWaitNegative => 10183,
             BackoffNegative => 10184,
             PushWithPriorityGroup => 10178,
+            PriorityPolicyWithoutGroup => 10159,
+            EmptyGroupName => 10161,
+            InvalidGroupName => 10162,
+            PriorityGroupWithPolicyNone => 10196,
+            PinnedTtlWithoutPriorityPolicy => 10197,
+            MaxRequestBatchExceeded(_) => 10125,
         }
     }
 
@@ -200,6 +218,14 @@ impl ConsumerError {
             AckWaitNegative => "consumer ack wait needs to be positive".into(),
             BackoffNegative => "consumer backoff needs to be positive".into(),
             PushWithPriorityGroup => "priority groups can not be used with push consumers".into(),
+            PriorityPolicyWithoutGroup => "Setting PriorityPolicy requires at least one PriorityGroup to be set".into(),
+            EmptyGroupName => "Group name cannot be an empty string".into(),
+            InvalidGroupName => {
+                "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters".into()
+            }
+            PriorityGroupWithPolicyNone => "consumer can not have priority groups when policy is none".into(),
+            PinnedTtlWithoutPriorityPolicy => "PinnedTTL cannot be set when PriorityPolicy is none".into(),
+            MaxRequestBatchExceeded(l) => format!("consumer max request batch exceeds server limit of {l}"),
         }
     }
 }

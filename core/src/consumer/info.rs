@@ -2,6 +2,7 @@
 //! (`consumer.go` `ConsumerInfo`; the API layer adds `type` and, when clustered, `cluster`).
 
 use super::config::ConsumerConfig;
+use super::priority::PriorityGroupState;
 use crate::jetstream::{serde_opt_time_or_zero, serde_time_or_zero};
 use serde::{Deserialize, Serialize};
 
@@ -60,4 +61,7 @@ pub struct ConsumerInfo {
     /// When this info was gathered (ns since the epoch, RFC 3339 on the wire).
     #[serde(with = "serde_time_or_zero")]
     pub ts: i64,
+    /// The first priority group's state (consumers with priority groups only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<PriorityGroupState>,
 }

@@ -38,6 +38,7 @@ use super::config::{
 use super::effect::{Advisory, Delivery, DoneReason, Effect, InflightCharge};
 use super::error::ConsumerError;
 use super::info::{ConsumerInfo, SequenceInfo};
+use super::priority::{Pin, PriorityGroupState, PriorityPolicy, PullGroup};
 use super::pull::{self, PullRequest};
 use super::state::{ConsumerState, PendingEntry, SeqPair};
 use crate::jetstream::{NANOS_PER_SEC, format_go_duration};
@@ -46,6 +47,9 @@ use crate::store::{StoreError, StoredMsg};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod priority;
+mod reset;
 
 pub use crate::mem::names::CONSUMER_INFLIGHT;
 /// Default per-consumer inflight window (bytes).
@@ -131,6 +135,9 @@ struct Waiting {
     no_wait: bool,
     hb: i64,
     next_hb: Option<i64>,
+    /// The priority-group fields of a JSON request (`id` is filled in when the request is
+    /// handed a pin).
+    group: Option<PullGroup>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -185,6 +192,8 @@ pub struct Consumer {
     replay_wait: Option<i64>,
     /// When a pause ends (a timer, so that delivery resumes without another input).
     pause_wake: Option<i64>,
+    /// The pin of a `pinned_client` consumer.
+    pin: Pin,
     window: Arc<AtomicU64>,
     inflight_blocked: bool,
     state_version: u64,
@@ -312,6 +321,7 @@ impl Consumer {
             replay_last: None,
             replay_wait: None,
             pause_wake: cfg.pause_until.filter(|u| *u > now_ns),
+            pin: Pin::default(),
             window: Arc::new(AtomicU64::new(0)),
             inflight_blocked: false,
             state_version: 0,
@@ -466,6 +476,17 @@ impl Consumer {
             paused,
             pause_remaining: if paused { self.cfg.pause_until.unwrap_or(0) - now_ns } else { 0 },
             ts: now_ns,
+            priority_groups: self
+                .cfg
+                .priority_groups
+                .first()
+                .map(|g| PriorityGroupState {
+                    group: g.clone(),
+                    pinned_client_id: self.pin.id.clone(),
+                    pinned_ts: self.pin.ts_ns,
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -485,6 +506,7 @@ impl Consumer {
         at(self.next_push_hb);
         at(self.replay_wait);
         at(self.pause_wake);
+        at(self.pin.expires_ns);
         if self.rate_next_ns > 0 {
             at(Some(self.rate_next_ns));
         }
@@ -604,6 +626,11 @@ impl Consumer {
             self.status(reply, 409, &text);
             return;
         }
+        if let Some(g) = &req.group
+            && !self.admit_group(now_ns, reply, g)
+        {
+            return;
+        }
         if req.no_wait && req.expires == 0 && self.num_pending + self.redeliver.len() as u64 == 0 {
             self.status(reply, 404, "No Messages");
             return;
@@ -615,7 +642,7 @@ impl Consumer {
             }
             return;
         }
-        self.waiting.push_back(Waiting {
+        self.enqueue(Waiting {
             reply: reply.to_string(),
             n: req.batch,
             d: 0,
@@ -625,6 +652,7 @@ impl Consumer {
             no_wait: req.no_wait,
             hb: req.idle_heartbeat,
             next_hb: (req.idle_heartbeat > 0).then(|| now_ns + req.idle_heartbeat),
+            group: req.group,
         });
         self.check();
         self.poll(now_ns, reader);
@@ -817,7 +845,11 @@ impl Consumer {
             self.push_active = false;
             self.inactive_since = Some(now_ns);
         }
+        let was_pinned = self.cfg.priority_policy == PriorityPolicy::PinnedClient;
         self.cfg = new;
+        if was_pinned && self.cfg.priority_policy != PriorityPolicy::PinnedClient && self.pin.is_set() {
+            self.unpin_with("admin");
+        }
         self.pause_wake = self.cfg.pause_until.filter(|u| *u > now_ns);
         if filters_changed {
             self.filters = self.cfg.filters();
@@ -906,6 +938,9 @@ impl Consumer {
         if self.pause_wake.is_some_and(|u| u <= now_ns) {
             self.pause_wake = None;
         }
+        if self.pin.expires_ns.is_some_and(|t| t <= now_ns) {
+            self.unpin_with("timeout");
+        }
         if self.inactivity_deadline().is_some_and(|t| t <= now_ns) {
             self.inactive_reported = true;
             self.out.push(Effect::Inactive);
@@ -944,17 +979,10 @@ impl Consumer {
             }
             let payload_len = msg.payload.len();
             let size = (msg.subject.len() + msg.headers.len() + payload_len) as u64;
-            if !self.cfg.is_push() {
-                let w = &self.waiting[0];
-                if w.max_bytes && size > w.b {
-                    let w = self.waiting.pop_front().expect("has target");
-                    self.out.push(Effect::Status {
-                        to: w.reply,
-                        reply: None,
-                        headers: pull::status_pending(409, "Message Size Exceeds MaxBytes", w.n, w.b),
-                    });
-                    continue;
-                }
+            if !self.cfg.is_push() && !self.select_waiting(now_ns, size) {
+                // No waiting request may take a message now (pins, overflow marks): the
+                // message stays where it is for the next request or timer.
+                break;
             }
             let Some(charge) = self.try_charge(size) else {
                 self.inflight_blocked = true;
@@ -1090,11 +1118,14 @@ impl Consumer {
             pending: self.num_pending,
         }
         .subject();
-        let (headers, payload) = if self.cfg.headers_only {
+        let (mut headers, payload) = if self.cfg.headers_only {
             (pull::headers_only(&msg.headers, payload_len), Vec::new())
         } else {
             (msg.headers, msg.payload)
         };
+        if self.cfg.priority_policy == PriorityPolicy::PinnedClient && self.pin.is_set() {
+            headers = super::priority::add_header(&headers, super::priority::PIN_ID_HEADER, &self.pin.id);
+        }
         let to = if self.cfg.is_push() {
             self.fc.pbytes += size;
             if self.cfg.idle_heartbeat > 0 {
@@ -1120,7 +1151,7 @@ impl Consumer {
             }
             let to = w.reply.clone();
             if w.n > 0 {
-                self.waiting.push_back(w); // round robin, as nats-server's popAndRequeue
+                self.requeue(w); // round robin (by priority for `prioritized`), as nats-server's pop
             } else if self.waiting.is_empty() {
                 self.inactive_since = Some(now_ns);
             }
@@ -1268,6 +1299,7 @@ impl Consumer {
     /// Assert the consumer's invariants (panics with the broken one). Called after every
     /// mutation in test and debug builds.
     pub fn invariants(&self) {
+        self.priority_invariants();
         let floor = self.ack_floor;
         let delivered = self.delivered();
         assert!(floor.stream_seq <= delivered.stream_seq, "ack floor {floor:?} above delivered {delivered:?}");

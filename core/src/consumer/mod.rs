@@ -16,6 +16,7 @@
 //! | time passed (at [`Consumer::next_deadline`]) | [`Consumer::tick`] |
 //! | inflight charges were dropped, or appends arrived | [`Consumer::poll`] |
 //! | `CONSUMER.PAUSE`, update, delete | [`Consumer::pause`], [`Consumer::update_config`], [`Consumer::delete`] |
+//! | `CONSUMER.UNPIN` (priority groups), `CONSUMER.RESET` | [`Consumer::unpin`], [`Consumer::reset`] |
 //!
 //! Effects ([`Effect`]): deliveries (each holding an [`InflightCharge`] the shell drops once
 //! the message is in the client's outbound buffer), status-only messages (404/408/409/100
@@ -51,6 +52,7 @@ mod effect;
 mod error;
 mod info;
 mod machine;
+mod priority;
 mod pull;
 mod state;
 pub mod testing;
@@ -62,7 +64,7 @@ pub use ack::{ACK_PREFIX, AckKind, AckReply, FC_PREFIX};
 pub use config::{
     AckPolicy, ConsumerConfig, ConsumerLimits, DEFAULT_ACK_WAIT_NS, DEFAULT_EPHEMERAL_INACTIVE_NS,
     DEFAULT_MAX_ACK_PENDING, DEFAULT_MAX_WAITING, DeliverPolicy, MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN,
-    ReplayPolicy, Retention, StreamSummary, filter_is_subset, filters_collide,
+    ReplayPolicy, Retention, ServerLimits, StreamSummary, filter_is_subset, filters_collide,
 };
 pub use effect::{Advisory, Delivery, DoneReason, Effect, InflightCharge};
 pub use error::ConsumerError;
@@ -70,6 +72,10 @@ pub use info::{ConsumerInfo, SequenceInfo};
 pub use machine::{
     CONSUMER_INFLIGHT, Consumer, ConsumerBugs, ConsumerOptions, DEFAULT_INFLIGHT_WINDOW, FLOW_CONTROL_MAX_PENDING,
     StreamReader,
+};
+pub use priority::{
+    DEFAULT_PINNED_TTL_NS, MAX_GROUP_NAME_LEN, MAX_PRIORITY, PIN_ID_HEADER, PriorityGroupState, PriorityPolicy,
+    PullGroup, add_header, valid_group_name,
 };
 pub use pull::{
     CONSUMER_STALLED, LAST_CONSUMER, LAST_STREAM, MSG_SIZE, PENDING_BYTES, PENDING_MSGS, PullRequest,

@@ -2,6 +2,7 @@
 //! `nextReqFromMsg`) and the status-only messages a consumer sends, byte for byte as
 //! nats-server builds them (`NATS/1.0 <code> <text>\r\n[headers]\r\n`).
 
+use super::priority::PullGroup;
 use serde::Deserialize;
 
 /// Header with the messages a finished pull request still had outstanding.
@@ -30,6 +31,9 @@ pub struct PullRequest {
     pub no_wait: bool,
     /// Heartbeat interval while waiting (ns; 0: none).
     pub idle_heartbeat: i64,
+    /// The priority-group fields; `Some` for every JSON request (as nats-server, which
+    /// then checks them against the consumer's policy), `None` for the other forms.
+    pub group: Option<PullGroup>,
 }
 
 #[derive(Deserialize)]
@@ -44,12 +48,23 @@ struct Wire {
     no_wait: bool,
     #[serde(default)]
     idle_heartbeat: i64,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    min_pending: Option<i64>,
+    #[serde(default)]
+    min_ack_pending: Option<i64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    priority: Option<i64>,
 }
 
 impl PullRequest {
     /// Parse a body: empty means batch 1, a plain integer is the batch, otherwise JSON
-    /// `{batch, expires, max_bytes, no_wait, idle_heartbeat}` (priority-group fields are
-    /// ignored). The error text is what follows `400 Bad Request - `.
+    /// `{batch, expires, max_bytes, no_wait, idle_heartbeat}` plus the priority-group fields
+    /// `{group, min_pending, min_ack_pending, id, priority}` (null reads as unset). The error
+    /// text is what follows `400 Bad Request - `.
     pub fn parse(body: &[u8]) -> Result<PullRequest, String> {
         let req = body.trim_ascii();
         let one = PullRequest { batch: 1, ..Default::default() };
@@ -71,6 +86,13 @@ impl PullRequest {
             max_bytes: w.max_bytes.max(0) as u64,
             no_wait: w.no_wait,
             idle_heartbeat: w.idle_heartbeat.max(0),
+            group: Some(PullGroup {
+                group: w.group.unwrap_or_default(),
+                min_pending: w.min_pending.unwrap_or(0),
+                min_ack_pending: w.min_ack_pending.unwrap_or(0),
+                id: w.id.unwrap_or_default(),
+                priority: w.priority.unwrap_or(0),
+            }),
         })
     }
 }
@@ -134,6 +156,15 @@ mod tests {
             "heartbeat value too large"
         );
         assert!(PullRequest::parse(br#"{"batch":"x"}"#).is_err());
+        assert_eq!(PullRequest::parse(b"3").unwrap().group, None, "only the JSON form has a group");
+        let g = PullRequest::parse(br#"{"batch":1,"group":"A","min_pending":5,"id":"p","priority":2}"#)
+            .unwrap()
+            .group
+            .unwrap();
+        assert_eq!(
+            (g.group.as_str(), g.min_pending, g.min_ack_pending, g.id.as_str(), g.priority),
+            ("A", 5, 0, "p", 2)
+        );
     }
 
     #[test]

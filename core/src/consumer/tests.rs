@@ -900,3 +900,5 @@ proptest::proptest! {
         run_ops("none", r#","filter_subject":"orders.*""#, &ops);
     }
 }
+
+mod priority;

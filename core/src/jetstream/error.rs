@@ -500,3 +500,21 @@ impl ApiError {
         Self::new(400, 10193, "missing sequence for expected last sequence per subject")
     }
 }
+
+/// Mirror and source errors (stream sourcing, `core/src/jetstream/engine/sources.rs`).
+impl ApiError {
+    /// 10031 `JSMirrorWithSourcesErr` (400): "stream mirrors can not also contain other sources".
+    pub fn mirror_with_sources() -> Self {
+        Self::new(400, 10031, "stream mirrors can not also contain other sources")
+    }
+
+    /// 10032 `JSMirrorWithStartSeqAndTimeErr` (400): "stream mirrors can not have both start seq and start time configured".
+    pub fn mirror_with_start_seq_and_time() -> Self {
+        Self::new(400, 10032, "stream mirrors can not have both start seq and start time configured")
+    }
+
+    /// 10034 `JSMirrorWithSubjectsErr` (400): "stream mirrors can not contain subjects".
+    pub fn mirror_with_subjects() -> Self {
+        Self::new(400, 10034, "stream mirrors can not contain subjects")
+    }
+}

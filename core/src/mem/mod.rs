@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Account names used across the core: the keys of [`REGISTRY`].
 pub mod names {
+    /// Bytes queued to the clients of one NATS account (a standalone account per NATS
+    /// account, charged besides `client.outbound`; see `server::nats::broker`).
+    pub const ACCOUNT_OUTBOUND: &str = "account.outbound";
+    /// Estimated bytes of one NATS account's subscriptions (subject, queue and index entry).
+    pub const ACCOUNT_SUBS: &str = "account.subs";
     /// Proposals not yet committed (leader side).
     pub const RAFT_PENDING: &str = "raft.pending";
     /// Bytes in flight to followers being replicated or caught up.
@@ -62,6 +67,18 @@ const MIB: u64 = 1024 * 1024;
 /// Every ledger account of Weir: the one list that ledgers, `/varz`, the simulator and
 /// `docs/ARCHITECTURE.md` all read. A [`Ledger`] refuses accounts that are not here.
 pub const REGISTRY: &[AccountSpec] = &[
+    AccountSpec {
+        name: names::ACCOUNT_OUTBOUND,
+        default_limit: 512 * MIB,
+        holds: "bytes queued to the clients of one NATS account (one such account per NATS account)",
+        bounded_by: "a client whose push would pass its NATS account's limit is a slow consumer and is disconnected",
+    },
+    AccountSpec {
+        name: names::ACCOUNT_SUBS,
+        default_limit: 64 * MIB,
+        holds: "subscriptions of one NATS account (subject, queue, index entry; one per NATS account)",
+        bounded_by: "a SUB over the NATS account's limit gets -ERR 'maximum subscriptions exceeded'",
+    },
     AccountSpec {
         name: names::CLIENT_BUFFERS,
         default_limit: 512 * MIB,
@@ -181,6 +198,11 @@ impl Account {
     /// The configured limit in bytes.
     pub fn limit(&self) -> u64 {
         self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Change the limit (bytes already charged stay; only new charges see it).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Bytes currently charged.

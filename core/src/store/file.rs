@@ -731,8 +731,13 @@ impl FileStore {
         Ok(true)
     }
 
-    /// Sync every unsynced write now.
+    /// Sync every unsynced write now. A store stopped by an earlier failure refuses
+    /// ([`StoreError::Failed`]): the failed write may have dropped buffered records, so
+    /// syncing what is left must not pass for making them durable.
     pub fn flush(&mut self) -> Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
         self.write_pending()?;
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
         for index in dirty {

@@ -4,9 +4,9 @@
 //!
 //! Field names, JSON shapes and `omitempty` behaviour are nats-server's, so a config
 //! read from a client and written back in an info reply round-trips. Fields Weir does
-//! not implement are kept as JSON values (mirror, sources, transforms, republish,
-//! placement) and refused by validation with a clear 10052 error, except placement,
-//! which means nothing on one server and is accepted. Unknown fields newer than this
+//! reads through typed views are kept as the client's JSON values (mirror, sources,
+//! transforms, republish, placement; see `sourcing.rs`) so that infos echo them exactly;
+//! placement means nothing on one server and is accepted. Unknown fields newer than this
 //! code are kept in [`StreamConfig::extra`] and written back unchanged.
 
 use crate::jetstream::ApiError;
@@ -151,10 +151,10 @@ pub struct StreamConfig {
     /// Placement (cluster/tags); meaningless on one server, kept as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<Value>,
-    /// Mirror source (not supported: refused by validation).
+    /// Mirror source (`StreamSource` JSON as sent; see [`StreamConfig::mirror_spec`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Value>,
-    /// Sources (not supported: refused by validation).
+    /// Sources (`StreamSource` JSON as sent; see [`StreamConfig::source_specs`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<Value>>,
     /// Compression.
@@ -162,10 +162,10 @@ pub struct StreamConfig {
     /// First sequence of a new stream.
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub first_seq: u64,
-    /// Subject transform (not supported: refused by validation).
+    /// Subject transform `{src,dest}` applied before storing ([`StreamConfig::stream_transform`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_transform: Option<Value>,
-    /// Republish (not supported: refused by validation).
+    /// Republish `{src,dest,headers_only}` ([`StreamConfig::republish_spec`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub republish: Option<Value>,
     /// Serve `$JS.API.DIRECT.GET`.
@@ -361,11 +361,8 @@ impl StreamConfig {
             Some("async") => return Err(invalid("async persist mode is not supported by weir")),
             Some(other) => return Err(invalid(format!("invalid persist mode {other:?}"))),
         }
+        cfg.check_sourcing()?;
         let unsupported = [
-            (cfg.mirror.is_some(), "stream mirrors"),
-            (has_sources, "stream sources"),
-            (cfg.subject_transform.is_some(), "subject transforms"),
-            (cfg.republish.is_some(), "republish"),
             (cfg.allow_msg_counter, "message counters"),
             (cfg.allow_atomic, "atomic batch publish"),
             (cfg.allow_batched, "batched publish"),
@@ -376,7 +373,10 @@ impl StreamConfig {
             return Err(invalid(format!("{what} are not supported by weir")));
         }
         if cfg.subjects.is_empty() {
-            cfg.subjects.push(cfg.name.clone());
+            // A mirror or a stream with sources may capture no subjects of its own.
+            if !mirror_or_sources {
+                cfg.subjects.push(cfg.name.clone());
+            }
         } else {
             for (i, subj) in cfg.subjects.iter().enumerate() {
                 if !is_valid_pattern(subj) {
@@ -473,6 +473,12 @@ impl StreamConfig {
         }
         if cfg.persist_mode.as_deref().unwrap_or("default") != old.persist_mode.as_deref().unwrap_or("default") {
             return Err(invalid("stream configuration update can not change persist mode"));
+        }
+        // A mirror cannot be added or changed; removing it (promotion) is allowed, as
+        // nats-server 2.12 allows.
+        let mirror = |c: &StreamConfig| c.mirror.clone().filter(|v| !v.is_null());
+        if mirror(&cfg).is_some() && mirror(&cfg) != mirror(old) {
+            return Err(invalid("stream mirror configuration can not be updated"));
         }
         if cfg.sealed {
             cfg.max_age = 0;
@@ -635,7 +641,7 @@ mod tests {
         assert_eq!(with(&|c| c.max_msgs = -5).check(true).unwrap_err().err_code, 10157);
         assert_eq!(with(&|c| c.max_msgs = -5).check(false).unwrap().max_msgs, -1);
         let e = with(&|c| c.mirror = Some(serde_json::json!({"name":"O"}))).check_create(false).unwrap_err();
-        assert_eq!(e.err_code, 10052);
+        assert_eq!(e.err_code, 10034);
     }
 
     #[test]

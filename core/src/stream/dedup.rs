@@ -107,6 +107,23 @@ impl Dedup {
         true
     }
 
+    /// Every entry as `(id, subject, seq, ts_ns)`, oldest first (to carry the window
+    /// over a reopen of the stream; see [`super::Stream::adopt_dedup`]).
+    pub fn entries(&self) -> Vec<(String, String, u64, i64)> {
+        self.by_time
+            .iter()
+            .filter_map(|(&(ts, seq), id)| self.by_id.get(id).map(|e| (id.clone(), e.subject.clone(), seq, ts)))
+            .collect()
+    }
+
+    /// Drop the entries of the sequences in `seqs` (publishes that were refused after
+    /// all); returns how many.
+    pub fn forget_seqs(&mut self, seqs: &[u64]) -> usize {
+        let gone: Vec<String> =
+            self.by_id.iter().filter(|(_, e)| seqs.contains(&e.seq)).map(|(id, _)| id.clone()).collect();
+        gone.iter().filter(|id| self.remove_id(id)).count()
+    }
+
     /// Drop the oldest entry; `false` if there was none.
     pub fn pop_oldest(&mut self) -> bool {
         let Some(id) = self.by_time.values().next().cloned() else { return false };

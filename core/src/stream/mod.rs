@@ -28,7 +28,9 @@
 //!   when malformed or under 1 s): the message is removed by [`Stream::tick`] once its
 //!   TTL has passed (see [`ttl`]; deadlines are rebuilt from the headers on open).
 //!   Differences from nats-server: `never` is treated as no TTL (the message still
-//!   obeys `max_age`), and no subject delete markers are written.
+//!   obeys `max_age`). With `subject_delete_marker_ttl`, a subject whose last message
+//!   `max_age` removed gets a marker (`Nats-Marker-Reason: MaxAge`, see
+//!   [`Stream::take_markers`]); purges and deletes write none.
 //! - **Retention**: limits via the store. For interest and workqueue streams the host
 //!   registers consumers ([`Stream::add_consumer`], which also enforces the workqueue
 //!   uniqueness rules) and removes a message once acked as its policy says
@@ -56,6 +58,8 @@
 
 mod config;
 pub mod dedup;
+pub mod sourcing;
+pub mod transform;
 pub mod ttl;
 mod wire;
 
@@ -97,6 +101,12 @@ pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 pub const ROLLUP: &str = "Nats-Rollup";
 /// `Nats-TTL`.
 pub const MSG_TTL: &str = "Nats-TTL";
+/// `Nats-Marker-Reason` on subject delete markers (`MaxAge`).
+pub const MARKER_REASON: &str = "Nats-Marker-Reason";
+/// Most subjects checked for subject delete markers per expiry step.
+pub const MARKER_CHUNK: usize = 1024;
+/// Most sequences [`Stream::skip_to`] spends one by one.
+pub const MAX_MIRROR_SKIP: u64 = 4096;
 /// Largest header block a stream accepts (`math.MaxUint16`).
 pub const MAX_HEADER_LEN: usize = u16::MAX as usize;
 /// Most deleted sequences listed by [`Stream::info`] with `deleted_details`.
@@ -144,6 +154,13 @@ pub struct Stream<S: MsgStore> {
     /// The last store failure (I/O, corruption): the store must be reopened.
     failure: Option<String>,
     bugs: StreamBugs,
+    /// Subject delete markers written and not yet taken by the host.
+    markers: Vec<(u64, String)>,
+}
+
+/// Whether a raw header block is a subject delete marker's.
+fn is_marker(headers: &[u8]) -> bool {
+    !headers.is_empty() && Headers::parse(headers).is_ok_and(|h| h.get(MARKER_REASON).is_some())
 }
 
 /// The message id in a raw header block, if any.
@@ -224,6 +241,7 @@ impl<S: MsgStore> Stream<S> {
             consumers: BTreeMap::new(),
             failure: None,
             bugs: opts.bugs,
+            markers: Vec::new(),
         };
         s.rebuild(now_ns).map_err(ApiError::stream_store_failed)?;
         s.check();
@@ -273,6 +291,35 @@ impl<S: MsgStore> Stream<S> {
             next = Some(m.seq + 1);
         }
         Ok(())
+    }
+
+    /// Take over dedup entries `(id, subject, seq, ts_ns)` of an earlier incarnation of
+    /// this stream (as [`Dedup::entries`] lists them) that the rebuild from the stored
+    /// messages cannot know: ids of messages removed since (acked on a workqueue or
+    /// interest stream, evicted, deleted) still answer retries within the window. The
+    /// engine uses it when it reopens a stream whose sync failed, which must not forget
+    /// what clients were told; a restart rebuilds from the stored messages only, as
+    /// nats-server does. Entries past the stored `last_seq`, outside the window at
+    /// `now_ns`, or already held are skipped, and so is everything with `dedup-forgets`.
+    /// Ids of the `refused` sequences (publishes answered with an error, which the disk
+    /// may have kept all the same) are dropped, whichever incarnation knew them.
+    pub fn adopt_dedup(&mut self, entries: &[(String, String, u64, i64)], refused: &[u64], now_ns: i64) {
+        self.dedup.forget_seqs(refused);
+        let window = self.cfg.duplicate_window;
+        if window <= 0 || self.bugs.dedup_forgets {
+            return;
+        }
+        let cutoff = now_ns.saturating_sub(window);
+        let last = self.store.state().last_seq;
+        for (id, subject, seq, ts) in entries {
+            if *seq > last || *ts <= cutoff || refused.contains(seq) || self.dedup.lookup(id).is_some() {
+                continue;
+            }
+            if !self.dedup.insert(id, subject, *seq, *ts) {
+                break; // out of memory: the oldest (first to expire) are kept, as at open
+            }
+        }
+        self.check();
     }
 
     /// The first stored sequence whose time is at or after `ts_ns` (binary search over
@@ -449,7 +496,9 @@ impl<S: MsgStore> Stream<S> {
         {
             return Err(ApiError::stream_wrong_last_sequence(last_seq));
         }
-        let msg_id = hdr.get(MSG_ID).filter(|v| !v.is_empty());
+        // No window (a mirror or a stream with sources that set none): no dedup, so no
+        // ids kept that would never expire.
+        let msg_id = hdr.get(MSG_ID).filter(|v| !v.is_empty() && self.cfg.duplicate_window > 0);
         if let Some(seq) = msg_id.and_then(|id| self.dedup.lookup(id)) {
             return Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: true, stored: false });
         }
@@ -552,7 +601,97 @@ impl<S: MsgStore> Stream<S> {
         for seq in self.ttls.take_due(now_ns) {
             n += self.store.delete(seq).map_err(|e| self.store_err(e))? as u64;
         }
-        Ok(n + self.store.expire(now_ns).map_err(|e| self.store_err(e))?)
+        if self.cfg.subject_delete_marker_ttl <= 0 || self.cfg.max_age <= 0 {
+            return Ok(n + self.store.expire(now_ns).map_err(|e| self.store_err(e))?);
+        }
+        // With markers: expire in chunks of at most MARKER_CHUNK subjects, so that the
+        // set of subjects to check is bounded however many messages age out at once.
+        let cutoff = now_ns.saturating_sub(self.cfg.max_age);
+        loop {
+            let (subjects, upto, done) = self.aging_subjects(cutoff).map_err(|e| self.store_err(e))?;
+            n += self.store.expire(upto.saturating_add(self.cfg.max_age)).map_err(|e| self.store_err(e))?;
+            self.write_markers(now_ns, subjects)?;
+            if done {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// The subjects of the oldest (non-marker) messages at or before `cutoff`, at most
+    /// [`MARKER_CHUNK`] of them (never splitting one timestamp), the time up to which
+    /// they go, and whether that is all of them.
+    fn aging_subjects(&mut self, cutoff: i64) -> Result<(std::collections::BTreeSet<String>, i64, bool), StoreError> {
+        let mut subjects = std::collections::BTreeSet::new();
+        let mut from = 0;
+        let mut upto = i64::MIN;
+        while let Some(m) = self.store.load_next(">", from)? {
+            if m.ts_ns > cutoff {
+                break;
+            }
+            if subjects.len() >= MARKER_CHUNK && m.ts_ns > upto {
+                return Ok((subjects, upto, false));
+            }
+            if !is_marker(&m.headers) {
+                subjects.insert(m.subject);
+            }
+            upto = m.ts_ns;
+            from = m.seq + 1;
+        }
+        Ok((subjects, cutoff, true))
+    }
+
+    /// Subject delete markers, as nats-server writes them when `max_age` removed the
+    /// last message of a subject: an empty message on the subject with
+    /// `Nats-Marker-Reason: MaxAge` and `Nats-TTL` = `subject_delete_marker_ttl`, which
+    /// removes itself when that TTL passes. Markers are listed for the host
+    /// ([`Stream::take_markers`]) so its consumers see them.
+    fn write_markers(&mut self, now_ns: i64, subjects: std::collections::BTreeSet<String>) -> Result<(), ApiError> {
+        let ttl_secs = (self.cfg.subject_delete_marker_ttl / 1_000_000_000).max(1);
+        let hdr = format!("NATS/1.0\r\n{MARKER_REASON}: MaxAge\r\n{MSG_TTL}: {ttl_secs}s\r\n\r\n");
+        for subject in subjects {
+            if self.store.load_last(&subject).map_err(|e| self.store_err(e))?.is_some() {
+                continue;
+            }
+            if !self.ttls.has_room() {
+                // Without room for its deadline a marker would never leave: skip it.
+                break;
+            }
+            let seq = self.store.append(&subject, hdr.as_bytes(), b"", now_ns).map_err(|e| self.store_err(e))?;
+            self.last_ts = Some(now_ns);
+            self.last_msg_id.clear();
+            let ok = self.ttls.insert(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq);
+            debug_assert!(ok, "ttl room was checked");
+            self.markers.push((seq, subject));
+        }
+        Ok(())
+    }
+
+    /// Markers written since the last call (`(seq, subject)`), for the host to show its
+    /// consumers like new messages.
+    pub fn take_markers(&mut self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.markers)
+    }
+
+    /// Make the next stored sequence at least `seq` (a mirror keeps its origin's
+    /// sequences): on an empty store by moving its first sequence; otherwise each
+    /// missing sequence is spent as nats-server's `SkipMsg` does, at most
+    /// [`MAX_MIRROR_SKIP`] of them (past that the mirror's sequences drift). Returns
+    /// the next sequence the store will assign.
+    pub fn skip_to(&mut self, seq: u64, now_ns: i64) -> Result<u64, ApiError> {
+        let st = self.store.state();
+        if seq <= st.last_seq + 1 {
+            return Ok(st.last_seq + 1);
+        }
+        if st.msgs == 0 {
+            self.store.compact(seq).map_err(|e| self.store_err(e))?;
+        } else {
+            let gap = (seq - st.last_seq - 1).min(MAX_MIRROR_SKIP);
+            for _ in 0..gap {
+                self.skip_seq("_weir.skip", &[], &[], now_ns)?;
+            }
+        }
+        self.check();
+        Ok(self.store.state().last_seq + 1)
     }
 
     /// When [`Stream::tick`] next has work: the oldest dedup id leaves the window, a TTL
@@ -775,6 +914,8 @@ impl<S: MsgStore> Stream<S> {
             created: self.created_ns,
             state: self.state(deleted_details, subjects_filter)?,
             cluster: None,
+            mirror: None,
+            sources: None,
             ts: now_ns,
         })
     }

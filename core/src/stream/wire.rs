@@ -178,13 +178,30 @@ impl DirectGetReply {
             m.seq,
             format_rfc3339_nano(m.ts_ns)
         );
-        let mut headers = match m.headers.strip_suffix(b"\r\n") {
-            Some(head) if m.headers.starts_with(b"NATS/1.0") => head.to_vec(),
+        // A republished message stored here carries its origin's `Nats-Sequence` etc.:
+        // this stream's values replace them, so that a client reading the first value
+        // (a KV revision) sees this stream's, as nats-server answers.
+        let own = stripped_of_direct_headers(&m.headers);
+        let mut headers = match own.strip_suffix(b"\r\n") {
+            Some(head) if own.starts_with(b"NATS/1.0") => head.to_vec(),
             _ => b"NATS/1.0\r\n".to_vec(),
         };
         headers.extend_from_slice(extra.as_bytes());
         DirectGetReply { headers, payload: m.payload.clone() }
     }
+}
+
+/// `headers` without the headers a direct get sets itself (a copy when it had any).
+fn stripped_of_direct_headers(headers: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const OWN: [&str; 5] = ["Nats-Stream", "Nats-Subject", "Nats-Sequence", "Nats-Time-Stamp", "Nats-Last-Sequence"];
+    if headers.is_empty() {
+        return std::borrow::Cow::Borrowed(headers);
+    }
+    let Ok(mut h) = crate::proto::Headers::parse(headers) else { return std::borrow::Cow::Borrowed(headers) };
+    if OWN.iter().map(|k| h.remove(k)).sum::<usize>() == 0 {
+        return std::borrow::Cow::Borrowed(headers);
+    }
+    std::borrow::Cow::Owned(h.to_bytes().to_vec())
 }
 
 /// A stream's state in JSON (`StreamState`, `store.go`).
@@ -246,6 +263,12 @@ pub struct StreamInfo {
     /// Cluster details (set by the API layer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterInfo>,
+    /// A mirror's `StreamSourceInfo` (`name`, `lag`, `active`, ...; set by the API layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<serde_json::Value>,
+    /// The sources' `StreamSourceInfo`s (set by the API layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<serde_json::Value>>,
     /// When this info was gathered.
     #[serde(with = "serde_time")]
     pub ts: i64,

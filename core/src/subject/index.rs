@@ -463,6 +463,13 @@ impl<T> SubIndex<T> {
         SubId(self.next_id)
     }
 
+    /// Make ids of later inserts greater than `id` (no-op if they already are), so that
+    /// several indexes can draw their ids from one sequence and ids stay unique across
+    /// them (the broker's per-account indexes key one subscription table).
+    pub fn skip_past(&mut self, id: SubId) {
+        self.next_id = self.next_id.max(id.0 + 1);
+    }
+
     /// Remove a subscription, returning its value, or `None` if it is not in the index.
     pub fn remove(&mut self, id: SubId) -> Option<T> {
         let entry = self.entries.remove(&id)?;

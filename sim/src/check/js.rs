@@ -552,8 +552,12 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
                     None => (0, 0),
                 };
                 for &(seq, t, dup) in acks.iter().skip(1) {
-                    // A restart may forget ids whose messages are gone.
-                    let forgivable = h.start_between(first_t, t) && stored_at.get(&first_seq) != Some(&value);
+                    // A restart may forget ids whose messages are gone: not stored at the
+                    // end, or removed by the consumers' acks (damage at rest can make a
+                    // removed message visible again after the restart forgot its id).
+                    let gone =
+                        stored_at.get(&first_seq) != Some(&value) || ex.removed_by_acks(first_seq, &subject, value);
+                    let forgivable = h.start_between(first_t, t) && gone;
                     if seq != first_seq && t.saturating_sub(first_t) < s.dedup_window_us && !forgivable {
                         dedup.add(|| {
                             format!(

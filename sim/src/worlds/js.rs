@@ -28,7 +28,7 @@ use crate::check::js::{
 };
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDiskConfig, SimDisks};
-use crate::harness::{Ctx, World, begin_incarnation};
+use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
 use crate::jsclient::{JsClient, PubOutcome, StreamReq};
 use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
@@ -569,15 +569,14 @@ impl World for JsWorld {
     const NAME: &'static str = "js";
     const DESCRIPTION: &'static str =
         "one NATS server with JetStream on the simulated disk; clients publish with PubAck and consume with acks";
-    const FAULTS: &'static [FaultClass] =
-        &[FaultClass::Crash, FaultClass::Pause, FaultClass::SlowDisk, FaultClass::Corrupt, FaultClass::DiskFull];
+    const FAULTS: &'static [FaultClass] = ONE_DISK_NODE_FAULTS;
 
     fn check_config(cfg: &SimConfig) -> Result<(), String> {
-        if cfg.run.nodes == 1 { Ok(()) } else { Err("runs one node (run.nodes=1)".into()) }
+        one_node(cfg)
     }
 
     fn setup(ctx: &mut Ctx) -> Self {
-        let disks = ctx.init_disks();
+        ctx.init_disks();
         let cfg = ctx.cfg.clone();
         let ledger = Arc::new(Ledger::new(&[
             (names::CLIENT_OUTBOUND, CLIENT_OUTBOUND_LIMIT),
@@ -605,9 +604,7 @@ impl World for JsWorld {
             cfg,
         };
         let sh2 = sh.clone();
-        let h = ctx.handle.create_node().name("n1").ip(node::ip(NODE)).init(move || node_main(sh2.clone())).build();
-        let disk = disks.disk_for(h.id());
-        ctx.add_node(h, Ledger::clone(&sh.ledger));
+        let disk = ctx.add_disk_node(Ledger::clone(&sh.ledger), move || node_main(sh2.clone()));
 
         let machine = ctx.add_client_machine("clients");
         let mut other_tasks = vec![machine.spawn(create_all(sh.clone()))];

@@ -16,8 +16,8 @@ use crate::check::Violation;
 use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
-use crate::harness::{Ctx, World, begin_incarnation};
-use crate::node::{self, NodeNo};
+use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
+use crate::node::NodeNo;
 use crate::workload::{ClientStats, value_for};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -289,15 +289,14 @@ impl World for StoreWorld {
     const NAME: &'static str = "store";
     const DESCRIPTION: &'static str =
         "one node's message store (FileStore on the simulated disk) with in-process writers, deleters and readers";
-    const FAULTS: &'static [FaultClass] =
-        &[FaultClass::Crash, FaultClass::Pause, FaultClass::SlowDisk, FaultClass::Corrupt, FaultClass::DiskFull];
+    const FAULTS: &'static [FaultClass] = ONE_DISK_NODE_FAULTS;
 
     fn check_config(cfg: &SimConfig) -> Result<(), String> {
-        if cfg.run.nodes == 1 { Ok(()) } else { Err("runs one node (run.nodes=1)".into()) }
+        one_node(cfg)
     }
 
     fn setup(ctx: &mut Ctx) -> Self {
-        let disks = ctx.init_disks();
+        ctx.init_disks();
         let cfg = ctx.cfg.clone();
         let p = NodeParams {
             bugs: ctx.bugs.store(),
@@ -317,9 +316,7 @@ impl World for StoreWorld {
             cfg,
         };
         let p2 = p.clone();
-        let h = ctx.handle.create_node().name("n1").ip(node::ip(NODE)).init(move || node_main(p2.clone())).build();
-        let disk = disks.disk_for(h.id());
-        ctx.add_node(h, p.ledger.clone());
+        let disk = ctx.add_disk_node(p.ledger.clone(), move || node_main(p2.clone()));
         StoreWorld { p, disk, fault_rng: ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x00DA_7A6E) }
     }
 

@@ -156,6 +156,7 @@ impl JetStream {
         }
         if let ["DIRECT", "GET", stream, subj @ ..] = tokens.as_slice() {
             self.stats.total += 1;
+            self.settle(now_ns, stream, out);
             if let Some(m) = self.direct_get(stream, subj, &reply, body) {
                 out.push(JsOut::Publish(m));
             }
@@ -170,7 +171,10 @@ impl JetStream {
             ["STREAM", "PURGE", s] => Some(self.stream_purge(now_ns, s, body, out)),
             ["STREAM", "NAMES"] => Some(self.stream_names_api(body)),
             ["STREAM", "LIST"] => Some(self.stream_list(now_ns, body)),
-            ["STREAM", "MSG", "GET", s] => Some(self.msg_get(s, body)),
+            ["STREAM", "MSG", "GET", s] => {
+                self.settle(now_ns, s, out);
+                Some(self.msg_get(s, body))
+            }
             ["STREAM", "MSG", "DELETE", s] => Some(self.msg_delete(now_ns, s, body, out)),
             ["CONSUMER", ..] => self.consumer_api(now_ns, &tokens[1..], body, out),
             _ => None,
@@ -230,7 +234,8 @@ impl JetStream {
                     storage_max_stream_bytes: -1,
                     max_bytes_required: false,
                 },
-                api: ApiLevel { level: super::API_LEVEL, total: self.stats.total + 1, errors: self.stats.errors },
+                // As nats-server: a request is counted after it is answered, so this one is not in it.
+                api: ApiLevel { level: super::API_LEVEL, total: self.stats.total, errors: self.stats.errors },
             },
         )
     }
@@ -248,6 +253,7 @@ impl JetStream {
         let h = self.streams.get_mut(name).ok_or_else(ApiError::stream_not_found)?;
         let mut info = h.stream.info(now_ns, dd, filter)?;
         info.cluster = Some(ClusterInfo { name: None, leader: Some(leader) });
+        (info.mirror, info.sources) = self.source_infos(name, now_ns);
         if info.state.last_seq == 0 && info.state.messages == 0 {
             // A stream never written to reports first_seq 0, as nats-server's.
             info.state.first_seq = 0;
@@ -277,6 +283,7 @@ impl JetStream {
         }
         let others = self.streams.values().flat_map(|h| h.stream.config().subjects.iter().map(String::as_str));
         check_subject_overlap(&checked.subjects, others).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let mut notes = Vec::new();
         let host = self
             .open_stream(checked.clone(), now_ns, now_ns, true, &mut notes)
@@ -303,6 +310,8 @@ impl JetStream {
         }
         let old = self.host_mut(API, name)?.stream.config().clone();
         let checked = cfg.check_update(&old, pedantic).or_else(|e| err(API, e))?;
+        self.check_consumer_limits(name, &checked).or_else(|e| err(API, e))?;
+        self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let others = self
             .streams
             .iter()
@@ -314,12 +323,15 @@ impl JetStream {
         let h = self.host_mut(API, name)?;
         let before = h.stream.store_state().msgs;
         h.stream.update(checked.clone(), now_ns).or_else(|e| err(API, e))?;
+        h.features = super::republish::Features::of(&checked);
         let meta = StreamMeta { config: checked.clone(), created_ns: h.stream.created_ns() };
         let bytes = serde_json::to_vec(&meta).expect("stream meta serialises");
         let flushed = match h.stream.store_mut().file_mut() {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if h.stream.store_state().msgs != before {
             h.resync_consumers(now_ns, out);
         }
@@ -327,9 +339,37 @@ impl JetStream {
         layout::write_atomic(&*disk, &path, &bytes)
             .or_else(|e| err(API, ApiError::stream_store_failed(format!("cannot write {path}: {e}"))))?;
         self.route(name, &checked.subjects);
+        self.refresh_sourcing(name, true);
         let mut info = self.info_of(now_ns, name, false, None).or_else(|e| err(API, e))?;
         info.cluster = None;
         ok(API, &info)
+    }
+
+    /// New `consumer_limits` must not be below what an existing consumer of `name` runs
+    /// with, as nats-server refuses the update: 500/10069 "change to limits violates
+    /// consumers: C1, C2" (nats-server 2.15.1's text, checked by tests/js_client.rs)
+    /// naming each consumer whose `max_ack_pending` is above the new limit, or whose
+    /// `inactive_threshold` is (a durable without one counts as unlimited).
+    fn check_consumer_limits(&self, name: &str, cfg: &crate::stream::StreamConfig) -> Result<(), ApiError> {
+        let lim = &cfg.consumer_limits;
+        let Some(h) = self.streams.get(name) else { return Ok(()) };
+        let over: Vec<&str> = h
+            .consumers
+            .iter()
+            .filter(|(_, c)| {
+                let cc = c.c.config();
+                let ack =
+                    lim.max_ack_pending > 0 && (cc.max_ack_pending <= 0 || cc.max_ack_pending > lim.max_ack_pending);
+                let inactive = lim.inactive_threshold > 0
+                    && (cc.inactive_threshold <= 0 || cc.inactive_threshold > lim.inactive_threshold);
+                ack || inactive
+            })
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if over.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::stream_update(format!("change to limits violates consumers: {}", over.join(", "))))
     }
 
     fn stream_info(&mut self, now_ns: i64, name: &str, body: &[u8]) -> ApiResult {
@@ -362,6 +402,7 @@ impl JetStream {
                 out.push(JsOut::Publish(host::plain(&m.subject, body)));
             }
             self.unroute(name);
+            self.refresh_sourcing(name, false);
         }
         // The meta file is the commit point; the rest is garbage once it is gone.
         let meta = layout::stream_meta(&dir, name);
@@ -382,6 +423,8 @@ impl JetStream {
             Some(fs) => fs.flush().map_err(|e| e.to_string()),
             None => Ok(()),
         };
+        // A failed flush stopped the store: the next group commit reopens it.
+        h.dirty |= flushed.is_err();
         if purged > 0 {
             if h.unsynced.is_empty() {
                 h.resync_consumers(now_ns, out);
@@ -432,6 +475,18 @@ impl JetStream {
         ok(API, &Paged { total, offset: req.offset, limit: LIST_LIMIT, body: List { streams, offline } })
     }
 
+    /// Before a read of stream `name`'s messages (MSG.GET, DIRECT.GET): if it holds
+    /// appended messages not yet durable, run the group commit now, so a read never
+    /// shows a message before its PubAck could be sent (a failed sync would take it
+    /// back). nats-server shows a message once stored, but it also acks it then: in both
+    /// a message is readable exactly when it is acknowledged. The PubAcks this releases
+    /// go out before the read's reply.
+    fn settle(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
+        if self.streams.get(name).is_some_and(|h| h.dirty || !h.unsynced.is_empty()) {
+            let _ = self.sync(now_ns, out);
+        }
+    }
+
     fn msg_get(&mut self, name: &str, body: &[u8]) -> ApiResult {
         const API: &str = "stream_msg_get";
         let req: MsgGetRequest = parse_body(body).or_else(|e| err(API, e))?;
@@ -446,13 +501,21 @@ impl JetStream {
         let h = self.host_mut(API, name)?;
         let subject = h.stream.store_mut().load(req.seq).ok().flatten().map(|m| m.subject);
         h.stream.delete_msg(&req).or_else(|e| err(API, e))?;
+        if h.is_file() {
+            // Done in memory: a reopen after a failed flush deletes it again.
+            h.removed.push(req.seq);
+        }
         if let Some(s) = subject {
             for c in h.consumers.values_mut() {
                 c.c.on_stream_remove(req.seq, &s);
             }
         }
-        if let Some(fs) = h.stream.store_mut().file_mut() {
-            fs.flush().or_else(|e| err(API, ApiError::stream_msg_delete_failed(e)))?;
+        if let Some(fs) = h.stream.store_mut().file_mut()
+            && let Err(e) = fs.flush()
+        {
+            // The store stopped: the next group commit reopens it.
+            h.dirty = true;
+            return err(API, ApiError::stream_msg_delete_failed(e));
         }
         let _ = (now_ns, out);
         ok(API, &Success { success: true })

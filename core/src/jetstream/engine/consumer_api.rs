@@ -7,7 +7,7 @@ use super::host::{ConsumerHost, ConsumerMeta, summary};
 use super::reader::View;
 use super::{JetStream, JsOut, layout};
 use crate::consumer::{Consumer, ConsumerConfig, ConsumerError, ConsumerInfo};
-use crate::jetstream::{ApiError, serde_opt_time_or_zero};
+use crate::jetstream::{ApiError, serde_opt_time_or_zero, serde_time_or_zero};
 use serde::{Deserialize, Serialize};
 
 /// `CreateConsumerRequest`.
@@ -28,11 +28,13 @@ struct PauseRequest {
     pause_until: Option<i64>,
 }
 
+/// `JSApiConsumerPauseResponse`: `pause_until` is always present (Go's zero time when
+/// resumed), `pause_remaining` only while paused.
 #[derive(Serialize)]
 struct PauseResponse {
     paused: bool,
-    #[serde(with = "serde_opt_time_or_zero")]
-    pause_until: Option<i64>,
+    #[serde(with = "serde_time_or_zero")]
+    pause_until: i64,
     #[serde(skip_serializing_if = "is_zero")]
     pause_remaining: i64,
 }
@@ -79,6 +81,8 @@ impl JetStream {
             ["NAMES", stream] => self.consumer_names(stream, body),
             ["LIST", stream] => self.consumer_list(now_ns, stream, body),
             ["PAUSE", stream, name] => self.consumer_pause(now_ns, stream, name, body, out),
+            ["UNPIN", stream, name] => self.consumer_unpin(now_ns, stream, name, body, out),
+            ["RESET", stream, name] => return self.consumer_reset(now_ns, stream, name, body, out),
             _ => return None,
         })
     }
@@ -141,8 +145,10 @@ impl JetStream {
         let opts = self.consumer_options();
         let dir = self.cfg.store_dir.clone();
         let disk = self.disk.clone();
+        let server_limits = self.cfg.consumer_limits;
         let h = self.host_mut(API, stream)?;
-        let sum = summary(h.stream.config(), &h.consumers);
+        let mut sum = summary(h.stream.config(), &h.consumers);
+        sum.server_limits = server_limits;
         let cname = cfg.consumer_name().to_string();
         let was_push;
         if let Some(existing) = h.consumers.get(&cname) {
@@ -269,7 +275,7 @@ impl JetStream {
         let path = layout::consumer_meta(&dir, stream, name);
         layout::write_atomic(&*disk, &path, &serde_json::to_vec(&meta).expect("consumer meta serialises"))
             .or_else(|e| err(API, ApiError::consumer_create(format!("cannot write {path}: {e}"))))?;
-        let pause_until = hc.c.config().pause_until;
+        let pause_until = hc.c.config().pause_until.unwrap_or(0);
         ok(API, &PauseResponse { paused: r.0, pause_until, pause_remaining: r.1 })
     }
 

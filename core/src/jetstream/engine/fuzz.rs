@@ -113,6 +113,8 @@ const API_SUBJECTS: &[&str] = &[
     "$JS.API.CONSUMER.LIST.{S}",
     "$JS.API.CONSUMER.MSG.NEXT.{S}.{C}",
     "$JS.API.CONSUMER.PAUSE.{S}.{C}",
+    "$JS.API.CONSUMER.UNPIN.{S}.{C}",
+    "$JS.API.CONSUMER.RESET.{S}.{C}",
     "$JS.API.STREAM.LEADER.STEPDOWN.{S}",
     "$JS.API.CONSUMER.CREATE.{S}.{C}.x.y.z",
     "$JS.API.STREAM.CREATE",
@@ -144,6 +146,10 @@ const BODIES: &[&str] = &[
     r#"{"offset":{N},"subject":"{S}.a"}"#,
     r#"{"subjects_filter":">","deleted_details":{B}}"#,
     r#"{"pause_until":"2026-01-01T00:00:00Z"}"#,
+    r#"{"stream_name":"{S}","config":{"durable_name":"{C}","priority_policy":"pinned_client","priority_groups":["{C}"],"priority_timeout":{NS}}}"#,
+    r#"{"stream_name":"{S}","config":{"durable_name":"{C}","ack_policy":"{ACK}","priority_policy":"overflow","priority_groups":["A"]}}"#,
+    r#"{"batch":{N},"expires":{NS},"group":"{C}","min_pending":{N},"min_ack_pending":{N},"id":"{S}","priority":{N}}"#,
+    r#"{"group":"{C}"}"#,
 ];
 
 /// Publish subjects (inside and outside the streams' subjects).

@@ -5,13 +5,14 @@
 use super::anystore::AnyStore;
 use super::layout;
 use super::reader::View;
+use super::republish::Features;
 use super::{JsOut, RecoveryNote};
 use crate::consumer::{
     Advisory, Consumer, ConsumerConfig, ConsumerState, DoneReason, Effect, Retention, StreamSummary,
 };
 use crate::disk::Disk;
 use crate::jetstream::ApiError;
-use crate::mem::Charge;
+use crate::mem::{Account, Charge};
 use crate::proto::ByteStr;
 use crate::server::nats::broker::Message;
 use crate::store::{MsgStore, StoreError};
@@ -19,6 +20,7 @@ use crate::stream::{RetentionPolicy, Stream, StreamConfig, pub_ack_error_json};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a stream's `.meta` file holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,6 +63,33 @@ pub(super) struct StreamHost {
     pub gone: Vec<String>,
     /// `stream.pending` charges of the publishes waiting for the sync.
     pub charges: Vec<Charge>,
+    /// Subject transform and republish, parsed from the config.
+    pub features: Features,
+    /// AckSync replies held until the acks they confirm are durable (file streams).
+    pub held_replies: Vec<HeldReply>,
+    /// Sequences removed (retention, deletes) since the last sync of a file stream, for
+    /// a reopen to remove again (their delete records may not have reached the disk).
+    /// As many as one group-commit interval removes; the store buffers their delete
+    /// records (charged to `store.buffers`) for as long.
+    pub removed: Vec<u64>,
+    /// The account charged for held replies (`stream.pending`).
+    pub pending: Option<Arc<Account>>,
+}
+
+/// An AckSync reply (the empty message a double-ack waits for) held back until the
+/// consumer state it confirms is on disk: sending it earlier would confirm an ack that
+/// a failed sync (the store is then reopened from disk) or a power cut could undo.
+#[derive(Debug)]
+pub(super) struct HeldReply {
+    /// The consumer whose ack it confirms.
+    consumer: String,
+    /// The consumer's `state_version` once the ack was applied: the reply goes out when
+    /// the saved version reaches it.
+    version: u64,
+    /// The reply subject.
+    to: String,
+    /// Its `stream.pending` charge.
+    _charge: Charge,
 }
 
 /// A server-originated message with no headers.
@@ -94,6 +123,8 @@ pub(super) fn summary(cfg: &StreamConfig, consumers: &BTreeMap<String, ConsumerH
             max_ack_pending: cfg.consumer_limits.max_ack_pending,
         },
         other_consumers: consumers.iter().map(|(n, h)| (n.clone(), h.c.filters().to_vec())).collect(),
+        // Set by the engine where it creates consumers (its config holds the limits).
+        server_limits: Default::default(),
     }
 }
 
@@ -101,7 +132,9 @@ impl StreamHost {
     /// A host for an opened stream (nothing unsynced).
     pub fn new(stream: Stream<AnyStore>) -> Self {
         let visible = stream.store_state().last_seq;
+        let features = Features::of(stream.config());
         StreamHost {
+            features,
             stream,
             consumers: BTreeMap::new(),
             visible,
@@ -111,6 +144,9 @@ impl StreamHost {
             dirty: false,
             gone: Vec::new(),
             charges: Vec::new(),
+            held_replies: Vec::new(),
+            removed: Vec::new(),
+            pending: None,
         }
     }
 
@@ -126,7 +162,7 @@ impl StreamHost {
 
     /// Whether [`StreamHost::sync`] has something to do.
     pub fn needs_sync(&self) -> bool {
-        self.dirty || !self.acks.is_empty() || !self.unsynced.is_empty()
+        self.dirty || !self.acks.is_empty() || !self.unsynced.is_empty() || !self.held_replies.is_empty()
     }
 
     /// Store a message published on `subject`; the PubAck goes to `reply` (if any), now
@@ -144,6 +180,13 @@ impl StreamHost {
         out: &mut Vec<JsOut>,
     ) {
         let before = self.stream.store_state();
+        let stored_subject = self.features.stored_subject(subject);
+        let subject = stored_subject.as_str();
+        // Republish reports the subject's previous sequence (`Nats-Last-Sequence`).
+        let subject_last = match self.features.republish {
+            Some(_) => self.stream.load_last(subject).ok().flatten().map_or(0, |m| m.seq),
+            None => 0,
+        };
         let r = self.stream.publish(now_ns, subject, headers, payload);
         let after = self.stream.store_state();
         let ack = match r {
@@ -158,6 +201,12 @@ impl StreamHost {
                 return;
             }
         };
+        if ack.stored
+            && let Some(m) =
+                self.features.republished(self.name(), ack.seq, subject_last, now_ns, subject, headers, payload)
+        {
+            out.push(JsOut::Publish(m));
+        }
         let file = self.is_file();
         let removed = before.msgs + ack.stored as u64 > after.msgs;
         if file {
@@ -183,6 +232,26 @@ impl StreamHost {
             self.acks.push(msg);
         } else {
             out.push(JsOut::Publish(msg));
+        }
+    }
+
+    /// Messages the stream wrote by itself (subject delete markers): shown to the
+    /// consumers like publishes, after the sync for file streams.
+    pub fn self_appended(&mut self, now_ns: i64, msgs: Vec<(u64, String)>, out: &mut Vec<JsOut>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if self.is_file() {
+            self.dirty = true;
+            self.unsynced.extend(msgs);
+        } else {
+            self.visible = self.stream.store_state().last_seq;
+            for (seq, subject) in msgs {
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_append(seq, &subject);
+                }
+            }
+            self.poll_all(now_ns, out);
         }
     }
 
@@ -243,6 +312,7 @@ impl StreamHost {
     pub fn drain(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
         let mut inactive = false;
         let mut done = Vec::new();
+        let file = self.is_file();
         {
             let Some(h) = self.consumers.get_mut(name) else { return };
             for e in h.c.drain_effects() {
@@ -259,6 +329,21 @@ impl StreamHost {
                     }
                     Effect::Status { to, reply, headers } => {
                         out.push(JsOut::Publish(status_msg(&to, reply, headers)));
+                    }
+                    Effect::AckReply { to } if file => {
+                        // Confirmed only once durable (see `HeldReply`). With no room
+                        // on `stream.pending` the reply is dropped: the client's AckSync
+                        // times out and it acks again (acks are idempotent).
+                        let cost = (super::PENDING_ENTRY_COST + to.len()) as u64;
+                        if let Some(charge) = self.pending.as_ref().and_then(|a| Charge::try_new(a, cost)) {
+                            let version = h.c.state_version();
+                            self.held_replies.push(HeldReply {
+                                consumer: name.to_string(),
+                                version,
+                                to,
+                                _charge: charge,
+                            });
+                        }
                     }
                     Effect::AckReply { to } => out.push(JsOut::Publish(plain(&to, Vec::new()))),
                     Effect::Done { seq, reason } => done.push((seq, reason)),
@@ -294,7 +379,10 @@ impl StreamHost {
     pub fn remove_seq(&mut self, now_ns: i64, seq: u64, subject: &str, out: &mut Vec<JsOut>) {
         match self.stream.remove_msg(seq) {
             Ok(true) => {
-                self.dirty |= self.is_file();
+                if self.is_file() {
+                    self.dirty = true;
+                    self.removed.push(seq);
+                }
                 for h in self.consumers.values_mut() {
                     h.c.on_stream_remove(seq, subject);
                 }
@@ -364,6 +452,7 @@ impl StreamHost {
         }
         self.dirty = false;
         self.charges.clear();
+        self.removed.clear();
         self.visible = self.stream.store_state().last_seq;
         let unsynced = std::mem::take(&mut self.unsynced);
         if std::mem::take(&mut self.resync) {
@@ -405,6 +494,23 @@ impl StreamHost {
             }
         }
         notes
+    }
+
+    /// Send the held AckSync replies whose acks are now durable: the store was synced and
+    /// the consumer's state saved at (or past) the version the ack produced. A consumer
+    /// that is gone confirms nothing more; its replies go out (the ack is moot).
+    pub fn release_replies(&mut self, out: &mut Vec<JsOut>) {
+        if self.dirty || !self.unsynced.is_empty() {
+            return;
+        }
+        let consumers = &self.consumers;
+        self.held_replies.retain(|r| {
+            let durable = consumers.get(&r.consumer).is_none_or(|h| h.saved_version >= r.version);
+            if durable {
+                out.push(JsOut::Publish(plain(&r.to, Vec::new())));
+            }
+            !durable
+        });
     }
 
     /// Whether some consumer's persisted state is behind.
@@ -451,6 +557,16 @@ fn advisory(stream: &str, consumer: &str, now_ns: i64, a: &Advisory) -> Message 
             "MSG_NAKED",
             "io.nats.jetstream.advisory.v1.nak",
             serde_json::json!({"consumer_seq": consumer_seq, "stream_seq": stream_seq, "deliveries": deliveries}),
+        ),
+        Advisory::Pinned { group, pinned_id } => (
+            "PINNED",
+            "io.nats.jetstream.advisory.v1.consumer_group_pinned",
+            serde_json::json!({"group": group, "pinned_id": pinned_id}),
+        ),
+        Advisory::Unpinned { group, reason } => (
+            "UNPINNED",
+            "io.nats.jetstream.advisory.v1.consumer_group_unpinned",
+            serde_json::json!({"group": group, "reason": reason}),
         ),
     };
     let mut obj = serde_json::json!({"type": ty, "id": "", "timestamp": ts, "stream": stream, "consumer": consumer});

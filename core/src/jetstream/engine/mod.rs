@@ -66,15 +66,28 @@
 //!
 //! Counting a consumer's pending messages from inside a stream (after limit evictions
 //! on a lagging consumer, a purge, or a filtered restore) walks the messages between;
-//! from the head of the stream it uses the store's per-subject counts.
+//! from the head of the stream it uses the store's per-subject counts. A stream with
+//! sources finds where each source stopped by walking back from its last message to
+//! the newest copy of that source (once per open, and for a source added by an
+//! update): a stream with no copy of it yet is walked whole (`sources.rs`).
+//!
+//! # Stream features
+//!
+//! Subject transforms and republish (`republish.rs`) run on the publish path of
+//! a stream's host (`host.rs`); mirrors and sources (`sources.rs`) are pumped by the engine after
+//! every input, sync and tick; subject delete markers are written by the stream's
+//! expiry and shown to consumers by [`JetStream::tick`].
 
 mod anystore;
 mod api;
 mod consumer_api;
+mod consumer_ops;
 mod fuzz;
 mod host;
 pub mod layout;
 mod reader;
+mod republish;
+mod sources;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -145,6 +158,8 @@ pub struct JsConfig {
     pub file_store: FileStoreConfig,
     /// Per-consumer inflight window (bytes).
     pub inflight_window: u64,
+    /// The server's consumer limits (`jetstream { limits { max_request_batch, max_ack_pending } }`).
+    pub consumer_limits: crate::consumer::ServerLimits,
     /// Known-bug switches.
     pub bugs: JsBugs,
 }
@@ -159,6 +174,7 @@ impl Default for JsConfig {
             server_name: "weir".into(),
             file_store: FileStoreConfig::default(),
             inflight_window: crate::consumer::DEFAULT_INFLIGHT_WINDOW,
+            consumer_limits: crate::consumer::ServerLimits::default(),
             bugs: JsBugs::default(),
         }
     }
@@ -230,6 +246,10 @@ pub struct JetStream {
     next_ephemeral: u64,
     /// Notes produced after open (persistence failures), for the shell to log.
     notes: Vec<RecoveryNote>,
+    /// Streams with a mirror or sources, and where each origin is read ([`sources`]).
+    sourcing: BTreeMap<String, sources::Sourcing>,
+    /// Set when a source pump stopped short: tick at once to go on.
+    source_wake: Option<i64>,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -273,6 +293,8 @@ impl JetStream {
             stats: ApiStats::default(),
             next_ephemeral: 0,
             notes: Vec::new(),
+            sourcing: BTreeMap::new(),
+            source_wake: None,
         };
         let mut notes = Vec::new();
         let dir = layout::streams_dir(&js.cfg.store_dir);
@@ -288,7 +310,7 @@ impl JetStream {
             }
         };
         for name in names {
-            match js.recover_stream(&name, now_ns, &mut notes) {
+            match js.recover_stream(&name, now_ns, &BTreeMap::new(), &mut notes) {
                 Ok(host) => js.install(host),
                 Err(text) => {
                     notes.push(RecoveryNote { stream: name.clone(), consumer: None, text: text.clone() });
@@ -300,7 +322,16 @@ impl JetStream {
         (js, notes)
     }
 
-    fn recover_stream(&mut self, name: &str, now_ns: i64, notes: &mut Vec<RecoveryNote>) -> Result<StreamHost, String> {
+    /// Recover stream `name` and its consumers from disk; a consumer named in `carried`
+    /// takes that ack state instead of the one on disk (a reopen keeps what the running
+    /// consumers knew).
+    fn recover_stream(
+        &mut self,
+        name: &str,
+        now_ns: i64,
+        carried: &BTreeMap<String, ConsumerState>,
+        notes: &mut Vec<RecoveryNote>,
+    ) -> Result<StreamHost, String> {
         let path = layout::stream_meta(&self.cfg.store_dir, name);
         let body = layout::read_checked(&*self.disk, &path)?;
         let meta: StreamMeta = serde_json::from_slice(&body).map_err(|e| format!("{path} is unreadable: {e}"))?;
@@ -324,7 +355,9 @@ impl JetStream {
                     continue;
                 }
             };
-            let state = if host.is_file() {
+            let state = if let Some(st) = carried.get(&c) {
+                Some(st.clone())
+            } else if host.is_file() {
                 let spath = layout::consumer_state(&self.cfg.store_dir, name, &c);
                 if self.disk.exists(&spath) {
                     match layout::read_checked(&*self.disk, &spath).and_then(|b| ConsumerState::decode(&b)) {
@@ -389,7 +422,9 @@ impl JetStream {
         };
         let opts = StreamOptions { dedup_account: self.dedup.clone(), bugs: self.cfg.bugs.stream };
         let stream = Stream::open(cfg, store, created_ns, now_ns, opts).map_err(|e| e.description)?;
-        Ok(StreamHost::new(stream))
+        let mut host = StreamHost::new(stream);
+        host.pending = Some(self.pending.clone());
+        Ok(host)
     }
 
     fn consumer_options(&self) -> ConsumerOptions {
@@ -406,7 +441,8 @@ impl JetStream {
         let name = host.name().to_string();
         self.route(&name, &host.stream.config().subjects.clone());
         self.failed.remove(&name);
-        self.streams.insert(name, host);
+        self.streams.insert(name.clone(), host);
+        self.refresh_sourcing(&name, false);
     }
 
     fn route(&mut self, name: &str, subjects: &[String]) {
@@ -446,6 +482,7 @@ impl JetStream {
         } else {
             self.on_publish(now_ns, msg, out);
         }
+        self.pump_sources(now_ns, out);
         self.reap();
         self.check();
     }
@@ -557,11 +594,13 @@ impl JetStream {
                 continue;
             }
             let notes = host.persist_consumers(&*self.disk, &self.cfg.store_dir);
+            host.release_replies(out);
             if let Some(n) = notes.first() {
                 first.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
             }
             self.notes.extend(notes);
         }
+        self.pump_sources(now_ns, out);
         self.reap();
         self.check();
         match first {
@@ -570,11 +609,23 @@ impl JetStream {
         }
     }
 
-    /// Reopen stream `name` from disk after its store failed: what the disk kept comes
-    /// back, except the `refused` sequences (answered with errors, so they must not
-    /// appear); if it cannot be opened the stream is listed as failed.
+    /// Reopen stream `name` from disk after its store failed (after a failed fsync the
+    /// kernel's view of the file is unknown, so only a fresh read of the disk is
+    /// trusted): what the disk kept comes back, except the `refused` sequences (answered
+    /// with errors, so they must not appear). What the running stream knew that is not
+    /// derived from the disk is carried over, so that the reopen is no rollback that
+    /// clients could see: the consumers' ack state (no redelivery of acked messages, no
+    /// second first-delivery), the removals since the last sync (acked workqueue and
+    /// interest messages stay removed) and the dedup window (ids of removed messages
+    /// still answer retries). Held AckSync replies are dropped unsent (never confirmed;
+    /// the client acks again). If it cannot be opened the stream is listed as failed.
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
+        self.sourcing.remove(name);
+        let dedup = old.stream.dedup().entries();
+        let carried: BTreeMap<String, ConsumerState> =
+            old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
+        let removed = std::mem::take(&mut old.removed);
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -587,9 +638,10 @@ impl JetStream {
         drop(old);
         self.unroute(name);
         let mut notes = Vec::new();
-        match self.recover_stream(name, now_ns, &mut notes) {
+        match self.recover_stream(name, now_ns, &carried, &mut notes) {
             Ok(mut host) => {
-                for seq in refused {
+                host.stream.adopt_dedup(&dedup, refused, now_ns);
+                for seq in refused.iter().chain(&removed) {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
                     }
@@ -645,7 +697,8 @@ impl JetStream {
                 host.dirty = true;
             }
             let after = host.stream.store_state();
-            if after.msgs != before.msgs {
+            let markers = host.stream.take_markers();
+            if after.msgs != before.msgs || !markers.is_empty() {
                 host.dirty |= host.is_file();
                 if host.unsynced.is_empty() {
                     host.resync_consumers(now_ns, out);
@@ -653,6 +706,7 @@ impl JetStream {
                     host.resync = true;
                 }
             }
+            host.self_appended(now_ns, markers, out);
             if let Some(fs) = host.stream.store_mut().file_mut() {
                 let _ = fs.tick(Duration::from_nanos(now_ns.max(0) as u64));
             }
@@ -679,6 +733,9 @@ impl JetStream {
                 t = Some(t.map_or(d, |t| t.min(d)));
             }
         }
+        if let Some(d) = self.source_wake {
+            t = Some(t.map_or(d, |t| t.min(d)));
+        }
         t
     }
 
@@ -686,6 +743,7 @@ impl JetStream {
     /// deliver again (call after dropping [`JsOut::Deliver`] charges).
     pub fn poll(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
         self.run_api(now_ns, out);
+        self.pump_sources(now_ns, out);
         for host in self.streams.values_mut() {
             let blocked: Vec<String> =
                 host.consumers.iter().filter(|(_, h)| h.c.blocked_on_inflight()).map(|(n, _)| n.clone()).collect();
@@ -764,6 +822,7 @@ impl JetStream {
             }
         }
         assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
+        self.sourcing_invariants();
     }
 }
 

@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod api_tests;
 mod consumer_tests;
+mod failed_sync_tests;
+mod feature_tests;
 mod model_tests;
+mod priority_tests;
 mod restart_tests;
 
 /// An in-memory disk: `current` is what reads see, `durable` what survives [`MemDisk::crash`].
@@ -28,6 +31,8 @@ pub(super) struct MemDisk {
     durable: Mutex<BTreeMap<String, Vec<u8>>>,
     /// Make every sync fail.
     pub fail_sync: AtomicBool,
+    /// A full disk: every append and file write fails with ENOSPC (nothing written).
+    pub full: AtomicBool,
 }
 
 impl MemDisk {
@@ -40,6 +45,13 @@ impl MemDisk {
     pub fn put(&self, path: &str, data: &[u8]) {
         self.current.lock().unwrap().insert(path.into(), data.to_vec());
         self.durable.lock().unwrap().insert(path.into(), data.to_vec());
+    }
+
+    fn check_space(&self) -> io::Result<()> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (ENOSPC)"));
+        }
+        Ok(())
     }
 
     /// Every path.
@@ -63,12 +75,14 @@ impl Disk for MemDisk {
         Ok(d[s..(s + len).min(d.len())].to_vec())
     }
     fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
+        self.check_space()?;
         let mut c = self.current.lock().unwrap();
         let f = c.entry(path.to_string()).or_default();
         f.extend_from_slice(data);
         Ok(f.len() as u64)
     }
     fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.check_space()?;
         self.current.lock().unwrap().insert(path.to_string(), data.to_vec());
         Ok(())
     }
@@ -249,6 +263,13 @@ impl Harness {
         let mut outs = self.send(subject, Some("_INBOX.pub"), headers, payload);
         outs.extend(self.sync());
         outs.iter().find(|o| o.to == "_INBOX.pub").unwrap_or_else(|| panic!("no PubAck: {outs:?}")).json()
+    }
+
+    /// Publish to `subject` and sync: every output (deliveries and statuses included).
+    pub fn publish_outs(&mut self, subject: &str) -> Vec<Out> {
+        let mut outs = self.send(subject, Some("_INBOX.pub"), b"", b"x");
+        outs.extend(self.sync());
+        outs
     }
 
     pub fn create_stream(&mut self, body: &str) -> Value {

@@ -12,12 +12,27 @@
 //! each queue group once in the whole cluster: a local member if there is one, else a
 //! member on one peer picked at random (the message names the groups that peer must
 //! serve). Messages from routes go to local clients only (see [`crate::server::route`]).
+//!
+//! **Accounts.** Every client lives in one NATS account ([`AccountId`]; `$G`, id 0, is
+//! the default), and each account has its own subject space: its own local and remote
+//! subscription indexes, so a message published in one account never reaches another
+//! (as nats-server's per-account sublists). Interest and messages cross routes with
+//! their account's name. Each account also has its own memory accounts (see
+//! [`AccountLimits`]): its clients' outbound bytes and its subscriptions are charged
+//! there as well as to the server-wide ledger, so one account at its limit cannot take
+//! what the others need. JetStream serves `$G` only.
+//!
+//! **Permissions.** A client's [`Permissions`] filter deliveries (subjects its subscribe
+//! deny list covers) and, with `allow_responses`, the broker remembers the reply subjects
+//! of requests it delivered to it (a bounded table, [`MAX_REPLY_PERMS`]), which
+//! [`Broker::may_respond`] then allows it to publish to.
 
+use super::auth::{GLOBAL_ACCOUNT, Permissions};
 use super::js::{JsHandle, MAX_CASCADE, Outs};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::jetstream::engine::JsOut;
-use crate::mem::Account;
+use crate::mem::{self, Account};
 use crate::proto::{self, ByteStr, no_responders_msg};
 use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
@@ -41,10 +56,75 @@ pub const REMOVE_STEP: usize = 1024;
 /// deliveries); no client has it (client ids start at 1).
 pub const SERVER_CLIENT: ClientId = 0;
 
+/// A NATS account's slot in the broker's table; [`GLOBAL`] is `$G`.
+pub type AccountId = usize;
+
+/// The default account `$G`.
+pub const GLOBAL: AccountId = 0;
+
+/// Most reply subjects remembered per client for `allow_responses` (nats-server's
+/// `replyPermLimit`, 4096); past it the first by name is forgotten.
+pub const MAX_REPLY_PERMS: usize = 4096;
+
+/// What a subscription is charged to its account's `account.subs`, besides its
+/// subject, queue and sid bytes ([`account_sub_cost`]): the subscription record, its trie entry and its sid.
+pub const SUB_OVERHEAD: u64 = 192;
+
+/// Memory limits of each NATS account (see the module doc), in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Bytes queued to all the account's clients together.
+    pub max_outbound: u64,
+    /// Estimated bytes of all the account's subscriptions ([`SUB_OVERHEAD`] plus subject
+    /// and queue per subscription).
+    pub max_subs_bytes: u64,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            max_outbound: mem::spec(mem::names::ACCOUNT_OUTBOUND).default_limit,
+            max_subs_bytes: mem::spec(mem::names::ACCOUNT_SUBS).default_limit,
+        }
+    }
+}
+
+/// One NATS account: its subject space and its memory.
+#[derive(Debug)]
+struct NatsAccount {
+    name: Arc<str>,
+    /// Local subscriptions (each value is its own id, a key of [`Broker::subs`]).
+    index: SubIndex<SubId>,
+    /// Route peers' interest (values are peer server ids).
+    remote: SubIndex<Arc<str>>,
+    outbound: Arc<Account>,
+    subs_mem: Arc<Account>,
+}
+
+/// A snapshot of one account, for monitoring (`/accountz`, `/varz`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountStat {
+    /// The account's name.
+    pub name: String,
+    /// Connected clients in it.
+    pub clients: usize,
+    /// Its subscriptions.
+    pub subscriptions: usize,
+    /// Bytes queued to its clients now, and the limit.
+    pub outbound: (u64, u64),
+    /// Estimated subscription bytes now, and the limit.
+    pub subs_bytes: (u64, u64),
+}
+
 /// What the broker knows about one client.
 #[derive(Debug)]
 struct Client {
     out: Arc<Outbound>,
+    account: AccountId,
+    /// Its permissions, when it has any.
+    perms: Option<Arc<Permissions>>,
+    /// Reply subjects it may still publish to, with the responses left (`allow_responses`).
+    replies: BTreeMap<String, u32>,
     /// Negotiated in CONNECT; until then false, so `HMSG` is stripped to `MSG`.
     headers: bool,
     echo: bool,
@@ -83,8 +163,8 @@ pub struct Message {
 
 pub use crate::server::route::RouteConnId;
 
-/// A (subject, queue) interest pair.
-type InterestKey = (String, Option<String>);
+/// An (account, subject, queue) interest triple.
+type InterestKey = (AccountId, String, Option<String>);
 
 /// What the broker knows about one route peer (another server of the cluster).
 #[derive(Debug, Default)]
@@ -102,8 +182,9 @@ struct Peer {
 /// Routing state shared by all connections of one server.
 #[derive(Debug)]
 pub struct Broker {
-    /// Every local subscription; the value is its own id, the key of `subs`.
-    index: SubIndex<SubId>,
+    /// Every NATS account, `$G` first; their ids index this table.
+    accounts: Vec<NatsAccount>,
+    /// Every local subscription, under its id in its account's index.
     subs: BTreeMap<SubId, Sub>,
     clients: BTreeMap<ClientId, Client>,
     next_client: ClientId,
@@ -111,8 +192,6 @@ pub struct Broker {
     stats: Arc<Stats>,
     /// Local subscription counts per (subject, queue), announced to peers.
     interest: BTreeMap<InterestKey, u32>,
-    /// Every peer's interest; the value is the peer's server id.
-    remote: SubIndex<Arc<str>>,
     peers: BTreeMap<Arc<str>, Peer>,
     /// The JetStream engine, when enabled.
     js: Option<Arc<JsHandle>>,
@@ -121,6 +200,9 @@ pub struct Broker {
     watched: BTreeMap<String, (u32, bool)>,
     /// The ledger's `client.subs` account, charged [`sub_cost`] per local subscription.
     subs_account: Option<Arc<Account>>,
+    /// The newest subscription id of any account's index: ids are drawn from one
+    /// sequence, so that they are unique across accounts and key `subs`.
+    last_key: Option<SubId>,
 }
 
 /// What one local subscription costs in memory, in bytes, as charged to `client.subs`:
@@ -128,38 +210,121 @@ pub struct Broker {
 /// (`core/examples/subindex_bench.rs` measures ~600 bytes of heap for a 16-byte subject
 /// and a short sid, ~700 with malloc's rounding), plus the subject and sid themselves.
 pub fn sub_cost(subject: &str, sid: &str) -> u64 {
-    (SUB_OVERHEAD + 2 * subject.len() + 2 * sid.len()) as u64
+    (CLIENT_SUB_OVERHEAD + 2 * subject.len() + 2 * sid.len()) as u64
 }
 
 /// The fixed part of [`sub_cost`].
-const SUB_OVERHEAD: usize = 640;
+const CLIENT_SUB_OVERHEAD: usize = 640;
+
+/// What one subscription is charged to its NATS account's `account.subs`:
+/// [`SUB_OVERHEAD`] plus its subject, queue and sid bytes.
+pub fn account_sub_cost(subject: &str, queue: Option<&str>, sid: &str) -> u64 {
+    SUB_OVERHEAD + (subject.len() + queue.map_or(0, str::len) + sid.len()) as u64
+}
 
 /// Why a SUB was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscribeError {
     /// The subject or queue is not valid (`-ERR 'Invalid Subject'`).
     Invalid(String),
-    /// The `client.subs` account is full (`-ERR 'maximum subscriptions exceeded'`).
+    /// The server-wide `client.subs` account is full (`-ERR 'maximum subscriptions exceeded'`).
     Memory,
+    /// The client's NATS account's `account.subs` is full (`-ERR 'maximum subscriptions exceeded'`).
+    AccountFull,
 }
 
 impl Broker {
     /// An empty broker whose queue-group picks draw from `seed`.
     pub fn new(seed: u64, stats: Arc<Stats>) -> Broker {
-        Broker {
-            index: SubIndex::new(),
+        let mut b = Broker {
+            accounts: Vec::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
             next_client: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats,
             interest: BTreeMap::new(),
-            remote: SubIndex::new(),
             peers: BTreeMap::new(),
             js: None,
             watched: BTreeMap::new(),
             subs_account: None,
+            last_key: None,
+        };
+        b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
+        b
+    }
+
+    /// Add the NATS account `name` with `limits` (or change the limits of an existing
+    /// one); returns its id. `$G` exists from the start.
+    pub fn add_account(&mut self, name: &str, limits: AccountLimits) -> AccountId {
+        if let Some(id) = self.account_id(name) {
+            self.accounts[id].outbound.set_limit(limits.max_outbound);
+            self.accounts[id].subs_mem.set_limit(limits.max_subs_bytes);
+            return id;
         }
+        self.accounts.push(NatsAccount {
+            name: Arc::from(name),
+            index: SubIndex::new(),
+            remote: SubIndex::new(),
+            outbound: Arc::new(Account::new(mem::names::ACCOUNT_OUTBOUND, limits.max_outbound)),
+            subs_mem: Arc::new(Account::new(mem::names::ACCOUNT_SUBS, limits.max_subs_bytes)),
+        });
+        self.accounts.len() - 1
+    }
+
+    /// The id of account `name`, if it exists.
+    pub fn account_id(&self, name: &str) -> Option<AccountId> {
+        self.accounts.iter().position(|a| &*a.name == name)
+    }
+
+    /// A snapshot of every account, `$G` first, then in the order they were added.
+    pub fn account_stats(&self) -> Vec<AccountStat> {
+        let mut stats: Vec<AccountStat> = self
+            .accounts
+            .iter()
+            .map(|a| AccountStat {
+                name: a.name.to_string(),
+                clients: 0,
+                subscriptions: a.index.len(),
+                outbound: (a.outbound.current(), a.outbound.limit()),
+                subs_bytes: (a.subs_mem.current(), a.subs_mem.limit()),
+            })
+            .collect();
+        for c in self.clients.values() {
+            stats[c.account].clients += 1;
+        }
+        stats
+    }
+
+    /// Put client `id` in `account` with `perms` (on CONNECT). Its outbound bytes are
+    /// charged to the account from now on; moving to another account drops the client's
+    /// subscriptions (they belong to the old subject space).
+    pub fn set_identity(&mut self, id: ClientId, account: AccountId, perms: Option<Arc<Permissions>>) {
+        let Some(c) = self.clients.get(&id) else { return };
+        if c.account != account {
+            let keys: Vec<SubId> = c.sids.values().copied().collect();
+            for key in keys {
+                self.remove_sub(key);
+            }
+        }
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        c.account = account;
+        c.perms = perms;
+        c.replies.clear();
+        c.out.set_tenant(self.accounts[account].outbound.clone());
+        self.invariants();
+    }
+
+    /// Whether client `id` may publish to `subject` as a response (`allow_responses`):
+    /// it received a request with that reply subject and has responses left. Uses one.
+    pub fn may_respond(&mut self, id: ClientId, subject: &str) -> bool {
+        let Some(c) = self.clients.get_mut(&id) else { return false };
+        let Some(left) = c.replies.get_mut(subject) else { return false };
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            c.replies.remove(subject);
+        }
+        true
     }
 
     /// Charge local subscriptions to `account` (the ledger's `client.subs`); at its limit
@@ -184,8 +349,19 @@ impl Broker {
     pub fn add_client(&mut self, out: Arc<Outbound>) -> ClientId {
         self.next_client += 1;
         let id = self.next_client;
-        self.clients
-            .insert(id, Client { out, headers: false, echo: true, no_responders: false, sids: BTreeMap::new() });
+        self.clients.insert(
+            id,
+            Client {
+                out,
+                account: GLOBAL,
+                perms: None,
+                replies: BTreeMap::new(),
+                headers: false,
+                echo: true,
+                no_responders: false,
+                sids: BTreeMap::new(),
+            },
+        );
         id
     }
 
@@ -215,6 +391,7 @@ impl Broker {
     /// remaining subscriptions are no-ops.
     pub fn remove_client_step(&mut self, id: ClientId, max: usize) -> bool {
         let Some(c) = self.clients.get_mut(&id) else { return true };
+        let account = c.account;
         let mut keys = Vec::new();
         while keys.len() < max {
             let Some((_, key)) = c.sids.pop_first() else { break };
@@ -223,7 +400,7 @@ impl Broker {
         let done = c.sids.is_empty();
         for key in keys {
             if let Some(sub) = self.subs.remove(&key) {
-                self.unindex(key, &sub.sid);
+                self.unindex(account, key, &sub.sid);
             }
         }
         if done {
@@ -255,7 +432,10 @@ impl Broker {
 
     /// Subscribe; a sid the client already uses is left as it is.
     ///
-    /// Errors: an invalid subject or queue, or the `client.subs` account is full.
+    /// Errors: an invalid subject or queue ([`SubscribeError::Invalid`]); the server-wide
+    /// `client.subs` account is full ([`SubscribeError::Memory`]); the client's NATS
+    /// account's `account.subs` is full ([`SubscribeError::AccountFull`]). A SUB is
+    /// charged to both and must fit in both.
     pub fn subscribe(
         &mut self,
         id: ClientId,
@@ -267,27 +447,43 @@ impl Broker {
         if c.sids.contains_key(&*sid) {
             return Ok(());
         }
+        let account = c.account;
         let cost = sub_cost(subject, &sid);
         if self.subs_account.as_ref().is_some_and(|a| !a.try_charge(cost)) {
             return Err(SubscribeError::Memory);
         }
-        let key = self.index.next_id();
-        let sub_id = match self.index.insert(subject, queue, key) {
+        let charge = account_sub_cost(subject, queue, &sid);
+        let release_server = |b: &Broker| {
+            if let Some(a) = &b.subs_account {
+                a.release(cost);
+            }
+        };
+        if !self.accounts[account].subs_mem.try_charge(charge) {
+            release_server(self);
+            return Err(SubscribeError::AccountFull);
+        }
+        // Ids come from one sequence over every account's index, so that they key `subs`.
+        let a = &mut self.accounts[account];
+        if let Some(last) = self.last_key {
+            a.index.skip_past(last);
+        }
+        let key = a.index.next_id();
+        let sub_id = match a.index.insert(subject, queue, key) {
             Ok(id) => id,
             Err(e) => {
-                if let Some(a) = &self.subs_account {
-                    a.release(cost);
-                }
+                a.subs_mem.release(charge);
+                release_server(self);
                 return Err(SubscribeError::Invalid(e.to_string()));
             }
         };
         debug_assert_eq!(sub_id, key, "SubIndex::next_id");
+        self.last_key = Some(key);
         let sid: Arc<str> = Arc::from(&*sid);
         self.subs.insert(key, Sub { client: id, sid: sid.clone(), max: None, delivered: 0 });
         if let Some(c) = self.clients.get_mut(&id) {
             c.sids.insert(sid, key);
         }
-        self.interest_up(subject.to_owned(), queue.map(str::to_owned));
+        self.interest_up(account, subject.to_owned(), queue.map(str::to_owned));
         self.invariants();
         Ok(())
     }
@@ -307,26 +503,32 @@ impl Broker {
 
     fn remove_sub(&mut self, key: SubId) {
         if let Some(sub) = self.subs.remove(&key) {
-            if let Some(c) = self.clients.get_mut(&sub.client) {
+            let Some(account) = self.clients.get_mut(&sub.client).map(|c| {
                 c.sids.remove(&sub.sid);
-            }
-            self.unindex(key, &sub.sid);
+                c.account
+            }) else {
+                return;
+            };
+            self.unindex(account, key, &sub.sid);
         }
         self.invariants();
     }
 
-    /// Take subscription `key` (with `sid`) out of the index, release its charge and
-    /// lower its (subject, queue) interest.
-    fn unindex(&mut self, key: SubId, sid: &str) {
-        let Some((subject, queue)) = self.index.subscription(key).map(|(s, q)| (s.to_owned(), q.map(str::to_owned)))
+    /// Take subscription `key` (with `sid`) out of `account`'s index, release its
+    /// charges (`client.subs` and the account's `account.subs`) and lower its
+    /// (account, subject, queue) interest.
+    fn unindex(&mut self, account: AccountId, key: SubId, sid: &str) {
+        let a = &mut self.accounts[account];
+        let Some((subject, queue)) = a.index.subscription(key).map(|(s, q)| (s.to_owned(), q.map(str::to_owned)))
         else {
             return;
         };
-        self.index.remove(key);
+        a.index.remove(key);
+        a.subs_mem.release(account_sub_cost(&subject, queue.as_deref(), sid));
         if let Some(a) = &self.subs_account {
             a.release(sub_cost(&subject, sid));
         }
-        self.interest_down(subject, queue);
+        self.interest_down(account, subject, queue);
     }
 
     /// Assert the subscription state's invariants; a no-op unless debug assertions are on
@@ -343,31 +545,51 @@ impl Broker {
         }
         let sids: usize = self.clients.values().map(|c| c.sids.len()).sum();
         assert_eq!(sids, self.subs.len(), "clients' sids vs subscriptions");
-        assert_eq!(self.index.len(), self.subs.len(), "trie vs subscriptions");
+        let indexed: usize = self.accounts.iter().map(|a| a.index.len()).sum();
+        assert_eq!(indexed, self.subs.len(), "tries vs subscriptions");
         let announced: u64 = self.interest.values().map(|&n| n as u64).sum();
         assert_eq!(announced, self.subs.len() as u64, "interest counts vs subscriptions");
         let remote: usize = self.peers.values().map(|p| p.subs.len()).sum();
-        assert_eq!(remote, self.remote.len(), "peers' interest vs remote trie");
+        let remote_indexed: usize = self.accounts.iter().map(|a| a.remote.len()).sum();
+        assert_eq!(remote, remote_indexed, "peers' interest vs remote tries");
         if !(cfg!(test) || self.subs.len() <= 1024) {
             return;
         }
-        let mut counts: BTreeMap<(&str, Option<&str>), u32> = BTreeMap::new();
+        let mut counts: BTreeMap<(AccountId, &str, Option<&str>), u32> = BTreeMap::new();
+        let mut charged = vec![0u64; self.accounts.len()];
+        let mut server_charged = 0;
         for (key, sub) in &self.subs {
             let client = self.clients.get(&sub.client).expect("a subscription's client is connected");
             assert_eq!(client.sids.get(&sub.sid), Some(key), "sid {} of client {}", sub.sid, sub.client);
-            assert_eq!(self.index.get(*key), Some(key), "subscription {key} is in the trie");
+            let account = self.accounts.get(client.account).expect("a client's account exists");
+            assert_eq!(account.index.get(*key), Some(key), "subscription {key} is in its client's account's trie");
             assert!(sub.max.is_none_or(|m| sub.delivered < m), "an exhausted auto-unsubscribe was kept");
-            let (subject, queue) = self.index.subscription(*key).expect("checked above");
-            *counts.entry((subject, queue)).or_default() += 1;
+            let (subject, queue) = account.index.subscription(*key).expect("checked above");
+            *counts.entry((client.account, subject, queue)).or_default() += 1;
+            charged[client.account] += account_sub_cost(subject, queue, &sub.sid);
+            server_charged += sub_cost(subject, &sub.sid);
+        }
+        for (a, charged) in self.accounts.iter().zip(charged) {
+            assert_eq!(a.subs_mem.current(), charged, "account.subs of {} vs its subscriptions", a.name);
+        }
+        if let Some(a) = &self.subs_account {
+            assert_eq!(a.current(), server_charged, "client.subs vs the subscriptions");
         }
         assert_eq!(counts.len(), self.interest.len(), "announced interest pairs");
-        for ((subject, queue), n) in &self.interest {
+        for ((account, subject, queue), n) in &self.interest {
             assert!(*n > 0, "zero interest count kept for {subject}");
-            assert_eq!(counts.get(&(subject.as_str(), queue.as_deref())), Some(n), "interest count of {subject}");
+            assert_eq!(
+                counts.get(&(*account, subject.as_str(), queue.as_deref())),
+                Some(n),
+                "interest count of {subject}"
+            );
         }
         for p in self.peers.values() {
-            for id in p.subs.values() {
-                assert!(self.remote.get(*id).is_some(), "peer interest {id} missing from the remote trie");
+            for ((account, ..), id) in &p.subs {
+                assert!(
+                    self.accounts[*account].remote.get(*id).is_some(),
+                    "peer interest {id} missing from the remote trie"
+                );
             }
         }
     }
@@ -390,7 +612,9 @@ impl Broker {
     /// the engine answers is routed at once ([`Broker::route_js`]).
     pub fn publish_deferred(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let mut delivered = self.route_plain(from, msg, wakes);
+        // JetStream serves the default account only.
         if let Some(js) = self.js.clone()
+            && self.clients.get(&from).is_none_or(|c| c.account == GLOBAL)
             && js.wants(&msg.subject)
         {
             delivered += 1;
@@ -447,7 +671,7 @@ impl Broker {
     /// answered with the current interest.
     fn watch(&mut self, js: &Arc<JsHandle>, subject: String, watch: bool) -> Outs {
         if watch {
-            let active = self.index.interest(&subject);
+            let active = self.accounts[GLOBAL].index.interest(&subject);
             let e = self.watched.entry(subject.clone()).or_insert((0, active));
             e.0 += 1;
             e.1 = active;
@@ -468,10 +692,11 @@ impl Broker {
     /// a literal nobody else matches (a pull request's reply inbox whose client left).
     fn js_interest_changed(&mut self, pattern: &str, appeared: bool) {
         let Some(js) = self.js.clone() else { return };
+        let index = &self.accounts[GLOBAL].index;
         let mut changes: Vec<(String, bool)> = Vec::new();
         for (s, (_, active)) in self.watched.iter_mut() {
             if subject::matches(pattern, s) {
-                let now = self.index.interest(s);
+                let now = index.interest(s);
                 if now != *active {
                     *active = now;
                     changes.push((s.clone(), now));
@@ -485,7 +710,7 @@ impl Broker {
         if !appeared
             && !self.watched.contains_key(pattern)
             && !subject::has_wildcards(pattern)
-            && !self.index.interest(pattern)
+            && !index.interest(pattern)
         {
             outs.extend(js.on_interest(pattern, false));
         }
@@ -499,7 +724,7 @@ impl Broker {
     /// Deliver `msg` (shown with its own subject and reply) to the local subscribers of
     /// `to`: every plain subscription and one member per queue group.
     fn deliver_to(&mut self, to: &str, msg: &Message, wakes: &mut Wakes) -> usize {
-        let m = self.index.matching(to);
+        let m = self.accounts[GLOBAL].index.matching(to);
         let mut targets = m.plain.clone();
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
         self.deliver(msg, targets, wakes)
@@ -507,10 +732,10 @@ impl Broker {
 
     /// Route `msg` from `from` to local subscribers and route peers, without JetStream.
     fn route_plain(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
-        let echo = self.clients.get(&from).is_none_or(|c| c.echo);
+        let (echo, account) = self.clients.get(&from).map_or((true, GLOBAL), |c| (c.echo, c.account));
         let subs = &self.subs;
         let not_own = |k: &SubId| echo || subs.get(k).is_none_or(|s| s.client != from);
-        let mut m = self.index.matching(&msg.subject);
+        let mut m = self.accounts[account].index.matching(&msg.subject);
         m.plain.retain(not_own);
         for members in m.queues.values_mut() {
             members.retain(not_own);
@@ -518,17 +743,18 @@ impl Broker {
         let mut targets = m.plain.clone();
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
         let served: BTreeSet<&str> = m.queues.iter().filter(|(_, v)| !v.is_empty()).map(|(q, _)| &**q).collect();
-        let delivered = self.forward(msg, &served);
+        let delivered = self.forward(account, msg, &served);
         delivered + self.deliver(msg, targets, wakes)
     }
 
     /// Send `msg` to every peer with matching plain interest, and for each matching
     /// queue group not in `served` to one peer with members. Returns the peers sent to.
-    fn forward(&mut self, msg: &Message, served: &BTreeSet<&str>) -> usize {
-        if self.remote.is_empty() {
+    fn forward(&mut self, account: AccountId, msg: &Message, served: &BTreeSet<&str>) -> usize {
+        let remote = &self.accounts[account].remote;
+        if remote.is_empty() {
             return 0;
         }
-        let m = self.remote.matching_refs(&msg.subject);
+        let m = remote.matching_refs(&msg.subject);
         let peers = &self.peers;
         let up = |p: &Arc<str>| peers.get(p).is_some_and(|p| p.out.is_some());
         let mut sends: BTreeMap<&Arc<str>, Vec<&str>> = BTreeMap::new();
@@ -554,8 +780,9 @@ impl Broker {
             // and the receiving server encodes deliveries with `proto::encode_msg`, which
             // treats an empty block as none; the route frame itself should follow the same
             // rule for other producers (note for the route layer's owner).
+            let account = &self.accounts[account].name;
             let Some(frame) =
-                encode_msg(&msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
+                encode_msg(account, &msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
             else {
                 continue;
             };
@@ -575,7 +802,18 @@ impl Broker {
         let mut slow = Vec::new();
         for key in targets {
             let Some(sub) = self.subs.get_mut(&key) else { continue };
-            let Some(client) = self.clients.get(&sub.client) else { continue };
+            let Some(client) = self.clients.get_mut(&sub.client) else { continue };
+            if let Some(perms) = &client.perms {
+                if perms.denies_delivery(&msg.subject) {
+                    continue;
+                }
+                if let (Some(r), Some(reply)) = (perms.allow_responses, &msg.reply) {
+                    if client.replies.len() >= MAX_REPLY_PERMS && !client.replies.contains_key(&**reply) {
+                        client.replies.pop_first();
+                    }
+                    client.replies.insert(reply.to_string(), r.max_msgs.max(1));
+                }
+            }
             // MSG/HMSG straight from the message's parts; a subscriber without headers gets them stripped.
             let headers = msg.headers.as_deref().filter(|_| client.headers);
             let encode =
@@ -619,7 +857,7 @@ impl Broker {
         // many subscriptions the requester holds (issue 9, fault 2: scanning a client's
         // 200,000 sids per request stalled every other client). The oldest matching
         // subscription gets the status.
-        let m = self.index.matching_refs(reply);
+        let m = self.accounts[c.account].index.matching_refs(reply);
         let subs = &self.subs;
         let own = |k: &&SubId| subs.get(*k).is_some_and(|s| s.client == from);
         let key = m.plain.iter().copied().filter(own).chain(m.queues.values().flatten().copied().filter(own)).min();
@@ -638,32 +876,37 @@ impl Broker {
     }
 
     /// One more local subscription on (subject, queue): peers hear of the first.
-    fn interest_up(&mut self, subject: String, queue: Option<String>) {
-        let n = self.interest.entry((subject.clone(), queue.clone())).or_insert(0);
+    fn interest_up(&mut self, account: AccountId, subject: String, queue: Option<String>) {
+        let n = self.interest.entry((account, subject.clone(), queue.clone())).or_insert(0);
         *n += 1;
         if *n == 1 {
-            self.announce(true, &subject, queue.as_deref());
-            self.js_interest_changed(&subject, true);
+            self.announce(true, account, &subject, queue.as_deref());
+            if account == GLOBAL {
+                self.js_interest_changed(&subject, true);
+            }
         }
     }
 
     /// One less local subscription on (subject, queue): peers hear when none is left.
-    fn interest_down(&mut self, subject: String, queue: Option<String>) {
-        let key = (subject, queue);
+    fn interest_down(&mut self, account: AccountId, subject: String, queue: Option<String>) {
+        let key = (account, subject, queue);
         let Some(n) = self.interest.get_mut(&key) else { return };
         *n -= 1;
         if *n == 0 {
             self.interest.remove(&key);
-            self.announce(false, &key.0, key.1.as_deref());
-            self.js_interest_changed(&key.0, false);
+            self.announce(false, account, &key.1, key.2.as_deref());
+            if account == GLOBAL {
+                self.js_interest_changed(&key.1, false);
+            }
         }
     }
 
-    fn announce(&self, sub: bool, subject: &str, queue: Option<&str>) {
+    fn announce(&self, sub: bool, account: AccountId, subject: &str, queue: Option<&str>) {
         let mut frame = None;
+        let account = &self.accounts[account].name;
         for p in self.peers.values() {
             if let Some((_, out)) = &p.out {
-                let f = frame.get_or_insert_with(|| encode_interest(sub, subject, queue)).clone();
+                let f = frame.get_or_insert_with(|| encode_interest(sub, account, subject, queue)).clone();
                 // On overflow the queue closes itself; the connection then ends and resyncs.
                 out.push_control(f);
             }
@@ -678,8 +921,9 @@ impl Broker {
         if peer.out.as_ref().is_some_and(|(_, o)| !o.is_closed()) {
             return false;
         }
-        for (subject, queue) in self.interest.keys() {
-            if out.push_control(encode_interest(true, subject, queue.as_deref())) == RoutePush::Closed {
+        for (account, subject, queue) in self.interest.keys() {
+            let account = &self.accounts[*account].name;
+            if out.push_control(encode_interest(true, account, subject, queue.as_deref())) == RoutePush::Closed {
                 break;
             }
         }
@@ -709,9 +953,8 @@ impl Broker {
         }
         peer.inbound = Some(conn);
         peer.addr = Some(addr);
-        let ids: Vec<SubId> = std::mem::take(&mut peer.subs).into_values().collect();
-        for id in ids {
-            self.remote.remove(id);
+        for ((account, ..), id) in std::mem::take(&mut peer.subs) {
+            self.accounts[account].remote.remove(id);
         }
         true
     }
@@ -723,8 +966,8 @@ impl Broker {
             return;
         }
         p.inbound = None;
-        for id in std::mem::take(&mut p.subs).into_values() {
-            self.remote.remove(id);
+        for ((account, ..), id) in std::mem::take(&mut p.subs) {
+            self.accounts[account].remote.remove(id);
         }
         self.forget_if_idle(server_id);
         self.invariants();
@@ -736,13 +979,15 @@ impl Broker {
         }
     }
 
-    /// Apply an interest change from peer `server_id` on connection `conn`.
+    /// Apply an interest change from peer `server_id` on connection `conn` in `account`
+    /// (interest in an account this server does not have is ignored).
     /// An invalid subject or queue is an error (the connection should end).
     pub fn route_interest(
         &mut self,
         server_id: &str,
         conn: RouteConnId,
         sub: bool,
+        account: &str,
         subject: String,
         queue: Option<String>,
     ) -> Result<(), String> {
@@ -750,17 +995,19 @@ impl Broker {
         if p.inbound != Some(conn) {
             return Ok(());
         }
+        let Some(account) = self.account_id(account) else { return Ok(()) };
         let id = id.clone();
-        let key = (subject, queue);
+        let key = (account, subject, queue);
         let p = self.peers.get_mut(server_id).expect("looked up above");
+        let remote = &mut self.accounts[account].remote;
         if sub {
             if let std::collections::btree_map::Entry::Vacant(e) = p.subs.entry(key) {
-                let (subject, queue) = e.key();
-                let sub_id = self.remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
+                let (_, subject, queue) = e.key();
+                let sub_id = remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
                 e.insert(sub_id);
             }
         } else if let Some(sub_id) = p.subs.remove(&key) {
-            self.remote.remove(sub_id);
+            remote.remove(sub_id);
         }
         self.invariants();
         Ok(())
@@ -769,12 +1016,20 @@ impl Broker {
     /// Deliver a message that peer `server_id` sent on `conn` to local clients only:
     /// every matching plain subscription, and one local member of each group in
     /// `queues`. Returns how many deliveries were queued.
-    pub fn route_msg(&mut self, server_id: &str, conn: RouteConnId, msg: &Message, queues: &[String]) -> usize {
+    pub fn route_msg(
+        &mut self,
+        server_id: &str,
+        conn: RouteConnId,
+        account: &str,
+        msg: &Message,
+        queues: &[String],
+    ) -> usize {
         if self.peers.get(server_id).is_none_or(|p| p.inbound != Some(conn)) {
             return 0;
         }
         self.stats.route_in_msgs.fetch_add(1, Ordering::Relaxed);
-        let m = self.index.matching(&msg.subject);
+        let Some(account) = self.account_id(account) else { return 0 };
+        let m = self.accounts[account].index.matching(&msg.subject);
         let mut targets = m.plain;
         for q in queues {
             if let Some(members) = m.queues.get(q.as_str())
@@ -796,7 +1051,7 @@ impl Broker {
 
     /// Number of (subject, queue) pairs of remote interest held.
     pub fn remote_interest_count(&self) -> usize {
-        self.remote.len()
+        self.accounts.iter().map(|a| a.remote.len()).sum()
     }
 }
 
@@ -888,5 +1143,115 @@ mod tests {
         }
         assert_eq!(steps, 3);
         assert_eq!((b.client_count(), b.sub_count()), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+    use crate::server::nats::auth::{ResponsePerm, SubjectPerm};
+
+    fn client(b: &mut Broker, account: AccountId, perms: Option<Permissions>) -> (ClientId, Arc<Outbound>) {
+        let out = Arc::new(Outbound::new(Arc::new(Account::new("client.outbound", 1 << 20)), 1 << 16));
+        let id = b.add_client(out.clone());
+        b.set_identity(id, account, perms.map(Arc::new));
+        (id, out)
+    }
+
+    fn msg(subject: &'static str, reply: Option<&'static str>) -> Message {
+        Message {
+            subject: ByteStr::from_static(subject),
+            reply: reply.map(ByteStr::from_static),
+            headers: None,
+            payload: Bytes::from_static(b"x"),
+        }
+    }
+
+    #[test]
+    fn a_message_never_crosses_accounts() {
+        let mut b = Broker::new(1, Arc::default());
+        let a = b.add_account("A", AccountLimits::default());
+        let bb = b.add_account("B", AccountLimits::default());
+        assert_eq!(b.add_account("A", AccountLimits::default()), a, "adding twice is the same account");
+        let (pa, _) = client(&mut b, a, None);
+        let (sa, oa) = client(&mut b, a, None);
+        let (sb, ob) = client(&mut b, bb, None);
+        let (sg, og) = client(&mut b, GLOBAL, None);
+        for (c, sid) in [(sa, "1"), (sb, "2"), (sg, "3")] {
+            b.subscribe(c, ">", None, ByteStr::from_static(sid)).unwrap();
+        }
+        b.subscribe(sb, "q.>", Some("g"), ByteStr::from_static("4")).unwrap();
+        assert_eq!(b.publish(pa, &msg("q.1", None)), 1, "only A's subscriber");
+        assert!(oa.pending() > 0 && ob.pending() == 0 && og.pending() == 0);
+        let (pg, _) = client(&mut b, GLOBAL, None);
+        assert_eq!(b.publish(pg, &msg("q.1", None)), 1, "only $G's subscriber");
+        assert!(ob.pending() == 0 && og.pending() > 0);
+        let stats = b.account_stats();
+        assert_eq!(
+            stats.iter().map(|s| (s.name.as_str(), s.clients, s.subscriptions)).collect::<Vec<_>>(),
+            [("$G", 2, 1), ("A", 2, 1), ("B", 1, 2)]
+        );
+        // Moving a client to another account drops its subscriptions there.
+        b.set_identity(sb, a, None);
+        assert_eq!(b.client_sub_count(sb), 0);
+        b.invariants();
+    }
+
+    #[test]
+    fn an_account_at_its_subscription_limit_refuses_subs_and_others_go_on() {
+        let mut b = Broker::new(1, Arc::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 1 << 20, max_subs_bytes: 2 * SUB_OVERHEAD + 10 });
+        let (c, _) = client(&mut b, small, None);
+        let (g, _) = client(&mut b, GLOBAL, None);
+        b.subscribe(c, "a", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(c, "b", None, ByteStr::from_static("2")).unwrap();
+        assert_eq!(b.subscribe(c, "c", None, ByteStr::from_static("3")), Err(SubscribeError::AccountFull));
+        for i in 0..100u32 {
+            b.subscribe(g, "x", None, ByteStr::from(i.to_string())).unwrap();
+        }
+        b.unsubscribe(c, &ByteStr::from_static("1"), None);
+        b.subscribe(c, "c", None, ByteStr::from_static("3")).expect("room again after an UNSUB");
+        b.remove_client(c);
+        assert_eq!(b.account_stats()[small].subs_bytes.0, 0, "a gone client's subscriptions are released");
+        b.invariants();
+    }
+
+    #[test]
+    fn an_account_at_its_outbound_limit_cuts_only_its_own_clients() {
+        let mut b = Broker::new(1, Arc::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 64, max_subs_bytes: 1 << 20 });
+        let (p, _) = client(&mut b, small, None);
+        let (s, out) = client(&mut b, small, None);
+        let (gp, _) = client(&mut b, GLOBAL, None);
+        let (gs, gout) = client(&mut b, GLOBAL, None);
+        b.subscribe(s, "a", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(gs, "a", None, ByteStr::from_static("1")).unwrap();
+        for _ in 0..10 {
+            b.publish(p, &msg("a", None));
+            b.publish(gp, &msg("a", None));
+        }
+        assert!(out.is_closed(), "the small account's subscriber is a slow consumer");
+        assert!(!gout.is_closed() && gout.pending() > 64, "$G's subscriber got every message");
+        assert_eq!(b.account_stats()[small].outbound.0, 0, "the aborted queue released its account");
+    }
+
+    #[test]
+    fn deny_filters_delivery_and_allow_responses_opens_replies_once() {
+        let mut b = Broker::new(1, Arc::default());
+        let perms = Permissions {
+            subscribe: Some(SubjectPerm { allow: None, deny: vec!["a.secret".into()] }),
+            allow_responses: Some(ResponsePerm { max_msgs: 1 }),
+            ..Permissions::default()
+        }
+        .normalized();
+        let (s, out) = client(&mut b, GLOBAL, Some(perms));
+        let (p, _) = client(&mut b, GLOBAL, None);
+        b.subscribe(s, "a.*", None, ByteStr::from_static("1")).unwrap();
+        assert_eq!(b.publish(p, &msg("a.secret", None)), 0, "a denied subject is not delivered");
+        assert_eq!(out.pending(), 0);
+        assert!(!b.may_respond(s, "_INBOX.1"), "no request seen yet");
+        assert_eq!(b.publish(p, &msg("a.req", Some("_INBOX.1"))), 1);
+        assert!(b.may_respond(s, "_INBOX.1"));
+        assert!(!b.may_respond(s, "_INBOX.1"), "one response per request");
     }
 }

@@ -115,11 +115,13 @@ impl PubSubRoutes for BrokerRoutes {
 
     fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
         match frame {
-            RouteFrame::Sub { subject, queue } => self.0.broker().route_interest(server_id, conn, true, subject, queue),
-            RouteFrame::Unsub { subject, queue } => {
-                self.0.broker().route_interest(server_id, conn, false, subject, queue)
+            RouteFrame::Sub { account, subject, queue } => {
+                self.0.broker().route_interest(server_id, conn, true, &account, subject, queue)
             }
-            RouteFrame::Msg { subject, reply, headers, payload, queues } => {
+            RouteFrame::Unsub { account, subject, queue } => {
+                self.0.broker().route_interest(server_id, conn, false, &account, subject, queue)
+            }
+            RouteFrame::Msg { account, subject, reply, headers, payload, queues } => {
                 let msg = Message {
                     subject: ByteStr::from(subject),
                     reply: reply.map(ByteStr::from),
@@ -127,7 +129,7 @@ impl PubSubRoutes for BrokerRoutes {
                     headers: headers.filter(|h| !h.is_empty()).map(Bytes::from),
                     payload: Bytes::from(payload),
                 };
-                self.0.broker().route_msg(server_id, conn, &msg, &queues);
+                self.0.broker().route_msg(server_id, conn, &account, &msg, &queues);
                 Ok(())
             }
             _ => Err("not a pub/sub frame".into()),

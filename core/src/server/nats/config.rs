@@ -1,6 +1,7 @@
 //! [`NatsConfig`]: limits and timers of a NATS server, with nats-server's defaults.
 
-use super::auth::Auth;
+use super::auth::{Auth, GLOBAL_ACCOUNT};
+use super::broker::AccountLimits;
 use super::cluster::ClusterConfig;
 use super::js::JetStreamOptions;
 use crate::proto::{DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD};
@@ -71,6 +72,44 @@ pub struct NatsConfig {
     pub nats_version: String,
     /// JetStream, when enabled (nats-server's `-js`); `None` serves core NATS only.
     pub jetstream: Option<JetStreamOptions>,
+    /// NATS accounts besides `$G` (nats-server's `accounts { }`); the accounts users
+    /// name in [`Auth::Users`] are added too.
+    pub accounts: Vec<String>,
+    /// Outbound bytes each NATS account's clients may hold together (weir's
+    /// `account_max_outbound`); `None`: `max_outbound_total` shared evenly among the
+    /// accounts (at least `max_pending`), so no account can take the others' share.
+    pub account_max_outbound: Option<u64>,
+    /// Subscription bytes each NATS account may hold (weir's `account_max_subs_memory`;
+    /// see [`super::broker::SUB_OVERHEAD`]).
+    pub account_max_subs_memory: u64,
+}
+
+impl NatsConfig {
+    /// Every NATS account of this config, `$G` first, without repeats.
+    pub fn account_names(&self) -> Vec<String> {
+        let mut names = vec![GLOBAL_ACCOUNT.to_owned()];
+        let users = match &self.auth {
+            Auth::Users(u) => u.users.iter().map(|u| u.account.clone()).collect(),
+            Auth::Operator(t) => t.accounts.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        for n in self.accounts.iter().cloned().chain(users) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names
+    }
+
+    /// The memory limits of each NATS account (see [`NatsConfig::account_max_outbound`]).
+    pub fn account_limits(&self) -> AccountLimits {
+        let n = self.account_names().len() as u64;
+        let even = (self.max_outbound_total / n).max(self.max_pending);
+        AccountLimits {
+            max_outbound: self.account_max_outbound.unwrap_or(even),
+            max_subs_bytes: self.account_max_subs_memory,
+        }
+    }
 }
 
 impl Default for NatsConfig {
@@ -94,6 +133,9 @@ impl Default for NatsConfig {
             tls: None,
             nats_version: NATS_SERVER_LEVEL.to_owned(),
             jetstream: None,
+            accounts: Vec::new(),
+            account_max_outbound: None,
+            account_max_subs_memory: crate::mem::spec(crate::mem::names::ACCOUNT_SUBS).default_limit,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! ticks), updates the shared [`Broker`], queues replies on its own [`Outbound`]
 //! and says whether the connection goes on. No I/O, no clock.
 
-use super::auth::{Auth, ERR_AUTH_TIMEOUT, ERR_AUTH_VIOLATION};
+use super::auth::{Auth, ERR_AUTH_TIMEOUT, ERR_AUTH_VIOLATION, Identity, Permissions, pub_violation, sub_violation};
 use super::broker::{Broker, ClientId, Message, SubscribeError};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
@@ -46,8 +46,12 @@ pub struct Conn {
     /// Subscribers' writers to wake after the current read batch.
     wakes: Wakes,
     auth: Auth,
+    /// The nonce INFO sent, which an NKEY user signs (empty when none was sent).
+    nonce: String,
     /// No CONNECT with accepted credentials yet (always false without auth).
     awaiting_auth: bool,
+    /// The user's permissions (`None`: everything allowed).
+    perms: Option<Arc<Permissions>>,
     /// Most subscriptions this connection may hold (0: no limit).
     max_subs: usize,
 }
@@ -63,7 +67,9 @@ impl Conn {
             ping_max,
             wakes: Wakes::default(),
             auth: Auth::None,
+            nonce: String::new(),
             awaiting_auth: false,
+            perms: None,
             max_subs: 0,
         }
     }
@@ -74,11 +80,31 @@ impl Conn {
         self
     }
 
-    /// Require the client to authenticate with `auth` in its first op, a CONNECT.
-    pub fn with_auth(mut self, auth: Auth) -> Conn {
-        self.awaiting_auth = auth.is_required();
+    /// Require the client to authenticate with `auth` in its first op, a CONNECT (unless
+    /// `auth` has a `no_auth_user`); `nonce` is what INFO sent for NKEY users to sign.
+    pub fn with_auth(mut self, auth: Auth, nonce: String) -> Conn {
+        self.awaiting_auth = auth.connect_first();
         self.auth = auth;
+        self.nonce = nonce;
         self
+    }
+
+    /// Put the new connection in its identity before any op: the default account, or
+    /// the `no_auth_user`'s account and permissions.
+    pub fn begin(&mut self, broker: &mut Broker) {
+        let identity = self.auth.default_identity();
+        self.apply_identity(identity, broker);
+    }
+
+    /// Move the connection to `identity`; false if its account does not exist.
+    fn apply_identity(&mut self, identity: Identity, broker: &mut Broker) -> bool {
+        let Some(account) = broker.account_id(&identity.account) else {
+            tracing::warn!(client = self.id, account = %identity.account, "user's account is not configured");
+            return false;
+        };
+        broker.set_identity(self.id, account, identity.permissions.clone());
+        self.perms = identity.permissions;
+        true
     }
 
     /// Whether the client still has to authenticate.
@@ -140,6 +166,11 @@ impl Conn {
             }
             // As nats-server, the limit is checked before the sid: at the limit even a
             // repeated sid gets the error.
+            // As nats-server, permissions are checked before the subscription limit.
+            ClientOp::Sub { subject, queue, .. } if self.perms.as_ref().is_some_and(|p| !p.can_subscribe(&subject)) => {
+                tracing::warn!(client = self.id, %subject, "subscription violation");
+                self.err(&sub_violation(&subject, queue.as_deref()))
+            }
             ClientOp::Sub { .. } if self.max_subs > 0 && broker.client_sub_count(self.id) >= self.max_subs => {
                 tracing::warn!(client = self.id, max = self.max_subs, "maximum subscriptions exceeded");
                 self.err(ERR_MAX_SUBSCRIPTIONS)
@@ -150,6 +181,10 @@ impl Conn {
                 Err(SubscribeError::Memory) => {
                     // The server-wide `client.subs` account is full: as the per-connection limit.
                     tracing::warn!(client = self.id, "subscription memory limit reached");
+                    self.err(ERR_MAX_SUBSCRIPTIONS)
+                }
+                Err(SubscribeError::AccountFull) => {
+                    tracing::warn!(client = self.id, "account subscription memory full");
                     self.err(ERR_MAX_SUBSCRIPTIONS)
                 }
             },
@@ -181,7 +216,13 @@ impl Conn {
         info.auth_token = info.auth_token.or_else(|| self.opts.auth_token.take());
         info.user = info.user.or_else(|| self.opts.user.take());
         info.pass = info.pass.or_else(|| self.opts.pass.take());
-        if !self.auth.check(&info) {
+        info.nkey = info.nkey.or_else(|| self.opts.nkey.take());
+        info.sig = info.sig.or_else(|| self.opts.sig.take());
+        info.jwt = info.jwt.or_else(|| self.opts.jwt.take());
+        let Some(identity) = self.auth.check(&info, &self.nonce) else {
+            return self.err_and_close(ERR_AUTH_VIOLATION);
+        };
+        if !self.apply_identity(identity, broker) {
             return self.err_and_close(ERR_AUTH_VIOLATION);
         }
         self.awaiting_auth = false;
@@ -204,6 +245,16 @@ impl Conn {
         // message is still acknowledged and routed, its tokens matched literally.
         if self.opts.pedantic && !subject::is_valid_literal(&msg.subject) {
             self.err(ERR_INVALID_PUBLISH_SUBJECT);
+        }
+        // As nats-server: a refused publish gets an `-ERR` (no `+OK`) and goes nowhere;
+        // the connection stays open. With `allow_responses`, a reply to a request this
+        // client received is allowed.
+        if let Some(p) = &self.perms
+            && !p.can_publish(&msg.subject)
+            && !broker.may_respond(self.id, &msg.subject)
+        {
+            tracing::warn!(client = self.id, subject = %msg.subject, "publish violation");
+            return self.err(&pub_violation(&msg.subject));
         }
         if self.ok() == Flow::Close {
             return Flow::Close;

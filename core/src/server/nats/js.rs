@@ -30,7 +30,7 @@
 //! (and lets batches grow) as a real one does. A real disk owes nothing.
 
 use super::broker::Message;
-use crate::disk::{Disk, Metered};
+use crate::disk::{Disk, DiskOp, Metered};
 use crate::jetstream::engine::{JetStream, JsConfig, JsOut, JszSummary, RecoveryNote};
 use crate::mem::Ledger;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -247,6 +247,18 @@ impl JsHandle {
     /// One group commit, if the engine needs one: sync under the lock, wait out the
     /// simulated disk time, return the released outputs. `None` when nothing was due.
     async fn sync_once(&self) -> Option<Outs> {
+        if !self.lock().needs_sync() {
+            return None;
+        }
+        // The fsync is in flight for the disk's sync latency before it takes effect. A
+        // real disk reports no latency (its syncs take their own time); the simulated
+        // disk is durable the instant `sync` runs, so without this wait a power cut
+        // could never land between a publish and its durability, the window the
+        // group commit must cover (and the `ack-before-store` bug exposes).
+        let in_flight = self.disk.latency(DiskOp::Sync, 0);
+        if !in_flight.is_zero() {
+            tokio::time::sleep(in_flight).await;
+        }
         let (r, out) = {
             let mut out = Vec::new();
             let now = self.now_ns();
@@ -258,7 +270,7 @@ impl JsHandle {
             self.after(&mut e);
             (r, out)
         };
-        let owed = self.disk.take_owed();
+        let owed = self.disk.take_owed().saturating_sub(in_flight);
         if !owed.is_zero() {
             tokio::time::sleep(owed).await;
         }

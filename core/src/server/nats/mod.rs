@@ -12,6 +12,7 @@
 //! them; [`outbound`] is the bounded queue between the two. [`cluster`] plugs the
 //! broker into the route stack ([`crate::server::route`]), which it shares with Raft.
 
+pub mod accountz;
 pub mod auth;
 pub mod broker;
 pub mod cluster;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod conn;
 pub mod js;
 pub mod jsz;
+pub mod jwt;
 pub mod outbound;
 pub mod readbuf;
 pub mod server;

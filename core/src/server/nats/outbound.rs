@@ -11,6 +11,10 @@
 //! consumers until the bytes fit. The queue being written to is never cut for the
 //! shared limit: if nothing larger can be cut, that one message is not queued to it
 //! ([`Push::Dropped`]) and the client stays connected.
+//!
+//! Once the client has authenticated, its bytes are also charged to its NATS account's
+//! `account.outbound` (the tenant, see [`Outbound::set_tenant`]); a push over the
+//! tenant's limit makes this client a slow consumer, as `max_pending` does.
 
 use super::stats::Stats;
 use crate::mem::Account;
@@ -66,6 +70,12 @@ struct State {
     closed: Option<Closed>,
     /// Bytes were queued by [`Outbound::push_deferred`] and the writer is not woken yet.
     wake_due: bool,
+    /// The NATS account's own ledger account, once the client is authenticated
+    /// (see [`Outbound::set_tenant`]); bytes are charged to it as well as to `account`.
+    tenant: Option<Arc<Account>>,
+    /// The oldest `untenanted` of the `pending` bytes were queued before `tenant` was
+    /// set and are charged to `account` only (the queue is FIFO, so they go first).
+    untenanted: u64,
 }
 
 /// Writers to wake once a batch of deferred pushes is done (see [`Outbound::push_deferred`]).
@@ -165,7 +175,15 @@ impl Outbound {
     pub fn new(account: Arc<Account>, max_pending: u64) -> Outbound {
         let (closed_tx, _) = watch::channel(None);
         Outbound {
-            state: Mutex::new(State { buf: BytesMut::new(), pending: 0, charged: 0, closed: None, wake_due: false }),
+            state: Mutex::new(State {
+                buf: BytesMut::new(),
+                pending: 0,
+                charged: 0,
+                closed: None,
+                wake_due: false,
+                tenant: None,
+                untenanted: 0,
+            }),
             is_closed: AtomicBool::new(false),
             wake_writer: Notify::new(),
             closed_tx,
@@ -270,6 +288,14 @@ impl Outbound {
             self.abort_locked(s);
             return Queued::Done(Push::SlowConsumer);
         }
+        // The client's NATS account (its tenant) has its own limit: over it, this client
+        // is the offender, as with `max_pending`.
+        if s.tenant.as_ref().is_some_and(|t| !t.try_charge(n)) {
+            self.account.release(n);
+            s.buf.truncate(before);
+            self.abort_locked(s);
+            return Queued::Done(Push::SlowConsumer);
+        }
         s.pending += n;
         s.charged += n;
         Queued::Done(Push::Queued)
@@ -300,6 +326,12 @@ impl Outbound {
     fn abort_locked(&self, s: &mut State) {
         let dropped = s.buf.len() as u64;
         s.buf = BytesMut::new();
+        // The dropped bytes are the newest: the tenant's share first.
+        let tenant_share = dropped.min(s.pending - s.untenanted);
+        if let Some(t) = &s.tenant {
+            t.release(tenant_share);
+        }
+        s.untenanted -= dropped - tenant_share;
         s.pending -= dropped;
         // The writer's chunk (if any) is dropped as soon as it sees the abort; its bytes
         // are released now, so that a pool cutting this queue gets the room at once.
@@ -366,11 +398,8 @@ impl Outbound {
     /// Take what is queued (for unit tests, which have no writer task); releases its charge.
     #[cfg(test)]
     pub(crate) fn take_queued(&self) -> BytesMut {
-        let mut s = self.lock();
-        let chunk = s.buf.split();
-        s.pending -= chunk.len() as u64;
-        s.charged -= chunk.len() as u64;
-        self.account.release(chunk.len() as u64);
+        let chunk = self.lock().buf.split();
+        self.release(chunk.len() as u64);
         chunk
     }
 
@@ -381,6 +410,23 @@ impl Outbound {
         let charged = n.min(s.charged);
         s.charged -= charged;
         self.account.release(charged);
+        let old = n.min(s.untenanted);
+        s.untenanted -= old;
+        if let Some(t) = &s.tenant {
+            t.release(n - old);
+        }
+    }
+
+    /// Charge from now on also `tenant`, the client's NATS account's share of client
+    /// memory (set when the client authenticates; a later call moves the charge).
+    /// Bytes already queued stay charged to the server-wide account only.
+    pub fn set_tenant(&self, tenant: Arc<Account>) {
+        let mut s = self.lock();
+        if let Some(old) = s.tenant.take() {
+            old.release(s.pending - s.untenanted);
+        }
+        s.untenanted = s.pending;
+        s.tenant = Some(tenant);
     }
 }
 

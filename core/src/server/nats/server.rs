@@ -77,6 +77,8 @@ pub(super) struct Shared {
     routes: Option<Arc<Routes>>,
     /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
     js: Option<Arc<JsHandle>>,
+    /// Draws the per-connection INFO `nonce` for NKEY users (seeded from the config's seed).
+    nonces: Mutex<ChaCha8Rng>,
 }
 
 impl Shared {
@@ -95,7 +97,19 @@ impl Shared {
         wakes.wake_all();
     }
 
-    fn info(&self, client_id: u64, peer: SocketAddr) -> ServerInfo {
+    /// A fresh nonce for a client to sign, if some user authenticates with an NKEY:
+    /// 16 random bytes in base64url without padding (nats-server sends 11 in the same
+    /// encoding; clients sign whatever string they get).
+    fn nonce(&self) -> String {
+        if !self.cfg.auth.needs_nonce() {
+            return String::new();
+        }
+        let mut bytes = [0u8; 16];
+        self.nonces.lock().unwrap_or_else(|e| e.into_inner()).fill(&mut bytes);
+        data_encoding::BASE64URL_NOPAD.encode(&bytes)
+    }
+
+    fn info(&self, client_id: u64, peer: SocketAddr, nonce: &str) -> ServerInfo {
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: if self.cfg.server_name.is_empty() {
@@ -117,6 +131,7 @@ impl Shared {
             client_ip: peer.ip().to_string(),
             weir_version: WEIR_VERSION.to_owned(),
             jetstream: self.js.is_some(),
+            nonce: nonce.to_owned(),
             ..ServerInfo::default()
         }
     }
@@ -177,6 +192,21 @@ impl Monitor {
                 .map(|a| MemAccount { name: a.name.to_owned(), current: a.current, peak: a.peak, limit: a.limit })
                 .collect(),
         }
+    }
+}
+
+impl Monitor {
+    /// The `/accountz` answer (nats-server's shape, see [`super::accountz`]); `acc` is
+    /// the `?acc=` value, `now_ns` the wall-clock time (ns since the epoch) to show.
+    pub fn accountz(&self, acc: Option<&str>, now_ns: i64) -> super::accountz::Accountz {
+        let stats = self.shared.broker().account_stats();
+        let now = crate::jetstream::format_rfc3339_nano(now_ns);
+        super::accountz::Accountz::new(self.shared.server_id.clone(), now, &stats, acc, self.shared.js.is_some())
+    }
+
+    /// Every NATS account's figures (clients, subscriptions, memory), `$G` first.
+    pub fn account_stats(&self) -> Vec<super::broker::AccountStat> {
+        self.shared.broker().account_stats()
     }
 }
 
@@ -325,6 +355,10 @@ impl NatsServer {
         if let Some(a) = ledger.get(names::CLIENT_SUBS) {
             broker.set_subs_account(a);
         }
+        let limits = cfg.account_limits();
+        for name in cfg.account_names() {
+            broker.add_account(&name, limits);
+        }
         let js = match &cfg.jetstream {
             Some(opts) => {
                 if !js::has_jetstream_accounts(&ledger) {
@@ -350,6 +384,7 @@ impl NatsServer {
             tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
             ledger,
+            nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
             cfg,
             routes,
         });
@@ -464,27 +499,28 @@ async fn serve_conn(
     let Some(id) = admitted else {
         // As nats-server: INFO first, then the error, then close (before any TLS handshake).
         tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
-        out.push(&ServerOp::Info(Box::new(shared.info(0, peer))));
+        out.push(&ServerOp::Info(Box::new(shared.info(0, peer, ""))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
         write_loop(stream, &out, &shared).await;
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
-    let info = ServerOp::Info(Box::new(shared.info(id, peer)));
+    let nonce = shared.nonce();
+    let info = ServerOp::Info(Box::new(shared.info(id, peer, &nonce)));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
     match &shared.tls {
         None => {
             out.push(&info);
-            serve_client(stream, id, shared.clone(), scope, out).await;
+            serve_client(stream, id, shared.clone(), scope, out, nonce).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
             Ok(stream) => {
                 if tls.handshake_first() {
                     out.push(&info);
                 }
-                serve_client(stream, id, shared.clone(), scope, out).await;
+                serve_client(stream, id, shared.clone(), scope, out, nonce).await;
             }
             Err(e) => {
                 // Probes and plaintext clients at debug, real handshake failures (a
@@ -508,11 +544,13 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     shared: Arc<Shared>,
     scope: ScopeHandle,
     out: Arc<Outbound>,
+    nonce: String,
 ) {
     let (mut rd, wr) = tokio::io::split(stream);
     let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
-        .with_auth(shared.cfg.auth.clone())
+        .with_auth(shared.cfg.auth.clone(), nonce)
         .with_max_subscriptions(shared.cfg.max_subscriptions);
+    conn.begin(&mut shared.broker());
 
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
     let (w_out, w_shared) = (out.clone(), shared.clone());

@@ -57,22 +57,29 @@ pub struct Hello {
 pub enum RouteFrame {
     /// Handshake (first frame each way).
     Hello(Hello),
-    /// The sender now has interest in `subject` (for `queue`, if given).
+    /// The sender now has interest in `subject` (for `queue`, if given) in `account`
+    /// (as nats-server's `RS+ <account> <subject> [<queue>]`).
     Sub {
+        /// NATS account name (`$G` by default).
+        account: String,
         /// Subject pattern.
         subject: String,
         /// Queue group.
         queue: Option<String>,
     },
-    /// The sender no longer has interest in `subject`/`queue`.
+    /// The sender no longer has interest in `subject`/`queue` in `account` (`RS-`).
     Unsub {
+        /// NATS account name.
+        account: String,
         /// Subject pattern.
         subject: String,
         /// Queue group.
         queue: Option<String>,
     },
-    /// A message for the receiver's local subscribers.
+    /// A message for the receiver's local subscribers in `account` (`RMSG <account> ...`).
     Msg {
+        /// NATS account name.
+        account: String,
         /// Subject.
         subject: String,
         /// Reply subject.
@@ -100,14 +107,17 @@ pub enum RouteFrame {
 pub(super) enum RouteFrameRef<'a> {
     Hello(&'a Hello),
     Sub {
+        account: &'a str,
         subject: &'a str,
         queue: Option<&'a str>,
     },
     Unsub {
+        account: &'a str,
         subject: &'a str,
         queue: Option<&'a str>,
     },
     Msg {
+        account: &'a str,
         subject: &'a str,
         reply: Option<&'a str>,
         headers: Option<&'a serde_bytes::Bytes>,
@@ -119,14 +129,19 @@ pub(super) enum RouteFrameRef<'a> {
     Pong,
 }
 
-/// Encode an interest change (`sub` true for `Sub`) as one frame.
-pub fn encode_interest(sub: bool, subject: &str, queue: Option<&str>) -> Vec<u8> {
-    let f = if sub { RouteFrameRef::Sub { subject, queue } } else { RouteFrameRef::Unsub { subject, queue } };
+/// Encode an interest change (`sub` true for `Sub`) in NATS account `account` as one frame.
+pub fn encode_interest(sub: bool, account: &str, subject: &str, queue: Option<&str>) -> Vec<u8> {
+    let f = if sub {
+        RouteFrameRef::Sub { account, subject, queue }
+    } else {
+        RouteFrameRef::Unsub { account, subject, queue }
+    };
     frame::encode(&f).expect("interest frames are small")
 }
 
-/// Encode a message frame; `None` if it exceeds the frame limit.
+/// Encode a message frame of NATS account `account`; `None` if it exceeds the frame limit.
 pub fn encode_msg(
+    account: &str,
     subject: &str,
     reply: Option<&str>,
     headers: Option<&Bytes>,
@@ -134,6 +149,7 @@ pub fn encode_msg(
     queues: &[&str],
 ) -> Option<Vec<u8>> {
     let f = RouteFrameRef::Msg {
+        account,
         subject,
         reply,
         // An empty header block is no header block (as for client delivery): the
@@ -162,12 +178,13 @@ mod tests {
 
     #[test]
     fn ref_encoding_matches_owned() {
-        let b =
-            encode_msg("a.b", Some("r"), Some(&Bytes::from_static(b"h")), &Bytes::from_static(b"xy"), &["q"]).unwrap();
+        let b = encode_msg("A", "a.b", Some("r"), Some(&Bytes::from_static(b"h")), &Bytes::from_static(b"xy"), &["q"])
+            .unwrap();
         let f: RouteFrame = frame::decode(&b[4..]).unwrap();
         assert_eq!(
             f,
             RouteFrame::Msg {
+                account: "A".into(),
                 subject: "a.b".into(),
                 reply: Some("r".into()),
                 headers: Some(b"h".to_vec()),
@@ -175,8 +192,8 @@ mod tests {
                 queues: vec!["q".into()]
             }
         );
-        let s: RouteFrame = frame::decode(&encode_interest(false, "x.>", Some("g"))[4..]).unwrap();
-        assert_eq!(s, RouteFrame::Unsub { subject: "x.>".into(), queue: Some("g".into()) });
+        let s: RouteFrame = frame::decode(&encode_interest(false, "$G", "x.>", Some("g"))[4..]).unwrap();
+        assert_eq!(s, RouteFrame::Unsub { account: "$G".into(), subject: "x.>".into(), queue: Some("g".into()) });
         let h = Hello {
             server_id: "N".into(),
             cluster: "c".into(),
@@ -205,7 +222,7 @@ mod tests {
     #[test]
     fn an_empty_header_block_crosses_a_route_as_none() {
         // Issue 9, fault 1: `HPUB foo 0 5` must reach subscribers on every server as MSG.
-        let b = encode_msg("foo", None, Some(&Bytes::new()), &Bytes::from_static(b"hello"), &[]).unwrap();
+        let b = encode_msg("$G", "foo", None, Some(&Bytes::new()), &Bytes::from_static(b"hello"), &[]).unwrap();
         match frame::decode::<RouteFrame>(&b[4..]).unwrap() {
             RouteFrame::Msg { headers, payload, .. } => {
                 assert_eq!(headers, None);

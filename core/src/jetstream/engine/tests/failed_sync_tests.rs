@@ -1,0 +1,184 @@
+//! A full disk (or any failed fsync) under the group commit: the engine reopens the
+//! stream from what the disk holds, so nothing it told a client may depend on writes
+//! that were not yet durable. Confirmed acks (AckSync replies) and dedup answers must
+//! hold across that reopen, and a read never shows a message before its PubAck.
+//! Found by the `js-single-crashes` simulation with `faults.disk_full` (seed 36).
+
+use super::*;
+
+const SEC: i64 = 1_000_000_000;
+
+const WQ: &str = r#"{"name":"W","subjects":["w.>"],"retention":"workqueue","duplicate_window":60000000000}"#;
+const CONSUMER: &str =
+    r#"{"stream_name":"W","config":{"durable_name":"c","ack_policy":"explicit","ack_wait":30000000000}}"#;
+
+fn id(msg_id: &str) -> Vec<u8> {
+    format!("NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n").into_bytes()
+}
+
+/// Pull up to `batch` messages for consumer `c` of `W`: their `$JS.ACK` subjects.
+fn fetch(h: &mut Harness, inbox: &str, batch: u32) -> Vec<String> {
+    let body = format!(r#"{{"batch":{batch},"no_wait":true}}"#);
+    let mut outs = h.send("$JS.API.CONSUMER.MSG.NEXT.W.c", Some(inbox), b"", body.as_bytes());
+    outs.extend(h.sync());
+    outs.iter()
+        .filter(|o| o.to == inbox)
+        .filter_map(|o| o.reply.clone())
+        .filter(|r| r.starts_with("$JS.ACK."))
+        .collect()
+}
+
+/// Fill the disk (writes fail with ENOSPC, syncs fail) or free it again.
+fn disk_full(h: &Harness, full: bool) {
+    h.disk.full.store(full, Ordering::Relaxed);
+    h.disk.fail_sync.store(full, Ordering::Relaxed);
+}
+
+/// A group commit on a full disk: what it sent (it must fail).
+fn failing_sync(h: &mut Harness) -> Vec<Out> {
+    disk_full(h, true);
+    let mut out = Vec::new();
+    assert!(h.js.sync(h.now, &mut out).is_err(), "the sync must fail");
+    disk_full(h, false);
+    flatten(out)
+}
+
+fn confirmed(outs: &[Out], inbox: &str) -> bool {
+    outs.iter().any(|o| o.to == inbox)
+}
+
+#[test]
+fn acks_survive_a_failed_sync_and_are_confirmed_only_once_durable() {
+    let mut h = Harness::new();
+    h.create_stream(WQ);
+    h.api("$JS.API.CONSUMER.CREATE.W.c", CONSUMER);
+    for i in 1..=4 {
+        assert_eq!(h.publish(&format!("w.{i}"), b"", b"x")["seq"], i);
+    }
+    let got = fetch(&mut h, "_INBOX.f1", 4);
+    assert_eq!(got.len(), 4);
+    // AckSync of seq 1: the reply waits for the sync that makes the ack durable.
+    let outs = h.send(&got[0], Some("_INBOX.ack1"), b"", b"+ACK");
+    assert!(!confirmed(&outs, "_INBOX.ack1"), "an ack confirmed before it is durable: {outs:?}");
+    assert!(h.js.needs_sync());
+    assert!(confirmed(&h.sync(), "_INBOX.ack1"), "the sync releases the confirmation");
+    // AckSync of seq 2, then the disk fills before the ack is durable: no confirmation.
+    let mut outs = h.send(&got[1], Some("_INBOX.ack2"), b"", b"+ACK");
+    outs.extend(failing_sync(&mut h));
+    assert!(!confirmed(&outs, "_INBOX.ack2"), "a failed sync confirmed an ack: {outs:?}");
+    // The reopen rolled nothing back: seqs 1 and 2 stay removed (the delete of 2 never
+    // reached the disk), and nothing is delivered a second time as new.
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!((info["state"]["first_seq"].as_u64(), info["state"]["messages"].as_u64()), (Some(3), Some(2)), "{info}");
+    assert!(fetch(&mut h, "_INBOX.f2", 10).is_empty(), "a delivered message was delivered again as new");
+    // The unacked ones come again after their ack wait, and only they.
+    h.advance(31 * SEC);
+    let again = fetch(&mut h, "_INBOX.f3", 10);
+    let seqs: Vec<&str> = again.iter().map(|r| r.split('.').nth(5).unwrap()).collect();
+    assert_eq!(seqs, ["3", "4"], "{again:?}");
+    // Acked and confirmed after a good sync, an ack survives the next failure too.
+    let outs = h.send(&again[0], Some("_INBOX.ack3"), b"", b"+ACK");
+    assert!(!confirmed(&outs, "_INBOX.ack3"));
+    assert!(confirmed(&h.sync(), "_INBOX.ack3"));
+    assert!(h.send("w.5", Some("_INBOX.p"), b"", b"unsynced").is_empty());
+    let outs = failing_sync(&mut h);
+    assert_eq!(outs.iter().find(|o| o.to == "_INBOX.p").expect("refused").json()["error"]["err_code"], 10077);
+    h.advance(31 * SEC);
+    let seqs: Vec<String> =
+        fetch(&mut h, "_INBOX.f4", 10).iter().map(|r| r.split('.').nth(5).unwrap().to_string()).collect();
+    assert_eq!(seqs, ["4"], "a confirmed ack was undone by the reopen");
+    assert_eq!(h.api("$JS.API.STREAM.INFO.W", "")["state"]["messages"], 1);
+    // A power cut may still lose the unconfirmed part, never the confirmed one.
+    h.restart(true);
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!(info["state"]["messages"], 1, "{info}");
+}
+
+#[test]
+fn dedup_ids_survive_a_failed_sync_even_for_removed_messages() {
+    let mut h = Harness::new();
+    h.create_stream(WQ);
+    h.api("$JS.API.CONSUMER.CREATE.W.c", CONSUMER);
+    assert_eq!(h.publish("w.1", &id("a"), b"x")["seq"], 1);
+    assert_eq!(h.publish("w.1", &id("b"), b"y")["seq"], 2);
+    // "a" is consumed and acked: the workqueue removes it (durably).
+    let got = fetch(&mut h, "_INBOX.f", 1);
+    h.send(&got[0], None, b"", b"+ACK");
+    h.sync();
+    assert_eq!(h.api("$JS.API.STREAM.INFO.W", "")["state"]["messages"], 1);
+    // A publish the failing sync refuses; the stream is reopened from disk.
+    let mut outs = h.send("w.2", Some("_INBOX.c"), &id("c"), b"z");
+    outs.extend(failing_sync(&mut h));
+    let refused = outs.iter().find(|o| o.to == "_INBOX.c").expect("the refused publish is answered");
+    assert_eq!(refused.json()["error"]["err_code"], 10077);
+    // A retry of "a" within the window is still a duplicate of seq 1 (a restart would
+    // rebuild the window from the stored messages only, as nats-server does; a reopen
+    // must not forget what the clients were told).
+    let dup = h.publish("w.1", &id("a"), b"x");
+    assert_eq!((dup["seq"].as_u64(), dup["duplicate"].as_bool()), (Some(1), Some(true)), "{dup}");
+    let dup = h.publish("w.1", &id("b"), b"y");
+    assert_eq!((dup["seq"].as_u64(), dup["duplicate"].as_bool()), (Some(2), Some(true)), "{dup}");
+    // The refused id is not a duplicate of anything: its retry is stored.
+    let retry = h.publish("w.2", &id("c"), b"z");
+    assert_eq!(retry["duplicate"].as_bool(), None, "{retry}");
+    assert!(retry["seq"].as_u64().unwrap() >= 3, "{retry}");
+}
+
+#[test]
+fn a_read_never_shows_a_message_before_its_puback() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"W","subjects":["w.>"],"allow_direct":true}"#);
+    h.publish("w.1", b"", b"synced");
+    assert!(h.send("w.2", Some("_INBOX.p"), b"", b"appended").is_empty(), "no PubAck before the sync");
+    // MSG.GET of the appended message: the group commit runs first, so its PubAck goes
+    // out before the reply that shows it, and it is durable by then.
+    let outs = h.send("$JS.API.STREAM.MSG.GET.W", Some("_INBOX.g"), b"", br#"{"seq":2}"#);
+    let ack = outs.iter().position(|o| o.to == "_INBOX.p").expect("PubAck released by the read");
+    let get = outs.iter().position(|o| o.to == "_INBOX.g").expect("MSG.GET reply");
+    assert!(ack < get, "{outs:?}");
+    assert_eq!(outs[get].json()["message"]["seq"], 2);
+    // DIRECT.GET likewise.
+    assert!(h.send("w.3", Some("_INBOX.p3"), b"", b"appended too").is_empty());
+    let outs = h.send("$JS.API.DIRECT.GET.W.w.3", Some("_INBOX.d"), b"", b"");
+    let ack = outs.iter().position(|o| o.to == "_INBOX.p3").expect("PubAck released by the read");
+    let get = outs.iter().position(|o| o.to == "_INBOX.d").expect("DIRECT.GET reply");
+    assert!(ack < get && outs[get].payload == b"appended too", "{outs:?}");
+    // What a read showed survives a power cut.
+    h.restart(true);
+    assert_eq!(h.api("$JS.API.STREAM.INFO.W", "")["state"]["messages"], 3);
+    // On a failing disk the read shows nothing the disk did not keep.
+    assert!(h.send("w.4", Some("_INBOX.p4"), b"", b"lost").is_empty());
+    disk_full(&h, true);
+    let outs = h.send("$JS.API.STREAM.MSG.GET.W", Some("_INBOX.g4"), b"", br#"{"seq":4}"#);
+    disk_full(&h, false);
+    let get = outs.iter().find(|o| o.to == "_INBOX.g4").expect("MSG.GET reply");
+    assert_eq!(get.json()["error"]["err_code"], 10037, "{outs:?}");
+    let ack = outs.iter().find(|o| o.to == "_INBOX.p4").expect("the publish is answered");
+    assert_eq!(ack.json()["error"]["err_code"], 10077);
+}
+
+#[test]
+fn a_flush_failed_by_an_api_call_never_lets_the_next_sync_ack() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"W","subjects":["w.>"]}"#);
+    h.publish("w.1", b"", b"synced");
+    assert!(h.send("w.2", Some("_INBOX.p"), b"", b"appended").is_empty());
+    // MSG.DELETE flushes the store on a full disk: the write-behind buffer (holding the
+    // appended message) is lost and the store stops.
+    disk_full(&h, true);
+    let outs = h.send("$JS.API.STREAM.MSG.DELETE.W", Some("_INBOX.d"), b"", br#"{"seq":1}"#);
+    let d = outs.iter().find(|o| o.to == "_INBOX.d").expect("delete reply");
+    assert!(d.json().get("error").is_some(), "{outs:?}");
+    // The disk is freed; syncing the block now would succeed, but must not ack a message
+    // the failed write dropped.
+    disk_full(&h, false);
+    assert!(h.js.needs_sync());
+    let outs = h.sync();
+    let ack = outs.iter().find(|o| o.to == "_INBOX.p").expect("the publish is answered");
+    assert_eq!(ack.json()["error"]["err_code"], 10077, "{outs:?}");
+    // The reopened stream holds what the disk holds, and works again.
+    assert_eq!(h.publish("w.3", b"", b"after")["seq"], 2);
+    h.restart(true);
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!((info["state"]["messages"].as_u64(), info["state"]["last_seq"].as_u64()), (Some(1), Some(2)), "{info}");
+}
