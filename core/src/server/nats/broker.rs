@@ -1216,6 +1216,52 @@ mod account_tests {
         b.invariants();
     }
 
+    /// A SUB is charged to the server-wide `client.subs` and to its account's
+    /// `account.subs`; refused by either, it holds neither. A client of a NATS account
+    /// leaves in bounded steps that release both.
+    #[test]
+    fn a_sub_must_fit_both_client_subs_and_its_account_and_leaves_in_steps() {
+        let mut b = Broker::new(1, Arc::default());
+        let server = Arc::new(Account::new("client.subs", 4 * sub_cost("s.1", "1") + 10));
+        b.set_subs_account(server.clone());
+        let big = b.add_account("B", AccountLimits::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 1 << 20, max_subs_bytes: SUB_OVERHEAD + 10 });
+        let (g, _) = client(&mut b, GLOBAL, None);
+        let (c, _) = client(&mut b, big, None);
+        let (s, _) = client(&mut b, small, None);
+        // Ids come from one sequence across the accounts' indexes.
+        b.subscribe(c, "s.1", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(g, "s.1", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(s, "s.1", None, ByteStr::from_static("1")).unwrap();
+        assert_eq!((b.sub_count(), b.client_sub_count(c)), (3, 1));
+        let held =
+            |b: &Broker| (server.current(), b.account_stats().iter().map(|a| a.subs_bytes.0).collect::<Vec<_>>());
+        let before = held(&b);
+        assert_eq!(b.subscribe(s, "s.2", None, ByteStr::from_static("2")), Err(SubscribeError::AccountFull));
+        assert_eq!(held(&b), before, "a SUB the account refuses holds nothing");
+        assert!(matches!(b.subscribe(c, "a..b", None, ByteStr::from_static("4")), Err(SubscribeError::Invalid(_))));
+        assert_eq!(held(&b), before, "an invalid SUB holds nothing");
+        b.subscribe(c, "s.2", None, ByteStr::from_static("2")).expect("client.subs has room for one more");
+        let before = held(&b);
+        assert_eq!(b.subscribe(c, "s.3", None, ByteStr::from_static("3")), Err(SubscribeError::Memory));
+        assert_eq!(held(&b), before, "a SUB client.subs refuses holds nothing");
+        b.invariants();
+        // Room again once the others are gone; then a client of B leaves in steps.
+        b.remove_client(g);
+        b.remove_client(s);
+        server.set_limit(1 << 24);
+        for i in 3..30 {
+            b.subscribe(c, &format!("s.{i}"), None, ByteStr::from(i.to_string())).unwrap();
+        }
+        let mut steps = 0;
+        while !b.remove_client_step(c, 10) {
+            steps += 1;
+            b.invariants();
+        }
+        assert_eq!(steps, 2);
+        assert_eq!(held(&b), (0, vec![0, 0, 0]), "every charge released");
+    }
+
     #[test]
     fn an_account_at_its_outbound_limit_cuts_only_its_own_clients() {
         let mut b = Broker::new(1, Arc::default());
