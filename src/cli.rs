@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// Cluster name; servers with different names do not connect [default: weir].
     #[arg(long = "cluster_name")]
     pub cluster_name: Option<String>,
+    /// Client address (`host` or `host:port`) advertised to the cluster and through it to clients.
+    #[arg(long = "client_advertise", value_name = "HOST:PORT")]
+    pub client_advertise: Option<String>,
+    /// Do not advertise the cluster's client URLs to clients (INFO `connect_urls`).
+    #[arg(long = "no_advertise", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub no_advertise: Option<bool>,
     /// Require TLS from clients (needs --tlscert and --tlskey); `--tls=false` turns off a config file's TLS.
     #[arg(long = "tls", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub tls: Option<bool>,

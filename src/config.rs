@@ -156,6 +156,14 @@ pub struct FileConfig {
     pub operator: Option<String>,
     /// `resolver_preload`: account public key → account JWT.
     pub resolver_preload: Vec<(String, String)>,
+    /// `lame_duck_duration`.
+    pub lame_duck_duration: Option<Duration>,
+    /// `lame_duck_grace_period`.
+    pub lame_duck_grace_period: Option<Duration>,
+    /// `client_advertise`: the client address told to the cluster.
+    pub client_advertise: Option<String>,
+    /// `cluster { no_advertise }`: tell neither peers nor clients the cluster's client URLs.
+    pub no_advertise: Option<bool>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -175,19 +183,8 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfError> {
 }
 
 /// Keys nats-server knows that weir does not implement: refused with a clear message.
-const NOT_SUPPORTED: &[&str] = &[
-    "gateway",
-    "leaf",
-    "leafnodes",
-    "websocket",
-    "mqtt",
-    "system_account_name",
-    "mappings",
-    "https",
-    "https_port",
-    "lame_duck_duration",
-    "lame_duck_grace_period",
-];
+const NOT_SUPPORTED: &[&str] =
+    &["gateway", "leaf", "leafnodes", "websocket", "mqtt", "system_account_name", "mappings", "https", "https_port"];
 
 fn err<T>(pos: &Pos, msg: impl Into<String>) -> Result<T, ConfError> {
     Err(ConfError::at(pos, msg))
@@ -321,6 +318,9 @@ pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
             "ping_interval" => c.ping_interval = Some(duration(key, n)?),
             "ping_max" => c.ping_max = Some(count(key, n)?),
             "write_deadline" => c.write_deadline = Some(duration(key, n)?),
+            "lame_duck_duration" => c.lame_duck_duration = Some(duration(key, n)?),
+            "lame_duck_grace_period" => c.lame_duck_grace_period = Some(duration(key, n)?),
+            "client_advertise" => c.client_advertise = Some(string(key, n)?),
             "authorization" => authorization(map(key, n)?, &mut c)?,
             "token" | "auth_token" => c.token = Some(string(key, n)?),
             "user" => c.user = Some(string(key, n)?),
@@ -589,7 +589,8 @@ fn cluster(m: &Map, c: &mut FileConfig) -> Result<(), ConfError> {
             "authorization" | "pool_size" | "compression" | "accounts" => {
                 return err(kpos, format!("cluster: \"{key}\" is not supported by weir yet"));
             }
-            "advertise" | "cluster_advertise" | "no_advertise" | "connect_retries" => {}
+            "no_advertise" => c.no_advertise = Some(boolean(key, n)?),
+            "advertise" | "cluster_advertise" | "connect_retries" => {}
             _ if m.used_as_vars.iter().any(|v| v == key) => {}
             _ => return err(kpos, format!("cluster: unknown field \"{key}\"")),
         }
@@ -792,6 +793,13 @@ mod tests {
     #[test]
     fn durations_accept_sub_second_and_bare_units() {
         assert_eq!(parse("ping_interval: 2m\n").unwrap().ping_interval, Some(Duration::from_secs(120)));
+        let c =
+            parse("lame_duck_duration: 30s\nlame_duck_grace_period: '500ms'\nclient_advertise: \"a.example:4333\"\n")
+                .unwrap();
+        assert_eq!(c.lame_duck_duration, Some(Duration::from_secs(30)));
+        assert_eq!(c.lame_duck_grace_period, Some(Duration::from_millis(500)));
+        assert_eq!(c.client_advertise.as_deref(), Some("a.example:4333"));
+        assert_eq!(parse("cluster { listen: 6222, no_advertise: true }\n").unwrap().no_advertise, Some(true));
         assert_eq!(parse("ping_interval: '250ms'\n").unwrap().ping_interval, Some(Duration::from_millis(250)));
         assert_eq!(parse("ping_interval: 1h\n").unwrap().ping_interval, Some(Duration::from_secs(3600)));
         assert!(parse("ping_interval: \"soon\"\n").unwrap_err().starts_with("w.conf:1:16: ping_interval:"));

@@ -71,6 +71,13 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     if let Some(n) = args.max_subscriptions.or(file.max_subscriptions) {
         cfg.max_subscriptions = n;
     }
+    cfg.client_advertise = args.client_advertise.clone().or(file.client_advertise.clone());
+    if let Some(d) = file.lame_duck_duration {
+        cfg.lame_duck_duration = d;
+    }
+    if let Some(d) = file.lame_duck_grace_period {
+        cfg.lame_duck_grace_period = d;
+    }
     if let Some(d) = args.ping_interval.or(file.ping_interval) {
         if d.is_zero() {
             return Err("ping_interval must be above zero".into());
@@ -146,6 +153,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
             cc.name = name;
         }
         cc.tls = file.cluster_tls.clone();
+        cc.no_advertise = args.no_advertise.or(file.no_advertise).unwrap_or(false);
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
@@ -372,6 +380,12 @@ pub async fn run(s: Settings) -> Result<(), String> {
         std::fs::write(path, ports_json(addr, http_addr, server.cluster_addr()))
             .map_err(|e| format!("cannot write ports file {}: {e}", path.display()))?;
     }
+    let lame_duck = server.lame_duck();
+    tokio::spawn(async move {
+        shutdown::lame_duck_signal().await;
+        tracing::info!("SIGUSR2: entering lame duck mode");
+        lame_duck.enter();
+    });
     tracing::info!("Server is ready");
     // Freed memory goes back to the system (issue 9, fault 7).
     #[cfg(not(madsim))]

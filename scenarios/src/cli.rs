@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+use weir_faults::FaultSchedule;
 use weir_scenarios::{SCENARIOS, catching, find};
 use weir_sim::SimConfig;
 use weir_sim::bugs::{Bug, BugSet};
 use weir_sim::harness::{self, RunInput, RunReport};
 use weir_sim::node::NodeNo;
+use weir_sim::{schedule, shrink};
 use weir_traces::{Trace, TraceSummary, first_divergence, render_filtered, render_memory_svg};
 
 #[derive(Parser)]
@@ -45,6 +47,40 @@ enum Cmd {
         /// Write the trace to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Print the run's fault schedule (the `--schedule` file format: JSON, one
+        /// event a line) and exit without running.
+        #[arg(long)]
+        print_schedule: bool,
+        /// Apply exactly this fault schedule (as `--print-schedule` writes it) instead
+        /// of drawing one from the seed; the seed still drives everything else.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<PathBuf>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Shrink a failing run: re-run it with fewer faults, shorter faults, a shorter
+    /// safety phase, fewer and slower clients while the same invariant still fails,
+    /// then print the command that replays the smallest failing run.
+    Shrink {
+        /// Scenario name.
+        #[arg(long)]
+        scenario: String,
+        /// Seed.
+        #[arg(long)]
+        seed: u64,
+        /// Start from this fault schedule instead of the seed's.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<PathBuf>,
+        /// Most runs to make (the original included); each is a whole simulation.
+        #[arg(long, default_value_t = 80)]
+        max_runs: u32,
+        /// Where to write the shrunk schedule (default
+        /// `target/shrink/SCENARIO-seedN.schedule.json`).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print every attempt.
+        #[arg(long, short)]
+        verbose: bool,
         #[command(flatten)]
         opts: RunOpts,
     },
@@ -144,7 +180,12 @@ impl<E: std::fmt::Display> From<E> for CliError {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run { scenario, seed, trace, opts } => cmd_run(&scenario, seed, trace, &opts),
+        Cmd::Run { scenario, seed, trace, print_schedule, schedule, opts } => {
+            cmd_run(&scenario, seed, trace, print_schedule, schedule, &opts)
+        }
+        Cmd::Shrink { scenario, seed, schedule, max_runs, out, verbose, opts } => {
+            cmd_shrink(&scenario, seed, schedule, max_runs, out, verbose, &opts)
+        }
         Cmd::Sweep { scenario, all, seeds, jobs, shard, json, fail_fast, opts } => {
             cmd_sweep(scenario, all, &seeds, jobs, shard, json, fail_fast, &opts)
         }
@@ -195,18 +236,40 @@ fn input_for(scenario: &str, seed: u64, bugs: BugSet, sets: &[(String, String)])
     let s = find(scenario)?;
     let config = s.config(seed).apply_overrides(sets)?;
     harness::check_config(&config).map_err(|e| CliError(format!("scenario {} seed {seed}: {e}", s.name)))?;
-    Ok(RunInput { scenario: s.name.to_string(), seed, config, overrides: sets.to_vec(), bugs })
+    Ok(RunInput { scenario: s.name.to_string(), seed, config, overrides: sets.to_vec(), bugs, schedule: None })
 }
 
-fn replay_command(input: &RunInput) -> String {
-    let mut cmd = format!("cargo sim run --scenario {} --seed {}", input.scenario, input.seed);
+/// Read a schedule file (`--schedule FILE`) and check that `input`'s world can apply it.
+fn read_schedule(path: &PathBuf, input: &RunInput) -> Result<FaultSchedule, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+    let s = schedule::from_json(&text).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    let w = harness::world(&input.config.run.world)?;
+    schedule::check(&s, &input.config, w.faults).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    Ok(s)
+}
+
+/// `cargo sim SUBCOMMAND --scenario S --seed N` with the input's bugs, the schedule
+/// file (when the run has an explicit schedule) and the overrides.
+fn command_for(sub: &str, input: &RunInput, schedule_file: Option<&std::path::Path>) -> String {
+    let mut cmd = format!("cargo sim {sub} --scenario {} --seed {}", input.scenario, input.seed);
     for b in input.bugs.iter() {
         cmd.push_str(&format!(" --bug {b}"));
+    }
+    if let Some(f) = schedule_file {
+        cmd.push_str(&format!(" --schedule {}", f.display()));
     }
     for (k, v) in &input.overrides {
         cmd.push_str(&format!(" --set {k}={v}"));
     }
     cmd
+}
+
+fn replay_command(input: &RunInput) -> String {
+    command_for("run", input, None)
+}
+
+fn shrink_command(input: &RunInput) -> String {
+    command_for("shrink", input, None)
 }
 
 fn verdict_line(input: &RunInput, r: &RunReport, wall_s: f64) -> String {
@@ -225,12 +288,32 @@ fn verdict_line(input: &RunInput, r: &RunReport, wall_s: f64) -> String {
     )
 }
 
-fn cmd_run(scenario: &str, seed: u64, trace: Option<PathBuf>, opts: &RunOpts) -> Result<i32, CliError> {
+fn cmd_run(
+    scenario: &str,
+    seed: u64,
+    trace: Option<PathBuf>,
+    print_schedule: bool,
+    schedule_file: Option<PathBuf>,
+    opts: &RunOpts,
+) -> Result<i32, CliError> {
     let (bugs, sets) = parse_opts(opts)?;
-    let input = input_for(scenario, seed, bugs, &sets)?;
+    let mut input = input_for(scenario, seed, bugs, &sets)?;
+    if let Some(path) = &schedule_file {
+        input.schedule = Some(read_schedule(path, &input)?);
+    }
+    let schedule = input.schedule();
+    if print_schedule {
+        print!("{}", schedule::to_json(&schedule));
+        return Ok(0);
+    }
     println!("config: {}", input.config.line());
-    let schedule = harness::schedule_for(seed, &input.config);
-    println!("faults: {} scheduled", schedule.events.len());
+    let faults = schedule::faults(&schedule);
+    println!(
+        "faults: {} scheduled ({} events){}",
+        faults.len(),
+        schedule.events.len(),
+        if schedule_file.is_some() { ", from the schedule file" } else { "" }
+    );
     let t = Instant::now();
     let r = harness::run(&input);
     let wall = t.elapsed().as_secs_f64();
@@ -244,8 +327,54 @@ fn cmd_run(scenario: &str, seed: u64, trace: Option<PathBuf>, opts: &RunOpts) ->
     for v in &r.violations {
         println!("  violated {v}");
     }
-    println!("replay: {}", replay_command(&input));
+    println!("replay: {}", command_for("run", &input, schedule_file.as_deref()));
+    println!("shrink: {}", command_for("shrink", &input, schedule_file.as_deref()));
     Ok(1)
+}
+
+fn cmd_shrink(
+    scenario: &str,
+    seed: u64,
+    schedule_file: Option<PathBuf>,
+    max_runs: u32,
+    out: Option<PathBuf>,
+    verbose: bool,
+    opts: &RunOpts,
+) -> Result<i32, CliError> {
+    let (bugs, sets) = parse_opts(opts)?;
+    let mut input = input_for(scenario, seed, bugs, &sets)?;
+    if let Some(path) = &schedule_file {
+        input.schedule = Some(read_schedule(path, &input)?);
+    }
+    let t = Instant::now();
+    let mut log = |line: &str| {
+        if verbose || !line.starts_with("  try") {
+            println!("{line}");
+        }
+    };
+    let s = shrink::shrink(&input, max_runs, &mut log)?;
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from("target/shrink").join(format!("{}-seed{}.schedule.json", input.scenario, input.seed))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let shrunk_schedule = s.input.schedule();
+    std::fs::write(&out, schedule::to_json(&shrunk_schedule))
+        .map_err(|e| CliError(format!("cannot write {}: {e}", out.display())))?;
+    println!("invariant: {}", s.invariant);
+    println!("original:  {}", s.original);
+    println!("shrunk:    {}", s.shrunk);
+    println!("runs: {} in {:.1}s", s.runs, t.elapsed().as_secs_f64());
+    println!("shrunk faults:");
+    for f in schedule::faults(&shrunk_schedule) {
+        println!("  {f}");
+    }
+    for v in s.report.violations.iter().filter(|v| v.invariant == s.invariant) {
+        println!("  violated {v}");
+    }
+    println!("replay: {}", command_for("run", &s.input, Some(&out)));
+    Ok(0)
 }
 
 /// The JSON summary of a sweep (or of merged shards).
@@ -265,6 +394,9 @@ struct Failure {
     seed: u64,
     violations: Vec<String>,
     replay: String,
+    /// The command that shrinks the failing run (absent in summaries of old).
+    #[serde(default)]
+    shrink: String,
 }
 
 fn parse_seeds(s: &str) -> Result<(u64, u64), CliError> {
@@ -379,6 +511,7 @@ fn cmd_sweep(
                 seed: input.seed,
                 violations: r.violations.iter().map(|v| v.to_string()).collect(),
                 replay: replay_command(input),
+                shrink: shrink_command(input),
             });
         }
     }
@@ -408,6 +541,9 @@ fn print_summary(s: &Summary, elapsed_s: f64) {
             println!("  violated {v}");
         }
         println!("  replay: {}", f.replay);
+        if !f.shrink.is_empty() {
+            println!("  shrink: {}", f.shrink);
+        }
     }
 }
 
@@ -448,7 +584,10 @@ fn cmd_replay(file: &PathBuf) -> Result<i32, CliError> {
         eprintln!("warning: trace from weir {}, this is {}", h.weir_version, env!("CARGO_PKG_VERSION"));
     }
     let bugs = h.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
-    let input = input_for(&h.scenario, h.seed, bugs, &h.overrides)?;
+    let mut input = input_for(&h.scenario, h.seed, bugs, &h.overrides)?;
+    if let Some(text) = &h.schedule {
+        input.schedule = Some(schedule::from_json(text).map_err(|e| CliError(format!("the recorded schedule: {e}")))?);
+    }
     if input.config.line() != h.config {
         println!("config differs from the recording (scenario definitions changed?)");
     }

@@ -21,7 +21,7 @@ fn input(scenario: &str, seed: u64, bugs: BugSet, sets: &[(&str, &str)]) -> RunI
     let sets: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let config = find(scenario).unwrap().config(seed).apply_overrides(&sets).unwrap();
     harness::check_config(&config).unwrap_or_else(|e| panic!("{scenario} seed {seed}: {e}"));
-    RunInput { scenario: scenario.to_string(), seed, config, overrides: sets, bugs }
+    RunInput { scenario: scenario.to_string(), seed, config, overrides: sets, bugs, schedule: None }
 }
 
 fn replay(i: &RunInput) -> String {
@@ -185,8 +185,14 @@ fn a_world_refuses_faults_it_cannot_apply() {
     let err = harness::check_config(&cfg).unwrap_err();
     assert!(err.contains("world 'pubsub' does not support pause faults"), "{err}");
     // And a run of it records nothing as applied.
-    let i =
-        RunInput { scenario: "pubsub-partitions".into(), seed: 1, config: cfg, overrides: vec![], bugs: BugSet::NONE };
+    let i = RunInput {
+        scenario: "pubsub-partitions".into(),
+        seed: 1,
+        config: cfg,
+        overrides: vec![],
+        bugs: BugSet::NONE,
+        schedule: None,
+    };
     let r = harness::run(&i);
     assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
     assert_eq!(r.violations[0].invariant, "config");

@@ -17,7 +17,14 @@ fn canonical_raft_basic_trace() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
     let config = find("raft-basic").unwrap().config(7).apply_overrides(&sets).unwrap();
-    let input = RunInput { scenario: "raft-basic".into(), seed: 7, config, overrides: sets, bugs: BugSet::NONE };
+    let input = RunInput {
+        scenario: "raft-basic".into(),
+        seed: 7,
+        config,
+        overrides: sets,
+        bugs: BugSet::NONE,
+        schedule: None,
+    };
     let report = harness::run(&input);
     assert!(report.passed(), "{:?}", report.violations);
     let kinds = ["node-start", "raft-role", "invoke", "ok", "fail", "unknown", "note", "fault"];

@@ -62,6 +62,16 @@ pub struct RunInput {
     pub overrides: Vec<(String, String)>,
     /// Enabled known bugs.
     pub bugs: BugSet,
+    /// The fault schedule to apply instead of drawing one from the seed (`--schedule
+    /// FILE`); `None` draws it with [`schedule_for`]. The seed still drives everything else.
+    pub schedule: Option<FaultSchedule>,
+}
+
+impl RunInput {
+    /// The fault schedule this run applies: the given one, or the one its seed draws.
+    pub fn schedule(&self) -> FaultSchedule {
+        self.schedule.clone().unwrap_or_else(|| schedule_for(self.seed, &self.config))
+    }
 }
 
 /// What a run produced.
@@ -229,6 +239,7 @@ pub fn header_for(input: &RunInput) -> TraceHeader {
         bugs: input.bugs.iter().map(|b| b.name().to_string()).collect(),
         overrides: input.overrides.clone(),
         config: input.config.line(),
+        schedule: input.schedule.as_ref().map(crate::schedule::to_json),
     }
 }
 
@@ -244,7 +255,12 @@ pub struct Outcome {
 pub fn run(input: &RunInput) -> RunReport {
     // Checkers read the events, so every run keeps them; a trace file is optional.
     let recorder = Recorder::new();
-    let entry = match check_config(&input.config).and_then(|()| world(&input.config.run.world)) {
+    let entry = match check_config(&input.config).and_then(|()| world(&input.config.run.world)).and_then(|w| {
+        match &input.schedule {
+            Some(s) => crate::schedule::check(s, &input.config, w.faults).map(|()| w),
+            None => Ok(w),
+        }
+    }) {
         Ok(e) => e,
         Err(detail) => {
             return RunReport {
@@ -639,7 +655,7 @@ async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     };
 
     // Safety phase: apply the schedule.
-    let schedule = schedule_for(input.seed, &ctx.cfg);
+    let schedule = input.schedule();
     let mut direct = Sampler::default();
     for ev in &schedule.events {
         tokio::time::sleep_until(ctx.start + Duration::from_millis(ev.at_ms)).await;

@@ -22,6 +22,9 @@ pub mod jsclient;
 pub mod nats_client;
 pub mod net;
 pub mod node;
+pub mod schedule;
+#[cfg(madsim)]
+pub mod shrink;
 #[cfg(madsim)]
 mod workload;
 #[cfg(madsim)]

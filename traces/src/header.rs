@@ -22,6 +22,9 @@ pub struct TraceHeader {
     pub overrides: Vec<(String, String)>,
     /// The run's drawn configuration, printed as one line.
     pub config: String,
+    /// The fault schedule given explicitly (`weir-sim run --schedule FILE`), as the
+    /// schedule file's JSON text; `None` when the run drew its schedule from the seed.
+    pub schedule: Option<String>,
 }
 
 impl TraceHeader {
@@ -36,6 +39,7 @@ impl TraceHeader {
             bugs: Vec::new(),
             overrides: Vec::new(),
             config: String::new(),
+            schedule: None,
         }
     }
 }

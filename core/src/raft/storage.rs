@@ -144,7 +144,13 @@ impl From<StoreError> for StorageError {
             StoreError::NoSpace { path } => {
                 StorageError::Io { path, source: std::io::Error::from(std::io::ErrorKind::StorageFull) }
             }
-            StoreError::Failed(_) => StorageError::Failed,
+            // The entry store stopped on an I/O failure inside this call (a write it
+            // buffered failed, and its closing flush refuses): an I/O error of this call.
+            // Calls after a failed one never reach the entry store (`persist` answers
+            // `Failed` first), so this is never an earlier failure.
+            StoreError::Failed(why) => {
+                StorageError::Io { path: "entry store".into(), source: std::io::Error::other(why) }
+            }
             StoreError::Corrupt { block, lost } => {
                 StorageError::Corrupt(format!("entry store block {block}: entries {lost:?} are damaged"))
             }

@@ -420,6 +420,33 @@ impl Subjects {
     }
 }
 
+/// The fsyncs of a group commit, taken by [`FileStore::begin_flush`] and run without
+/// the store by [`FlushPlan::run`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlushPlan {
+    /// Block files written since the last flush.
+    pub files: Vec<String>,
+    /// The store directory, when blocks were created or removed since.
+    pub dir: Option<String>,
+}
+
+impl FlushPlan {
+    /// Fsync the files, then the directory; the first failure, with its path. A block
+    /// removed meanwhile (it held nothing live) is no failure.
+    pub fn run(&self, disk: &dyn Disk) -> std::result::Result<(), (String, io::Error)> {
+        for f in &self.files {
+            match disk.sync(f) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err((f.clone(), e)),
+                _ => {}
+            }
+        }
+        if let Some(d) = &self.dir {
+            disk.sync_dir(d).map_err(|e| (d.clone(), e))?;
+        }
+        Ok(())
+    }
+}
+
 /// A durable message store over the [`Disk`] seam (see the module documentation).
 pub struct FileStore {
     pub(super) disk: Arc<dyn Disk>,
@@ -754,6 +781,28 @@ impl FileStore {
             self.dir_dirty = false;
         }
         Ok(())
+    }
+
+    /// Group commit, first half (while the caller holds its lock): hand the write-behind
+    /// buffer to the disk and take the files whose fsync makes every write so far durable.
+    /// Run the fsyncs with [`FlushPlan::run`] without the store (so that writes go on
+    /// meanwhile; they are not covered) and report a failure with
+    /// [`FileStore::flush_failed`]. [`FileStore::flush`] is both halves at once.
+    /// A store stopped by an earlier failure refuses, as [`FileStore::flush`] does.
+    pub fn begin_flush(&mut self) -> Result<FlushPlan> {
+        if let Some(why) = &self.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        self.write_pending()?;
+        let files = std::mem::take(&mut self.dirty).into_iter().map(|i| self.block_path(i)).collect();
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Ok(FlushPlan { files, dir })
+    }
+
+    /// The fsyncs of a [`FileStore::begin_flush`] failed on `path`: stop writes, as a
+    /// failed [`FileStore::flush`] does.
+    pub fn flush_failed(&mut self, path: &str, e: io::Error) -> StoreError {
+        self.fail(io_error("sync", path, e))
     }
 
     /// Drop every cached window and idle pool buffer now (say, after a one-off bulk read).

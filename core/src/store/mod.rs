@@ -46,8 +46,8 @@ mod recover;
 
 pub use cache::BlockCache;
 pub use file::{
-    DamagedRegion, FileStore, FileStoreConfig, LostRange, RecoveryReport, StoreBugs, StoreMemory, SyncPolicy,
-    TruncatedTail,
+    DamagedRegion, FileStore, FileStoreConfig, FlushPlan, LostRange, RecoveryReport, StoreBugs, StoreMemory,
+    SyncPolicy, TruncatedTail,
 };
 pub use mem::MemStore;
 pub use pool::{BufferPool, PoolBuf};

@@ -71,6 +71,7 @@ pub fn canonical_trace() -> Trace {
         bugs: vec!["skip-fsync".into()],
         overrides: vec![("nodes".into(), "3".into()), ("faults".into(), "none".into())],
         config: "nodes=3 election=150..300ms heartbeat=50ms".into(),
+        schedule: Some("{\"events\":[]}".into()),
     };
     let nodes: [NodeNo; 19] =
         [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3, HARNESS];
@@ -232,15 +233,10 @@ pub fn arb_header() -> impl Strategy<Value = TraceHeader> {
         prop::collection::vec(arb_text(), 0..3),
         prop::collection::vec((arb_text(), arb_text()), 0..3),
         arb_text(),
+        prop::option::of(arb_text()),
     )
-        .prop_map(|(format_version, weir_version, scenario, seed, bugs, overrides, config)| TraceHeader {
-            format_version,
-            weir_version,
-            scenario,
-            seed,
-            bugs,
-            overrides,
-            config,
+        .prop_map(|(format_version, weir_version, scenario, seed, bugs, overrides, config, schedule)| {
+            TraceHeader { format_version, weir_version, scenario, seed, bugs, overrides, config, schedule }
         })
 }
 

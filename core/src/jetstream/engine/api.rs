@@ -3,7 +3,7 @@
 //! Consumer APIs are in [`super::consumer_api`].
 
 use super::host::{self, StreamHost, StreamMeta};
-use super::{JetStream, JsOut, layout};
+use super::{JetStream, JsOut, SyncIo, layout};
 use crate::jetstream::{ApiError, api_error_response, api_response};
 use crate::server::nats::broker::Message;
 use crate::store::MsgStore;
@@ -205,6 +205,15 @@ impl JetStream {
         let dir = self.cfg.store_dir.clone();
         for (name, h) in self.streams.iter_mut() {
             for c in std::mem::take(&mut h.gone) {
+                // A state of it staged by the group commit in flight must not be renamed.
+                for io in self.job.iter_mut().flat_map(|j| j.ios.iter_mut()) {
+                    if let SyncIo::State { stream, staged, cancelled } = io
+                        && stream == name
+                        && staged.consumer == c
+                    {
+                        *cancelled = true;
+                    }
+                }
                 let _ = layout::remove_if_present(&*self.disk, &layout::consumer_meta(&dir, name, &c));
                 let _ = layout::remove_if_present(&*self.disk, &layout::consumer_state(&dir, name, &c));
                 let _ = self.disk.sync_dir(&layout::consumers_dir(&dir, name));
@@ -397,7 +406,8 @@ impl JetStream {
             }
             // Publishes waiting for a sync of a deleted stream are not acknowledged.
             let e = ApiError::stream_not_found();
-            for m in std::mem::take(&mut h.acks) {
+            let committing = h.commit.take().map(|c| c.acks).unwrap_or_default();
+            for m in committing.into_iter().chain(std::mem::take(&mut h.acks)) {
                 let body = crate::stream::pub_ack_error_json(name, &e);
                 out.push(JsOut::Publish(host::plain(&m.subject, body)));
             }
@@ -426,7 +436,7 @@ impl JetStream {
         // A failed flush stopped the store: the next group commit reopens it.
         h.dirty |= flushed.is_err();
         if purged > 0 {
-            if h.unsynced.is_empty() {
+            if !h.has_unsynced() {
                 h.resync_consumers(now_ns, out);
             } else {
                 h.resync = true;

@@ -15,7 +15,7 @@ use crate::jetstream::ApiError;
 use crate::mem::{Account, Charge};
 use crate::proto::ByteStr;
 use crate::server::nats::broker::Message;
-use crate::store::{MsgStore, StoreError};
+use crate::store::{FlushPlan, MsgStore, StoreError};
 use crate::stream::{RetentionPolicy, Stream, StreamConfig, pub_ack_error_json};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,9 @@ pub(super) struct StreamHost {
     pub removed: Vec<u64>,
     /// The account charged for held replies (`stream.pending`).
     pub pending: Option<Arc<Account>>,
+    /// The group commit in flight for this stream, if any (its fsyncs run without the
+    /// engine's lock).
+    pub commit: Option<Commit>,
 }
 
 /// An AckSync reply (the empty message a double-ack waits for) held back until the
@@ -90,6 +93,38 @@ pub(super) struct HeldReply {
     to: String,
     /// Its `stream.pending` charge.
     _charge: Charge,
+}
+
+/// What one stream's part of a group commit covers while its fsyncs run: taken from
+/// the [`StreamHost`] by [`StreamHost::begin_sync`], released by [`StreamHost::end_sync`].
+#[derive(Debug, Default)]
+pub(super) struct Commit {
+    /// The engine's job this belongs to.
+    pub job: u64,
+    /// Whether the store's writes are part of it (else only consumer states are).
+    pub store: bool,
+    /// PubAcks released once durable.
+    pub acks: Vec<Message>,
+    /// Messages shown to the consumers once durable.
+    pub unsynced: Vec<(u64, String)>,
+    /// Their `stream.pending` charges.
+    pub charges: Vec<Charge>,
+    /// Whether consumers must recount when it ends.
+    pub resync: bool,
+    /// The store's last sequence when it began: the new durable prefix.
+    pub last_seq: u64,
+    /// How many of [`StreamHost::removed`] (the oldest) its writes cover: dropped from
+    /// there once it succeeds, kept for a reopen when it fails.
+    pub removed: usize,
+}
+
+/// A consumer state written to its temp file, waiting for the fsync and the rename.
+#[derive(Clone, Debug)]
+pub(super) struct StagedState {
+    pub consumer: String,
+    pub version: u64,
+    pub tmp: String,
+    pub path: String,
 }
 
 /// A server-originated message with no headers.
@@ -147,6 +182,7 @@ impl StreamHost {
             held_replies: Vec::new(),
             removed: Vec::new(),
             pending: None,
+            commit: None,
         }
     }
 
@@ -434,58 +470,113 @@ impl StreamHost {
         }
     }
 
-    /// Group commit: make the store durable, then show the new messages to the consumers
-    /// and release the PubAcks. On failure the PubAcks become errors (never a false ack)
-    /// and the error is returned with the sequences that were refused; the caller
-    /// reopens the stream and removes them, should the disk have kept them after all.
-    pub fn sync(&mut self, now_ns: i64, out: &mut Vec<JsOut>) -> Result<(), (StoreError, Vec<u64>)> {
-        if let Some(fs) = self.stream.store_mut().file_mut()
-            && let Err(e) = fs.flush()
-        {
-            let err = ApiError::stream_store_failed(&e);
-            for m in std::mem::take(&mut self.acks) {
-                out.push(JsOut::Publish(plain(&m.subject, pub_ack_error_json(self.stream.name(), &err))));
-            }
-            self.charges.clear();
-            let failed = std::mem::take(&mut self.unsynced).into_iter().map(|(s, _)| s).collect();
-            return Err((e, failed));
+    /// Whether appended messages wait for a sync (here or in the commit in flight).
+    pub fn has_unsynced(&self) -> bool {
+        !self.unsynced.is_empty() || self.commit.as_ref().is_some_and(|c| !c.unsynced.is_empty())
+    }
+
+    /// Group commit, first half (under the engine's lock): hand the store's buffered
+    /// writes to the disk and take what waits for them (PubAcks, new messages, charges)
+    /// into a [`Commit`] of `job`; returns the fsyncs that make them durable (`None` for
+    /// a memory stream or when only consumer states are part of the job). On a failed
+    /// write the waiting publishes are answered with errors and their sequences returned.
+    pub fn begin_sync(&mut self, job: u64, out: &mut Vec<JsOut>) -> Result<Option<FlushPlan>, (StoreError, Vec<u64>)> {
+        debug_assert!(self.commit.is_none(), "one group commit at a time");
+        if !self.needs_sync() {
+            self.commit = Some(Commit { job, ..Commit::default() });
+            return Ok(None);
         }
+        let plan = match self.stream.store_mut().file_mut().map(|fs| fs.begin_flush()) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                let refused = self.refuse(&e, out);
+                return Err((e, refused));
+            }
+            None => None,
+        };
         self.dirty = false;
-        self.charges.clear();
-        self.removed.clear();
-        self.visible = self.stream.store_state().last_seq;
-        let unsynced = std::mem::take(&mut self.unsynced);
-        if std::mem::take(&mut self.resync) {
+        self.commit = Some(Commit {
+            job,
+            store: true,
+            acks: std::mem::take(&mut self.acks),
+            unsynced: std::mem::take(&mut self.unsynced),
+            charges: std::mem::take(&mut self.charges),
+            resync: std::mem::take(&mut self.resync),
+            last_seq: self.stream.store_state().last_seq,
+            removed: self.removed.len(),
+        });
+        Ok(plan)
+    }
+
+    /// Group commit, second half (under the lock again), with the fsyncs' `result`: on
+    /// success show the committed messages to the consumers and release their PubAcks;
+    /// on failure answer every waiting publish (committed or newer) with an error (never
+    /// a false ack) and return the error with the refused sequences, for the caller to
+    /// reopen the stream and remove them should the disk have kept them after all.
+    pub fn end_sync(
+        &mut self,
+        now_ns: i64,
+        result: Result<(), StoreError>,
+        out: &mut Vec<JsOut>,
+    ) -> Result<(), (StoreError, Vec<u64>)> {
+        let Some(c) = self.commit.take_if(|c| c.store) else {
+            self.commit = None;
+            return Ok(());
+        };
+        if let Err(e) = result {
+            self.commit = Some(c);
+            let refused = self.refuse(&e, out);
+            return Err((e, refused));
+        }
+        drop(c.charges);
+        self.removed.drain(..c.removed.min(self.removed.len()));
+        self.visible = self.visible.max(c.last_seq);
+        if c.resync || self.resync {
             self.resync_consumers(now_ns, out);
+            self.resync &= !self.unsynced.is_empty();
         } else {
-            for (seq, subject) in &unsynced {
+            for (seq, subject) in &c.unsynced {
                 for h in self.consumers.values_mut() {
                     h.c.on_stream_append(*seq, subject);
                 }
             }
-            if !unsynced.is_empty() {
+            if !c.unsynced.is_empty() {
                 self.poll_all(now_ns, out);
             }
         }
-        out.extend(std::mem::take(&mut self.acks).into_iter().map(JsOut::Publish));
+        out.extend(c.acks.into_iter().map(JsOut::Publish));
         Ok(())
     }
 
-    /// Write the ack state of every consumer whose state moved (file streams only).
-    pub fn persist_consumers(&mut self, disk: &dyn Disk, store_dir: &str) -> Vec<RecoveryNote> {
+    /// A write or fsync failed: answer every publish waiting for durability (in the
+    /// commit in flight and after it) with 10077 and return their sequences.
+    fn refuse(&mut self, e: &StoreError, out: &mut Vec<JsOut>) -> Vec<u64> {
+        let err = ApiError::stream_store_failed(e);
+        let c = self.commit.take().unwrap_or_default();
+        for m in c.acks.into_iter().chain(std::mem::take(&mut self.acks)) {
+            out.push(JsOut::Publish(plain(&m.subject, pub_ack_error_json(self.stream.name(), &err))));
+        }
+        self.charges.clear();
+        c.unsynced.into_iter().chain(std::mem::take(&mut self.unsynced)).map(|(s, _)| s).collect()
+    }
+
+    /// Write the state of every consumer whose state moved (file streams only) to its
+    /// temp file, for the group commit to sync and rename ([`StagedState`]).
+    pub fn stage_consumers(&mut self, disk: &dyn Disk, store_dir: &str) -> (Vec<StagedState>, Vec<RecoveryNote>) {
+        let mut staged = Vec::new();
         let mut notes = Vec::new();
         if !self.is_file() {
-            return notes;
+            return (staged, notes);
         }
         let stream = self.stream.name().to_string();
         for (name, h) in self.consumers.iter_mut() {
-            let v = h.c.state_version();
-            if v == h.saved_version {
+            let version = h.c.state_version();
+            if version == h.saved_version {
                 continue;
             }
             let path = layout::consumer_state(store_dir, &stream, name);
-            match layout::write_atomic(disk, &path, &h.c.state().encode()) {
-                Ok(()) => h.saved_version = v,
+            match layout::stage(disk, &path, &h.c.state().encode()) {
+                Ok(tmp) => staged.push(StagedState { consumer: name.clone(), version, tmp, path }),
                 Err(e) => notes.push(RecoveryNote {
                     stream: stream.clone(),
                     consumer: Some(name.clone()),
@@ -493,16 +584,47 @@ impl StreamHost {
                 }),
             }
         }
-        notes
+        (staged, notes)
     }
 
-    /// Send the held AckSync replies whose acks are now durable: the store was synced and
-    /// the consumer's state saved at (or past) the version the ack produced. A consumer
-    /// that is gone confirms nothing more; its replies go out (the ack is moot).
-    pub fn release_replies(&mut self, out: &mut Vec<JsOut>) {
-        if self.dirty || !self.unsynced.is_empty() {
-            return;
+    /// A staged state's fsync ended with `synced`: rename it over the state file unless
+    /// the consumer went, in which case the temp file goes. (Nothing else writes a state
+    /// while a commit is in flight: [`super::JetStream::sync`] ends that commit first.)
+    /// Returns whether the directory needs a sync, and a note on failure.
+    pub fn commit_state(
+        &mut self,
+        disk: &dyn Disk,
+        s: &StagedState,
+        synced: Result<(), String>,
+    ) -> (bool, Option<RecoveryNote>) {
+        let note = |text: String| RecoveryNote {
+            stream: self.stream.name().to_string(),
+            consumer: Some(s.consumer.clone()),
+            text,
+        };
+        let current = self.consumers.contains_key(&s.consumer);
+        if !current {
+            let _ = layout::remove_if_present(disk, &s.tmp);
+            return (false, None);
         }
+        if let Err(e) = synced.and_then(|()| disk.rename(&s.tmp, &s.path).map_err(|e| e.to_string())) {
+            let _ = layout::remove_if_present(disk, &s.tmp);
+            return (false, Some(note(format!("cannot persist consumer state to {}: {e}", s.path))));
+        }
+        if let Some(h) = self.consumers.get_mut(&s.consumer) {
+            h.saved_version = s.version;
+        }
+        (true, None)
+    }
+
+    /// Send the held AckSync replies whose acks are now durable. Called by
+    /// [`super::JetStream::end_sync`] once this stream's part of a commit succeeded and
+    /// its staged consumer states were renamed into place: a reply goes out when the
+    /// consumer's saved state reached the version the ack produced. Such an ack came
+    /// before the commit began, so the removals it caused were among the commit's
+    /// writes; acks made while the fsyncs ran wait for the next commit. A consumer that
+    /// is gone confirms nothing more; its replies go out (the ack is moot).
+    pub fn release_replies(&mut self, out: &mut Vec<JsOut>) {
         let consumers = &self.consumers;
         self.held_replies.retain(|r| {
             let durable = consumers.get(&r.consumer).is_none_or(|h| h.saved_version >= r.version);

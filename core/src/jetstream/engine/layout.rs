@@ -70,15 +70,24 @@ fn checksum(body: &[u8]) -> String {
 
 /// Replace `path` with `body` (checksummed) atomically and durably.
 pub fn write_atomic(disk: &dyn Disk, path: &str, body: &[u8]) -> io::Result<()> {
+    let tmp = stage(disk, path, body)?;
+    disk.sync(&tmp)?;
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(disk::parent(path))
+}
+
+/// The first step of [`write_atomic`] on its own: write `body` (checksummed) to the
+/// temp file beside `path` and return its path. The caller syncs it, renames it over
+/// `path` and syncs the directory (the group commit does the syncs without the
+/// engine's lock).
+pub fn stage(disk: &dyn Disk, path: &str, body: &[u8]) -> io::Result<String> {
     let mut data = Vec::with_capacity(body.len() + 17);
     data.extend_from_slice(checksum(body).as_bytes());
     data.push(b'\n');
     data.extend_from_slice(body);
     let tmp = format!("{path}{TMP_SUFFIX}");
     disk.write_file(&tmp, &data)?;
-    disk.sync(&tmp)?;
-    disk.rename(&tmp, path)?;
-    disk.sync_dir(disk::parent(path))
+    Ok(tmp)
 }
 
 /// Read a file written by [`write_atomic`]: the body, or why it is unreadable.

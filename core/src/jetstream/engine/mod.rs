@@ -94,7 +94,7 @@ mod tests;
 
 pub use anystore::AnyStore;
 pub use fuzz::fuzz_js_api;
-pub use stats::{ApiStats, JszConsumer, JszStream, JszSummary};
+pub use stats::{ApiStats, JetStreamConfigJson, JszConsumer, JszStream, JszSummary};
 
 use crate::consumer::{ACK_PREFIX, AckReply, ConsumerBugs, ConsumerOptions, ConsumerState, FC_PREFIX, InflightCharge};
 use crate::disk::Disk;
@@ -250,6 +250,56 @@ pub struct JetStream {
     sourcing: BTreeMap<String, sources::Sourcing>,
     /// Set when a source pump stopped short: tick at once to go on.
     source_wake: Option<i64>,
+    /// The group commit whose fsyncs run outside the lock ([`JetStream::begin_sync`]).
+    job: Option<SyncJob>,
+    /// Id of the last group commit begun.
+    next_job: u64,
+    /// Consumer directories whose renamed state files the next commit syncs.
+    dir_syncs: std::collections::BTreeSet<String>,
+    /// A failure met while beginning the commit in flight, reported when it ends.
+    sync_error: Option<std::io::Error>,
+}
+
+/// The fsyncs of a group commit, to run without the engine's lock: from
+/// [`JetStream::begin_sync`], run by [`SyncJob::run`], handed back to
+/// [`JetStream::end_sync`].
+#[derive(Clone, Debug)]
+pub struct SyncJob {
+    id: u64,
+    ios: Vec<SyncIo>,
+}
+
+#[derive(Clone, Debug)]
+enum SyncIo {
+    /// A file stream's written blocks (and directory).
+    Store { stream: String, plan: crate::store::FlushPlan },
+    /// A consumer state in its temp file; `cancelled` once the consumer went.
+    State { stream: String, staged: host::StagedState, cancelled: bool },
+    /// A consumer directory after renames.
+    Dir(String),
+}
+
+/// What a [`SyncJob`]'s fsyncs came to: one result per fsync (the failing path and error).
+#[derive(Debug)]
+pub struct SyncDone {
+    id: u64,
+    results: Vec<Result<(), (String, std::io::Error)>>,
+}
+
+impl SyncJob {
+    /// Run the fsyncs on `disk` (the engine's disk), in order, without the engine.
+    pub fn run(&self, disk: &dyn Disk) -> SyncDone {
+        let results = self
+            .ios
+            .iter()
+            .map(|io| match io {
+                SyncIo::Store { plan, .. } => plan.run(disk),
+                SyncIo::State { staged, .. } => disk.sync(&staged.tmp).map_err(|e| (staged.tmp.clone(), e)),
+                SyncIo::Dir(d) => disk.sync_dir(d).map_err(|e| (d.clone(), e)),
+            })
+            .collect();
+        SyncDone { id: self.id, results }
+    }
 }
 
 impl std::fmt::Debug for JetStream {
@@ -295,6 +345,10 @@ impl JetStream {
             notes: Vec::new(),
             sourcing: BTreeMap::new(),
             source_wake: None,
+            job: None,
+            next_job: 0,
+            dir_syncs: std::collections::BTreeSet::new(),
+            sync_error: None,
         };
         let mut notes = Vec::new();
         let dir = layout::streams_dir(&js.cfg.store_dir);
@@ -571,42 +625,173 @@ impl JetStream {
         host.with_consumer(now_ns, consumer, out, |c, v, now| c.on_flow_control_reply(now, subject, v));
     }
 
-    /// Whether [`JetStream::sync`] has work: appended messages whose PubAcks wait for
-    /// durability, unsynced deletes, or consumer states to persist.
+    /// Whether [`JetStream::sync`] (or [`JetStream::begin_sync`]) has work: appended
+    /// messages whose PubAcks wait for durability, unsynced deletes, consumer states to
+    /// persist, or directories to sync after renaming consumer states.
     pub fn needs_sync(&self) -> bool {
-        self.streams.values().any(|h| h.needs_sync() || h.consumers_dirty())
+        !self.dir_syncs.is_empty() || self.streams.values().any(|h| h.needs_sync() || h.consumers_dirty())
     }
 
-    /// The group commit: one flush (write + fsync) per dirty store, then the waiting
-    /// PubAcks go out and consumers see the new messages; then every consumer whose ack
-    /// state moved is persisted. A failing store answers its waiting publishes with
-    /// errors and is reopened from disk; the first error is returned.
+    /// The group commit in one go, under the caller's lock: end the commit in flight (its
+    /// fsyncs are run again here), then [`JetStream::begin_sync`], the fsyncs and
+    /// [`JetStream::end_sync`]. The first error is returned.
     pub fn sync(&mut self, now_ns: i64, out: &mut Vec<JsOut>) -> std::io::Result<()> {
-        let mut first: Option<std::io::Error> = None;
+        let mut first = None;
+        if let Some(job) = self.job.clone() {
+            let done = job.run(&*self.disk);
+            first = self.end_sync(now_ns, done, out).err();
+        }
+        match self.begin_sync(now_ns, out) {
+            Ok(Some(job)) => {
+                let done = job.run(&*self.disk);
+                if let Err(e) = self.end_sync(now_ns, done, out) {
+                    first.get_or_insert(e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+        for d in std::mem::take(&mut self.dir_syncs) {
+            if let Err(e) = self.disk.sync_dir(&d) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Group commit, first half (under the shell's lock): every dirty store hands its
+    /// buffered writes to the disk and every consumer whose ack state moved writes it to
+    /// a temp file; what waits for them (PubAcks, new messages for the consumers) is set
+    /// aside. Returns the fsyncs to run *without* the lock ([`SyncJob::run`]), to be
+    /// handed back to [`JetStream::end_sync`]; `Ok(None)` when there is nothing to do or
+    /// a commit is in flight already; an error when a store failed and nothing else was
+    /// due (its waiting publishes were answered with errors and it was reopened).
+    /// Publishes after this call wait for the next commit.
+    pub fn begin_sync(&mut self, now_ns: i64, out: &mut Vec<JsOut>) -> std::io::Result<Option<SyncJob>> {
+        if self.job.is_some() {
+            return Ok(None);
+        }
+        self.next_job += 1;
+        let id = self.next_job;
+        let mut ios: Vec<SyncIo> = std::mem::take(&mut self.dir_syncs).into_iter().map(SyncIo::Dir).collect();
+        let mut joined = false;
         let names: Vec<String> = self.streams.keys().cloned().collect();
         for name in names {
             let Some(host) = self.streams.get_mut(&name) else { continue };
-            if host.needs_sync()
-                && let Err((e, refused)) = host.sync(now_ns, out)
-            {
-                first.get_or_insert_with(|| std::io::Error::other(e.to_string()));
-                self.reopen(&name, now_ns, &refused, out);
+            if !host.needs_sync() && !host.consumers_dirty() {
                 continue;
             }
-            let notes = host.persist_consumers(&*self.disk, &self.cfg.store_dir);
-            host.release_replies(out);
+            match host.begin_sync(id, out) {
+                Ok(plan) => ios.extend(plan.map(|plan| SyncIo::Store { stream: name.clone(), plan })),
+                Err((e, refused)) => {
+                    self.sync_error.get_or_insert_with(|| std::io::Error::other(e.to_string()));
+                    self.reopen(&name, now_ns, &refused, out);
+                    continue;
+                }
+            }
+            joined = true;
+            let (staged, notes) = host.stage_consumers(&*self.disk, &self.cfg.store_dir);
             if let Some(n) = notes.first() {
-                first.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
+                self.sync_error.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
             }
             self.notes.extend(notes);
+            ios.extend(staged.into_iter().map(|staged| SyncIo::State {
+                stream: name.clone(),
+                staged,
+                cancelled: false,
+            }));
+        }
+        self.reap();
+        if ios.is_empty() && !joined {
+            self.check();
+            return match self.sync_error.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        }
+        let job = SyncJob { id, ios };
+        self.job = Some(job.clone());
+        self.check();
+        Ok(Some(job))
+    }
+
+    /// Group commit, second half (under the lock again) with the fsyncs' results: on
+    /// success the committed PubAcks go out and the consumers see the new messages, and
+    /// the synced consumer states are renamed into place (their directories are synced
+    /// by the next commit); a failed store answers its waiting publishes with errors and
+    /// is reopened from disk. A `done` of a commit that [`JetStream::sync`] ended already
+    /// is ignored. The first error is returned.
+    pub fn end_sync(&mut self, now_ns: i64, done: SyncDone, out: &mut Vec<JsOut>) -> std::io::Result<()> {
+        let Some(job) = self.job.take_if(|j| j.id == done.id) else { return Ok(()) };
+        let mut first = self.sync_error.take();
+        let mut stores: BTreeMap<String, Result<(), crate::store::StoreError>> = BTreeMap::new();
+        let mut states = Vec::new();
+        for (io, r) in job.ios.into_iter().zip(done.results) {
+            match io {
+                SyncIo::Store { stream, .. } => {
+                    let r = r.map_err(|(path, e)| {
+                        let fs = self.streams.get_mut(&stream).and_then(|h| h.stream.store_mut().file_mut());
+                        match fs {
+                            Some(fs) => fs.flush_failed(&path, e),
+                            None => crate::store::StoreError::Failed(format!("sync {path}: {e}")),
+                        }
+                    });
+                    stores.insert(stream, r);
+                }
+                SyncIo::State { stream, staged, cancelled } => states.push((stream, staged, cancelled, r)),
+                SyncIo::Dir(d) => {
+                    if let Err((_, e)) = r {
+                        first.get_or_insert(std::io::Error::other(format!("sync_dir {d}: {e}")));
+                    }
+                }
+            }
+        }
+        let mut ended = std::collections::BTreeSet::new();
+        let names: Vec<String> = self.streams.keys().cloned().collect();
+        for name in names {
+            let Some(host) = self.streams.get_mut(&name) else { continue };
+            if host.commit.as_ref().is_none_or(|c| c.job != job.id) {
+                continue;
+            }
+            let r = stores.remove(&name).unwrap_or(Ok(()));
+            match host.end_sync(now_ns, r, out) {
+                Ok(()) => {
+                    ended.insert(name);
+                }
+                Err((e, refused)) => {
+                    first.get_or_insert_with(|| std::io::Error::other(e.to_string()));
+                    self.reopen(&name, now_ns, &refused, out);
+                }
+            }
+        }
+        for (stream, staged, cancelled, r) in states {
+            let host = self.streams.get_mut(&stream).filter(|_| !cancelled && ended.contains(&stream));
+            let Some(host) = host else {
+                let _ = layout::remove_if_present(&*self.disk, &staged.tmp);
+                continue;
+            };
+            let (synced_dir, note) = host.commit_state(&*self.disk, &staged, r.map_err(|(_, e)| e.to_string()));
+            if synced_dir {
+                self.dir_syncs.insert(layout::consumers_dir(&self.cfg.store_dir, &stream));
+            }
+            if let Some(n) = note {
+                first.get_or_insert_with(|| std::io::Error::other(n.text.clone()));
+                self.notes.push(n);
+            }
+        }
+        // Held AckSync replies go out only now, once the states they confirm are renamed
+        // into place (a failed store was reopened above and dropped its replies unsent).
+        for name in &ended {
+            if let Some(host) = self.streams.get_mut(name) {
+                host.release_replies(out);
+            }
         }
         self.pump_sources(now_ns, out);
         self.reap();
         self.check();
-        match first {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Reopen stream `name` from disk after its store failed (after a failed fsync the
@@ -700,7 +885,7 @@ impl JetStream {
             let markers = host.stream.take_markers();
             if after.msgs != before.msgs || !markers.is_empty() {
                 host.dirty |= host.is_file();
-                if host.unsynced.is_empty() {
+                if !host.has_unsynced() {
                     host.resync_consumers(now_ns, out);
                 } else {
                     host.resync = true;
@@ -813,6 +998,17 @@ impl JetStream {
                 host.unsynced.iter().all(|(s, _)| *s > host.visible),
                 "stream {name}: an unsynced message is visible"
             );
+            if let Some(c) = &host.commit {
+                assert_eq!(
+                    Some(c.job),
+                    self.job.as_ref().map(|j| j.id),
+                    "stream {name}: a commit outside the one in flight"
+                );
+                assert!(
+                    c.unsynced.iter().all(|(s, _)| *s > host.visible),
+                    "stream {name}: a committing message is visible"
+                );
+            }
             assert_eq!(host.stream.consumer_count(), host.consumers.len(), "stream {name}: consumer registry differs");
             assert!(host.gone.is_empty(), "stream {name}: removed consumers' files were not reaped");
             host.stream.invariants();

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// API request counters (`api` in `$JS.API.INFO` and `/jsz`).
+/// API request counters (`api` in `/jsz` and `/varz`, nats-server's
+/// `JetStreamAPIStats`; `$JS.API.INFO` shows level, total and errors). The one
+/// definition: the server's `/jsz` ([`crate::server::nats::jsz`]) re-exports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ApiStats {
     /// API level served ([`super::API_LEVEL`]).
@@ -13,6 +15,9 @@ pub struct ApiStats {
     pub total: u64,
     /// Requests answered with an error.
     pub errors: u64,
+    /// Requests queued and not yet answered.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inflight: u64,
     /// Requests refused because the API queue was full (also counted in `errors`).
     #[serde(skip_serializing_if = "is_zero")]
     pub overflow: u64,
@@ -68,7 +73,7 @@ pub struct JszStream {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JszSummary {
     /// Configured limits and store directory.
-    pub config: JszConfig,
+    pub config: JetStreamConfigJson,
     /// Bytes in memory streams.
     pub memory: u64,
     /// Bytes in file streams.
@@ -90,15 +95,26 @@ pub struct JszSummary {
     pub failed_streams: BTreeMap<String, String>,
 }
 
-/// `config` of [`JszSummary`] (nats-server's `JetStreamConfig` names).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct JszConfig {
-    /// `max_memory` (-1: no limit).
+/// `config` of `/jsz` and `/varz`'s `jetstream` block (nats-server's `JetStreamConfig`):
+/// the one definition, re-exported by [`crate::server::nats::jsz`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JetStreamConfigJson {
+    /// Memory storage limit in bytes (`max_memory_store`; -1: no limit).
     pub max_memory: i64,
-    /// `max_storage` (-1: no limit).
+    /// File storage limit in bytes (`max_file_store`; -1: no limit).
     pub max_storage: i64,
-    /// `store_dir`.
+    /// Store directory (the engine's on its disk; the server shows the configured path).
     pub store_dir: String,
+    /// Sync interval in ns (nats-server's `sync_interval`); 0 here, see `sync_always`.
+    pub sync_interval: i64,
+    /// Whether every write is synced before it is acknowledged: always true for Weir
+    /// (PubAcks wait for the group commit's fsync).
+    pub sync_always: bool,
+    /// Whether stream compression is available (false: Weir does not compress).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compress_ok: bool,
+    /// Strict API request checking (nats-server's default true).
+    pub strict: bool,
 }
 
 fn limit(v: u64) -> i64 {
@@ -109,10 +125,14 @@ impl super::JetStream {
     /// The `/jsz` and `/metrics` figures.
     pub fn jsz(&self) -> JszSummary {
         let mut s = JszSummary {
-            config: JszConfig {
+            config: JetStreamConfigJson {
                 max_memory: limit(self.cfg.max_memory_store),
                 max_storage: limit(self.cfg.max_file_store),
                 store_dir: self.cfg.store_dir.clone(),
+                sync_interval: 0,
+                sync_always: true,
+                compress_ok: false,
+                strict: true,
             },
             memory: 0,
             storage: 0,
@@ -163,6 +183,6 @@ impl super::JetStream {
 
     /// The API counters.
     pub fn api_stats(&self) -> ApiStats {
-        ApiStats { level: super::API_LEVEL, ..self.stats }
+        ApiStats { level: super::API_LEVEL, inflight: self.api_queue.len() as u64, ..self.stats }
     }
 }

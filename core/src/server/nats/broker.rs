@@ -129,6 +129,9 @@ struct Client {
     headers: bool,
     echo: bool,
     no_responders: bool,
+    /// The first PONG after its CONNECT went out: asynchronous INFO may go to it (before,
+    /// async-nats would take an INFO for the answer to its handshake and lose it).
+    connected: bool,
     /// Its subscriptions by sid; the sid is shared with [`Sub::sid`].
     sids: BTreeMap<Arc<str>, SubId>,
 }
@@ -359,6 +362,7 @@ impl Broker {
                 headers: false,
                 echo: true,
                 no_responders: false,
+                connected: false,
                 sids: BTreeMap::new(),
             },
         );
@@ -371,6 +375,14 @@ impl Broker {
             c.headers = headers;
             c.echo = echo;
             c.no_responders = no_responders;
+        }
+    }
+
+    /// The client's first PONG after CONNECT went out: from now on it gets async INFOs
+    /// ([`Broker::connected_client_outs`]), as nats-server's `firstPongSent`.
+    pub fn first_pong_sent(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.connected = true;
         }
     }
 
@@ -413,6 +425,16 @@ impl Broker {
     /// Every connected client's outbound queue.
     pub fn outbounds(&self) -> Vec<Arc<Outbound>> {
         self.clients.values().map(|c| c.out.clone()).collect()
+    }
+
+    /// Every client's id and outbound queue, in id order.
+    pub fn client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().map(|(id, c)| (*id, c.out.clone())).collect()
+    }
+
+    /// Like [`Broker::client_outs`], only the clients whose CONNECT was accepted.
+    pub fn connected_client_outs(&self) -> Vec<(ClientId, Arc<Outbound>)> {
+        self.clients.iter().filter(|(_, c)| c.connected).map(|(id, c)| (*id, c.out.clone())).collect()
     }
 
     /// Number of connected clients.

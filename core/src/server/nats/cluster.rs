@@ -51,6 +51,9 @@ pub struct ClusterConfig {
     /// Route TLS (nats-server's `cluster { tls { } }`): both sides verified against its
     /// `ca_file`; see [`crate::server::tls`]. `None`: plain TCP.
     pub tls: Option<crate::server::tls::TlsConfig>,
+    /// Do not tell peers our client address nor clients the cluster's (nats-server's
+    /// `cluster { no_advertise: true }`; see [`super::discovery`]).
+    pub no_advertise: bool,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +70,7 @@ impl Default for ClusterConfig {
             max_backoff: Duration::from_secs(1),
             node: 0,
             tls: None,
+            no_advertise: false,
         }
     }
 }
@@ -96,6 +100,10 @@ pub(super) struct BrokerRoutes(pub(super) Arc<Shared>);
 
 impl PubSubRoutes for BrokerRoutes {
     fn out_open(&self, server_id: &str, conn: RouteConnId, out: &Arc<RouteOut>) {
+        // Our client address goes first, before the interest snapshot.
+        if let Some((host, port)) = self.0.advertised_client_addr() {
+            out.push_control(crate::server::route::encode_client_url(host.as_deref(), port));
+        }
         let opened = self.0.broker().route_out_open(server_id, conn, out.clone());
         debug_assert!(opened, "the route stack admits one live connection per peer");
     }
@@ -107,10 +115,12 @@ impl PubSubRoutes for BrokerRoutes {
     fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str) {
         let opened = self.0.broker().route_in_open(server_id, conn, addr.to_owned());
         debug_assert!(opened, "the route stack admits one live connection per peer");
+        self.0.urls_changed_if(|u| u.route_up(server_id, conn, addr));
     }
 
     fn in_close(&self, server_id: &str, conn: RouteConnId) {
         self.0.broker().route_in_close(server_id, conn);
+        self.0.urls_changed_if(|u| u.route_down(server_id, conn));
     }
 
     fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
@@ -130,6 +140,10 @@ impl PubSubRoutes for BrokerRoutes {
                     payload: Bytes::from(payload),
                 };
                 self.0.broker().route_msg(server_id, conn, &account, &msg, &queues);
+                Ok(())
+            }
+            RouteFrame::ClientUrl { host, port } => {
+                self.0.urls_changed_if(|u| u.advertised(server_id, conn, host.as_deref(), port));
                 Ok(())
             }
             _ => Err("not a pub/sub frame".into()),

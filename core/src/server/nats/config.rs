@@ -12,6 +12,10 @@ use std::time::Duration;
 pub const DEFAULT_MAX_PENDING: u64 = 64 * 1024 * 1024;
 /// Default cap on all clients' outbound bytes together (the ledger's `client.outbound` limit).
 pub const DEFAULT_MAX_OUTBOUND_TOTAL: u64 = 1024 * 1024 * 1024;
+/// Default lame-duck duration (nats-server's `DEFAULT_LAME_DUCK_DURATION`).
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// Default lame-duck grace period (nats-server's `DEFAULT_LAME_DUCK_GRACE_PERIOD`).
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default most client connections at once (nats-server's `DEFAULT_MAX_CONNECTIONS`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
 
@@ -82,6 +86,15 @@ pub struct NatsConfig {
     /// Subscription bytes each NATS account may hold (weir's `account_max_subs_memory`;
     /// see [`super::broker::SUB_OVERHEAD`]).
     pub account_max_subs_memory: u64,
+    /// The client address advertised to the cluster, `host` or `host:port`
+    /// (nats-server's `client_advertise`); `None`: the listen address.
+    pub client_advertise: Option<String>,
+    /// Lame-duck mode closes the clients spread over this time, grace period included
+    /// (nats-server's `lame_duck_duration`, default 2 minutes).
+    pub lame_duck_duration: Duration,
+    /// Lame-duck mode waits this long before closing the first client (nats-server's
+    /// `lame_duck_grace_period`, default 10 s).
+    pub lame_duck_grace_period: Duration,
 }
 
 impl NatsConfig {
@@ -136,6 +149,9 @@ impl Default for NatsConfig {
             accounts: Vec::new(),
             account_max_outbound: None,
             account_max_subs_memory: crate::mem::spec(crate::mem::names::ACCOUNT_SUBS).default_limit,
+            client_advertise: None,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
         }
     }
 }

@@ -54,6 +54,10 @@ pub struct Conn {
     perms: Option<Arc<Permissions>>,
     /// Most subscriptions this connection may hold (0: no limit).
     max_subs: usize,
+    /// A CONNECT was accepted.
+    connected: bool,
+    /// The first PONG after CONNECT was sent (see [`Conn::first_pong_sent`]).
+    first_pong: bool,
 }
 
 impl Conn {
@@ -71,6 +75,8 @@ impl Conn {
             awaiting_auth: false,
             perms: None,
             max_subs: 0,
+            connected: false,
+            first_pong: false,
         }
     }
 
@@ -107,7 +113,18 @@ impl Conn {
         true
     }
 
-    /// Whether the client still has to authenticate.
+    /// Whether a CONNECT was accepted.
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the first PONG after an accepted CONNECT went out: async INFOs wait for
+    /// it (a client in its handshake takes any INFO before that PONG for the PONG).
+    pub fn first_pong_sent(&self) -> bool {
+        self.first_pong
+    }
+
+    /// No CONNECT with accepted credentials yet.
     pub fn awaiting_auth(&self) -> bool {
         self.awaiting_auth
     }
@@ -159,7 +176,16 @@ impl Conn {
         }
         match op {
             ClientOp::Connect(info) => self.connect(*info, broker),
-            ClientOp::Ping => self.send(&ServerOp::Pong),
+            ClientOp::Ping => {
+                let flow = self.send(&ServerOp::Pong);
+                if self.connected && !self.first_pong {
+                    // As nats-server's `firstPongSent`: from now on an async INFO cannot
+                    // be mistaken for the handshake's PONG (async-nats would drop it).
+                    self.first_pong = true;
+                    broker.first_pong_sent(self.id);
+                }
+                flow
+            }
             ClientOp::Pong => {
                 self.pings_out = 0;
                 Flow::Continue
@@ -233,6 +259,7 @@ impl Conn {
             return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
         }
         broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        self.connected = true;
         self.opts = info;
         self.ok()
     }

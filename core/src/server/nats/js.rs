@@ -10,11 +10,14 @@
 //!
 //! **Group commit.** A publish into a file stream appends (unsynced) and queues its
 //! PubAck inside the engine. The *flusher* task wakes whenever the engine says
-//! [`needs_sync`](crate::jetstream::engine::JetStream::needs_sync) and calls `sync`: one
-//! fsync per dirty store covers every append since the last, and only then are the
-//! queued PubAcks released. While one sync runs, new publishes wait (on the lock, or in
-//! the sockets' buffers), so under load each sync covers more appends: batches grow by
-//! themselves, with no timer and no batch size to tune.
+//! [`needs_sync`](crate::jetstream::engine::JetStream::needs_sync): under the lock it
+//! begins a commit (`begin_sync`: buffered writes handed to the disk, consumer states
+//! written to temp files, the waiting PubAcks set aside), releases the lock for the
+//! fsyncs (one per dirty file covers every append before it), then ends the commit
+//! under the lock (`end_sync`), which releases the set-aside PubAcks: never before the
+//! fsync. While one commit's fsyncs run, publishes, acks and deliveries go on and what
+//! they append waits for the next commit, so under load each commit covers more
+//! appends: batches grow by themselves, with no timer and no batch size to tune.
 //!
 //! **Time.** The *timer* task sleeps until the engine's
 //! [`next_deadline`](crate::jetstream::engine::JetStream::next_deadline) (redelivery,
@@ -244,42 +247,61 @@ impl JsHandle {
         self.lock().invariants();
     }
 
-    /// One group commit, if the engine needs one: sync under the lock, wait out the
-    /// simulated disk time, return the released outputs. `None` when nothing was due.
+    /// One group commit, if the engine needs one: begin it under the lock, run its
+    /// fsyncs with the lock released (publishes, acks and deliveries go on meanwhile and
+    /// wait for the next commit), wait out the simulated disk time, end it under the
+    /// lock and return the released outputs. `None` when nothing was due.
     async fn sync_once(&self) -> Option<Outs> {
-        if !self.lock().needs_sync() {
-            return None;
-        }
-        // The fsync is in flight for the disk's sync latency before it takes effect. A
-        // real disk reports no latency (its syncs take their own time); the simulated
-        // disk is durable the instant `sync` runs, so without this wait a power cut
-        // could never land between a publish and its durability, the window the
-        // group commit must cover (and the `ack-before-store` bug exposes).
-        let in_flight = self.disk.latency(DiskOp::Sync, 0);
-        if !in_flight.is_zero() {
-            tokio::time::sleep(in_flight).await;
-        }
-        let (r, out) = {
-            let mut out = Vec::new();
+        let mut out = Vec::new();
+        let begun = {
             let now = self.now_ns();
             let mut e = self.lock();
             if !e.needs_sync() {
                 return None;
             }
-            let r = e.sync(now, &mut out);
+            let r = e.begin_sync(now, &mut out);
             self.after(&mut e);
-            (r, out)
+            r
         };
-        let owed = self.disk.take_owed().saturating_sub(in_flight);
-        if !owed.is_zero() {
-            tokio::time::sleep(owed).await;
-        }
+        let r = match begun {
+            Ok(Some(job)) => {
+                // The fsyncs are in flight for the disk's sync latency before they take
+                // effect, with the lock released. A real disk reports no latency (its
+                // syncs take their own time); the simulated disk is durable the instant
+                // `sync` runs, so without this wait a power cut could never land between
+                // a publish and its durability, the window the group commit must cover
+                // (and the `ack-before-store` bug exposes).
+                let in_flight = self.disk.latency(DiskOp::Sync, 0);
+                if !in_flight.is_zero() {
+                    tokio::time::sleep(in_flight).await;
+                }
+                let done = job.run(&*self.disk);
+                self.wait_owed(in_flight).await;
+                let now = self.now_ns();
+                let mut e = self.lock();
+                let r = e.end_sync(now, done, &mut out);
+                self.after(&mut e);
+                r
+            }
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+        self.wait_owed(Duration::ZERO).await;
         if let Err(e) = r {
             tracing::error!(error = %e, "JetStream sync failed; the publishes it covered were answered with errors");
             // The engine reopened the failed store; do not spin on a disk that keeps failing.
             tokio::time::sleep(SYNC_RETRY).await;
         }
         Some(out)
+    }
+
+    /// Sleep for the simulated disk time the engine's disk operations owe (none on a
+    /// real disk), less `waited` (already slept for them).
+    async fn wait_owed(&self, waited: Duration) {
+        let owed = self.disk.take_owed().saturating_sub(waited);
+        if !owed.is_zero() {
+            tokio::time::sleep(owed).await;
+        }
     }
 
     /// The flusher task (runs until cancelled): a group commit whenever the engine needs

@@ -16,44 +16,7 @@ use serde::Serialize;
 /// The account every stream lives in: nats-server's global account name.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
-/// `config` of `/jsz` and `/varz`'s `jetstream` block (nats-server's `JetStreamConfig`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct JetStreamConfigJson {
-    /// Memory storage limit in bytes (`max_memory_store`).
-    pub max_memory: i64,
-    /// File storage limit in bytes (`max_file_store`).
-    pub max_storage: i64,
-    /// Store directory as configured.
-    pub store_dir: String,
-    /// Sync interval in ns (nats-server's `sync_interval`); 0 here, see `sync_always`.
-    pub sync_interval: i64,
-    /// Whether every write is synced before it is acknowledged: always true for Weir
-    /// (PubAcks wait for the group commit's fsync).
-    pub sync_always: bool,
-    /// Whether stream compression is available (false: Weir does not compress).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub compress_ok: bool,
-    /// Strict API request checking (nats-server's default true).
-    pub strict: bool,
-}
-
-/// `api` of the stats (nats-server's `JetStreamAPIStats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ApiStats {
-    /// The JetStream API level served.
-    pub level: u32,
-    /// API requests handled.
-    pub total: u64,
-    /// API requests answered with an error.
-    pub errors: u64,
-    /// API requests queued and not yet answered.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub inflight: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
+pub use crate::jetstream::engine::{ApiStats, JetStreamConfigJson};
 
 /// Usage figures (nats-server's `JetStreamStats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -277,7 +240,7 @@ mod tests {
     fn stats_are_flattened_beside_the_totals() {
         let mut j = Jsz::disabled("N1".into(), 0);
         j.disabled = false;
-        j.stats.api = ApiStats { level: 1, total: 5, errors: 1, inflight: 0 };
+        j.stats.api = ApiStats { level: 1, total: 5, errors: 1, ..ApiStats::default() };
         j.streams = 2;
         let v: serde_json::Value = serde_json::to_value(&j).unwrap();
         assert_eq!(v["api"]["total"], 5);

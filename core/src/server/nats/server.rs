@@ -5,6 +5,7 @@ use super::broker::{Broker, REMOVE_STEP};
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
+use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
 use super::outbound::{Closed, Outbound, OutboundPool, Wakes};
@@ -22,11 +23,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
 
 /// How often a connection whose read buffer could not be charged tries again.
@@ -79,6 +80,15 @@ pub(super) struct Shared {
     js: Option<Arc<JsHandle>>,
     /// Draws the per-connection INFO `nonce` for NKEY users (seeded from the config's seed).
     nonces: Mutex<ChaCha8Rng>,
+    /// The cluster's client URLs (see [`super::discovery`]); taken with no other lock held.
+    urls: Mutex<ClientUrls>,
+    /// Signalled to enter lame-duck mode (see [`LameDuck`]).
+    ldm: Arc<Notify>,
+    /// In lame-duck mode: INFO carries `ldm`.
+    lame: AtomicBool,
+    /// Bumped whenever `urls` changes, so a client that was told an older set when it
+    /// connected gets a fresh INFO once its CONNECT is in.
+    urls_version: AtomicU64,
 }
 
 impl Shared {
@@ -109,7 +119,51 @@ impl Shared {
         data_encoding::BASE64URL_NOPAD.encode(&bytes)
     }
 
-    fn info(&self, client_id: u64, peer: SocketAddr, nonce: &str) -> ServerInfo {
+    /// The client address told to peers, `(host, port)` (host `None`: the listen host is
+    /// unspecified, the peer uses the route's source host); `None` with `no_advertise`.
+    pub(super) fn advertised_client_addr(&self) -> Option<(Option<String>, u16)> {
+        if self.cfg.cluster.as_ref().is_none_or(|c| c.no_advertise) {
+            return None;
+        }
+        if let Some(a) = &self.cfg.client_advertise {
+            let a = a.trim();
+            return Some(match a.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                Some((h, p)) if !h.is_empty() => (Some(h.trim_matches(['[', ']']).to_owned()), p),
+                _ => (Some(a.to_owned()), self.addr.port()),
+            });
+        }
+        let ip = self.addr.ip();
+        Some(((!ip.is_unspecified()).then(|| ip.to_string()), self.addr.port()))
+    }
+
+    /// Apply `change` to the cluster's client URLs; when it reports a change, every
+    /// client gets a fresh INFO (nats-server's async INFO with new `connect_urls`).
+    pub(super) fn urls_changed_if(&self, change: impl FnOnce(&mut ClientUrls) -> bool) {
+        let changed = change(&mut self.urls.lock().unwrap_or_else(|e| e.into_inner()));
+        if changed {
+            self.urls_version.fetch_add(1, Ordering::SeqCst);
+        }
+        if changed && self.advertised_client_addr().is_some() {
+            self.send_async_info();
+        }
+    }
+
+    /// Send every client whose CONNECT is in a fresh INFO (the others get one when it is).
+    fn send_async_info(&self) {
+        let outs = self.broker().connected_client_outs();
+        for (id, out) in outs {
+            let mut info = self.info(id, None, "");
+            info.client_id = id;
+            let _ = out.push(&ServerOp::Info(Box::new(info)));
+        }
+    }
+
+    fn info(&self, client_id: u64, peer: Option<SocketAddr>, nonce: &str) -> ServerInfo {
+        let connect_urls = if self.advertised_client_addr().is_some() {
+            self.urls.lock().unwrap_or_else(|e| e.into_inner()).urls()
+        } else {
+            Vec::new()
+        };
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: if self.cfg.server_name.is_empty() {
@@ -128,7 +182,10 @@ impl Shared {
             tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg.max_payload as i64,
             client_id,
-            client_ip: peer.ip().to_string(),
+            client_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            cluster: self.routes.as_ref().map(|r| r.cluster_name().to_owned()).unwrap_or_default(),
+            connect_urls,
+            ldm: self.lame.load(Ordering::Relaxed),
             weir_version: WEIR_VERSION.to_owned(),
             jetstream: self.js.is_some(),
             nonce: nonce.to_owned(),
@@ -224,7 +281,7 @@ impl Monitor {
             reserved_storage: 0,
             accounts: 1,
             ha_assets: 0,
-            api: jsz::ApiStats { level: sum.api.level, total: sum.api.total, errors: sum.api.errors, inflight: 0 },
+            api: sum.api,
         };
         let mut detail = Vec::new();
         if opts.accounts {
@@ -277,15 +334,7 @@ impl Monitor {
             server_id: s.server_id.clone(),
             now: crate::jetstream::format_rfc3339_nano(now),
             disabled: false,
-            config: jsz::JetStreamConfigJson {
-                max_memory: sum.config.max_memory,
-                max_storage: sum.config.max_storage,
-                store_dir: shown_dir,
-                sync_interval: 0,
-                sync_always: true,
-                compress_ok: false,
-                strict: true,
-            },
+            config: jsz::JetStreamConfigJson { store_dir: shown_dir, ..sum.config },
             stats,
             streams: sum.streams,
             consumers: sum.consumers,
@@ -300,6 +349,22 @@ impl Monitor {
         if let Some(js) = &self.shared.js {
             js.invariants();
         }
+    }
+}
+
+/// Puts a running server into lame-duck mode (as nats-server on SIGUSR2 or
+/// `--signal ldm`): it stops accepting clients, sends every client an INFO with
+/// `"ldm":true`, waits `lame_duck_grace_period`, closes the clients spread over the
+/// rest of `lame_duck_duration`, and then shuts down as on `run`'s shutdown future
+/// (which still cuts it short). Entering twice is entering once.
+#[derive(Clone)]
+pub struct LameDuck(Arc<Notify>);
+
+impl LameDuck {
+    /// Enter lame-duck mode (takes effect once `run` is serving; a request made
+    /// before is kept).
+    pub fn enter(&self) {
+        self.0.notify_one();
     }
 }
 
@@ -374,7 +439,22 @@ impl NatsServer {
             }
             None => None,
         };
+        let own = {
+            let ip = addr.ip();
+            match (&cfg.client_advertise, &cfg.cluster) {
+                (_, Some(c)) if c.no_advertise => None,
+                (_, None) => None,
+                (Some(a), _) if a.contains(':') => Some(a.trim().to_owned()),
+                (Some(a), _) => Some(super::discovery::host_port(a.trim(), addr.port())),
+                (None, _) if ip.is_unspecified() => None,
+                (None, _) => Some(super::discovery::host_port(&ip.to_string(), addr.port())),
+            }
+        };
         let shared = Arc::new(Shared {
+            urls: Mutex::new(ClientUrls::new(own)),
+            ldm: Arc::new(Notify::new()),
+            lame: AtomicBool::new(false),
+            urls_version: AtomicU64::new(0),
             server_id,
             addr,
             broker: Mutex::new(broker),
@@ -417,6 +497,11 @@ impl NatsServer {
         self.shared.addr
     }
 
+    /// A handle that puts this server into lame-duck mode (see [`LameDuck`]).
+    pub fn lame_duck(&self) -> LameDuck {
+        LameDuck(self.shared.ldm.clone())
+    }
+
     /// A monitoring handle.
     pub fn monitor(&self) -> Monitor {
         Monitor { shared: self.shared.clone() }
@@ -440,12 +525,17 @@ impl NatsServer {
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tracing::info!(server_id = %shared.server_id, "nats listener ready");
         tokio::pin!(shutdown);
+        let mut lame = false;
         loop {
             // `biased`: an unbiased select draws from tokio's thread-local RNG, which is
             // not reset between simulated runs in one process.
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
+                _ = shared.ldm.notified() => {
+                    lame = true;
+                    break;
+                }
                 r = listener.accept() => match r {
                     Ok((stream, peer)) => {
                         let handle = scope.handle();
@@ -459,6 +549,13 @@ impl NatsServer {
             }
         }
         drop(listener);
+        if lame {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => {}
+                _ = lame_duck(&shared) => {}
+            }
+        }
         // What is appended becomes durable and its PubAcks go out before clients drain.
         if let Some(js) = &shared.js {
             js.flush_all(|outs| shared.route_js(outs)).await;
@@ -482,6 +579,31 @@ impl NatsServer {
     }
 }
 
+/// Lame-duck mode after the listener is closed: tell every client, wait the grace
+/// period, then close the clients one by one spread over the rest of the duration
+/// (as nats-server's `lameDuckMode`).
+async fn lame_duck(shared: &Shared) {
+    let cfg = &shared.cfg;
+    tracing::info!("Entering lame duck mode, stop accepting new clients");
+    shared.lame.store(true, Ordering::Relaxed);
+    shared.send_async_info();
+    if shared.broker().client_count() == 0 {
+        return;
+    }
+    tokio::time::sleep(cfg.lame_duck_grace_period).await;
+    let outs = shared.broker().client_outs();
+    tracing::info!(clients = outs.len(), "Closing existing clients");
+    let spread = cfg.lame_duck_duration.saturating_sub(cfg.lame_duck_grace_period);
+    let step = spread / u32::try_from(outs.len()).unwrap_or(u32::MAX).max(1);
+    let last = outs.len().saturating_sub(1);
+    for (i, (_, out)) in outs.into_iter().enumerate() {
+        out.close(Closed::Drain);
+        if i < last && !step.is_zero() {
+            tokio::time::sleep(step).await;
+        }
+    }
+}
+
 async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
@@ -499,7 +621,7 @@ async fn serve_conn(
     let Some(id) = admitted else {
         // As nats-server: INFO first, then the error, then close (before any TLS handshake).
         tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
-        out.push(&ServerOp::Info(Box::new(shared.info(0, peer, ""))));
+        out.push(&ServerOp::Info(Box::new(shared.info(0, Some(peer), ""))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
         write_loop(stream, &out, &shared).await;
@@ -507,20 +629,21 @@ async fn serve_conn(
     };
     tracing::debug!(client = id, %peer, "client connected");
     let nonce = shared.nonce();
-    let info = ServerOp::Info(Box::new(shared.info(id, peer, &nonce)));
+    let told = shared.urls_version.load(Ordering::SeqCst);
+    let info = ServerOp::Info(Box::new(shared.info(id, Some(peer), &nonce)));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
     match &shared.tls {
         None => {
             out.push(&info);
-            serve_client(stream, id, shared.clone(), scope, out, nonce).await;
+            serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
             Ok(stream) => {
                 if tls.handshake_first() {
                     out.push(&info);
                 }
-                serve_client(stream, id, shared.clone(), scope, out, nonce).await;
+                serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
             }
             Err(e) => {
                 // Probes and plaintext clients at debug, real handshake failures (a
@@ -541,6 +664,7 @@ async fn serve_conn(
 async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     stream: S,
     id: u64,
+    told: u64,
     shared: Arc<Shared>,
     scope: ScopeHandle,
     out: Arc<Outbound>,
@@ -559,7 +683,7 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
         let _ = writer_tx.send(());
     });
 
-    read_loop(&mut rd, &mut conn, &shared, &out).await;
+    read_loop(&mut rd, &mut conn, told, &shared, &out).await;
     // No more deliveries to this client; what is queued may still drain.
     out.close(Closed::Drain);
     // Its subscriptions go a step at a time, each under its own lock, so that other
@@ -572,7 +696,9 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     tracing::debug!(client = id, "client closed");
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &Shared, out: &Outbound) {
+/// Serve one client's reads; `told` is the URL-set version its first INFO carried.
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Outbound) {
+    let mut caught_up = false;
     let cfg = &shared.cfg;
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
@@ -606,6 +732,15 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, shared: &S
         conn.wake_subscribers();
         if flow == Flow::Close {
             return;
+        }
+        if !caught_up && conn.first_pong_sent() {
+            // After the first PONG that followed CONNECT (nats-server's `firstPongSent`): if
+            // the cluster changed since the first INFO, send the new one. Earlier, a client
+            // in its handshake (async-nats) takes the INFO for its PONG and loses it.
+            caught_up = true;
+            if shared.urls_version.load(Ordering::SeqCst) != told || shared.lame.load(Ordering::Relaxed) {
+                let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None, ""))));
+            }
         }
         // The buffer shrinks after a burst; at the `client.buffers` limit this connection
         // reads nothing until the room is there (TCP pushes back on the client).

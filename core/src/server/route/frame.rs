@@ -13,7 +13,10 @@
 //!    cluster name, or a connection to itself) and `known` listing the route addresses
 //!    of the peers it knows, which the dialler also dials (gossip, so seed-only configs
 //!    form a full mesh).
-//! 3. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
+//! 3. A dialler with a broker that advertises its client address then sends one
+//!    [`RouteFrame::ClientUrl`] (cluster discovery, see `server::nats::discovery`); the
+//!    variant is the enum's last, so frames from servers without it decode unchanged.
+//! 4. The dialler then sends its whole current pub/sub interest as [`RouteFrame::Sub`]
 //!    frames (if it has a broker), then in any mix: interest changes (`Sub`/`Unsub`),
 //!    messages ([`RouteFrame::Msg`]), Raft messages ([`RouteFrame::Raft`]) and
 //!    [`RouteFrame::Ping`] keepalives, each answered by the acceptor with a
@@ -99,6 +102,15 @@ pub enum RouteFrame {
     Raft(Envelope),
     /// The acceptor's answer to a `Ping`, the only frame it sends after the handshake.
     Pong,
+    /// The dialler's advertised client address, sent once after the handshake unless
+    /// it does not advertise (see [`crate::server::nats::discovery`]). Last variant,
+    /// so that every older frame decodes as before.
+    ClientUrl {
+        /// Host clients dial; `None`: the host the route comes from.
+        host: Option<String>,
+        /// Client port.
+        port: u16,
+    },
 }
 
 /// Borrowed twin of [`RouteFrame`] (same variants in the same order, same encoding),
@@ -127,6 +139,10 @@ pub(super) enum RouteFrameRef<'a> {
     Ping,
     Raft(&'a Envelope),
     Pong,
+    ClientUrl {
+        host: Option<&'a str>,
+        port: u16,
+    },
 }
 
 /// Encode an interest change (`sub` true for `Sub`) in NATS account `account` as one frame.
@@ -164,6 +180,11 @@ pub fn encode_msg(
 /// Encode a Raft message frame; `None` if it exceeds the frame limit.
 pub fn encode_raft(env: &Envelope) -> Option<Vec<u8>> {
     frame::encode(&RouteFrameRef::Raft(env)).ok()
+}
+
+/// Encode a [`RouteFrame::ClientUrl`] frame.
+pub fn encode_client_url(host: Option<&str>, port: u16) -> Vec<u8> {
+    frame::encode(&RouteFrameRef::ClientUrl { host, port }).expect("client URL frames are small")
 }
 
 /// Encode a handshake frame.
@@ -208,6 +229,13 @@ mod tests {
         assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Ping);
         let p = frame::encode(&RouteFrameRef::Pong).unwrap();
         assert_eq!(frame::decode::<RouteFrame>(&p[4..]).unwrap(), RouteFrame::Pong);
+        let u = encode_client_url(Some("h"), 4222);
+        assert_eq!(
+            frame::decode::<RouteFrame>(&u[4..]).unwrap(),
+            RouteFrame::ClientUrl { host: Some("h".into()), port: 4222 }
+        );
+        // Older frames keep their encoding: `Pong` is still variant 6.
+        assert_eq!(&p[4..], &[6]);
         let env = Envelope {
             group: GroupId(3),
             from: 1,

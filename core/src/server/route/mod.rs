@@ -48,7 +48,7 @@ pub mod frame;
 pub mod out;
 pub mod stack;
 
-pub use frame::{Hello, RouteFrame, encode_interest, encode_msg, encode_raft};
+pub use frame::{Hello, RouteFrame, encode_client_url, encode_interest, encode_msg, encode_raft};
 pub use out::{Class, QueuedFrame, RouteOut, RoutePush};
 pub use stack::{Handlers, PubSubRoutes, RouteConnId, RouteSetup, Routes};
 

@@ -42,7 +42,7 @@ pub trait PubSubRoutes: Send + Sync + 'static {
     fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str);
     /// Peer `server_id`'s connection `conn` to us ended: drop its interest.
     fn in_close(&self, server_id: &str, conn: RouteConnId);
-    /// A `Sub`, `Unsub` or `Msg` frame from `server_id` on `conn`. An error (an invalid
+    /// A `Sub`, `Unsub`, `Msg` or `ClientUrl` frame from `server_id` on `conn`. An error (an invalid
     /// subject, say) ends the connection.
     fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String>;
 }
@@ -424,7 +424,10 @@ impl Routes {
         let idle = self.idle_timeout();
         loop {
             match read_frame(stream, buf, idle).await? {
-                f @ (RouteFrame::Sub { .. } | RouteFrame::Unsub { .. } | RouteFrame::Msg { .. }) => {
+                f @ (RouteFrame::Sub { .. }
+                | RouteFrame::Unsub { .. }
+                | RouteFrame::Msg { .. }
+                | RouteFrame::ClientUrl { .. }) => {
                     if let Some(ps) = &h.pubsub {
                         ps.frame(&hello.server_id, conn, f).map_err(invalid)?;
                     }

@@ -45,6 +45,54 @@ fn create_info_names_delete() {
 }
 
 #[test]
+fn a_commit_in_flight_acks_only_what_it_covers() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"S","subjects":["s"]}"#);
+    h.api(
+        "$JS.API.CONSUMER.CREATE.S.c",
+        r#"{"stream_name":"S","config":{"durable_name":"c","ack_policy":"explicit"}}"#,
+    );
+    assert!(h.send("s", Some("_INBOX.a"), b"", b"1").is_empty());
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    assert!(h.js.begin_sync(h.now, &mut out).unwrap().is_none(), "one commit at a time");
+    // A publish while the fsyncs run (the shell has released the lock) waits for the next commit.
+    assert!(h.send("s", Some("_INBOX.b"), b"", b"2").is_empty());
+    let done = job.run(&*h.disk);
+    h.js.end_sync(h.now, done, &mut out).unwrap();
+    let acked: Vec<String> = flatten(out).into_iter().map(|o| o.to).collect();
+    assert_eq!(acked, ["_INBOX.a"]);
+    let info = h.api("$JS.API.CONSUMER.INFO.S.c", "");
+    assert_eq!(info["num_pending"], 1, "only the committed message is shown: {info}");
+    // An inline sync ends a commit in flight itself; its late end is ignored.
+    assert!(h.send("s", Some("_INBOX.c"), b"", b"3").is_empty());
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    assert!(h.send("s", Some("_INBOX.d"), b"", b"4").is_empty());
+    let acked: Vec<String> = h.sync().into_iter().map(|o| o.to).collect();
+    assert_eq!(acked, ["_INBOX.c", "_INBOX.d"]);
+    let late = job.run(&*h.disk);
+    h.js.end_sync(h.now, late, &mut out).unwrap();
+    assert!(out.is_empty() && !h.js.needs_sync());
+    h.restart(true);
+    let info = h.api("$JS.API.STREAM.INFO.S", "");
+    assert_eq!(info["state"]["messages"], 4);
+}
+
+#[test]
+fn an_unsynced_publish_in_a_commit_in_flight_is_lost_by_a_crash_unacknowledged() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"S","subjects":["s"]}"#);
+    assert!(h.send("s", Some("_INBOX.a"), b"", b"1").is_empty());
+    let mut out = Vec::new();
+    let _job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    assert!(out.is_empty());
+    h.restart(true);
+    let info = h.api("$JS.API.STREAM.INFO.S", "");
+    assert_eq!(info["state"]["messages"], 0);
+}
+
+#[test]
 fn pub_ack_waits_for_the_group_commit() {
     let mut h = Harness::new();
     h.create_stream(r#"{"name":"S","subjects":["s.*"]}"#);

@@ -182,3 +182,83 @@ fn a_flush_failed_by_an_api_call_never_lets_the_next_sync_ack() {
     let info = h.api("$JS.API.STREAM.INFO.W", "");
     assert_eq!((info["state"]["messages"].as_u64(), info["state"]["last_seq"].as_u64()), (Some(1), Some(2)), "{info}");
 }
+
+/// The group commit in three steps (fsyncs with the lock released): a held AckSync
+/// reply goes out only when the commit that began after its ack ends, and an ack made
+/// while the fsyncs run waits for the next commit.
+#[test]
+fn ack_sync_replies_wait_for_the_end_of_the_commit_that_covers_them() {
+    let mut h = Harness::new();
+    h.create_stream(WQ);
+    h.api("$JS.API.CONSUMER.CREATE.W.c", CONSUMER);
+    for i in 1..=3 {
+        assert_eq!(h.publish(&format!("w.{i}"), b"", b"x")["seq"], i);
+    }
+    let got = fetch(&mut h, "_INBOX.f1", 3);
+    assert!(!confirmed(&h.send(&got[0], Some("_INBOX.ack1"), b"", b"+ACK"), "_INBOX.ack1"));
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    // While the fsyncs run, another AckSync: not covered by the commit in flight.
+    let sent = h.send(&got[1], Some("_INBOX.ack2"), b"", b"+ACK");
+    let done = job.run(&*h.disk);
+    assert!(out.is_empty() && sent.is_empty(), "a reply before its commit ended: {out:?} {sent:?}");
+    h.js.end_sync(h.now, done, &mut out).unwrap();
+    let outs = flatten(out);
+    assert!(confirmed(&outs, "_INBOX.ack1"), "the commit releases the ack it covers: {outs:?}");
+    assert!(!confirmed(&outs, "_INBOX.ack2"), "an ack made in flight confirmed early: {outs:?}");
+    assert!(h.js.needs_sync());
+    assert!(confirmed(&h.sync(), "_INBOX.ack2"));
+}
+
+/// A commit whose fsyncs fail while the lock is released: the replies it held are
+/// dropped unsent, and the reopen keeps the removals of both that commit and those
+/// made in flight.
+#[test]
+fn a_failed_commit_in_flight_drops_its_replies_and_keeps_the_removals() {
+    let mut h = Harness::new();
+    h.create_stream(WQ);
+    h.api("$JS.API.CONSUMER.CREATE.W.c", CONSUMER);
+    for i in 1..=4 {
+        assert_eq!(h.publish(&format!("w.{i}"), b"", b"x")["seq"], i);
+    }
+    let got = fetch(&mut h, "_INBOX.f1", 4);
+    assert!(!confirmed(&h.send(&got[0], Some("_INBOX.ack1"), b"", b"+ACK"), "_INBOX.ack1"));
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    // An ack in flight removes seq 2 (workqueue) after the commit began.
+    let mut outs = h.send(&got[1], None, b"", b"+ACK");
+    h.disk.fail_sync.store(true, Ordering::Relaxed);
+    let done = job.run(&*h.disk);
+    h.disk.fail_sync.store(false, Ordering::Relaxed);
+    assert!(h.js.end_sync(h.now, done, &mut out).is_err(), "the commit must fail");
+    outs.extend(flatten(out));
+    assert!(!confirmed(&outs, "_INBOX.ack1"), "a failed commit confirmed an ack: {outs:?}");
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!((info["state"]["first_seq"].as_u64(), info["state"]["messages"].as_u64()), (Some(3), Some(2)), "{info}");
+    assert!(fetch(&mut h, "_INBOX.f2", 10).is_empty(), "a delivered message was delivered again as new");
+}
+
+/// Removals are forgotten only by the commit whose writes carry them: one made while
+/// a commit's fsyncs run survives that commit's success and a failure of the next.
+#[test]
+fn a_removal_in_flight_outlives_the_commit_that_does_not_cover_it() {
+    let mut h = Harness::new();
+    h.create_stream(WQ);
+    h.api("$JS.API.CONSUMER.CREATE.W.c", CONSUMER);
+    for i in 1..=3 {
+        assert_eq!(h.publish(&format!("w.{i}"), b"", b"x")["seq"], i);
+    }
+    let got = fetch(&mut h, "_INBOX.f1", 3);
+    h.send(&got[0], None, b"", b"+ACK");
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    // The workqueue removes seq 2 while the fsyncs run: its delete record is not theirs.
+    h.send(&got[1], None, b"", b"+ACK");
+    let done = job.run(&*h.disk);
+    h.js.end_sync(h.now, done, &mut out).unwrap();
+    // The next commit fails before writing it; the reopen must remove seq 2 again.
+    failing_sync(&mut h);
+    let info = h.api("$JS.API.STREAM.INFO.W", "");
+    assert_eq!((info["state"]["first_seq"].as_u64(), info["state"]["messages"].as_u64()), (Some(3), Some(1)), "{info}");
+    assert!(fetch(&mut h, "_INBOX.f2", 10).is_empty(), "a delivered message was delivered again as new");
+}
