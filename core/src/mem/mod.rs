@@ -83,7 +83,7 @@ pub const REGISTRY: &[AccountSpec] = &[
         name: names::CLIENT_BUFFERS,
         default_limit: 512 * MIB,
         holds: "client connections' read buffers (64 KiB each, more while a large message arrives)",
-        bounded_by: "a connection stops reading until its buffer can be charged; buffers shrink back after a burst",
+        bounded_by: "growth past a connection's 64 KiB base stops reading; at the limit the largest holder is closed (-ERR 'maximum client buffers exceeded'); the base is always granted (overshoot at most 64 KiB x max_connections); buffers shrink back after a burst",
     },
     AccountSpec {
         name: names::CLIENT_OUTBOUND,
@@ -239,7 +239,9 @@ impl Account {
         }
     }
 
-    /// Charge `bytes` even past the limit. Only known-bug paths call this.
+    /// Charge `bytes` even past the limit. Only known-bug paths and documented, bounded
+    /// overshoots call this (a connection's base read buffer, see
+    /// `server::nats::readbuf`: at most 64 KiB per connection).
     pub fn force_charge(&self, bytes: u64) {
         let next = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(next, Ordering::Relaxed);

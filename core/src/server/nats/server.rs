@@ -9,7 +9,7 @@ use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
 use super::outbound::{Closed, Outbound, OutboundPool, Wakes};
-use super::readbuf::ReadBuf;
+use super::readbuf::{Prepared, ReadBuf, ReadBufs};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -29,9 +29,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, interval_at, sleep_until, timeout};
-
-/// How often a connection whose read buffer could not be charged tries again.
-const BUFFER_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A ledger holding the `client.outbound` account with `limit` bytes.
 pub fn ledger(limit: u64) -> Arc<Ledger> {
@@ -72,6 +69,9 @@ pub(super) struct Shared {
     /// Client TLS, when configured.
     tls: Option<ServerTls>,
     account: Arc<Account>,
+    /// Every client's read buffer, charging `client.buffers` (an unlimited account of its
+    /// own when the ledger has none).
+    read_bufs: Arc<ReadBufs>,
     /// Every client's queue, so that at the `client.outbound` limit the largest are cut.
     pool: Arc<OutboundPool>,
     /// The route stack, when clustered.
@@ -463,6 +463,11 @@ impl NatsServer {
             stats,
             tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
+            read_bufs: ReadBufs::new(
+                ledger
+                    .get(names::CLIENT_BUFFERS)
+                    .unwrap_or_else(|| Arc::new(Account::new(names::CLIENT_BUFFERS, u64::MAX))),
+            ),
             ledger,
             nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
             cfg,
@@ -697,12 +702,12 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
 }
 
 /// Serve one client's reads; `told` is the URL-set version its first INFO carried.
-async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Outbound) {
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Arc<Outbound>) {
     let mut caught_up = false;
     let cfg = &shared.cfg;
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
-    let mut rb = ReadBuf::new(shared.ledger.get(names::CLIENT_BUFFERS));
+    let mut rb = ReadBuf::new(shared.read_bufs.clone(), conn.id(), out.clone());
     let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
@@ -743,12 +748,20 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             }
         }
         // The buffer shrinks after a burst; at the `client.buffers` limit this connection
-        // reads nothing until the room is there (TCP pushes back on the client).
-        while !rb.prepare() {
+        // reads nothing until the room is there (TCP pushes back on the client). The
+        // largest holder is shed meanwhile, maybe this one, so the wait ends (see
+        // `readbuf`). The wake-up is armed before trying, so a release in between counts.
+        loop {
+            let freed = shared.read_bufs.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if rb.prepare() == Prepared::Ready {
+                break;
+            }
             tokio::select! {
                 biased;
                 _ = out.wait_closed() => return,
-                _ = tokio::time::sleep(BUFFER_RETRY) => {}
+                _ = &mut freed => {}
             }
         }
         tokio::select! {
