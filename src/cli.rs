@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// `weir serve` flags, named like nats-server's where they overlap. Flags override the config file.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct ServeArgs {
     /// Host to listen on for clients [default: 127.0.0.1].
     #[arg(short = 'a', long = "addr", visible_aliases = ["net"], value_name = "HOST")]

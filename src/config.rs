@@ -32,7 +32,8 @@
 //!   ca_file: ca.pem               # needed by verify
 //!   verify: true                  # require client certificates signed by ca_file
 //!   timeout: 2                    # handshake timeout: seconds, or "500ms"
-//!   handshake_first: false        # true: TLS handshake before INFO
+//!   handshake_first: false        # true: TLS handshake before INFO; "300ms"/auto: wait that
+//!                                 # long (auto: 50ms) for it, else INFO in plaintext first
 //! }
 //! cluster {
 //!   name: east
@@ -638,15 +639,20 @@ fn tls(what: &str, kpos: &Pos, n: &Node) -> Result<TlsConfig, ConfError> {
                     Value::Bool(b) => *b,
                     Value::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "on") => true,
                     Value::Str(s) if matches!(s.to_ascii_lowercase().as_str(), "false" | "off") => false,
-                    Value::Str(s) => {
-                        return err(
-                            &v.pos,
-                            format!(
-                                "{what}: {key}: '{s}' (a fallback delay) is not supported by weir yet; use true or false"
-                            ),
-                        );
+                    // A fallback delay: wait that long for the client to start TLS, else
+                    // INFO in plaintext first (nats-server's `TLSHandshakeFirstFallback`).
+                    Value::Str(s) if s.eq_ignore_ascii_case("auto") => {
+                        t.first_fallback = Some(weir_core::server::tls::DEFAULT_FIRST_FALLBACK);
+                        true
                     }
-                    other => return err(&v.pos, format!("{what}: {key} should be a boolean, got {}", other.kind())),
+                    _ => {
+                        let d = duration(key, v)?;
+                        if d.is_zero() {
+                            return err(&v.pos, format!("{what}: {key}: a fallback delay must be above zero"));
+                        }
+                        t.first_fallback = Some(d);
+                        true
+                    }
                 }
             }
             k if TLS_NOT_SUPPORTED.contains(&k) => {
@@ -878,9 +884,12 @@ mod tests {
             parse("tls { cert_file: c, key_file: k, colour: red }").unwrap_err(),
             "w.conf:1:34: tls: unknown field \"colour\""
         );
-        assert!(
-            parse("tls { cert_file: c, key_file: k, handshake_first: auto }").unwrap_err().contains("not supported")
-        );
+        let auto = parse("tls { cert_file: c, key_file: k, handshake_first: auto }").unwrap().tls.unwrap();
+        assert!(auto.handshake_first);
+        assert_eq!(auto.first_fallback, Some(Duration::from_millis(50)));
+        let delay = parse("tls { cert_file: c, key_file: k, handshake_first: 300ms }").unwrap().tls.unwrap();
+        assert_eq!((delay.handshake_first, delay.first_fallback), (true, Some(Duration::from_millis(300))));
+        assert!(parse("tls { cert_file: c, key_file: k, handshake_first: sometimes }").is_err());
         assert!(parse("tls: yes").unwrap_err().contains("expected a block"));
     }
 

@@ -10,6 +10,7 @@ mod alloc;
 mod cli;
 mod conf;
 mod config;
+mod logging;
 mod monitor;
 mod serve;
 mod shutdown;
@@ -113,15 +114,15 @@ async fn main() {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Ok(())
         }
-        Some(Cmd::Serve(args)) => match serve::settings(*args).await {
-            Ok(s) => match init_logging(s.log_file.as_deref(), s.log_level) {
-                Ok(()) => serve::run(s).await,
+        Some(Cmd::Serve(args)) => match serve::settings((*args).clone()).await {
+            Ok(s) => match logging::init(s.log_file.as_deref(), s.log_level) {
+                Ok(()) => serve::run(s, *args).await,
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
         },
         Some(Cmd::RaftNode { id, cluster, client, routes, store_dir }) => {
-            init_logging(None, "info").and(raft_node(id, cluster, client, &routes, store_dir).await)
+            logging::init(None, "info").and(raft_node(id, cluster, client, &routes, store_dir).await)
         }
         Some(Cmd::Propose { server, values }) => propose(server, &values).await,
         Some(Cmd::Stream(args)) => admin::stream(args).await,
@@ -131,25 +132,6 @@ async fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// Log through `tracing` to stderr (as nats-server logs), or appending to `file`; `RUST_LOG`
-/// overrides `level`.
-fn init_logging(file: Option<&std::path::Path>, level: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match file {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            builder.with_ansi(false).with_writer(Mutex::new(f)).init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
 }
 
 async fn raft_node(

@@ -1,5 +1,7 @@
 //! The monitoring port: a minimal HTTP/1.1 responder (one request per connection)
-//! serving `/healthz`, `/varz`, `/accountz` (`?acc=NAME` for one) and `/jsz` (JSON,
+//! serving `/healthz`, `/varz`, `/connz`, `/subsz` (also `/subscriptionsz`), `/routez`
+//! (their queries and 400 answers as nats-server's, see
+//! `weir_core::server::nats::connz`), `/accountz` (`?acc=NAME` for one) and `/jsz` (JSON,
 //! nats-server's shapes; `/jsz` takes
 //! `?accounts=true`, `?streams=true`, `?consumers=true`) and `/metrics` (Prometheus text,
 //! with the `weir_jetstream_*` figures when JetStream is on).
@@ -9,6 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weir_core::server::nats::Monitor;
+use weir_core::server::nats::connz::{ConnzOptions, Query, SubszOptions};
 use weir_core::server::nats::jsz::JszOptions;
 
 /// Largest request head we read; monitoring requests are tiny.
@@ -47,13 +50,21 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
         }
         "/accountz" => {
             let acc = query.split('&').find_map(|kv| kv.strip_prefix("acc=")).filter(|a| !a.is_empty());
-            #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: /accountz's `now`")]
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-            let z = monitor.accountz(acc, now);
+            let z = monitor.accountz(acc, now_ns());
             ("200 OK", "application/json", serde_json::to_string_pretty(&z).unwrap_or_default())
         }
+        "/connz" => match ConnzOptions::from_query(&Query::parse(query)) {
+            Ok(o) => json(&monitor.connz(&o, now_ns())),
+            Err(e) => ("400 Bad Request", "text/plain", e),
+        },
+        "/subsz" | "/subscriptionsz" => match SubszOptions::from_query(&Query::parse(query)) {
+            Ok(o) => json(&monitor.subsz(&o, now_ns())),
+            Err(e) => ("400 Bad Request", "text/plain", e),
+        },
+        "/routez" => match Query::parse(query).subs() {
+            Ok((subs, detail)) => json(&monitor.routez(subs, detail, now_ns())),
+            Err(e) => ("400 Bad Request", "text/plain", e),
+        },
         "/jsz" => {
             let jsz = monitor.jsz(JszOptions::from_query(query));
             ("200 OK", "application/json", serde_json::to_string_pretty(&jsz).unwrap_or_default())
@@ -83,6 +94,17 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
     }
 }
 
+/// The wall clock now, ns since the epoch: the binary's clock seam for monitoring's `now`.
+fn now_ns() -> i64 {
+    #[allow(clippy::disallowed_methods, reason = "the binary's wall-clock seam: monitoring's `now`")]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn json(v: &impl serde::Serialize) -> (&'static str, &'static str, String) {
+    ("200 OK", "application/json", serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
 async fn handle(mut stream: TcpStream, monitor: Monitor) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
@@ -106,4 +128,162 @@ async fn handle(mut stream: TcpStream, monitor: Monitor) -> std::io::Result<()> 
     stream.write_all(resp.as_bytes()).await?;
     stream.flush().await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::server::nats::{self, ClusterConfig, NatsConfig, NatsServer, RouteTarget};
+
+    fn get(m: &Monitor, path: &str) -> serde_json::Value {
+        let (status, _, body) = respond(path, m);
+        assert_eq!(status, "200 OK", "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..1500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn connz_subsz_and_routez_in_nats_servers_shapes() {
+        let route_a = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let route_b = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let cluster = |listen, peer: std::net::SocketAddr| ClusterConfig {
+            listen,
+            routes: vec![RouteTarget::new(peer.to_string())],
+            name: "mon".into(),
+            ..ClusterConfig::default()
+        };
+        let cfg = |seed, c| NatsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            seed,
+            server_name: format!("s{seed}"),
+            cluster: Some(c),
+            ..NatsConfig::default()
+        };
+        let (ca, cb) = (cfg(1, cluster(route_a, route_b)), cfg(2, cluster(route_b, route_a)));
+        let a = NatsServer::bind(ca.clone(), nats::ledger_for(&ca)).await.unwrap();
+        let b = NatsServer::bind(cb.clone(), nats::ledger_for(&cb)).await.unwrap();
+        let (ma, mb) = (a.monitor(), b.monitor());
+        let (url_a, url_b) = (format!("nats://{}", a.local_addr()), format!("nats://{}", b.local_addr()));
+        tokio::spawn(a.run(std::future::pending()));
+        tokio::spawn(b.run(std::future::pending()));
+        until("the route", || ma.varz().routes == 1 && mb.varz().routes == 1).await;
+
+        // Three clients on A: a busy subscriber, a publisher, an idle one with a name.
+        let sub = async_nats::connect(&url_a).await.unwrap();
+        let mut s1 = sub.subscribe("mon.a").await.unwrap();
+        let _s2 = sub.queue_subscribe("mon.>", "q".into()).await.unwrap();
+        let _s3 = sub.subscribe("other").await.unwrap();
+        sub.flush().await.unwrap();
+        let publ = async_nats::connect(&url_a).await.unwrap();
+        let idle = async_nats::ConnectOptions::new().name("idler").connect(&url_a).await.unwrap();
+        idle.flush().await.unwrap();
+        let remote = async_nats::connect(&url_b).await.unwrap();
+        let mut rs = remote.subscribe("mon.a").await.unwrap();
+        remote.flush().await.unwrap();
+        until("B's interest on A", || ma.varz().cluster.as_ref().is_some_and(|c| c.remote_subs == 1)).await;
+        for _ in 0..3 {
+            publ.publish("mon.a", "hello".into()).await.unwrap();
+        }
+        publ.flush().await.unwrap();
+        for _ in 0..3 {
+            futures::StreamExt::next(&mut s1).await.unwrap();
+            futures::StreamExt::next(&mut rs).await.unwrap();
+        }
+
+        let z = get(&ma, "/connz");
+        assert_eq!(
+            (z["total"].as_u64(), z["num_connections"].as_u64(), z["limit"].as_u64()),
+            (Some(3), Some(3), Some(1024))
+        );
+        let c0 = &z["connections"][0];
+        for f in
+            ["cid", "ip", "port", "start", "last_activity", "uptime", "idle", "pending_bytes", "in_msgs", "out_msgs"]
+        {
+            assert!(c0.get(f).is_some(), "connz connection has {f}: {c0}");
+        }
+        assert_eq!(c0["kind"], "Client");
+        assert_eq!(c0["subscriptions"], 3);
+        assert_eq!(c0["out_msgs"], 6, "three to the plain and three to the queue subscription");
+        assert_eq!(c0["lang"], "rust");
+        assert!(c0.get("subscriptions_list").is_none());
+        let by = |q: &str| -> Vec<u64> {
+            get(&ma, &format!("/connz?{q}"))["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["cid"].as_u64().unwrap())
+                .collect()
+        };
+        let cids = by("");
+        let (s_id, p_id, i_id) = (cids[0], cids[1], cids[2]);
+        assert_eq!(by("sort=msgs_from"), vec![p_id, s_id, i_id]);
+        assert_eq!(by("sort=msgs_to")[0], s_id);
+        assert_eq!(by("sort=subs")[0], s_id);
+        assert_eq!(by("sort=uptime"), vec![i_id, p_id, s_id]);
+        assert_eq!(by("sort=cid&offset=1&limit=1"), vec![p_id]);
+        let one = get(&ma, &format!("/connz?cid={i_id}"));
+        assert_eq!((one["total"].as_u64(), one["connections"][0]["name"].as_str()), (Some(1), Some("idler")));
+        let subs = get(&ma, &format!("/connz?cid={s_id}&subs=1"));
+        let mut list: Vec<String> =
+            serde_json::from_value(subs["connections"][0]["subscriptions_list"].clone()).unwrap();
+        list.sort();
+        assert_eq!(list, vec!["mon.>", "mon.a", "other"]);
+        let det = get(&ma, &format!("/connz?cid={s_id}&subs=detail"));
+        let det = det["connections"][0]["subscriptions_list_detail"].as_array().unwrap().clone();
+        assert!(det.iter().any(|d| d["subject"] == "mon.>" && d["qgroup"] == "q" && d["msgs"] == 3), "{det:?}");
+        for (q, err) in [
+            ("sort=bogus", "invalid sorting option: bogus"),
+            ("limit=abc", "Error decoding int for 'limit'"),
+            ("state=maybe", "Error decoding state for maybe"),
+            ("subs=perhaps", "Error decoding boolean for 'subs'"),
+        ] {
+            let (status, _, body) = respond(&format!("/connz?{q}"), &ma);
+            assert_eq!(status, "400 Bad Request", "{q}");
+            assert!(body.starts_with(err), "{q}: {body}");
+        }
+
+        let sz = get(&ma, "/subsz");
+        assert_eq!(sz["num_subscriptions"], 3);
+        assert_eq!(sz["num_inserts"], 3);
+        assert_eq!(sz["num_matches"], 3, "one lookup per publish");
+        assert_eq!(sz["max_fanout"], 2);
+        assert_eq!(sz["avg_fanout"], 2.0);
+        for f in ["num_cache", "num_removes", "cache_hit_rate", "total", "offset", "limit"] {
+            assert!(sz.get(f).is_some(), "subsz has {f}");
+        }
+        assert!(sz.get("subscriptions_list").is_none());
+        let sz = get(&ma, "/subsz?subs=1&test=mon.a");
+        assert_eq!(sz["total"], 2, "mon.a and mon.> match mon.a: {sz}");
+        assert_eq!(sz["subscriptions_list"][0]["account"], "$G");
+        assert_eq!(get(&ma, "/subsz?subs=1&limit=1&offset=2")["subscriptions_list"].as_array().unwrap().len(), 1);
+        let (status, _, body) = respond("/subsz?test=mon.*", &ma);
+        assert_eq!(
+            (status, body.as_str()),
+            ("400 Bad Request", "invalid test subject, must be valid publish subject: mon.*")
+        );
+
+        let rz = get(&ma, "/routez");
+        assert_eq!(rz["num_routes"], 1);
+        assert_eq!(rz["server_name"], "s1");
+        let r = &rz["routes"][0];
+        assert_eq!(r["remote_id"], get(&mb, "/varz")["server_id"]);
+        assert_eq!((r["port"].as_u64(), r["is_configured"].as_bool()), (Some(route_b.port() as u64), Some(true)));
+        assert_eq!((r["out_msgs"].as_u64(), r["out_bytes"].as_u64()), (Some(3), Some(15)));
+        assert_eq!(r["subscriptions"], 1);
+        for f in ["rid", "ip", "start", "last_activity", "uptime", "idle", "pending_size", "in_msgs", "in_bytes"] {
+            assert!(r.get(f).is_some(), "routez route has {f}");
+        }
+        assert_eq!(get(&ma, "/routez?subs=1")["routes"][0]["subscriptions_list"], serde_json::json!(["mon.a"]));
+        assert_eq!(get(&mb, "/routez")["routes"][0]["in_msgs"], 3);
+        assert_eq!(respond("/routez?subs=x", &ma).0, "400 Bad Request");
+    }
 }

@@ -2,13 +2,18 @@
 //! the listeners as nats-server does (log lines, ports file, pid file) and serve until a
 //! signal.
 //!
+//! Signals, as nats-server's: SIGINT/SIGTERM stop (draining), SIGUSR2 enters lame-duck
+//! mode, SIGHUP reloads the config file ([`reload`]; what may change is in
+//! `weir_core::server::nats::reload`), SIGUSR1 reopens the log file. SIGHUP and SIGUSR1
+//! never stop the server, whatever the reload or reopen meets.
+//!
 //! Startup lines (on stderr, or the `-l` file) that harnesses wait for, in nats-server's words:
 //! `Listening for client connections on HOST:PORT` (the real port when `-p -1`), then
 //! `Server is ready`.
 
 use crate::cli::ServeArgs;
 use crate::config::{self, FileConfig};
-use crate::{monitor, shutdown};
+use crate::{logging, monitor, shutdown};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +38,24 @@ pub struct Settings {
     pub log_level: &'static str,
 }
 
+/// The address to listen on for `host`: an IP address, or a host name resolved once at
+/// start (`listen: localhost:4222`, as nats-server takes it), its first IPv4 address
+/// preferred.
+fn resolve_host(host: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let ips: Vec<IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .map_err(|e| format!("--addr '{host}': not an IP address, and it does not resolve: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    ips.iter()
+        .find(|ip| ip.is_ipv4())
+        .or(ips.first())
+        .copied()
+        .ok_or_else(|| format!("--addr '{host}': resolves to no address"))
+}
+
 /// Read the config file (if any) and merge the flags over it.
 pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     let file = match &args.config {
@@ -41,14 +64,14 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     };
     let tls = tls_settings(&args, file.tls.clone())?;
     let host = args.addr.or(file.host).unwrap_or_else(|| "127.0.0.1".to_owned());
-    let ip: IpAddr = host.parse().map_err(|e| format!("--addr '{host}': {e}"))?;
+    let ip = resolve_host(&host)?;
     let port = listen_port("port", args.port.or(file.port).unwrap_or(4222))?;
     let mut cfg = NatsConfig { listen: SocketAddr::new(ip, port), seed: seed_from_os(), ..NatsConfig::default() };
     if let Some(n) = args.server_name.or(file.server_name) {
         cfg.server_name = n;
     }
     if let Some(n) = args.max_payload.or(file.max_payload) {
-        if n == 0 || n > 64 << 20 {
+        if n == 0 || n > weir_core::proto::MAX_PAYLOAD_LIMIT as u64 {
             return Err(format!("max_payload {n} must be between 1 and 64MB"));
         }
         cfg.max_payload = n as usize;
@@ -60,7 +83,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         cfg.max_pending = n;
     }
     if let Some(n) = file.max_control_line {
-        if !(32..=1 << 20).contains(&n) {
+        if !(32..=weir_core::proto::MAX_CONTROL_LINE_LIMIT as u64).contains(&n) {
             return Err(format!("max_control_line {n} must be between 32 and 1MB"));
         }
         cfg.max_control_line = n as usize;
@@ -154,6 +177,10 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         }
         cc.tls = file.cluster_tls.clone();
         cc.no_advertise = args.no_advertise.or(file.no_advertise).unwrap_or(false);
+        // A route queue holds at least two of the largest messages this server accepts
+        // (issue 9, fault 3), so a large `max_payload` also crosses routes.
+        let largest = weir_core::server::route::largest_msg_frame_cost(cfg.max_payload, cfg.max_control_line);
+        cc.max_pending = cc.max_pending.max(2 * largest);
         cfg.cluster = Some(cc);
     } else if !routes.is_empty() {
         return Err("--routes needs --cluster (the route listen address)".into());
@@ -332,8 +359,104 @@ fn ports_json(client: SocketAddr, http: Option<SocketAddr>, cluster: Option<Sock
     serde_json::Value::Object(m).to_string()
 }
 
-/// Bind everything, announce it, and serve until SIGINT/SIGTERM.
-pub async fn run(s: Settings) -> Result<(), String> {
+/// What the running process was started with, besides the server's own configuration:
+/// none of it may change on reload.
+#[derive(Clone, Debug, PartialEq)]
+struct Running {
+    http: Option<SocketAddr>,
+    pid_file: Option<PathBuf>,
+    ports_file_dir: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+}
+
+impl Running {
+    fn of(s: &Settings) -> Running {
+        Running {
+            http: s.http,
+            pid_file: s.pid_file.clone(),
+            ports_file_dir: s.ports_file_dir.clone(),
+            log_file: s.log_file.clone(),
+        }
+    }
+}
+
+/// Reload the config file named by `args` (flags still override it, as at start) into
+/// the running server; the settings that changed, or why nothing was (nats-server's
+/// texts: no config file, a file that does not load, a setting that cannot change).
+async fn reload(
+    args: &ServeArgs,
+    running: &Running,
+    reloader: &nats::reload::Reloader,
+) -> Result<Vec<&'static str>, String> {
+    if args.config.is_none() {
+        return Err("can only reload config when a file is provided using -c or --config".into());
+    }
+    let new = settings(args.clone()).await?;
+    let now = Running::of(&new);
+    let refuse = |name: &str, old: &dyn std::fmt::Debug, new: &dyn std::fmt::Debug| {
+        Err(format!("config reload not supported for {name}: old={old:?}, new={new:?}"))
+    };
+    if now.http != running.http {
+        return refuse("http_port", &running.http, &now.http);
+    }
+    if now.log_file != running.log_file {
+        return refuse("log_file", &running.log_file, &now.log_file);
+    }
+    if now.pid_file != running.pid_file {
+        return refuse("pid_file", &running.pid_file, &now.pid_file);
+    }
+    if now.ports_file_dir != running.ports_file_dir {
+        return refuse("ports_file_dir", &running.ports_file_dir, &now.ports_file_dir);
+    }
+    let mut changed = reloader.reload(new.nats)?;
+    if logging::set_level(new.log_level) {
+        changed.push("log level");
+    }
+    Ok(changed)
+}
+
+/// Serve SIGHUP (reload) and SIGUSR1 (reopen the log file) until the process ends.
+async fn operator_signals(
+    (mut hup, mut usr1): (Option<shutdown::Repeating>, Option<shutdown::Repeating>),
+    args: ServeArgs,
+    running: Running,
+    reloader: nats::reload::Reloader,
+) {
+    loop {
+        let next_hup = async {
+            match &mut hup {
+                Some(h) => h.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next_usr1 = async {
+            match &mut usr1 {
+                Some(u) => u.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = next_hup => {
+                tracing::info!("Trapped \"hangup\" signal");
+                match reload(&args, &running, &reloader).await {
+                    Ok(changed) if changed.is_empty() => tracing::info!("Reloaded server configuration (no change)"),
+                    Ok(changed) => tracing::info!("Reloaded server configuration: {}", changed.join(", ")),
+                    Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+                }
+            }
+            _ = next_usr1 => {
+                tracing::info!("Trapped \"user defined signal 1\" signal");
+                logging::reopen();
+            }
+        }
+    }
+}
+
+/// Bind everything, announce it, and serve until SIGINT/SIGTERM; `args` are the flags
+/// it was started with, which a reload (SIGHUP) merges over the config file again.
+pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
+    let running = Running::of(&s);
     let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
     if let Some(path) = &pid_file {
@@ -380,12 +503,18 @@ pub async fn run(s: Settings) -> Result<(), String> {
         std::fs::write(path, ports_json(addr, http_addr, server.cluster_addr()))
             .map_err(|e| format!("cannot write ports file {}: {e}", path.display()))?;
     }
+    // Listening starts here, before "Server is ready": from then on these signals cannot
+    // kill the process.
+    let signals = (shutdown::Repeating::hangup(), shutdown::Repeating::user1());
+    tokio::spawn(operator_signals(signals, args, running, server.reloader()));
     let lame_duck = server.lame_duck();
-    tokio::spawn(async move {
-        shutdown::lame_duck_signal().await;
-        tracing::info!("SIGUSR2: entering lame duck mode");
-        lame_duck.enter();
-    });
+    if let Some(mut usr2) = shutdown::Repeating::user2() {
+        tokio::spawn(async move {
+            usr2.next().await;
+            tracing::info!("SIGUSR2: entering lame duck mode");
+            lame_duck.enter();
+        });
+    }
     tracing::info!("Server is ready");
     // Freed memory goes back to the system (issue 9, fault 7).
     #[cfg(not(madsim))]
@@ -411,6 +540,15 @@ pub async fn run(s: Settings) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_hosts_are_ip_addresses_or_names() {
+        assert_eq!(resolve_host("10.1.2.3").unwrap(), IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(resolve_host("::1").unwrap(), std::net::Ipv6Addr::LOCALHOST);
+        assert!(resolve_host("localhost").unwrap().is_loopback());
+        let e = resolve_host("no such host.invalid").unwrap_err();
+        assert!(e.starts_with("--addr 'no such host.invalid': not an IP address"), "{e}");
+    }
 
     #[test]
     fn ports_file_has_nats_servers_shape() {

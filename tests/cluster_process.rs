@@ -5,38 +5,15 @@
 
 #![cfg(not(madsim))]
 
+mod common;
+
 use bytes::Bytes;
+use common::procs::{Procs, free_port, get_json};
 use futures::StreamExt;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills every child on drop.
-struct Procs(Vec<Option<Child>>);
-
-impl Procs {
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.0[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for i in 0..self.0.len() {
-            self.kill(i);
-        }
-    }
-}
 
 struct Ports {
     client: u16,
@@ -44,19 +21,8 @@ struct Ports {
     http: u16,
 }
 
-/// GET `/varz` from a monitoring port; `None` while the server is not answering.
-async fn varz(http: u16) -> Option<serde_json::Value> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok()?;
-    s.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await.ok()?.ok()?;
-    let text = String::from_utf8(buf).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
-}
-
 async fn cluster_field(http: u16, field: &str) -> Option<u64> {
-    varz(http).await?.get("cluster")?.get(field)?.as_u64()
+    get_json(http, "/varz").await?.get("cluster")?.get(field)?.as_u64()
 }
 
 /// Poll until `field` of `/varz`'s cluster section equals `want`.

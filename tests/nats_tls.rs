@@ -239,6 +239,22 @@ async fn handshake_first_sends_info_inside_tls() {
     t.stop().await;
 }
 
+#[tokio::test]
+async fn handshake_first_with_a_fallback_delay_serves_both_kinds_of_client() {
+    // nats-server's `handshake_first: 300ms` (async-nats's `tls_auto` test): a client that
+    // starts TLS at once gets INFO inside TLS; one that waits for INFO gets it in
+    // plaintext after the delay, then upgrades as usual.
+    let tls = TlsConfig { handshake_first: true, first_fallback: Some(Duration::from_millis(100)), ..server_tls() };
+    let t = Target::new("NATS_TLS_AUTO_SERVER_URL", tls).await;
+    round_trip(&t.url, trusting().tls_first(), "tls.auto.first").await;
+    round_trip(&t.url, trusting(), "tls.auto.info").await;
+    let mut raw = TcpStream::connect(t.addr()).await.unwrap();
+    let mut head = [0u8; 5];
+    tokio::time::timeout(WAIT, raw.read_exact(&mut head)).await.expect("no INFO after the delay").unwrap();
+    assert_eq!(&head, b"INFO ");
+    t.stop().await;
+}
+
 /// Two weir servers joined by a TLS route.
 struct Pair {
     urls: Vec<String>,

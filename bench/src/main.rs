@@ -5,6 +5,7 @@
 mod faults;
 mod js;
 mod report;
+mod route;
 mod rows;
 
 use clap::{Parser, Subcommand};
@@ -88,6 +89,37 @@ enum Cmd {
         /// Result files.
         files: Vec<PathBuf>,
     },
+    /// Route stall (issue 9, fault 9): publish on A to a subscriber on B while B is
+    /// stopped (SIGSTOP) for `--stall` seconds; print loss and publish rates as JSON.
+    RouteStall {
+        /// Publisher's server (A).
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        pub_url: String,
+        /// Subscriber's server (B).
+        #[arg(long, default_value = "nats://127.0.0.1:4223")]
+        sub_url: String,
+        /// B's process id; without it nothing is stopped (the unthrottled-route case).
+        #[arg(long)]
+        stop_pid: Option<u32>,
+        /// A's monitoring `host:port` (weir: route drop counters from `/varz`).
+        #[arg(long)]
+        monitor: Option<String>,
+        /// Messages per second; 0 publishes as fast as the client can.
+        #[arg(long, default_value_t = 60_000)]
+        rate: u64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// Seconds after the start when B is stopped.
+        #[arg(long, default_value_t = 5)]
+        stall_at: u64,
+        /// Seconds B stays stopped.
+        #[arg(long, default_value_t = 10)]
+        stall: u64,
+    },
     /// Print a markdown table with one column per results file from `run`.
     Table {
         /// Result files, one per server.
@@ -111,6 +143,13 @@ async fn main() {
             js::run_all(&opts, pid)
                 .await
                 .map(|r| println!("{}", serde_json::to_string(&js::JsReport { name, ..r }).unwrap_or_default()))
+                .map_err(|e| e.to_string())
+        }
+        Cmd::RouteStall { pub_url, sub_url, stop_pid, monitor, rate, size, secs, stall_at, stall } => {
+            let o = route::Options { pub_url, sub_url, stop_pid, monitor, rate, size, secs, stall_at, stall };
+            route::run(&o)
+                .await
+                .map(|r| println!("{}", serde_json::to_string(&r).unwrap_or_default()))
                 .map_err(|e| e.to_string())
         }
         Cmd::JsTable { files } => js::table(&files).map(|t| print!("{t}")),

@@ -2,6 +2,7 @@
 //! async shell that feeds them over the seams (network, clock, disk) that the
 //! simulator replaces. Nothing in here knows whether it is being simulated.
 
+pub mod checks;
 pub mod consumer;
 pub mod disk;
 pub mod jetstream;
@@ -14,3 +15,4 @@ pub mod stream;
 pub mod subject;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod timer;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -386,6 +387,86 @@ struct Summary {
     wall_ms: u64,
     events: u64,
     shards: Vec<String>,
+    /// CPU time (user + system) of the runs, ms (absent in summaries of old).
+    #[serde(default)]
+    cpu_ms: u64,
+    /// The same figures per scenario (absent in summaries of old).
+    #[serde(default)]
+    scenarios: BTreeMap<String, ScenarioStats>,
+}
+
+/// One scenario's share of a sweep.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ScenarioStats {
+    runs: u64,
+    failures: u64,
+    /// Simulated time, ms.
+    sim_ms: u64,
+    /// Wall time of the runs, ms (each run timed on its own worker thread).
+    wall_ms: u64,
+    /// CPU time (user + system) of the runs' worker threads, ms: on a shared machine
+    /// the honest measure of speed.
+    cpu_ms: u64,
+    events: u64,
+    /// Simulated seconds per CPU second.
+    ratio: f64,
+    /// Events per CPU second.
+    events_per_s: f64,
+}
+
+impl ScenarioStats {
+    fn add(&mut self, o: &ScenarioStats) {
+        self.runs += o.runs;
+        self.failures += o.failures;
+        self.sim_ms += o.sim_ms;
+        self.wall_ms += o.wall_ms;
+        self.cpu_ms += o.cpu_ms;
+        self.events += o.events;
+        self.finish();
+    }
+
+    /// Recompute the derived rates from the totals.
+    fn finish(&mut self) {
+        let cpu_s = self.cpu_ms as f64 / 1000.0;
+        self.ratio = if cpu_s > 0.0 { self.sim_ms as f64 / 1000.0 / cpu_s } else { 0.0 };
+        self.events_per_s = if cpu_s > 0.0 { self.events as f64 / cpu_s } else { 0.0 };
+    }
+}
+
+/// CPU time (user + system) the calling thread has used so far, in seconds. Each
+/// simulation runs on one thread from start to end, so the difference around a run is
+/// that run's CPU time, whatever else shares the machine. Falls back to `None` where
+/// the platform has no per-thread figure.
+fn thread_cpu_s() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_THREAD with a valid pointer to a live rusage.
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } == 0 {
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return Some(tv(ru.ru_utime) + tv(ru.ru_stime));
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// Run one simulation, timing it: the report, wall seconds and CPU seconds (wall
+/// seconds where the platform has no per-thread CPU time).
+fn timed_run(input: &RunInput) -> (RunReport, f64, f64) {
+    let cpu0 = thread_cpu_s();
+    let t = Instant::now();
+    let r = harness::run(input);
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = match (cpu0, thread_cpu_s()) {
+        (Some(a), Some(b)) => b - a,
+        _ => wall,
+    };
+    (r, wall, cpu)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -464,7 +545,7 @@ fn cmd_sweep(
     );
     let next = AtomicUsize::new(0);
     let failed_count = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, RunReport, f64)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, RunReport, f64, f64)>> = Mutex::new(Vec::new());
     let t0 = Instant::now();
     #[allow(clippy::disallowed_methods, reason = "the CLI runs independent simulations on worker threads")]
     std::thread::scope(|scope| {
@@ -476,9 +557,7 @@ fn cmd_sweep(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(input) = work.get(i) else { return };
-                    let t = Instant::now();
-                    let mut r = harness::run(input);
-                    let wall = t.elapsed().as_secs_f64();
+                    let (mut r, wall, cpu) = timed_run(input);
                     r.trace.events = Vec::new();
                     if !r.passed() {
                         failed_count.fetch_add(1, Ordering::Relaxed);
@@ -489,7 +568,7 @@ fn cmd_sweep(
                     }
                     bar.set_message(format!("{} failed", failed_count.load(Ordering::Relaxed)));
                     bar.inc(1);
-                    results.lock().expect("results").push((i, r, wall));
+                    results.lock().expect("results").push((i, r, wall, cpu));
                 }
             });
         }
@@ -499,12 +578,23 @@ fn cmd_sweep(
     let mut results = results.into_inner().expect("results");
     results.sort_by_key(|r| r.0);
     let mut summary = Summary { shards: vec![format!("{seeds} shard {si}/{sn}")], ..Summary::default() };
-    for (i, r, wall) in &results {
+    for (i, r, wall, cpu) in &results {
         let input = &work[*i];
+        let run = ScenarioStats {
+            runs: 1,
+            failures: u64::from(!r.passed()),
+            sim_ms: r.sim_ms,
+            wall_ms: (wall * 1000.0) as u64,
+            cpu_ms: (cpu * 1000.0) as u64,
+            events: r.event_count,
+            ..ScenarioStats::default()
+        };
         summary.runs += 1;
-        summary.sim_ms += r.sim_ms;
-        summary.wall_ms += (wall * 1000.0) as u64;
-        summary.events += r.event_count;
+        summary.sim_ms += run.sim_ms;
+        summary.wall_ms += run.wall_ms;
+        summary.cpu_ms += run.cpu_ms;
+        summary.events += run.events;
+        summary.scenarios.entry(input.scenario.clone()).or_default().add(&run);
         if !r.passed() {
             summary.failures.push(Failure {
                 scenario: input.scenario.clone(),
@@ -524,17 +614,21 @@ fn cmd_sweep(
 }
 
 fn print_summary(s: &Summary, elapsed_s: f64) {
-    let cpu_s = s.wall_ms as f64 / 1000.0;
+    let run_s = s.wall_ms as f64 / 1000.0;
+    // Summaries of old have no CPU time: their rates fall back to run (wall) time.
+    let cpu_s = if s.cpu_ms > 0 { s.cpu_ms as f64 / 1000.0 } else { run_s };
     println!(
-        "sweep: {} runs, {} failed; simulated {:.0}s in {:.1}s of run time ({:.0}x real time per core), {:.0} events/s; elapsed {:.1}s",
+        "sweep: {} runs, {} failed; simulated {:.0}s in {:.1}s of run time, {:.1}s of CPU time ({:.0}x real time per CPU second), {:.0} events per CPU second; elapsed {:.1}s",
         s.runs,
         s.failures.len(),
         s.sim_ms as f64 / 1000.0,
+        run_s,
         cpu_s,
         if cpu_s > 0.0 { s.sim_ms as f64 / 1000.0 / cpu_s } else { 0.0 },
         if cpu_s > 0.0 { s.events as f64 / cpu_s } else { 0.0 },
         elapsed_s
     );
+    print_scenario_table(s);
     for f in &s.failures {
         println!("FAIL seed={} scenario={}", f.seed, f.scenario);
         for v in &f.violations {
@@ -544,6 +638,31 @@ fn print_summary(s: &Summary, elapsed_s: f64) {
         if !f.shrink.is_empty() {
             println!("  shrink: {}", f.shrink);
         }
+    }
+}
+
+/// The per-scenario table of a sweep summary: runs, failures, simulated seconds, wall
+/// and CPU seconds of the runs, simulated seconds per CPU second, events per CPU second.
+fn print_scenario_table(s: &Summary) {
+    if s.scenarios.is_empty() {
+        return;
+    }
+    println!(
+        "{:<20} {:>6} {:>6} {:>10} {:>9} {:>9} {:>8} {:>10}",
+        "scenario", "runs", "failed", "sim s", "wall s", "cpu s", "ratio", "events/s"
+    );
+    for (name, st) in &s.scenarios {
+        println!(
+            "{:<20} {:>6} {:>6} {:>10.1} {:>9.2} {:>9.2} {:>7.0}x {:>10.0}",
+            name,
+            st.runs,
+            st.failures,
+            st.sim_ms as f64 / 1000.0,
+            st.wall_ms as f64 / 1000.0,
+            st.cpu_ms as f64 / 1000.0,
+            st.ratio,
+            st.events_per_s
+        );
     }
 }
 
@@ -560,6 +679,10 @@ fn cmd_merge(files: &[PathBuf], json: Option<PathBuf>) -> Result<i32, CliError> 
         total.sim_ms += s.sim_ms;
         total.wall_ms += s.wall_ms;
         total.events += s.events;
+        total.cpu_ms += s.cpu_ms;
+        for (name, st) in &s.scenarios {
+            total.scenarios.entry(name.clone()).or_default().add(st);
+        }
         total.failures.extend(s.failures);
         total.shards.extend(s.shards);
     }
@@ -637,24 +760,24 @@ fn cmd_bench(scenario: &str, runs: u64, opts: &RunOpts) -> Result<i32, CliError>
     let mut wall = 0.0;
     let mut events = 0;
     let mut ok = 0;
+    let mut cpu = 0.0;
     for seed in 0..runs {
         let input = input_for(scenario, seed, bugs, &sets)?;
-        let t = Instant::now();
-        let r = harness::run(&input);
-        let w = t.elapsed().as_secs_f64();
-        println!("{}", verdict_line(&input, &r, w));
+        let (r, w, c) = timed_run(&input);
+        println!("{} cpu={c:.2}s", verdict_line(&input, &r, w));
         sim_ms += r.sim_ms;
         wall += w;
+        cpu += c;
         events += r.event_count;
         ok += r.clients.ok;
     }
+    let sim_s = sim_ms as f64 / 1000.0;
     println!(
-        "bench {scenario}: {runs} runs, simulated {:.1}s in {:.2}s wall = {:.0}x real time; {:.0} events/s; {:.0} acknowledged proposals per simulated second",
-        sim_ms as f64 / 1000.0,
-        wall,
-        sim_ms as f64 / 1000.0 / wall,
-        events as f64 / wall,
-        ok as f64 / (sim_ms as f64 / 1000.0)
+        "bench {scenario}: {runs} runs, simulated {sim_s:.1}s in {cpu:.2}s CPU = {:.0}x real time per CPU second ({:.0} events per CPU second); {wall:.2}s wall = {:.0}x; {:.0} acknowledged proposals per simulated second",
+        sim_s / cpu,
+        events as f64 / cpu,
+        sim_s / wall,
+        ok as f64 / sim_s
     );
     Ok(0)
 }

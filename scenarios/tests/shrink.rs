@@ -16,7 +16,7 @@ const SEEDS: u64 = 60;
 /// Runs each shrink may make: enough for a few steps of every kind, bounded for speed.
 const MAX_RUNS: u32 = 24;
 
-fn assert_shrinks(bug: Bug, scenario: &str) {
+fn assert_shrinks(bug: Bug, scenario: &str, needs_faults: bool) {
     let s = find(scenario).unwrap();
     let failing = (0..SEEDS).find_map(|seed| {
         let config = s.config(seed);
@@ -44,6 +44,15 @@ fn assert_shrinks(bug: Bug, scenario: &str) {
         shrunk.original,
         shrunk.shrunk
     );
+    if needs_faults {
+        assert!(
+            shrunk.shrunk.faults >= 1 && shrunk.shrunk.faults < shrunk.original.faults,
+            "{bug} {scenario} seed {}: faults did not shrink (or vanished): {} -> {}",
+            input.seed,
+            shrunk.original,
+            shrunk.shrunk
+        );
+    }
     // The shrunk input replays: the same failure, the same trace.
     assert!(shrunk.input.schedule.is_some(), "the shrunk run's schedule is explicit");
     let again = harness::run(&shrunk.input);
@@ -57,10 +66,15 @@ fn assert_shrinks(bug: Bug, scenario: &str) {
 
 #[test]
 fn lazy_fsync_shrinks_on_store_crashes() {
-    assert_shrinks(Bug::LazyFsync, "store-crashes");
+    assert_shrinks(Bug::LazyFsync, "store-crashes", true);
+}
+
+#[test]
+fn votes_not_persisted_shrinks_on_raft_crashes_to_fewer_faults() {
+    assert_shrinks(Bug::VotesNotPersisted, "raft-crashes", true);
 }
 
 #[test]
 fn ack_floor_skips_shrinks_on_js_single() {
-    assert_shrinks(Bug::AckFloorSkips, "js-single");
+    assert_shrinks(Bug::AckFloorSkips, "js-single", false);
 }

@@ -176,6 +176,8 @@ bug_tests! {
     bug_ack_before_store_is_caught => Bug::AckBeforeStore,
     bug_ack_floor_skips_is_caught => Bug::AckFloorSkips,
     bug_dedup_forgets_is_caught => Bug::DedupForgets,
+    bug_route_drops_interest_is_caught => Bug::RouteDropsInterest,
+    bug_queue_double_delivery_is_caught => Bug::QueueDoubleDelivery,
 }
 
 #[test]

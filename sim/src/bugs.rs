@@ -1,7 +1,7 @@
 //! The known-bug catalogue: the CLI names and descriptions of deliberately injectable
 //! defects, each mapped onto the switch of the component it breaks
 //! ([`weir_core::raft::RaftBugs`], [`weir_core::store::StoreBugs`],
-//! [`weir_core::jetstream::engine::JsBugs`]). Which scenarios
+//! [`weir_core::jetstream::engine::JsBugs`], [`weir_core::server::nats::BrokerBugs`]). Which scenarios
 //! are expected to catch each bug is recorded in the scenario registry
 //! (`weir-scenarios`), not here.
 //!
@@ -13,6 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 use weir_core::jetstream::engine::JsBugs;
 use weir_core::raft::RaftBugs;
+use weir_core::server::nats::BrokerBugs;
 use weir_core::store::StoreBugs;
 
 /// One deliberately injectable defect.
@@ -36,11 +37,15 @@ pub enum Bug {
     AckFloorSkips,
     /// A stream's dedup window is not rebuilt when it is opened after a restart.
     DedupForgets,
+    /// A NATS server loses (indexes unmatchably) a peer's wildcard interest re-sent after a route reconnect.
+    RouteDropsInterest,
+    /// A NATS server forwards a queue-group message to a peer even when a local member got it.
+    QueueDoubleDelivery,
 }
 
 impl Bug {
     /// Every known bug, in a stable order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 11] = [
         Bug::VotesNotPersisted,
         Bug::CommitBeforeQuorum,
         Bug::UnboundedCatchup,
@@ -50,6 +55,8 @@ impl Bug {
         Bug::AckBeforeStore,
         Bug::AckFloorSkips,
         Bug::DedupForgets,
+        Bug::RouteDropsInterest,
+        Bug::QueueDoubleDelivery,
     ];
 
     /// The CLI name of the bug (`--bug NAME`).
@@ -64,6 +71,8 @@ impl Bug {
             Bug::AckBeforeStore => "ack-before-store",
             Bug::AckFloorSkips => "ack-floor-skips",
             Bug::DedupForgets => "dedup-forgets",
+            Bug::RouteDropsInterest => "route-drops-interest",
+            Bug::QueueDoubleDelivery => "queue-double-delivery",
         }
     }
 
@@ -91,6 +100,12 @@ impl Bug {
             Bug::DedupForgets => {
                 "the dedup window is empty after a restart; a Msg-Id retry within the window is stored twice"
             }
+            Bug::RouteDropsInterest => {
+                "wildcard interest a peer re-sends after a route reconnect is held but never matched; messages are not forwarded"
+            }
+            Bug::QueueDoubleDelivery => {
+                "a queue-group message with a local member is also forwarded to a peer's member; the group gets it twice"
+            }
         }
     }
 
@@ -107,6 +122,8 @@ impl Bug {
             Bug::AckBeforeStore => "js-acked-durability",
             Bug::AckFloorSkips => "js-ack-floor",
             Bug::DedupForgets => "js-dedup",
+            Bug::RouteDropsInterest => "pubsub-lost-fault-free",
+            Bug::QueueDoubleDelivery => "pubsub-queue-once",
         }
     }
 }
@@ -198,6 +215,21 @@ impl BugSet {
     }
 }
 
+impl BugSet {
+    /// The NATS broker's switches for this set.
+    pub fn broker(self) -> BrokerBugs {
+        let mut n = BrokerBugs::default();
+        for b in self.iter() {
+            match b {
+                Bug::RouteDropsInterest => n.route_drops_interest = true,
+                Bug::QueueDoubleDelivery => n.queue_double_delivery = true,
+                _ => {}
+            }
+        }
+        n
+    }
+}
+
 impl FromIterator<Bug> for BugSet {
     fn from_iter<T: IntoIterator<Item = Bug>>(iter: T) -> Self {
         iter.into_iter().fold(BugSet::NONE, BugSet::with)
@@ -229,15 +261,18 @@ mod tests {
         assert_eq!(BugSet::NONE.raft(), RaftBugs::NONE);
         assert_eq!(BugSet::NONE.store(), StoreBugs::default());
         assert_eq!(BugSet::NONE.js(), JsBugs::default());
+        assert_eq!(BugSet::NONE.broker(), BrokerBugs::default());
         for b in Bug::ALL {
             let s = BugSet::NONE.with(b);
             let r = s.raft();
             let st = s.store();
             let j = s.js();
+            let n = s.broker();
             let on = [r.votes_not_persisted, r.commit_before_quorum, r.unbounded_catchup]
                 .into_iter()
                 .chain([st.lazy_fsync, st.unbounded_buffer_pool, st.buffer_leak])
                 .chain([j.ack_before_store, j.consumer.ack_floor_skips, j.stream.dedup_forgets])
+                .chain([n.route_drops_interest, n.queue_double_delivery])
                 .filter(|&x| x)
                 .count();
             assert_eq!(on, 1, "{b}");

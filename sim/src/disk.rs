@@ -16,6 +16,10 @@
 //!   keeps a random prefix of them, whose last bytes (up to 16) are random garbage with
 //!   probability `torn_garbage_prob` (a torn sector). Files never made durable vanish.
 //!
+//! - Every damage the disk does to data (a flipped bit, a cut durable file, the garbage
+//!   of a torn write) is kept in an ordered record, [`SimDisk::damage`], so checkers
+//!   can hold the store's recovery reports to what was really damaged.
+//!
 //! `SimDisk` does not depend on madsim, so it is unit-tested in the normal build. Under
 //! `--cfg madsim`, [`SimDisks`] is the madsim plugin that gives each node its disk and
 //! crashes it when the node is killed.
@@ -80,6 +84,31 @@ impl SimDiskConfig {
 
 type FileId = u64;
 
+/// What the disk did to a file's bytes (see [`Damage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DamageKind {
+    /// [`SimDisk::flip_bit`]: one bit of one byte flipped.
+    FlipBit,
+    /// [`SimDisk::truncate_durable`]: the durable image cut (lost durable writes).
+    Cut,
+    /// A crash kept a torn write whose last bytes are garbage ([`SimDisk::crash`]).
+    TornGarbage,
+}
+
+/// One damage the disk did, in the order done: bytes `offset..end` of `path` are not what
+/// was written (for a cut, `offset` is the new length and `end` the old one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// The file's path.
+    pub path: String,
+    /// First damaged byte.
+    pub offset: u64,
+    /// One past the last damaged byte.
+    pub end: u64,
+    /// What was done.
+    pub kind: DamageKind,
+}
+
 /// What survives a crash of a file's contents.
 #[derive(Clone, Debug)]
 enum Synced {
@@ -134,6 +163,8 @@ struct State {
     current: BTreeMap<String, FileId>,
     durable: BTreeMap<String, FileId>,
     files: BTreeMap<FileId, FileData>,
+    /// Every damage done so far, in order.
+    damage: Vec<Damage>,
 }
 
 impl State {
@@ -227,6 +258,7 @@ impl SimDisk {
                 current: BTreeMap::new(),
                 durable: BTreeMap::new(),
                 files: BTreeMap::new(),
+                damage: Vec::new(),
             }),
         }
     }
@@ -257,8 +289,8 @@ impl SimDisk {
         st.current = st.durable.clone();
         let torn_p = st.config.torn_write_prob.clamp(0.0, 1.0);
         let garbage_p = st.config.torn_garbage_prob.clamp(0.0, 1.0);
-        let ids: BTreeSet<FileId> = st.durable.values().copied().collect();
-        for id in ids {
+        let ids: BTreeMap<FileId, String> = st.durable.iter().map(|(p, id)| (*id, p.clone())).collect();
+        for (id, path) in ids {
             let f = st.files.get_mut(&id).expect("file of a durable path");
             match f.appended_past_synced() {
                 Some(synced_len) if torn_p > 0.0 && rng.gen_bool(torn_p) => {
@@ -268,6 +300,12 @@ impl SimDisk {
                         let n = rng.gen_range(1..=keep.min(TORN_SECTOR));
                         let end = f.data.len();
                         rng.fill_bytes(&mut f.data[end - n..]);
+                        st.damage.push(Damage {
+                            path,
+                            offset: (end - n) as u64,
+                            end: end as u64,
+                            kind: DamageKind::TornGarbage,
+                        });
                     }
                 }
                 _ => {
@@ -309,6 +347,7 @@ impl SimDisk {
                 format!("offset {offset} is past the end of {path}"),
             ));
         }
+        st.damage.push(Damage { path: path.to_string(), offset, end: offset + 1, kind: DamageKind::FlipBit });
         Ok(())
     }
 
@@ -319,12 +358,32 @@ impl SimDisk {
         let id = st.any_id(path)?;
         let f = st.files.get_mut(&id).expect("file of a live path");
         let len = len as usize;
+        let old = f.synced_image().len().max(f.data.len());
         match &mut f.synced {
             Synced::Prefix(n) => *n = (*n).min(len),
             Synced::Own(v) => v.truncate(len),
         }
         f.data.truncate(len);
+        if old > len {
+            st.damage.push(Damage {
+                path: path.to_string(),
+                offset: len as u64,
+                end: old as u64,
+                kind: DamageKind::Cut,
+            });
+        }
         Ok(())
+    }
+
+    /// Every damage done to this disk's data so far, oldest first (flipped bits, cuts of
+    /// durable files, torn-write garbage). Only grows; entries are never rewritten.
+    pub fn damage(&self) -> Vec<Damage> {
+        self.lock().damage.clone()
+    }
+
+    /// The damage done since the first `seen` entries of [`SimDisk::damage`].
+    pub fn damage_since(&self, seen: usize) -> Vec<Damage> {
+        self.lock().damage.get(seen..).map(<[Damage]>::to_vec).unwrap_or_default()
     }
 
     /// Bytes held by the files in the current namespace.

@@ -28,6 +28,10 @@ use weir_core::server::link::{LinkStream, LinkWrap};
 /// Bytes a [`ShapedStream`] accepts before a write waits (the socket send buffer).
 pub const SEND_BUFFER: usize = 256 * 1024;
 
+/// Most bytes the link task joins into one socket write (it joins only chunks that
+/// are due at the same time).
+const COALESCE_MAX: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 struct NetState {
     base_latency: BTreeMap<(NodeNo, NodeNo), Duration>,
@@ -178,7 +182,22 @@ async fn drain(link: Arc<Link>, mut wr: WriteHalf<TcpStream>, net: Arc<SimNet>, 
             continue;
         };
         sleep_until(at).await;
-        let Some((_, chunk)) = link.lock().chunks.pop_front() else { continue };
+        let chunk = {
+            let mut q = link.lock();
+            let Some((_, mut chunk)) = q.chunks.pop_front() else { continue };
+            // Chunks whose time has come too leave in the same socket write, as TCP
+            // sends queued bytes in one segment: one simulated packet (and one
+            // delivery timer) instead of one per route frame.
+            let now = Instant::now();
+            while chunk.len() < COALESCE_MAX
+                && let Some((t, _)) = q.chunks.front()
+                && *t <= now
+                && let Some((_, more)) = q.chunks.pop_front()
+            {
+                chunk.extend_from_slice(&more);
+            }
+            chunk
+        };
         let pace = net.pace(from, to, chunk.len());
         if !pace.is_zero() {
             sleep(pace).await;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_core::server::client::{ClientConn, Outcome};
 use weir_core::testing::payload;
+use weir_core::timer::{Deadline, within};
 use weir_traces::{EventKind, EventSink, HARNESS};
 
 /// What one client did.
@@ -66,18 +67,23 @@ pub enum Recorded {
     Unknown,
 }
 
-/// Propose `value` to node `target` over `conn`, recording the history.
+/// Propose `value` to node `target` over `conn`, recording the history. `deadline`
+/// is the client's own, reused across its requests (one timer per timeout period
+/// rather than per request; see `weir_core::timer`); each request moves it to
+/// `p.timeout` from its start.
 pub async fn request(
     p: &ClientParams,
     client: u32,
     conn: &mut Option<ClientConn>,
     target: NodeNo,
     value: u64,
+    deadline: &mut Deadline,
 ) -> Recorded {
     let sink = &p.sink;
     let addr = p.nodes[node::index(target)];
     if conn.is_none() {
-        match tokio::time::timeout(p.timeout, ClientConn::connect(addr)).await {
+        deadline.reset(tokio::time::Instant::now() + p.timeout);
+        match within(deadline, ClientConn::connect(addr)).await {
             Ok(Ok(c)) => *conn = Some(c),
             _ => {
                 // Nothing was sent: this is not an operation, just a failed attempt.
@@ -87,7 +93,8 @@ pub async fn request(
     }
     let c = conn.as_mut().expect("connected above");
     sink.emit(HARNESS, EventKind::ClientInvoke { client, value, target });
-    let res = tokio::time::timeout(p.timeout, c.propose(value, payload(value, p.payload))).await;
+    deadline.reset(tokio::time::Instant::now() + p.timeout);
+    let res = within(deadline, c.propose(value, payload(value, p.payload))).await;
     let fail = |reason: String| EventKind::ClientFail { client, value, reason };
     match res {
         Ok(Ok(Outcome::Committed { index })) => {
@@ -147,11 +154,12 @@ pub async fn client_loop(p: ClientParams, id: u32, seed: u64) -> ClientStats {
     // Open-loop pacing: requests start on a schedule, not a fixed pause after each
     // response, so the offered load does not sag when latency rises.
     let mut next_at = tokio::time::Instant::now();
+    let mut deadline = Deadline::after(p.timeout);
     while !p.stop.load(Ordering::Relaxed) {
         let value = value_for(id, n);
         n += 1;
         let prev = target;
-        match request(&p, id, &mut conn, target, value).await {
+        match request(&p, id, &mut conn, target, value, &mut deadline).await {
             Recorded::Ok(_) => {
                 stats.invoked += 1;
                 stats.ok += 1;

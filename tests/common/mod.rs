@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 use weir_core::server::nats::{self, Monitor, NatsConfig, NatsServer};
 
 pub mod js;
+#[cfg(not(madsim))]
+pub mod procs;
 
 /// A running server; [`TestServer::stop`] shuts it down and waits for it.
 pub struct TestServer {

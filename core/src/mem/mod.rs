@@ -124,8 +124,8 @@ pub const REGISTRY: &[AccountSpec] = &[
     AccountSpec {
         name: names::ROUTE_OUTBOUND,
         default_limit: 256 * MIB,
-        holds: "frames queued to route peers",
-        bounded_by: "a per-route cap and the slow-route policy (drop, or close and resync)",
+        holds: "frames queued to route peers (their heap cost and the queues' slots)",
+        bounded_by: "a per-route cap, publishers waiting at half of it, then the slow-route policy (drop and count, or close and resync)",
     },
     AccountSpec {
         name: names::STORE_BUFFERS,

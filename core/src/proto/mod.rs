@@ -30,7 +30,10 @@ pub use error::ProtoError;
 pub use fuzz::fuzz_client_parser;
 pub use headers::{HeaderError, Headers, NATS_SUBJECT, STATUS_NO_RESPONDERS, no_responders, no_responders_msg};
 pub use info::{ConnectInfo, ServerInfo};
-pub use parser::{ClientParser, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, LINE_SLACK, ParserConfig, ServerParser};
+pub use parser::{
+    ClientParser, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_PAYLOAD, LINE_SLACK, MAX_CONTROL_LINE_LIMIT, MAX_PAYLOAD_LIMIT,
+    ParserConfig, ServerParser,
+};
 
 use bytes::Bytes;
 

@@ -30,6 +30,15 @@ use bytes::{Buf, Bytes, BytesMut};
 pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
 /// Default maximum payload, as in nats-server (1 MiB).
 pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// Largest `max_payload` a server may be configured with (64 MiB, nats-server's own
+/// ceiling). Every size limit a message meets after the client connection (route frames,
+/// Raft entries carried on routes, store records) is derived from this and
+/// `MAX_CONTROL_LINE_LIMIT`, so that whatever a client may publish can also travel and
+/// be stored (issue 9, fault 3).
+pub const MAX_PAYLOAD_LIMIT: usize = 64 << 20;
+/// Largest `max_control_line` a server may be configured with (1 MiB); bounds the
+/// subject and reply of any message.
+pub const MAX_CONTROL_LINE_LIMIT: usize = 1 << 20;
 /// Allowance on top of `max_control_line` for the op name, blanks and `\r` of an unfinished line.
 pub const LINE_SLACK: usize = 64;
 /// Longest size argument accepted (nats-server's `parseSize` takes at most 9 digits).
@@ -53,7 +62,7 @@ impl Default for ParserConfig {
 impl ParserConfig {
     /// Limits for reading from a server: control lines up to 64 KiB (INFO can be long), payloads up to 64 MiB.
     pub fn server_to_client() -> Self {
-        ParserConfig { max_control_line: 64 * 1024, max_payload: 64 * 1024 * 1024 }
+        ParserConfig { max_control_line: 64 * 1024, max_payload: MAX_PAYLOAD_LIMIT }
     }
 
     /// Upper bound on the buffer length whenever a parser returns `Ok(None)`.

@@ -346,6 +346,7 @@ fn live_suffix(es: &[Entry], snap_index: Index, last: Index) -> Result<&[Entry],
 
 /// Append one frame holding `payload` to `out`; returns the frame length.
 fn frame(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
+    out.reserve(HEADER + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&xxh3_64(payload).to_le_bytes());
     out.extend_from_slice(payload);
@@ -353,8 +354,11 @@ fn frame(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
 }
 
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, StorageError> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard())
-        .map_err(|e| StorageError::Invalid(format!("cannot encode: {e}")))
+    // Room for a typical record up front (growing from empty reallocated per field).
+    let mut out = Vec::with_capacity(128);
+    bincode::serde::encode_into_std_write(v, &mut out, bincode::config::standard())
+        .map_err(|e| StorageError::Invalid(format!("cannot encode: {e}")))?;
+    Ok(out)
 }
 
 /// The payload range of a whole, checksum-valid frame at `pos`.

@@ -3,30 +3,62 @@
 //! Wire form: `len: u32 LE` then `len` bytes of bincode 2 (standard config). A frame
 //! longer than [`MAX_FRAME`] is refused on both sides: a peer cannot make us
 //! allocate without bound.
+//!
+//! [`MAX_FRAME`] is derived from the largest message a server may accept
+//! ([`crate::proto::MAX_PAYLOAD_LIMIT`] of payload and headers, a subject and reply
+//! within [`crate::proto::MAX_CONTROL_LINE_LIMIT`]) with room for the rest of a route
+//! message frame (account, queue names) or a Raft append carrying one such message, so
+//! that no accepted message is too large for a route (issue 9, fault 3).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Largest frame accepted or sent.
-pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Largest frame accepted or sent: the largest accepted message (payload plus headers)
+/// plus 4 MiB for its subject, reply and the frame's other fields (68 MiB).
+pub const MAX_FRAME: usize = crate::proto::MAX_PAYLOAD_LIMIT + 4 * 1024 * 1024;
+const _: () =
+    assert!(MAX_FRAME >= crate::proto::MAX_PAYLOAD_LIMIT + 2 * crate::proto::MAX_CONTROL_LINE_LIMIT + 64 * 1024);
+const _: () = assert!(MAX_FRAME <= u32::MAX as usize);
 
 fn bincode_cfg() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// Encode `value` as one frame (prefix included).
+/// Encode `value` as one frame (prefix included). The buffer is allocated at its exact
+/// length (a sizing pass first): a queued frame costs what it holds, not the slack of a
+/// growing vector (issue 9, fault 10). An error for a frame over [`MAX_FRAME`] (see
+/// [`too_large`]) or a value bincode cannot encode.
 pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    let mut out = vec![0u8; 4];
-    bincode::serde::encode_into_std_write(value, &mut out, bincode_cfg())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("frame encode: {e}")))?;
-    let len = out.len() - 4;
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, bincode_cfg()).map_err(encode_error)?;
+    let len = size.bytes_written;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, FrameTooLarge { len }));
     }
+    let mut out = vec![0u8; 4 + len];
     out[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    let written = bincode::serde::encode_into_slice(value, &mut out[4..], bincode_cfg()).map_err(encode_error)?;
+    debug_assert_eq!(written, len, "the sizing pass and the encoding agree");
     Ok(out)
+}
+
+fn encode_error(e: bincode::error::EncodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("frame encode: {e}"))
+}
+
+/// The error inside [`encode`]'s `io::Error` when a frame exceeds [`MAX_FRAME`].
+#[derive(Debug, thiserror::Error)]
+#[error("frame of {len} bytes exceeds {MAX_FRAME}")]
+pub struct FrameTooLarge {
+    /// Encoded length without the prefix.
+    pub len: usize,
+}
+
+/// Whether `e` (from [`encode`]) says the frame was over [`MAX_FRAME`].
+pub fn too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<FrameTooLarge>())
 }
 
 /// Decode a frame body (without prefix).
@@ -105,6 +137,17 @@ mod tests {
         assert!(buf.is_empty());
         let mut huge = ((MAX_FRAME + 1) as u32).to_le_bytes().to_vec();
         assert!(take::<u32>(&mut huge).is_err());
+    }
+
+    #[test]
+    fn encoded_frames_hold_no_slack_and_too_large_is_typed() {
+        for n in [0usize, 1, 13, 100, 4096, 70_000] {
+            let f = encode(&serde_bytes::ByteBuf::from(vec![7u8; n])).unwrap();
+            assert_eq!(f.capacity(), f.len(), "a frame of {n} payload bytes is allocated exactly");
+        }
+        let e = encode(&serde_bytes::ByteBuf::from(vec![0u8; MAX_FRAME])).unwrap_err();
+        assert!(too_large(&e), "{e}");
+        assert!(!too_large(&io::Error::other("x")));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::raft::{
     Role, StateMachine, Term,
 };
 use crate::store::{STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreMemory};
+use crate::timer::{Missed, Ticker};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -210,8 +211,9 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     groups.insert(group, GroupShell { storage, app: env.app.clone(), waiters: BTreeMap::new() });
     // The tick grid stays fixed (as with one group before the host existed); the host
     // only ticks groups whose deadline has come, so idle groups cost nothing per tick.
-    let mut ticker = tokio::time::interval(cfg.tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // A `Ticker`, not `tokio::time::interval`: polled on every turn of the loop below,
+    // it registers one timer per tick (see `crate::timer`).
+    let mut ticker = Ticker::new(cfg.tick, Missed::Skip);
     let mut driver = Driver {
         me,
         routes,

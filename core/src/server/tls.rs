@@ -4,8 +4,12 @@
 //! and `tls_verify` when client certificates are checked), then expects the client's TLS
 //! handshake on the same socket; the protocol continues inside TLS. With
 //! `handshake_first` the TLS handshake comes first and INFO is sent inside it (async-nats
-//! `tls_first()`, nats.go `TLSHandshakeFirst()`). The handshake, including the wait for its
-//! first byte, must finish within `timeout` (nats-server's `tls { timeout }`, 2 s).
+//! `tls_first()`, nats.go `TLSHandshakeFirst()`). With a fallback delay
+//! (`handshake_first: 300ms` or `auto`, 50 ms) the server waits that long for the client's
+//! first byte: a client that speaks first gets the handshake-first flow, one that waits
+//! for INFO gets it in plaintext after the delay, then the usual flow (nats-server's
+//! `TLSHandshakeFirstFallback`). The handshake, including the wait for its first byte,
+//! must finish within `timeout` (nats-server's `tls { timeout }`, 2 s) after that.
 //!
 //! A client that answers with plaintext (its first byte is not a TLS handshake record,
 //! 0x16), or says nothing within the timeout, gets `-ERR 'Secure Connection - TLS
@@ -57,7 +61,15 @@ pub struct TlsConfig {
     /// Clients: TLS handshake before INFO (`handshake_first`). Routes ignore it (they are
     /// always TLS from the first byte).
     pub handshake_first: bool,
+    /// With `handshake_first`: how long to wait for the client to start the handshake
+    /// before falling back to INFO in plaintext first (`handshake_first: 300ms`, or
+    /// `auto` for nats-server's [`DEFAULT_FIRST_FALLBACK`]); `None` waits for the
+    /// handshake only (`handshake_first: true`). Lets clients of both kinds connect.
+    pub first_fallback: Option<Duration>,
 }
+
+/// nats-server's `DEFAULT_TLS_HANDSHAKE_FIRST_FALLBACK_DELAY` (`handshake_first: auto`).
+pub const DEFAULT_FIRST_FALLBACK: Duration = Duration::from_millis(50);
 
 impl Default for TlsConfig {
     fn default() -> Self {
@@ -68,6 +80,7 @@ impl Default for TlsConfig {
             verify: false,
             timeout: DEFAULT_TLS_TIMEOUT,
             handshake_first: false,
+            first_fallback: None,
         }
     }
 }

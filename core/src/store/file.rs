@@ -125,7 +125,7 @@ use super::{
     Discard, LimitKind, MsgStore, NewMsg, PurgeRequest, Result, STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StateRequest,
     StoreError, StoreLimits, StoreState, StoredMsg, check_size,
 };
-use crate::disk::{self, Disk};
+use crate::disk::Disk;
 use crate::mem::{Account, Ledger};
 use crate::subject::{has_wildcards, matches as subject_matches};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -624,11 +624,14 @@ impl FileStore {
     /// the simulation build). Runs after every mutating call, error paths included: an
     /// error must leave the index describing exactly what the files hold.
     ///
-    /// Always checked (cost follows the number of blocks and live subjects): blocks
-    /// ascend without overlapping and end at or before `last_seq`; per-block live counts
-    /// add up to `msgs` and slot counts to `slot_count`; `first_seq` is live when the store
-    /// holds anything; live subjects' counts add up to `msgs`, their names to
-    /// `name_bytes`; the `store.index` charge equals the index model (every mutating call settles it, error paths included).
+    /// Always checked: the `store.index` charge equals the index model (every mutating
+    /// call settles it, error paths included); `first_seq <= last_seq` when the store
+    /// holds anything; the last block ends at or before `last_seq`.
+    /// Checked when [`crate::checks::walk`] allows a walk of the blocks, then of the live
+    /// subjects (cost follows their numbers): blocks ascend without overlapping; per-block
+    /// live counts add up to `msgs` and slot counts to `slot_count`; `first_seq` is live
+    /// when the store holds anything; live subjects' counts add up to `msgs`, their names
+    /// to `name_bytes`.
     /// Checked in unit tests and for small stores (≤ 256 slots; cost follows the slots): every live
     /// slot counted once in its block, its subject and `bytes`, and each subject's
     /// first and last sequence.
@@ -636,6 +639,26 @@ impl FileStore {
         if !cfg!(debug_assertions) {
             return;
         }
+        assert_eq!(self.meter.charged(), self.index_model(), "store.index charge vs index model");
+        if self.msgs > 0 {
+            assert!(self.first_seq <= self.last_seq, "first_seq {} > last_seq {}", self.first_seq, self.last_seq);
+        }
+        if let Some(b) = self.blocks.back() {
+            assert!(b.end() <= self.last_seq, "last block ends at {} past last_seq {}", b.end(), self.last_seq);
+        }
+        if crate::checks::walk(self.blocks.len()) {
+            self.check_blocks();
+        }
+        if crate::checks::walk(self.subjects.ids.len()) {
+            self.check_subjects();
+        }
+        if cfg!(test) || self.slot_count <= 256 {
+            self.check_slots();
+        }
+    }
+
+    /// The per-block part of [`FileStore::invariants`].
+    fn check_blocks(&self) {
         let mut live = 0;
         let mut slots = 0;
         for (i, b) in self.blocks.iter().enumerate() {
@@ -660,13 +683,13 @@ impl FileStore {
         }
         assert_eq!(live, self.msgs, "blocks' live counts vs msgs");
         assert_eq!(slots, self.slot_count, "blocks' slots vs slot_count");
-        if let Some(b) = self.blocks.back() {
-            assert!(b.end() <= self.last_seq, "last block ends at {} past last_seq {}", b.end(), self.last_seq);
-        }
         if self.msgs > 0 {
             assert!(self.live_slot(self.first_seq).is_some(), "first_seq {} is not a live message", self.first_seq);
-            assert!(self.first_seq <= self.last_seq, "first_seq {} > last_seq {}", self.first_seq, self.last_seq);
         }
+    }
+
+    /// The per-subject part of [`FileStore::invariants`].
+    fn check_subjects(&self) {
         let subjects = &self.subjects;
         let live_infos: Vec<&SubjInfo> = subjects.info.iter().filter(|i| i.name.is_some()).collect();
         assert_eq!(live_infos.len(), subjects.ids.len(), "subject ids vs live subject records");
@@ -676,10 +699,6 @@ impl FileStore {
         assert_eq!(name_bytes, subjects.name_bytes, "subject name bytes");
         for i in &live_infos {
             assert!(i.count > 0 && i.first <= i.last, "subject record {i:?}");
-        }
-        assert_eq!(self.meter.charged(), self.index_model(), "store.index charge vs index model");
-        if cfg!(test) || self.slot_count <= 256 {
-            self.check_slots();
         }
     }
 
@@ -817,7 +836,16 @@ impl FileStore {
     }
 
     pub(super) fn block_path(&self, index: u64) -> String {
-        disk::join(&self.dir, &format!("{index}.blk"))
+        // One allocation (this runs on every flush): `disk::join` of a formatted name
+        // made three.
+        use std::fmt::Write as _;
+        let mut path = String::with_capacity(self.dir.len() + 25);
+        if !self.dir.is_empty() {
+            path.push_str(&self.dir);
+            path.push('/');
+        }
+        let _ = write!(path, "{index}.blk");
+        path
     }
 
     /// Stop writes after a failure that left the disk state unknown.

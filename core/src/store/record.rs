@@ -8,8 +8,13 @@ pub(crate) const HDR: usize = 40;
 pub(crate) const TRAILER: usize = 8;
 /// Framing bytes of every record.
 pub(crate) const OVERHEAD: usize = HDR + TRAILER;
-/// Largest record accepted (64 MiB).
-pub(crate) const MAX_RECORD_LEN: usize = 64 << 20;
+/// Largest record accepted: room for the largest message a server accepts (payload and
+/// headers up to [`crate::proto::MAX_PAYLOAD_LIMIT`], a subject up to
+/// [`crate::proto::MAX_CONTROL_LINE_LIMIT`]) plus framing, i.e. 65 MiB + 4 KiB. Older
+/// blocks (written under the earlier 64 MiB cap) stay readable: the cap only grew.
+pub(crate) const MAX_RECORD_LEN: usize = crate::proto::MAX_PAYLOAD_LIMIT + crate::proto::MAX_CONTROL_LINE_LIMIT + 4096;
+const _: () =
+    assert!(MAX_RECORD_LEN >= OVERHEAD + crate::proto::MAX_PAYLOAD_LIMIT + crate::proto::MAX_CONTROL_LINE_LIMIT);
 /// Magic at the start of a block-header record's body.
 pub(crate) const MAGIC: &[u8; 8] = b"WEIRBLK1";
 /// Length of a block-header record.

@@ -174,18 +174,23 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
     }
     let mut out = Vec::new();
     for r in finals {
-        let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for &(index, value) in &r.app.values {
-            seen.entry(value).or_default().push(index);
-        }
+        // `(value, index)` sorted by value (stable: a value's indices stay in log
+        // order), walked as groups: one allocation per replica, not a map of vectors.
+        let mut by_value: Vec<(u64, u64)> = r.app.values.iter().map(|&(index, value)| (value, index)).collect();
+        by_value.sort_by_key(|&(value, _)| value);
+        let indices = |g: &[(u64, u64)]| g.iter().map(|&(_, i)| i).collect::<Vec<u64>>();
         let mut lost = Vec::new();
         for (&value, &index) in &acked {
-            match seen.get(&value).map(Vec::as_slice) {
-                None => lost.push(value),
-                Some([i]) if *i == index => {}
-                Some(is) => out.push(v(
+            match value_group(&by_value, value) {
+                [] => lost.push(value),
+                [(_, i)] if *i == index => {}
+                g => out.push(v(
                     "acked-durability",
-                    format!("n{}: acknowledged value {value:#x} (index {index}) found at indices {is:?}", r.node),
+                    format!(
+                        "n{}: acknowledged value {value:#x} (index {index}) found at indices {:?}",
+                        r.node,
+                        indices(g)
+                    ),
                 )),
             }
         }
@@ -202,17 +207,21 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
                 ),
             ));
         }
-        for (value, indices) in &seen {
-            if !invoked.contains(value) {
-                out.push(v("no-phantom", format!("n{}: value {value:#x} at {indices:?} was never proposed", r.node)));
-            } else if let Some(reason) = failed.get(value) {
+        for g in by_value.chunk_by(|a, b| a.0 == b.0) {
+            let value = g[0].0;
+            if !invoked.contains(&value) {
+                out.push(v(
+                    "no-phantom",
+                    format!("n{}: value {value:#x} at {:?} was never proposed", r.node, indices(g)),
+                ));
+            } else if let Some(reason) = failed.get(&value) {
                 out.push(v(
                     "failed-not-applied",
-                    format!("n{}: value {value:#x} at {indices:?} was reported failed ({reason})", r.node),
+                    format!("n{}: value {value:#x} at {:?} was reported failed ({reason})", r.node, indices(g)),
                 ));
             }
-            if indices.len() > 1 {
-                out.push(v("exactly-once", format!("n{}: value {value:#x} applied at {indices:?}", r.node)));
+            if g.len() > 1 {
+                out.push(v("exactly-once", format!("n{}: value {value:#x} applied at {:?}", r.node, indices(g))));
             }
         }
     }
@@ -230,6 +239,13 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
         }
     }
     out
+}
+
+/// The `(value, index)` pairs of `value` in `by_value` (sorted by value).
+fn value_group(by_value: &[(u64, u64)], value: u64) -> &[(u64, u64)] {
+    let from = by_value.partition_point(|&(v, _)| v < value);
+    let len = by_value[from..].iter().take_while(|&&(v, _)| v == value).count();
+    &by_value[from..from + len]
 }
 
 /// Every ledger sample stays within its account's limit.
@@ -257,6 +273,57 @@ pub fn memory_bounds(events: &[Event]) -> Vec<Violation> {
 pub const FINAL_PHASE_START: &str = "final phase: start";
 /// Marks the end of the final fault-free phase of a pub/sub run (a harness note).
 pub const FINAL_PHASE_END: &str = "final phase: end";
+/// Note the pub/sub world emits when its cluster becomes whole during the safety phase
+/// (every route up, every peer's interest held, route queues drained, every client
+/// connected).
+pub const CLUSTER_WHOLE: &str = "pubsub: cluster whole";
+/// Note the pub/sub world emits when its cluster stops being whole (or its monitor stops
+/// at the end of the safety phase).
+pub const CLUSTER_BROKEN: &str = "pubsub: cluster not whole";
+/// A value published in a fault-free window must be delivered when the window lasts
+/// this long after its publication.
+pub const WINDOW_GRACE_US: u64 = 500_000;
+
+/// Which faults of the schedule are in force, from the `fault` events' descriptions
+/// (the `Display` of `weir_faults::FaultKind`) and the harness's healing note.
+#[derive(Default)]
+struct Disturbance {
+    partitioned: bool,
+    down: BTreeSet<String>,
+    slow: BTreeSet<String>,
+}
+
+impl Disturbance {
+    fn on(&mut self, e: &EventKind) {
+        match e {
+            EventKind::Fault { desc } => {
+                let node = || desc.split_whitespace().nth(1).unwrap_or_default().to_string();
+                if desc.starts_with("partition") {
+                    self.partitioned = true;
+                } else if desc.starts_with("heal partitions") {
+                    self.partitioned = false;
+                } else if desc.starts_with("crash ") || desc.starts_with("pause ") {
+                    self.down.insert(node());
+                } else if desc.starts_with("restart ") || desc.starts_with("resume ") {
+                    self.down.remove(&node());
+                } else if desc.starts_with("slow link ") {
+                    let n = desc.split_whitespace().nth(2).unwrap_or_default().to_string();
+                    if desc.contains(" +0ms cap 0 B/s") {
+                        self.slow.remove(&n);
+                    } else {
+                        self.slow.insert(n);
+                    }
+                }
+            }
+            EventKind::Note { text } if text.starts_with("liveness phase") => *self = Disturbance::default(),
+            _ => {}
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.partitioned || !self.down.is_empty() || !self.slow.is_empty()
+    }
+}
 
 /// The unique value of pub/sub publisher `client`'s `seq`-th message.
 pub fn pubsub_value(client: u32, seq: u64) -> u64 {
@@ -336,9 +403,13 @@ impl Tally {
 ///   get it at most once between them;
 /// - order: each subscriber sees each publisher's values in publishing order;
 /// - completeness: every value published between [`FINAL_PHASE_START`] and
-///   [`FINAL_PHASE_END`] (no faults, interest established) reached every matching
-///   plain subscription and exactly one member of every matching queue group.
-pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
+///   [`FINAL_PHASE_END`] (no faults, interest established), and every value published
+///   in a fault-free window of the safety phase (no fault in force, none applied or
+///   healed in the last `settle_us` (what the world needs to notice a fault's
+///   after-effects, such as a route that missed its pings), and the cluster whole, between
+///   [`CLUSTER_WHOLE`] and [`CLUSTER_BROKEN`]) that lasted [`WINDOW_GRACE_US`] past it, reached every matching plain subscription and one member of every matching
+///   queue group.
+pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec], settle_us: u64) -> Vec<Violation> {
     let spec: BTreeMap<u32, &SubSpec> = subs.iter().map(|s| (s.client, s)).collect();
     let mut published: BTreeSet<u64> = BTreeSet::new();
     let mut required: Vec<u64> = Vec::new();
@@ -352,7 +423,25 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
     let (mut dup, mut queue_dup, mut order) =
         (Tally::new("pubsub-duplicate"), Tally::new("pubsub-queue-once"), Tally::new("pubsub-order"));
     let mut lost = Tally::new("pubsub-lost-fault-free");
+    // Fault-free windows of the safety phase: values published in the open window, with
+    // their time, required once the window has lasted the grace past them.
+    let (mut disturbance, mut whole, mut last_fault) = (Disturbance::default(), false, None::<u64>);
+    let mut in_window: Vec<(u64, u64)> = Vec::new();
     for e in events {
+        let settled = |last: Option<u64>| last.is_none_or(|f| e.time_us >= f + settle_us);
+        let was_open = whole && !disturbance.any() && settled(last_fault);
+        disturbance.on(&e.kind);
+        match &e.kind {
+            EventKind::Note { text } if text == CLUSTER_WHOLE => whole = true,
+            EventKind::Note { text } if text == CLUSTER_BROKEN => whole = false,
+            EventKind::Fault { .. } => last_fault = Some(e.time_us),
+            _ => {}
+        }
+        let open = whole && !disturbance.any() && settled(last_fault);
+        if was_open && !open {
+            let closed = e.time_us;
+            required.extend(in_window.drain(..).filter(|&(t, _)| t + WINDOW_GRACE_US <= closed).map(|(_, v)| v));
+        }
         match &e.kind {
             EventKind::Note { text } if text == FINAL_PHASE_START => phase = 1,
             EventKind::Note { text } if text == FINAL_PHASE_END => phase = 2,
@@ -360,6 +449,8 @@ pub fn pubsub_delivery(events: &[Event], subs: &[SubSpec]) -> Vec<Violation> {
                 published.insert(*value);
                 if phase == 1 {
                     required.push(*value);
+                } else if open {
+                    in_window.push((e.time_us, *value));
                 }
             }
             EventKind::Deliver { client, value, intact } => {
@@ -524,8 +615,8 @@ mod tests {
             ev(7, 1, deliver(10, b)),
             ev(8, 2, deliver(13, b)),
         ];
-        assert!(pubsub_delivery(&good, &subs).is_empty(), "{:?}", pubsub_delivery(&good, &subs));
-        let names = |es: &[Event]| pubsub_delivery(es, &subs).iter().map(|x| x.invariant).collect::<Vec<_>>();
+        assert!(pubsub_delivery(&good, &subs, 0).is_empty(), "{:?}", pubsub_delivery(&good, &subs, 0));
+        let names = |es: &[Event]| pubsub_delivery(es, &subs, 0).iter().map(|x| x.invariant).collect::<Vec<_>>();
         let mut bad = good.to_vec();
         bad.push(ev(9, 2, deliver(13, a)));
         bad.push(ev(9, 2, deliver(11, b)));
@@ -548,6 +639,52 @@ mod tests {
         // Outside the final phase, losses are allowed (at-most-once).
         let early: Vec<Event> = lost.iter().filter(|e| !matches!(e.kind, EventKind::Note { .. })).cloned().collect();
         assert!(names(&early).is_empty());
+    }
+
+    #[test]
+    fn a_fault_free_window_of_the_safety_phase_requires_delivery() {
+        let subs = vec![SubSpec { client: 10, node: 1, subject: "ps.>".into(), queue: None }];
+        let a = pubsub_value(0, 0);
+        let note = |t: &str| EventKind::Note { text: t.into() };
+        let fault = |d: &str| EventKind::Fault { desc: d.into() };
+        let names = |es: &[Event]| pubsub_delivery(es, &subs, 0).iter().map(|x| x.invariant).collect::<Vec<_>>();
+        let g = WINDOW_GRACE_US;
+        // Whole, no fault: `a` published at 1, the window closes long after; delivered or lost.
+        let window = |close: EventKind, at: u64| {
+            vec![
+                ev(0, 0, note(CLUSTER_WHOLE)),
+                ev(1, 1, EventKind::Publish { client: 0, value: a }),
+                ev(2, 1, EventKind::Deliver { client: 10, value: a, intact: true }),
+                ev(at, 0, close),
+            ]
+        };
+        assert!(names(&window(note(CLUSTER_BROKEN), 1 + g)).is_empty());
+        let lost = |es: Vec<Event>| {
+            let es: Vec<Event> = es.into_iter().filter(|e| !matches!(e.kind, EventKind::Deliver { .. })).collect();
+            names(&es)
+        };
+        assert_eq!(lost(window(note(CLUSTER_BROKEN), 1 + g)), ["pubsub-lost-fault-free"]);
+        assert_eq!(lost(window(fault("partition [1] | rest"), 1 + g)), ["pubsub-lost-fault-free"]);
+        assert_eq!(lost(window(fault("crash n2"), 2 * g)), ["pubsub-lost-fault-free"]);
+        // A window that closed within the grace, or a fault in force, excuses the loss.
+        assert!(lost(window(note(CLUSTER_BROKEN), g)).is_empty());
+        let mut slow = window(note(CLUSTER_BROKEN), 2 * g);
+        slow.insert(0, ev(0, 0, fault("slow link n2 +40ms cap 10000 B/s")));
+        assert!(lost(slow.clone()).is_empty());
+        slow.insert(1, ev(0, 0, fault("slow link n2 +0ms cap 0 B/s")));
+        assert_eq!(lost(slow), ["pubsub-lost-fault-free"]);
+        let mut down = window(note(CLUSTER_BROKEN), 2 * g);
+        down.insert(0, ev(0, 0, fault("crash n3")));
+        assert!(lost(down.clone()).is_empty());
+        down.insert(1, ev(0, 0, fault("restart n3 (heal)")));
+        assert_eq!(lost(down.clone()), ["pubsub-lost-fault-free"]);
+        // Within the settle time after the last fault (here the restart at 0), not yet.
+        let settling = |es: Vec<Event>, settle| {
+            let es: Vec<Event> = es.into_iter().filter(|e| !matches!(e.kind, EventKind::Deliver { .. })).collect();
+            pubsub_delivery(&es, &subs, settle).iter().map(|x| x.invariant).collect::<Vec<_>>()
+        };
+        assert!(settling(down.clone(), 2).is_empty());
+        assert_eq!(settling(down, 1), ["pubsub-lost-fault-free"]);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! healing, a wait (bounded by `liveness_ms`) until every route is up, every server
 //! holds its peers' interest and every client is connected again; then a final
 //! fault-free phase in which every message must reach every matching subscriber and
-//! one member of each matching queue group. [`check::pubsub_delivery`] judges the
+//! one member of each matching queue group. During the safety phase a watcher notes
+//! when the cluster becomes whole and stops being whole, so every fault-free window
+//! carries the same delivery requirement. [`check::pubsub_delivery`] judges the
 //! history; memory is sampled from each server's ledger.
 
-use crate::check::{self, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
+use crate::check::{self, CLUSTER_BROKEN, CLUSTER_WHOLE, FINAL_PHASE_END, FINAL_PHASE_START, SubSpec, Violation};
 use crate::harness::{Ctx, World, begin_incarnation};
 use crate::nats_client::NatsClient;
 use crate::node::{self, NodeNo};
@@ -42,6 +44,8 @@ const CLIENT_MAX_PENDING: u64 = 1024 * 1024;
 const CLIENT_OUTBOUND_LIMIT: u64 = 8 * 1024 * 1024;
 /// A route queue holding more than this is still draining a backlog.
 const DRAINED_BYTES: u64 = 64 * 1024;
+/// The servers' `max_payload` (see where it is set).
+const MAX_PAYLOAD: usize = 32 * 1024;
 /// Subscriber numbers start here (publishers are numbered from 0).
 const FIRST_SUBSCRIBER: u32 = 1_000;
 
@@ -195,8 +199,45 @@ async fn subscriber(p: Clients, spec: SubSpec, ready: Arc<AtomicBool>, stop: Arc
     received
 }
 
+/// How long a fault's after-effects may outlast it: the time a route takes to give up
+/// on a peer whose pings went unanswered during it (the dialer after `max_pings_out`
+/// periods, the acceptor after three), plus one period.
+fn settle(ctx: &Ctx) -> Duration {
+    let route = &ctx.cfg.route;
+    Duration::from_millis(route.ping_ms * (u64::from(route.max_pings_out.max(3)) + 2))
+}
+
+/// How often the watcher samples whether the cluster is whole.
+const WATCH_EVERY: Duration = Duration::from_millis(20);
+
+/// Notes [`CLUSTER_WHOLE`] and [`CLUSTER_BROKEN`] as the cluster's wholeness changes,
+/// until `stop`; closes an open window when it stops.
+async fn watcher(
+    sink: Arc<dyn EventSink>,
+    shared: Vec<NodeShared>,
+    subs: Vec<SubSpec>,
+    ready: Vec<Arc<AtomicBool>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut was_whole = false;
+    while !stop.load(Ordering::Relaxed) {
+        let now_whole = whole(&shared, &subs, &ready).is_ok();
+        if now_whole != was_whole {
+            let text = if now_whole { CLUSTER_WHOLE } else { CLUSTER_BROKEN };
+            sink.emit(HARNESS, EventKind::Note { text: text.into() });
+            was_whole = now_whole;
+        }
+        sleep(WATCH_EVERY).await;
+    }
+    if was_whole {
+        sink.emit(HARNESS, EventKind::Note { text: CLUSTER_BROKEN.into() });
+    }
+}
+
 /// The pub/sub world (see the module doc).
 pub struct PubsubWorld {
+    watch_stop: Arc<AtomicBool>,
+    watch: Option<JoinHandle<()>>,
     shared: Vec<NodeShared>,
     subs: Vec<SubSpec>,
     ready: Vec<Arc<AtomicBool>>,
@@ -229,6 +270,10 @@ impl World for PubsubWorld {
                 server_name: format!("n{i}"),
                 max_pending: CLIENT_MAX_PENDING,
                 max_outbound_total: CLIENT_OUTBOUND_LIMIT,
+                // Small enough that the smallest drawn route queue (128 KiB) holds the
+                // largest message: a server refuses a route that could not (issue 9,
+                // fault 3). The workload's payloads are far smaller.
+                max_payload: MAX_PAYLOAD,
                 write_deadline: Duration::from_secs(2),
                 cluster: Some(ClusterConfig {
                     listen: node::addr(i, ROUTE_PORT),
@@ -249,6 +294,7 @@ impl World for PubsubWorld {
                 ..NatsConfig::default()
             };
             let node_seed: u64 = ctx.rng.r#gen();
+            let bugs = ctx.bugs.broker();
             let (ns2, sink2, net2) = (ns.clone(), ctx.sink.clone(), net.clone());
             let h = ctx
                 .handle
@@ -267,6 +313,7 @@ impl World for PubsubWorld {
                             }
                         };
                         server.set_link_wrap(net.link_wrap());
+                        server.set_broker_bugs(bugs);
                         server.set_route_events(sink.clone());
                         *ns.monitor.lock().expect("monitor") = Some(server.monitor());
                         server.run(std::future::pending()).await;
@@ -302,7 +349,29 @@ impl World for PubsubWorld {
             let seed: u64 = ctx.rng.r#gen();
             pub_tasks.push(client_machine.spawn(publisher(params.clone(), id, node, seed, r, pub_stop.clone())));
         }
-        PubsubWorld { shared, subs, ready, pub_stop, sub_stop, pub_tasks, sub_tasks, totals: ClientStats::default() }
+        let watch_stop = Arc::new(AtomicBool::new(false));
+        let watch =
+            tokio::spawn(watcher(ctx.sink.clone(), shared.clone(), subs.clone(), ready.clone(), watch_stop.clone()));
+        PubsubWorld {
+            watch_stop,
+            watch: Some(watch),
+            shared,
+            subs,
+            ready,
+            pub_stop,
+            sub_stop,
+            pub_tasks,
+            sub_tasks,
+            totals: ClientStats::default(),
+        }
+    }
+
+    /// The fault-free windows end with the safety phase.
+    async fn end_safety(&mut self, _ctx: &Ctx) {
+        self.watch_stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watch.take() {
+            let _ = w.await;
+        }
     }
 
     fn on_crash(&mut self, _ctx: &Ctx, no: NodeNo) {
@@ -311,11 +380,15 @@ impl World for PubsubWorld {
     }
 
     /// Every route is up, every server holds its peers' interest, every client is
-    /// connected again.
-    async fn converge(&mut self, _ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+    /// connected again, and the healed faults' after-effects are over: a route whose
+    /// pings went unanswered during the last partition gives up within the settle time.
+    async fn converge(&mut self, ctx: &Ctx, deadline: Instant) -> Result<(), String> {
+        let settled_at = Instant::now() + settle(ctx);
         loop {
             match whole(&self.shared, &self.subs, &self.ready) {
-                Ok(()) => return Ok(()),
+                Ok(()) if Instant::now() >= settled_at => return Ok(()),
+                Ok(()) if Instant::now() >= deadline => return Ok(()),
+                Ok(()) => sleep(Duration::from_millis(20)).await,
                 Err(why) if Instant::now() >= deadline => return Err(format!("after healing: {why}")),
                 Err(_) => sleep(Duration::from_millis(20)).await,
             }
@@ -348,7 +421,8 @@ impl World for PubsubWorld {
     }
 
     async fn finish(self, ctx: &mut Ctx) -> (Vec<Violation>, ClientStats) {
-        let violations = check::pubsub_delivery(&ctx.events(), &self.subs);
+        let settle_us = settle(ctx).as_micros() as u64;
+        let violations = check::pubsub_delivery(&ctx.events(), &self.subs, settle_us);
         for n in &self.shared {
             n.monitor.lock().expect("monitor").take();
         }

@@ -23,6 +23,7 @@ use weir_core::server::node::{self as core_node, NodeConfig, NodeEnv, NodeStatus
 use weir_core::server::route::RouteConfig;
 use weir_core::store::STORE_INDEX;
 use weir_core::testing::LogApp;
+use weir_core::timer::Deadline;
 use weir_faults::FaultClass;
 
 const ROUTE_PORT: u16 = 6222;
@@ -216,7 +217,8 @@ async fn converge(
         let r = client_machine
             .spawn(async move {
                 let mut conn = None;
-                workload::request(&p, PROBE_CLIENT, &mut conn, target, value).await
+                let mut deadline = Deadline::after(p.timeout);
+                workload::request(&p, PROBE_CLIENT, &mut conn, target, value, &mut deadline).await
             })
             .await;
         if let Ok(Recorded::Ok(index)) = r {

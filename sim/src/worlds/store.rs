@@ -13,7 +13,9 @@
 //! agree with the history ([`store_outcomes`]).
 
 use crate::check::Violation;
-use crate::check::store::{FinalMsg, FinalStore, client_of, store_outcomes, subject_for};
+use crate::check::store::{
+    Entry, FinalMsg, FinalStore, Journal, ReadAsk, ReadContext, STORE_DIR, judge_read, store_outcomes, subject_for,
+};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
 use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
@@ -21,7 +23,7 @@ use crate::node::NodeNo;
 use crate::workload::{ClientStats, value_for};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,7 +39,7 @@ use weir_faults::FaultClass;
 use weir_traces::{EventKind, EventSink, HARNESS};
 
 /// The store's directory on the node's disk.
-const DIR: &str = "stream";
+const DIR: &str = STORE_DIR;
 /// The only node.
 const NODE: NodeNo = 1;
 /// How long cached windows and idle buffers live without use.
@@ -65,10 +67,62 @@ struct NodeParams {
     stop: Arc<AtomicBool>,
     /// Violations seen by the reader (survive crashes).
     read_violations: Arc<Mutex<Vec<Violation>>>,
-    /// Whether damage has been injected (reads may then meet corrupt records).
-    corrupted: Arc<AtomicBool>,
+    /// Deletes, recoveries and disk damage in order, and what the run knows about its
+    /// messages (shared by every incarnation).
+    book: Arc<Mutex<Book>>,
     start: Instant,
     seed: u64,
+}
+
+/// The world's book-keeping, kept across crashes.
+#[derive(Default)]
+struct Book {
+    /// What the checker judges deletes and recoveries by.
+    journal: Journal,
+    /// How many entries of the disk's damage record are in the journal.
+    damage_seen: usize,
+    /// Deletes asked whose outcome is not known yet: `true` once a crash or a failed
+    /// store cut them short (the next open finds out whether they happened).
+    deletes: BTreeMap<u64, bool>,
+    /// Acknowledged messages that must be readable (sequence to value): not asked to be
+    /// deleted and not reported lost; retention may still evict the oldest.
+    present: BTreeMap<u64, u64>,
+}
+
+impl Book {
+    /// Copy the damage the disk did since the last call into the journal.
+    fn take_damage(&mut self, disk: &SimDisk) {
+        let new = disk.damage_since(self.damage_seen);
+        self.damage_seen += new.len();
+        self.journal.extend(new.into_iter().map(Entry::Damage));
+    }
+
+    /// A store was opened: journal the damage before it, then its report; forget the
+    /// messages it lost and settle the deletes that were cut short.
+    fn opened(&mut self, disk: &SimDisk, fs: &mut FileStore) {
+        self.take_damage(disk);
+        let r = fs.recovery().clone();
+        for l in &r.lost {
+            for seq in l.seqs.clone() {
+                self.present.remove(&seq);
+            }
+        }
+        self.journal.push(Entry::Recovered { lost: r.lost, damaged: r.damaged });
+        let cut_short: Vec<u64> = self.deletes.iter().filter(|&(_, &cut)| cut).map(|(&s, _)| s).collect();
+        for seq in cut_short {
+            self.deletes.remove(&seq);
+            if let Ok(Some(m)) = fs.load(seq)
+                && let Some(value) = m.payload.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            {
+                self.journal.push(Entry::DeleteNotApplied(seq));
+                self.present.insert(seq, value);
+            }
+        }
+    }
+}
+
+fn book(p: &NodeParams) -> MutexGuard<'_, Book> {
+    p.book.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn store_config(cfg: &SimConfig, bugs: StoreBugs) -> FileStoreConfig {
@@ -133,7 +187,7 @@ async fn node_main(p: NodeParams) {
     for w in 0..p.cfg.run.clients {
         tokio::spawn(writer(p.clone(), disk.clone(), w, seed ^ (w as u64 + 1)));
     }
-    tokio::spawn(reader(p.clone(), seed ^ 0xEAD));
+    tokio::spawn(reader(p.clone(), disk.clone(), seed ^ 0xEAD));
     let bugs = p.bugs;
     let mut last_tick = Instant::now();
     loop {
@@ -146,8 +200,9 @@ async fn node_main(p: NodeParams) {
                 StoreMemory::from_ledger(&p.ledger),
             );
             match opened {
-                Ok(fs) => {
+                Ok(mut fs) => {
                     emit_recovery(&*p.sink, NODE, &fs);
+                    book(&p).opened(&disk, &mut fs);
                     *lock(&p.slot) = Some(fs);
                 }
                 Err(e) => p.sink.emit(NODE, EventKind::Note { text: format!("store open failed: {e}") }),
@@ -188,17 +243,34 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
                 let mut g = lock(&p.slot);
                 let Some(fs) = g.as_mut() else { continue };
                 p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: false });
-                let r = fs.delete(seq);
-                if let Err(e) = &r
-                    && must_reopen(e)
                 {
-                    g.take();
+                    let mut b = book(&p);
+                    b.journal.push(Entry::DeleteAsked(seq));
+                    b.present.remove(&seq);
+                    b.deletes.insert(seq, false);
+                }
+                let r = fs.delete(seq);
+                match &r {
+                    Err(e) if must_reopen(e) => {
+                        g.take();
+                        book(&p).deletes.insert(seq, true);
+                    }
+                    Err(_) => {
+                        // Nothing was changed: the message must stay.
+                        let mut b = book(&p);
+                        b.deletes.remove(&seq);
+                        b.journal.push(Entry::DeleteFailed(seq));
+                    }
+                    Ok(_) => {}
                 }
                 r.is_ok()
             };
             tokio::time::sleep(disk_time(&disk, 48)).await;
             if done {
                 p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: true });
+                let mut b = book(&p);
+                b.deletes.remove(&seq);
+                b.journal.push(Entry::DeleteDone(seq));
             }
             continue;
         }
@@ -224,6 +296,7 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
                 if acked.len() > 64 {
                     acked.pop_front();
                 }
+                book(&p).present.insert(seq, value);
                 EventKind::ClientOk { client, value, index: seq }
             }
             Err(e) if must_reopen(&e) => EventKind::ClientUnknown { client, value, reason: e.to_string() },
@@ -233,16 +306,8 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
     }
 }
 
-/// Check one loaded message on its own: its payload and subject must be what some
-/// writer appended.
-fn verify(seq: u64, subject: &str, body: &[u8], len: usize) -> Option<String> {
-    let value = body.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let ok = value.is_some_and(|v| body == payload(v, len) && subject == subject_for(client_of(v), v));
-    (!ok).then(|| format!("seq {seq} read back {} bytes on {subject:?} that no writer appended", body.len()))
-}
-
 /// Loads random sequences and scans by subject filter, checking every message.
-async fn reader(p: NodeParams, seed: u64) {
+async fn reader(p: NodeParams, disk: Arc<SimDisk>, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let len = p.cfg.workload.payload_bytes as usize;
     let clients = p.cfg.run.clients.max(1);
@@ -255,25 +320,30 @@ async fn reader(p: NodeParams, seed: u64) {
             continue;
         }
         let seq = rng.gen_range(st.first_seq..=st.last_seq);
-        let r = if rng.gen_bool(0.5) {
-            fs.load(seq)
+        let (ask, r) = if rng.gen_bool(0.5) {
+            (ReadAsk::Load(seq), fs.load(seq))
         } else {
-            let filter = format!("w{}.>", rng.gen_range(0..clients));
-            fs.load_next(&filter, seq).map(|m| m.filter(|m| m.subject.starts_with(&filter[..filter.len() - 1])))
+            let client = rng.gen_range(0..clients);
+            (ReadAsk::Next { client, from: seq }, fs.load_next(&format!("w{client}.>"), seq))
         };
-        let problem = match r {
-            Ok(Some(m)) if m.seq < seq => Some(format!("asked for seq >= {seq}, got {}", m.seq)),
-            Ok(Some(m)) => verify(m.seq, &m.subject, &m.payload, len),
-            Ok(None) | Err(StoreError::NoMemory { .. }) => None,
-            Err(StoreError::Corrupt { .. }) if p.corrupted.load(Ordering::Relaxed) => None,
-            Err(e) if must_reopen(&e) => {
-                g.take();
-                None
-            }
-            Err(e) => Some(format!("reading seq {seq}: {e}")),
-        };
-        if let Some(detail) = problem {
-            p.read_violations.lock().expect("violations").push(Violation { invariant: "read-integrity", detail });
+        if let Err(e) = &r
+            && must_reopen(e)
+        {
+            g.take();
+        }
+        let damaged_blocks: BTreeSet<u64> = disk
+            .damage()
+            .iter()
+            .filter_map(|d| d.path.strip_prefix(&format!("{DIR}/"))?.strip_suffix(".blk")?.parse().ok())
+            .collect();
+        let evictable_below =
+            if p.cfg.store.max_msgs == 0 { 0 } else { (st.last_seq + 1).saturating_sub(p.cfg.store.max_msgs) };
+        let b = book(&p);
+        let cx =
+            ReadContext { present: &b.present, evictable_below, damaged_blocks: &damaged_blocks, payload_len: len };
+        if let Some(violation) = judge_read(ask, &r, &cx) {
+            drop(b);
+            p.read_violations.lock().expect("violations").push(violation);
         }
     }
 }
@@ -310,7 +380,7 @@ impl World for StoreWorld {
             incarnation: Arc::default(),
             stop: Arc::default(),
             read_violations: Arc::default(),
-            corrupted: Arc::default(),
+            book: Arc::default(),
             start: ctx.start,
             seed: ctx.rng.r#gen(),
             cfg,
@@ -322,12 +392,12 @@ impl World for StoreWorld {
 
     fn on_crash(&mut self, _ctx: &Ctx, _no: NodeNo) {
         lock(&self.p.slot).take();
+        // Deletes in flight may or may not have happened: the next open finds out.
+        book(&self.p).deletes.values_mut().for_each(|cut| *cut = true);
     }
 
     fn corrupt(&mut self, _ctx: &Ctx, _no: NodeNo) -> String {
-        let desc = corrupt(&self.disk, &self.p.cfg, &mut self.fault_rng);
-        self.p.corrupted.store(true, Ordering::Relaxed);
-        desc
+        corrupt(&self.disk, &self.p.cfg, &mut self.fault_rng)
     }
 
     async fn end_safety(&mut self, _ctx: &Ctx) {
@@ -354,7 +424,8 @@ impl World for StoreWorld {
         ctx.kill(NODE);
         lock(&self.p.slot).take();
         ctx.sink.emit(NODE, EventKind::NodeCrash);
-        let fin = final_read(&self.disk, &self.p.cfg, &*ctx.sink);
+        book(&self.p).deletes.values_mut().for_each(|cut| *cut = true);
+        let fin = final_read(&self.disk, &self.p.cfg, &*ctx.sink, &mut book(&self.p));
         let mut violations: Vec<Violation> = self.p.read_violations.lock().expect("violations").drain(..).collect();
         let events = ctx.events();
         match fin {
@@ -442,10 +513,16 @@ async fn probe(p: &NodeParams, deadline: Instant) -> Result<(), String> {
 }
 
 /// Open the store as it survived the final power cut and read every message.
-fn final_read(disk: &Arc<SimDisk>, cfg: &SimConfig, sink: &dyn EventSink) -> Result<FinalStore, StoreError> {
+fn final_read(
+    disk: &Arc<SimDisk>,
+    cfg: &SimConfig,
+    sink: &dyn EventSink,
+    book: &mut Book,
+) -> Result<FinalStore, StoreError> {
     let mem = StoreMemory::standalone(64 << 20, 64 << 20);
     let mut fs = FileStore::open(disk.clone(), DIR, limits(cfg), store_config(cfg, StoreBugs::default()), mem)?;
     emit_recovery(sink, HARNESS, &fs);
+    book.opened(disk, &mut fs);
     let st = fs.state();
     let mut msgs = Vec::with_capacity(st.msgs as usize);
     for seq in st.first_seq..=st.last_seq {
@@ -459,6 +536,7 @@ fn final_read(disk: &Arc<SimDisk>, cfg: &SimConfig, sink: &dyn EventSink) -> Res
         msgs,
         max_msgs: cfg.store.max_msgs,
         payload_len: cfg.workload.payload_bytes as usize,
+        journal: std::mem::take(&mut book.journal),
     })
 }
 

@@ -28,13 +28,14 @@
 //! [`Broker::may_respond`] then allows it to publish to.
 
 use super::auth::{GLOBAL_ACCOUNT, Permissions};
+use super::connz::{ClientView, ConnStat, SubDetail};
 use super::js::{JsHandle, MAX_CASCADE, Outs};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::jetstream::engine::JsOut;
 use crate::mem::{self, Account};
 use crate::proto::{self, ByteStr, no_responders_msg};
-use crate::server::route::{RouteOut, RoutePush, encode_interest, encode_msg};
+use crate::server::route::{Class, DropReason, RouteOut, RoutePush, encode_interest, encode_msg};
 use crate::subject::{self, SubId, SubIndex};
 use bytes::Bytes;
 use rand::Rng;
@@ -134,6 +135,8 @@ struct Client {
     connected: bool,
     /// Its subscriptions by sid; the sid is shared with [`Sub::sid`].
     sids: BTreeMap<Arc<str>, SubId>,
+    /// Its figures for `/connz`.
+    stat: Arc<ConnStat>,
 }
 
 /// One subscription (its subject and queue live in the index only, under its [`SubId`]).
@@ -180,11 +183,63 @@ struct Peer {
     addr: Option<String>,
     /// Its interest, as ids in [`Broker::remote`].
     subs: BTreeMap<InterestKey, SubId>,
+    /// Messages and payload bytes received from it, and queued to it (`/routez`).
+    traffic: RouteTraffic,
+}
+
+/// One peer's message counters (`/routez`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteTraffic {
+    /// Messages received from the peer.
+    pub in_msgs: u64,
+    /// Payload and header bytes received from the peer.
+    pub in_bytes: u64,
+    /// Messages queued to the peer.
+    pub out_msgs: u64,
+    /// Payload and header bytes queued to the peer.
+    pub out_bytes: u64,
+}
+
+/// One route peer as the broker sees it, for `/routez`.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    /// The peer's server id.
+    pub server_id: String,
+    /// Our sending connection's id, if it is up.
+    pub out_conn: Option<RouteConnId>,
+    /// Bytes queued on it.
+    pub pending: u64,
+    /// The peer's route address (`host:port`), from its handshake.
+    pub addr: Option<String>,
+    /// Its interest entries held.
+    pub num_subs: usize,
+    /// Their account, subject and queue (when asked for).
+    pub subs: Vec<SubDetail>,
+    /// Message counters.
+    pub traffic: RouteTraffic,
+}
+
+/// Deliberate defects for the simulator's known-bug switches; all off in production
+/// (nothing but the simulator sets them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerBugs {
+    /// Wildcard interest a peer sends over any route connection after its first one (a
+    /// reconnect) is held and counted but indexed under a subject no message matches, so
+    /// messages for it are silently not forwarded.
+    pub route_drops_interest: bool,
+    /// A message for a queue group with a local member is also forwarded to a peer with
+    /// members, so the group gets it twice.
+    pub queue_double_delivery: bool,
 }
 
 /// Routing state shared by all connections of one server.
 #[derive(Debug)]
 pub struct Broker {
+    /// Known-bug switches (see [`BrokerBugs`]).
+    bugs: BrokerBugs,
+    /// Route connections each peer opened to us, counted only with
+    /// [`BrokerBugs::route_drops_interest`] on.
+    bug_route_opens: BTreeMap<Arc<str>, u32>,
     /// Every NATS account, `$G` first; their ids index this table.
     accounts: Vec<NatsAccount>,
     /// Every local subscription, under its id in its account's index.
@@ -201,6 +256,9 @@ pub struct Broker {
     /// Subjects whose local interest JetStream watches (push consumers' deliver
     /// subjects): how many consumers watch each, and the interest last reported.
     watched: BTreeMap<String, (u32, bool)>,
+    /// Pressured route queues that messages went to since the last
+    /// [`Broker::take_route_stalls`] (no duplicates): their publishers wait.
+    route_stalls: Vec<Arc<RouteOut>>,
     /// The ledger's `client.subs` account, charged [`sub_cost`] per local subscription.
     subs_account: Option<Arc<Account>>,
     /// The newest subscription id of any account's index: ids are drawn from one
@@ -240,6 +298,8 @@ impl Broker {
     /// An empty broker whose queue-group picks draw from `seed`.
     pub fn new(seed: u64, stats: Arc<Stats>) -> Broker {
         let mut b = Broker {
+            bugs: BrokerBugs::default(),
+            bug_route_opens: BTreeMap::new(),
             accounts: Vec::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
@@ -252,9 +312,15 @@ impl Broker {
             watched: BTreeMap::new(),
             subs_account: None,
             last_key: None,
+            route_stalls: Vec::new(),
         };
         b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
         b
+    }
+
+    /// Turn known-bug switches on (the simulator only).
+    pub fn set_bugs(&mut self, bugs: BrokerBugs) {
+        self.bugs = bugs;
     }
 
     /// Add the NATS account `name` with `limits` (or change the limits of an existing
@@ -364,9 +430,126 @@ impl Broker {
                 no_responders: false,
                 connected: false,
                 sids: BTreeMap::new(),
+                stat: Arc::new(ConnStat::default()),
             },
         );
         id
+    }
+
+    /// Client `id`'s live figures for `/connz` (the connection updates them too).
+    pub fn conn_stat(&self, id: ClientId) -> Option<Arc<ConnStat>> {
+        self.clients.get(&id).map(|c| c.stat.clone())
+    }
+
+    /// The clients for `/connz`: client `cid` only (0: all), only those of account
+    /// `account` (empty: all), with their subscriptions when `with_subs`.
+    pub fn client_views(&self, cid: ClientId, account: &str, with_subs: bool) -> Vec<ClientView> {
+        let selected: Box<dyn Iterator<Item = (&ClientId, &Client)>> = if cid > 0 {
+            Box::new(self.clients.get_key_value(&cid).into_iter())
+        } else {
+            Box::new(self.clients.iter())
+        };
+        selected
+            .filter(|(_, c)| account.is_empty() || *self.accounts[c.account].name == *account)
+            .map(|(&id, c)| ClientView {
+                cid: id,
+                stat: c.stat.clone(),
+                pending: c.out.pending(),
+                account: self.accounts[c.account].name.to_string(),
+                num_subs: c.sids.len(),
+                subs: if with_subs {
+                    c.sids.values().filter_map(|k| self.sub_detail(*k, false)).collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+
+    /// Subscription `key` as `/connz` and `/subsz` show it (`with_account` for `/subsz`).
+    fn sub_detail(&self, key: SubId, with_account: bool) -> Option<SubDetail> {
+        let sub = self.subs.get(&key)?;
+        let account = &self.accounts[self.clients.get(&sub.client)?.account];
+        let (subject, queue) = account.index.subscription(key)?;
+        Some(SubDetail {
+            account: if with_account { account.name.to_string() } else { String::new() },
+            subject: subject.to_owned(),
+            queue: queue.unwrap_or_default().to_owned(),
+            sid: sub.sid.to_string(),
+            msgs: sub.delivered,
+            max: sub.max.unwrap_or(0),
+            cid: sub.client,
+        })
+    }
+
+    /// Every local subscription for `/subsz`, in account then creation order: only
+    /// account `account`'s (empty: all), only those a message on the literal subject
+    /// `test` would reach (empty: all).
+    pub fn sub_details(&self, account: &str, test: &str) -> Vec<SubDetail> {
+        let mut keys: Vec<(AccountId, SubId)> = self
+            .subs
+            .iter()
+            .filter_map(|(k, s)| Some((self.clients.get(&s.client)?.account, *k)))
+            .filter(|(a, _)| account.is_empty() || *self.accounts[*a].name == *account)
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .filter_map(|(_, k)| self.sub_detail(k, true))
+            .filter(|d| test.is_empty() || subject::matches(&d.subject, test))
+            .collect()
+    }
+
+    /// The local subscription figures for `/subsz` (nats-server's `SublistStats`) of
+    /// account `account` (empty: all; the counters are server-wide).
+    pub fn sublist_stats(&self, account: &str) -> super::connz::SublistStats {
+        let st = &self.stats;
+        let matches = st.sub_matches.load(Ordering::Relaxed);
+        let fanout = st.sub_fanout.load(Ordering::Relaxed);
+        super::connz::SublistStats {
+            num_subscriptions: self
+                .accounts
+                .iter()
+                .filter(|a| account.is_empty() || *a.name == *account)
+                .map(|a| a.index.len() as u64)
+                .sum(),
+            num_cache: 0,
+            num_inserts: st.sub_inserts.load(Ordering::Relaxed),
+            num_removes: st.sub_removes.load(Ordering::Relaxed),
+            num_matches: matches,
+            cache_hit_rate: 0.0,
+            max_fanout: st.sub_max_fanout.load(Ordering::Relaxed),
+            avg_fanout: if matches == 0 { 0.0 } else { fanout as f64 / matches as f64 },
+        }
+    }
+
+    /// Every route peer we have a sending connection to, for `/routez`, with its
+    /// interest when `with_subs`.
+    pub fn peer_views(&self, with_subs: bool) -> Vec<PeerView> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.out.is_some())
+            .map(|(id, p)| PeerView {
+                server_id: id.to_string(),
+                out_conn: p.out.as_ref().map(|(c, _)| *c),
+                pending: p.out.as_ref().map_or(0, |(_, o)| o.queued_bytes()),
+                addr: p.addr.clone(),
+                num_subs: p.subs.len(),
+                subs: if with_subs {
+                    p.subs
+                        .keys()
+                        .map(|(a, subject, queue)| SubDetail {
+                            account: self.accounts[*a].name.to_string(),
+                            subject: subject.clone(),
+                            queue: queue.clone().unwrap_or_default(),
+                            ..SubDetail::default()
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                traffic: p.traffic,
+            })
+            .collect()
     }
 
     /// Record what a client negotiated in CONNECT.
@@ -505,6 +688,7 @@ impl Broker {
         if let Some(c) = self.clients.get_mut(&id) {
             c.sids.insert(sid, key);
         }
+        self.stats.sub_inserts.fetch_add(1, Ordering::Relaxed);
         self.interest_up(account, subject.to_owned(), queue.map(str::to_owned));
         self.invariants();
         Ok(())
@@ -546,6 +730,7 @@ impl Broker {
             return;
         };
         a.index.remove(key);
+        self.stats.sub_removes.fetch_add(1, Ordering::Relaxed);
         a.subs_mem.release(account_sub_cost(&subject, queue.as_deref(), sid));
         if let Some(a) = &self.subs_account {
             a.release(sub_cost(&subject, sid));
@@ -764,8 +949,14 @@ impl Broker {
         }
         let mut targets = m.plain.clone();
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
+        self.stats.count_match(targets.len() as u64);
         let served: BTreeSet<&str> = m.queues.iter().filter(|(_, v)| !v.is_empty()).map(|(q, _)| &**q).collect();
+        let stalls = self.route_stalls.len();
         let delivered = self.forward(account, msg, &served);
+        if from == SERVER_CLIENT {
+            // Nobody waits for the server's own messages (JetStream's): no stall to record.
+            self.route_stalls.truncate(stalls);
+        }
         delivered + self.deliver(msg, targets, wakes)
     }
 
@@ -784,7 +975,7 @@ impl Broker {
             sends.entry(p).or_default();
         }
         for (queue, members) in &m.queues {
-            if served.contains(&**queue) {
+            if served.contains(&**queue) && !self.bugs.queue_double_delivery {
                 continue;
             }
             // One entry per peer, so that a peer with several matching patterns is not favoured.
@@ -796,24 +987,45 @@ impl Broker {
             }
         }
         let mut sent = 0;
+        let mut to: Vec<Arc<str>> = Vec::new();
         for (peer, queues) in sends {
             let Some((_, out)) = self.peers.get(peer).and_then(|p| p.out.as_ref()) else { continue };
-            // An empty header block arrives here as `None` (the client connection drops it),
-            // and the receiving server encodes deliveries with `proto::encode_msg`, which
-            // treats an empty block as none; the route frame itself should follow the same
-            // rule for other producers (note for the route layer's owner).
             let account = &self.accounts[account].name;
             let Some(frame) =
                 encode_msg(account, &msg.subject, msg.reply.as_deref(), msg.headers.as_ref(), &msg.payload, &queues)
             else {
+                // Only a frame with very many queue names can get here: the frame limit
+                // admits every message size the server accepts.
+                let n = out.drops().count(Class::Msg, DropReason::TooLarge);
+                tracing::warn!(peer = %peer, subject = %msg.subject, dropped = n, "message too large for the route frame limit; dropped");
                 continue;
             };
             if out.push_msg(frame) == RoutePush::Queued {
                 sent += 1;
                 self.stats.route_out_msgs.fetch_add(1, Ordering::Relaxed);
+                to.push(peer.clone());
+            }
+            if out.pressured() && !self.route_stalls.iter().any(|o| Arc::ptr_eq(o, out)) {
+                // Bounded by the live routes even if a caller never takes them.
+                self.route_stalls.retain(|o| !o.is_closed());
+                self.route_stalls.push(out.clone());
+            }
+        }
+        let size = (msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len())) as u64;
+        for p in to {
+            if let Some(p) = self.peers.get_mut(&p) {
+                p.traffic.out_msgs += 1;
+                p.traffic.out_bytes += size;
             }
         }
         sent
+    }
+
+    /// The pressured route queues messages went to since the last call (each once): the
+    /// publishing client waits for them to drain, bounded, with the broker lock released
+    /// (see the route stack's "Publishers first").
+    pub fn take_route_stalls(&mut self) -> Vec<Arc<RouteOut>> {
+        std::mem::take(&mut self.route_stalls)
     }
 
     /// Queue `msg` to each subscription in `targets`, closing slow consumers and
@@ -843,7 +1055,9 @@ impl Broker {
             match client.out.push_deferred(encode, wakes) {
                 Push::Queued => {
                     delivered += 1;
-                    out_bytes += (msg.payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+                    let n = (msg.payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
+                    out_bytes += n;
+                    client.stat.count_out(n);
                 }
                 Push::Closed | Push::Dropped => {}
                 Push::SlowConsumer => slow.push(sub.client),
@@ -975,6 +1189,9 @@ impl Broker {
         }
         peer.inbound = Some(conn);
         peer.addr = Some(addr);
+        if self.bugs.route_drops_interest {
+            *self.bug_route_opens.entry(Arc::from(server_id)).or_default() += 1;
+        }
         for ((account, ..), id) in std::mem::take(&mut peer.subs) {
             self.accounts[account].remote.remove(id);
         }
@@ -1022,9 +1239,17 @@ impl Broker {
         let key = (account, subject, queue);
         let p = self.peers.get_mut(server_id).expect("looked up above");
         let remote = &mut self.accounts[account].remote;
+        let reconnected = self.bug_route_opens.get(server_id).is_some_and(|&n| n > 1);
         if sub {
             if let std::collections::btree_map::Entry::Vacant(e) = p.subs.entry(key) {
                 let (_, subject, queue) = e.key();
+                let dropped;
+                let subject = if reconnected && subject.contains(['*', '>']) {
+                    dropped = format!("_dropped.{}", subject.replace(['*', '>'], "x"));
+                    &dropped
+                } else {
+                    subject
+                };
                 let sub_id = remote.insert(subject, queue.as_deref(), id).map_err(|e| e.to_string())?;
                 e.insert(sub_id);
             }
@@ -1050,6 +1275,10 @@ impl Broker {
             return 0;
         }
         self.stats.route_in_msgs.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = self.peers.get_mut(server_id) {
+            p.traffic.in_msgs += 1;
+            p.traffic.in_bytes += (msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len())) as u64;
+        }
         let Some(account) = self.account_id(account) else { return 0 };
         let m = self.accounts[account].index.matching(&msg.subject);
         let mut targets = m.plain;

@@ -34,8 +34,12 @@ pub struct ClusterConfig {
     pub routes: Vec<RouteTarget>,
     /// Cluster name; peers with another name are refused.
     pub name: String,
-    /// Most bytes queued for one route; messages over it are dropped.
+    /// Most bytes queued for one route (charged cost, see `route::out`); messages over
+    /// it are dropped, once publishers have waited `max_publisher_stall`.
     pub max_pending: u64,
+    /// Longest a publisher waits for a pressured route queue before going on (see the
+    /// route stack's "Publishers first").
+    pub max_publisher_stall: Duration,
     /// A write making no progress for this long ends the connection (the write deadline).
     pub stall_timeout: Duration,
     /// Keepalive period; a receiver that hears nothing for three of these ends the connection.
@@ -63,6 +67,7 @@ impl Default for ClusterConfig {
             routes: Vec::new(),
             name: "weir".to_owned(),
             max_pending: DEFAULT_ROUTE_MAX_PENDING,
+            max_publisher_stall: Duration::from_millis(100),
             stall_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(2),
             max_pings_out: 2,
@@ -76,6 +81,26 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Check that a route can carry the largest message a server with `max_payload`
+    /// and `max_control_line` accepts: the per-route cap and the `route.outbound` limit
+    /// (`route_total`) must each hold at least one such frame. The error names the
+    /// settings to change (issue 9, fault 3: a too-large message must not vanish).
+    pub fn check_sizes(&self, max_payload: usize, max_control_line: usize, route_total: u64) -> Result<(), String> {
+        let need = crate::server::route::largest_msg_frame_cost(max_payload, max_control_line);
+        if self.max_pending < need {
+            return Err(format!(
+                "cluster max_pending {} cannot hold one message of max_payload {max_payload} ({need} bytes queued); raise it or lower max_payload",
+                self.max_pending
+            ));
+        }
+        if route_total < need {
+            return Err(format!(
+                "route.outbound limit {route_total} cannot hold one message of max_payload {max_payload} ({need} bytes queued)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The route stack's setup for a server with id `server_id`.
     pub fn route_setup(&self, server_id: &str) -> RouteSetup {
         RouteSetup {
@@ -90,6 +115,7 @@ impl ClusterConfig {
                 max_pings_out: self.max_pings_out,
                 min_backoff: self.min_backoff,
                 max_backoff: self.max_backoff,
+                max_publisher_stall: self.max_publisher_stall,
             },
         }
     }
@@ -104,12 +130,14 @@ impl PubSubRoutes for BrokerRoutes {
         if let Some((host, port)) = self.0.advertised_client_addr() {
             out.push_control(crate::server::route::encode_client_url(host.as_deref(), port));
         }
+        self.0.route_seen(server_id, true);
         let opened = self.0.broker().route_out_open(server_id, conn, out.clone());
         debug_assert!(opened, "the route stack admits one live connection per peer");
     }
 
     fn out_close(&self, server_id: &str, conn: RouteConnId) {
         self.0.broker().route_out_close(server_id, conn);
+        self.0.route_gone(server_id);
     }
 
     fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str) {
@@ -124,6 +152,7 @@ impl PubSubRoutes for BrokerRoutes {
     }
 
     fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
+        self.0.route_seen(server_id, false);
         match frame {
             RouteFrame::Sub { account, subject, queue } => {
                 self.0.broker().route_interest(server_id, conn, true, &account, subject, queue)
@@ -148,5 +177,24 @@ impl PubSubRoutes for BrokerRoutes {
             }
             _ => Err("not a pub/sub frame".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 9, fault 3: a route that could not carry the largest accepted message is
+    /// refused at start, naming the setting; the defaults carry nats-server's default
+    /// `max_payload` and 20MB.
+    #[test]
+    fn route_sizes_must_admit_max_payload() {
+        let cc = ClusterConfig::default();
+        assert_eq!(cc.check_sizes(1 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL), Ok(()));
+        assert_eq!(cc.check_sizes(20 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL), Ok(()));
+        let e = cc.check_sizes(64 << 20, 4096, DEFAULT_ROUTE_OUTBOUND_TOTAL).unwrap_err();
+        assert!(e.contains("cluster max_pending") && e.contains("max_payload 67108864"), "{e}");
+        let e = cc.check_sizes(20 << 20, 4096, 8 << 20).unwrap_err();
+        assert!(e.contains("route.outbound limit"), "{e}");
     }
 }

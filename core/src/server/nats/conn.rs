@@ -7,6 +7,7 @@ use super::broker::{Broker, ClientId, Message, SubscribeError};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
+use crate::server::route::RouteOut;
 use crate::subject;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,9 @@ pub struct Conn {
     ping_max: u32,
     /// Subscribers' writers to wake after the current read batch.
     wakes: Wakes,
+    /// Pressured route queues this connection's messages went to: the read loop waits
+    /// for them before reading on (see [`Conn::take_route_stalls`]).
+    route_stalls: Vec<Arc<RouteOut>>,
     auth: Auth,
     /// The nonce INFO sent, which an NKEY user signs (empty when none was sent).
     nonce: String,
@@ -58,6 +62,8 @@ pub struct Conn {
     connected: bool,
     /// The first PONG after CONNECT was sent (see [`Conn::first_pong_sent`]).
     first_pong: bool,
+    /// Its `/connz` figures (from the broker at [`Conn::begin`]).
+    stat: Option<Arc<super::connz::ConnStat>>,
 }
 
 impl Conn {
@@ -70,6 +76,7 @@ impl Conn {
             pings_out: 0,
             ping_max,
             wakes: Wakes::default(),
+            route_stalls: Vec::new(),
             auth: Auth::None,
             nonce: String::new(),
             awaiting_auth: false,
@@ -77,6 +84,7 @@ impl Conn {
             max_subs: 0,
             connected: false,
             first_pong: false,
+            stat: None,
         }
     }
 
@@ -98,6 +106,7 @@ impl Conn {
     /// Put the new connection in its identity before any op: the default account, or
     /// the `no_auth_user`'s account and permissions.
     pub fn begin(&mut self, broker: &mut Broker) {
+        self.stat = broker.conn_stat(self.id);
         let identity = self.auth.default_identity();
         self.apply_identity(identity, broker);
     }
@@ -111,6 +120,11 @@ impl Conn {
         broker.set_identity(self.id, account, identity.permissions.clone());
         self.perms = identity.permissions;
         true
+    }
+
+    /// Its `/connz` figures (once [`Conn::begin`] ran).
+    pub fn stat(&self) -> Option<&Arc<super::connz::ConnStat>> {
+        self.stat.as_ref()
     }
 
     /// Whether a CONNECT was accepted.
@@ -259,6 +273,13 @@ impl Conn {
             return self.err_and_close(ERR_NO_RESPONDERS_NEEDS_HEADERS);
         }
         broker.set_options(self.id, info.headers, info.echo, info.no_responders);
+        if let Some(st) = &self.stat {
+            st.update_meta(|m| {
+                m.name = info.name.clone().unwrap_or_default();
+                m.lang = info.lang.clone().unwrap_or_default();
+                m.version = info.version.clone().unwrap_or_default();
+            });
+        }
         self.connected = true;
         self.opts = info;
         self.ok()
@@ -268,6 +289,9 @@ impl Conn {
         let size = msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len());
         stats.in_msgs.fetch_add(1, Ordering::Relaxed);
         stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        if let Some(st) = &self.stat {
+            st.count_in(size as u64);
+        }
         // Like nats-server: pedantic clients get an error for a non-literal subject, but the
         // message is still acknowledged and routed, its tokens matched literally.
         if self.opts.pedantic && !subject::is_valid_literal(&msg.subject) {
@@ -287,8 +311,21 @@ impl Conn {
             return Flow::Close;
         }
         broker.publish_deferred(self.id, &msg, &mut self.wakes);
+        self.route_stalls.extend(broker.take_route_stalls());
         // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
         if self.out.is_closed() { Flow::Close } else { Flow::Continue }
+    }
+
+    /// Whether a message of this connection went to a pressured route queue since the
+    /// last [`Conn::take_route_stalls`]: the read loop stops applying ops and waits.
+    pub fn route_stalled(&self) -> bool {
+        !self.route_stalls.is_empty()
+    }
+
+    /// The pressured route queues to wait for (bounded; see the route stack's
+    /// "Publishers first"), once the broker lock is released.
+    pub fn take_route_stalls(&mut self) -> Vec<Arc<RouteOut>> {
+        std::mem::take(&mut self.route_stalls)
     }
 
     /// Wake the writers of everyone this connection published to since the last call;

@@ -5,6 +5,7 @@ use super::broker::{Broker, REMOVE_STEP};
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
+use super::connz::{Clock, Connz, ConnzOptions, RouteInfo, Routez, Subsz, SubszOptions};
 use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
@@ -15,12 +16,14 @@ use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
 use crate::proto::{ClientParser, ParserConfig, ServerInfo, ServerOp};
 use crate::server::link::LinkWrap;
-use crate::server::route::{Handlers, Routes};
+use crate::server::route::{Handlers, RouteOut, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
+use crate::timer::{Missed, Ticker};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::{Instant, interval_at, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 
 /// A ledger holding the `client.outbound` account with `limit` bytes.
 pub fn ledger(limit: u64) -> Arc<Ledger> {
@@ -60,7 +63,8 @@ pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
 
 /// State shared by the accept loop, every connection and monitoring.
 pub(super) struct Shared {
-    cfg: NatsConfig,
+    /// The running configuration; [`Reloader::reload`] swaps it (see [`Shared::cfg`]).
+    cfg: Mutex<Arc<NatsConfig>>,
     pub(super) server_id: String,
     addr: SocketAddr,
     broker: Mutex<Broker>,
@@ -89,9 +93,64 @@ pub(super) struct Shared {
     /// Bumped whenever `urls` changes, so a client that was told an older set when it
     /// connected gets a fresh INFO once its CONNECT is in.
     urls_version: AtomicU64,
+    /// Held while an asynchronous INFO is built and queued, so that INFOs reach every
+    /// client in the order the URL set changed. Without it two changes close together
+    /// (B's and C's routes coming up at once) could queue the older set last, and a
+    /// client would keep a stale `connect_urls` until the next change (the discovery
+    /// fail-over test's flake). Taken before `urls` and the broker, never inside them.
+    info_order: Mutex<()>,
+    /// When the server started (monotonic; `/connz` and `/routez` times count from it).
+    started: Instant,
+    /// Each route peer's (up since, last frame) in ns since `started`, for `/routez`.
+    route_times: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Shared {
+    /// The running configuration. A connection reads it once where it starts, so a
+    /// reload reaches the connections made after it.
+    pub(super) fn cfg(&self) -> Arc<NatsConfig> {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make `new` the running configuration (see [`super::reload`]): accounts it names
+    /// are added and every account gets its limits at once; the rest applies to what
+    /// reads the configuration next.
+    pub(super) fn replace_cfg(&self, new: NatsConfig) {
+        {
+            let mut b = self.broker();
+            let limits = new.account_limits();
+            for name in new.account_names() {
+                b.add_account(&name, limits);
+            }
+        }
+        *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+
+    /// Monotonic ns since the server started.
+    pub(super) fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Record that our route to peer `server_id` came up (`up`), or that it sent a frame.
+    pub(super) fn route_seen(&self, server_id: &str, up: bool) {
+        let now = self.elapsed_ns();
+        let mut t = self.route_times.lock().unwrap_or_else(|e| e.into_inner());
+        match t.get_mut(server_id) {
+            Some(e) if !up => e.1 = now,
+            // Frames before our own route to it is up are not shown (its entry appears with
+            // the route), so the map holds one entry per live route only.
+            None if !up => {}
+            _ => {
+                t.insert(server_id.to_owned(), (now, now));
+            }
+        }
+    }
+
+    /// Our route to peer `server_id` ended: forget its times.
+    pub(super) fn route_gone(&self, server_id: &str) {
+        self.route_times.lock().unwrap_or_else(|e| e.into_inner()).remove(server_id);
+    }
+
     pub(super) fn broker(&self) -> MutexGuard<'_, Broker> {
         self.broker.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -111,7 +170,7 @@ impl Shared {
     /// 16 random bytes in base64url without padding (nats-server sends 11 in the same
     /// encoding; clients sign whatever string they get).
     fn nonce(&self) -> String {
-        if !self.cfg.auth.needs_nonce() {
+        if !self.cfg().auth.needs_nonce() {
             return String::new();
         }
         let mut bytes = [0u8; 16];
@@ -122,10 +181,10 @@ impl Shared {
     /// The client address told to peers, `(host, port)` (host `None`: the listen host is
     /// unspecified, the peer uses the route's source host); `None` with `no_advertise`.
     pub(super) fn advertised_client_addr(&self) -> Option<(Option<String>, u16)> {
-        if self.cfg.cluster.as_ref().is_none_or(|c| c.no_advertise) {
+        if self.cfg().cluster.as_ref().is_none_or(|c| c.no_advertise) {
             return None;
         }
-        if let Some(a) = &self.cfg.client_advertise {
+        if let Some(a) = &self.cfg().client_advertise {
             let a = a.trim();
             return Some(match a.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
                 Some((h, p)) if !h.is_empty() => (Some(h.trim_matches(['[', ']']).to_owned()), p),
@@ -150,6 +209,7 @@ impl Shared {
 
     /// Send every client whose CONNECT is in a fresh INFO (the others get one when it is).
     fn send_async_info(&self) {
+        let _order = self.info_order.lock().unwrap_or_else(|e| e.into_inner());
         let outs = self.broker().connected_client_outs();
         for (id, out) in outs {
             let mut info = self.info(id, None, "");
@@ -166,21 +226,21 @@ impl Shared {
         };
         ServerInfo {
             server_id: self.server_id.clone(),
-            server_name: if self.cfg.server_name.is_empty() {
+            server_name: if self.cfg().server_name.is_empty() {
                 self.server_id.clone()
             } else {
-                self.cfg.server_name.clone()
+                self.cfg().server_name.clone()
             },
-            version: self.cfg.nats_version.clone(),
+            version: self.cfg().nats_version.clone(),
             proto: 1,
             go: "rust".to_owned(),
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
             headers: true,
-            auth_required: self.cfg.auth.is_required(),
+            auth_required: self.cfg().auth.is_required(),
             tls_required: self.tls.is_some(),
-            tls_verify: self.cfg.tls.as_ref().is_some_and(|t| t.verify),
-            max_payload: self.cfg.max_payload as i64,
+            tls_verify: self.cfg().tls.as_ref().is_some_and(|t| t.verify),
+            max_payload: self.cfg().max_payload as i64,
             client_id,
             client_ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             cluster: self.routes.as_ref().map(|r| r.cluster_name().to_owned()).unwrap_or_default(),
@@ -210,16 +270,16 @@ impl Monitor {
         };
         Varz {
             server_id: s.server_id.clone(),
-            server_name: s.cfg.server_name.clone(),
-            version: s.cfg.nats_version.clone(),
+            server_name: s.cfg().server_name.clone(),
+            version: s.cfg().nats_version.clone(),
             weir_version: WEIR_VERSION.to_owned(),
             proto: 1,
             host: s.addr.ip().to_string(),
             port: s.addr.port(),
-            max_payload: s.cfg.max_payload,
-            max_pending: s.cfg.max_pending,
-            max_connections: s.cfg.max_connections,
-            max_subscriptions: s.cfg.max_subscriptions,
+            max_payload: s.cfg().max_payload,
+            max_pending: s.cfg().max_pending,
+            max_connections: s.cfg().max_connections,
+            max_subscriptions: s.cfg().max_subscriptions,
             connections,
             total_connections: s.stats.total_connections.load(Ordering::Relaxed),
             subscriptions,
@@ -236,6 +296,7 @@ impl Monitor {
                 route_in_msgs: s.stats.route_in_msgs.load(Ordering::Relaxed),
                 route_out_msgs: s.stats.route_out_msgs.load(Ordering::Relaxed),
                 remote_subs,
+                route_drops: r.route_drops(),
             }),
             routes,
             jetstream: s.js.as_ref().map(|_| {
@@ -253,6 +314,74 @@ impl Monitor {
 }
 
 impl Monitor {
+    fn clock(&self, now_ns: i64) -> Clock {
+        Clock { now_ns, elapsed_ns: self.shared.elapsed_ns() }
+    }
+
+    /// The `/connz` answer (nats-server's shape, see [`super::connz`]); `now_ns` is the
+    /// wall-clock time (ns since the epoch) to show.
+    pub fn connz(&self, opts: &ConnzOptions, now_ns: i64) -> Connz {
+        let views = self.shared.broker().client_views(opts.cid, &opts.account, opts.subs || opts.subs_detail);
+        Connz::build(self.shared.server_id.clone(), self.clock(now_ns), views, opts)
+    }
+
+    /// The `/subsz` answer (nats-server's shape, see [`super::connz`]).
+    pub fn subsz(&self, opts: &SubszOptions, now_ns: i64) -> Subsz {
+        let (stats, subs) = {
+            let b = self.shared.broker();
+            let subs = if opts.subs { b.sub_details(&opts.account, &opts.test) } else { Vec::new() };
+            (b.sublist_stats(&opts.account), subs)
+        };
+        Subsz::build(self.shared.server_id.clone(), now_ns, stats, subs, opts)
+    }
+
+    /// The `/routez` answer (nats-server's shape, see [`super::connz::RouteInfo`]);
+    /// `subs` and `detail` are `subs=1` and `subs=detail`.
+    pub fn routez(&self, subs: bool, detail: bool, now_ns: i64) -> Routez {
+        let s = &self.shared;
+        let clock = self.clock(now_ns);
+        let peers = s.broker().peer_views(subs || detail);
+        let times = s.route_times.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cfg = s.cfg();
+        let configured: Vec<&str> = cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
+        let routes: Vec<RouteInfo> = peers
+            .into_iter()
+            .map(|p| {
+                let (start, last) = times.get(&p.server_id).copied().unwrap_or((clock.elapsed_ns, clock.elapsed_ns));
+                let addr = p.addr.unwrap_or_default();
+                let (ip, port) = addr.rsplit_once(':').map_or((addr.as_str(), 0), |(h, p)| (h, p.parse().unwrap_or(0)));
+                RouteInfo {
+                    rid: p.out_conn.unwrap_or(0),
+                    remote_id: p.server_id,
+                    remote_name: String::new(),
+                    did_solicit: true,
+                    is_configured: configured.contains(&addr.as_str()),
+                    ip: ip.trim_matches(['[', ']']).to_owned(),
+                    port,
+                    start: clock.wall(start),
+                    last_activity: clock.wall(last),
+                    uptime: clock.since(start),
+                    idle: clock.since(last),
+                    pending_size: p.pending,
+                    in_msgs: p.traffic.in_msgs,
+                    out_msgs: p.traffic.out_msgs,
+                    in_bytes: p.traffic.in_bytes,
+                    out_bytes: p.traffic.out_bytes,
+                    subscriptions: p.num_subs,
+                    subs: if subs && !detail { p.subs.iter().map(|d| d.subject.clone()).collect() } else { Vec::new() },
+                    subs_detail: if detail { p.subs } else { Vec::new() },
+                }
+            })
+            .collect();
+        Routez {
+            server_id: s.server_id.clone(),
+            server_name: if s.cfg().server_name.is_empty() { s.server_id.clone() } else { s.cfg().server_name.clone() },
+            now: crate::jetstream::format_rfc3339_nano(now_ns),
+            num_routes: routes.len(),
+            routes,
+        }
+    }
+
     /// The `/accountz` answer (nats-server's shape, see [`super::accountz`]); `acc` is
     /// the `?acc=` value, `now_ns` the wall-clock time (ns since the epoch) to show.
     pub fn accountz(&self, acc: Option<&str>, now_ns: i64) -> super::accountz::Accountz {
@@ -402,9 +531,11 @@ impl NatsServer {
         let server_id = server_id(cfg.seed);
         let (route_listener, routes) = match &cfg.cluster {
             Some(cc) => {
-                if !ledger.sample().iter().any(|a| a.name == names::ROUTE_OUTBOUND) {
+                let Some(route_total) = ledger.get(names::ROUTE_OUTBOUND).map(|a| a.limit()) else {
                     return Err(std::io::Error::other("a clustered server's ledger needs a route.outbound account"));
-                }
+                };
+                cc.check_sizes(cfg.max_payload, cfg.max_control_line, route_total)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let l = TcpListener::bind(cc.listen).await?;
                 let raddr = l.local_addr()?;
                 let routes = Routes::new(cc.route_setup(&server_id), raddr, ledger.account(names::ROUTE_OUTBOUND));
@@ -455,6 +586,9 @@ impl NatsServer {
             ldm: Arc::new(Notify::new()),
             lame: AtomicBool::new(false),
             urls_version: AtomicU64::new(0),
+            info_order: Mutex::new(()),
+            started: Instant::now(),
+            route_times: Mutex::new(BTreeMap::new()),
             server_id,
             addr,
             broker: Mutex::new(broker),
@@ -470,7 +604,7 @@ impl NatsServer {
             ),
             ledger,
             nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
-            cfg,
+            cfg: Mutex::new(Arc::new(cfg)),
             routes,
         });
         Ok(NatsServer { listener, route_listener, shared })
@@ -489,6 +623,12 @@ impl NatsServer {
         }
     }
 
+    /// Turn the broker's known-bug switches on (the simulator only; see
+    /// [`BrokerBugs`](super::broker::BrokerBugs)); call before `run`.
+    pub fn set_broker_bugs(&self, bugs: super::broker::BrokerBugs) {
+        self.shared.broker().set_bugs(bugs);
+    }
+
     /// Record why route connections end as events of this server's node (see
     /// [`Routes::set_events`](crate::server::route::Routes::set_events)); call before `run`.
     pub fn set_route_events(&self, sink: Arc<dyn weir_traces::EventSink>) {
@@ -505,6 +645,11 @@ impl NatsServer {
     /// A handle that puts this server into lame-duck mode (see [`LameDuck`]).
     pub fn lame_duck(&self) -> LameDuck {
         LameDuck(self.shared.ldm.clone())
+    }
+
+    /// A handle that reloads this server's configuration (see [`super::reload`]).
+    pub fn reloader(&self) -> super::reload::Reloader {
+        super::reload::Reloader(self.shared.clone())
     }
 
     /// A monitoring handle.
@@ -568,7 +713,7 @@ impl NatsServer {
         tracing::info!("shutting down: draining clients");
         shared.broker().drain_all();
         drop(done_tx);
-        let _ = timeout(shared.cfg.write_deadline, done_rx.recv()).await;
+        let _ = timeout(shared.cfg().write_deadline, done_rx.recv()).await;
         for out in shared.broker().outbounds() {
             out.close(Closed::Abort);
         }
@@ -588,7 +733,7 @@ impl NatsServer {
 /// period, then close the clients one by one spread over the rest of the duration
 /// (as nats-server's `lameDuckMode`).
 async fn lame_duck(shared: &Shared) {
-    let cfg = &shared.cfg;
+    let cfg = shared.cfg();
     tracing::info!("Entering lame duck mode, stop accepting new clients");
     shared.lame.store(true, Ordering::Relaxed);
     shared.send_async_info();
@@ -618,14 +763,14 @@ async fn serve_conn(
 ) {
     let _ = stream.set_nodelay(true);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-    let out = Outbound::pooled(shared.account.clone(), shared.cfg.max_pending, &shared.pool);
+    let out = Outbound::pooled(shared.account.clone(), shared.cfg().max_pending, &shared.pool);
     let admitted = {
         let mut broker = shared.broker();
-        (broker.client_count() < shared.cfg.max_connections).then(|| broker.add_client(out.clone()))
+        (broker.client_count() < shared.cfg().max_connections).then(|| broker.add_client(out.clone()))
     };
     let Some(id) = admitted else {
         // As nats-server: INFO first, then the error, then close (before any TLS handshake).
-        tracing::warn!(%peer, max = shared.cfg.max_connections, "maximum connections exceeded, closing");
+        tracing::warn!(%peer, max = shared.cfg().max_connections, "maximum connections exceeded, closing");
         out.push(&ServerOp::Info(Box::new(shared.info(0, Some(peer), ""))));
         out.push(&ServerOp::Err(ERR_MAX_CONNECTIONS.to_owned()));
         out.close(Closed::Drain);
@@ -633,6 +778,15 @@ async fn serve_conn(
         return;
     };
     tracing::debug!(client = id, %peer, "client connected");
+    if let Some(st) = shared.broker().conn_stat(id) {
+        let now = shared.elapsed_ns();
+        st.start_ns.store(now, Ordering::Relaxed);
+        st.last_ns.store(now, Ordering::Relaxed);
+        st.update_meta(|m| {
+            m.ip = peer.ip().to_string();
+            m.port = peer.port();
+        });
+    }
     let nonce = shared.nonce();
     let told = shared.urls_version.load(Ordering::SeqCst);
     let info = ServerOp::Info(Box::new(shared.info(id, Some(peer), &nonce)));
@@ -644,8 +798,8 @@ async fn serve_conn(
             serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
         }
         Some(tls) => match tls.accept_client(stream, &info).await {
-            Ok(stream) => {
-                if tls.handshake_first() {
+            Ok((stream, info_inside)) => {
+                if info_inside {
                     out.push(&info);
                 }
                 serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
@@ -676,9 +830,9 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     nonce: String,
 ) {
     let (mut rd, wr) = tokio::io::split(stream);
-    let mut conn = Conn::new(id, out.clone(), shared.cfg.ping_max)
-        .with_auth(shared.cfg.auth.clone(), nonce)
-        .with_max_subscriptions(shared.cfg.max_subscriptions);
+    let mut conn = Conn::new(id, out.clone(), shared.cfg().ping_max)
+        .with_auth(shared.cfg().auth.clone(), nonce)
+        .with_max_subscriptions(shared.cfg().max_subscriptions);
     conn.begin(&mut shared.broker());
 
     let (writer_tx, writer_rx) = oneshot::channel::<()>();
@@ -696,7 +850,7 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     while !shared.broker().remove_client_step(id, REMOVE_STEP) {
         tokio::task::yield_now().await;
     }
-    let _ = timeout(shared.cfg.write_deadline, writer_rx).await;
+    let _ = timeout(shared.cfg().write_deadline, writer_rx).await;
     out.close(Closed::Abort);
     tracing::debug!(client = id, "client closed");
 }
@@ -704,11 +858,13 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
 /// Serve one client's reads; `told` is the URL-set version its first INFO carried.
 async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Arc<Outbound>) {
     let mut caught_up = false;
-    let cfg = &shared.cfg;
+    let cfg = shared.cfg();
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
     let mut rb = ReadBuf::new(shared.read_bufs.clone(), conn.id(), out.clone());
-    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    // A `Ticker`: polled on every read, it registers one timer per ping period (see
+    // `crate::timer`).
+    let mut ping = Ticker::starting_at(Instant::now() + cfg.ping_interval, cfg.ping_interval, Missed::Burst);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
     loop {
@@ -729,7 +885,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
                         }
                     }
                 };
-                if flow == Flow::Close {
+                if flow == Flow::Close || conn.route_stalled() {
                     break flow;
                 }
             }
@@ -738,11 +894,21 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
         if flow == Flow::Close {
             return;
         }
+        if conn.route_stalled() {
+            // A route queue this client feeds is pressured: wait for it (bounded) before
+            // applying the rest of the batch, then go on without reading (what is
+            // buffered may hold whole ops already).
+            if wait_for_routes(conn.take_route_stalls(), shared, out).await == Flow::Close {
+                return;
+            }
+            continue;
+        }
         if !caught_up && conn.first_pong_sent() {
             // After the first PONG that followed CONNECT (nats-server's `firstPongSent`): if
             // the cluster changed since the first INFO, send the new one. Earlier, a client
             // in its handshake (async-nats) takes the INFO for its PONG and loses it.
             caught_up = true;
+            let _order = shared.info_order.lock().unwrap_or_else(|e| e.into_inner());
             if shared.urls_version.load(Ordering::SeqCst) != told || shared.lame.load(Ordering::Relaxed) {
                 let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None, ""))));
             }
@@ -778,14 +944,37 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             }
             r = rd.read_buf(rb.bytes()) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(st) = conn.stat() {
+                        st.last_ns.store(shared.elapsed_ns(), Ordering::Relaxed);
+                    }
+                }
             },
         }
     }
 }
 
+/// Wait until every queue in `stalls` has room again, or the route stack's
+/// `max_publisher_stall` has passed (counting each wait, and each that timed out, on
+/// its route); `Flow::Close` if the client's own connection closes meanwhile.
+async fn wait_for_routes(stalls: Vec<Arc<RouteOut>>, shared: &Shared, out: &Outbound) -> Flow {
+    let Some(routes) = &shared.routes else { return Flow::Continue };
+    let deadline = sleep_until(Instant::now() + routes.max_publisher_stall());
+    tokio::pin!(deadline);
+    for q in stalls {
+        let timed_out = tokio::select! {
+            biased;
+            _ = out.wait_closed() => return Flow::Close,
+            _ = q.wait_room() => false,
+            _ = &mut deadline => true,
+        };
+        q.drops().count_stall(timed_out);
+    }
+    Flow::Continue
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, out: &Outbound, shared: &Shared) {
-    let deadline = shared.cfg.write_deadline;
+    let deadline = shared.cfg().write_deadline;
     while let Some(chunk) = out.next_chunk().await {
         let n = chunk.len() as u64;
         let write = timeout(deadline, async {

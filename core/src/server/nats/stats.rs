@@ -1,6 +1,6 @@
 //! Server-wide counters read by monitoring (`/varz`, `/metrics`).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Message and connection counters, updated with relaxed atomics.
 #[derive(Debug, Default)]
@@ -24,4 +24,23 @@ pub struct Stats {
     pub route_in_msgs: AtomicU64,
     /// Messages queued to route peers (one per peer a message went to).
     pub route_out_msgs: AtomicU64,
+    /// Local subscriptions ever added (`/subsz` `num_inserts`).
+    pub sub_inserts: AtomicU64,
+    /// Local subscriptions ever removed (`/subsz` `num_removes`).
+    pub sub_removes: AtomicU64,
+    /// Local subscription lookups for client publishes (`/subsz` `num_matches`).
+    pub sub_matches: AtomicU64,
+    /// Subscriptions those lookups selected, summed (`/subsz` `avg_fanout`).
+    pub sub_fanout: AtomicU64,
+    /// Most subscriptions one lookup selected (`/subsz` `max_fanout`).
+    pub sub_max_fanout: AtomicU64,
+}
+
+impl Stats {
+    /// Count one subscription lookup that selected `fanout` subscriptions.
+    pub fn count_match(&self, fanout: u64) {
+        self.sub_matches.fetch_add(1, Ordering::Relaxed);
+        self.sub_fanout.fetch_add(fanout, Ordering::Relaxed);
+        self.sub_max_fanout.fetch_max(fanout, Ordering::Relaxed);
+    }
 }

@@ -1,5 +1,6 @@
 //! [`Varz`]: a server snapshot for monitoring, shaped like nats-server's `/varz`.
 
+use crate::server::route::{DropReason, RouteDropStat};
 use serde::Serialize;
 
 /// One ledger account in a [`Varz`].
@@ -32,6 +33,16 @@ pub struct ClusterVarz {
     pub route_out_msgs: u64,
     /// (subject, queue) interest pairs held for route peers.
     pub remote_subs: usize,
+    /// Per route: messages and Raft frames dropped, by reason, and publisher stalls
+    /// (see `server::route`'s "Publishers first"; the same figures `/routez` shows).
+    pub route_drops: Vec<RouteDropStat>,
+}
+
+impl ClusterVarz {
+    /// Core NATS messages dropped on every route, all reasons.
+    pub fn route_dropped_msgs(&self) -> u64 {
+        self.route_drops.iter().map(|r| r.drops.msgs.total()).sum()
+    }
 }
 
 /// Server state for `/varz` and `/metrics`.
@@ -107,6 +118,9 @@ impl Varz {
             metric("route_in_msgs_total", "counter", "Messages received from routes.", c.route_in_msgs);
             metric("route_out_msgs_total", "counter", "Messages sent to routes.", c.route_out_msgs);
         }
+        if let Some(c) = &self.cluster {
+            write_route_drops(&mut s, &c.route_drops);
+        }
         for (field, help) in [("current", "Bytes charged"), ("peak", "Peak bytes charged"), ("limit", "Limit")] {
             s.push_str(&format!(
                 "# HELP weir_mem_{field}_bytes {help} per ledger account.\n# TYPE weir_mem_{field}_bytes gauge\n"
@@ -121,5 +135,46 @@ impl Varz {
             }
         }
         s
+    }
+}
+
+/// Per-route drop and stall counters in Prometheus text: `weir_route_dropped_total`
+/// with labels `route` (dialled address), `class` (`msg`, `raft`) and `reason`, and
+/// `weir_route_publisher_stalls_total` / `weir_route_publisher_stall_timeouts_total`
+/// with label `route`. Every reason is written, zeros included, so a rate is defined
+/// from the first scrape.
+pub fn write_route_drops(s: &mut String, routes: &[RouteDropStat]) {
+    use std::fmt::Write;
+    s.push_str("# HELP weir_route_dropped_total Frames dropped on a route, by class and reason.\n");
+    s.push_str("# TYPE weir_route_dropped_total counter\n");
+    for r in routes {
+        for (class, counts) in [("msg", &r.drops.msgs), ("raft", &r.drops.raft)] {
+            for reason in DropReason::ALL {
+                let _ = writeln!(
+                    s,
+                    "weir_route_dropped_total{{route=\"{}\",class=\"{class}\",reason=\"{}\"}} {}",
+                    r.addr,
+                    reason.name(),
+                    counts.get(reason)
+                );
+            }
+        }
+    }
+    for (name, help, get) in [
+        (
+            "route_publisher_stalls_total",
+            "Times a publisher waited for a pressured route queue.",
+            (|r: &RouteDropStat| r.drops.publisher_stalls) as fn(&RouteDropStat) -> u64,
+        ),
+        (
+            "route_publisher_stall_timeouts_total",
+            "Publisher waits that reached max_publisher_stall.",
+            |r: &RouteDropStat| r.drops.publisher_stall_timeouts,
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP weir_{name} {help}\n# TYPE weir_{name} counter");
+        for r in routes {
+            let _ = writeln!(s, "weir_{name}{{route=\"{}\"}} {}", r.addr, get(r));
+        }
     }
 }

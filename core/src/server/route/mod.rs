@@ -24,8 +24,26 @@
 //! | class | when it does not fit | why |
 //! |---|---|---|
 //! | interest (`Sub`/`Unsub`), `Ping` | evict queued Raft frames, oldest first; if still no room, close the queue: the connection ends, the receiver drops all of this server's interest, and the next connection starts with a full interest snapshot | a lost interest change would be wrong for as long as the connection lives (messages silently missing or sent in vain); a resync is always correct |
-//! | core NATS `Msg` | drop the new message, count it, evict nothing | core NATS is at-most-once; the publisher is not told, as in nats-server; evicting older messages would only trade one loss for another |
+//! | core NATS `Msg` | drop the new message, count it (per route and reason), evict nothing | core NATS is at-most-once; the publisher is not told, as in nats-server; evicting older messages would only trade one loss for another |
 //! | `Raft` | evict queued Raft frames, oldest first, to make room; if even that cannot, drop the new frame | Raft tolerates loss (it retries on its own heartbeats and acks) and a newer heartbeat or append supersedes an older one, so the newest are worth keeping |
+//!
+//! **Publishers first.** Dropping is the last resort: once a queue is over half its cap
+//! it is *pressured*, and every client whose message went to it waits, with the broker
+//! lock released, until the queue drains below a quarter of its cap, its connection
+//! ends, or `max_publisher_stall` passes (then it goes on; drops follow only if the
+//! queue fills up). A publisher's socket is not read meanwhile, so TCP slows it too, as
+//! nats-server stalls producers feeding a slow connection. The wait is a plain timer and
+//! a watch channel, so the simulation runs it deterministically.
+//!
+//! **Drops are counted and exported** per route (dialled address) and per reason
+//! (`queue_full`, `memory`, `too_large`, and `evicted` for Raft) in
+//! [`out::RouteDrops`], read through [`Routes::route_drops`] by `/varz`, `/metrics` and
+//! `/routez`; the 1st, 2nd, 4th... drop of each kind is logged.
+//!
+//! **Sizes.** The frame limit admits the largest message a server may accept (see
+//! `server::frame::MAX_FRAME`), and a server refuses at start a route queue or
+//! `route.outbound` limit too small for its `max_payload` (see
+//! [`largest_msg_frame_cost`]).
 //!
 //! A connection also ends (queue released, peer redialled with backoff) the ways a
 //! real one does, as nats-server's routes: the dialler sends a `Ping` every
@@ -49,8 +67,10 @@ pub mod out;
 pub mod stack;
 
 pub use frame::{Hello, RouteFrame, encode_client_url, encode_interest, encode_msg, encode_raft};
-pub use out::{Class, QueuedFrame, RouteOut, RoutePush};
-pub use stack::{Handlers, PubSubRoutes, RouteConnId, RouteSetup, Routes};
+pub use out::{
+    Class, DropReason, QueuedFrame, ReasonCounts, RouteDropCounts, RouteDrops, RouteOut, RoutePush, frame_cost,
+};
+pub use stack::{Handlers, PubSubRoutes, RouteConnId, RouteDropStat, RouteSetup, Routes};
 
 use crate::raft::NodeId;
 use std::time::Duration;
@@ -71,6 +91,22 @@ pub struct RouteConfig {
     pub min_backoff: Duration,
     /// Longest redial delay.
     pub max_backoff: Duration,
+    /// Longest a publisher waits for a pressured queue to drain before going on (see
+    /// "Publishers first" above); each message sent to a still-pressured queue may wait
+    /// this long again.
+    pub max_publisher_stall: Duration,
+}
+
+/// Room a message frame needs besides its payload and headers: subject and reply
+/// (within the control line), account, queue names and framing.
+pub const MSG_FRAME_SLACK: usize = 64 * 1024;
+
+/// What the largest message a server with `max_payload` and `max_control_line` accepts
+/// costs queued on a route (see [`frame_cost`]). A route queue or `route.outbound`
+/// account smaller than this could never forward it, so a server refuses such a
+/// configuration at start.
+pub fn largest_msg_frame_cost(max_payload: usize, max_control_line: usize) -> u64 {
+    frame_cost(4 + max_payload + max_control_line + MSG_FRAME_SLACK)
 }
 
 impl Default for RouteConfig {
@@ -82,6 +118,7 @@ impl Default for RouteConfig {
             max_pings_out: 2,
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(500),
+            max_publisher_stall: Duration::from_millis(100),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! messages go.
 
 use super::frame::{Hello, RouteFrame, RouteFrameRef, encode_hello, encode_raft};
-use super::out::RouteOut;
+use super::out::{Class, DropReason, QueuedFrame, RouteDropCounts, RouteDrops, RouteOut};
 use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
@@ -13,17 +13,22 @@ use crate::server::frame;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
 use crate::server::tls::RouteTls;
+use crate::timer::{Deadline, Missed, Ticker, within};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use weir_traces::{EventKind, EventSink, NodeNo};
+
+/// Most encoded bytes the writer takes off a queue for one write and flush (a larger
+/// frame goes alone): fewer system calls per frame for small messages.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Identifies one route connection (either direction), unique for the life of a server.
 pub type RouteConnId = u64;
@@ -85,6 +90,31 @@ struct Peer {
     inbound: Option<RouteConnId>,
 }
 
+/// One route's drop counters as `/varz`, `/metrics` and `/routez` show them
+/// ([`Routes::route_drops`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RouteDropStat {
+    /// The route address we dial (stable across the peer's restarts).
+    pub addr: String,
+    /// The server id of the peer last connected at `addr`.
+    pub server_id: String,
+    /// Its Raft node id (0: none).
+    pub node: NodeId,
+    /// Whether our connection to it is up now.
+    pub connected: bool,
+    /// Drops and publisher stalls on this route since this server started.
+    #[serde(flatten)]
+    pub drops: RouteDropCounts,
+}
+
+/// A route's counters and who answered there last.
+#[derive(Debug)]
+struct DropsEntry {
+    drops: Arc<RouteDrops>,
+    server_id: String,
+    node: NodeId,
+}
+
 /// Counters of the route stack.
 #[derive(Debug, Default)]
 pub struct RouteStats {
@@ -115,6 +145,8 @@ pub struct Routes {
     next_conn: AtomicU64,
     /// Peers by server id.
     peers: Mutex<BTreeMap<String, Peer>>,
+    /// Drop counters per dialled route address (bounded by the addresses we dial).
+    drops: Mutex<BTreeMap<String, DropsEntry>>,
     /// Encoded `Ping` and `Pong` frames.
     ping: Vec<u8>,
     pong: Vec<u8>,
@@ -140,6 +172,7 @@ impl Routes {
             dialling: Mutex::new(BTreeSet::new()),
             next_conn: AtomicU64::new(1),
             peers: Mutex::new(BTreeMap::new()),
+            drops: Mutex::new(BTreeMap::new()),
             ping: frame::encode(&RouteFrameRef::Ping).expect("ping encodes"),
             pong: frame::encode(&RouteFrameRef::Pong).expect("pong encodes"),
             stats: RouteStats::default(),
@@ -227,8 +260,48 @@ impl Routes {
             Some(bytes) => {
                 out.push_raft(bytes);
             }
-            None => tracing::warn!(to = env.to, "raft message exceeds the route frame limit"),
+            None => {
+                let n = out.drops().count(Class::Raft, DropReason::TooLarge);
+                tracing::warn!(to = env.to, dropped = n, "raft message exceeds the route frame limit; dropped");
+            }
         }
+    }
+
+    /// Every route's drop and publisher-stall counters, by dialled address (the
+    /// accessor `/varz`, `/metrics` and `/routez` share).
+    pub fn route_drops(&self) -> Vec<RouteDropStat> {
+        let up: BTreeSet<String> =
+            self.peers().iter().filter(|(_, p)| p.out.is_some()).map(|(k, _)| k.clone()).collect();
+        let drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
+        drops
+            .iter()
+            .map(|(addr, e)| RouteDropStat {
+                addr: addr.clone(),
+                server_id: e.server_id.clone(),
+                node: e.node,
+                connected: up.contains(&e.server_id),
+                drops: e.drops.counts(),
+            })
+            .collect()
+    }
+
+    /// The drop counters of the route at `addr`, now answered by `hello`'s server.
+    fn drops_for(&self, addr: &str, hello: &Hello) -> Arc<RouteDrops> {
+        let mut drops = self.drops.lock().unwrap_or_else(|e| e.into_inner());
+        let e = drops.entry(addr.to_owned()).or_insert_with(|| DropsEntry {
+            drops: Arc::default(),
+            server_id: String::new(),
+            node: 0,
+        });
+        e.server_id = hello.server_id.clone();
+        e.node = hello.node;
+        e.drops.clone()
+    }
+
+    /// How long a publisher waits at most for a pressured route queue to drain (see
+    /// [`RouteConfig::max_publisher_stall`]).
+    pub fn max_publisher_stall(&self) -> Duration {
+        self.cfg().max_publisher_stall
     }
 
     /// Node ids of the peers we have a live connection to.
@@ -422,8 +495,13 @@ impl Routes {
         buf: &mut Vec<u8>,
     ) -> io::Result<()> {
         let idle = self.idle_timeout();
+        // One deadline for the connection's life, moved before each read: the same
+        // limit as a fresh timeout per frame, one timer per silence period instead of
+        // one per frame (see `crate::timer`).
+        let mut silent = Deadline::after(idle);
         loop {
-            match read_frame(stream, buf, idle).await? {
+            silent.reset(Instant::now() + idle);
+            match read_frame_by(stream, buf, &mut silent).await? {
                 f @ (RouteFrame::Sub { .. }
                 | RouteFrame::Unsub { .. }
                 | RouteFrame::Msg { .. }
@@ -506,7 +584,8 @@ impl Routes {
             self.ensure_dialler(scope, h, known.clone(), true);
         }
         let peer = hello.node;
-        let out = Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes));
+        let out =
+            Arc::new(RouteOut::new(self.account.clone(), self.cfg().max_pending_bytes, self.drops_for(addr, &hello)));
         let conn = self.conn_id();
         if !self.out_open(&hello, conn, &out) {
             return Attempt::Refused;
@@ -540,7 +619,7 @@ impl Routes {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let every = self.cfg().ping_interval;
         let max_out = self.cfg().max_pings_out;
-        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        let mut ticker = Ticker::starting_at(Instant::now() + every, every, Missed::Burst);
         let mut pings_out: u32 = 0;
         // What the peer sent back (only pongs), kept across reads: `read_buf` is
         // cancel-safe under `select!`, a whole-frame read is not.
@@ -577,11 +656,34 @@ impl Routes {
                     pings_out += 1;
                     out.push_control(self.ping.clone());
                 }
-                f = out.next() => {
-                    let Some(f) = f else { return Err(io::Error::other("route queue closed")) };
-                    self.write(&mut wr, &f.bytes).await?;
-                    self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+                b = out.next_batch(WRITE_BATCH) => {
+                    let Some(batch) = b else { return Err(io::Error::other("route queue closed")) };
+                    if let Err(e) = self.write_batch(&mut wr, &batch).await {
+                        // What was being written is lost with the connection: count it.
+                        for f in batch.iter().filter(|f| f.class != Class::Control) {
+                            out.drops().count(f.class, DropReason::Closed);
+                        }
+                        return Err(e);
+                    }
+                    self.stats.frames_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// Write `batch` and flush once, within `stall_timeout`.
+    async fn write_batch<W: AsyncWrite + Unpin>(&self, wr: &mut W, batch: &[QueuedFrame]) -> io::Result<()> {
+        let write = async {
+            for f in batch {
+                wr.write_all(&f.bytes).await?;
+            }
+            wr.flush().await
+        };
+        match timeout(self.cfg().stall_timeout, write).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+                Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"))
             }
         }
     }
@@ -615,7 +717,16 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     limit: Duration,
 ) -> io::Result<RouteFrame> {
-    match timeout(limit, frame::read::<RouteFrame, _>(rd, buf)).await {
+    read_frame_by(rd, buf, &mut Deadline::after(limit)).await
+}
+
+/// Read one frame before `deadline`; end of stream and silence are errors.
+async fn read_frame_by<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    deadline: &mut Deadline,
+) -> io::Result<RouteFrame> {
+    match within(deadline, frame::read::<RouteFrame, _>(rd, buf)).await {
         Ok(Ok(Some(f))) => Ok(f),
         Ok(Ok(None)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "route closed")),
         Ok(Err(e)) => Err(e),

@@ -114,23 +114,32 @@ impl ServerTls {
         Ok(ServerTls { acceptor: TlsAcceptor::from(Arc::new(sc)), cfg: cfg.clone() })
     }
 
-    /// INFO goes inside TLS, after the handshake.
-    pub fn handshake_first(&self) -> bool {
-        self.cfg.handshake_first
-    }
-
-    /// Upgrade a client connection: `info` first in plaintext (unless `handshake_first`),
-    /// then the handshake, within the TLS timeout. A client that sends plaintext or nothing
-    /// gets `-ERR 'Secure Connection - TLS Required'` and is closed; any failure is the error.
-    pub async fn accept_client(&self, mut stream: TcpStream, info: &ServerOp) -> io::Result<ClientStream> {
+    /// Upgrade a client connection: `info` first in plaintext (unless `handshake_first`;
+    /// with a fallback delay, unless the client starts within it), then the handshake,
+    /// within the TLS timeout. Returns the TLS stream and whether `info` is still to be
+    /// sent (inside TLS). A client that sends plaintext or nothing gets `-ERR 'Secure
+    /// Connection - TLS Required'` and is closed; any failure is the error.
+    pub async fn accept_client(&self, mut stream: TcpStream, info: &ServerOp) -> io::Result<(ClientStream, bool)> {
+        let mut first = [0u8; 1];
+        let info_inside = match (self.cfg.handshake_first, self.cfg.first_fallback) {
+            (false, _) => false,
+            (true, None) => true,
+            (true, Some(wait)) => match timeout(wait, stream.peek(&mut first)).await {
+                Ok(Ok(0)) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the TLS handshake"));
+                }
+                Ok(Ok(_)) => true,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => false,
+            },
+        };
         let deadline = Instant::now() + self.cfg.timeout;
-        if !self.cfg.handshake_first {
+        if !info_inside {
             let mut buf = BytesMut::new();
             encode_server(info, &mut buf);
             timeout_at(deadline, stream.write_all(&buf)).await.map_err(|_| timed_out("INFO write"))??;
         }
         // The first byte, left in the socket for the handshake to read.
-        let mut first = [0u8; 1];
         match timeout_at(deadline, stream.peek(&mut first)).await {
             Ok(Ok(n)) if n > 0 && first[0] == TLS_HANDSHAKE_RECORD => {}
             Ok(Ok(0)) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the TLS handshake")),
@@ -141,7 +150,9 @@ impl ServerTls {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, NotTls(what)));
             }
         }
-        timeout_at(deadline, self.acceptor.accept(stream)).await.map_err(|_| timed_out("TLS handshake"))?
+        let tls =
+            timeout_at(deadline, self.acceptor.accept(stream)).await.map_err(|_| timed_out("TLS handshake"))??;
+        Ok((tls, info_inside))
     }
 }
 

@@ -21,12 +21,7 @@ impl ServerTls {
     }
 
     /// Unreachable (no value exists).
-    pub fn handshake_first(&self) -> bool {
-        match *self {}
-    }
-
-    /// Unreachable (no value exists).
-    pub async fn accept_client(&self, _stream: TcpStream, _info: &ServerOp) -> io::Result<ClientStream> {
+    pub async fn accept_client(&self, _stream: TcpStream, _info: &ServerOp) -> io::Result<(ClientStream, bool)> {
         match *self {}
     }
 }
