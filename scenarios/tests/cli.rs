@@ -130,7 +130,7 @@ fn lists_scenarios_and_bugs() {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    assert_eq!(b.lines().count(), 9, "{b}");
+    assert_eq!(b.lines().count(), 11, "{b}");
     for name in [
         "votes-not-persisted",
         "commit-before-quorum",
@@ -140,12 +140,16 @@ fn lists_scenarios_and_bugs() {
         "ack-before-store",
         "ack-floor-skips",
         "dedup-forgets",
+        "unbounded-buffer-pool",
+        "route-drops-interest",
+        "queue-double-delivery",
     ] {
         assert!(b.contains(name), "{b}");
     }
     assert!(b.contains("caught by raft-crashes)") && b.contains("caught by store-crashes)"), "{b}");
     assert!(b.contains("(breaks election-safety;") && b.contains("(breaks memory-baseline;"), "{b}");
     assert!(b.contains("caught by js-single-crashes)"), "{b}");
+    assert!(b.contains("(breaks pubsub-queue-once; caught by pubsub-partitions)"), "{b}");
     let w = stdout(&weir_sim(&["worlds"]));
     for name in ["raft ", "pubsub ", "store ", "js "] {
         assert!(w.contains(name), "{w}");
