@@ -5,6 +5,7 @@
 pub mod checks;
 pub mod consumer;
 pub mod disk;
+pub mod fault;
 pub mod jetstream;
 pub mod mem;
 pub mod proto;

@@ -12,6 +12,7 @@ use weir_faults::FaultSchedule;
 use weir_scenarios::{SCENARIOS, catching, find};
 use weir_sim::SimConfig;
 use weir_sim::bugs::{Bug, BugSet};
+use weir_sim::faultpoints::{self, FaultPoints, Mode as FaultPointMode, SiteTable};
 use weir_sim::harness::{self, RunInput, RunReport};
 use weir_sim::node::NodeNo;
 use weir_sim::{schedule, shrink};
@@ -33,6 +34,14 @@ struct RunOpts {
     /// `--set run.nodes=5 --set raft.heartbeat_ms=40`; `weir-sim run` prints them all.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Fault points to enable: `off` (the default), `swarm` (each site with chance 1/4,
+    /// drawn from the seed), `all` or a comma-separated list of site names; see
+    /// `weir-sim fault-points`.
+    #[arg(long = "fault-points", value_name = "off|all|swarm|NAME,...")]
+    fault_points: Option<String>,
+    /// Chance per hit that an enabled fault point fires, in parts per million.
+    #[arg(long = "fault-ppm", value_name = "PPM")]
+    fault_ppm: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +144,8 @@ enum Cmd {
     Worlds,
     /// List known-bug switches and the scenarios expected to catch them.
     Bugs,
+    /// List the fault points (sites in the core that a simulated run can make fail).
+    FaultPoints,
     /// Measure simulated-time / wall-time for a scenario (a benchmark, not a test).
     Bench {
         /// Scenario name.
@@ -216,6 +227,12 @@ pub fn main() -> i32 {
             }
             Ok(0)
         }
+        Cmd::FaultPoints => {
+            for s in weir_core::fault::SITES {
+                println!("{:<19} {}", s.name, s.describe);
+            }
+            Ok(0)
+        }
         Cmd::Bench { scenario, runs, opts } => cmd_bench(&scenario, runs, &opts),
     };
     match result {
@@ -227,17 +244,42 @@ pub fn main() -> i32 {
     }
 }
 
-fn parse_opts(opts: &RunOpts) -> Result<(BugSet, Vec<(String, String)>), CliError> {
-    let bugs = opts.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
-    let sets = opts.sets.iter().map(|s| SimConfig::parse_override(s)).collect::<Result<Vec<_>, _>>()?;
-    Ok((bugs, sets))
+/// What a command line says about a run besides the scenario and seed.
+struct Opts {
+    bugs: BugSet,
+    sets: Vec<(String, String)>,
+    fault_points: FaultPoints,
 }
 
-fn input_for(scenario: &str, seed: u64, bugs: BugSet, sets: &[(String, String)]) -> Result<RunInput, CliError> {
+fn parse_opts(opts: &RunOpts) -> Result<Opts, CliError> {
+    let bugs = opts.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
+    let sets = opts.sets.iter().map(|s| SimConfig::parse_override(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut fault_points = FaultPoints::default();
+    if let Some(m) = &opts.fault_points {
+        fault_points.mode = m.parse()?;
+    }
+    if let Some(ppm) = opts.fault_ppm {
+        if ppm > 1_000_000 {
+            return Err(CliError(format!("--fault-ppm {ppm}: at most 1000000 (every hit)")));
+        }
+        fault_points.ppm = ppm;
+    }
+    Ok(Opts { bugs, sets, fault_points })
+}
+
+fn input_for(scenario: &str, seed: u64, o: &Opts) -> Result<RunInput, CliError> {
     let s = find(scenario)?;
-    let config = s.config(seed).apply_overrides(sets)?;
+    let config = s.config(seed).apply_overrides(&o.sets)?;
     harness::check_config(&config).map_err(|e| CliError(format!("scenario {} seed {seed}: {e}", s.name)))?;
-    Ok(RunInput { scenario: s.name.to_string(), seed, config, overrides: sets.to_vec(), bugs, schedule: None })
+    Ok(RunInput {
+        scenario: s.name.to_string(),
+        seed,
+        config,
+        overrides: o.sets.clone(),
+        bugs: o.bugs,
+        schedule: None,
+        fault_points: o.fault_points.clone(),
+    })
 }
 
 /// Read a schedule file (`--schedule FILE`) and check that `input`'s world can apply it.
@@ -261,6 +303,13 @@ fn command_for(sub: &str, input: &RunInput, schedule_file: Option<&std::path::Pa
     }
     for (k, v) in &input.overrides {
         cmd.push_str(&format!(" --set {k}={v}"));
+    }
+    let fp = &input.fault_points;
+    if fp.mode != FaultPointMode::default() {
+        cmd.push_str(&format!(" --fault-points {}", fp.mode));
+    }
+    if fp.ppm != faultpoints::DEFAULT_PPM {
+        cmd.push_str(&format!(" --fault-ppm {}", fp.ppm));
     }
     cmd
 }
@@ -297,8 +346,8 @@ fn cmd_run(
     schedule_file: Option<PathBuf>,
     opts: &RunOpts,
 ) -> Result<i32, CliError> {
-    let (bugs, sets) = parse_opts(opts)?;
-    let mut input = input_for(scenario, seed, bugs, &sets)?;
+    let o = parse_opts(opts)?;
+    let mut input = input_for(scenario, seed, &o)?;
     if let Some(path) = &schedule_file {
         input.schedule = Some(read_schedule(path, &input)?);
     }
@@ -315,6 +364,7 @@ fn cmd_run(
         schedule.events.len(),
         if schedule_file.is_some() { ", from the schedule file" } else { "" }
     );
+    println!("{}", input.fault_points.swarm_line(input.seed));
     let t = Instant::now();
     let r = harness::run(&input);
     let wall = t.elapsed().as_secs_f64();
@@ -322,6 +372,9 @@ fn cmd_run(
         r.trace.write_to(path)?;
     }
     println!("{}", verdict_line(&input, &r, wall));
+    if let Some(line) = fired_line(&r) {
+        println!("{line}");
+    }
     if r.passed() {
         return Ok(0);
     }
@@ -333,6 +386,17 @@ fn cmd_run(
     Ok(1)
 }
 
+/// Which fault points fired in a run and how often (`None` when none did).
+fn fired_line(r: &RunReport) -> Option<String> {
+    let fired: Vec<String> = weir_core::fault::SITES
+        .iter()
+        .zip(&r.fault_fired)
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| format!("{}={n}", s.name))
+        .collect();
+    (!fired.is_empty()).then(|| format!("fault points fired: {}", fired.join(", ")))
+}
+
 fn cmd_shrink(
     scenario: &str,
     seed: u64,
@@ -342,8 +406,8 @@ fn cmd_shrink(
     verbose: bool,
     opts: &RunOpts,
 ) -> Result<i32, CliError> {
-    let (bugs, sets) = parse_opts(opts)?;
-    let mut input = input_for(scenario, seed, bugs, &sets)?;
+    let o = parse_opts(opts)?;
+    let mut input = input_for(scenario, seed, &o)?;
     if let Some(path) = &schedule_file {
         input.schedule = Some(read_schedule(path, &input)?);
     }
@@ -393,6 +457,9 @@ struct Summary {
     /// The same figures per scenario (absent in summaries of old).
     #[serde(default)]
     scenarios: BTreeMap<String, ScenarioStats>,
+    /// Per fault point: runs that enabled it, how many of those failed, firings.
+    #[serde(default)]
+    fault_points: SiteTable,
 }
 
 /// One scenario's share of a sweep.
@@ -520,7 +587,7 @@ fn cmd_sweep(
     fail_fast: bool,
     opts: &RunOpts,
 ) -> Result<i32, CliError> {
-    let (bugs, sets) = parse_opts(opts)?;
+    let o = parse_opts(opts)?;
     let scenarios: Vec<&str> = match (scenario, all) {
         (Some(s), _) => vec![find(&s)?.name],
         (None, true) => SCENARIOS.iter().map(|s| s.name).collect(),
@@ -534,7 +601,7 @@ fn cmd_sweep(
     let mut work = Vec::new();
     for seed in (a..b).filter(|s| (s - a) % sn == si - 1) {
         for sc in &scenarios {
-            work.push(input_for(sc, seed, bugs, &sets)?);
+            work.push(input_for(sc, seed, &o)?);
         }
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
@@ -595,6 +662,7 @@ fn cmd_sweep(
         summary.cpu_ms += run.cpu_ms;
         summary.events += run.events;
         summary.scenarios.entry(input.scenario.clone()).or_default().add(&run);
+        faultpoints::count_run(&mut summary.fault_points, &r.fault_enabled, &r.fault_fired, r.passed());
         if !r.passed() {
             summary.failures.push(Failure {
                 scenario: input.scenario.clone(),
@@ -629,6 +697,7 @@ fn print_summary(s: &Summary, elapsed_s: f64) {
         elapsed_s
     );
     print_scenario_table(s);
+    print!("{}", faultpoints::render_table(&s.fault_points));
     for f in &s.failures {
         println!("FAIL seed={} scenario={}", f.seed, f.scenario);
         for v in &f.violations {
@@ -685,6 +754,7 @@ fn cmd_merge(files: &[PathBuf], json: Option<PathBuf>) -> Result<i32, CliError> 
         }
         total.failures.extend(s.failures);
         total.shards.extend(s.shards);
+        faultpoints::merge(&mut total.fault_points, &s.fault_points);
     }
     total.failures.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
     print_summary(&total, 0.0);
@@ -707,7 +777,9 @@ fn cmd_replay(file: &PathBuf) -> Result<i32, CliError> {
         eprintln!("warning: trace from weir {}, this is {}", h.weir_version, env!("CARGO_PKG_VERSION"));
     }
     let bugs = h.bugs.iter().map(|b| b.parse::<Bug>()).collect::<Result<BugSet, _>>()?;
-    let mut input = input_for(&h.scenario, h.seed, bugs, &h.overrides)?;
+    let fault_points = FaultPoints::recorded(&h.fault_points, h.fault_ppm)?;
+    let o = Opts { bugs, sets: h.overrides.clone(), fault_points };
+    let mut input = input_for(&h.scenario, h.seed, &o)?;
     if let Some(text) = &h.schedule {
         input.schedule = Some(schedule::from_json(text).map_err(|e| CliError(format!("the recorded schedule: {e}")))?);
     }
@@ -755,14 +827,14 @@ fn cmd_show(
 }
 
 fn cmd_bench(scenario: &str, runs: u64, opts: &RunOpts) -> Result<i32, CliError> {
-    let (bugs, sets) = parse_opts(opts)?;
+    let o = parse_opts(opts)?;
     let mut sim_ms = 0;
     let mut wall = 0.0;
     let mut events = 0;
     let mut ok = 0;
     let mut cpu = 0.0;
     for seed in 0..runs {
-        let input = input_for(scenario, seed, bugs, &sets)?;
+        let input = input_for(scenario, seed, &o)?;
         let (r, w, c) = timed_run(&input);
         println!("{} cpu={c:.2}s", verdict_line(&input, &r, w));
         sim_ms += r.sim_ms;

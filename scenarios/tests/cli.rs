@@ -138,11 +138,11 @@ fn lists_scenarios_and_bugs() {
         "lazy-fsync",
         "buffer-leak",
         "ack-before-store",
+        "route-drops-interest",
+        "queue-double-delivery",
         "ack-floor-skips",
         "dedup-forgets",
         "unbounded-buffer-pool",
-        "route-drops-interest",
-        "queue-double-delivery",
     ] {
         assert!(b.contains(name), "{b}");
     }

@@ -27,6 +27,7 @@ fn assert_shrinks(bug: Bug, scenario: &str, needs_faults: bool) {
             overrides: vec![],
             bugs: BugSet::NONE.with(bug),
             schedule: None,
+            fault_points: Default::default(),
         };
         let r = harness::run(&i);
         r.violations.iter().any(|v| v.invariant == bug.invariant()).then_some(i)
@@ -66,7 +67,9 @@ fn assert_shrinks(bug: Bug, scenario: &str, needs_faults: bool) {
 
 #[test]
 fn lazy_fsync_shrinks_on_store_crashes() {
-    assert_shrinks(Bug::LazyFsync, "store-crashes", true);
+    // The store world cuts power as part of its workload, so the shrunk run needs no
+    // scheduled fault: shrinking may (and does) drop them all.
+    assert_shrinks(Bug::LazyFsync, "store-crashes", false);
 }
 
 #[test]

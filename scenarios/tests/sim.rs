@@ -21,7 +21,15 @@ fn input(scenario: &str, seed: u64, bugs: BugSet, sets: &[(&str, &str)]) -> RunI
     let sets: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let config = find(scenario).unwrap().config(seed).apply_overrides(&sets).unwrap();
     harness::check_config(&config).unwrap_or_else(|e| panic!("{scenario} seed {seed}: {e}"));
-    RunInput { scenario: scenario.to_string(), seed, config, overrides: sets, bugs, schedule: None }
+    RunInput {
+        scenario: scenario.to_string(),
+        seed,
+        config,
+        overrides: sets,
+        bugs,
+        schedule: None,
+        fault_points: Default::default(),
+    }
 }
 
 fn replay(i: &RunInput) -> String {
@@ -194,6 +202,7 @@ fn a_world_refuses_faults_it_cannot_apply() {
         overrides: vec![],
         bugs: BugSet::NONE,
         schedule: None,
+        fault_points: Default::default(),
     };
     let r = harness::run(&i);
     assert_eq!(r.violations.len(), 1, "{:?}", r.violations);

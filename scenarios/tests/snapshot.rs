@@ -24,6 +24,7 @@ fn canonical_raft_basic_trace() {
         overrides: sets,
         bugs: BugSet::NONE,
         schedule: None,
+        fault_points: weir_sim::faultpoints::FaultPoints::OFF,
     };
     let report = harness::run(&input);
     assert!(report.passed(), "{:?}", report.violations);

@@ -26,6 +26,7 @@ use crate::bugs::BugSet;
 use crate::check::{self, Violation};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
+use crate::faultpoints::FaultPoints;
 use crate::net::SimNet;
 use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
@@ -36,8 +37,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_core::mem::Ledger;
@@ -65,6 +66,9 @@ pub struct RunInput {
     /// The fault schedule to apply instead of drawing one from the seed (`--schedule
     /// FILE`); `None` draws it with [`schedule_for`]. The seed still drives everything else.
     pub schedule: Option<FaultSchedule>,
+    /// Which fault points the run enables and how often they fire (default: the
+    /// seed's swarm selection; see [`crate::faultpoints`]).
+    pub fault_points: FaultPoints,
 }
 
 impl RunInput {
@@ -89,6 +93,10 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// Client totals.
     pub clients: ClientStats,
+    /// Which fault points were enabled, by index in [`weir_core::fault::SITES`].
+    pub fault_enabled: Vec<bool>,
+    /// How often each fault point fired, by index in [`weir_core::fault::SITES`].
+    pub fault_fired: Vec<u64>,
 }
 
 impl RunReport {
@@ -240,6 +248,8 @@ pub fn header_for(input: &RunInput) -> TraceHeader {
         overrides: input.overrides.clone(),
         config: input.config.line(),
         schedule: input.schedule.as_ref().map(crate::schedule::to_json),
+        fault_points: input.fault_points.enabled_names(input.seed),
+        fault_ppm: input.fault_points.ppm,
     }
 }
 
@@ -270,6 +280,8 @@ pub fn run(input: &RunInput) -> RunReport {
                 event_count: 0,
                 sim_ms: 0,
                 clients: ClientStats::default(),
+                fault_enabled: input.fault_points.enabled(input.seed),
+                fault_fired: vec![0; weir_core::fault::SITES.len()],
             };
         }
     };
@@ -282,7 +294,10 @@ pub fn run(input: &RunInput) -> RunReport {
     rt.set_time_limit(Duration::from_millis(limit));
     let world_input = input.clone();
     let rec = recorder.clone();
+    let fault_enabled = input.fault_points.enabled(input.seed);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || rt.block_on((entry.drive)(world_input, rec))));
+    // Installed by `drive`; removed here even when the run panicked.
+    let fault_fired = weir_core::fault::uninstall();
     let (mut violations, sim_ms, clients) = match outcome {
         Ok(o) => (o.violations, o.sim_ms, o.clients),
         Err(panic) => {
@@ -297,7 +312,16 @@ pub fn run(input: &RunInput) -> RunReport {
     let events = recorder.take_events();
     violations.extend(check::all_event_checks(&events));
     let trace = Trace { header: header_for(input), events };
-    RunReport { violations, hash: recorder.hash(), event_count: recorder.len() as u64, trace, sim_ms, clients }
+    RunReport {
+        violations,
+        hash: recorder.hash(),
+        event_count: recorder.len() as u64,
+        trace,
+        sim_ms,
+        clients,
+        fault_enabled,
+        fault_fired,
+    }
 }
 
 /// Whether a node is running, killed or frozen (as the harness made it).
@@ -341,6 +365,8 @@ pub struct Ctx {
     disks: Option<Arc<SimDisks>>,
     nodes: Vec<SimNode>,
     machines: Vec<NodeHandle>,
+    /// madsim node id -> node number, for recording where a fault point fired.
+    node_nos: Arc<Mutex<BTreeMap<madsim::task::NodeId, NodeNo>>>,
 }
 
 impl Ctx {
@@ -359,6 +385,7 @@ impl Ctx {
             disks: None,
             nodes: Vec::new(),
             machines: Vec::new(),
+            node_nos: Arc::default(),
         }
     }
 
@@ -409,6 +436,7 @@ impl Ctx {
     /// handle and the ledger the sampler reads. Returns its number.
     pub fn add_node(&mut self, handle: NodeHandle, ledger: Ledger) -> NodeNo {
         let no = NodeNo::try_from(self.nodes.len() + 1).expect("config allows at most 9 nodes");
+        self.node_nos.lock().expect("node numbers").insert(handle.id(), no);
         self.nodes.push(SimNode { no, handle, ledger, health: Health::Up });
         no
     }
@@ -538,6 +566,8 @@ impl Ctx {
     /// End every fault: links, disks, and crashed or paused nodes.
     fn heal(&mut self) {
         self.sink.emit(HARNESS, EventKind::Note { text: "liveness phase: faults healed".into() });
+        // Fault points fire in the safety phase only, like every other fault.
+        weir_core::fault::set_enabled(false);
         if let Some(net) = &self.net {
             net.reset_faults();
             self.unclog_all();
@@ -632,9 +662,25 @@ impl Sampler {
     }
 }
 
+/// Install the run's fault-point selection on this thread (the one that runs the
+/// simulation); each firing is recorded as a note on the node where it fired.
+fn install_fault_points(input: &RunInput, ctx: &Ctx) {
+    let (sink, nos) = (ctx.sink.clone(), ctx.node_nos.clone());
+    weir_core::fault::install(weir_core::fault::Selection {
+        enabled: input.fault_points.enabled(input.seed),
+        ppm: input.fault_points.ppm,
+        seed: FaultPoints::fire_seed(input.seed),
+        on_fire: Box::new(move |site| {
+            let no = nos.lock().expect("node numbers").get(&madsim::plugin::node()).copied().unwrap_or(HARNESS);
+            sink.emit(no, EventKind::Note { text: format!("fault point {site} fired") });
+        }),
+    });
+}
+
 /// The run skeleton (see the module doc).
 async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     let mut ctx = Ctx::new(&input, &rec);
+    install_fault_points(&input, &ctx);
     let mut world = W::setup(&mut ctx);
 
     // Ledger sampler.

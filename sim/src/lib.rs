@@ -15,6 +15,7 @@ pub mod bugs;
 pub mod check;
 pub mod config;
 pub mod disk;
+pub mod faultpoints;
 #[cfg(madsim)]
 pub mod harness;
 pub mod jsclient;

@@ -25,6 +25,11 @@ pub struct TraceHeader {
     /// The fault schedule given explicitly (`weir-sim run --schedule FILE`), as the
     /// schedule file's JSON text; `None` when the run drew its schedule from the seed.
     pub schedule: Option<String>,
+    /// The fault points the run enabled (by name, in the core's site order); replay
+    /// enables exactly these.
+    pub fault_points: Vec<String>,
+    /// The chance per hit that an enabled fault point fired, in parts per million.
+    pub fault_ppm: u32,
 }
 
 impl TraceHeader {
@@ -40,6 +45,8 @@ impl TraceHeader {
             overrides: Vec::new(),
             config: String::new(),
             schedule: None,
+            fault_points: Vec::new(),
+            fault_ppm: 0,
         }
     }
 }

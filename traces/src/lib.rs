@@ -32,7 +32,7 @@ pub use summary::TraceSummary;
 pub use trace::{MAGIC, Trace, TraceError};
 
 /// Version of the trace file format; bump on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Where running code sends events. The simulator's sink timestamps them with
 /// virtual time and records them; the production server logs them.

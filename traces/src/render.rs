@@ -90,6 +90,12 @@ fn render_header(out: &mut String, trace: &Trace) {
     );
     let config = if h.config.is_empty() { "(none)".to_owned() } else { one_line(&h.config) };
     let _ = writeln!(out, "# config: {config}");
+    let _ = writeln!(
+        out,
+        "# fault points: {} (p={}/1e6)",
+        list(h.fault_points.iter().map(|s| one_line(s)).collect(), ", "),
+        h.fault_ppm
+    );
     let _ = writeln!(out, "# events: {}  hash: {:016x}", trace.events.len(), trace.hash());
 }
 

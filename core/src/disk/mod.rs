@@ -13,9 +13,13 @@
 //! - The trait is synchronous; [`Disk::latency`] tells the async caller how long the
 //!   operation should take, so a simulated slow disk slows the caller down.
 
+#[cfg(madsim)]
+mod faulty;
 mod metered;
 mod real;
 
+#[cfg(madsim)]
+pub use faulty::FaultPoints;
 pub use metered::Metered;
 pub use real::RealDisk;
 

@@ -222,6 +222,10 @@ impl Account {
 
     /// Charge `bytes` if that keeps the account within its limit; `false` means push back.
     pub fn try_charge(&self, bytes: u64) -> bool {
+        if bytes > 0 && crate::fault_point!("ledger.refuse") {
+            // The same refusal a full account gives: every caller already handles it.
+            return false;
+        }
         let limit = self.limit();
         let mut cur = self.current.load(Ordering::Relaxed);
         loop {
@@ -346,6 +350,12 @@ impl Charge {
     /// Bytes held by this charge.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Hand the charge over to a holder that releases it itself (one that keeps its
+    /// own count of what it charged); returns the bytes, which stay charged.
+    pub fn keep(mut self) -> u64 {
+        std::mem::take(&mut self.bytes)
     }
 }
 

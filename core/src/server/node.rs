@@ -226,7 +226,12 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     loop {
         tokio::select! {
             biased;
-            _ = ticker.tick() => host.tick(now_ms()),
+            _ = ticker.tick() => {
+                if crate::fault_point!("timer.tick.delay") {
+                    tokio::time::sleep(std::time::Duration::from_millis(crate::fault::pick_ms(200))).await;
+                }
+                host.tick(now_ms())
+            }
             Some(env) = inbox.recv() => {
                 // A message for a group not hosted here is counted by the host and dropped.
                 let _ = host.step(now_ms(), env);
@@ -349,6 +354,9 @@ impl Driver {
                     for (_, (_, w)) in std::mem::replace(&mut g.waiters, rest) {
                         let _ = w.send(Outcome::Unknown { reason: "replaced by snapshot".into() });
                     }
+                }
+                if !ready.committed.is_empty() && crate::fault_point!("raft.apply.slow") {
+                    tokio::time::sleep(std::time::Duration::from_millis(crate::fault::pick_ms(100))).await;
                 }
                 for e in &ready.committed {
                     apply(self.me, &*self.sink, g, e);

@@ -11,7 +11,7 @@
 //! (older than the window) are dropped on every publish and tick, returning their
 //! memory; purging a subject drops its ids (unlike nats-server, issue #6782).
 
-use crate::mem::Account;
+use crate::mem::{Account, Charge};
 use crate::subject::matches as subject_matches;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,6 +82,24 @@ impl Dedup {
     /// Whether an entry for `id`/`subject` can be charged now.
     pub fn can_insert(&self, id: &str, subject: &str) -> bool {
         self.account.available() >= entry_cost(id, subject)
+    }
+
+    /// Charge the account for an entry for `id`/`subject` ahead of [`Dedup::insert_charged`]
+    /// (`None` when it cannot hold one), so that the message is stored only once its
+    /// entry is paid for.
+    pub fn reserve(&self, id: &str, subject: &str) -> Option<Charge> {
+        Charge::try_new(&self.account, entry_cost(id, subject))
+    }
+
+    /// Record `id` for the message `seq` stored at `ts_ns` with a charge from
+    /// [`Dedup::reserve`] for the same id and subject; an older entry for the same id
+    /// is replaced.
+    pub fn insert_charged(&mut self, id: &str, subject: &str, seq: u64, ts_ns: i64, charge: Charge) {
+        self.remove_id(id);
+        debug_assert_eq!(charge.bytes(), entry_cost(id, subject), "the reservation was for this entry");
+        self.charged += charge.keep();
+        self.by_time.insert((ts_ns, seq), id.to_string());
+        self.by_id.insert(id.to_string(), Entry { seq, ts_ns, subject: subject.to_string() });
     }
 
     /// Record `id` for the message `seq` stored at `ts_ns`. `false` (nothing recorded)

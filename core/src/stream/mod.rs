@@ -144,7 +144,6 @@ pub struct Stream<S: MsgStore> {
     created_ns: i64,
     dedup: Dedup,
     ttls: TtlIndex,
-    account: Arc<Account>,
     /// Id of the newest stored message (`Nats-Expected-Last-Msg-Id` compares with it).
     last_msg_id: String,
     /// Time of the newest message ever stored (kept across purges, as nats-server's).
@@ -234,8 +233,7 @@ impl<S: MsgStore> Stream<S> {
             store,
             created_ns,
             dedup: Dedup::new(opts.dedup_account.clone()),
-            ttls: TtlIndex::new(opts.dedup_account.clone()),
-            account: opts.dedup_account,
+            ttls: TtlIndex::new(opts.dedup_account),
             last_msg_id: String::new(),
             last_ts: None,
             consumers: BTreeMap::new(),
@@ -523,16 +521,20 @@ impl<S: MsgStore> Stream<S> {
             return Err(ApiError::stream_header_exceeds_maximum());
         }
         let ttl_secs = *ttl.as_ref().unwrap_or(&0);
-        let need =
-            msg_id.map_or(0, |id| dedup::entry_cost(id, subject)) + if ttl_secs > 0 { ttl::ENTRY_COST } else { 0 };
-        if self.account.available() < need {
-            return Err(ApiError::stream_too_many_requests());
-        }
+        // Pay for the dedup entry and the TTL deadline before storing anything, so that
+        // a message is never stored without them (released if the append fails).
+        let dedup_charge = match msg_id {
+            Some(id) => Some(self.dedup.reserve(id, subject).ok_or_else(ApiError::stream_too_many_requests)?),
+            None => None,
+        };
+        let ttl_charge = match ttl_secs > 0 {
+            true => Some(self.ttls.reserve().ok_or_else(ApiError::stream_too_many_requests)?),
+            false => None,
+        };
         if self.cfg.retention == RetentionPolicy::Interest && !self.has_interest(subject) {
             let seq = self.skip_seq(subject, headers, payload, now_ns)?;
-            if let Some(id) = msg_id {
-                let ok = self.dedup.insert(id, subject, seq, now_ns);
-                debug_assert!(ok, "dedup room was checked before the skip");
+            if let (Some(id), Some(c)) = (msg_id, dedup_charge) {
+                self.dedup.insert_charged(id, subject, seq, now_ns, c);
             }
             self.last_msg_id = msg_id.unwrap_or_default().to_string();
             if let Some(filter) = rollup {
@@ -544,13 +546,11 @@ impl<S: MsgStore> Stream<S> {
         let seq = self.store.append(subject, headers, payload, now_ns).map_err(|e| self.store_err(e))?;
         self.last_ts = Some(now_ns);
         self.last_msg_id = msg_id.unwrap_or_default().to_string();
-        if let Some(id) = msg_id {
-            let ok = self.dedup.insert(id, subject, seq, now_ns);
-            debug_assert!(ok, "dedup room was checked before the append");
+        if let (Some(id), Some(c)) = (msg_id, dedup_charge) {
+            self.dedup.insert_charged(id, subject, seq, now_ns, c);
         }
-        if ttl_secs > 0 {
-            let ok = self.ttls.insert(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq);
-            debug_assert!(ok, "ttl room was checked before the append");
+        if let Some(c) = ttl_charge {
+            self.ttls.insert_charged(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq, c);
         }
         if let Some(filter) = rollup {
             self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) })?;
@@ -652,15 +652,12 @@ impl<S: MsgStore> Stream<S> {
             if self.store.load_last(&subject).map_err(|e| self.store_err(e))?.is_some() {
                 continue;
             }
-            if !self.ttls.has_room() {
-                // Without room for its deadline a marker would never leave: skip it.
-                break;
-            }
+            // Without room for its deadline a marker would never leave: skip it.
+            let Some(charge) = self.ttls.reserve() else { break };
             let seq = self.store.append(&subject, hdr.as_bytes(), b"", now_ns).map_err(|e| self.store_err(e))?;
             self.last_ts = Some(now_ns);
             self.last_msg_id.clear();
-            let ok = self.ttls.insert(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq);
-            debug_assert!(ok, "ttl room was checked");
+            self.ttls.insert_charged(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq, charge);
             self.markers.push((seq, subject));
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! when the delete finds nothing; so entries are bounded by the account, not by the
 //! stored messages.
 
-use crate::mem::Account;
+use crate::mem::{Account, Charge};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -40,6 +40,19 @@ impl TtlIndex {
     /// Whether one more entry can be charged now.
     pub fn has_room(&self) -> bool {
         self.account.available() >= ENTRY_COST
+    }
+
+    /// Charge the account for one entry ahead of [`TtlIndex::insert_charged`] (`None`
+    /// when it is full).
+    pub fn reserve(&self) -> Option<Charge> {
+        Charge::try_new(&self.account, ENTRY_COST)
+    }
+
+    /// Record that `seq` expires at `deadline_ns` with a charge from [`TtlIndex::reserve`].
+    pub fn insert_charged(&mut self, deadline_ns: i64, seq: u64, charge: Charge) {
+        if self.set.insert((deadline_ns, seq)) {
+            self.charged += charge.keep();
+        }
     }
 
     /// Record that `seq` expires at `deadline_ns`; `false` when the account is full.

@@ -178,6 +178,7 @@ impl Shared {
 async fn node_main(sh: Shared) {
     let (_, seed) = begin_incarnation(&sh.incarnation, NODE, &sh.ledger, &*sh.sink, sh.node_seed);
     let disk: Arc<dyn Disk> = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
+    let disk = weir_core::disk::FaultPoints::wrap(disk);
     let mut jso = JetStreamOptions::new(disk, STORE_DIR, EPOCH_NS + sh.start.elapsed().as_nanos() as i64);
     jso.engine.store_dir = STORE_DIR.into();
     jso.engine.bugs = sh.bugs;

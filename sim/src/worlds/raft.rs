@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use weir_core::disk::FaultPoints;
 use weir_core::mem::{Ledger, names};
 use weir_core::raft;
 use weir_core::server::node::{self as core_node, NodeConfig, NodeEnv, NodeStatus};
@@ -25,6 +26,7 @@ use weir_core::store::STORE_INDEX;
 use weir_core::testing::LogApp;
 use weir_core::timer::Deadline;
 use weir_faults::FaultClass;
+use weir_traces::EventKind;
 
 const ROUTE_PORT: u16 = 6222;
 const CLIENT_PORT: u16 = 7000;
@@ -32,6 +34,8 @@ const CLIENT_PORT: u16 = 7000;
 const PROBE_CLIENT: u32 = u32::MAX;
 /// An account holding more than this after the load stopped has not drained.
 const DRAINED_BYTES: u64 = 64 * 1024;
+/// How long a node's supervisor waits before starting a process that stopped itself.
+const SUPERVISOR_RESTART: Duration = Duration::from_millis(500);
 
 /// What the harness and the checkers read of one node, kept across restarts.
 #[derive(Clone)]
@@ -103,20 +107,27 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
         .init(move || {
             let (ns, sink, net, ncfg) = (ns.clone(), sink.clone(), net.clone(), ncfg.clone());
             async move {
-                *ns.status.lock().expect("status") = NodeStatus::default();
-                *ns.app.lock().expect("app") = LogApp::default();
-                let (_, seed) = begin_incarnation(&ns.incarnation, ns.no, &ns.ledger, &*sink, node_seed);
-                let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
-                let env = NodeEnv {
-                    disk,
-                    sink,
-                    ledger: ns.ledger.clone(),
-                    link_wrap: Some(net.link_wrap()),
-                    seed,
-                    status: ns.status.clone(),
-                    app: ns.app.clone(),
-                };
-                let _ = core_node::run(ncfg, env).await;
+                loop {
+                    *ns.status.lock().expect("status") = NodeStatus::default();
+                    *ns.app.lock().expect("app") = LogApp::default();
+                    let (_, seed) = begin_incarnation(&ns.incarnation, ns.no, &ns.ledger, &*sink, node_seed);
+                    let disk = madsim::plugin::simulator::<SimDisks>().disk_for(madsim::plugin::node());
+                    let env = NodeEnv {
+                        disk: FaultPoints::wrap(disk),
+                        sink: sink.clone(),
+                        ledger: ns.ledger.clone(),
+                        link_wrap: Some(net.link_wrap()),
+                        seed,
+                        status: ns.status.clone(),
+                        app: ns.app.clone(),
+                    };
+                    let Err(e) = core_node::run(ncfg.clone(), env).await else { break };
+                    // The process stopped itself (a disk error it cannot survive, as a Raft
+                    // node must after a failed fsync); its supervisor starts it again. Its
+                    // unsynced writes stay: a process exit is not a power cut.
+                    sink.emit(ns.no, EventKind::Note { text: format!("process exited ({e}); supervisor restarts it") });
+                    tokio::time::sleep(SUPERVISOR_RESTART).await;
+                }
             }
         })
         .build()

@@ -193,7 +193,7 @@ async fn node_main(p: NodeParams) {
     loop {
         if lock(&p.slot).is_none() {
             let opened = FileStore::open(
-                disk.clone(),
+                weir_core::disk::FaultPoints::wrap(disk.clone()),
                 DIR,
                 limits(&p.cfg),
                 store_config(&p.cfg, bugs),

@@ -72,6 +72,8 @@ pub fn canonical_trace() -> Trace {
         overrides: vec![("nodes".into(), "3".into()), ("faults".into(), "none".into())],
         config: "nodes=3 election=150..300ms heartbeat=50ms".into(),
         schedule: Some("{\"events\":[]}".into()),
+        fault_points: vec!["disk.sync.fail".into(), "raft.send.drop".into()],
+        fault_ppm: 1_000,
     };
     let nodes: [NodeNo; 19] =
         [HARNESS, HARNESS, 1, 3, HARNESS, HARNESS, HARNESS, HARNESS, 2, 2, 1, 3, 2, HARNESS, 1, HARNESS, 1, 3, HARNESS];
@@ -234,10 +236,34 @@ pub fn arb_header() -> impl Strategy<Value = TraceHeader> {
         prop::collection::vec((arb_text(), arb_text()), 0..3),
         arb_text(),
         prop::option::of(arb_text()),
+        (prop::collection::vec(arb_text(), 0..3), any::<u32>()),
     )
-        .prop_map(|(format_version, weir_version, scenario, seed, bugs, overrides, config, schedule)| {
-            TraceHeader { format_version, weir_version, scenario, seed, bugs, overrides, config, schedule }
-        })
+        .prop_map(
+            |(
+                format_version,
+                weir_version,
+                scenario,
+                seed,
+                bugs,
+                overrides,
+                config,
+                schedule,
+                (fault_points, fault_ppm),
+            )| {
+                TraceHeader {
+                    format_version,
+                    weir_version,
+                    scenario,
+                    seed,
+                    bugs,
+                    overrides,
+                    config,
+                    schedule,
+                    fault_points,
+                    fault_ppm,
+                }
+            },
+        )
 }
 
 /// An arbitrary trace of up to `max_events` events.

@@ -399,6 +399,7 @@ impl JetStream {
     fn stream_delete(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) -> ApiResult {
         const API: &str = "stream_delete";
         let dir = self.cfg.store_dir.clone();
+        self.reopening.remove(name);
         if self.failed.remove(name).is_none() {
             let mut h = self.streams.remove(name).map_or_else(|| err(API, ApiError::stream_not_found()), Ok)?;
             for c in h.consumers.keys().cloned().collect::<Vec<_>>() {

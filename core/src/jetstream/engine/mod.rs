@@ -226,6 +226,23 @@ impl std::fmt::Display for RecoveryNote {
     }
 }
 
+/// Pause between attempts to reopen a stream whose reopen failed, in ns.
+const REOPEN_RETRY_NS: i64 = 500_000_000;
+
+/// What a stream's reopen carries over from the running stream (see [`JetStream::reopen`]).
+struct Reopen {
+    /// The dedup window's entries.
+    dedup: Vec<(String, String, u64, i64)>,
+    /// The consumers' ack state.
+    carried: BTreeMap<String, ConsumerState>,
+    /// Sequences answered with errors (they must not appear).
+    refused: Vec<u64>,
+    /// Removals since the last sync.
+    removed: Vec<u64>,
+    /// When to try again after a failed attempt (ns).
+    retry_ns: i64,
+}
+
 /// The JetStream engine (see the module docs).
 pub struct JetStream {
     cfg: JsConfig,
@@ -237,6 +254,9 @@ pub struct JetStream {
     streams: BTreeMap<String, StreamHost>,
     /// Streams that could not be opened, with why.
     failed: BTreeMap<String, String>,
+    /// Failed streams whose reopen after a store failure is retried (the error may
+    /// have been transient), with what the running stream carried over.
+    reopening: BTreeMap<String, Reopen>,
     /// Stream subjects -> stream name (routing and [`JetStream::wants`]).
     routes: SubIndex<String>,
     route_ids: BTreeMap<String, Vec<SubId>>,
@@ -337,6 +357,7 @@ impl JetStream {
             disk,
             streams: BTreeMap::new(),
             failed: BTreeMap::new(),
+            reopening: BTreeMap::new(),
             routes: SubIndex::new(),
             route_ids: BTreeMap::new(),
             api_queue: VecDeque::new(),
@@ -495,6 +516,7 @@ impl JetStream {
         let name = host.name().to_string();
         self.route(&name, &host.stream.config().subjects.clone());
         self.failed.remove(&name);
+        self.reopening.remove(&name);
         self.streams.insert(name.clone(), host);
         self.refresh_sourcing(&name, false);
     }
@@ -804,6 +826,8 @@ impl JetStream {
     /// interest messages stay removed) and the dedup window (ids of removed messages
     /// still answer retries). Held AckSync replies are dropped unsent (never confirmed;
     /// the client acks again). If it cannot be opened the stream is listed as failed.
+    /// A reopen that fails is retried every [`REOPEN_RETRY_NS`] (from [`JetStream::tick`])
+    /// with the same carried-over state: a disk error during the reopen may be transient.
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
@@ -822,11 +846,19 @@ impl JetStream {
         }
         drop(old);
         self.unroute(name);
+        let r = Reopen { dedup, carried, refused: refused.to_vec(), removed, retry_ns: 0 };
+        self.try_reopen(name, now_ns, r, out);
+    }
+
+    /// Open stream `name` again from disk with the state `r` carries over (see
+    /// [`JetStream::reopen`]); on failure the stream is listed as failed and the reopen
+    /// is retried later.
+    fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
-        match self.recover_stream(name, now_ns, &carried, &mut notes) {
+        match self.recover_stream(name, now_ns, &r.carried, &mut notes) {
             Ok(mut host) => {
-                host.stream.adopt_dedup(&dedup, refused, now_ns);
-                for seq in refused.iter().chain(&removed) {
+                host.stream.adopt_dedup(&r.dedup, &r.refused, now_ns);
+                for seq in r.refused.iter().chain(&r.removed) {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
                     }
@@ -843,6 +875,8 @@ impl JetStream {
             Err(t) => {
                 notes.push(RecoveryNote { stream: name.into(), consumer: None, text: t.clone() });
                 self.failed.insert(name.to_string(), t);
+                r.retry_ns = now_ns.saturating_add(REOPEN_RETRY_NS);
+                self.reopening.insert(name.to_string(), r);
             }
         }
         self.notes.extend(notes);
@@ -876,6 +910,13 @@ impl JetStream {
     /// Drive time: stream expiry (`max_age`, TTLs, dedup window), consumer deadlines
     /// (redelivery, request expiry, heartbeats, inactivity), file store cache expiry.
     pub fn tick(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        let due: Vec<String> =
+            self.reopening.iter().filter(|(_, r)| r.retry_ns <= now_ns).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            if let Some(r) = self.reopening.remove(&name) {
+                self.try_reopen(&name, now_ns, r, out);
+            }
+        }
         for host in self.streams.values_mut() {
             let before = host.stream.store_state();
             if host.stream.tick(now_ns).is_err() {
@@ -918,7 +959,7 @@ impl JetStream {
                 t = Some(t.map_or(d, |t| t.min(d)));
             }
         }
-        if let Some(d) = self.source_wake {
+        for d in self.source_wake.into_iter().chain(self.reopening.values().map(|r| r.retry_ns)) {
             t = Some(t.map_or(d, |t| t.min(d)));
         }
         t
@@ -976,7 +1017,8 @@ impl JetStream {
     }
 
     /// Check the engine's consistency (panics on a violation): every stream routes
-    /// exactly its subjects, no stream is both in service and failed, each host shows
+    /// exactly its subjects, no stream is both in service and failed, a stream whose
+    /// reopen is retried is listed as failed, each host shows
     /// consumers only durable messages, its consumers are registered with the stream,
     /// and every stream and consumer passes its own invariants.
     ///
@@ -985,6 +1027,9 @@ impl JetStream {
     pub fn invariants(&self) {
         assert_eq!(self.route_ids.len(), self.streams.len(), "routed streams differ from streams in service");
         assert!(self.api_queue.len() <= self.cfg.max_api_pending, "API queue over its bound");
+        for name in self.reopening.keys() {
+            assert!(self.failed.contains_key(name), "stream {name} is being reopened but not listed as failed");
+        }
         let items = self.streams.len() + self.streams.values().map(|h| h.consumers.len()).sum::<usize>();
         if !crate::checks::walk(items) {
             return;

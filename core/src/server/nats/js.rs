@@ -276,6 +276,9 @@ impl JsHandle {
                     tokio::time::sleep(in_flight).await;
                 }
                 let done = job.run(&*self.disk);
+                if crate::fault_point!("js.commit.slow") {
+                    tokio::time::sleep(Duration::from_millis(crate::fault::pick_ms(100))).await;
+                }
                 self.wait_owed(in_flight).await;
                 let now = self.now_ns();
                 let mut e = self.lock();
@@ -344,6 +347,9 @@ impl JsHandle {
                 _ = tokio::time::sleep_until(at) => {}
             }
             if deadline.is_some() {
+                if crate::fault_point!("timer.tick.delay") {
+                    tokio::time::sleep(Duration::from_millis(crate::fault::pick_ms(200))).await;
+                }
                 let out = self.with_engine(|e, now, out| e.tick(now, out));
                 route(out);
             }

@@ -256,6 +256,11 @@ impl Routes {
             self.stats.raft_unrouted.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        if crate::fault_point!("raft.send.drop") {
+            // Lost before it reached the queue, as when the route went down just now.
+            self.stats.raft_unrouted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match encode_raft(env) {
             Some(bytes) => {
                 out.push_raft(bytes);
@@ -619,7 +624,9 @@ impl Routes {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let every = self.cfg().ping_interval;
         let max_out = self.cfg().max_pings_out;
-        let mut ticker = Ticker::starting_at(Instant::now() + every, every, Missed::Burst);
+        // After a slow write the ticks it held up must not fire back to back: a burst
+        // would count pings as unanswered before the peer had a chance to answer them.
+        let mut ticker = Ticker::starting_at(Instant::now() + every, every, Missed::Skip);
         let mut pings_out: u32 = 0;
         // What the peer sent back (only pongs), kept across reads: `read_buf` is
         // cancel-safe under `select!`, a whole-frame read is not.
@@ -689,6 +696,21 @@ impl Routes {
     }
 
     async fn write<W: AsyncWrite + Unpin>(&self, wr: &mut W, bytes: &[u8]) -> io::Result<()> {
+        if crate::fault_point!("route.write.fail") {
+            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+        }
+        if crate::fault_point!("route.write.stall") {
+            // A write that makes no progress for the stall timeout ends the way a real
+            // stall does; if the simulator heals its faults first, the write goes on.
+            let until = Instant::now() + self.cfg().stall_timeout;
+            while crate::fault::active() && Instant::now() < until {
+                sleep(STALL_POLL.min(until - Instant::now())).await;
+            }
+            if Instant::now() >= until {
+                self.stats.stalled.fetch_add(1, Ordering::Relaxed);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"));
+            }
+        }
         match timeout(self.cfg().stall_timeout, frame::write_raw(wr, bytes)).await {
             Ok(r) => r,
             Err(_) => {
@@ -698,6 +720,10 @@ impl Routes {
         }
     }
 }
+
+/// How often a stall injected by the `route.write.stall` fault point checks whether the
+/// simulator healed its faults.
+const STALL_POLL: Duration = Duration::from_millis(10);
 
 /// How a dial attempt ended.
 enum Attempt {
