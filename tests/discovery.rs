@@ -153,6 +153,7 @@ async fn lame_duck_in_process_through_the_handle() {
     ldm.enter();
     tokio::time::timeout(WAIT, rx.recv()).await.expect("no lame-duck event").expect("event channel closed");
     // `run` returns on its own (its shutdown future never completes): clients closed, done.
+    // It drops the listener before it returns. (Probing the port afterwards cannot tell: a
+    // process started by another test of this binary may have been given the same port.)
     tokio::time::timeout(WAIT, run).await.expect("run did not end after lame duck").unwrap();
-    assert!(!accepts(port).await, "the listener is closed");
 }

@@ -421,7 +421,7 @@ async fn push_consumer_heartbeats_and_flow_control() {
     let s = js.create_stream(file_stream(&name, &format!("{p}.>"))).await.expect("create");
     let deliver = c.new_inbox();
     let mut sub = c.subscribe(deliver.clone()).await.unwrap();
-    c.flush().await.unwrap();
+    common::sync(&c).await;
     let cfg = push::Config {
         durable_name: Some("pusher".into()),
         deliver_subject: deliver.clone(),
@@ -1862,7 +1862,7 @@ async fn subject_transform_and_republish() {
     .await
     .unwrap();
     let mut sub = c.subscribe(format!("{p}rp.>")).await.unwrap();
-    c.flush().await.unwrap();
+    common::sync(&c).await;
     publish(&js, &format!("{p}r.x"), "hello").await;
     let m = timeout(WAIT, sub.next()).await.expect("republished").unwrap();
     assert_eq!(m.subject.as_str(), format!("{p}rp.{p}r.x"));

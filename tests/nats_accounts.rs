@@ -9,6 +9,7 @@
 
 mod common;
 
+use async_nats::client::RequestErrorKind;
 use async_nats::{ConnectErrorKind, ConnectOptions, Event, ServerError};
 use futures::StreamExt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -114,7 +115,7 @@ async fn accounts_are_isolated_subject_spaces() {
     let mut sb = b.subscribe(format!("{subject}.>")).await.unwrap();
     let mut sg = g.subscribe(format!("{subject}.>")).await.unwrap();
     for c in [&a, &b, &g] {
-        c.flush().await.unwrap();
+        common::sync(c).await;
     }
     b.publish(format!("{subject}.1"), "from b".into()).await.unwrap();
     b.flush().await.unwrap();
@@ -129,7 +130,7 @@ async fn accounts_are_isolated_subject_spaces() {
     assert!(none(&mut sb).await);
     // Requests stay in their account too: B's responder is not A's.
     let mut svc = b.subscribe(format!("{subject}svc")).await.unwrap();
-    b.flush().await.unwrap();
+    common::sync(&b).await;
     let err = a.request(format!("{subject}svc"), "q".into()).await.expect_err("nobody in A answers");
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders, "{err}");
     assert!(none(&mut svc).await);
@@ -164,7 +165,7 @@ async fn permissions_refuse_with_nats_servers_errors_and_the_connection_stays() 
     let (c, mut events) = with_events(&t, "limited", "l").await;
     let watcher = t.user("g", "g").await;
     let mut all = watcher.subscribe("allowed.>").await.unwrap();
-    watcher.flush().await.unwrap();
+    common::sync(&watcher).await;
     c.publish("allowed.secret", "no".into()).await.unwrap();
     c.flush().await.unwrap();
     let e = next_error(&mut events).await;
@@ -208,6 +209,8 @@ async fn allow_responses_lets_a_service_answer_requests_once() {
     let t = Target::new().await;
     let (svc, mut events) = with_events(&t, "responder", "r").await;
     let mut requests = svc.subscribe("svc.echo").await.unwrap();
+    // The responder may not publish to an inbox, so it cannot run `common::sync`: the
+    // requester retries until the SUB is in (a no-responders answer is itself a round trip).
     svc.flush().await.unwrap();
     let g = t.user("g", "g").await;
     let task = tokio::spawn(async move {
@@ -219,7 +222,13 @@ async fn allow_responses_lets_a_service_answer_requests_once() {
         svc.flush().await.unwrap();
         (svc, reply)
     });
-    let answer = g.request("svc.echo", "ping".into()).await.expect("the responder may answer");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        match g.request("svc.echo", "ping".into()).await {
+            Err(e) if e.kind() == RequestErrorKind::NoResponders && tokio::time::Instant::now() < deadline => continue,
+            r => break r.expect("the responder may answer"),
+        }
+    };
     assert_eq!(&answer.payload[..], b"ping");
     let (svc, reply) = task.await.unwrap();
     let e = next_error(&mut events).await;

@@ -10,7 +10,7 @@ mod common;
 
 use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
-use common::prefix;
+use common::{prefix, sync};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,11 +49,6 @@ impl Target {
 /// async-nats's `flush` only writes the buffer out, so another connection's publish
 /// can still overtake a SUB. A request to a subject nobody listens on comes back as
 /// no-responders only after the server has handled every earlier op of `c`.
-async fn sync(c: &async_nats::Client) {
-    let r = tokio::time::timeout(Duration::from_secs(5), c.request(prefix("sync.nobody"), "".into())).await;
-    assert_eq!(r.expect("sync timed out").unwrap_err().kind(), RequestErrorKind::NoResponders);
-}
-
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("timed out").expect("subscription ended")
 }

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn swarm_is_a_function_of_the_seed_and_varies() {
-        let fp = FaultPoints::default();
+        let fp = FaultPoints { mode: Mode::Swarm, ppm: DEFAULT_PPM };
         assert_eq!(fp.enabled(7), fp.enabled(7));
         let counts: Vec<usize> = (0..64).map(|s| fp.enabled(s).iter().filter(|&&b| b).count()).collect();
         assert!(counts.iter().any(|&c| c != counts[0]), "every seed enabled the same number of sites");
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn recorded_selection_reproduces_the_swarm() {
-        let fp = FaultPoints::default();
+        let fp = FaultPoints { mode: Mode::Swarm, ppm: DEFAULT_PPM };
         for seed in 0..32 {
             let r = FaultPoints::recorded(&fp.enabled_names(seed), fp.ppm).unwrap();
             assert_eq!(r.enabled(seed), fp.enabled(seed), "seed {seed}");

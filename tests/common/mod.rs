@@ -89,6 +89,18 @@ pub fn prefix(test: &str) -> String {
     format!("t{}.{test}", std::process::id())
 }
 
+/// Wait until the server has processed everything `c` sent before this call (its SUBs
+/// above all), so a message another connection publishes next reaches them.
+///
+/// async-nats's `flush` only writes the socket; it does not wait for the server. This
+/// round-trips a request nobody answers: the no-responders status comes back on the same
+/// connection, after the server handled every earlier operation from it.
+pub async fn sync(c: &async_nats::Client) {
+    let r = tokio::time::timeout(Duration::from_secs(10), c.request(c.new_inbox(), "".into())).await;
+    let e = r.expect("sync: no-responders round trip timed out").expect_err("sync: nobody should answer");
+    assert_eq!(e.kind(), async_nats::client::RequestErrorKind::NoResponders, "sync: {e}");
+}
+
 /// A fresh temporary directory for a test's JetStream store (removed first if present).
 pub fn store_dir(test: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("weir-js-{test}-{}", std::process::id()));
