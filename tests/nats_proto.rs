@@ -520,6 +520,9 @@ async fn read_buffers_at_the_limit_shed_one_and_the_other_finishes() {
     let want = format!("MSG {s}.{i} 1 {payload}\r\n{}\r\nPONG\r\n", "x".repeat(payload));
     assert!(*text == want, "the other client's message is delivered (got {} bytes)", text.len());
     assert!(buffers.peak() <= limit, "growth never passed the limit: peak {}", buffers.peak());
+    let varz = server.monitor.varz();
+    assert_eq!(varz.read_buffers_shed, 1, "/varz counts the shed connection");
+    assert!(varz.to_prometheus().contains("weir_read_buffers_shed_total 1\n"), "and /metrics");
     drop(clients);
     server.stop().await;
 }

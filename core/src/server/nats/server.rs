@@ -288,6 +288,7 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            read_buffers_shed: s.read_bufs.shed(),
             cluster: s.routes.as_ref().map(|r| super::varz::ClusterVarz {
                 name: r.cluster_name().to_owned(),
                 addr: r.addr().ip().to_string(),
