@@ -282,6 +282,11 @@ mod tests {
         for f in ["rid", "ip", "start", "last_activity", "uptime", "idle", "pending_size", "in_msgs", "in_bytes"] {
             assert!(r.get(f).is_some(), "routez route has {f}");
         }
+        // Weir's per-route drop counters, the same as /varz's.
+        let vd = &get(&ma, "/varz")["cluster"]["route_drops"][0];
+        assert_eq!(r["drops"]["msgs"]["queue_full"], 0, "{r}");
+        assert_eq!((&r["drops"]["msgs"], &r["drops"]["raft"]), (&vd["msgs"], &vd["raft"]), "{r} {vd}");
+        assert_eq!(r["drops"]["publisher_stalls"], vd["publisher_stalls"]);
         assert_eq!(get(&ma, "/routez?subs=1")["routes"][0]["subscriptions_list"], serde_json::json!(["mon.a"]));
         assert_eq!(get(&mb, "/routez")["routes"][0]["in_msgs"], 3);
         assert_eq!(respond("/routez?subs=x", &ma).0, "400 Bad Request");

@@ -342,6 +342,7 @@ impl Monitor {
         let s = &self.shared;
         let clock = self.clock(now_ns);
         let peers = s.broker().peer_views(subs || detail);
+        let drops = s.routes.as_ref().map(|r| r.route_drops()).unwrap_or_default();
         let times = s.route_times.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let cfg = s.cfg();
         let configured: Vec<&str> = cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
@@ -350,6 +351,7 @@ impl Monitor {
             .map(|p| {
                 let (start, last) = times.get(&p.server_id).copied().unwrap_or((clock.elapsed_ns, clock.elapsed_ns));
                 let addr = p.addr.unwrap_or_default();
+                let route_drops = drops.iter().find(|d| d.server_id == p.server_id).map(|d| d.drops);
                 let (ip, port) = addr.rsplit_once(':').map_or((addr.as_str(), 0), |(h, p)| (h, p.parse().unwrap_or(0)));
                 RouteInfo {
                     rid: p.out_conn.unwrap_or(0),
@@ -370,6 +372,7 @@ impl Monitor {
                     out_bytes: p.traffic.out_bytes,
                     subscriptions: p.num_subs,
                     subs: if subs && !detail { p.subs.iter().map(|d| d.subject.clone()).collect() } else { Vec::new() },
+                    drops: route_drops,
                     subs_detail: if detail { p.subs } else { Vec::new() },
                 }
             })
