@@ -6,8 +6,10 @@
 //! at up to 1 GiB while under 1 MB was in use. A trimmer task looks at glibc's figures
 //! every [`TRIM_EVERY`] and, when more than [`TRIM_OVER`] bytes are free inside the
 //! heap, calls `malloc_trim(0)`, which gives every free page of every arena back to the
-//! kernel. Measured against jemalloc and mimalloc on the same workloads (README,
-//! "Server faults of issue 9").
+//! kernel. Measured against jemalloc 5.3 and mimalloc 2.0.9 on the same workloads
+//! (README, "Server faults of issue 9"): 30 s after a 200,000-subscription client or
+//! 500 churning connections left, glibc with the trim was at 8-10 MiB of RSS, the others
+//! (and glibc without the trim) at 159-374 MiB, so glibc with the trim stays.
 //!
 //! The allocator is found at run time, so that the comparison can run the same binary
 //! with jemalloc or mimalloc put in front of glibc by `LD_PRELOAD`: when the process has
