@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use weir_core::mem::{Ledger, names};
 use weir_core::proto::{ByteStr, ClientOp, ServerOp};
-use weir_core::server::nats::{self, ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
+use weir_core::server::nats::{ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
 use weir_faults::FaultClass;
 use weir_traces::{EventKind, EventSink, HARNESS};
 
