@@ -375,6 +375,9 @@ fn cmd_run(
     if let Some(line) = fired_line(&r) {
         println!("{line}");
     }
+    for line in heap_lines(&r) {
+        println!("{line}");
+    }
     if r.passed() {
         return Ok(0);
     }
@@ -384,6 +387,29 @@ fn cmd_run(
     println!("replay: {}", command_for("run", &input, schedule_file.as_deref()));
     println!("shrink: {}", command_for("shrink", &input, schedule_file.as_deref()));
     Ok(1)
+}
+
+/// Each node's counted heap against its ledger at the memory checkpoints (KiB):
+/// uncharged = heap - ledger - checker-held; `-` where the node was down.
+fn heap_lines(r: &RunReport) -> Vec<String> {
+    let show = |x: Option<weir_sim::check::heap::HeapReading>| {
+        x.map_or("-".to_string(), |x| {
+            format!("{}k ({}k-{}k-{}k)", x.uncharged() / 1024, x.heap / 1024, x.ledger / 1024, x.held / 1024)
+        })
+    };
+    r.heap
+        .iter()
+        .map(|n| {
+            format!(
+                "heap n{}: uncharged (heap-ledger-held) baseline {} after load {} after quiet {}; peak heap {}k",
+                n.node,
+                show(n.baseline),
+                show(n.after_load),
+                show(n.after_quiet),
+                n.peak_heap / 1024
+            )
+        })
+        .collect()
 }
 
 /// Which fault points fired in a run and how often (`None` when none did).

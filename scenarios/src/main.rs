@@ -4,11 +4,8 @@
 #[cfg(madsim)]
 mod cli;
 
-// Simulations allocate and free many small buffers; mimalloc is markedly faster at
-// that than the system allocator (see README, Benchmarks).
-#[cfg(madsim)]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The global allocator (mimalloc under per-node heap counting) comes with weir-sim:
+// see `weir_sim::heap`.
 
 #[cfg(madsim)]
 fn main() {

@@ -78,6 +78,12 @@ fn votes_not_persisted_shrinks_on_raft_crashes_to_fewer_faults() {
 }
 
 #[test]
+fn uncharged_buffer_shrinks_on_pubsub_partitions() {
+    // The buffer grows with the load, faults or not: shrinking may drop them all.
+    assert_shrinks(Bug::UnchargedBuffer, "pubsub-partitions", false);
+}
+
+#[test]
 fn ack_floor_skips_shrinks_on_js_single() {
     assert_shrinks(Bug::AckFloorSkips, "js-single", false);
 }

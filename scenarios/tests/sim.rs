@@ -186,6 +186,7 @@ bug_tests! {
     bug_dedup_forgets_is_caught => Bug::DedupForgets,
     bug_route_drops_interest_is_caught => Bug::RouteDropsInterest,
     bug_queue_double_delivery_is_caught => Bug::QueueDoubleDelivery,
+    bug_uncharged_buffer_is_caught => Bug::UnchargedBuffer,
 }
 
 #[test]

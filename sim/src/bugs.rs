@@ -41,11 +41,13 @@ pub enum Bug {
     RouteDropsInterest,
     /// A NATS server forwards a queue-group message to a peer even when a local member got it.
     QueueDoubleDelivery,
+    /// A NATS server keeps every message it delivers in a history buffer no ledger account charges.
+    UnchargedBuffer,
 }
 
 impl Bug {
     /// Every known bug, in a stable order.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::VotesNotPersisted,
         Bug::CommitBeforeQuorum,
         Bug::UnboundedCatchup,
@@ -57,6 +59,7 @@ impl Bug {
         Bug::DedupForgets,
         Bug::RouteDropsInterest,
         Bug::QueueDoubleDelivery,
+        Bug::UnchargedBuffer,
     ];
 
     /// The CLI name of the bug (`--bug NAME`).
@@ -73,6 +76,7 @@ impl Bug {
             Bug::DedupForgets => "dedup-forgets",
             Bug::RouteDropsInterest => "route-drops-interest",
             Bug::QueueDoubleDelivery => "queue-double-delivery",
+            Bug::UnchargedBuffer => "uncharged-buffer",
         }
     }
 
@@ -106,6 +110,9 @@ impl Bug {
             Bug::QueueDoubleDelivery => {
                 "a queue-group message with a local member is also forwarded to a peer's member; the group gets it twice"
             }
+            Bug::UnchargedBuffer => {
+                "a NATS server appends every message it delivers to a never-trimmed buffer no ledger account charges; its heap grows with the load"
+            }
         }
     }
 
@@ -124,6 +131,7 @@ impl Bug {
             Bug::DedupForgets => "js-dedup",
             Bug::RouteDropsInterest => "pubsub-lost-fault-free",
             Bug::QueueDoubleDelivery => "pubsub-queue-once",
+            Bug::UnchargedBuffer => "uncharged-memory",
         }
     }
 }
@@ -223,6 +231,7 @@ impl BugSet {
             match b {
                 Bug::RouteDropsInterest => n.route_drops_interest = true,
                 Bug::QueueDoubleDelivery => n.queue_double_delivery = true,
+                Bug::UnchargedBuffer => n.uncharged_buffer = true,
                 _ => {}
             }
         }
@@ -272,7 +281,7 @@ mod tests {
                 .into_iter()
                 .chain([st.lazy_fsync, st.unbounded_buffer_pool, st.buffer_leak])
                 .chain([j.ack_before_store, j.consumer.ack_floor_skips, j.stream.dedup_forgets])
-                .chain([n.route_drops_interest, n.queue_double_delivery])
+                .chain([n.route_drops_interest, n.queue_double_delivery, n.uncharged_buffer])
                 .filter(|&x| x)
                 .count();
             assert_eq!(on, 1, "{b}");

@@ -439,75 +439,96 @@ impl Disk for SimDisk {
     }
 
     fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        let mut st = self.lock();
-        check_path(path)?;
-        st.reserve(data.len() as u64)?;
-        let id = st.create(path)?;
-        let f = st.files.get_mut(&id).expect("file just created");
-        f.data.extend_from_slice(data);
-        Ok(f.data.len() as u64)
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            check_path(path)?;
+            st.reserve(data.len() as u64)?;
+            let id = st.create(path)?;
+            let f = st.files.get_mut(&id).expect("file just created");
+            f.data.extend_from_slice(data);
+            Ok(f.data.len() as u64)
+        })
     }
 
     fn write_file(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let mut st = self.lock();
-        check_path(path)?;
-        let old = st.current.get(path).map_or(0, |id| st.files[id].data.len());
-        st.reserve((data.len() as u64).saturating_sub(old as u64))?;
-        let id = st.create(path)?;
-        let f = st.files.get_mut(&id).expect("file just created");
-        f.detach();
-        f.data.clear();
-        f.data.extend_from_slice(data);
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            check_path(path)?;
+            let old = st.current.get(path).map_or(0, |id| st.files[id].data.len());
+            st.reserve((data.len() as u64).saturating_sub(old as u64))?;
+            let id = st.create(path)?;
+            let f = st.files.get_mut(&id).expect("file just created");
+            f.detach();
+            f.data.clear();
+            f.data.extend_from_slice(data);
+            Ok(())
+        })
     }
 
     fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        let mut st = self.lock();
-        let old = st.file(path)?.data.len() as u64;
-        st.reserve(len.saturating_sub(old))?;
-        let f = st.file_mut(path)?;
-        let len = len as usize;
-        if matches!(f.synced, Synced::Prefix(n) if len < n) {
-            f.detach();
-        }
-        f.data.resize(len, 0);
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            let old = st.file(path)?.data.len() as u64;
+            st.reserve(len.saturating_sub(old))?;
+            let f = st.file_mut(path)?;
+            let len = len as usize;
+            if matches!(f.synced, Synced::Prefix(n) if len < n) {
+                f.detach();
+            }
+            f.data.resize(len, 0);
+            Ok(())
+        })
     }
 
     fn sync(&self, path: &str) -> io::Result<()> {
-        let mut st = self.lock();
-        let f = st.file_mut(path)?;
-        f.synced = Synced::Prefix(f.data.len());
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            let f = st.file_mut(path)?;
+            f.synced = Synced::Prefix(f.data.len());
+            Ok(())
+        })
     }
 
     fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        let mut st = self.lock();
-        let st = &mut *st;
-        st.durable.retain(|p, _| disk::parent(p) != dir);
-        for (p, id) in st.current.iter().filter(|(p, _)| disk::parent(p) == dir) {
-            st.durable.insert(p.clone(), *id);
-        }
-        st.collect_garbage();
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.durable.retain(|p, _| disk::parent(p) != dir);
+            for (p, id) in st.current.iter().filter(|(p, _)| disk::parent(p) == dir) {
+                st.durable.insert(p.clone(), *id);
+            }
+            st.collect_garbage();
+            Ok(())
+        })
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let mut st = self.lock();
-        check_path(to)?;
-        let id = st.id(from)?;
-        st.current.remove(from);
-        st.current.insert(to.to_string(), id);
-        st.collect_garbage();
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            check_path(to)?;
+            let id = st.id(from)?;
+            st.current.remove(from);
+            st.current.insert(to.to_string(), id);
+            st.collect_garbage();
+            Ok(())
+        })
     }
 
     fn remove(&self, path: &str) -> io::Result<()> {
-        let mut st = self.lock();
-        st.id(path)?;
-        st.current.remove(path);
-        st.collect_garbage();
-        Ok(())
+        // Disk contents are the simulated world's memory, not the node's.
+        crate::heap::outside(|| {
+            let mut st = self.lock();
+            st.id(path)?;
+            st.current.remove(path);
+            st.collect_garbage();
+            Ok(())
+        })
     }
 
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {

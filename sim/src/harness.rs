@@ -23,17 +23,19 @@
 //! every fault in a trace was really applied.
 
 use crate::bugs::BugSet;
+use crate::check::heap::{HeapReading, NodeHeap};
 use crate::check::{self, Violation};
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
 use crate::faultpoints::FaultPoints;
+use crate::heap::{self, Heap, RunHeap};
 use crate::net::SimNet;
 use crate::node::{self, NodeNo};
 use crate::workload::ClientStats;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -97,6 +99,9 @@ pub struct RunReport {
     pub fault_enabled: Vec<bool>,
     /// How often each fault point fired, by index in [`weir_core::fault::SITES`].
     pub fault_fired: Vec<u64>,
+    /// Each node's counted heap against its ledger at the memory checkpoints (empty when
+    /// the run did not get that far).
+    pub heap: Vec<NodeHeap>,
 }
 
 impl RunReport {
@@ -155,6 +160,13 @@ pub trait World: Sized {
         Duration::from_secs(1)
     }
 
+    /// Bytes of node `no`'s heap that the world keeps for its checkers rather than for
+    /// the node's own work (e.g. the test log application's record of every applied
+    /// value): the memory checker does not count them as the node's uncharged memory.
+    fn checker_held(&self, _no: NodeNo) -> u64 {
+        0
+    }
+
     /// Whether `account` still holding `current` bytes after the quiet time breaks
     /// the memory baseline.
     fn over_baseline(&self, account: &str, current: u64) -> bool;
@@ -174,7 +186,7 @@ pub struct WorldEntry {
     /// [`World::FAULTS`].
     pub faults: &'static [FaultClass],
     check: fn(&SimConfig) -> Result<(), String>,
-    drive: fn(RunInput, Recorder) -> WorldRun,
+    drive: fn(RunInput, Recorder, Heap) -> WorldRun,
 }
 
 impl WorldEntry {
@@ -193,8 +205,8 @@ impl WorldEntry {
 /// One world's run, as the registry starts it.
 type WorldRun = Pin<Box<dyn Future<Output = Outcome>>>;
 
-fn drive_boxed<W: World + 'static>(input: RunInput, rec: Recorder) -> WorldRun {
-    Box::pin(drive::<W>(input, rec))
+fn drive_boxed<W: World + 'static>(input: RunInput, rec: Recorder, heap: Heap) -> WorldRun {
+    Box::pin(drive::<W>(input, rec, heap))
 }
 
 /// Look a world up by name.
@@ -258,6 +270,7 @@ pub struct Outcome {
     violations: Vec<Violation>,
     sim_ms: u64,
     clients: ClientStats,
+    heap: Vec<NodeHeap>,
 }
 
 /// Run one simulation to completion, on a thread of its own ([`on_fresh_thread`]). A
@@ -314,9 +327,13 @@ pub fn run_on_this_thread(input: &RunInput) -> RunReport {
                 clients: ClientStats::default(),
                 fault_enabled: input.fault_points.enabled(input.seed),
                 fault_fired: vec![0; weir_core::fault::SITES.len()],
+                heap: Vec::new(),
             };
         }
     };
+    // Counting starts before the runtime exists, so madsim's node spans are followed.
+    let run_heap = RunHeap::start();
+    let heap = run_heap.heap();
     let mut mcfg = madsim::Config::default();
     // Our own link layer adds latency; keep madsim's small and narrow.
     mcfg.net.send_latency = Duration::from_micros(20)..Duration::from_micros(60);
@@ -327,20 +344,22 @@ pub fn run_on_this_thread(input: &RunInput) -> RunReport {
     let world_input = input.clone();
     let rec = recorder.clone();
     let fault_enabled = input.fault_points.enabled(input.seed);
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || rt.block_on((entry.drive)(world_input, rec))));
+    let outcome =
+        std::panic::catch_unwind(AssertUnwindSafe(move || rt.block_on((entry.drive)(world_input, rec, heap))));
     // Installed by `drive`; removed here even when the run panicked.
     let fault_fired = weir_core::fault::uninstall();
-    let (mut violations, sim_ms, clients) = match outcome {
-        Ok(o) => (o.violations, o.sim_ms, o.clients),
+    let (mut violations, sim_ms, clients, heap) = match outcome {
+        Ok(o) => (o.violations, o.sim_ms, o.clients, o.heap),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "non-string panic".into());
-            (vec![Violation { invariant: "no-panic", detail: msg }], limit, ClientStats::default())
+            (vec![Violation { invariant: "no-panic", detail: msg }], limit, ClientStats::default(), Vec::new())
         }
     };
+    drop(run_heap);
     let events = recorder.take_events();
     violations.extend(check::all_event_checks(&events));
     let trace = Trace { header: header_for(input), events };
@@ -353,6 +372,7 @@ pub fn run_on_this_thread(input: &RunInput) -> RunReport {
         clients,
         fault_enabled,
         fault_fired,
+        heap,
     }
 }
 
@@ -399,17 +419,23 @@ pub struct Ctx {
     machines: Vec<NodeHandle>,
     /// madsim node id -> node number, for recording where a fault point fired.
     node_nos: Arc<Mutex<BTreeMap<madsim::task::NodeId, NodeNo>>>,
+    /// The run's per-node heap counters.
+    heap: Heap,
+    /// Nodes crashed now (read by the ledger sampler).
+    down: Arc<Mutex<BTreeSet<NodeNo>>>,
+    /// When each node was last killed, in ms from the start.
+    last_crash_ms: BTreeMap<NodeNo, u64>,
 }
 
 impl Ctx {
-    fn new(input: &RunInput, rec: &Recorder) -> Ctx {
+    fn new(input: &RunInput, rec: &Recorder, heap: Heap) -> Ctx {
         let start = Instant::now();
         Ctx {
             cfg: input.config.clone(),
             seed: input.seed,
             bugs: input.bugs,
             start,
-            sink: Arc::new(rec.sink(move || start.elapsed().as_micros() as u64)),
+            sink: Arc::new(SimulatorSink(rec.sink(move || start.elapsed().as_micros() as u64))),
             handle: Handle::current(),
             rng: ChaCha8Rng::seed_from_u64(input.seed),
             rec: rec.clone(),
@@ -418,6 +444,9 @@ impl Ctx {
             nodes: Vec::new(),
             machines: Vec::new(),
             node_nos: Arc::default(),
+            heap,
+            down: Arc::default(),
+            last_crash_ms: BTreeMap::new(),
         }
     }
 
@@ -469,6 +498,7 @@ impl Ctx {
     pub fn add_node(&mut self, handle: NodeHandle, ledger: Ledger) -> NodeNo {
         let no = NodeNo::try_from(self.nodes.len() + 1).expect("config allows at most 9 nodes");
         self.node_nos.lock().expect("node numbers").insert(handle.id(), no);
+        self.heap.attach(heap::madsim_index(handle.id()), no);
         self.nodes.push(SimNode { no, handle, ledger, health: Health::Up });
         no
     }
@@ -500,6 +530,8 @@ impl Ctx {
         let n = &mut self.nodes[node::index(no)];
         self.handle.kill(n.handle.id());
         n.health = Health::Crashed;
+        self.down.lock().expect("down nodes").insert(no);
+        self.last_crash_ms.insert(no, self.start.elapsed().as_millis() as u64);
     }
 
     /// The history recorded so far.
@@ -557,6 +589,7 @@ impl Ctx {
                 if self.health(*node) == Health::Crashed {
                     self.handle.restart(self.node_handle(*node).id());
                     self.nodes[node::index(*node)].health = Health::Up;
+                    self.down.lock().expect("down nodes").remove(node);
                 }
             }
             FaultKind::Pause { node } => {
@@ -625,6 +658,7 @@ impl Ctx {
                 Health::Up => {}
             }
             self.nodes[i].health = Health::Up;
+            self.down.lock().expect("down nodes").remove(&no);
         }
     }
 
@@ -672,13 +706,54 @@ fn incarnation_seed(node_seed: u64, inc: u32) -> u64 {
     node_seed ^ u64::from(inc).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// Node `n`'s heap reading now.
+fn heap_reading<W: World>(ctx: &Ctx, world: &W, n: &SimNode) -> HeapReading {
+    HeapReading { heap: ctx.heap.live(n.no), ledger: ledger_total(&n.ledger), held: world.checker_held(n.no) }
+}
+
+/// The sum of a ledger's accounts, in bytes.
+fn ledger_total(ledger: &Ledger) -> u64 {
+    ledger.sample().iter().map(|a| a.current).sum()
+}
+
+/// The run's event sink as nodes see it: what a node records becomes the simulator's
+/// memory, not the node's (the event is copied outside the node and the node's copy
+/// freed), so trace growth is not counted as the node's heap.
+struct SimulatorSink<S>(S);
+
+impl<S: EventSink> EventSink for SimulatorSink<S> {
+    fn emit(&self, node: NodeNo, kind: EventKind) {
+        heap::outside(|| self.0.emit(node, kind.clone()));
+    }
+}
+
 /// Samples ledgers into the trace when they change.
 #[derive(Default)]
 struct Sampler {
     last: BTreeMap<(NodeNo, &'static str), (u64, u64)>,
+    /// Each node's baseline heap reading: of the samples in [`check::heap::BASELINE_MS`]
+    /// taken while it was up, the one with the most uncharged heap.
+    heap_baseline: BTreeMap<NodeNo, HeapReading>,
+    /// The largest heap seen per node.
+    heap_peak: BTreeMap<NodeNo, i64>,
 }
 
 impl Sampler {
+    /// Read node `no`'s counted heap (`at_ms` into the run; `down` if it is crashed).
+    /// Reading adds no event and no timer: the run is the same with or without it.
+    fn heap_sample(&mut self, at_ms: u64, heap: Heap, no: NodeNo, ledger: &Ledger, down: bool) {
+        let live = heap.live(no);
+        let peak = self.heap_peak.entry(no).or_default();
+        *peak = (*peak).max(live);
+        if check::heap::BASELINE_MS.contains(&at_ms) && !down {
+            let r = HeapReading { heap: live, ledger: ledger_total(ledger), held: 0 };
+            let base = self.heap_baseline.entry(no).or_insert(r);
+            if r.uncharged() > base.uncharged() {
+                *base = r;
+            }
+        }
+    }
+
     /// Record node `no`'s accounts that changed since the last sample.
     fn sample(&mut self, sink: &dyn EventSink, no: NodeNo, ledger: &Ledger) {
         for s in ledger.sample() {
@@ -710,8 +785,8 @@ fn install_fault_points(input: &RunInput, ctx: &Ctx) {
 }
 
 /// The run skeleton (see the module doc).
-async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
-    let mut ctx = Ctx::new(&input, &rec);
+async fn drive<W: World>(input: RunInput, rec: Recorder, heap: Heap) -> Outcome {
+    let mut ctx = Ctx::new(&input, &rec, heap);
     install_fault_points(&input, &ctx);
     let mut world = W::setup(&mut ctx);
 
@@ -719,12 +794,14 @@ async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     let sampler_stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let nodes: Vec<(NodeNo, Ledger)> = ctx.nodes.iter().map(|n| (n.no, n.ledger.clone())).collect();
-        let (sink, stop) = (ctx.sink.clone(), sampler_stop.clone());
+        let (sink, stop, start, down) = (ctx.sink.clone(), sampler_stop.clone(), ctx.start, ctx.down.clone());
         tokio::spawn(async move {
             let mut s = Sampler::default();
             while !stop.load(Ordering::Relaxed) {
                 for (no, ledger) in &nodes {
                     s.sample(&*sink, *no, ledger);
+                    let is_down = down.lock().expect("down nodes").contains(no);
+                    s.heap_sample(start.elapsed().as_millis() as u64, heap, *no, ledger, is_down);
                 }
                 tokio::time::sleep(SAMPLE_EVERY).await;
             }
@@ -742,6 +819,15 @@ async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     }
     tokio::time::sleep_until(ctx.start + Duration::from_millis(ctx.cfg.run.duration_ms)).await;
     world.end_safety(&ctx).await;
+    // A node killed since the baseline window opened is a new process whose reading now
+    // is its recovery, not what the load left: it is judged after the quiet time only.
+    let after_load: BTreeMap<NodeNo, HeapReading> = ctx
+        .nodes
+        .iter()
+        .filter(|n| n.health != Health::Crashed)
+        .filter(|n| ctx.last_crash_ms.get(&n.no).is_none_or(|&t| t < check::heap::BASELINE_MS.start))
+        .map(|n| (n.no, heap_reading(&ctx, &world, n)))
+        .collect();
 
     // Liveness phase: every fault ends; the world must converge within the bound.
     ctx.heal();
@@ -760,6 +846,18 @@ async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     tokio::time::sleep(world.quiet_time()).await;
     sampler_stop.store(true, Ordering::Relaxed);
     let mut s = sampler.await.expect("sampler task");
+    let heap_figures: Vec<NodeHeap> = ctx
+        .nodes
+        .iter()
+        .map(|n| NodeHeap {
+            node: n.no,
+            baseline: s.heap_baseline.get(&n.no).copied(),
+            after_load: after_load.get(&n.no).copied(),
+            after_quiet: Some(heap_reading(&ctx, &world, n)),
+            peak_heap: s.heap_peak.get(&n.no).copied().unwrap_or_default(),
+        })
+        .collect();
+    violations.extend(check::heap::uncharged_memory(&heap_figures, check::heap::UNCHARGED_LIMIT));
     for n in &ctx.nodes {
         s.sample(&*ctx.sink, n.no, &n.ledger);
         for a in n.ledger.sample() {
@@ -775,5 +873,5 @@ async fn drive<W: World>(input: RunInput, rec: Recorder) -> Outcome {
     let (v, clients) = world.finish(&mut ctx).await;
     violations.extend(v);
     ctx.kill_all();
-    Outcome { violations, sim_ms: ctx.start.elapsed().as_millis() as u64, clients }
+    Outcome { violations, sim_ms: ctx.start.elapsed().as_millis() as u64, clients, heap: heap_figures }
 }

@@ -18,6 +18,7 @@ pub mod disk;
 pub mod faultpoints;
 #[cfg(madsim)]
 pub mod harness;
+pub mod heap;
 pub mod jsclient;
 #[cfg(madsim)]
 pub mod nats_client;
@@ -32,3 +33,10 @@ mod workload;
 pub mod worlds;
 
 pub use config::SimConfig;
+
+// Every simulation binary linking this crate counts its heap per simulated node (see
+// [`heap`]); mimalloc underneath, as it is markedly faster than the system allocator
+// at the simulator's many small buffers.
+#[cfg(madsim)]
+#[global_allocator]
+static GLOBAL: heap::Counting<mimalloc::MiMalloc> = heap::Counting(mimalloc::MiMalloc);

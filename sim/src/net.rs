@@ -160,7 +160,9 @@ impl ShapedStream {
     pub fn new(stream: TcpStream, net: Arc<SimNet>, from: NodeNo, to: NodeNo) -> ShapedStream {
         let (rd, wr) = tokio::io::split(stream);
         let link = Arc::new(Link { q: Mutex::new(SendQueue::default()), wake: Notify::new() });
-        tokio::spawn(drain(link.clone(), wr, net.clone(), from, to));
+        // The send buffer and the bytes on the wire are the simulated kernel's and
+        // network's memory, not the node's heap.
+        tokio::spawn(crate::heap::Outside(drain(link.clone(), wr, net.clone(), from, to)));
         ShapedStream { rd, link, net, from, to }
     }
 }
@@ -245,7 +247,7 @@ impl AsyncWrite for ShapedStream {
         }
         let n = buf.len().min(SEND_BUFFER - q.bytes);
         q.bytes += n;
-        q.chunks.push_back((at, buf[..n].to_vec()));
+        crate::heap::outside(|| q.chunks.push_back((at, buf[..n].to_vec())));
         drop(q);
         self.link.wake.notify_one();
         Poll::Ready(Ok(n))

@@ -2,6 +2,7 @@
 //! final states. They know nothing about madsim, so they are unit-tested directly and
 //! can be re-run over a stored trace.
 
+pub mod heap;
 pub mod js;
 pub mod store;
 

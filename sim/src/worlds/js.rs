@@ -587,6 +587,10 @@ impl World for JsWorld {
             (names::STORE_BUFFERS, STORE_BUFFERS_LIMIT),
             (names::STORE_CACHE, STORE_CACHE_LIMIT),
             (names::STREAM_PENDING, weir_core::mem::spec(names::STREAM_PENDING).default_limit),
+            // The server charges these whenever its ledger has them; without them here
+            // connections' read buffers and subscriptions would count as uncharged heap.
+            (names::CLIENT_BUFFERS, weir_core::mem::spec(names::CLIENT_BUFFERS).default_limit),
+            (names::CLIENT_SUBS, weir_core::mem::spec(names::CLIENT_SUBS).default_limit),
         ]));
         let sh = Shared {
             streams: Arc::new(streams_of(&cfg)),

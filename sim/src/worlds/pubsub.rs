@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use weir_core::mem::{Ledger, names};
 use weir_core::proto::{ByteStr, ClientOp, ServerOp};
-use weir_core::server::nats::{self, ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
+use weir_core::server::nats::{ClusterConfig, Monitor, NatsConfig, NatsServer, RouteTarget};
 use weir_faults::FaultClass;
 use weir_traces::{EventKind, EventSink, HARNESS};
 
@@ -274,7 +274,15 @@ impl World for PubsubWorld {
         for i in node::all(nodes) {
             let ns = NodeShared {
                 no: i,
-                ledger: nats::cluster_ledger(CLIENT_OUTBOUND_LIMIT, cfg.route.outbound_limit),
+                // The server charges connections' read buffers and subscriptions whenever
+                // its ledger has those accounts: without them here they would count as
+                // uncharged heap.
+                ledger: Arc::new(Ledger::new(&[
+                    (names::CLIENT_OUTBOUND, CLIENT_OUTBOUND_LIMIT),
+                    (names::ROUTE_OUTBOUND, cfg.route.outbound_limit),
+                    (names::CLIENT_BUFFERS, weir_core::mem::spec(names::CLIENT_BUFFERS).default_limit),
+                    (names::CLIENT_SUBS, weir_core::mem::spec(names::CLIENT_SUBS).default_limit),
+                ])),
                 monitor: Arc::default(),
                 incarnation: Arc::default(),
             };

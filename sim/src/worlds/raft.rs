@@ -191,6 +191,15 @@ impl World for RaftWorld {
         converge(&self.params, &self.client_machine, &self.shared, deadline).await
     }
 
+    fn checker_held(&self, no: NodeNo) -> u64 {
+        // The test application records every applied value for the outcome checker, and
+        // its Raft snapshots (which the node keeps to send to followers) encode that
+        // record: both follow the history's length, not the load.
+        let app = self.shared[node::index(no)].app.lock().expect("app");
+        let snapshot = crate::heap::outside(|| app.snapshot().len());
+        (app.values.capacity() * std::mem::size_of::<(u64, u64)>() + snapshot) as u64
+    }
+
     fn over_baseline(&self, account: &str, current: u64) -> bool {
         // `store.index` holds the Raft log's index and `raft.log` its entries (both since
         // the last snapshot): they follow the log, not the load, and have their own limits.

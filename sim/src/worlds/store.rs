@@ -19,6 +19,8 @@ use crate::check::store::{
 use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
 use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
+// The book is the checker's record, kept outside the node's counted heap.
+use crate::heap;
 use crate::node::NodeNo;
 use crate::workload::{ClientStats, value_for};
 use rand::{Rng, SeedableRng};
@@ -202,7 +204,7 @@ async fn node_main(p: NodeParams) {
             match opened {
                 Ok(mut fs) => {
                     emit_recovery(&*p.sink, NODE, &fs);
-                    book(&p).opened(&disk, &mut fs);
+                    heap::outside(|| book(&p).opened(&disk, &mut fs));
                     *lock(&p.slot) = Some(fs);
                 }
                 Err(e) => p.sink.emit(NODE, EventKind::Note { text: format!("store open failed: {e}") }),
@@ -243,23 +245,25 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
                 let mut g = lock(&p.slot);
                 let Some(fs) = g.as_mut() else { continue };
                 p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: false });
-                {
+                heap::outside(|| {
                     let mut b = book(&p);
                     b.journal.push(Entry::DeleteAsked(seq));
                     b.present.remove(&seq);
                     b.deletes.insert(seq, false);
-                }
+                });
                 let r = fs.delete(seq);
                 match &r {
                     Err(e) if must_reopen(e) => {
                         g.take();
-                        book(&p).deletes.insert(seq, true);
+                        heap::outside(|| book(&p).deletes.insert(seq, true));
                     }
                     Err(_) => {
                         // Nothing was changed: the message must stay.
-                        let mut b = book(&p);
-                        b.deletes.remove(&seq);
-                        b.journal.push(Entry::DeleteFailed(seq));
+                        heap::outside(|| {
+                            let mut b = book(&p);
+                            b.deletes.remove(&seq);
+                            b.journal.push(Entry::DeleteFailed(seq));
+                        });
                     }
                     Ok(_) => {}
                 }
@@ -268,9 +272,11 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
             tokio::time::sleep(disk_time(&disk, 48)).await;
             if done {
                 p.sink.emit(NODE, EventKind::StoreDelete { client, seq, done: true });
-                let mut b = book(&p);
-                b.deletes.remove(&seq);
-                b.journal.push(Entry::DeleteDone(seq));
+                heap::outside(|| {
+                    let mut b = book(&p);
+                    b.deletes.remove(&seq);
+                    b.journal.push(Entry::DeleteDone(seq));
+                });
             }
             continue;
         }
@@ -296,7 +302,7 @@ async fn writer(p: NodeParams, disk: Arc<SimDisk>, client: u32, seed: u64) {
                 if acked.len() > 64 {
                     acked.pop_front();
                 }
-                book(&p).present.insert(seq, value);
+                heap::outside(|| book(&p).present.insert(seq, value));
                 EventKind::ClientOk { client, value, index: seq }
             }
             Err(e) if must_reopen(&e) => EventKind::ClientUnknown { client, value, reason: e.to_string() },

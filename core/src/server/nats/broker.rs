@@ -230,6 +230,10 @@ pub struct BrokerBugs {
     /// A message for a queue group with a local member is also forwarded to a peer with
     /// members, so the group gets it twice.
     pub queue_double_delivery: bool,
+    /// The subject and payload of every message queued to a local subscriber are also
+    /// appended to a delivery history that is never trimmed and that no ledger account
+    /// charges: heap that grows with the load and stays after it.
+    pub uncharged_buffer: bool,
 }
 
 /// Routing state shared by all connections of one server.
@@ -240,6 +244,8 @@ pub struct Broker {
     /// Route connections each peer opened to us, counted only with
     /// [`BrokerBugs::route_drops_interest`] on.
     bug_route_opens: BTreeMap<Arc<str>, u32>,
+    /// The never-trimmed publish history of [`BrokerBugs::uncharged_buffer`].
+    bug_history: Vec<u8>,
     /// Every NATS account, `$G` first; their ids index this table.
     accounts: Vec<NatsAccount>,
     /// Every local subscription, under its id in its account's index.
@@ -300,6 +306,7 @@ impl Broker {
         let mut b = Broker {
             bugs: BrokerBugs::default(),
             bug_route_opens: BTreeMap::new(),
+            bug_history: Vec::new(),
             accounts: Vec::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
@@ -1058,6 +1065,10 @@ impl Broker {
                 |b: &mut _| proto::encode_msg(b, &msg.subject, &sub.sid, msg.reply.as_deref(), headers, &msg.payload);
             match client.out.push_deferred(encode, wakes) {
                 Push::Queued => {
+                    if self.bugs.uncharged_buffer {
+                        self.bug_history.extend_from_slice(msg.subject.as_bytes());
+                        self.bug_history.extend_from_slice(&msg.payload);
+                    }
                     delivered += 1;
                     let n = (msg.payload.len() + headers.map_or(0, <[u8]>::len)) as u64;
                     out_bytes += n;
