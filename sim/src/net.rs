@@ -1,8 +1,10 @@
 //! The simulated network between cluster nodes: our own in-memory byte pipe under
-//! each route connection, with per-link latency, bandwidth and partitions. madsim's
-//! TCP only sets the connection up (connect, accept, and the addresses of both ends):
-//! [`SimNet::link_wrap`], installed through `weir_core::server::link`, pairs the two
-//! ends of each route socket by their addresses and carries the bytes itself.
+//! each route connection (and each Raft client connection), with per-link latency,
+//! bandwidth and partitions. madsim's TCP only sets the connection up (connect,
+//! accept, and one id from each end, see [`ShapedStream`]): [`SimNet::link_wrap`],
+//! installed through `weir_core::server::link`, pairs the two ends of each socket and
+//! carries the bytes itself. A client machine's links have only a small jitter and no
+//! faults, as before.
 //!
 //! Why not madsim's TCP: every flushed write there is a packet through its network
 //! model (a lock, several SipHash map lookups, an unbounded channel, a timer and a
@@ -44,6 +46,10 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep_until};
 use weir_core::server::link::{LinkStream, LinkWrap};
 use weir_core::timer::Deadline;
+
+/// The end of a connection on a machine that is not a cluster node (a client): its
+/// links have only the jitter, no base latency, and no fault touches them.
+const OUTSIDE: NodeNo = 0;
 
 /// Bytes a [`ShapedStream`] accepts before a write waits (the socket send buffer).
 pub const SEND_BUFFER: usize = 256 * 1024;
@@ -164,6 +170,15 @@ impl SimNet {
         prev: Option<(Instant, Instant)>,
     ) -> Instant {
         self.with(|s| {
+            if from == OUTSIDE || to == OUTSIDE {
+                if let Some((t, at)) = prev
+                    && t == now
+                {
+                    return at;
+                }
+                let at = now + Duration::from_micros(s.rng.gen_range(JITTER_US));
+                return prev.map_or(at, |p| at.max(p.1));
+            }
             let caps = [s.bandwidth.get(&from), s.bandwidth.get(&to)];
             let cap = caps.into_iter().flatten().copied().filter(|&b| b > 0).min();
             let sent = match (cap, prev) {
@@ -212,9 +227,11 @@ impl SimNet {
     pub fn link_wrap(self: &Arc<Self>) -> LinkWrap {
         let net = self.clone();
         Arc::new(move |stream: TcpStream| -> LinkStream {
-            let ends = stream.local_addr().ok().zip(stream.peer_addr().ok());
-            match ends.and_then(|(l, p)| node::from_ip(l.ip()).zip(node::from_ip(p.ip()))) {
-                Some((from, to)) if from != to => Box::new(ShapedStream::new(stream, &net, from, to)),
+            // A client machine's end is `OUTSIDE`; both ends of a connection must be
+            // wrapped alike (each sends its id), which the worlds arrange.
+            let end = |a: std::net::SocketAddr| node::from_ip(a.ip()).unwrap_or(OUTSIDE);
+            match stream.local_addr().ok().zip(stream.peer_addr().ok()) {
+                Some((l, p)) if end(l) != end(p) => Box::new(ShapedStream::new(stream, &net, end(l), end(p))),
                 _ => Box::new(stream),
             }
         })
