@@ -5,6 +5,8 @@
 //! `weir stream ...` and `weir consumer ...` are JetStream admin commands for any NATS server.
 
 mod admin;
+#[cfg(not(madsim))]
+mod alloc;
 mod cli;
 mod conf;
 mod config;

@@ -38,7 +38,16 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     match path {
         "/healthz" => ("200 OK", "application/json", "{\"status\":\"ok\"}".to_owned()),
-        "/varz" => ("200 OK", "application/json", serde_json::to_string_pretty(&monitor.varz()).unwrap_or_default()),
+        "/varz" => {
+            #[allow(unused_mut)]
+            let mut varz = serde_json::to_value(monitor.varz()).unwrap_or_default();
+            // The allocator's allocated / resident / retained bytes (issue 9, fault 7).
+            #[cfg(not(madsim))]
+            if let Some(o) = varz.as_object_mut() {
+                o.insert("allocator".into(), serde_json::to_value(crate::alloc::stats()).unwrap_or_default());
+            }
+            ("200 OK", "application/json", serde_json::to_string_pretty(&varz).unwrap_or_default())
+        }
         "/accountz" => {
             let acc = query.split('&').find_map(|kv| kv.strip_prefix("acc=")).filter(|a| !a.is_empty());
             let z = monitor.accountz(acc, now_ns());
@@ -63,6 +72,19 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
         "/metrics" => {
             let varz = monitor.varz();
             let mut text = varz.to_prometheus();
+            #[cfg(not(madsim))]
+            {
+                let a = crate::alloc::stats();
+                for (name, help, v) in [
+                    ("allocated", "Bytes in use by the program, per the allocator.", a.allocated),
+                    ("resident", "Resident set size of the process.", a.resident),
+                    ("retained", "Bytes freed and kept by the allocator.", a.retained),
+                ] {
+                    text.push_str(&format!(
+                        "# HELP weir_allocator_{name}_bytes {help}\n# TYPE weir_allocator_{name}_bytes gauge\nweir_allocator_{name}_bytes {v}\n"
+                    ));
+                }
+            }
             if varz.jetstream.is_some() {
                 monitor.jsz(JszOptions::default()).write_prometheus(&mut text);
             }
@@ -260,6 +282,11 @@ mod tests {
         for f in ["rid", "ip", "start", "last_activity", "uptime", "idle", "pending_size", "in_msgs", "in_bytes"] {
             assert!(r.get(f).is_some(), "routez route has {f}");
         }
+        // Weir's per-route drop counters, the same as /varz's.
+        let vd = &get(&ma, "/varz")["cluster"]["route_drops"][0];
+        assert_eq!(r["drops"]["msgs"]["queue_full"], 0, "{r}");
+        assert_eq!((&r["drops"]["msgs"], &r["drops"]["raft"]), (&vd["msgs"], &vd["raft"]), "{r} {vd}");
+        assert_eq!(r["drops"]["publisher_stalls"], vd["publisher_stalls"]);
         assert_eq!(get(&ma, "/routez?subs=1")["routes"][0]["subscriptions_list"], serde_json::json!(["mon.a"]));
         assert_eq!(get(&mb, "/routez")["routes"][0]["in_msgs"], 3);
         assert_eq!(respond("/routez?subs=x", &ma).0, "400 Bad Request");

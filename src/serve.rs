@@ -516,6 +516,9 @@ pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
         });
     }
     tracing::info!("Server is ready");
+    // Freed memory goes back to the system (issue 9, fault 7).
+    #[cfg(not(madsim))]
+    tokio::spawn(crate::alloc::run_trimmer());
     tokio::spawn(async move {
         let signal = shutdown::signal().await;
         tracing::info!("{signal}: shutting down");

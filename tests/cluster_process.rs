@@ -8,18 +8,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::procs::{Procs, free_port, get_json};
+use common::procs::{cluster, get_json};
 use futures::StreamExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Ports {
-    client: u16,
-    cluster: u16,
-    http: u16,
-}
 
 async fn cluster_field(http: u16, field: &str) -> Option<u64> {
     get_json(http, "/varz").await?.get("cluster")?.get(field)?.as_u64()
@@ -44,27 +37,7 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
 
 #[tokio::test]
 async fn three_processes_route_messages_and_survive_losing_one() {
-    let ports: Vec<Ports> =
-        (0..3).map(|_| Ports { client: free_port(), cluster: free_port(), http: free_port() }).collect();
-    let mut procs = Procs(Vec::new());
-    for (i, p) in ports.iter().enumerate() {
-        let routes: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, q)| format!("nats-route://127.0.0.1:{}", q.cluster))
-            .collect();
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "-p", &p.client.to_string(), "-m", &p.http.to_string()])
-            .args(["--cluster", &format!("127.0.0.1:{}", p.cluster), "--routes", &routes.join(",")])
-            .args(["--server_name", &format!("n{}", i + 1), "--cluster_name", "proc-test"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn weir");
-        procs.0.push(Some(child));
-    }
+    let (ports, mut procs) = cluster(3, "proc-test", &[]);
     for (i, p) in ports.iter().enumerate() {
         until_field(&format!("n{} to have 2 routes", i + 1), p.http, "routes", 2).await;
     }

@@ -226,8 +226,9 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
         return; // needs a small max_pending and the server's counters
     }
     let mut cfg = common::config();
-    // Large enough that a subscriber that reads keeps under it while the publisher flushes
-    // every batch (weir has no fast-producer stall yet), far below what the flood sends.
+    // Far below what the flood sends the slow subscriber (48 MiB), far above what the
+    // good one can have pending: the publisher stays at most WINDOW messages (512 KiB)
+    // ahead of it, however loaded the machine is, so only the slow one can be cut.
     cfg.max_pending = 4 * 1024 * 1024;
     let s = common::start(cfg).await;
 
@@ -248,23 +249,29 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
     sync(&good).await;
     let publisher = async_nats::connect(s.url()).await.unwrap();
     const N: usize = 6000;
+    const WINDOW: usize = 64;
     let payload = Bytes::from(vec![b'x'; 8 * 1024]);
+    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
     let counter = tokio::spawn(async move {
         let mut n = 0;
         while n < N {
             tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
             n += 1;
+            received_tx.send_replace(n);
         }
         n
     });
     for i in 0..N {
-        publisher.publish("flood", payload.clone()).await.unwrap();
-        if i % 32 == 31 {
+        if i % 32 == 0 {
             publisher.flush().await.unwrap();
+            // Flow control against the good subscriber only (the slow one is not read).
+            let wait = received.wait_for(|&n| i < n + WINDOW);
+            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
         }
+        publisher.publish("flood", payload.clone()).await.unwrap();
     }
     publisher.flush().await.unwrap();
-    assert_eq!(counter.await.unwrap(), N);
+    assert_eq!(counter.await.unwrap(), N, "the good subscriber got every message");
 
     assert!(s.monitor.varz().slow_consumers >= 1);
     // The server closed the slow socket: reading drains what was in flight, then ends.
@@ -279,8 +286,85 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
     })
     .await;
     assert!(closed.is_ok(), "slow consumer was not disconnected");
+    // The slow client's teardown runs on its own task (in steps, issue 9 fault 2), so
+    // its socket can close before the broker forgets it: wait for that state.
+    let forgotten = tokio::time::timeout(Duration::from_secs(10), async {
+        while s.monitor.varz().connections != 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        forgotten.is_ok(),
+        "connections: {} (want the good client and the publisher)",
+        s.monitor.varz().connections
+    );
+    s.stop().await;
+}
+
+/// A raw subscriber to `subject` that stops reading once its SUB is confirmed.
+async fn stalled_subscriber(addr: std::net::SocketAddr, subject: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("CONNECT {{\"verbose\":false}}\r\nSUB {subject} 1\r\nPING\r\n").as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("PONG") {
+        let mut b = [0u8; 4096];
+        let n = c.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&b[..n]);
+    }
+    c
+}
+
+/// Issue 9, fault 8: stalled subscribers that fill the server-wide `client.outbound`
+/// limit pay for their own stall. Each may hold up to `max_pending` (4 MiB), five of
+/// them more than the shared limit (6 MiB); the healthy subscriber (the publisher keeps
+/// at most ~768 KiB ahead of it) must get every message and never be cut, however the
+/// writes interleave, and every stalled one is cut.
+#[tokio::test]
+async fn stalled_subscribers_at_the_shared_limit_do_not_cut_a_healthy_one() {
+    if common::external_url().is_some() {
+        return; // needs the server's limits and counters
+    }
+    let mut cfg = common::config();
+    cfg.max_pending = 4 * 1024 * 1024;
+    cfg.max_outbound_total = 6 * 1024 * 1024;
+    let s = common::start(cfg).await;
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(stalled_subscriber(s.addr, "flood").await);
+    }
+    let good = async_nats::connect(s.url()).await.unwrap();
+    let mut good_sub = good.subscribe("flood").await.unwrap();
+    sync(&good).await;
+    let publisher = async_nats::connect(s.url()).await.unwrap();
+    const N: usize = 6000;
+    const WINDOW: usize = 64;
+    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
+    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        while n < N {
+            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
+            n += 1;
+            received_tx.send_replace(n);
+        }
+        n
+    });
+    for i in 0..N {
+        if i % 32 == 0 {
+            publisher.flush().await.unwrap();
+            let wait = received.wait_for(|&n| i < n + WINDOW);
+            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
+        }
+        publisher.publish("flood", payload.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(counter.await.unwrap(), N, "the healthy subscriber got every message");
     let v = s.monitor.varz();
-    assert_eq!(v.connections, 2);
+    assert_eq!(v.slow_consumers, 5, "each stalled subscriber was cut, and only they");
+    let outbound = v.mem.iter().find(|a| a.name == "client.outbound").unwrap();
+    assert!(outbound.peak <= outbound.limit, "{outbound:?}");
     s.stop().await;
 }
 

@@ -472,3 +472,78 @@ async fn max_subscriptions_exceeded_is_an_error_and_stays_open() {
     }
     t.stop().await;
 }
+
+/// Fault 4 (issue 9), liveness at the `client.buffers` limit: the limit (256 KiB) holds
+/// two clients partway through large messages, but not one of them grown to the 256 KiB
+/// its 150 kB message needs while the other holds its 64 KiB base. Before, both waited
+/// for room forever; now the one asking for the most is closed with
+/// `-ERR 'maximum client buffers exceeded'` and the other's message goes through.
+#[tokio::test]
+async fn read_buffers_at_the_limit_shed_one_and_the_other_finishes() {
+    if Target::is_external() {
+        return;
+    }
+    let cfg = common::config();
+    let limit = 4 * 64 * 1024;
+    let ledger = weir_core::server::nats::ledger_for(&cfg);
+    let buffers = ledger.account(weir_core::mem::names::CLIENT_BUFFERS);
+    buffers.set_limit(limit);
+    let server = common::start_with_ledger(cfg, ledger.clone()).await;
+    let s = prefix("bufs");
+    let (payload, first) = (150_000, 100_000);
+    let mut clients = Vec::new();
+    for i in 0..2 {
+        let mut c = Raw::connect(server.addr).await;
+        c.send(&format!("CONNECT {{\"verbose\":false}}\r\nSUB {s}.{i} 1\r\nPING\r\n")).await;
+        c.expect("PONG\r\n").await;
+        clients.push(c);
+    }
+    // Both start a message, then both finish it. Writes to a closed connection fail;
+    // that is the outcome looked at below, so their errors are ignored here.
+    for (i, c) in clients.iter_mut().enumerate() {
+        let _ = c.stream.write_all(format!("PUB {s}.{i} {payload}\r\n{}", "x".repeat(first)).as_bytes()).await;
+    }
+    for c in &mut clients {
+        let _ = c.stream.write_all(format!("{}\r\nPING\r\n", "x".repeat(payload - first)).as_bytes()).await;
+    }
+    let mut outcomes = Vec::new();
+    for c in &mut clients {
+        outcomes.push(c.until_pong_or_closed().await);
+    }
+    let err = "-ERR 'maximum client buffers exceeded'\r\n";
+    let shed: Vec<_> = outcomes.iter().filter(|(_, closed)| *closed).collect();
+    assert_eq!(shed.len(), 1, "exactly one client is shed: {outcomes:?}");
+    // The error is written before the close; a reset (the server closes with the rest of
+    // the message unread) may still discard it on the client's side.
+    assert!(shed[0].0.is_empty() || shed[0].0 == err, "the shed client gets the error: {:?}", shed[0].0);
+    let (i, (text, _)) = outcomes.iter().enumerate().find(|(_, (_, closed))| !closed).unwrap();
+    let want = format!("MSG {s}.{i} 1 {payload}\r\n{}\r\nPONG\r\n", "x".repeat(payload));
+    assert!(*text == want, "the other client's message is delivered (got {} bytes)", text.len());
+    assert!(buffers.peak() <= limit, "growth never passed the limit: peak {}", buffers.peak());
+    let varz = server.monitor.varz();
+    assert_eq!(varz.read_buffers_shed, 1, "/varz counts the shed connection");
+    assert!(varz.to_prometheus().contains("weir_read_buffers_shed_total 1\n"), "and /metrics");
+    drop(clients);
+    server.stop().await;
+}
+
+impl Raw {
+    /// Read until `PONG` arrives (false) or the server closes the connection (true);
+    /// returns everything read and which. Panics after 5 s.
+    async fn until_pong_or_closed(&mut self) -> (String, bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.seen.ends_with("PONG\r\n") {
+                return (std::mem::take(&mut self.seen), false);
+            }
+            let mut buf = [0u8; 4096];
+            let r = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("neither PONG nor a close; have {} bytes", self.seen.len()));
+            match r {
+                Ok(0) | Err(_) => return (std::mem::take(&mut self.seen), true),
+                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    }
+}

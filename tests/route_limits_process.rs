@@ -12,81 +12,18 @@
 
 #![cfg(all(not(madsim), unix))]
 
+mod common;
+
 use bytes::Bytes;
+use common::procs::{PROC_WAIT, Ports, cluster, free_port, get, get_json};
 use futures::StreamExt;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills (and resumes, if stopped) every child on drop.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            signal(c, "CONT");
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn signal(c: &Child, sig: &str) {
-    let _ = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).status();
-}
-
-struct Ports {
-    client: u16,
-    cluster: u16,
-    http: u16,
-}
-
-/// Start `n` clustered servers with `extra` flags each.
-fn cluster(n: usize, name: &str, extra: &[&str]) -> (Vec<Ports>, Procs) {
-    let ports: Vec<Ports> =
-        (0..n).map(|_| Ports { client: free_port(), cluster: free_port(), http: free_port() }).collect();
-    let mut procs = Procs(Vec::new());
-    for (i, p) in ports.iter().enumerate() {
-        let routes: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, q)| format!("nats-route://127.0.0.1:{}", q.cluster))
-            .collect();
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "-p", &p.client.to_string(), "-m", &p.http.to_string()])
-            .args(["--cluster", &format!("127.0.0.1:{}", p.cluster), "--routes", &routes.join(",")])
-            .args(["--server_name", &format!("n{}", i + 1), "--cluster_name", name])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn weir");
-        procs.0.push(child);
-    }
-    (ports, procs)
-}
-
-/// GET `path` from a monitoring port; `None` while the server is not answering.
-async fn get(http: u16, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await.ok()?.ok()?;
-    let text = String::from_utf8(buf).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_owned())
-}
+const WAIT: Duration = PROC_WAIT;
 
 async fn varz(http: u16) -> Option<serde_json::Value> {
-    serde_json::from_str(&get(http, "/varz").await?).ok()
+    get_json(http, "/varz").await
 }
 
 /// Poll `/varz` until `test` holds for it.
@@ -189,7 +126,7 @@ async fn a_stalled_peer_slows_the_publisher_and_loses_nothing() {
 
     // Stop B: its route stops reading, A's queue to it fills past half its 32 MiB cap
     // (600 x 64 KiB = 37.5 MiB is more than the queue and the socket buffers hold).
-    signal(&procs.0[1], "STOP");
+    procs.signal(1, "STOP");
     let publisher = tokio::spawn(async move {
         let body = Bytes::from(vec![7u8; SIZE]);
         for i in 0..N {
@@ -205,7 +142,7 @@ async fn a_stalled_peer_slows_the_publisher_and_loses_nothing() {
     })
     .await;
     assert_eq!(total_msg_drops(&route_entry(&v)), 0, "the publisher waits before anything is dropped: {v}");
-    signal(&procs.0[1], "CONT");
+    procs.signal(1, "CONT");
 
     let _a = tokio::time::timeout(WAIT, publisher).await.expect("publisher finished").unwrap();
     for i in 0..N {

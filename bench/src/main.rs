@@ -2,6 +2,7 @@
 //! async-nats against any server, so that weir and nats-server can be compared on the
 //! same machine with the same client (`scripts/bench-vs-nats-server`). A benchmark, not a test.
 
+mod faults;
 mod js;
 mod report;
 mod route;
@@ -65,6 +66,39 @@ enum Cmd {
         /// Runs; the best is reported.
         #[arg(long, default_value_t = 1)]
         runs: u32,
+    },
+    /// Issue 9's server faults, one part per run on a fresh server: other clients' PING
+    /// round trips while one client with many subscriptions sends no-responders
+    /// requests, unsubscribes, resubscribes, changes interest and closes (`stall`); the
+    /// server's RSS during and after a load (`stall`, `churn`, `big`). Prints markdown.
+    Faults {
+        /// The server's client address (host:port).
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        addr: String,
+        /// The server's process id, for its RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Subscriptions of the heavy client.
+        #[arg(long, default_value_t = 200_000)]
+        subs: usize,
+        /// Seconds after a load ends before the RSS is read.
+        #[arg(long, default_value_t = 30)]
+        settle: u64,
+        /// The load.
+        #[arg(long, value_enum, default_value = "stall")]
+        part: faults::Part,
+        /// The server's monitoring `host:port` (weir: allocator figures from `/varz`).
+        #[arg(long)]
+        monitor: Option<String>,
+        /// Label of the memory row (server and allocator).
+        #[arg(long, default_value = "server")]
+        name: String,
+    },
+    /// Print the header of the `faults` memory rows.
+    FaultsHeader {
+        /// Seconds after a load ends before the RSS is read.
+        #[arg(long, default_value_t = 30)]
+        settle: u64,
     },
     /// Print a markdown table of `js` result files, one column per server name.
     JsTable {
@@ -135,6 +169,14 @@ async fn main() {
                 .map_err(|e| e.to_string())
         }
         Cmd::JsTable { files } => js::table(&files).map(|t| print!("{t}")),
+        Cmd::Faults { addr, pid, subs, settle, part, monitor, name } => {
+            let o = faults::Options { addr, pid, subs, settle, part, monitor, name };
+            faults::run(&o).await.map_err(|e| e.to_string())
+        }
+        Cmd::FaultsHeader { settle } => {
+            println!("{}", faults::mem_header(settle));
+            Ok(())
+        }
     };
     if let Err(e) = result {
         eprintln!("weir-bench: {e}");

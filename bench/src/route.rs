@@ -59,7 +59,8 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
 }
 
-async fn varz(monitor: &str) -> Option<serde_json::Value> {
+/// `/varz` of the server whose monitoring port is `monitor` (`host:port`), as JSON.
+pub(crate) async fn varz(monitor: &str) -> Option<serde_json::Value> {
     let mut s = tokio::net::TcpStream::connect(monitor).await.ok()?;
     s.write_all(b"GET /varz HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
     let mut buf = Vec::new();

@@ -142,12 +142,14 @@ fn lists_scenarios_and_bugs() {
         "queue-double-delivery",
         "ack-floor-skips",
         "dedup-forgets",
+        "unbounded-buffer-pool",
     ] {
         assert!(b.contains(name), "{b}");
     }
     assert!(b.contains("caught by raft-crashes)") && b.contains("caught by store-crashes)"), "{b}");
     assert!(b.contains("(breaks election-safety;") && b.contains("(breaks memory-baseline;"), "{b}");
     assert!(b.contains("caught by js-single-crashes)"), "{b}");
+    assert!(b.contains("(breaks pubsub-queue-once; caught by pubsub-partitions)"), "{b}");
     let w = stdout(&weir_sim(&["worlds"]));
     for name in ["raft ", "pubsub ", "store ", "js "] {
         assert!(w.contains(name), "{w}");

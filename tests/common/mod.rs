@@ -45,6 +45,11 @@ pub fn config() -> NatsConfig {
 /// Start a server with `cfg`.
 pub async fn start(cfg: NatsConfig) -> TestServer {
     let ledger = nats::ledger_for(&cfg);
+    start_with_ledger(cfg, ledger).await
+}
+
+/// Start a server with `cfg` charging `ledger` (a test's own limits).
+pub async fn start_with_ledger(cfg: NatsConfig, ledger: std::sync::Arc<weir_core::mem::Ledger>) -> TestServer {
     let server = NatsServer::bind(cfg, ledger).await.expect("bind");
     let addr = server.local_addr();
     let monitor = server.monitor();

@@ -93,15 +93,53 @@ pub async fn accepts(port: u16) -> bool {
     tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
 }
 
-/// GET `path` from the monitoring port `http` as JSON; `None` while the server is not answering.
-pub async fn get_json(http: u16, path: &str) -> Option<serde_json::Value> {
+/// GET `path` from the monitoring port `http`: the body; `None` while the server is not answering.
+pub async fn get(http: u16, path: &str) -> Option<String> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", http)).await.ok()?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await.ok()?.ok()?;
     let text = String::from_utf8(buf).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+/// GET `path` from the monitoring port `http` as JSON; `None` while the server is not answering.
+pub async fn get_json(http: u16, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&get(http, path).await?).ok()
+}
+
+/// One clustered server's loopback ports.
+pub struct Ports {
+    /// Client connections.
+    pub client: u16,
+    /// Routes.
+    pub cluster: u16,
+    /// Monitoring.
+    pub http: u16,
+}
+
+/// Start `n` `weir serve` processes routed to each other in cluster `name` (servers
+/// `n1`, `n2`, ...), each with the `extra` flags.
+pub fn cluster(n: usize, name: &str, extra: &[&str]) -> (Vec<Ports>, Procs) {
+    let ports: Vec<Ports> =
+        (0..n).map(|_| Ports { client: free_port(), cluster: free_port(), http: free_port() }).collect();
+    let mut procs = Procs(Vec::new());
+    for (i, p) in ports.iter().enumerate() {
+        let routes: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, q)| format!("nats-route://127.0.0.1:{}", q.cluster))
+            .collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.args(["serve", "-p", &p.client.to_string(), "-m", &p.http.to_string()])
+            .args(["--cluster", &format!("127.0.0.1:{}", p.cluster), "--routes", &routes.join(",")])
+            .args(["--server_name", &format!("n{}", i + 1), "--cluster_name", name])
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        procs.0.push(Some(spawn(cmd)));
+    }
+    (ports, procs)
 }
 
 /// The INFO a fresh connection to loopback `port` gets, as JSON.

@@ -31,6 +31,10 @@ pub mod names {
     pub const ROUTE_OUTBOUND: &str = "route.outbound";
     /// Bytes queued to clients.
     pub const CLIENT_OUTBOUND: &str = "client.outbound";
+    /// Client connections' read buffers.
+    pub const CLIENT_BUFFERS: &str = "client.buffers";
+    /// Client subscriptions: the subject index, the subscription table and sid maps.
+    pub const CLIENT_SUBS: &str = "client.subs";
     /// The file store's block read/write buffers (the buffer pool).
     pub const STORE_BUFFERS: &str = "store.buffers";
     /// Cached block data of the file store.
@@ -76,10 +80,22 @@ pub const REGISTRY: &[AccountSpec] = &[
         bounded_by: "a SUB over the NATS account's limit gets -ERR 'maximum subscriptions exceeded'",
     },
     AccountSpec {
+        name: names::CLIENT_BUFFERS,
+        default_limit: 512 * MIB,
+        holds: "client connections' read buffers (64 KiB each, more while a large message arrives)",
+        bounded_by: "growth past a connection's 64 KiB base stops reading; at the limit the largest holder is closed (-ERR 'maximum client buffers exceeded'); the base is always granted (overshoot at most 64 KiB x max_connections); buffers shrink back after a burst",
+    },
+    AccountSpec {
         name: names::CLIENT_OUTBOUND,
         default_limit: 1024 * MIB,
         holds: "bytes queued to client connections",
-        bounded_by: "per-client max_pending; a client over it is a slow consumer and is disconnected",
+        bounded_by: "per-client max_pending (a client over it is a slow consumer); at this limit the largest other queues are cut",
+    },
+    AccountSpec {
+        name: names::CLIENT_SUBS,
+        default_limit: 1024 * MIB,
+        holds: "client subscriptions: subject index, subscription table, sid maps (an estimate per subscription)",
+        bounded_by: "per-connection max_subscriptions; at either limit a SUB gets -ERR 'maximum subscriptions exceeded'",
     },
     AccountSpec {
         name: names::CONSUMER_INFLIGHT,
@@ -227,7 +243,9 @@ impl Account {
         }
     }
 
-    /// Charge `bytes` even past the limit. Only known-bug paths call this.
+    /// Charge `bytes` even past the limit. Only known-bug paths and documented, bounded
+    /// overshoots call this (a connection's base read buffer, see
+    /// `server::nats::readbuf`: at most 64 KiB per connection).
     pub fn force_charge(&self, bytes: u64) {
         let next = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(next, Ordering::Relaxed);

@@ -116,6 +116,35 @@ pub async fn write_raw<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> io::Re
     w.flush().await
 }
 
+/// Write every buffer of `bufs` in order, then flush, failing with
+/// [`io::ErrorKind::TimedOut`] only when the writer takes *no* byte for `stall`: the
+/// deadline moves on with every byte written, so a slow but moving peer is not cut
+/// (as nats-server retries a slow route write instead of closing the route).
+pub async fn write_progressing<W: AsyncWrite + Unpin, B: AsRef<[u8]>>(
+    w: &mut W,
+    bufs: &[B],
+    stall: std::time::Duration,
+) -> io::Result<()> {
+    use crate::timer::{Deadline, within};
+    let mut deadline = Deadline::after(stall);
+    let stalled = || io::Error::new(io::ErrorKind::TimedOut, format!("write made no progress for {stall:?}"));
+    for b in bufs {
+        let mut rest = b.as_ref();
+        while !rest.is_empty() {
+            match within(&mut deadline, w.write(rest)).await {
+                Ok(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(Ok(n)) => {
+                    rest = &rest[n..];
+                    deadline.reset(tokio::time::Instant::now() + stall);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(stalled()),
+            }
+        }
+    }
+    within(&mut deadline, w.flush()).await.map_err(|_| stalled())?
+}
+
 /// Encode and write one frame, then flush.
 pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, value: &T) -> io::Result<()> {
     write_raw(w, &encode(value)?).await

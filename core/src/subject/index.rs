@@ -85,10 +85,122 @@ impl<T: Clone> Match<&T> {
     }
 }
 
+/// Subscriptions by id at one trie node, sized for the common case of one.
+///
+/// Most nodes hold one subscription (a client's inbox, a per-entity subject), and an
+/// empty-or-single `BTreeMap` allocates a whole 11-slot leaf (~190 bytes) for it; this
+/// holds one inline, up to [`FEW_MAX`] in an exactly-sized `Vec` (ids only grow, so
+/// inserts append), and more in a `BTreeMap`, so that removing one of very many stays
+/// logarithmic (issue 9, fault 6).
+enum IdMap<T> {
+    Empty,
+    One(SubId, T),
+    Few(Vec<(SubId, T)>),
+    Many(BTreeMap<SubId, T>),
+}
+
+/// Most subscriptions an [`IdMap`] keeps in a `Vec`.
+const FEW_MAX: usize = 16;
+
+impl<T> IdMap<T> {
+    fn is_empty(&self) -> bool {
+        matches!(self, IdMap::Empty)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            IdMap::Empty => 0,
+            IdMap::One(..) => 1,
+            IdMap::Few(v) => v.len(),
+            IdMap::Many(m) => m.len(),
+        }
+    }
+
+    fn insert(&mut self, id: SubId, value: T) {
+        match std::mem::replace(self, IdMap::Empty) {
+            IdMap::Empty => *self = IdMap::One(id, value),
+            IdMap::One(a, va) => {
+                let mut v = vec![(a, va), (id, value)];
+                v.sort_by_key(|(id, _)| *id);
+                *self = IdMap::Few(v);
+            }
+            IdMap::Few(mut v) if v.len() < FEW_MAX => {
+                v.reserve_exact(1);
+                let at = v.partition_point(|(k, _)| *k < id);
+                v.insert(at, (id, value));
+                *self = IdMap::Few(v);
+            }
+            IdMap::Few(v) => {
+                let mut m: BTreeMap<SubId, T> = v.into_iter().collect();
+                m.insert(id, value);
+                *self = IdMap::Many(m);
+            }
+            IdMap::Many(mut m) => {
+                m.insert(id, value);
+                *self = IdMap::Many(m);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &SubId) -> Option<T> {
+        match std::mem::replace(self, IdMap::Empty) {
+            IdMap::Empty => None,
+            IdMap::One(a, va) if a == *id => Some(va),
+            IdMap::One(a, va) => {
+                *self = IdMap::One(a, va);
+                None
+            }
+            IdMap::Few(mut v) => {
+                let value = match v.binary_search_by_key(id, |(k, _)| *k) {
+                    Ok(at) => Some(v.remove(at).1),
+                    Err(_) => None,
+                };
+                *self = match v.len() {
+                    0 => IdMap::Empty,
+                    1 => {
+                        let (a, va) = v.pop().expect("one left");
+                        IdMap::One(a, va)
+                    }
+                    _ => {
+                        v.shrink_to_fit();
+                        IdMap::Few(v)
+                    }
+                };
+                value
+            }
+            IdMap::Many(mut m) => {
+                let value = m.remove(id);
+                *self = if m.is_empty() { IdMap::Empty } else { IdMap::Many(m) };
+                value
+            }
+        }
+    }
+
+    fn get(&self, id: &SubId) -> Option<&T> {
+        match self {
+            IdMap::Empty => None,
+            IdMap::One(a, va) => (a == id).then_some(va),
+            IdMap::Few(v) => v.binary_search_by_key(id, |(k, _)| *k).ok().map(|at| &v[at].1),
+            IdMap::Many(m) => m.get(id),
+        }
+    }
+
+    /// Append the entries to `out`, in id order (no allocation besides `out`'s: this is
+    /// on the publish path).
+    fn extend_into<'a>(&'a self, out: &mut Vec<(SubId, &'a T)>) {
+        match self {
+            IdMap::Empty => {}
+            IdMap::One(a, va) => out.push((*a, va)),
+            IdMap::Few(v) => out.extend(v.iter().map(|(k, v)| (*k, v))),
+            IdMap::Many(m) => out.extend(m.iter().map(|(k, v)| (*k, v))),
+        }
+    }
+}
+
 /// The subscriptions ending at one trie node.
 struct Subs<T> {
-    plain: BTreeMap<SubId, T>,
-    queues: BTreeMap<Arc<str>, BTreeMap<SubId, T>>,
+    plain: IdMap<T>,
+    queues: BTreeMap<Arc<str>, IdMap<T>>,
 }
 
 impl<T> Subs<T> {
@@ -190,7 +302,7 @@ impl<T> Node<T> {
             literal: Children::new(),
             partial: None,
             full: None,
-            subs: Subs { plain: BTreeMap::new(), queues: BTreeMap::new() },
+            subs: Subs { plain: IdMap::Empty, queues: BTreeMap::new() },
         }
     }
 
@@ -237,7 +349,7 @@ impl<T> Node<T> {
 
     /// Subscriptions held at this node and below.
     fn count_subs(&self) -> usize {
-        let here = self.subs.plain.len() + self.subs.queues.values().map(BTreeMap::len).sum::<usize>();
+        let here = self.subs.plain.len() + self.subs.queues.values().map(IdMap::len).sum::<usize>();
         here + self.literal.values().map(Node::count_subs).sum::<usize>()
             + self.partial.as_ref().map_or(0, |c| c.count_subs())
             + self.full.as_ref().map_or(0, |c| c.count_subs())
@@ -275,10 +387,10 @@ impl<'a, T> Collector<'a, T> {
     fn add(&mut self, subs: &'a Subs<T>) {
         if !subs.plain.is_empty() {
             self.plain_sources += 1;
-            self.plain.extend(subs.plain.iter().map(|(id, v)| (*id, v)));
+            subs.plain.extend_into(&mut self.plain);
         }
         for (q, members) in &subs.queues {
-            self.queues.entry(q).or_default().extend(members.iter().map(|(id, v)| (*id, v)));
+            members.extend_into(self.queues.entry(q).or_default());
         }
     }
 }
@@ -336,13 +448,26 @@ impl<T> SubIndex<T> {
                     Some((k, _)) => k.clone(),
                     None => Arc::<str>::from(q),
                 };
-                node.subs.queues.entry(key.clone()).or_default().insert(id, value);
+                node.subs.queues.entry(key.clone()).or_insert(IdMap::Empty).insert(id, value);
                 Some(key)
             }
         };
         self.entries.insert(id, Entry { pattern: pattern.into(), queue });
         self.invariants();
         Ok(id)
+    }
+
+    /// The id the next successful [`SubIndex::insert`] returns (a failed insert takes none),
+    /// so that a caller can store it in the value it inserts.
+    pub fn next_id(&self) -> SubId {
+        SubId(self.next_id)
+    }
+
+    /// Make ids of later inserts greater than `id` (no-op if they already are), so that
+    /// several indexes can draw their ids from one sequence and ids stay unique across
+    /// them (the broker's per-account indexes key one subscription table).
+    pub fn skip_past(&mut self, id: SubId) {
+        self.next_id = self.next_id.max(id.0 + 1);
     }
 
     /// Remove a subscription, returning its value, or `None` if it is not in the index.

@@ -48,6 +48,11 @@ use std::sync::atomic::Ordering;
 /// A client connection's id, unique for the life of a server.
 pub type ClientId = u64;
 
+/// How many subscriptions a leaving client gives up per broker lock
+/// ([`Broker::remove_client_step`]): about a millisecond of work, so other clients wait
+/// at most that long for the lock however many subscriptions the client held.
+pub const REMOVE_STEP: usize = 1024;
+
 /// The id messages the server itself publishes come from (JetStream's replies and
 /// deliveries); no client has it (client ids start at 1).
 pub const SERVER_CLIENT: ClientId = 0;
@@ -63,7 +68,7 @@ pub const GLOBAL: AccountId = 0;
 pub const MAX_REPLY_PERMS: usize = 4096;
 
 /// What a subscription is charged to its account's `account.subs`, besides its
-/// subject and queue bytes: the subscription record, its trie entry and its sid.
+/// subject, queue and sid bytes ([`account_sub_cost`]): the subscription record, its trie entry and its sid.
 pub const SUB_OVERHEAD: u64 = 192;
 
 /// Memory limits of each NATS account (see the module doc), in bytes.
@@ -89,8 +94,8 @@ impl Default for AccountLimits {
 #[derive(Debug)]
 struct NatsAccount {
     name: Arc<str>,
-    /// Local subscriptions (values are keys of [`Broker::subs`]).
-    index: SubIndex<u64>,
+    /// Local subscriptions (each value is its own id, a key of [`Broker::subs`]).
+    index: SubIndex<SubId>,
     /// Route peers' interest (values are peer server ids).
     remote: SubIndex<Arc<str>>,
     outbound: Arc<Account>,
@@ -128,43 +133,24 @@ struct Client {
     /// The first PONG after its CONNECT went out: asynchronous INFO may go to it (before,
     /// async-nats would take an INFO for the answer to its handshake and lose it).
     connected: bool,
-    sids: BTreeMap<ByteStr, u64>,
+    /// Its subscriptions by sid; the sid is shared with [`Sub::sid`].
+    sids: BTreeMap<Arc<str>, SubId>,
     /// Its figures for `/connz`.
     stat: Arc<ConnStat>,
 }
 
-/// One subscription.
+/// One subscription (its subject and queue live in the index only, under its [`SubId`]).
+///
+/// Kept small, as there may be hundreds of thousands (issue 9, fault 6): the sid is an
+/// owned copy shared with the client's sid map, never a slice of the read buffer it was
+/// parsed from (which would keep that whole buffer alive as long as the subscription).
 #[derive(Debug)]
 struct Sub {
     client: ClientId,
-    account: AccountId,
-    /// Bytes charged to the account's `account.subs`.
-    charge: u64,
-    sid: ByteStr,
-    id: SubId,
-    subject: String,
-    queue: Option<String>,
+    sid: Arc<str>,
     /// Auto-unsubscribe once `delivered` reaches this.
     max: Option<u64>,
     delivered: u64,
-}
-
-/// Why a SUB was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SubError {
-    /// The subject or queue is invalid (`-ERR 'Invalid Subject'`).
-    Invalid(String),
-    /// The account's subscription memory is at its limit (`-ERR 'maximum subscriptions exceeded'`).
-    AccountFull,
-}
-
-impl std::fmt::Display for SubError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SubError::Invalid(e) => f.write_str(e),
-            SubError::AccountFull => f.write_str("the account's subscription memory is full"),
-        }
-    }
 }
 
 /// A published message.
@@ -256,9 +242,9 @@ pub struct Broker {
     bug_route_opens: BTreeMap<Arc<str>, u32>,
     /// Every NATS account, `$G` first; their ids index this table.
     accounts: Vec<NatsAccount>,
-    subs: BTreeMap<u64, Sub>,
+    /// Every local subscription, under its id in its account's index.
+    subs: BTreeMap<SubId, Sub>,
     clients: BTreeMap<ClientId, Client>,
-    next_key: u64,
     next_client: ClientId,
     rng: ChaCha8Rng,
     stats: Arc<Stats>,
@@ -273,6 +259,39 @@ pub struct Broker {
     /// Pressured route queues that messages went to since the last
     /// [`Broker::take_route_stalls`] (no duplicates): their publishers wait.
     route_stalls: Vec<Arc<RouteOut>>,
+    /// The ledger's `client.subs` account, charged [`sub_cost`] per local subscription.
+    subs_account: Option<Arc<Account>>,
+    /// The newest subscription id of any account's index: ids are drawn from one
+    /// sequence, so that they are unique across accounts and key `subs`.
+    last_key: Option<SubId>,
+}
+
+/// What one local subscription costs in memory, in bytes, as charged to `client.subs`:
+/// the subject index, the subscription table and the client's sid map together
+/// (`core/examples/subindex_bench.rs` measures ~600 bytes of heap for a 16-byte subject
+/// and a short sid, ~700 with malloc's rounding), plus the subject and sid themselves.
+pub fn sub_cost(subject: &str, sid: &str) -> u64 {
+    (CLIENT_SUB_OVERHEAD + 2 * subject.len() + 2 * sid.len()) as u64
+}
+
+/// The fixed part of [`sub_cost`].
+const CLIENT_SUB_OVERHEAD: usize = 640;
+
+/// What one subscription is charged to its NATS account's `account.subs`:
+/// [`SUB_OVERHEAD`] plus its subject, queue and sid bytes.
+pub fn account_sub_cost(subject: &str, queue: Option<&str>, sid: &str) -> u64 {
+    SUB_OVERHEAD + (subject.len() + queue.map_or(0, str::len) + sid.len()) as u64
+}
+
+/// Why a SUB was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The subject or queue is not valid (`-ERR 'Invalid Subject'`).
+    Invalid(String),
+    /// The server-wide `client.subs` account is full (`-ERR 'maximum subscriptions exceeded'`).
+    Memory,
+    /// The client's NATS account's `account.subs` is full (`-ERR 'maximum subscriptions exceeded'`).
+    AccountFull,
 }
 
 impl Broker {
@@ -284,7 +303,6 @@ impl Broker {
             accounts: Vec::new(),
             subs: BTreeMap::new(),
             clients: BTreeMap::new(),
-            next_key: 0,
             next_client: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats,
@@ -292,6 +310,8 @@ impl Broker {
             peers: BTreeMap::new(),
             js: None,
             watched: BTreeMap::new(),
+            subs_account: None,
+            last_key: None,
             route_stalls: Vec::new(),
         };
         b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
@@ -351,7 +371,7 @@ impl Broker {
     pub fn set_identity(&mut self, id: ClientId, account: AccountId, perms: Option<Arc<Permissions>>) {
         let Some(c) = self.clients.get(&id) else { return };
         if c.account != account {
-            let keys: Vec<u64> = c.sids.values().copied().collect();
+            let keys: Vec<SubId> = c.sids.values().copied().collect();
             for key in keys {
                 self.remove_sub(key);
             }
@@ -374,6 +394,12 @@ impl Broker {
             c.replies.remove(subject);
         }
         true
+    }
+
+    /// Charge local subscriptions to `account` (the ledger's `client.subs`); at its limit
+    /// a SUB is refused with [`SubscribeError::Memory`].
+    pub fn set_subs_account(&mut self, account: Arc<Account>) {
+        self.subs_account = Some(account);
     }
 
     /// Hand messages on subjects JetStream wants to `js`, and report interest in the
@@ -441,10 +467,10 @@ impl Broker {
     }
 
     /// Subscription `key` as `/connz` and `/subsz` show it (`with_account` for `/subsz`).
-    fn sub_detail(&self, key: u64, with_account: bool) -> Option<SubDetail> {
+    fn sub_detail(&self, key: SubId, with_account: bool) -> Option<SubDetail> {
         let sub = self.subs.get(&key)?;
-        let account = &self.accounts[sub.account];
-        let (subject, queue) = account.index.subscription(sub.id)?;
+        let account = &self.accounts[self.clients.get(&sub.client)?.account];
+        let (subject, queue) = account.index.subscription(key)?;
         Some(SubDetail {
             account: if with_account { account.name.to_string() } else { String::new() },
             subject: subject.to_owned(),
@@ -460,11 +486,11 @@ impl Broker {
     /// account `account`'s (empty: all), only those a message on the literal subject
     /// `test` would reach (empty: all).
     pub fn sub_details(&self, account: &str, test: &str) -> Vec<SubDetail> {
-        let mut keys: Vec<(AccountId, u64)> = self
+        let mut keys: Vec<(AccountId, SubId)> = self
             .subs
             .iter()
-            .filter(|(_, s)| account.is_empty() || *self.accounts[s.account].name == *account)
-            .map(|(k, s)| (s.account, *k))
+            .filter_map(|(k, s)| Some((self.clients.get(&s.client)?.account, *k)))
+            .filter(|(a, _)| account.is_empty() || *self.accounts[*a].name == *account)
             .collect();
         keys.sort_unstable();
         keys.into_iter()
@@ -543,20 +569,40 @@ impl Broker {
         }
     }
 
-    /// Forget a client and all its subscriptions.
+    /// Forget a client and all its subscriptions at once. The work is proportional to
+    /// the client's subscriptions; under a lock shared with other clients use
+    /// [`Broker::remove_client_step`] instead.
     pub fn remove_client(&mut self, id: ClientId) {
-        if let Some(c) = self.clients.remove(&id) {
-            for key in c.sids.into_values() {
-                if let Some(sub) = self.subs.remove(&key) {
-                    self.stats.sub_removes.fetch_add(1, Ordering::Relaxed);
-                    let a = &mut self.accounts[sub.account];
-                    a.index.remove(sub.id);
-                    a.subs_mem.release(sub.charge);
-                    self.interest_down(sub.account, sub.subject, sub.queue);
-                }
+        while !self.remove_client_step(id, usize::MAX) {}
+    }
+
+    /// Forget up to `max` of client `id`'s subscriptions; once none is left, forget the
+    /// client too and return true (also for an unknown client).
+    ///
+    /// A client leaving with 200,000 subscriptions must not hold the broker (and so every
+    /// other client) for the whole teardown (issue 9, fault 2): its connection task calls
+    /// this in steps of [`REMOVE_STEP`], taking the lock anew for each. Until the last
+    /// step the client stays registered, but its queue is closed, so deliveries to its
+    /// remaining subscriptions are no-ops.
+    pub fn remove_client_step(&mut self, id: ClientId, max: usize) -> bool {
+        let Some(c) = self.clients.get_mut(&id) else { return true };
+        let account = c.account;
+        let mut keys = Vec::new();
+        while keys.len() < max {
+            let Some((_, key)) = c.sids.pop_first() else { break };
+            keys.push(key);
+        }
+        let done = c.sids.is_empty();
+        for key in keys {
+            if let Some(sub) = self.subs.remove(&key) {
+                self.unindex(account, key, &sub.sid);
             }
         }
+        if done {
+            self.clients.remove(&id);
+        }
         self.invariants();
+        done
     }
 
     /// Every connected client's outbound queue.
@@ -591,61 +637,66 @@ impl Broker {
 
     /// Subscribe; a sid the client already uses is left as it is.
     ///
-    /// The subscription is charged to the client's account's `account.subs`; at its
-    /// limit the SUB is refused with [`SubError::AccountFull`].
+    /// Errors: an invalid subject or queue ([`SubscribeError::Invalid`]); the server-wide
+    /// `client.subs` account is full ([`SubscribeError::Memory`]); the client's NATS
+    /// account's `account.subs` is full ([`SubscribeError::AccountFull`]). A SUB is
+    /// charged to both and must fit in both.
     pub fn subscribe(
         &mut self,
         id: ClientId,
         subject: &str,
         queue: Option<&str>,
         sid: ByteStr,
-    ) -> Result<(), SubError> {
+    ) -> Result<(), SubscribeError> {
         let Some(c) = self.clients.get(&id) else { return Ok(()) };
-        if c.sids.contains_key(&sid) {
+        if c.sids.contains_key(&*sid) {
             return Ok(());
         }
         let account = c.account;
-        let charge = SUB_OVERHEAD + (subject.len() + queue.map_or(0, str::len) + sid.len()) as u64;
-        let a = &mut self.accounts[account];
-        if !a.subs_mem.try_charge(charge) {
-            return Err(SubError::AccountFull);
+        let cost = sub_cost(subject, &sid);
+        if self.subs_account.as_ref().is_some_and(|a| !a.try_charge(cost)) {
+            return Err(SubscribeError::Memory);
         }
-        let key = self.next_key;
-        let sub_id = match a.index.insert(subject, queue, key) {
-            Ok(s) => s,
-            Err(e) => {
-                a.subs_mem.release(charge);
-                return Err(SubError::Invalid(e.to_string()));
+        let charge = account_sub_cost(subject, queue, &sid);
+        let release_server = |b: &Broker| {
+            if let Some(a) = &b.subs_account {
+                a.release(cost);
             }
         };
-        self.next_key += 1;
-        let queue = queue.map(str::to_owned);
-        self.subs.insert(
-            key,
-            Sub {
-                client: id,
-                account,
-                charge,
-                sid: sid.clone(),
-                id: sub_id,
-                subject: subject.to_owned(),
-                queue: queue.clone(),
-                max: None,
-                delivered: 0,
-            },
-        );
+        if !self.accounts[account].subs_mem.try_charge(charge) {
+            release_server(self);
+            return Err(SubscribeError::AccountFull);
+        }
+        // Ids come from one sequence over every account's index, so that they key `subs`.
+        let a = &mut self.accounts[account];
+        if let Some(last) = self.last_key {
+            a.index.skip_past(last);
+        }
+        let key = a.index.next_id();
+        let sub_id = match a.index.insert(subject, queue, key) {
+            Ok(id) => id,
+            Err(e) => {
+                a.subs_mem.release(charge);
+                release_server(self);
+                return Err(SubscribeError::Invalid(e.to_string()));
+            }
+        };
+        debug_assert_eq!(sub_id, key, "SubIndex::next_id");
+        self.last_key = Some(key);
+        let sid: Arc<str> = Arc::from(&*sid);
+        self.subs.insert(key, Sub { client: id, sid: sid.clone(), max: None, delivered: 0 });
         if let Some(c) = self.clients.get_mut(&id) {
             c.sids.insert(sid, key);
         }
         self.stats.sub_inserts.fetch_add(1, Ordering::Relaxed);
-        self.interest_up(account, subject.to_owned(), queue);
+        self.interest_up(account, subject.to_owned(), queue.map(str::to_owned));
         self.invariants();
         Ok(())
     }
 
     /// Unsubscribe now (`max` `None` or 0) or once `max` messages in total have been delivered.
     pub fn unsubscribe(&mut self, id: ClientId, sid: &ByteStr, max: Option<u64>) {
-        let Some(&key) = self.clients.get(&id).and_then(|c| c.sids.get(sid)) else { return };
+        let Some(&key) = self.clients.get(&id).and_then(|c| c.sids.get(&**sid)) else { return };
         match max.filter(|&m| m > 0) {
             Some(m) if self.subs.get(&key).is_some_and(|s| s.delivered < m) => {
                 if let Some(s) = self.subs.get_mut(&key) {
@@ -656,18 +707,35 @@ impl Broker {
         }
     }
 
-    fn remove_sub(&mut self, key: u64) {
+    fn remove_sub(&mut self, key: SubId) {
         if let Some(sub) = self.subs.remove(&key) {
-            self.stats.sub_removes.fetch_add(1, Ordering::Relaxed);
-            let a = &mut self.accounts[sub.account];
-            a.index.remove(sub.id);
-            a.subs_mem.release(sub.charge);
-            if let Some(c) = self.clients.get_mut(&sub.client) {
+            let Some(account) = self.clients.get_mut(&sub.client).map(|c| {
                 c.sids.remove(&sub.sid);
-            }
-            self.interest_down(sub.account, sub.subject, sub.queue);
+                c.account
+            }) else {
+                return;
+            };
+            self.unindex(account, key, &sub.sid);
         }
         self.invariants();
+    }
+
+    /// Take subscription `key` (with `sid`) out of `account`'s index, release its
+    /// charges (`client.subs` and the account's `account.subs`) and lower its
+    /// (account, subject, queue) interest.
+    fn unindex(&mut self, account: AccountId, key: SubId, sid: &str) {
+        let a = &mut self.accounts[account];
+        let Some((subject, queue)) = a.index.subscription(key).map(|(s, q)| (s.to_owned(), q.map(str::to_owned)))
+        else {
+            return;
+        };
+        a.index.remove(key);
+        self.stats.sub_removes.fetch_add(1, Ordering::Relaxed);
+        a.subs_mem.release(account_sub_cost(&subject, queue.as_deref(), sid));
+        if let Some(a) = &self.subs_account {
+            a.release(sub_cost(&subject, sid));
+        }
+        self.interest_down(account, subject, queue);
     }
 
     /// Assert the subscription state's invariants; a no-op unless debug assertions are on
@@ -686,9 +754,6 @@ impl Broker {
         assert_eq!(sids, self.subs.len(), "clients' sids vs subscriptions");
         let indexed: usize = self.accounts.iter().map(|a| a.index.len()).sum();
         assert_eq!(indexed, self.subs.len(), "tries vs subscriptions");
-        let charged: u64 = self.subs.values().map(|s| s.charge).sum();
-        let held: u64 = self.accounts.iter().map(|a| a.subs_mem.current()).sum();
-        assert_eq!(charged, held, "subscription charges vs the accounts' account.subs");
         let announced: u64 = self.interest.values().map(|&n| n as u64).sum();
         assert_eq!(announced, self.subs.len() as u64, "interest counts vs subscriptions");
         let remote: usize = self.peers.values().map(|p| p.subs.len()).sum();
@@ -698,13 +763,24 @@ impl Broker {
             return;
         }
         let mut counts: BTreeMap<(AccountId, &str, Option<&str>), u32> = BTreeMap::new();
+        let mut charged = vec![0u64; self.accounts.len()];
+        let mut server_charged = 0;
         for (key, sub) in &self.subs {
             let client = self.clients.get(&sub.client).expect("a subscription's client is connected");
             assert_eq!(client.sids.get(&sub.sid), Some(key), "sid {} of client {}", sub.sid, sub.client);
-            assert_eq!(client.account, sub.account, "subscription {key} is in its client's account");
-            assert_eq!(self.accounts[sub.account].index.get(sub.id), Some(key), "subscription {key} is in the trie");
+            let account = self.accounts.get(client.account).expect("a client's account exists");
+            assert_eq!(account.index.get(*key), Some(key), "subscription {key} is in its client's account's trie");
             assert!(sub.max.is_none_or(|m| sub.delivered < m), "an exhausted auto-unsubscribe was kept");
-            *counts.entry((sub.account, sub.subject.as_str(), sub.queue.as_deref())).or_default() += 1;
+            let (subject, queue) = account.index.subscription(*key).expect("checked above");
+            *counts.entry((client.account, subject, queue)).or_default() += 1;
+            charged[client.account] += account_sub_cost(subject, queue, &sub.sid);
+            server_charged += sub_cost(subject, &sub.sid);
+        }
+        for (a, charged) in self.accounts.iter().zip(charged) {
+            assert_eq!(a.subs_mem.current(), charged, "account.subs of {} vs its subscriptions", a.name);
+        }
+        if let Some(a) = &self.subs_account {
+            assert_eq!(a.current(), server_charged, "client.subs vs the subscriptions");
         }
         assert_eq!(counts.len(), self.interest.len(), "announced interest pairs");
         for ((account, subject, queue), n) in &self.interest {
@@ -865,7 +941,7 @@ impl Broker {
     fn route_plain(&mut self, from: ClientId, msg: &Message, wakes: &mut Wakes) -> usize {
         let (echo, account) = self.clients.get(&from).map_or((true, GLOBAL), |c| (c.echo, c.account));
         let subs = &self.subs;
-        let not_own = |k: &u64| echo || subs.get(k).is_none_or(|s| s.client != from);
+        let not_own = |k: &SubId| echo || subs.get(k).is_none_or(|s| s.client != from);
         let mut m = self.accounts[account].index.matching(&msg.subject);
         m.plain.retain(not_own);
         for members in m.queues.values_mut() {
@@ -955,7 +1031,7 @@ impl Broker {
     /// Queue `msg` to each subscription in `targets`, closing slow consumers and
     /// finishing auto-unsubscribes. Returns how many were queued.
     /// The writers are woken by `wakes` (see [`Outbound::push_deferred`]).
-    fn deliver(&mut self, msg: &Message, targets: Vec<u64>, wakes: &mut Wakes) -> usize {
+    fn deliver(&mut self, msg: &Message, targets: Vec<SubId>, wakes: &mut Wakes) -> usize {
         let (mut delivered, mut out_bytes) = (0, 0);
         let mut slow = Vec::new();
         for key in targets {
@@ -983,7 +1059,7 @@ impl Broker {
                     out_bytes += n;
                     client.stat.count_out(n);
                 }
-                Push::Closed => {}
+                Push::Closed | Push::Dropped => {}
                 Push::SlowConsumer => slow.push(sub.client),
             }
             sub.delivered += 1;
@@ -992,9 +1068,11 @@ impl Broker {
             }
         }
         for id in slow {
+            // The queue is already aborted, so the client gets nothing more; its own
+            // connection task sees that and removes its subscriptions in steps
+            // ([`Broker::remove_client_step`]), not this publisher under the shared lock.
             self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(client = id, "slow consumer: max pending exceeded, closing");
-            self.remove_client(id);
         }
         if delivered > 0 {
             self.stats.out_msgs.fetch_add(delivered as u64, Ordering::Relaxed);
@@ -1010,14 +1088,19 @@ impl Broker {
         if !c.no_responders || !c.headers {
             return;
         }
-        let sid = c.sids.iter().find_map(|(sid, key)| {
-            self.subs.get(key).filter(|s| subject::matches(&s.subject, reply)).map(|_| sid.clone())
-        });
-        if let Some(sid) = sid
-            && c.out.push(&no_responders_msg(reply.clone(), sid, &msg.subject)) == Push::SlowConsumer
-        {
+        // Look the reply subject up in the index and keep the requester's own
+        // subscriptions: the work follows the subscriptions matching the reply, not how
+        // many subscriptions the requester holds (issue 9, fault 2: scanning a client's
+        // 200,000 sids per request stalled every other client). The oldest matching
+        // subscription gets the status.
+        let m = self.accounts[c.account].index.matching_refs(reply);
+        let subs = &self.subs;
+        let own = |k: &&SubId| subs.get(*k).is_some_and(|s| s.client == from);
+        let key = m.plain.iter().copied().filter(own).chain(m.queues.values().flatten().copied().filter(own)).min();
+        let Some(sid) = key.and_then(|k| self.subs.get(k)).map(|s| ByteStr::from(s.sid.to_string())) else { return };
+        if c.out.push(&no_responders_msg(reply.clone(), sid, &msg.subject)) == Push::SlowConsumer {
+            // Its connection task removes it (see `deliver`).
             self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            self.remove_client(from);
         }
     }
 
@@ -1226,7 +1309,6 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::Account;
 
     #[test]
     fn invariants_hold_through_changes_and_catch_a_wrong_interest_count() {
@@ -1245,6 +1327,73 @@ mod tests {
         *b.interest.values_mut().next().expect("d's interest") += 1;
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.invariants()));
         assert!(caught.is_err(), "a wrong interest count must fail the invariants");
+    }
+
+    fn client(b: &mut Broker, account: &Arc<Account>) -> (ClientId, Arc<Outbound>) {
+        let out = Arc::new(Outbound::new(account.clone(), 1 << 20));
+        (b.add_client(out.clone()), out)
+    }
+
+    /// Issue 9, fault 2: the no-responders status is found through the index (the reply
+    /// subject's matches), not by scanning the requester's sids; it still goes to the
+    /// requester's own oldest matching subscription, never to another client's.
+    #[test]
+    fn no_responders_reaches_the_requesters_own_inbox_among_many_subscriptions() {
+        let account = Arc::new(Account::new("client.outbound", 1 << 24));
+        let mut b = Broker::new(1, Arc::default());
+        let (other, other_out) = client(&mut b, &account);
+        b.subscribe(other, "_INBOX.c.*", None, ByteStr::from_static("o")).unwrap();
+        let (c, out) = client(&mut b, &account);
+        b.set_options(c, true, true, true);
+        for i in 0..1_200 {
+            b.subscribe(c, &format!("s.{i}"), None, ByteStr::from(format!("{i}"))).unwrap();
+        }
+        b.subscribe(c, "_INBOX.c.*", None, ByteStr::from_static("inbox")).unwrap();
+        b.subscribe(c, "_INBOX.>", None, ByteStr::from_static("later")).unwrap();
+        let req = Message {
+            subject: ByteStr::from_static("nobody"),
+            reply: Some(ByteStr::from_static("_INBOX.c.1")),
+            headers: None,
+            payload: Bytes::new(),
+        };
+        assert_eq!(b.publish(c, &req), 0);
+        let got = out.take_queued();
+        let got = std::str::from_utf8(&got).unwrap();
+        assert!(got.starts_with("HMSG _INBOX.c.1 inbox "), "{got}");
+        assert!(got.contains("503"), "{got}");
+        assert!(other_out.take_queued().is_empty(), "another client's inbox got the status");
+    }
+
+    /// Issue 9, fault 2: a leaving client's subscriptions go in steps of at most `max`,
+    /// and between steps the broker is whole and serves the others.
+    #[test]
+    fn a_leaving_client_is_removed_in_bounded_steps() {
+        let account = Arc::new(Account::new("client.outbound", 1 << 24));
+        let mut b = Broker::new(1, Arc::default());
+        let (stay, stay_out) = client(&mut b, &account);
+        b.subscribe(stay, "s.7", None, ByteStr::from_static("1")).unwrap();
+        let (leave, leave_out) = client(&mut b, &account);
+        for i in 0..1_100 {
+            b.subscribe(leave, &format!("s.{i}"), None, ByteStr::from(format!("{i}"))).unwrap();
+        }
+        leave_out.close(Closed::Drain);
+        let msg = Message { subject: ByteStr::from_static("s.7"), reply: None, headers: None, payload: Bytes::new() };
+        let mut steps = 0;
+        loop {
+            let before = b.sub_count();
+            let done = b.remove_client_step(leave, 500);
+            steps += 1;
+            assert!(before - b.sub_count() <= 500, "a step removed more than its bound");
+            b.invariants();
+            stay_out.take_queued();
+            assert_eq!(b.publish(stay, &msg), 1, "the staying client is served between steps");
+            assert_eq!(stay_out.take_queued().len(), "MSG s.7 1 0\r\n\r\n".len());
+            if done {
+                break;
+            }
+        }
+        assert_eq!(steps, 3);
+        assert_eq!((b.client_count(), b.sub_count()), (1, 1));
     }
 }
 
@@ -1307,7 +1456,7 @@ mod account_tests {
         let (g, _) = client(&mut b, GLOBAL, None);
         b.subscribe(c, "a", None, ByteStr::from_static("1")).unwrap();
         b.subscribe(c, "b", None, ByteStr::from_static("2")).unwrap();
-        assert_eq!(b.subscribe(c, "c", None, ByteStr::from_static("3")), Err(SubError::AccountFull));
+        assert_eq!(b.subscribe(c, "c", None, ByteStr::from_static("3")), Err(SubscribeError::AccountFull));
         for i in 0..100u32 {
             b.subscribe(g, "x", None, ByteStr::from(i.to_string())).unwrap();
         }
@@ -1316,6 +1465,52 @@ mod account_tests {
         b.remove_client(c);
         assert_eq!(b.account_stats()[small].subs_bytes.0, 0, "a gone client's subscriptions are released");
         b.invariants();
+    }
+
+    /// A SUB is charged to the server-wide `client.subs` and to its account's
+    /// `account.subs`; refused by either, it holds neither. A client of a NATS account
+    /// leaves in bounded steps that release both.
+    #[test]
+    fn a_sub_must_fit_both_client_subs_and_its_account_and_leaves_in_steps() {
+        let mut b = Broker::new(1, Arc::default());
+        let server = Arc::new(Account::new("client.subs", 4 * sub_cost("s.1", "1") + 10));
+        b.set_subs_account(server.clone());
+        let big = b.add_account("B", AccountLimits::default());
+        let small = b.add_account("S", AccountLimits { max_outbound: 1 << 20, max_subs_bytes: SUB_OVERHEAD + 10 });
+        let (g, _) = client(&mut b, GLOBAL, None);
+        let (c, _) = client(&mut b, big, None);
+        let (s, _) = client(&mut b, small, None);
+        // Ids come from one sequence across the accounts' indexes.
+        b.subscribe(c, "s.1", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(g, "s.1", None, ByteStr::from_static("1")).unwrap();
+        b.subscribe(s, "s.1", None, ByteStr::from_static("1")).unwrap();
+        assert_eq!((b.sub_count(), b.client_sub_count(c)), (3, 1));
+        let held =
+            |b: &Broker| (server.current(), b.account_stats().iter().map(|a| a.subs_bytes.0).collect::<Vec<_>>());
+        let before = held(&b);
+        assert_eq!(b.subscribe(s, "s.2", None, ByteStr::from_static("2")), Err(SubscribeError::AccountFull));
+        assert_eq!(held(&b), before, "a SUB the account refuses holds nothing");
+        assert!(matches!(b.subscribe(c, "a..b", None, ByteStr::from_static("4")), Err(SubscribeError::Invalid(_))));
+        assert_eq!(held(&b), before, "an invalid SUB holds nothing");
+        b.subscribe(c, "s.2", None, ByteStr::from_static("2")).expect("client.subs has room for one more");
+        let before = held(&b);
+        assert_eq!(b.subscribe(c, "s.3", None, ByteStr::from_static("3")), Err(SubscribeError::Memory));
+        assert_eq!(held(&b), before, "a SUB client.subs refuses holds nothing");
+        b.invariants();
+        // Room again once the others are gone; then a client of B leaves in steps.
+        b.remove_client(g);
+        b.remove_client(s);
+        server.set_limit(1 << 24);
+        for i in 3..30 {
+            b.subscribe(c, &format!("s.{i}"), None, ByteStr::from(i.to_string())).unwrap();
+        }
+        let mut steps = 0;
+        while !b.remove_client_step(c, 10) {
+            steps += 1;
+            b.invariants();
+        }
+        assert_eq!(steps, 2);
+        assert_eq!(held(&b), (0, vec![0, 0, 0]), "every charge released");
     }
 
     #[test]

@@ -68,9 +68,15 @@ impl Default for ClusterConfig {
             name: "weir".to_owned(),
             max_pending: DEFAULT_ROUTE_MAX_PENDING,
             max_publisher_stall: Duration::from_millis(100),
-            stall_timeout: Duration::from_secs(5),
-            ping_interval: Duration::from_secs(2),
-            max_pings_out: 2,
+            // A peer silent for a while (a pause, a stopped process, a busy disk) keeps
+            // its route and its interest: writes end only after 15 s without progress,
+            // and a peer is stale after 3 pings 5 s apart go unanswered (a receiver:
+            // after 15 s of silence). nats-server waits longer still (2 min pings, and a
+            // slow route write is retried), but its route buffers are unbounded; weir's
+            // are capped, so a stall costs publishers a wait, not memory.
+            stall_timeout: Duration::from_secs(15),
+            ping_interval: Duration::from_secs(5),
+            max_pings_out: 3,
             min_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(1),
             node: 0,

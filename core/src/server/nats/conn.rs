@@ -3,7 +3,7 @@
 //! and says whether the connection goes on. No I/O, no clock.
 
 use super::auth::{Auth, ERR_AUTH_TIMEOUT, ERR_AUTH_VIOLATION, Identity, Permissions, pub_violation, sub_violation};
-use super::broker::{Broker, ClientId, Message, SubError};
+use super::broker::{Broker, ClientId, Message, SubscribeError};
 use super::outbound::{Closed, Outbound, Push, Wakes};
 use super::stats::Stats;
 use crate::proto::{ClientOp, ConnectInfo, ProtoError, ServerOp};
@@ -164,7 +164,7 @@ impl Conn {
 
     fn send(&self, op: &ServerOp) -> Flow {
         match self.out.push(op) {
-            Push::Queued => Flow::Continue,
+            Push::Queued | Push::Dropped => Flow::Continue,
             Push::Closed | Push::SlowConsumer => Flow::Close,
         }
     }
@@ -217,8 +217,13 @@ impl Conn {
             }
             ClientOp::Sub { subject, queue, sid } => match broker.subscribe(self.id, &subject, queue.as_deref(), sid) {
                 Ok(()) => self.ok(),
-                Err(SubError::Invalid(_)) => self.err("Invalid Subject"),
-                Err(SubError::AccountFull) => {
+                Err(SubscribeError::Invalid(_)) => self.err("Invalid Subject"),
+                Err(SubscribeError::Memory) => {
+                    // The server-wide `client.subs` account is full: as the per-connection limit.
+                    tracing::warn!(client = self.id, "subscription memory limit reached");
+                    self.err(ERR_MAX_SUBSCRIPTIONS)
+                }
+                Err(SubscribeError::AccountFull) => {
                     tracing::warn!(client = self.id, "account subscription memory full");
                     self.err(ERR_MAX_SUBSCRIPTIONS)
                 }

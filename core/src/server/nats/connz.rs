@@ -686,6 +686,11 @@ pub struct RouteInfo {
     /// Their details (`subs=detail`).
     #[serde(rename = "subscriptions_list_detail", skip_serializing_if = "Vec::is_empty")]
     pub subs_detail: Vec<SubDetail>,
+    /// Weir's addition (nats-server has no such field): messages and Raft frames this
+    /// route dropped, by reason, and the publisher stalls it caused, since this server
+    /// started (the same counts as `/varz` `cluster.route_drops`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops: Option<crate::server::route::RouteDropCounts>,
 }
 
 /// The `/routez` answer (nats-server's `Routez`).

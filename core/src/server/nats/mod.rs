@@ -24,6 +24,7 @@ pub mod js;
 pub mod jsz;
 pub mod jwt;
 pub mod outbound;
+pub mod readbuf;
 pub mod reload;
 pub mod server;
 pub mod stats;

@@ -1,7 +1,7 @@
 //! The async shell: an accept loop, and per connection a reader (the connection
 //! task, feeding [`Conn`]) and a writer task (draining its [`Outbound`]).
 
-use super::broker::Broker;
+use super::broker::{Broker, REMOVE_STEP};
 use super::cluster::BrokerRoutes;
 use super::config::{NatsConfig, WEIR_VERSION};
 use super::conn::{Conn, ERR_MAX_CONNECTIONS, Flow};
@@ -9,7 +9,8 @@ use super::connz::{Clock, Connz, ConnzOptions, RouteInfo, Routez, Subsz, SubszOp
 use super::discovery::ClientUrls;
 use super::js::{self, JsHandle, Outs};
 use super::jsz::{self, Jsz, JszOptions};
-use super::outbound::{Closed, Outbound, Wakes};
+use super::outbound::{Closed, Outbound, OutboundPool, Wakes};
+use super::readbuf::{Prepared, ReadBuf, ReadBufs};
 use super::stats::Stats;
 use super::varz::{MemAccount, Varz};
 use crate::mem::{Account, Ledger, names};
@@ -19,7 +20,6 @@ use crate::server::route::{Handlers, RouteOut, Routes};
 use crate::server::scope::{Scope, ScopeHandle};
 use crate::server::tls::{RouteTls, ServerTls};
 use crate::timer::{Missed, Ticker};
-use bytes::BytesMut;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -33,9 +33,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 
-/// Read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// A ledger holding the `client.outbound` account with `limit` bytes.
 pub fn ledger(limit: u64) -> Arc<Ledger> {
     Arc::new(Ledger::new(&[(names::CLIENT_OUTBOUND, limit)]))
@@ -47,10 +44,14 @@ pub fn cluster_ledger(client_limit: u64, route_limit: u64) -> Arc<Ledger> {
 }
 
 /// The ledger a server with `cfg` needs: `client.outbound` at `cfg.max_outbound_total`
-/// (at least `max_pending`), `route.outbound` when clustered, and the JetStream engine's
+/// (at least `max_pending`), `client.subs` and `client.buffers` at their defaults, `route.outbound` when clustered, and the JetStream engine's
 /// accounts (at the registry's default limits) when JetStream is on.
 pub fn ledger_for(cfg: &NatsConfig) -> Arc<Ledger> {
-    let mut accounts = vec![(names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending))];
+    let mut accounts = vec![
+        (names::CLIENT_OUTBOUND, cfg.max_outbound_total.max(cfg.max_pending)),
+        (names::CLIENT_SUBS, crate::mem::spec(names::CLIENT_SUBS).default_limit),
+        (names::CLIENT_BUFFERS, crate::mem::spec(names::CLIENT_BUFFERS).default_limit),
+    ];
     if cfg.cluster.is_some() {
         accounts.push((names::ROUTE_OUTBOUND, super::cluster::DEFAULT_ROUTE_OUTBOUND_TOTAL));
     }
@@ -72,6 +73,11 @@ pub(super) struct Shared {
     /// Client TLS, when configured.
     tls: Option<ServerTls>,
     account: Arc<Account>,
+    /// Every client's read buffer, charging `client.buffers` (an unlimited account of its
+    /// own when the ledger has none).
+    read_bufs: Arc<ReadBufs>,
+    /// Every client's queue, so that at the `client.outbound` limit the largest are cut.
+    pool: Arc<OutboundPool>,
     /// The route stack, when clustered.
     routes: Option<Arc<Routes>>,
     /// The JetStream engine, when enabled (its lock is taken after the broker's, never before).
@@ -282,6 +288,7 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            read_buffers_shed: s.read_bufs.shed(),
             cluster: s.routes.as_ref().map(|r| super::varz::ClusterVarz {
                 name: r.cluster_name().to_owned(),
                 addr: r.addr().ip().to_string(),
@@ -335,6 +342,7 @@ impl Monitor {
         let s = &self.shared;
         let clock = self.clock(now_ns);
         let peers = s.broker().peer_views(subs || detail);
+        let drops = s.routes.as_ref().map(|r| r.route_drops()).unwrap_or_default();
         let times = s.route_times.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let cfg = s.cfg();
         let configured: Vec<&str> = cfg.cluster.iter().flat_map(|c| c.routes.iter().map(|r| r.addr.as_str())).collect();
@@ -343,6 +351,7 @@ impl Monitor {
             .map(|p| {
                 let (start, last) = times.get(&p.server_id).copied().unwrap_or((clock.elapsed_ns, clock.elapsed_ns));
                 let addr = p.addr.unwrap_or_default();
+                let route_drops = drops.iter().find(|d| d.server_id == p.server_id).map(|d| d.drops);
                 let (ip, port) = addr.rsplit_once(':').map_or((addr.as_str(), 0), |(h, p)| (h, p.parse().unwrap_or(0)));
                 RouteInfo {
                     rid: p.out_conn.unwrap_or(0),
@@ -363,6 +372,7 @@ impl Monitor {
                     out_bytes: p.traffic.out_bytes,
                     subscriptions: p.num_subs,
                     subs: if subs && !detail { p.subs.iter().map(|d| d.subject.clone()).collect() } else { Vec::new() },
+                    drops: route_drops,
                     subs_detail: if detail { p.subs } else { Vec::new() },
                 }
             })
@@ -542,6 +552,9 @@ impl NatsServer {
         };
         let stats = Arc::new(Stats::default());
         let mut broker = Broker::new(cfg.seed, stats.clone());
+        if let Some(a) = ledger.get(names::CLIENT_SUBS) {
+            broker.set_subs_account(a);
+        }
         let limits = cfg.account_limits();
         for name in cfg.account_names() {
             broker.add_account(&name, limits);
@@ -584,9 +597,15 @@ impl NatsServer {
             addr,
             broker: Mutex::new(broker),
             js,
+            pool: Arc::new(OutboundPool::new(stats.clone())),
             stats,
             tls,
             account: ledger.account(names::CLIENT_OUTBOUND),
+            read_bufs: ReadBufs::new(
+                ledger
+                    .get(names::CLIENT_BUFFERS)
+                    .unwrap_or_else(|| Arc::new(Account::new(names::CLIENT_BUFFERS, u64::MAX))),
+            ),
             ledger,
             nonces: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006e_6f6e_6365)),
             cfg: Mutex::new(Arc::new(cfg)),
@@ -748,7 +767,7 @@ async fn serve_conn(
 ) {
     let _ = stream.set_nodelay(true);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-    let out = Arc::new(Outbound::new(shared.account.clone(), shared.cfg().max_pending));
+    let out = Outbound::pooled(shared.account.clone(), shared.cfg().max_pending, &shared.pool);
     let admitted = {
         let mut broker = shared.broker();
         (broker.client_count() < shared.cfg().max_connections).then(|| broker.add_client(out.clone()))
@@ -829,20 +848,24 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
 
     read_loop(&mut rd, &mut conn, told, &shared, &out).await;
     // No more deliveries to this client; what is queued may still drain.
-    shared.broker().remove_client(id);
     out.close(Closed::Drain);
+    // Its subscriptions go a step at a time, each under its own lock, so that other
+    // clients are not held up by a client with very many (issue 9, fault 2).
+    while !shared.broker().remove_client_step(id, REMOVE_STEP) {
+        tokio::task::yield_now().await;
+    }
     let _ = timeout(shared.cfg().write_deadline, writer_rx).await;
     out.close(Closed::Abort);
     tracing::debug!(client = id, "client closed");
 }
 
 /// Serve one client's reads; `told` is the URL-set version its first INFO carried.
-async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Outbound) {
+async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64, shared: &Shared, out: &Arc<Outbound>) {
     let mut caught_up = false;
     let cfg = shared.cfg();
     let mut parser =
         ClientParser::new(ParserConfig { max_control_line: cfg.max_control_line, max_payload: cfg.max_payload });
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rb = ReadBuf::new(shared.read_bufs.clone(), conn.id(), out.clone());
     // A `Ticker`: polled on every read, it registers one timer per ping period (see
     // `crate::timer`).
     let mut ping = Ticker::starting_at(Instant::now() + cfg.ping_interval, cfg.ping_interval, Missed::Burst);
@@ -852,11 +875,12 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
         let flow = {
             // One lock per read batch: the ops of one read are applied together.
             let mut broker = shared.broker();
+            let buf = rb.bytes();
             loop {
-                let flow = if conn.check_op_start(&buf) == Flow::Close {
+                let flow = if conn.check_op_start(buf) == Flow::Close {
                     Flow::Close
                 } else {
-                    match parser.parse(&mut buf) {
+                    match parser.parse(buf) {
                         Ok(Some(op)) => conn.handle(op, &mut broker, &shared.stats),
                         Ok(None) => break Flow::Continue,
                         Err(e) => {
@@ -893,7 +917,23 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
                 let _ = out.push(&ServerOp::Info(Box::new(shared.info(conn.id(), None, ""))));
             }
         }
-        buf.reserve(READ_CHUNK);
+        // The buffer shrinks after a burst; at the `client.buffers` limit this connection
+        // reads nothing until the room is there (TCP pushes back on the client). The
+        // largest holder is shed meanwhile, maybe this one, so the wait ends (see
+        // `readbuf`). The wake-up is armed before trying, so a release in between counts.
+        loop {
+            let freed = shared.read_bufs.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if rb.prepare() == Prepared::Ready {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = out.wait_closed() => return,
+                _ = &mut freed => {}
+            }
+        }
         tokio::select! {
             biased;
             _ = out.wait_closed() => return,
@@ -906,7 +946,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
                 conn.auth_timeout();
                 return;
             }
-            r = rd.read_buf(&mut buf) => match r {
+            r = rd.read_buf(rb.bytes()) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
                     if let Some(st) = conn.stat() {

@@ -86,6 +86,9 @@ pub struct Varz {
     pub out_bytes: u64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: u64,
+    /// Connections closed at the `client.buffers` limit for holding the largest read
+    /// buffer (`-ERR 'maximum client buffers exceeded'`; weir's own, issue 9 fault 4).
+    pub read_buffers_shed: u64,
     /// Memory ledger accounts.
     pub mem: Vec<MemAccount>,
     /// Routes connected (0 when not clustered).
@@ -113,6 +116,12 @@ impl Varz {
         metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
         metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
         metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        metric(
+            "read_buffers_shed_total",
+            "counter",
+            "Connections closed at the client.buffers limit for holding the largest read buffer.",
+            self.read_buffers_shed,
+        );
         metric("routes", "gauge", "Connected routes.", self.routes as u64);
         if let Some(c) = &self.cluster {
             metric("route_in_msgs_total", "counter", "Messages received from routes.", c.route_in_msgs);

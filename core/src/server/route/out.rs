@@ -542,6 +542,12 @@ pub struct QueuedFrame {
     _charge: Charge,
 }
 
+impl AsRef<[u8]> for QueuedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
@@ -678,21 +678,18 @@ impl Routes {
         }
     }
 
-    /// Write `batch` and flush once, within `stall_timeout`.
+    /// Write `batch` and flush once. Only a write that makes *no progress* for
+    /// `stall_timeout` ends the connection (the deadline moves on with every byte the
+    /// peer takes), as nats-server keeps a route whose writes are slow but moving (its
+    /// `write_timeout: retry` for routes): a peer paused for a while (a GC pause, a
+    /// stopped process, a busy disk) keeps its route and its subscribers' interest, and
+    /// the bounded queue with the publisher stall ("Publishers first") absorbs the gap.
     async fn write_batch<W: AsyncWrite + Unpin>(&self, wr: &mut W, batch: &[QueuedFrame]) -> io::Result<()> {
-        let write = async {
-            for f in batch {
-                wr.write_all(&f.bytes).await?;
-            }
-            wr.flush().await
-        };
-        match timeout(self.cfg().stall_timeout, write).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.stats.stalled.fetch_add(1, Ordering::Relaxed);
-                Err(io::Error::new(io::ErrorKind::TimedOut, "route write stalled"))
-            }
+        let r = frame::write_progressing(wr, batch, self.cfg().stall_timeout).await;
+        if r.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::TimedOut) {
+            self.stats.stalled.fetch_add(1, Ordering::Relaxed);
         }
+        r
     }
 
     async fn write<W: AsyncWrite + Unpin>(&self, wr: &mut W, bytes: &[u8]) -> io::Result<()> {

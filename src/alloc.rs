@@ -1,0 +1,175 @@
+//! The `weir` binary's allocator policy: glibc malloc, trimmed when it holds freed
+//! memory, and its figures for `/varz` (issue 9, fault 7).
+//!
+//! glibc keeps what the program frees in its arenas (one per thread that allocated),
+//! so after 500 clients churned or a client with 200,000 subscriptions left, RSS stayed
+//! at up to 1 GiB while under 1 MB was in use. A trimmer task looks at glibc's figures
+//! every [`TRIM_EVERY`] and, when more than [`TRIM_OVER`] bytes are free inside the
+//! heap, calls `malloc_trim(0)`, which gives every free page of every arena back to the
+//! kernel. Measured against jemalloc and mimalloc on the same workloads (README,
+//! "Server faults of issue 9").
+//!
+//! The allocator is found at run time, so that the comparison can run the same binary
+//! with jemalloc or mimalloc put in front of glibc by `LD_PRELOAD`: when the process has
+//! jemalloc's `mallctl`, `/varz` shows jemalloc's own figures; when it has mimalloc's
+//! `mi_process_info`, mimalloc's; the trimmer only trims glibc. `WEIR_MALLOC_TRIM=off`
+//! in the environment turns the trimmer off (the "before" of the comparison).
+//!
+//! Only in the normal build on glibc targets; the simulation has no allocator policy.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// How often the trimmer looks.
+pub const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// Free bytes held by malloc above which the trimmer trims.
+pub const TRIM_OVER: usize = 1 << 20;
+
+/// Allocator figures for `/varz` (bytes; 0 where the allocator does not tell).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AllocatorVarz {
+    /// Which allocator and policy: `glibc malloc + trim`, `glibc malloc`, `jemalloc`,
+    /// `mimalloc` or `system`.
+    pub name: &'static str,
+    /// Bytes in use by the program (glibc's `uordblks + hblkhd`; jemalloc's
+    /// `stats.allocated`; 0 for mimalloc, which does not count it cheaply).
+    pub allocated: u64,
+    /// Resident set size of the process (`/proc/self/statm`).
+    pub resident: u64,
+    /// Bytes freed by the program and kept by the allocator, resident (glibc's
+    /// `fordblks`; jemalloc's `stats.resident - stats.allocated`; 0 for mimalloc).
+    pub retained: u64,
+    /// Times the trimmer gave memory back.
+    pub trims: u64,
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod imp {
+    use super::AllocatorVarz;
+    use std::ffi::{CStr, c_char, c_int, c_void};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static TRIMS: AtomicU64 = AtomicU64::new(0);
+
+    /// jemalloc's `mallctl(name, oldp, oldlenp, newp, newlen)`.
+    type Mallctl = unsafe extern "C" fn(*const c_char, *mut c_void, *mut usize, *mut c_void, usize) -> c_int;
+
+    /// The allocator behind `malloc` in this process.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Glibc { trim: bool },
+        Jemalloc(Mallctl),
+        Mimalloc,
+    }
+
+    fn kind() -> Kind {
+        static KIND: OnceLock<Kind> = OnceLock::new();
+        *KIND.get_or_init(|| {
+            // SAFETY: dlsym only looks a name up among the loaded objects.
+            let sym = |name: &CStr| unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            let mallctl = sym(c"mallctl");
+            if !mallctl.is_null() {
+                // SAFETY: jemalloc exports `mallctl` with this signature.
+                return Kind::Jemalloc(unsafe { std::mem::transmute::<*mut c_void, Mallctl>(mallctl) });
+            }
+            if !sym(c"mi_process_info").is_null() {
+                return Kind::Mimalloc;
+            }
+            Kind::Glibc { trim: std::env::var("WEIR_MALLOC_TRIM").map_or(true, |v| v != "off") }
+        })
+    }
+
+    /// (in use, free inside the heap), from glibc.
+    fn mallinfo() -> (usize, usize) {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd, m.fordblks)
+    }
+
+    /// A `size_t` statistic of jemalloc's.
+    fn je_stat(mallctl: Mallctl, name: &CStr) -> u64 {
+        let mut v: usize = 0;
+        let mut len = std::mem::size_of::<usize>();
+        // SAFETY: `v` and `len` are a valid out-buffer for a size_t statistic.
+        let rc = unsafe { mallctl(name.as_ptr(), (&raw mut v).cast(), &raw mut len, std::ptr::null_mut(), 0) };
+        if rc == 0 { v as u64 } else { 0 }
+    }
+
+    fn resident() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        pages * page.max(0) as u64
+    }
+
+    pub fn stats() -> AllocatorVarz {
+        let trims = TRIMS.load(Ordering::Relaxed);
+        match kind() {
+            Kind::Glibc { trim } => {
+                let (allocated, retained) = mallinfo();
+                AllocatorVarz {
+                    name: if trim { "glibc malloc + trim" } else { "glibc malloc" },
+                    allocated: allocated as u64,
+                    resident: resident(),
+                    retained: retained as u64,
+                    trims,
+                }
+            }
+            Kind::Jemalloc(mallctl) => {
+                // jemalloc's statistics are a snapshot taken when "epoch" is written.
+                let mut epoch: u64 = 1;
+                let mut len = std::mem::size_of::<u64>();
+                let p = (&raw mut epoch).cast();
+                // SAFETY: "epoch" reads and writes a u64; the buffers are valid.
+                unsafe { mallctl(c"epoch".as_ptr(), p, &raw mut len, p, len) };
+                let allocated = je_stat(mallctl, c"stats.allocated");
+                let je_resident = je_stat(mallctl, c"stats.resident");
+                AllocatorVarz {
+                    name: "jemalloc",
+                    allocated,
+                    resident: resident(),
+                    retained: je_resident.saturating_sub(allocated),
+                    trims,
+                }
+            }
+            Kind::Mimalloc => {
+                AllocatorVarz { name: "mimalloc", resident: resident(), trims, ..AllocatorVarz::default() }
+            }
+        }
+    }
+
+    pub fn trim_if_needed() {
+        if matches!(kind(), Kind::Glibc { trim: true }) && mallinfo().1 > super::TRIM_OVER {
+            // SAFETY: malloc_trim only returns free memory to the kernel.
+            unsafe { libc::malloc_trim(0) };
+            TRIMS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod imp {
+    use super::AllocatorVarz;
+
+    pub fn stats() -> AllocatorVarz {
+        AllocatorVarz { name: "system", ..AllocatorVarz::default() }
+    }
+
+    pub fn trim_if_needed() {}
+}
+
+/// The allocator's current figures.
+pub fn stats() -> AllocatorVarz {
+    imp::stats()
+}
+
+/// Trim every [`TRIM_EVERY`] while the server runs (spawn on the server's runtime).
+pub async fn run_trimmer() {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    loop {
+        tick.tick().await;
+        imp::trim_if_needed();
+    }
+}
