@@ -481,7 +481,7 @@ impl Ctx {
     /// (drawn from `rng`). Worlds whose nodes talk over routes call it in `setup`; the
     /// harness then partitions, slows and heals it.
     pub fn network(&mut self) -> Arc<SimNet> {
-        let net = Arc::new(SimNet::new());
+        let net = Arc::new(SimNet::new(self.rng.r#gen()));
         let n = self.cfg.run.nodes;
         for a in node::all(n) {
             for b in node::all(n).filter(|&b| b != a) {
@@ -539,10 +539,12 @@ impl Ctx {
         self.rec.events()
     }
 
-    /// Clog (or unclog) madsim's link `from -> to`: a partition, which the nodes must
-    /// notice on their own (bytes wait on the link as under TCP retransmission).
+    /// Clog (or unclog) the link `from -> to`: a partition, which the nodes must notice
+    /// on their own (bytes wait on the link as under TCP retransmission). Route bytes
+    /// travel on our pipe ([`SimNet`]); madsim's link is clogged too, so that new
+    /// connections cannot be set up across the cut.
     fn clog(&self, from: NodeNo, to: NodeNo, clogged: bool) {
-        self.net();
+        self.net().set_clogged(from, to, clogged);
         let (a, b) = (self.node_handle(from).id(), self.node_handle(to).id());
         let madnet = madsim::net::NetSim::current();
         if clogged { madnet.clog_link(a, b) } else { madnet.unclog_link(a, b) }

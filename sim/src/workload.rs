@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_core::server::client::{ClientConn, Outcome};
+use weir_core::server::link::LinkWrap;
 use weir_core::testing::payload;
 use weir_core::timer::{Deadline, within};
 use weir_traces::{EventKind, EventSink, HARNESS};
@@ -50,6 +51,9 @@ pub struct ClientParams {
     pub sink: Arc<dyn EventSink>,
     /// Set when the safety phase ends.
     pub stop: Arc<AtomicBool>,
+    /// The network model each connection runs through (the nodes' client ports use
+    /// the same one).
+    pub wrap: Option<LinkWrap>,
 }
 
 /// The value client `id` proposes as its `n`-th request: unique across the run.
@@ -83,7 +87,7 @@ pub async fn request(
     let addr = p.nodes[node::index(target)];
     if conn.is_none() {
         deadline.reset(tokio::time::Instant::now() + p.timeout);
-        match within(deadline, ClientConn::connect(addr)).await {
+        match within(deadline, ClientConn::connect_with(addr, p.wrap.as_ref())).await {
             Ok(Ok(c)) => *conn = Some(c),
             _ => {
                 // Nothing was sent: this is not an operation, just a failed attempt.

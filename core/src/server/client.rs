@@ -3,6 +3,7 @@
 //! Raft workload and `weir propose` use this one.)
 
 use super::frame;
+use super::link::{LinkStream, LinkWrap};
 use crate::raft::{Index, NodeId};
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -62,15 +63,26 @@ pub struct ClientResponse {
 
 /// A client connection to one node.
 pub struct ClientConn {
-    stream: TcpStream,
+    stream: LinkStream,
     buf: Vec<u8>,
 }
 
 impl ClientConn {
     /// Connect to a node's client port.
     pub async fn connect(addr: SocketAddr) -> io::Result<ClientConn> {
+        ClientConn::connect_with(addr, None).await
+    }
+
+    /// Connect to a node's client port with the socket passed through `wrap` (the
+    /// simulator's network model, as the node's side of the connection is; see
+    /// [`super::link`]).
+    pub async fn connect_with(addr: SocketAddr, wrap: Option<&LinkWrap>) -> io::Result<ClientConn> {
         let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true);
+        let stream = match wrap {
+            Some(w) => w(stream),
+            None => Box::new(stream),
+        };
         Ok(ClientConn { stream, buf: Vec::new() })
     }
 

@@ -4,6 +4,10 @@
 //! its model of the network between two nodes (latency, bandwidth), since madsim's TCP
 //! has neither.
 //!
+//! The Raft node shell's client port (`server::node`, the test log application's
+//! protocol) and its client ([`super::client::ClientConn::connect_with`]) take the same
+//! wrap, so the simulator carries client requests on its own network model too.
+//!
 //! The wrap only transforms a byte stream; it answers no question about the network.
 //! The route stack learns that a link is cut, slow or dead the way it would on real
 //! sockets: missed pings, writes that make no progress, errors and end of stream.

@@ -10,7 +10,7 @@
 //! simulator pass the test log (`weir_core::testing::LogApp`).
 use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
-use super::link::LinkWrap;
+use super::link::{LinkStream, LinkWrap};
 use super::route::{Handlers, RouteConfig, RouteSetup, RouteTarget, Routes};
 use super::scope::{Scope, ScopeHandle};
 use crate::disk::Disk;
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use weir_traces::{EventKind, EventSink, NodeNo};
@@ -196,7 +196,7 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     routes.set_events(env.sink.clone());
     routes.start(&scope.handle(), route_listener, Handlers { pubsub: None, raft: Some(inbox_tx) });
     let (prop_tx, mut proposals) = mpsc::channel::<Proposal>(cfg.proposal_queue);
-    scope.handle().spawn(client_accept_loop(scope.handle(), client_listener, prop_tx));
+    scope.handle().spawn(client_accept_loop(scope.handle(), client_listener, prop_tx, env.link_wrap.clone()));
 
     let mut rcfg = cfg.raft.clone();
     rcfg.id = cfg.id;
@@ -432,9 +432,21 @@ fn trace_role(r: Role) -> weir_traces::Role {
     }
 }
 
-async fn client_accept_loop(scope: ScopeHandle, listener: TcpListener, proposals: mpsc::Sender<Proposal>) {
+/// Serve the client port; each socket goes through `wrap` if any (the simulator's
+/// network model, as for routes; see [`super::link`]).
+async fn client_accept_loop(
+    scope: ScopeHandle,
+    listener: TcpListener,
+    proposals: mpsc::Sender<Proposal>,
+    wrap: Option<LinkWrap>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let stream: LinkStream = match &wrap {
+            Some(w) => w(stream),
+            None => Box::new(stream),
+        };
         let proposals = proposals.clone();
         scope.spawn(async move {
             let _ = serve_client(stream, proposals).await;
@@ -442,8 +454,7 @@ async fn client_accept_loop(scope: ScopeHandle, listener: TcpListener, proposals
     }
 }
 
-async fn serve_client(mut stream: TcpStream, proposals: mpsc::Sender<Proposal>) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
+async fn serve_client(mut stream: LinkStream, proposals: mpsc::Sender<Proposal>) -> std::io::Result<()> {
     let mut buf = Vec::new();
     while let Some(req) = frame::read::<ClientRequest, _>(&mut stream, &mut buf).await? {
         let ClientRequest::Propose { id, data } = req;

@@ -175,10 +175,10 @@ pub fn client_outcomes(events: &[Event], finals: &[FinalReplica]) -> Vec<Violati
     }
     let mut out = Vec::new();
     for r in finals {
-        // `(value, index)` sorted by value (stable: a value's indices stay in log
+        // `(value, index)` sorted (a value's indices ascending, i.e. in log
         // order), walked as groups: one allocation per replica, not a map of vectors.
         let mut by_value: Vec<(u64, u64)> = r.app.values.iter().map(|&(index, value)| (value, index)).collect();
-        by_value.sort_by_key(|&(value, _)| value);
+        by_value.sort_unstable();
         let indices = |g: &[(u64, u64)]| g.iter().map(|&(_, i)| i).collect::<Vec<u64>>();
         let mut lost = Vec::new();
         for (&value, &index) in &acked {

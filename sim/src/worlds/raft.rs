@@ -170,6 +170,7 @@ impl World for RaftWorld {
             timeout: Duration::from_millis(ctx.cfg.workload.request_timeout_ms),
             sink: ctx.sink.clone(),
             stop: Arc::new(AtomicBool::new(false)),
+            wrap: Some(net.link_wrap()),
         };
         let mut clients = Vec::new();
         for id in 0..ctx.cfg.run.clients {
