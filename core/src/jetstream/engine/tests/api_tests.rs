@@ -149,6 +149,8 @@ fn failed_sync_answers_errors_never_acks() {
     assert_eq!(outs.len(), 1);
     assert_eq!(outs[0].json()["error"]["err_code"], 10077, "{:?}", outs[0].json());
     h.disk.fail_sync.store(false, Ordering::Relaxed);
+    // The reopen's own sync failed as well; it is retried once the disk works.
+    h.advance(crate::jetstream::engine::REOPEN_RETRY_NS);
     // The stream was reopened from what the disk holds.
     let info = h.api("$JS.API.STREAM.INFO.S", "");
     assert_eq!(info["state"]["messages"], 1, "{info}");
