@@ -53,6 +53,39 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("timed out").expect("subscription ended")
 }
 
+/// Publish 6,000 messages of 8 KiB on `flood` to a healthy subscriber, flow-controlled
+/// against it alone (a window of 64; stalled subscribers on `flood` are not waited
+/// for), and assert it got every one.
+async fn flood_a_healthy_subscriber(s: &common::TestServer) {
+    let good = async_nats::connect(s.url()).await.unwrap();
+    let mut good_sub = good.subscribe("flood").await.unwrap();
+    sync(&good).await;
+    let publisher = async_nats::connect(s.url()).await.unwrap();
+    const N: usize = 6000;
+    const WINDOW: usize = 64;
+    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
+    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
+    let counter = tokio::spawn(async move {
+        let mut n = 0;
+        while n < N {
+            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
+            n += 1;
+            received_tx.send_replace(n);
+        }
+        n
+    });
+    for i in 0..N {
+        if i % 32 == 0 {
+            publisher.flush().await.unwrap();
+            let wait = received.wait_for(|&n| i < n + WINDOW);
+            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
+        }
+        publisher.publish("flood", payload.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(counter.await.unwrap(), N, "the healthy subscriber got every message");
+}
+
 #[tokio::test]
 async fn connect_and_pub_sub() {
     let t = Target::new().await;
@@ -244,34 +277,7 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
         seen.extend_from_slice(&b[..n]);
     }
 
-    let good = async_nats::connect(s.url()).await.unwrap();
-    let mut good_sub = good.subscribe("flood").await.unwrap();
-    sync(&good).await;
-    let publisher = async_nats::connect(s.url()).await.unwrap();
-    const N: usize = 6000;
-    const WINDOW: usize = 64;
-    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
-    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
-    let counter = tokio::spawn(async move {
-        let mut n = 0;
-        while n < N {
-            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
-            n += 1;
-            received_tx.send_replace(n);
-        }
-        n
-    });
-    for i in 0..N {
-        if i % 32 == 0 {
-            publisher.flush().await.unwrap();
-            // Flow control against the good subscriber only (the slow one is not read).
-            let wait = received.wait_for(|&n| i < n + WINDOW);
-            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
-        }
-        publisher.publish("flood", payload.clone()).await.unwrap();
-    }
-    publisher.flush().await.unwrap();
-    assert_eq!(counter.await.unwrap(), N, "the good subscriber got every message");
+    flood_a_healthy_subscriber(&s).await;
 
     assert!(s.monitor.varz().slow_consumers >= 1);
     // The server closed the slow socket: reading drains what was in flight, then ends.
@@ -334,33 +340,7 @@ async fn stalled_subscribers_at_the_shared_limit_do_not_cut_a_healthy_one() {
     for _ in 0..5 {
         stalled.push(stalled_subscriber(s.addr, "flood").await);
     }
-    let good = async_nats::connect(s.url()).await.unwrap();
-    let mut good_sub = good.subscribe("flood").await.unwrap();
-    sync(&good).await;
-    let publisher = async_nats::connect(s.url()).await.unwrap();
-    const N: usize = 6000;
-    const WINDOW: usize = 64;
-    let payload = Bytes::from(vec![b'x'; 8 * 1024]);
-    let (received_tx, mut received) = tokio::sync::watch::channel(0usize);
-    let counter = tokio::spawn(async move {
-        let mut n = 0;
-        while n < N {
-            tokio::time::timeout(Duration::from_secs(10), good_sub.next()).await.expect("good subscriber stalled");
-            n += 1;
-            received_tx.send_replace(n);
-        }
-        n
-    });
-    for i in 0..N {
-        if i % 32 == 0 {
-            publisher.flush().await.unwrap();
-            let wait = received.wait_for(|&n| i < n + WINDOW);
-            tokio::time::timeout(Duration::from_secs(10), wait).await.expect("good subscriber stalled").unwrap();
-        }
-        publisher.publish("flood", payload.clone()).await.unwrap();
-    }
-    publisher.flush().await.unwrap();
-    assert_eq!(counter.await.unwrap(), N, "the healthy subscriber got every message");
+    flood_a_healthy_subscriber(&s).await;
     let v = s.monitor.varz();
     assert_eq!(v.slow_consumers, 5, "each stalled subscriber was cut, and only they");
     let outbound = v.mem.iter().find(|a| a.name == "client.outbound").unwrap();
