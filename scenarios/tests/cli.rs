@@ -130,7 +130,7 @@ fn lists_scenarios_and_bugs() {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    assert_eq!(b.lines().count(), 11, "{b}");
+    assert_eq!(b.lines().count(), 12, "{b}");
     for name in [
         "votes-not-persisted",
         "commit-before-quorum",
@@ -143,6 +143,7 @@ fn lists_scenarios_and_bugs() {
         "ack-floor-skips",
         "dedup-forgets",
         "unbounded-buffer-pool",
+        "uncharged-buffer",
     ] {
         assert!(b.contains(name), "{b}");
     }
