@@ -55,8 +55,9 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
 
 /// Publish 6,000 messages of 8 KiB on `flood` to a healthy subscriber, flow-controlled
 /// against it alone (a window of 64; stalled subscribers on `flood` are not waited
-/// for), and assert it got every one.
-async fn flood_a_healthy_subscriber(s: &common::TestServer) {
+/// for), and assert it got every one. Returns the subscriber's and the publisher's
+/// connections, still open.
+async fn flood_a_healthy_subscriber(s: &common::TestServer) -> (async_nats::Client, async_nats::Client) {
     let good = async_nats::connect(s.url()).await.unwrap();
     let mut good_sub = good.subscribe("flood").await.unwrap();
     sync(&good).await;
@@ -84,6 +85,7 @@ async fn flood_a_healthy_subscriber(s: &common::TestServer) {
     }
     publisher.flush().await.unwrap();
     assert_eq!(counter.await.unwrap(), N, "the healthy subscriber got every message");
+    (good, publisher)
 }
 
 #[tokio::test]
@@ -277,7 +279,7 @@ async fn slow_consumer_is_disconnected_and_others_still_receive() {
         seen.extend_from_slice(&b[..n]);
     }
 
-    flood_a_healthy_subscriber(&s).await;
+    let _clients = flood_a_healthy_subscriber(&s).await;
 
     assert!(s.monitor.varz().slow_consumers >= 1);
     // The server closed the slow socket: reading drains what was in flight, then ends.
@@ -340,7 +342,7 @@ async fn stalled_subscribers_at_the_shared_limit_do_not_cut_a_healthy_one() {
     for _ in 0..5 {
         stalled.push(stalled_subscriber(s.addr, "flood").await);
     }
-    flood_a_healthy_subscriber(&s).await;
+    let _clients = flood_a_healthy_subscriber(&s).await;
     let v = s.monitor.varz();
     assert_eq!(v.slow_consumers, 5, "each stalled subscriber was cut, and only they");
     let outbound = v.mem.iter().find(|a| a.name == "client.outbound").unwrap();
