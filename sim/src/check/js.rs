@@ -242,6 +242,8 @@ struct History {
     stream_last: BTreeMap<String, Vec<(u64, u64)>>,
     lost: BTreeMap<String, BTreeSet<u64>>,
     deleted: BTreeMap<String, BTreeSet<u64>>,
+    /// When the server confirmed each delete, per stream: seq -> time.
+    delete_done: BTreeMap<String, BTreeMap<u64, u64>>,
     crashes: Vec<u64>,
     starts: Vec<u64>,
     /// Highest sequence seen acknowledged or delivered, per stream, with its time.
@@ -348,7 +350,9 @@ fn history(events: &[Event], spec: &JsSpec) -> History {
                 JsEvent::Delete { stream, seq, done: false } => {
                     h.deleted.entry(stream.clone()).or_default().insert(*seq);
                 }
-                JsEvent::Delete { .. } => {}
+                JsEvent::Delete { stream, seq, done: true } => {
+                    h.delete_done.entry(stream.clone()).or_default().entry(*seq).or_insert(e.time_us);
+                }
             },
             _ => {}
         }
@@ -361,16 +365,39 @@ struct Excuses<'a> {
     h: &'a History,
     spec: &'a StreamSpec,
     fin: &'a JsFinalStream,
-    /// Stored sequences per subject at the end.
-    by_subject: BTreeMap<&'a str, Vec<u64>>,
+    /// Every sequence known to have held a message, per subject: seq -> when the
+    /// earliest publish of a value seen there was invoked (evidence: a PubAck, a delivery,
+    /// the stream at the end).
+    by_subject: BTreeMap<String, BTreeMap<u64, u64>>,
     lost: BTreeSet<u64>,
 }
 
 impl<'a> Excuses<'a> {
-    fn new(h: &'a History, spec: &'a StreamSpec, fin: &'a JsFinalStream) -> Excuses<'a> {
-        let mut by_subject: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    fn new(h: &'a History, spec: &'a StreamSpec, stream_no: u32, fin: &'a JsFinalStream) -> Excuses<'a> {
+        let invoked = |value: u64| h.published.get(&value).and_then(|p| p.attempts.first()).map(|a| a.invoked_us);
+        let mut by_subject: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+        let mut held = |seq: u64, value: u64| {
+            if let Some(t) = invoked(value) {
+                let at = by_subject.entry(js_subject(value)).or_default().entry(seq).or_insert(t);
+                *at = (*at).min(t);
+            }
+        };
         for m in &fin.msgs {
-            by_subject.entry(m.subject.as_str()).or_default().push(m.seq);
+            if let Some(value) = js_value_of(&m.payload) {
+                held(m.seq, value);
+            }
+        }
+        for (&value, p) in h.published.iter().filter(|(_, p)| p.stream == stream_no) {
+            for a in &p.attempts {
+                if let Outcome::Ack { seq, .. } = a.outcome {
+                    held(seq, value);
+                }
+            }
+        }
+        for (stream, _, seq, value) in &h.delivered {
+            if *stream == spec.name {
+                held(*seq, *value);
+            }
         }
         let mut lost: BTreeSet<u64> = h.lost.get(&spec.name).cloned().unwrap_or_default();
         lost.extend(fin.lost.iter().copied());
@@ -398,10 +425,25 @@ impl<'a> Excuses<'a> {
         if s.max_bytes > 0 && (newer + 1).saturating_mul(s.max_record_bytes) > s.max_bytes {
             return true;
         }
-        // Discard old per subject keeps the newest `max_per_subject` of each subject.
-        s.max_per_subject > 0
-            && self.by_subject.get(subject).map_or(0, |v| v.iter().filter(|&&x| x > seq).count()) as u64
-                >= s.max_per_subject
+        s.max_per_subject > 0 && self.evicted_per_subject(seq, subject)
+    }
+
+    /// Whether `max_msgs_per_subject` evicted `seq`: some newer message `m` on its subject
+    /// was stored while `max_per_subject` newer ones (`m` included) were. A newer message
+    /// counts unless its delete was confirmed before `m` was first published; sequences
+    /// known to have held a message come from PubAcks, deliveries and the final stream
+    /// (a delete of a newer message must not make an evicted one look lost).
+    fn evicted_per_subject(&self, seq: u64, subject: &str) -> bool {
+        let Some(seqs) = self.by_subject.get(subject) else { return false };
+        let deleted = self.h.delete_done.get(&self.spec.name);
+        let newer: Vec<(u64, u64)> = seqs.range(seq + 1..).map(|(&n, &t)| (n, t)).collect();
+        (0..newer.len()).any(|i| {
+            let t_m = newer[i].1;
+            let present =
+                newer[..=i].iter().filter(|(n, _)| !deleted.and_then(|d| d.get(n)).is_some_and(|&td| td < t_m)).count()
+                    as u64;
+            present >= self.spec.max_per_subject
+        })
     }
 
     /// Whether retention removed `seq` because the consumers acked it (having been
@@ -441,7 +483,7 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
 
     for (ix, s) in spec.streams.iter().enumerate() {
         let fin = finals.get(ix).unwrap_or(&empty);
-        let ex = Excuses::new(&h, s, fin);
+        let ex = Excuses::new(&h, s, ix as u32, fin);
         let stream_no = ix as u32;
 
         // What is stored at the end.
@@ -798,6 +840,35 @@ mod tests {
         deliver(&mut es, 80, 3, 3, 1, Some(AckKind::Ack));
         floor(&mut es, 90, 3);
         es
+    }
+
+    /// Per-subject eviction is judged on every message the subject ever held: deleting a
+    /// newer message later does not make an evicted one a loss, but a delete confirmed
+    /// before the newer messages came means nothing evicted it.
+    #[test]
+    fn per_subject_eviction_survives_a_later_delete() {
+        let mut sp = spec(Retention::Limits);
+        sp.caught_up = false;
+        sp.streams[0].max_per_subject = 2;
+        // Values 3, 7, 11 share a subject (client 0: (1 + n) % 4 == 0).
+        assert!(js_subject(val(3)) == js_subject(val(7)) && js_subject(val(7)) == js_subject(val(11)));
+        let delete = |es: &mut Vec<Event>, t: u64, seq: u64| {
+            es.push(ev(t, JsEvent::Delete { stream: "S0".into(), seq, done: false }));
+            es.push(ev(t + 1, JsEvent::Delete { stream: "S0".into(), seq, done: true }));
+        };
+        let mut es = Vec::new();
+        publish(&mut es, 10, 3, Some(1), false);
+        publish(&mut es, 20, 7, Some(2), false);
+        publish(&mut es, 30, 11, Some(3), false); // evicts seq 1
+        delete(&mut es, 40, 3);
+        assert!(names(&es, &sp, &fin(vec![msg(2, 7)], 3)).is_empty());
+
+        let mut es = Vec::new();
+        publish(&mut es, 10, 3, Some(1), false);
+        publish(&mut es, 20, 7, Some(2), false);
+        delete(&mut es, 25, 2);
+        publish(&mut es, 30, 11, Some(3), false); // one newer message left: seq 1 stays
+        assert_eq!(names(&es, &sp, &fin(vec![msg(3, 11)], 3)), ["js-acked-durability"]);
     }
 
     #[test]
