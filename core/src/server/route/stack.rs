@@ -10,6 +10,7 @@ use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
+use crate::server::inbox::InboxTx;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
 use crate::server::tls::RouteTls;
@@ -22,7 +23,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use weir_traces::{EventKind, EventSink, NodeNo};
 
@@ -58,8 +58,9 @@ pub trait PubSubRoutes: Send + Sync + 'static {
 pub struct Handlers {
     /// The broker.
     pub pubsub: Option<Arc<dyn PubSubRoutes>>,
-    /// The Raft node's inbox; a full inbox pushes back on the connection.
-    pub raft: Option<mpsc::Sender<Envelope>>,
+    /// The Raft node's inbox; a full inbox (by count or by its `raft.inbox` bytes)
+    /// pushes back on the connection.
+    pub raft: Option<InboxTx>,
 }
 
 /// Who this server is on the routes, and whom it dials.
