@@ -824,6 +824,12 @@ impl FileStore {
         self.fail(io_error("sync", path, e))
     }
 
+    /// The first live sequence at or after `from`, if any, from the index alone (no
+    /// read): how a caller walks sparse ranges without loading what is not there.
+    pub fn next_live(&self, from: u64) -> Option<u64> {
+        self.live_from(from).next().map(|(s, _, _)| s)
+    }
+
     /// Drop every cached window and idle pool buffer now (say, after a one-off bulk read).
     pub fn release_memory(&mut self) {
         self.cache.clear();

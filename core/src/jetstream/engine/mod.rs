@@ -243,6 +243,27 @@ struct Reopen {
     removed: Vec<u64>,
     /// When to try again after a failed attempt (ns).
     retry_ns: i64,
+    /// What the running store showed when it failed (see [`Shown`]).
+    shown: Option<Shown>,
+}
+
+/// The extent of a failed stream's running store, which its reopen must not fall
+/// behind: everything it had removed stays removed (limit evictions, expiry and
+/// purges whose delete records may not have reached the disk), and its last sequence
+/// stays spent. Consumers and clients saw that store (a consumer skips what a limit
+/// evicted, STREAM.INFO shows its first and last sequence), so a reopen that brought
+/// an evicted message back behind a consumer, or handed out a sequence again, would
+/// be a rollback they could see. The gaps are as many as the running store had
+/// (bounded by its index, already charged to `store.index`), held only until the
+/// reopen succeeds.
+struct Shown {
+    /// Its first sequence: everything below is removed again.
+    first_seq: u64,
+    /// Its last sequence: the reopened store skips to it (refused publishes keep their
+    /// sequences spent, as deleted ones).
+    last_seq: u64,
+    /// Its interior gaps (deleted sequences between first and last).
+    gaps: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 /// The JetStream engine (see the module docs).
@@ -838,6 +859,12 @@ impl JetStream {
         let carried: BTreeMap<String, ConsumerState> =
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
+        let req = crate::store::StateRequest { deleted: true, subjects: None };
+        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown {
+            first_seq: st.first_seq,
+            last_seq: st.last_seq,
+            gaps: st.deleted,
+        });
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -849,7 +876,7 @@ impl JetStream {
         }
         drop(old);
         self.unroute(name);
-        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0 };
+        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0, shown };
         self.try_reopen(name, now_ns, r, out);
     }
 
@@ -865,6 +892,9 @@ impl JetStream {
                     if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                         host.remove_seq(now_ns, *seq, &m.subject, out);
                     }
+                }
+                if let Some(shown) = &r.shown {
+                    host.keep_extent(now_ns, shown.first_seq, shown.last_seq, &shown.gaps, out);
                 }
                 // Restored push consumers start unbound: the shell reports their interest again.
                 for h in host.consumers.values() {
