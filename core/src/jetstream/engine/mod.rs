@@ -36,7 +36,8 @@
 //! queues its PubAck; [`JetStream::sync`] flushes and fsyncs every dirty store once (group
 //! commit) and only then sends the queued PubAcks and shows the new messages to the
 //! consumers. If the flush fails, the queued publishes are answered with 10077 errors
-//! (never a false ack) and the stream is reopened from disk. Memory streams answer at
+//! (never a false ack) and the stream is reopened from disk, keeping what the running
+//! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]). Memory streams answer at
 //! once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
 //! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
 //! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
@@ -847,7 +848,8 @@ impl JetStream {
     /// clients could see: the consumers' ack state (no redelivery of acked messages, no
     /// second first-delivery), the removals since the last sync (acked workqueue and
     /// interest messages stay removed) and the dedup window (ids of removed messages
-    /// still answer retries). Held AckSync replies are dropped unsent (never confirmed;
+    /// still answer retries), and the running store's extent (its removals and its last
+    /// sequence, see [`Shown`]). Held AckSync replies are dropped unsent (never confirmed;
     /// the client acks again). If it cannot be opened the stream is listed as failed.
     /// A reopen that fails is retried every [`REOPEN_RETRY_NS`] (from [`JetStream::tick`])
     /// with the same carried-over state: a disk error during the reopen may be transient.
