@@ -433,9 +433,11 @@ impl StreamHost {
     /// failed running store had (see `super::Shown`). Messages below `first_seq` or
     /// inside `gaps` that the disk brought back (removals whose delete records never
     /// reached it: limit evictions, expiry, purges) are removed again, and when the disk
-    /// fell short of `last_seq` (the refused publishes' sequences) the store skips to it,
-    /// so that no sequence is handed out twice and neither end of the stream moves back.
-    /// Only what differs is written; the next group commit makes it durable.
+    /// fell short of `last_seq` (the refused publishes' sequences) the store skips to it
+    /// ([`crate::store::FileStore::skip_to`], durable at once), so that no sequence is
+    /// handed out twice and neither end of the stream moves back. The removals are made
+    /// durable by the next group commit. An error means the extent could not be kept
+    /// (the caller retries the reopen later rather than serve a stream that moved back).
     pub fn keep_extent(
         &mut self,
         now_ns: i64,
@@ -443,38 +445,35 @@ impl StreamHost {
         last_seq: u64,
         gaps: &[std::ops::RangeInclusive<u64>],
         out: &mut Vec<JsOut>,
-    ) {
+    ) -> Result<(), StoreError> {
         if !self.is_file() {
-            return;
+            return Ok(());
         }
         let st = self.stream.store_state();
         let mut purged = false;
         if st.first_seq < first_seq && st.msgs > 0 {
             // One compaction for the front (a large undurable eviction or purge is one
             // delete record); the consumers recount below.
-            match self.stream.store_mut().compact(first_seq.min(st.last_seq + 1)) {
-                Ok(n) => purged = n > 0,
-                Err(_) => self.dirty = true,
-            }
+            purged = self.stream.store_mut().compact(first_seq.min(st.last_seq + 1))? > 0;
         }
         for r in gaps {
             let mut from = *r.start();
             loop {
                 let next = self.stream.store_mut().file_mut().and_then(|fs| fs.next_live(from));
                 let Some(seq) = next.filter(|s| s <= r.end()) else { break };
-                let subject = match self.stream.store_mut().load(seq) {
-                    Ok(Some(m)) => m.subject,
-                    _ => String::new(),
-                };
-                self.remove_seq(now_ns, seq, &subject, out);
+                let subject = self.stream.store_mut().load(seq)?.map(|m| m.subject).unwrap_or_default();
+                if !self.stream.store_mut().delete(seq)? {
+                    break;
+                }
+                self.removed.push(seq);
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_remove(seq, &subject);
+                }
                 from = seq + 1;
             }
         }
-        if self.stream.store_state().last_seq < last_seq {
-            // Spent as deleted sequences; nothing for the consumers to see.
-            if self.stream.skip_to(last_seq + 1, now_ns).is_err() {
-                self.dirty = true;
-            }
+        if let Some(fs) = self.stream.store_mut().file_mut() {
+            fs.skip_to(last_seq + 1)?;
         }
         if self.stream.store_state() != st {
             self.dirty = true;
@@ -482,6 +481,7 @@ impl StreamHost {
         if purged {
             self.resync_consumers(now_ns, out);
         }
+        Ok(())
     }
 
     /// Delete consumer `name` (409 to its waiting requests); on an interest stream the

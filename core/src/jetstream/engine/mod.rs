@@ -887,17 +887,23 @@ impl JetStream {
     /// is retried later.
     fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
-        match self.recover_stream(name, now_ns, &r.carried, &mut notes) {
-            Ok(mut host) => {
-                host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
-                for seq in r.refused.iter().chain(&r.removed) {
-                    if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
-                        host.remove_seq(now_ns, *seq, &m.subject, out);
-                    }
+        let recovered = self.recover_stream(name, now_ns, &r.carried, &mut notes).and_then(|mut host| {
+            host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
+            for seq in r.refused.iter().chain(&r.removed) {
+                if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
+                    host.remove_seq(now_ns, *seq, &m.subject, out);
                 }
-                if let Some(shown) = &r.shown {
-                    host.keep_extent(now_ns, shown.first_seq, shown.last_seq, &shown.gaps, out);
-                }
+            }
+            match &r.shown {
+                Some(s) => host
+                    .keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out)
+                    .map(|()| host)
+                    .map_err(|e| format!("cannot keep what the stream showed before its store failed: {e}")),
+                None => Ok(host),
+            }
+        });
+        match recovered {
+            Ok(host) => {
                 // Restored push consumers start unbound: the shell reports their interest again.
                 for h in host.consumers.values() {
                     let subject = h.c.config().deliver_subject.clone();
