@@ -37,8 +37,8 @@
 //! commit) and only then sends the queued PubAcks and shows the new messages to the
 //! consumers. If the flush fails, the queued publishes are answered with 10077 errors
 //! (never a false ack) and the stream is reopened from disk, keeping what the running
-//! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]). Memory streams answer at
-//! once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
+//! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]).
+//! Memory streams answer at once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
 //! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
 //! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
 //! moved, so at most the acks since the last sync are redelivered after a crash.
