@@ -824,6 +824,38 @@ impl FileStore {
         self.fail(io_error("sync", path, e))
     }
 
+    /// The first live sequence at or after `from`, if any, from the index alone (no
+    /// read): how a caller walks sparse ranges without loading what is not there.
+    pub fn next_live(&self, from: u64) -> Option<u64> {
+        self.live_from(from).next().map(|(s, _, _)| s)
+    }
+
+    /// Make `seq` the next sequence an append takes, keeping every message (nothing to
+    /// do when `seq <= last_seq + 1`): the sequences between are spent, never stored.
+    /// It rolls to a new block whose header records the skip (`base = seq - 1`,
+    /// `prev_end` = the old last sequence) and, like every roll, syncs it and the
+    /// directory before returning, so a crash keeps the skip or none of it (a
+    /// store-and-delete per sequence could be cut between the two records).
+    pub fn skip_to(&mut self, seq: u64) -> Result<()> {
+        let result = self.skip_to_unchecked(seq);
+        self.end_call(result)
+    }
+
+    fn skip_to_unchecked(&mut self, seq: u64) -> Result<()> {
+        if seq <= self.last_seq + 1 {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let prev_end = self.last_seq;
+        self.roll(seq - 1, prev_end, false)?;
+        self.last_seq = seq - 1;
+        if self.msgs == 0 {
+            self.first_seq = seq;
+            self.drop_empty_prefix();
+        }
+        self.commit()
+    }
+
     /// Drop every cached window and idle pool buffer now (say, after a one-off bulk read).
     pub fn release_memory(&mut self) {
         self.cache.clear();

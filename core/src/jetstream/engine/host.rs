@@ -429,6 +429,61 @@ impl StreamHost {
         }
     }
 
+    /// After a reopen from disk (file streams): give the reopened store the extent the
+    /// failed running store had (see `super::Shown`). Messages below `first_seq` or
+    /// inside `gaps` that the disk brought back (removals whose delete records never
+    /// reached it: limit evictions, expiry, purges) are removed again, and when the disk
+    /// fell short of `last_seq` (the refused publishes' sequences) the store skips to it
+    /// ([`crate::store::FileStore::skip_to`], durable at once), so that no sequence is
+    /// handed out twice and neither end of the stream moves back. The removals are made
+    /// durable by the next group commit. An error means the extent could not be kept
+    /// (the caller retries the reopen later rather than serve a stream that moved back).
+    pub fn keep_extent(
+        &mut self,
+        now_ns: i64,
+        first_seq: u64,
+        last_seq: u64,
+        gaps: &[std::ops::RangeInclusive<u64>],
+        out: &mut Vec<JsOut>,
+    ) -> Result<(), StoreError> {
+        if !self.is_file() {
+            return Ok(());
+        }
+        let st = self.stream.store_state();
+        let mut purged = false;
+        if st.first_seq < first_seq && st.msgs > 0 {
+            // One compaction for the front (a large undurable eviction or purge is one
+            // delete record); the consumers recount below.
+            purged = self.stream.store_mut().compact(first_seq.min(st.last_seq + 1))? > 0;
+        }
+        for r in gaps {
+            let mut from = *r.start();
+            loop {
+                let next = self.stream.store_mut().file_mut().and_then(|fs| fs.next_live(from));
+                let Some(seq) = next.filter(|s| s <= r.end()) else { break };
+                let subject = self.stream.store_mut().load(seq)?.map(|m| m.subject).unwrap_or_default();
+                if !self.stream.store_mut().delete(seq)? {
+                    break;
+                }
+                self.removed.push(seq);
+                for h in self.consumers.values_mut() {
+                    h.c.on_stream_remove(seq, &subject);
+                }
+                from = seq + 1;
+            }
+        }
+        if let Some(fs) = self.stream.store_mut().file_mut() {
+            fs.skip_to(last_seq + 1)?;
+        }
+        if self.stream.store_state() != st {
+            self.dirty = true;
+        }
+        if purged {
+            self.resync_consumers(now_ns, out);
+        }
+        Ok(())
+    }
+
     /// Delete consumer `name` (409 to its waiting requests); on an interest stream the
     /// messages only it held go (nats-server #7754 is the bug this avoids).
     pub fn remove_consumer(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) -> Option<ConsumerHost> {

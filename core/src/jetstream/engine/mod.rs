@@ -36,8 +36,9 @@
 //! queues its PubAck; [`JetStream::sync`] flushes and fsyncs every dirty store once (group
 //! commit) and only then sends the queued PubAcks and shows the new messages to the
 //! consumers. If the flush fails, the queued publishes are answered with 10077 errors
-//! (never a false ack) and the stream is reopened from disk. Memory streams answer at
-//! once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
+//! (never a false ack) and the stream is reopened from disk, keeping what the running
+//! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]).
+//! Memory streams answer at once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
 //! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
 //! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
 //! moved, so at most the acks since the last sync are redelivered after a crash.
@@ -243,6 +244,27 @@ struct Reopen {
     removed: Vec<u64>,
     /// When to try again after a failed attempt (ns).
     retry_ns: i64,
+    /// What the running store showed when it failed (see [`Shown`]).
+    shown: Option<Shown>,
+}
+
+/// The extent of a failed stream's running store, which its reopen must not fall
+/// behind: everything it had removed stays removed (limit evictions, expiry and
+/// purges whose delete records may not have reached the disk), and its last sequence
+/// stays spent. Consumers and clients saw that store (a consumer skips what a limit
+/// evicted, STREAM.INFO shows its first and last sequence), so a reopen that brought
+/// an evicted message back behind a consumer, or handed out a sequence again, would
+/// be a rollback they could see. The gaps are as many as the running store had
+/// (bounded by its index, already charged to `store.index`), held only until the
+/// reopen succeeds.
+struct Shown {
+    /// Its first sequence: everything below is removed again.
+    first_seq: u64,
+    /// Its last sequence: the reopened store skips to it (refused publishes keep their
+    /// sequences spent, as deleted ones).
+    last_seq: u64,
+    /// Its interior gaps (deleted sequences between first and last).
+    gaps: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 /// The JetStream engine (see the module docs).
@@ -826,7 +848,8 @@ impl JetStream {
     /// clients could see: the consumers' ack state (no redelivery of acked messages, no
     /// second first-delivery), the removals since the last sync (acked workqueue and
     /// interest messages stay removed) and the dedup window (ids of removed messages
-    /// still answer retries). Held AckSync replies are dropped unsent (never confirmed;
+    /// still answer retries), and the running store's extent (its removals and its last
+    /// sequence, see [`Shown`]). Held AckSync replies are dropped unsent (never confirmed;
     /// the client acks again). If it cannot be opened the stream is listed as failed.
     /// A reopen that fails is retried every [`REOPEN_RETRY_NS`] (from [`JetStream::tick`])
     /// with the same carried-over state: a disk error during the reopen may be transient.
@@ -838,6 +861,12 @@ impl JetStream {
         let carried: BTreeMap<String, ConsumerState> =
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
+        let req = crate::store::StateRequest { deleted: true, subjects: None };
+        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown {
+            first_seq: st.first_seq,
+            last_seq: st.last_seq,
+            gaps: st.deleted,
+        });
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -849,7 +878,7 @@ impl JetStream {
         }
         drop(old);
         self.unroute(name);
-        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0 };
+        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0, shown };
         self.try_reopen(name, now_ns, r, out);
     }
 
@@ -858,14 +887,23 @@ impl JetStream {
     /// is retried later.
     fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
-        match self.recover_stream(name, now_ns, &r.carried, &mut notes) {
-            Ok(mut host) => {
-                host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
-                for seq in r.refused.iter().chain(&r.removed) {
-                    if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
-                        host.remove_seq(now_ns, *seq, &m.subject, out);
-                    }
+        let recovered = self.recover_stream(name, now_ns, &r.carried, &mut notes).and_then(|mut host| {
+            host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
+            for seq in r.refused.iter().chain(&r.removed) {
+                if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
+                    host.remove_seq(now_ns, *seq, &m.subject, out);
                 }
+            }
+            match &r.shown {
+                Some(s) => host
+                    .keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out)
+                    .map(|()| host)
+                    .map_err(|e| format!("cannot keep what the stream showed before its store failed: {e}")),
+                None => Ok(host),
+            }
+        });
+        match recovered {
+            Ok(host) => {
                 // Restored push consumers start unbound: the shell reports their interest again.
                 for h in host.consumers.values() {
                     let subject = h.c.config().deliver_subject.clone();

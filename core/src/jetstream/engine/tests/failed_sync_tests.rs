@@ -18,8 +18,14 @@ fn id(msg_id: &str) -> Vec<u8> {
 
 /// Pull up to `batch` messages for consumer `c` of `W`: their `$JS.ACK` subjects.
 fn fetch(h: &mut Harness, inbox: &str, batch: u32) -> Vec<String> {
+    fetch_from(h, "W", inbox, batch)
+}
+
+/// Pull up to `batch` messages for consumer `c` of `stream`: their `$JS.ACK` subjects.
+fn fetch_from(h: &mut Harness, stream: &str, inbox: &str, batch: u32) -> Vec<String> {
     let body = format!(r#"{{"batch":{batch},"no_wait":true}}"#);
-    let mut outs = h.send("$JS.API.CONSUMER.MSG.NEXT.W.c", Some(inbox), b"", body.as_bytes());
+    let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.c");
+    let mut outs = h.send(&subject, Some(inbox), b"", body.as_bytes());
     outs.extend(h.sync());
     outs.iter()
         .filter(|o| o.to == inbox)
@@ -186,11 +192,12 @@ fn a_flush_failed_by_an_api_call_never_lets_the_next_sync_ack() {
     let outs = h.sync();
     let ack = outs.iter().find(|o| o.to == "_INBOX.p").expect("the publish is answered");
     assert_eq!(ack.json()["error"]["err_code"], 10077, "{outs:?}");
-    // The reopened stream holds what the disk holds, and works again.
-    assert_eq!(h.publish("w.3", b"", b"after")["seq"], 2);
+    // The reopened stream holds what the disk holds, and works again; the refused
+    // publish's sequence stays spent (never handed out twice).
+    assert_eq!(h.publish("w.3", b"", b"after")["seq"], 3);
     h.restart(true);
     let info = h.api("$JS.API.STREAM.INFO.W", "");
-    assert_eq!((info["state"]["messages"].as_u64(), info["state"]["last_seq"].as_u64()), (Some(1), Some(2)), "{info}");
+    assert_eq!((info["state"]["messages"].as_u64(), info["state"]["last_seq"].as_u64()), (Some(1), Some(3)), "{info}");
 }
 
 /// The group commit in three steps (fsyncs with the lock released): a held AckSync
@@ -271,4 +278,63 @@ fn a_removal_in_flight_outlives_the_commit_that_does_not_cover_it() {
     let info = h.api("$JS.API.STREAM.INFO.W", "");
     assert_eq!((info["state"]["first_seq"].as_u64(), info["state"]["messages"].as_u64()), (Some(3), Some(1)), "{info}");
     assert!(fetch(&mut h, "_INBOX.f2", 10).is_empty(), "a delivered message was delivered again as new");
+}
+
+/// A limits stream evicts in memory when a publish is appended, before the group commit
+/// makes either durable. A consumer that skipped a message so evicted must not find it
+/// back in the stream after a failed commit reopens the stream from disk, and the
+/// reopen must not hand out again the sequence of the refused publish that evicted it:
+/// neither end of the stream moves back. Found by `js-single-crashes` seed 141 (a pull
+/// consumer's ack floor passed two messages it never received, which the reopen had
+/// brought back; the stream's first and last sequence went backwards without a crash).
+#[test]
+fn a_reopen_keeps_the_evictions_consumers_saw_and_the_sequences_it_spent() {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"L","subjects":["l.>"],"max_msgs":3}"#);
+    let consumer =
+        r#"{"stream_name":"L","config":{"durable_name":"c","ack_policy":"explicit","ack_wait":30000000000}}"#;
+    h.api("$JS.API.CONSUMER.CREATE.L.c", consumer);
+    for i in 1..=3 {
+        assert_eq!(h.publish(&format!("l.{i}"), b"", b"x")["seq"], i);
+    }
+    // Seq 4 evicts seq 1; its commit begins. Then the disk fills up. Seq 5, appended
+    // while the fsyncs run, evicts seq 2 in memory: its append and that eviction wait
+    // for the next commit, and never reach the disk.
+    assert!(h.send("l.4", Some("_INBOX.p4"), b"", b"x").is_empty());
+    let mut out = Vec::new();
+    let job = h.js.begin_sync(h.now, &mut out).unwrap().expect("a commit is due");
+    h.disk.full.store(true, Ordering::Relaxed);
+    assert!(h.send("l.5", Some("_INBOX.p5"), b"", b"x").is_empty());
+    let done = job.run(&*h.disk);
+    h.js.end_sync(h.now, done, &mut out).unwrap();
+    let outs = flatten(out);
+    let ack = outs.iter().find(|o| o.to == "_INBOX.p4").expect("seq 4 acknowledged");
+    assert_eq!(ack.json()["seq"], 4);
+    // The consumers recounted with seq 2 gone: the consumer now starts past it.
+    // The next commit fails: seq 5 is refused and the stream reopened from disk,
+    // which still holds seq 2.
+    let outs = failing_sync(&mut h);
+    let refused = outs.iter().find(|o| o.to == "_INBOX.p5").expect("seq 5 answered");
+    assert_eq!(refused.json()["error"]["err_code"], 10077, "{outs:?}");
+    let info = h.api("$JS.API.STREAM.INFO.L", "");
+    let st = &info["state"];
+    assert_eq!(
+        (st["first_seq"].as_u64(), st["last_seq"].as_u64(), st["messages"].as_u64()),
+        (Some(3), Some(5), Some(2)),
+        "the reopen moved the stream back: {info}"
+    );
+    // Every message still in the stream reaches the consumer, in order.
+    let got = fetch_from(&mut h, "L", "_INBOX.f", 10);
+    let seqs: Vec<&str> = got.iter().map(|r| r.split('.').nth(5).unwrap()).collect();
+    assert_eq!(seqs, ["3", "4"], "{got:?}");
+    for r in &got {
+        h.send(r, None, b"", b"+ACK");
+    }
+    let c = h.api("$JS.API.CONSUMER.INFO.L.c", "");
+    assert_eq!(c["ack_floor"]["stream_seq"], 4, "{c}");
+    // A sequence is never handed out twice.
+    assert_eq!(h.publish("l.6", b"", b"y")["seq"], 6);
+    h.restart(true);
+    let st = h.api("$JS.API.STREAM.INFO.L", "")["state"].clone();
+    assert_eq!((st["first_seq"].as_u64(), st["last_seq"].as_u64()), (Some(3), Some(6)), "{st}");
 }
