@@ -153,6 +153,43 @@ fn enospc_is_a_clear_error_and_loses_nothing() {
     assert_eq!(fs.load(stored + 1).unwrap().unwrap().payload, b"after");
 }
 
+/// Regression (store-crashes seeds 3, 33, 80, 113, 139, 187 with every fault point on):
+/// open probes the blocks from the newest back for the last one that starts with a
+/// block header. A failed probe read was taken for "no header", so an older block became
+/// the last; the real last block was then indexed as a rolled block whose seal is
+/// missing (reported as damage the disk never did), and the next append rolled past it
+/// without writing a seal, so every later open reported it again. A failed read must
+/// fail the open instead, and the next open must find the store whole.
+#[test]
+fn a_failed_read_at_open_fails_the_open_and_damages_nothing() {
+    for kind in [std::io::ErrorKind::UnexpectedEof, std::io::ErrorKind::Other] {
+        let disk = Arc::new(MemDisk::default());
+        let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
+        let mut fs = open_with(&disk, cfg.clone(), &mem());
+        for _ in 0..20 {
+            fs.append("a", b"", &[3; 60], 0).unwrap();
+        }
+        let blocks = fs.block_indexes();
+        assert!(blocks.len() >= 3, "rolled: {blocks:?}");
+        let last = *blocks.last().unwrap();
+        drop(fs);
+        disk.fail_next_read_at(&format!("{DIR}/{last}.blk"), kind);
+        let err = FileStore::open(disk.clone(), DIR, StoreLimits::default(), cfg.clone(), mem())
+            .expect_err("a failed read fails the open");
+        assert!(matches!(err, StoreError::Io { op: "read", .. }), "{kind:?}: {err}");
+        let mut fs = open_with(&disk, cfg.clone(), &mem());
+        assert!(fs.recovery().is_clean(), "{kind:?}: {:?}", fs.recovery());
+        assert_eq!(fs.block_indexes(), blocks, "{kind:?}");
+        for _ in 0..20 {
+            fs.append("a", b"", &[4; 60], 0).unwrap();
+        }
+        drop(fs);
+        let fs = open_with(&disk, cfg.clone(), &mem());
+        assert!(fs.recovery().is_clean(), "{kind:?}: {:?}", fs.recovery());
+        assert_eq!(fs.state().msgs, 40, "{kind:?}");
+    }
+}
+
 #[test]
 fn bad_input_is_refused_without_changes() {
     let disk = Arc::new(MemDisk::default());

@@ -16,6 +16,8 @@ pub struct MemDisk {
     pub max_read: AtomicU64,
     pub read_bytes: AtomicU64,
     pub syncs: AtomicU64,
+    /// The next `read_at` of this path fails with this error (once).
+    pub fail_read_at: Mutex<Option<(String, io::ErrorKind)>>,
 }
 
 fn nf(p: &str) -> io::Error {
@@ -29,6 +31,10 @@ impl MemDisk {
     pub fn set_capacity(&self, c: Option<u64>) {
         *self.capacity.lock().unwrap() = c;
     }
+    /// Make the next ranged read of `path` fail with `kind`, as a disk error would.
+    pub fn fail_next_read_at(&self, path: &str, kind: io::ErrorKind) {
+        *self.fail_read_at.lock().unwrap() = Some((path.to_string(), kind));
+    }
     pub fn corrupt(&self, path: &str, offset: usize) {
         self.files.lock().unwrap().get_mut(path).unwrap()[offset] ^= 0x10;
     }
@@ -41,6 +47,15 @@ impl Disk for MemDisk {
         Ok(d)
     }
     fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut armed = self.fail_read_at.lock().unwrap();
+        if let Some((p, kind)) = armed.as_ref()
+            && p == path
+        {
+            let kind = *kind;
+            *armed = None;
+            return Err(io::Error::new(kind, "injected read failure"));
+        }
+        drop(armed);
         let f = self.files.lock().unwrap();
         let d = f.get(path).ok_or_else(|| nf(path))?;
         let s = (offset as usize).min(d.len());
