@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use weir_core::mem::Account;
 use weir_core::raft::{Envelope, GroupId, Message};
+use weir_core::server::link::{LinkStream, LinkWrap};
 use weir_core::server::route::{
     Handlers, Hello, PubSubRoutes, RouteConfig, RouteConnId, RouteFrame, RouteOut, RouteSetup, RouteTarget, Routes,
     encode_interest, encode_msg,
 };
-use weir_core::server::link::{LinkStream, LinkWrap};
 use weir_core::server::scope::Scope;
 
 /// Records pub/sub frames and, on connect, announces one interest.
@@ -255,9 +255,8 @@ async fn a_stuck_pong_write_does_not_hold_off_the_peers_messages() {
     let b_addr = lb.local_addr().unwrap();
     let stuck = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stuck.clone();
-    let wrap: LinkWrap = Arc::new(move |s| -> LinkStream {
-        Box::new(StallWrites { inner: s, writes_left: 1, stuck: flag.clone() })
-    });
+    let wrap: LinkWrap =
+        Arc::new(move |s| -> LinkStream { Box::new(StallWrites { inner: s, writes_left: 1, stuck: flag.clone() }) });
     // A stall timeout far past the test: only reading on can get the message through.
     let cfg = RouteConfig { stall_timeout: Duration::from_secs(600), ..RouteConfig::default() };
     let b = server_with(2, lb, &[], cfg, Some(wrap)).await;
@@ -284,7 +283,12 @@ async fn a_stuck_pong_write_does_not_hold_off_the_peers_messages() {
     let msg = encode_msg("$G", "orders.1", None, None, &bytes::Bytes::from_static(b"behind"), &[]).unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut a, &msg).await.unwrap();
     until("B to take the message sent behind the stuck pong", || {
-        b.pubsub.frames.lock().unwrap().iter().any(|(_, f)| matches!(f, RouteFrame::Msg { payload, .. } if payload == b"behind"))
+        b.pubsub
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, f)| matches!(f, RouteFrame::Msg { payload, .. } if payload == b"behind"))
     })
     .await;
     assert!(stuck.load(std::sync::atomic::Ordering::Relaxed), "the pong is still stuck");
