@@ -5,7 +5,8 @@
 //! so after 500 clients churned or a client with 200,000 subscriptions left, RSS stayed
 //! at up to 1 GiB while under 1 MB was in use. A trimmer task looks at glibc's figures
 //! every [`TRIM_EVERY`] and, when more than [`TRIM_OVER`] bytes are free inside the
-//! heap, calls `malloc_trim(0)`, which gives every free page of every arena back to the
+//! heap and resident memory grew by as much since the last trim ([`should_trim`]),
+//! calls `malloc_trim(0)`, which gives every free page of every arena back to the
 //! kernel. Measured against jemalloc 5.3 and mimalloc 2.0.9 on the same workloads
 //! (README, "Server faults of issue 9"): 30 s after a 200,000-subscription client or
 //! 500 churning connections left, glibc with the trim was at 8-10 MiB of RSS, the others
@@ -26,6 +27,18 @@ use std::time::Duration;
 pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free bytes held by malloc above which the trimmer trims.
 pub const TRIM_OVER: usize = 1 << 20;
+
+/// Whether to trim now: malloc holds over [`TRIM_OVER`] free bytes (glibc's `fordblks`)
+/// and the process's anonymous resident memory (`anon`, bytes) grew by over
+/// [`TRIM_OVER`] above `floor`, what was resident right after the last trim (or less,
+/// if it dropped since). `fordblks` alone cannot say: it still counts the free bytes
+/// whose pages a trim gave back, so after one large load it stayed high and the
+/// trimmer trimmed every second for nothing. Resident memory shows both new frees that
+/// stayed resident and trimmed pages that a later burst made resident again.
+pub fn should_trim(anon: u64, floor: u64, free: u64) -> bool {
+    let over = TRIM_OVER as u64;
+    free > over && anon > floor.saturating_add(over)
+}
 
 /// Allocator figures for `/varz` (bytes; 0 where the allocator does not tell).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -98,12 +111,19 @@ mod imp {
         if rc == 0 { v as u64 } else { 0 }
     }
 
-    fn resident() -> u64 {
+    /// (resident, resident and not file-backed) of the process, in bytes, from
+    /// `/proc/self/statm` (its `resident` and `shared` fields).
+    fn statm() -> (u64, u64) {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let field = |i| statm.split_whitespace().nth(i).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+        let (resident, shared) = (field(1), field(2));
         // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        pages * page.max(0) as u64
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+        (resident * page, resident.saturating_sub(shared) * page)
+    }
+
+    fn resident() -> u64 {
+        statm().0
     }
 
     pub fn stats() -> AllocatorVarz {
@@ -142,11 +162,23 @@ mod imp {
         }
     }
 
+    /// Anonymous resident bytes right after the last trim, lowered whenever fewer are
+    /// resident (see [`super::should_trim`]).
+    static FLOOR: AtomicU64 = AtomicU64::new(0);
+
     pub fn trim_if_needed() {
-        if matches!(kind(), Kind::Glibc { trim: true }) && mallinfo().1 > super::TRIM_OVER {
+        if !matches!(kind(), Kind::Glibc { trim: true }) {
+            return;
+        }
+        let anon = statm().1;
+        let floor = FLOOR.load(Ordering::Relaxed).min(anon);
+        if super::should_trim(anon, floor, mallinfo().1 as u64) {
             // SAFETY: malloc_trim only returns free memory to the kernel.
             unsafe { libc::malloc_trim(0) };
             TRIMS.fetch_add(1, Ordering::Relaxed);
+            FLOOR.store(statm().1, Ordering::Relaxed);
+        } else {
+            FLOOR.store(floor, Ordering::Relaxed);
         }
     }
 }
@@ -173,5 +205,27 @@ pub async fn run_trimmer() {
     loop {
         tick.tick().await;
         imp::trim_if_needed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn trims_once_per_growth_not_every_tick() {
+        // Idle: nothing free, nothing grown.
+        assert!(!should_trim(8 * MIB, 0, 0));
+        // A load freed 260 MiB that stayed resident: trim.
+        assert!(should_trim(270 * MIB, 8 * MIB, 260 * MIB));
+        // After the trim 9 MiB are resident; glibc still counts 260 MiB free: no more trims.
+        assert!(!should_trim(9 * MIB, 9 * MIB, 260 * MIB));
+        assert!(!should_trim(9 * MIB + MIB / 2, 9 * MIB, 260 * MIB));
+        // A later burst made 50 MiB of the trimmed pages resident again and freed them.
+        assert!(should_trim(59 * MIB, 9 * MIB, 260 * MIB));
+        // Growth that is memory in use (little free) is not trimmed.
+        assert!(!should_trim(59 * MIB, 9 * MIB, MIB / 2));
     }
 }

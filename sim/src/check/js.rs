@@ -440,7 +440,7 @@ impl<'a> Excuses<'a> {
         (0..newer.len()).any(|i| {
             let t_m = newer[i].1;
             let present =
-                newer[..=i].iter().filter(|(n, _)| !deleted.and_then(|d| d.get(n)).is_some_and(|&td| td < t_m)).count()
+                newer[..=i].iter().filter(|(n, _)| deleted.and_then(|d| d.get(n)).is_none_or(|&td| td >= t_m)).count()
                     as u64;
             present >= self.spec.max_per_subject
         })
