@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use weir_core::mem::Account;
 use weir_core::raft::{Envelope, GroupId, Message};
+use weir_core::server::inbox::{InboxRx, inbox};
 use weir_core::server::link::{LinkStream, LinkWrap};
 use weir_core::server::route::{
     Handlers, Hello, PubSubRoutes, RouteConfig, RouteConnId, RouteFrame, RouteOut, RouteSetup, RouteTarget, Routes,
@@ -41,7 +41,7 @@ impl PubSubRoutes for Recorder {
 struct Server {
     routes: Arc<Routes>,
     pubsub: Arc<Recorder>,
-    inbox: mpsc::Receiver<Envelope>,
+    inbox: InboxRx,
     account: Arc<Account>,
     _scope: Scope,
 }
@@ -70,7 +70,7 @@ async fn server_with(
         routes.set_link_wrap(w);
     }
     let pubsub = Arc::new(Recorder::default());
-    let (tx, inbox) = mpsc::channel(4);
+    let (tx, inbox) = inbox(4, Arc::new(Account::new("raft.inbox", 1 << 20)));
     let scope = Scope::new();
     routes.start(&scope.handle(), listener, Handlers { pubsub: Some(pubsub.clone()), raft: Some(tx) });
     Server { routes, pubsub, inbox, account, _scope: scope }
@@ -147,7 +147,7 @@ async fn a_raft_frame_from_the_wrong_node_ends_the_connection() {
     });
     // B ends the connection; A notices and dials again.
     until("A to redial", || a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed) == 2).await;
-    assert!(b.inbox.try_recv().is_err(), "the forged message was not delivered");
+    assert!(b.inbox.try_recv().is_none(), "the forged message was not delivered");
 }
 
 /// A peer that completes the route handshake, then reads everything and answers

@@ -23,6 +23,9 @@ pub mod names {
     pub const RAFT_PENDING: &str = "raft.pending";
     /// Bytes in flight to followers being replicated or caught up.
     pub const RAFT_CATCHUP: &str = "raft.catchup";
+    /// Raft messages read from peers and not yet stepped by the node's Raft loop; see
+    /// `server::inbox`.
+    pub const RAFT_INBOX: &str = "raft.inbox";
     /// Entries held in the in-memory Raft logs of every group (since each group's last
     /// snapshot). Bounded by refusing proposals and follower appends at the limit and
     /// released by compaction; see `raft/log.rs`.
@@ -108,6 +111,12 @@ pub const REGISTRY: &[AccountSpec] = &[
         default_limit: 2 * MIB,
         holds: "entry bytes sent to followers and not yet acknowledged",
         bounded_by: "a per-follower window; the leader sends no more until acknowledgements release it",
+    },
+    AccountSpec {
+        name: names::RAFT_INBOX,
+        default_limit: 8 * MIB,
+        holds: "Raft messages read from peers and not yet stepped by the node's Raft loop",
+        bounded_by: "the route reader waits for room (its peer's route queue then backs up and evicts older Raft frames); an oversized message goes alone into an empty inbox",
     },
     AccountSpec {
         name: names::RAFT_LOG,

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod inbox;
 pub mod link;
 pub mod nats;
 pub mod node;

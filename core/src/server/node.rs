@@ -10,6 +10,7 @@
 //! simulator pass the test log (`weir_core::testing::LogApp`).
 use super::client::{ClientRequest, ClientResponse, Outcome};
 use super::frame;
+use super::inbox::inbox;
 use super::link::{LinkStream, LinkWrap};
 use super::route::{Handlers, RouteConfig, RouteSetup, RouteTarget, Routes};
 use super::scope::{Scope, ScopeHandle};
@@ -64,7 +65,8 @@ pub const DEFAULT_RAFT_LOG_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Default ledger limits for a node (the registry's defaults, see [`crate::mem::REGISTRY`]).
 pub fn default_ledger() -> Ledger {
-    let mut accounts = vec![names::RAFT_PENDING, names::RAFT_CATCHUP, names::RAFT_LOG, names::ROUTE_OUTBOUND];
+    let mut accounts =
+        vec![names::RAFT_PENDING, names::RAFT_CATCHUP, names::RAFT_INBOX, names::RAFT_LOG, names::ROUTE_OUTBOUND];
     accounts.extend(raft_store_accounts().map(|(n, _)| n));
     Ledger::with_defaults(&accounts)
 }
@@ -184,7 +186,8 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
         .map_err(|source| NodeError::Bind { addr: cfg.client_listen, source })?;
     // Every task below ends when this function's future does.
     let scope = Scope::new();
-    let (inbox_tx, mut inbox) = mpsc::channel(1024);
+    // Bounded by count and by bytes (charged to `raft.inbox`, see `super::inbox`).
+    let (inbox_tx, mut inbox) = inbox(1024, env.ledger.account(names::RAFT_INBOX));
     let routes = Arc::new(Routes::new(
         route_setup(&cfg, env.seed),
         route_listener.local_addr().unwrap_or(cfg.route_listen),
@@ -238,8 +241,8 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
                 // Drain a bounded batch so one fsync covers many messages.
                 for _ in 0..256 {
                     match inbox.try_recv() {
-                        Ok(env) => { let _ = host.step(now_ms(), env); }
-                        Err(_) => break,
+                        Some(env) => { let _ = host.step(now_ms(), env); }
+                        None => break,
                     }
                 }
             }

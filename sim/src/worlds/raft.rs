@@ -60,6 +60,7 @@ fn ledger_for(cfg: &SimConfig) -> Ledger {
     let mut accounts = vec![
         (names::RAFT_PENDING, cfg.raft.pending_limit),
         (names::RAFT_CATCHUP, cfg.raft.catchup_limit),
+        (names::RAFT_INBOX, weir_core::mem::spec(names::RAFT_INBOX).default_limit),
         (names::RAFT_LOG, core_node::DEFAULT_RAFT_LOG_LIMIT),
         (names::ROUTE_OUTBOUND, cfg.route.outbound_limit),
     ];

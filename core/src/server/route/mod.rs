@@ -14,7 +14,9 @@
 //! **Connections.** Each server dials every peer it knows and sends only on the
 //! connection it dialled; it receives on the connections peers dial to it. So each pair
 //! of servers has two connections, one per direction, and at most one live connection
-//! per direction (a second one from the same server is refused until the first ends).
+//! per direction (a second one from the same server is refused until the first ends;
+//! every way an accepted connection ends, a failed handshake answer included, frees
+//! the slot, or the peer would stay refused for as long as both live).
 //! Each direction has exactly one [`RouteOut`], holding every class of traffic.
 //!
 //! **Slow-route policy.** A queue holds at most `max_pending_bytes` and every queued
@@ -58,7 +60,8 @@
 //! peer is unreachable it is not a route, and Raft frames for it are dropped at the
 //! send (counted) instead of queued.
 //!
-//! **Inbound back-pressure.** Raft frames go to the node's bounded inbox with an
+//! **Inbound back-pressure.** Raft frames go to the node's bounded inbox
+//! ([`crate::server::inbox`], by count and by bytes charged to `raft.inbox`) with an
 //! awaited send: a full inbox stops the connection's reader, so a slow node slows its
 //! peers' writers (and, past `stall_timeout`, ends the connection) instead of growing.
 //! Pub/sub frames are applied to the broker inline; its own outbound queues bound them.

@@ -10,6 +10,7 @@ use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
 use crate::server::frame;
+use crate::server::inbox::InboxTx;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
 use crate::server::tls::RouteTls;
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
 use weir_traces::{EventKind, EventSink, NodeNo};
 
@@ -58,8 +59,9 @@ pub trait PubSubRoutes: Send + Sync + 'static {
 pub struct Handlers {
     /// The broker.
     pub pubsub: Option<Arc<dyn PubSubRoutes>>,
-    /// The Raft node's inbox; a full inbox pushes back on the connection.
-    pub raft: Option<mpsc::Sender<Envelope>>,
+    /// The Raft node's inbox; a full inbox (by count or by its `raft.inbox` bytes)
+    /// pushes back on the connection.
+    pub raft: Option<InboxTx>,
 }
 
 /// Who this server is on the routes, and whom it dials.
@@ -476,13 +478,24 @@ impl Routes {
             ps.in_open(&hello.server_id, conn, &addr);
         }
         let known = if accepted { self.known_routes() } else { Vec::new() };
-        frame::write_raw(&mut stream, &encode_hello(&self.hello(accepted, known))).await?;
+        // Bounded like every other route write: a dialler that stopped reading must not
+        // hold the slot registered above.
+        let answered = self.write(&mut stream, &encode_hello(&self.hello(accepted, known))).await;
         if !accepted {
-            return Ok(());
+            return answered;
         }
-        tracing::info!(peer = %addr, server_id = %hello.server_id, node = hello.node, "inbound route up");
-        self.ensure_dialler(scope, h, addr.clone(), true);
-        let r = self.receive(h, &mut stream, &hello, conn, &mut buf).await;
+        // From here on every exit goes through the release below: the slot is the
+        // peer's one inbound connection, and a registration left behind when the answer
+        // fails (the dialler gave up on its handshake and closed, say) would refuse all
+        // of that peer's later connections for as long as both servers live.
+        let r = match answered {
+            Ok(()) => {
+                tracing::info!(peer = %addr, server_id = %hello.server_id, node = hello.node, "inbound route up");
+                self.ensure_dialler(scope, h, addr.clone(), true);
+                self.receive(h, &mut stream, &hello, conn, &mut buf).await
+            }
+            Err(e) => Err(e),
+        };
         if let Some(ps) = &h.pubsub {
             ps.in_close(&hello.server_id, conn);
         }
@@ -798,4 +811,85 @@ async fn connect(addr: &str) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    /// A socket whose writes all fail, as when the dialler closed before our answer.
+    struct WritesFail(TcpStream);
+
+    impl AsyncRead for WritesFail {
+        fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for WritesFail {
+        fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, _buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer")))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn hello_from(server_id: &str) -> Vec<u8> {
+        encode_hello(&Hello {
+            server_id: server_id.into(),
+            cluster: "c".into(),
+            route_host: Some("127.0.0.1".into()),
+            // Nothing listens on port 1: the dial-back an accepted route starts fails at once.
+            route_port: 1,
+            node: 2,
+            accepted: true,
+            known: Vec::new(),
+        })
+    }
+
+    /// The raft-swarm seeds 411 and 957: a peer's dial reached a paused server, the peer
+    /// gave up on the handshake and closed, and the resumed server's answer then failed.
+    /// The server must release the inbound slot it registered for that peer; before the
+    /// fix it kept it, refused every later connection of the peer, and so heard nothing
+    /// from it (nor from the Raft leader behind it) for the rest of the run.
+    #[tokio::test]
+    async fn failed_hello_answer_releases_the_inbound_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let setup = RouteSetup {
+            server_id: "A".into(),
+            cluster: "c".into(),
+            node: 1,
+            routes: Vec::new(),
+            cfg: RouteConfig::default(),
+        };
+        let routes = Arc::new(Routes::new(setup, addr, Arc::new(Account::new("route.outbound", 1 << 20))));
+        // Only the first accepted connection has a broken send side.
+        let wrapped = Arc::new(AtomicUsize::new(0));
+        routes.set_link_wrap(Arc::new(move |s: TcpStream| -> LinkStream {
+            if wrapped.fetch_add(1, Ordering::Relaxed) == 0 { Box::new(WritesFail(s)) } else { Box::new(s) }
+        }));
+        let scope = crate::server::scope::Scope::new();
+        routes.start(&scope.handle(), listener, Handlers::default());
+
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        frame::write_raw(&mut first, &hello_from("B")).await.unwrap();
+        // The server ends the connection once its answer failed (after releasing the slot).
+        let mut buf = Vec::new();
+        assert!(frame::read::<RouteFrame, _>(&mut first, &mut buf).await.map_or(true, |f| f.is_none()));
+
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        frame::write_raw(&mut second, &hello_from("B")).await.unwrap();
+        let answer = frame::read::<RouteFrame, _>(&mut second, &mut buf).await.unwrap();
+        let Some(RouteFrame::Hello(h)) = answer else { panic!("expected a Hello answer, got {answer:?}") };
+        assert!(h.accepted, "the peer's new connection was refused: its failed one still holds the slot");
+    }
 }
