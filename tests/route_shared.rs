@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use weir_core::mem::Account;
 use weir_core::raft::{Envelope, GroupId, Message};
 use weir_core::server::inbox::{InboxRx, inbox};
+use weir_core::server::link::{LinkStream, LinkWrap};
 use weir_core::server::route::{
     Handlers, Hello, PubSubRoutes, RouteConfig, RouteConnId, RouteFrame, RouteOut, RouteSetup, RouteTarget, Routes,
     encode_interest, encode_msg,
@@ -46,15 +47,28 @@ struct Server {
 }
 
 async fn server(node: u64, listener: TcpListener, peers: &[(u64, SocketAddr)]) -> Server {
+    server_with(node, listener, peers, RouteConfig::default(), None).await
+}
+
+async fn server_with(
+    node: u64,
+    listener: TcpListener,
+    peers: &[(u64, SocketAddr)],
+    cfg: RouteConfig,
+    wrap: Option<LinkWrap>,
+) -> Server {
     let setup = RouteSetup {
         server_id: format!("S{node}"),
         cluster: "test".into(),
         node,
         routes: peers.iter().map(|&(node, a)| RouteTarget { addr: a.to_string(), node }).collect(),
-        cfg: RouteConfig { ping_interval: Duration::from_millis(200), ..RouteConfig::default() },
+        cfg: RouteConfig { ping_interval: Duration::from_millis(200), ..cfg },
     };
     let account = Arc::new(Account::new("route.outbound", 1 << 20));
     let routes = Arc::new(Routes::new(setup, listener.local_addr().unwrap(), account.clone()));
+    if let Some(w) = wrap {
+        routes.set_link_wrap(w);
+    }
     let pubsub = Arc::new(Recorder::default());
     let (tx, inbox) = inbox(4, Arc::new(Account::new("raft.inbox", 1 << 20)));
     let scope = Scope::new();
@@ -179,4 +193,103 @@ async fn a_route_whose_pings_are_answered_stays_up() {
     assert_eq!(a.routes.stats.stale.load(std::sync::atomic::Ordering::Relaxed), 0, "answered pings keep the route");
     assert_eq!(a.routes.stats.connects.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(a.routes.connected_nodes(), [2]);
+}
+
+/// A stream that lets its first write through (the handshake answer), then takes no
+/// byte ever again (a peer whose socket stopped draining), and says when a write stuck.
+struct StallWrites {
+    inner: tokio::net::TcpStream,
+    writes_left: usize,
+    stuck: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for StallWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.writes_left == 0 {
+            self.stuck.store(true, std::sync::atomic::Ordering::Relaxed);
+            return std::task::Poll::Pending;
+        }
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(_))) {
+            self.writes_left -= 1;
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Regression (pubsub-partitions seed 153 with every fault point on): the acceptor
+/// wrote each pong from its read loop, so a pong write that made no progress (the
+/// `route.write.stall` fault point, or a socket that stopped draining) held off every
+/// message and interest change the peer sent behind it, for up to the stall timeout;
+/// the dialler meanwhile saw its pings unanswered, ended the route, and what it had sent
+/// was lost. The acceptor must keep reading while a pong is stuck.
+#[tokio::test]
+async fn a_stuck_pong_write_does_not_hold_off_the_peers_messages() {
+    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_addr = lb.local_addr().unwrap();
+    let stuck = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stuck.clone();
+    let wrap: LinkWrap =
+        Arc::new(move |s| -> LinkStream { Box::new(StallWrites { inner: s, writes_left: 1, stuck: flag.clone() }) });
+    // A stall timeout far past the test: only reading on can get the message through.
+    let cfg = RouteConfig { stall_timeout: Duration::from_secs(600), ..RouteConfig::default() };
+    let b = server_with(2, lb, &[], cfg, Some(wrap)).await;
+    // A hand-driven dialler, so that no missed pong of ours ends the connection. Its
+    // route port has no listener: B's dial back fails and B stays an acceptor.
+    let nobody = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let mut a = tokio::net::TcpStream::connect(b_addr).await.unwrap();
+    let hello = Hello {
+        server_id: "RAW".into(),
+        cluster: "test".into(),
+        route_host: Some("127.0.0.1".into()),
+        route_port: nobody.port(),
+        node: 1,
+        accepted: false,
+        known: vec![],
+    };
+    let write = weir_core::server::frame::write::<RouteFrame, _>;
+    write(&mut a, &RouteFrame::Hello(hello)).await.unwrap();
+    let mut buf = Vec::new();
+    let answer = weir_core::server::frame::read::<RouteFrame, _>(&mut a, &mut buf).await.unwrap();
+    assert!(matches!(answer, Some(RouteFrame::Hello(Hello { accepted: true, .. }))), "{answer:?}");
+    write(&mut a, &RouteFrame::Ping).await.unwrap();
+    until("B's pong write to get stuck", || stuck.load(std::sync::atomic::Ordering::Relaxed)).await;
+    let msg = encode_msg("$G", "orders.1", None, None, &bytes::Bytes::from_static(b"behind"), &[]).unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut a, &msg).await.unwrap();
+    until("B to take the message sent behind the stuck pong", || {
+        b.pubsub
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, f)| matches!(f, RouteFrame::Msg { payload, .. } if payload == b"behind"))
+    })
+    .await;
+    assert!(stuck.load(std::sync::atomic::Ordering::Relaxed), "the pong is still stuck");
 }

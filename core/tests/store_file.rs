@@ -153,6 +153,81 @@ fn enospc_is_a_clear_error_and_loses_nothing() {
     assert_eq!(fs.load(stored + 1).unwrap().unwrap().payload, b"after");
 }
 
+/// Regression (store-crashes seeds 3, 33, 80, 113, 139, 187 with every fault point on):
+/// open probes the blocks from the newest back for the last one that starts with a
+/// block header. A failed probe read was taken for "no header", so an older block became
+/// the last; the real last block was then indexed as a rolled block whose seal is
+/// missing (reported as damage the disk never did), and the next append rolled past it
+/// without writing a seal, so every later open reported it again. A failed read must
+/// fail the open instead, and the next open must find the store whole.
+#[test]
+fn a_failed_read_at_open_fails_the_open_and_damages_nothing() {
+    for kind in [std::io::ErrorKind::UnexpectedEof, std::io::ErrorKind::Other] {
+        let disk = Arc::new(MemDisk::default());
+        let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
+        let mut fs = open_with(&disk, cfg.clone(), &mem());
+        for _ in 0..20 {
+            fs.append("a", b"", &[3; 60], 0).unwrap();
+        }
+        let blocks = fs.block_indexes();
+        assert!(blocks.len() >= 3, "rolled: {blocks:?}");
+        let last = *blocks.last().unwrap();
+        drop(fs);
+        disk.fail_next_read_at(&format!("{DIR}/{last}.blk"), kind);
+        let err = FileStore::open(disk.clone(), DIR, StoreLimits::default(), cfg.clone(), mem())
+            .expect_err("a failed read fails the open");
+        assert!(matches!(err, StoreError::Io { op: "read", .. }), "{kind:?}: {err}");
+        let mut fs = open_with(&disk, cfg.clone(), &mem());
+        assert!(fs.recovery().is_clean(), "{kind:?}: {:?}", fs.recovery());
+        assert_eq!(fs.block_indexes(), blocks, "{kind:?}");
+        for _ in 0..20 {
+            fs.append("a", b"", &[4; 60], 0).unwrap();
+        }
+        drop(fs);
+        let fs = open_with(&disk, cfg.clone(), &mem());
+        assert!(fs.recovery().is_clean(), "{kind:?}: {:?}", fs.recovery());
+        assert_eq!(fs.state().msgs, 40, "{kind:?}");
+    }
+}
+
+/// A new block's header write that fails part-way leaves a torn file; if removing it
+/// fails too, the store must stop (a reopen removes it as a torn creation). Going on
+/// would roll past it, so the torn file would sit between blocks, be named durably by
+/// the next directory sync, and be reported as a destroyed block by every open.
+#[test]
+fn a_torn_block_creation_that_cannot_be_removed_stops_the_store() {
+    let disk = Arc::new(MemDisk::default());
+    let cfg = FileStoreConfig { block_size: 512, ..Default::default() };
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    while fs.block_indexes().len() < 2 {
+        fs.append("a", b"", &[5; 60], 0).unwrap();
+    }
+    let torn = format!("{DIR}/{}.blk", fs.block_indexes().last().unwrap() + 1);
+    disk.tear_next_append(&torn, 3);
+    disk.fail_next_remove(&torn);
+    let mut stored = fs.state().msgs;
+    let err = loop {
+        match fs.append("a", b"", &[5; 60], 0) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, StoreError::Io { op: "create block", .. }), "{err}");
+    assert!(fs.is_failed(), "a torn block file is left behind: the store stops");
+    assert!(matches!(fs.append("a", b"", &[5; 60], 0), Err(StoreError::Failed(_))));
+    drop(fs);
+    let mut fs = open_with(&disk, cfg.clone(), &mem());
+    assert!(fs.recovery().is_clean(), "{:?}", fs.recovery());
+    assert!(!disk.exists(&torn), "the reopen removed the torn creation");
+    for _ in 0..20 {
+        fs.append("a", b"", &[6; 60], 0).unwrap();
+    }
+    drop(fs);
+    let fs = open_with(&disk, cfg, &mem());
+    assert!(fs.recovery().is_clean(), "{:?}", fs.recovery());
+    assert_eq!(fs.state().msgs, stored + 20);
+}
+
 #[test]
 fn bad_input_is_refused_without_changes() {
     let disk = Arc::new(MemDisk::default());

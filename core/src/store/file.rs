@@ -1176,8 +1176,15 @@ impl FileStore {
         let mut buf = Vec::with_capacity(record::BLOCK_HEADER_LEN);
         record::put_block_header(&mut buf, index, base, prev_end, truncates);
         if let Err(e) = self.disk.append(&path, &buf) {
-            let _ = self.disk.remove(&path);
-            return Err(io_error("create block", &path, e));
+            let err = io_error("create block", &path, e);
+            // A torn header left behind would end up between blocks once the next roll
+            // made a later one: stop instead, and the reopen removes it as a torn
+            // creation (it is then the newest file).
+            return Err(match self.disk.remove(&path) {
+                Ok(()) => err,
+                Err(r) if r.kind() == io::ErrorKind::NotFound => err,
+                Err(_) => self.fail(err),
+            });
         }
         if let Err(e) = self.disk.sync(&path) {
             return Err(self.fail(io_error("sync", &path, e)));

@@ -226,7 +226,7 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
     // after it are torn creations or foreign.
     let mut last_index = None;
     for (i, name) in files.iter().rev() {
-        if starts_with_header(&*fs.disk, &disk::join(&fs.dir, name), *i) {
+        if starts_with_header(&*fs.disk, &disk::join(&fs.dir, name), *i)? {
             last_index = Some(*i);
             break;
         }
@@ -314,12 +314,15 @@ pub(super) fn recover(fs: &mut FileStore) -> Result<()> {
     Ok(())
 }
 
-/// Whether the file at `path` starts with a good block header for block `index`.
-fn starts_with_header(disk: &dyn Disk, path: &str, index: u64) -> bool {
-    let Ok(b) = disk.read_at(path, 0, BLOCK_HEADER_LEN) else { return false };
-    record::parse_header(&b).is_some_and(|h| h.kind == Kind::Header)
+/// Whether the file at `path` starts with a good block header for block `index`. A
+/// failed read is an error, not a "no": taking it for one would make an earlier block
+/// the last, so the real last block would be indexed as a rolled block that lost its
+/// seal, and the next append would roll past it without ever writing one.
+fn starts_with_header(disk: &dyn Disk, path: &str, index: u64) -> Result<bool> {
+    let b = disk.read_at(path, 0, BLOCK_HEADER_LEN).map_err(|e| io_error("read", path, e))?;
+    Ok(record::parse_header(&b).is_some_and(|h| h.kind == Kind::Header)
         && record::checksum_ok(&b)
-        && record::header_index(&b) == Some(index)
+        && record::header_index(&b) == Some(index))
 }
 
 /// Add the scanned block to the index; `false` if it cannot belong to this store.

@@ -16,6 +16,12 @@ pub struct MemDisk {
     pub max_read: AtomicU64,
     pub read_bytes: AtomicU64,
     pub syncs: AtomicU64,
+    /// The next `read_at` of this path fails with this error (once).
+    pub fail_read_at: Mutex<Option<(String, io::ErrorKind)>>,
+    /// The next append to this path writes this many bytes, then fails with EIO (once).
+    pub tear_append: Mutex<Option<(String, usize)>>,
+    /// The next removal of this path fails with EIO (once).
+    pub fail_remove: Mutex<Option<String>>,
 }
 
 fn nf(p: &str) -> io::Error {
@@ -29,6 +35,19 @@ impl MemDisk {
     pub fn set_capacity(&self, c: Option<u64>) {
         *self.capacity.lock().unwrap() = c;
     }
+    /// Make the next ranged read of `path` fail with `kind`, as a disk error would.
+    pub fn fail_next_read_at(&self, path: &str, kind: io::ErrorKind) {
+        *self.fail_read_at.lock().unwrap() = Some((path.to_string(), kind));
+    }
+    /// Make the next append to `path` write only `keep` bytes and then fail, as a
+    /// `write_all` cut short by a disk error does.
+    pub fn tear_next_append(&self, path: &str, keep: usize) {
+        *self.tear_append.lock().unwrap() = Some((path.to_string(), keep));
+    }
+    /// Make the next removal of `path` fail.
+    pub fn fail_next_remove(&self, path: &str) {
+        *self.fail_remove.lock().unwrap() = Some(path.to_string());
+    }
     pub fn corrupt(&self, path: &str, offset: usize) {
         self.files.lock().unwrap().get_mut(path).unwrap()[offset] ^= 0x10;
     }
@@ -41,6 +60,15 @@ impl Disk for MemDisk {
         Ok(d)
     }
     fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut armed = self.fail_read_at.lock().unwrap();
+        if let Some((p, kind)) = armed.as_ref()
+            && p == path
+        {
+            let kind = *kind;
+            *armed = None;
+            return Err(io::Error::new(kind, "injected read failure"));
+        }
+        drop(armed);
         let f = self.files.lock().unwrap();
         let d = f.get(path).ok_or_else(|| nf(path))?;
         let s = (offset as usize).min(d.len());
@@ -50,6 +78,12 @@ impl Disk for MemDisk {
         Ok(out)
     }
     fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
+        let torn = self.tear_append.lock().unwrap().take_if(|(p, _)| p == path).map(|(_, keep)| keep);
+        if let Some(keep) = torn {
+            let mut f = self.files.lock().unwrap();
+            f.entry(path.to_string()).or_default().extend_from_slice(&data[..keep.min(data.len())]);
+            return Err(io::Error::from_raw_os_error(5));
+        }
         let mut f = self.files.lock().unwrap();
         if let Some(cap) = *self.capacity.lock().unwrap()
             && Self::used(&f) + data.len() as u64 > cap
@@ -82,6 +116,9 @@ impl Disk for MemDisk {
         Ok(())
     }
     fn remove(&self, path: &str) -> io::Result<()> {
+        if self.fail_remove.lock().unwrap().take_if(|p| p == path).is_some() {
+            return Err(io::Error::from_raw_os_error(5));
+        }
         self.files.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
     }
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {

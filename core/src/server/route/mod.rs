@@ -49,7 +49,8 @@
 //!
 //! A connection also ends (queue released, peer redialled with backoff) the ways a
 //! real one does, as nats-server's routes: the dialler sends a `Ping` every
-//! `ping_interval` and the acceptor answers `Pong`; when a ping is due while
+//! `ping_interval` and the acceptor answers `Pong` (from a writer beside its read loop,
+//! so that a stuck pong never holds off the frames behind it); when a ping is due while
 //! `max_pings_out` are still unanswered the dialler ends the connection ("stale
 //! connection"); a write that makes no progress for `stall_timeout` ends it; the
 //! acceptor ends it when it hears nothing, not even a `Ping`, for three ping intervals;

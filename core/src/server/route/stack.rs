@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
 use weir_traces::{EventKind, EventSink, NodeNo};
 
@@ -503,6 +504,14 @@ impl Routes {
         r
     }
 
+    /// Read the peer's frames and hand them on; answer its pings. The pongs go out from
+    /// a writer beside the reader, never from the read loop (as nats-server's read loop
+    /// queues its PONG for the write loop): a pong write that makes no progress must not
+    /// hold off the peer's messages and interest behind it. Pings that arrive while a pong
+    /// is being written are answered by one pong (the dialler counts any pong as the
+    /// answer to every ping it has out), so the writer holds at most one pending pong.
+    /// The connection ends when either side ends: the read fails, or a pong write fails
+    /// or stalls for `stall_timeout`.
     async fn receive(
         &self,
         h: &Handlers,
@@ -511,43 +520,60 @@ impl Routes {
         conn: RouteConnId,
         buf: &mut Vec<u8>,
     ) -> io::Result<()> {
-        let idle = self.idle_timeout();
-        // One deadline for the connection's life, moved before each read: the same
-        // limit as a fresh timeout per frame, one timer per silence period instead of
-        // one per frame (see `crate::timer`).
-        let mut silent = Deadline::after(idle);
-        loop {
-            silent.reset(Instant::now() + idle);
-            match read_frame_by(stream, buf, &mut silent).await? {
-                f @ (RouteFrame::Sub { .. }
-                | RouteFrame::Unsub { .. }
-                | RouteFrame::Msg { .. }
-                | RouteFrame::ClientUrl { .. }) => {
-                    if let Some(ps) = &h.pubsub {
-                        ps.frame(&hello.server_id, conn, f).map_err(invalid)?;
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let ping = Notify::new();
+        let pongs = async {
+            loop {
+                ping.notified().await;
+                self.write(&mut wr, &self.pong).await?;
+            }
+        };
+        let frames = async {
+            let idle = self.idle_timeout();
+            // One deadline for the connection's life, moved before each read: the same
+            // limit as a fresh timeout per frame, one timer per silence period instead of
+            // one per frame (see `crate::timer`).
+            let mut silent = Deadline::after(idle);
+            loop {
+                silent.reset(Instant::now() + idle);
+                match read_frame_by(&mut rd, buf, &mut silent).await? {
+                    f @ (RouteFrame::Sub { .. }
+                    | RouteFrame::Unsub { .. }
+                    | RouteFrame::Msg { .. }
+                    | RouteFrame::ClientUrl { .. }) => {
+                        if let Some(ps) = &h.pubsub {
+                            ps.frame(&hello.server_id, conn, f).map_err(invalid)?;
+                        }
                     }
-                }
-                RouteFrame::Raft(env) => {
-                    if env.from != hello.node || hello.node == 0 {
-                        return Err(invalid(format!(
-                            "raft message from {} on the route of node {}",
-                            env.from, hello.node
-                        )));
+                    RouteFrame::Raft(env) => {
+                        if env.from != hello.node || hello.node == 0 {
+                            return Err(invalid(format!(
+                                "raft message from {} on the route of node {}",
+                                env.from, hello.node
+                            )));
+                        }
+                        // A full inbox pushes back on this connection instead of growing.
+                        if let Some(inbox) = &h.raft
+                            && inbox.send(env).await.is_err()
+                        {
+                            return Ok(());
+                        }
                     }
-                    // A full inbox pushes back on this connection instead of growing.
-                    if let Some(inbox) = &h.raft
-                        && inbox.send(env).await.is_err()
-                    {
-                        return Ok(());
-                    }
-                }
-                RouteFrame::Ping => {
                     // The dialler counts unanswered pings (as nats-server's routes do);
                     // a reply that cannot be written in time ends the connection.
-                    self.write(stream, &self.pong).await?;
+                    RouteFrame::Ping => ping.notify_one(),
+                    RouteFrame::Hello(_) | RouteFrame::Pong => {
+                        return Err(invalid("unexpected frame on an inbound route"));
+                    }
                 }
-                RouteFrame::Hello(_) | RouteFrame::Pong => return Err(invalid("unexpected frame on an inbound route")),
             }
+        };
+        // Dropping the other half at the end is safe: a half-read frame or a half-written
+        // pong dies with the connection.
+        tokio::select! {
+            biased;
+            r = pongs => r,
+            r = frames => r,
         }
     }
 
