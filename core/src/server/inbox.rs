@@ -11,9 +11,10 @@
 //! When the account is full, [`InboxTx::send`] waits until the loop takes messages,
 //! so the connection's reader stops reading: the peer's writes back up into its
 //! bounded route queue, whose slow-route policy evicts older Raft frames (see
-//! `server::route`). A message larger than the whole limit still goes in when the
-//! inbox is empty, alone, so an oversized one cannot wedge the link (the overshoot is
-//! one message, at most a route frame).
+//! `server::route`). An empty inbox always takes one message, even one larger than
+//! the whole limit or one the account refuses (the `ledger.refuse` fault point), so
+//! nothing can wedge the link waiting for a release that will not come (the overshoot
+//! is one message per peer, at most a route frame each).
 
 use crate::mem::Account;
 use crate::raft::Envelope;
@@ -62,7 +63,11 @@ impl InboxTx {
             if account.try_charge(bytes) {
                 break;
             }
-            if account.current() == 0 && bytes > account.limit() {
+            // An empty inbox takes one message whatever the account says: nothing queued
+            // means no release will come to wake us (a message over the whole limit, or a
+            // refusal the account gives for another reason, e.g. the `ledger.refuse`
+            // fault point, would otherwise wait forever and leave the peer unheard).
+            if account.current() == 0 {
                 account.force_charge(bytes);
                 break;
             }
