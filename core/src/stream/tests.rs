@@ -7,11 +7,16 @@ fn acct(limit: u64) -> Arc<Account> {
     Arc::new(Account::new(STREAM_DEDUP, limit))
 }
 
+/// A stream on a fresh memory store, its dedup window charged to `dedup`.
+fn open_mem(cfg: StreamConfig, dedup: Arc<Account>) -> Stream<MemStore> {
+    Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(dedup)).unwrap()
+}
+
 fn stream_with(f: impl FnOnce(&mut StreamConfig)) -> Stream<MemStore> {
     let mut cfg = StreamConfig::new("S", &["s.>"]);
     f(&mut cfg);
     let cfg = cfg.check_create(false).unwrap();
-    Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(1 << 20))).unwrap()
+    open_mem(cfg, acct(1 << 20))
 }
 
 fn hdrs(pairs: &[(&str, &str)]) -> Vec<u8> {
@@ -73,8 +78,7 @@ fn expected_headers() {
 fn dedup_window_purge_and_memory() {
     let a = acct(1 << 20);
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s =
-        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone())).unwrap();
+    let mut s = open_mem(cfg, a.clone());
     let id = |i: &str| hdrs(&[(MSG_ID, i)]);
     assert_eq!(s.publish(SEC, "s.a", &id("x"), b"").unwrap().seq, 1);
     let dup = s.publish(2 * SEC, "s.a", &id("x"), b"other").unwrap();
@@ -97,8 +101,7 @@ fn dedup_window_purge_and_memory() {
 fn dedup_full_refuses_with_429() {
     let one = dedup::entry_cost("a", "s.a");
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s =
-        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(acct(one))).unwrap();
+    let mut s = open_mem(cfg, acct(one));
     s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "a")]), b"").unwrap();
     let e = s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "b")]), b"").unwrap_err();
     assert_eq!((e.code, e.err_code), (429, 10167));
@@ -113,14 +116,7 @@ fn dedup_full_refuses_with_429() {
 fn dedup_rebuilt_on_reopen_unless_the_bug_is_on() {
     for forget in [false, true] {
         let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-        let mut s = Stream::open(
-            cfg.clone(),
-            MemStore::new(StoreLimits::default()).unwrap(),
-            0,
-            0,
-            StreamOptions::new(acct(1 << 20)),
-        )
-        .unwrap();
+        let mut s = open_mem(cfg.clone(), acct(1 << 20));
         s.publish(SEC, "s.a", &hdrs(&[(MSG_ID, "old")]), b"").unwrap();
         s.publish(200 * SEC, "s.a", &hdrs(&[(MSG_ID, "new")]), b"").unwrap();
         let store = s.into_store();
@@ -328,9 +324,7 @@ fn info_and_expiry() {
 fn per_message_ttl_expires_and_survives_restart() {
     let a = acct(1 << 20);
     let cfg = StreamConfig { allow_msg_ttl: true, ..StreamConfig::new("S", &["s.>"]) }.check_create(false).unwrap();
-    let mut s =
-        Stream::open(cfg.clone(), MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone()))
-            .unwrap();
+    let mut s = open_mem(cfg.clone(), a.clone());
     s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "2s")]), b"short").unwrap();
     s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "10")]), b"long").unwrap();
     s.publish(SEC, "s.a", &hdrs(&[(MSG_TTL, "never")]), b"kept").unwrap();
@@ -366,14 +360,7 @@ fn a_window_rebuilt_short_of_memory_refuses_unknown_ids_until_the_hole_expires()
     // forgotten. A retry of it must not be stored again while it would still be in the
     // window (it could be a duplicate); it is refused as a full account refuses (429).
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
-    let mut s = Stream::open(
-        cfg.clone(),
-        MemStore::new(StoreLimits::default()).unwrap(),
-        0,
-        0,
-        StreamOptions::new(acct(1 << 20)),
-    )
-    .unwrap();
+    let mut s = open_mem(cfg.clone(), acct(1 << 20));
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
         s.publish((i as i64 + 1) * SEC, "s.a", &hdrs(&[(MSG_ID, id)]), b"").unwrap();
     }
@@ -399,8 +386,7 @@ fn a_window_rebuilt_short_of_memory_refuses_unknown_ids_until_the_hole_expires()
 fn a_refused_id_carried_over_a_reopen_leaves_a_hole() {
     let cfg = StreamConfig::new("S", &["s.>"]).check_create(false).unwrap();
     let a = acct(1 << 20);
-    let mut s =
-        Stream::open(cfg, MemStore::new(StoreLimits::default()).unwrap(), 0, 0, StreamOptions::new(a.clone())).unwrap();
+    let mut s = open_mem(cfg, a.clone());
     s.publish(SEC, "s.a", b"", b"").unwrap();
     // Carried entries: one fits, the next is refused (the account holds one entry).
     let one = dedup::entry_cost("x", "s.a");
