@@ -5,7 +5,8 @@
 //! so after 500 clients churned or a client with 200,000 subscriptions left, RSS stayed
 //! at up to 1 GiB while under 1 MB was in use. A trimmer task looks at glibc's figures
 //! every [`TRIM_EVERY`] and, when more than [`TRIM_OVER`] bytes are free inside the
-//! heap and resident memory grew by as much since the last trim ([`should_trim`]),
+//! heap and anonymous resident memory exceeds what is in use by as much more than
+//! right after the last trim ([`should_trim`]),
 //! calls `malloc_trim(0)`, which gives every free page of every arena back to the
 //! kernel. Measured against jemalloc 5.3 and mimalloc 2.0.9 on the same workloads
 //! (README, "Server faults of issue 9"): 30 s after a 200,000-subscription client or
@@ -29,15 +30,20 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 pub const TRIM_OVER: usize = 1 << 20;
 
 /// Whether to trim now: malloc holds over [`TRIM_OVER`] free bytes (glibc's `fordblks`)
-/// and the process's anonymous resident memory (`anon`, bytes) grew by over
-/// [`TRIM_OVER`] above `floor`, what was resident right after the last trim (or less,
-/// if it dropped since). `fordblks` alone cannot say: it still counts the free bytes
-/// whose pages a trim gave back, so after one large load it stayed high and the
-/// trimmer trimmed every second for nothing. Resident memory shows both new frees that
-/// stayed resident and trimmed pages that a later burst made resident again.
-pub fn should_trim(anon: u64, floor: u64, free: u64) -> bool {
+/// and the process's anonymous resident memory (`anon`, bytes) exceeds what is in use
+/// (`allocated`) by over [`TRIM_OVER`] more than `floor`, the excess right after the
+/// last trim (or less, if it dropped since): the pages a trim cannot give back (stacks,
+/// pages that hold a live allocation). `fordblks` alone cannot say: it still counts the
+/// free bytes whose pages a trim gave back, so after one large load it stayed high and
+/// the trimmer trimmed every second for nothing. Resident memory alone cannot say
+/// either: a trim in the middle of a load leaves much resident that is in use, and when
+/// the load frees it the resident figure does not move (that is what is to be trimmed),
+/// so a floor of resident bytes kept a 1 GiB load's freed half resident for good. The
+/// excess over what is in use grows with both new frees that stayed resident and
+/// trimmed pages that a later burst made resident and freed again.
+pub fn should_trim(anon: u64, allocated: u64, floor: u64, free: u64) -> bool {
     let over = TRIM_OVER as u64;
-    free > over && anon > floor.saturating_add(over)
+    free > over && anon.saturating_sub(allocated) > floor.saturating_add(over)
 }
 
 /// Allocator figures for `/varz` (bytes; 0 where the allocator does not tell).
@@ -162,21 +168,29 @@ mod imp {
         }
     }
 
-    /// Anonymous resident bytes right after the last trim, lowered whenever fewer are
-    /// resident (see [`super::should_trim`]).
+    /// Anonymous resident bytes beyond those in use right after the last trim, lowered
+    /// whenever the excess is smaller (see [`super::should_trim`]).
     static FLOOR: AtomicU64 = AtomicU64::new(0);
+
+    /// (anonymous resident, in use, free inside the heap) bytes, from the kernel and glibc.
+    fn excess() -> (u64, u64, u64) {
+        let anon = statm().1;
+        let (allocated, free) = mallinfo();
+        (anon, allocated as u64, free as u64)
+    }
 
     pub fn trim_if_needed() {
         if !matches!(kind(), Kind::Glibc { trim: true }) {
             return;
         }
-        let anon = statm().1;
-        let floor = FLOOR.load(Ordering::Relaxed).min(anon);
-        if super::should_trim(anon, floor, mallinfo().1 as u64) {
+        let (anon, allocated, free) = excess();
+        let floor = FLOOR.load(Ordering::Relaxed).min(anon.saturating_sub(allocated));
+        if super::should_trim(anon, allocated, floor, free) {
             // SAFETY: malloc_trim only returns free memory to the kernel.
             unsafe { libc::malloc_trim(0) };
             TRIMS.fetch_add(1, Ordering::Relaxed);
-            FLOOR.store(statm().1, Ordering::Relaxed);
+            let (anon, allocated, _) = excess();
+            FLOOR.store(anon.saturating_sub(allocated), Ordering::Relaxed);
         } else {
             FLOOR.store(floor, Ordering::Relaxed);
         }
@@ -216,16 +230,30 @@ mod tests {
 
     #[test]
     fn trims_once_per_growth_not_every_tick() {
-        // Idle: nothing free, nothing grown.
-        assert!(!should_trim(8 * MIB, 0, 0));
+        // Idle: nothing free, nothing grown (1 MiB resident, 0.2 MiB of it in use).
+        assert!(!should_trim(MIB, MIB / 5, 0, 0));
         // A load freed 260 MiB that stayed resident: trim.
-        assert!(should_trim(270 * MIB, 8 * MIB, 260 * MIB));
-        // After the trim 9 MiB are resident; glibc still counts 260 MiB free: no more trims.
-        assert!(!should_trim(9 * MIB, 9 * MIB, 260 * MIB));
-        assert!(!should_trim(9 * MIB + MIB / 2, 9 * MIB, 260 * MIB));
+        assert!(should_trim(261 * MIB, MIB / 2, MIB, 260 * MIB));
+        // After the trim 2 MiB are resident; glibc still counts 260 MiB free: no more trims.
+        assert!(!should_trim(2 * MIB, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
+        assert!(!should_trim(2 * MIB + MIB / 2, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
         // A later burst made 50 MiB of the trimmed pages resident again and freed them.
-        assert!(should_trim(59 * MIB, 9 * MIB, 260 * MIB));
-        // Growth that is memory in use (little free) is not trimmed.
-        assert!(!should_trim(59 * MIB, 9 * MIB, MIB / 2));
+        assert!(should_trim(52 * MIB, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
+        // Growth that is memory in use is not trimmed, however much glibc counts free.
+        assert!(!should_trim(52 * MIB, 51 * MIB, 2 * MIB - MIB / 2, 260 * MIB));
+        // Nothing free, nothing to trim.
+        assert!(!should_trim(52 * MIB, MIB / 2, 0, MIB / 2));
+    }
+
+    /// The churn of 500 connections (issue 9, fault 7): a trim at the load's peak, while
+    /// 900 MiB were in use, must not keep the 500 MiB the load frees afterwards resident.
+    #[test]
+    fn a_trim_during_the_load_does_not_keep_what_the_load_frees_later() {
+        // Mid-load: 900 MiB resident, 880 MiB of them in use, 300 MiB free: trim.
+        assert!(should_trim(900 * MIB, 880 * MIB, 0, 300 * MIB));
+        // Right after it: 885 MiB resident, so the floor is 5 MiB of excess.
+        let floor = 5 * MIB;
+        // The load ends: 500 MiB stay resident with 0.5 MiB in use: trim again.
+        assert!(should_trim(500 * MIB, MIB / 2, floor, 499 * MIB));
     }
 }

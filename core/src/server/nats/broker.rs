@@ -265,6 +265,9 @@ pub struct Broker {
     /// Pressured route queues that messages went to since the last
     /// [`Broker::take_route_stalls`] (no duplicates): their publishers wait.
     route_stalls: Vec<Arc<RouteOut>>,
+    /// Client queues a publishing client's messages went to that stall producers, until
+    /// [`Broker::take_client_stalls`] (no duplicates): the publisher waits for them.
+    client_stalls: Vec<Arc<Outbound>>,
     /// The ledger's `client.subs` account, charged [`sub_cost`] per local subscription.
     subs_account: Option<Arc<Account>>,
     /// The newest subscription id of any account's index: ids are drawn from one
@@ -320,6 +323,7 @@ impl Broker {
             subs_account: None,
             last_key: None,
             route_stalls: Vec::new(),
+            client_stalls: Vec::new(),
         };
         b.add_account(GLOBAL_ACCOUNT, AccountLimits::default());
         b
@@ -941,7 +945,7 @@ impl Broker {
         let m = self.accounts[GLOBAL].index.matching(to);
         let mut targets = m.plain.clone();
         targets.extend(m.pick_queue_members(&mut self.rng).into_iter().copied());
-        self.deliver(msg, targets, wakes)
+        self.deliver(SERVER_CLIENT, msg, targets, wakes)
     }
 
     /// Route `msg` from `from` to local subscribers and route peers, without JetStream.
@@ -964,7 +968,7 @@ impl Broker {
             // Nobody waits for the server's own messages (JetStream's): no stall to record.
             self.route_stalls.truncate(stalls);
         }
-        delivered + self.deliver(msg, targets, wakes)
+        delivered + self.deliver(from, msg, targets, wakes)
     }
 
     /// Send `msg` to every peer with matching plain interest, and for each matching
@@ -1039,10 +1043,21 @@ impl Broker {
         std::mem::take(&mut self.route_stalls)
     }
 
+    /// The client queues that made the publishing client's messages wait since the last
+    /// call (each once; see `outbound`'s "Producers wait"): the publisher waits for
+    /// them to drain, bounded, with the broker lock released.
+    pub fn take_client_stalls(&mut self) -> Vec<Arc<Outbound>> {
+        std::mem::take(&mut self.client_stalls)
+    }
+
     /// Queue `msg` to each subscription in `targets`, closing slow consumers and
     /// finishing auto-unsubscribes. Returns how many were queued.
     /// The writers are woken by `wakes` (see [`Outbound::push_deferred`]).
-    fn deliver(&mut self, msg: &Message, targets: Vec<SubId>, wakes: &mut Wakes) -> usize {
+    ///
+    /// `producer` is the publishing client: the queues it should wait for are recorded
+    /// for [`Broker::take_client_stalls`] (none for [`SERVER_CLIENT`], JetStream and
+    /// route messages, which do not wait).
+    fn deliver(&mut self, producer: ClientId, msg: &Message, targets: Vec<SubId>, wakes: &mut Wakes) -> usize {
         let (mut delivered, mut out_bytes) = (0, 0);
         let mut slow = Vec::new();
         for key in targets {
@@ -1063,8 +1078,25 @@ impl Broker {
             let headers = msg.headers.as_deref().filter(|_| client.headers);
             let encode =
                 |b: &mut _| proto::encode_msg(b, &msg.subject, &sub.sid, msg.reply.as_deref(), headers, &msg.payload);
-            match client.out.push_deferred(encode, wakes) {
+            // At least what `encode` appends: the parts, and 64 bytes for the verb,
+            // spaces, two lengths and the CRLFs.
+            let hint = msg.subject.len()
+                + sub.sid.len()
+                + msg.reply.as_deref().map_or(0, str::len)
+                + headers.map_or(0, <[u8]>::len)
+                + msg.payload.len()
+                + 64;
+            match client.out.push_deferred(hint, encode, wakes) {
                 Push::Queued => {
+                    // A client publishing to a queue that fell behind waits for it
+                    // (bounded, with the broker lock released; see `outbound`).
+                    if producer != SERVER_CLIENT
+                        && sub.client != producer
+                        && client.out.stalls_producers()
+                        && !self.client_stalls.iter().any(|o| Arc::ptr_eq(o, &client.out))
+                    {
+                        self.client_stalls.push(client.out.clone());
+                    }
                     if self.bugs.uncharged_buffer {
                         self.bug_history.extend_from_slice(msg.subject.as_bytes());
                         self.bug_history.extend_from_slice(&msg.payload);
@@ -1305,7 +1337,9 @@ impl Broker {
             }
         }
         let mut wakes = Wakes::default();
-        let n = self.deliver(msg, targets, &mut wakes);
+        // A route's reader does not wait for slow local clients (as nats-server stalls
+        // only client producers); they are cut at `max_pending` instead.
+        let n = self.deliver(SERVER_CLIENT, msg, targets, &mut wakes);
         wakes.wake_all();
         n
     }

@@ -12,6 +12,11 @@ use std::time::Duration;
 pub const DEFAULT_MAX_PENDING: u64 = 64 * 1024 * 1024;
 /// Default cap on all clients' outbound bytes together (the ledger's `client.outbound` limit).
 pub const DEFAULT_MAX_OUTBOUND_TOTAL: u64 = 1024 * 1024 * 1024;
+/// Default bound of a publishing client's wait for subscribers that fell behind, per
+/// read batch: the routes' `max_publisher_stall`. Longer than nats-server's 10 ms,
+/// because a queue whose wait runs out is not waited for again until it drains, and a
+/// writer on a loaded machine can take longer than 10 ms to be scheduled.
+pub const DEFAULT_MAX_PRODUCER_STALL: Duration = Duration::from_millis(100);
 /// Default lame-duck duration (nats-server's `DEFAULT_LAME_DUCK_DURATION`).
 pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
 /// Default lame-duck grace period (nats-server's `DEFAULT_LAME_DUCK_GRACE_PERIOD`).
@@ -47,6 +52,11 @@ pub struct NatsConfig {
     pub max_pending: u64,
     /// Limit of the `client.outbound` ledger account (all clients together).
     pub max_outbound_total: u64,
+    /// Longest a publishing client waits, per read batch, for the subscriber queues it
+    /// fed that fell behind (see `outbound`'s "Producers wait"; nats-server stalls a fast
+    /// producer the same way, for 2-10 ms). A queue whose wait runs out is not waited
+    /// for again until it drains.
+    pub max_producer_stall: Duration,
     /// How often the server PINGs each client.
     pub ping_interval: Duration,
     /// Unanswered PINGs tolerated before `-ERR 'Stale Connection'`.
@@ -134,6 +144,7 @@ impl Default for NatsConfig {
             max_control_line: DEFAULT_MAX_CONTROL_LINE,
             max_pending: DEFAULT_MAX_PENDING,
             max_outbound_total: DEFAULT_MAX_OUTBOUND_TOTAL,
+            max_producer_stall: DEFAULT_MAX_PRODUCER_STALL,
             ping_interval: Duration::from_secs(120),
             ping_max: 2,
             write_deadline: Duration::from_secs(10),

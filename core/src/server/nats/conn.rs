@@ -49,6 +49,9 @@ pub struct Conn {
     /// Pressured route queues this connection's messages went to: the read loop waits
     /// for them before reading on (see [`Conn::take_route_stalls`]).
     route_stalls: Vec<Arc<RouteOut>>,
+    /// Client queues this connection's messages went to that stall producers; the read
+    /// loop waits for them before reading on (see [`Conn::take_client_stalls`]).
+    client_stalls: Vec<Arc<Outbound>>,
     auth: Auth,
     /// The nonce INFO sent, which an NKEY user signs (empty when none was sent).
     nonce: String,
@@ -77,6 +80,7 @@ impl Conn {
             ping_max,
             wakes: Wakes::default(),
             route_stalls: Vec::new(),
+            client_stalls: Vec::new(),
             auth: Auth::None,
             nonce: String::new(),
             awaiting_auth: false,
@@ -312,14 +316,22 @@ impl Conn {
         }
         broker.publish_deferred(self.id, &msg, &mut self.wakes);
         self.route_stalls.extend(broker.take_route_stalls());
+        self.client_stalls.extend(broker.take_client_stalls());
         // Our own slow-consumer disconnect (by echo) shows up as a closed queue.
         if self.out.is_closed() { Flow::Close } else { Flow::Continue }
     }
 
     /// Whether a message of this connection went to a pressured route queue since the
-    /// last [`Conn::take_route_stalls`]: the read loop stops applying ops and waits.
-    pub fn route_stalled(&self) -> bool {
-        !self.route_stalls.is_empty()
+    /// last [`Conn::take_route_stalls`], or to a client queue that stalls producers
+    /// since the last [`Conn::take_client_stalls`]: the read loop stops applying ops and waits.
+    pub fn stalled(&self) -> bool {
+        !self.route_stalls.is_empty() || !self.client_stalls.is_empty()
+    }
+
+    /// The client queues to wait for (bounded by `max_producer_stall`; see `outbound`),
+    /// once the broker lock is released.
+    pub fn take_client_stalls(&mut self) -> Vec<Arc<Outbound>> {
+        std::mem::take(&mut self.client_stalls)
     }
 
     /// The pressured route queues to wait for (bounded; see the route stack's

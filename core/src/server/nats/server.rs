@@ -291,6 +291,8 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            producer_stalls: s.stats.producer_stalls.load(Ordering::Relaxed),
+            producer_stall_timeouts: s.stats.producer_stall_timeouts.load(Ordering::Relaxed),
             read_buffers_shed: s.read_bufs.shed(),
             cluster: s.routes.as_ref().map(|r| super::varz::ClusterVarz {
                 name: r.cluster_name().to_owned(),
@@ -899,7 +901,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
                         }
                     }
                 };
-                if flow == Flow::Close || conn.route_stalled() {
+                if flow == Flow::Close || conn.stalled() {
                     break (flow, false);
                 }
                 ops += 1;
@@ -922,11 +924,15 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             tokio::task::yield_now().await;
             continue;
         }
-        if conn.route_stalled() {
-            // A route queue this client feeds is pressured: wait for it (bounded) before
-            // applying the rest of the batch, then go on without reading (what is
-            // buffered may hold whole ops already).
+        if conn.stalled() {
+            // A route queue or a subscriber's queue this client feeds is pressured: wait
+            // for it (bounded) before applying the rest of the batch, then go on without
+            // reading (what is buffered may hold whole ops already). The broker lock is
+            // not held here, so other clients' deliveries go on meanwhile.
             if wait_for_routes(conn.take_route_stalls(), shared, out).await == Flow::Close {
+                return;
+            }
+            if wait_for_subscribers(conn.take_client_stalls(), shared, out).await == Flow::Close {
                 return;
             }
             continue;
@@ -997,6 +1003,36 @@ async fn wait_for_routes(stalls: Vec<Arc<RouteOut>>, shared: &Shared, out: &Outb
             _ = &mut deadline => true,
         };
         q.drops().count_stall(timed_out);
+    }
+    Flow::Continue
+}
+
+/// Wait until every client queue in `stalls` has drained to half its stall mark (or
+/// closed), or `max_producer_stall` has passed; a queue still pressured then is not
+/// waited for again until it drains (see `outbound`'s "Producers wait"). Counted in
+/// `/varz` `producer_stalls` and `producer_stall_timeouts`; `Flow::Close` if the
+/// client's own connection closes meanwhile.
+async fn wait_for_subscribers(stalls: Vec<Arc<Outbound>>, shared: &Shared, out: &Outbound) -> Flow {
+    if stalls.is_empty() {
+        return Flow::Continue;
+    }
+    shared.stats.producer_stalls.fetch_add(1, Ordering::Relaxed);
+    let deadline = sleep_until(Instant::now() + shared.cfg().max_producer_stall);
+    tokio::pin!(deadline);
+    let mut ran_out = false;
+    for q in stalls {
+        if !ran_out {
+            ran_out = tokio::select! {
+                biased;
+                _ = out.wait_closed() => return Flow::Close,
+                _ = q.wait_room() => false,
+                _ = &mut deadline => true,
+            };
+        }
+        if ran_out && q.stall_ran_out() {
+            shared.stats.producer_stall_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("fast producer stall ran out; going on");
+        }
     }
     Flow::Continue
 }

@@ -18,6 +18,11 @@ pub struct Stats {
     /// Messages not queued to a client because the shared `client.outbound` limit was
     /// reached and no larger queue could be cut (the client stays connected).
     pub outbound_dropped: AtomicU64,
+    /// Read batches after which a publishing client waited for subscriber queues that
+    /// fell behind (the fast-producer stall; see `outbound`).
+    pub producer_stalls: AtomicU64,
+    /// Queues whose producer's wait reached `max_producer_stall` while still behind.
+    pub producer_stall_timeouts: AtomicU64,
     /// Connections accepted since start.
     pub total_connections: AtomicU64,
     /// Messages received from route peers.

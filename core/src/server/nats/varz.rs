@@ -86,6 +86,11 @@ pub struct Varz {
     pub out_bytes: u64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: u64,
+    /// Read batches after which a publishing client waited for subscribers that fell
+    /// behind (weir's fast-producer stall; nats-server counts them per connection).
+    pub producer_stalls: u64,
+    /// Subscriber queues a producer's wait gave up on after `max_producer_stall`.
+    pub producer_stall_timeouts: u64,
     /// Connections closed at the `client.buffers` limit for holding the largest read
     /// buffer (`-ERR 'maximum client buffers exceeded'`; weir's own, issue 9 fault 4).
     pub read_buffers_shed: u64,
@@ -116,6 +121,18 @@ impl Varz {
         metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
         metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
         metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        metric(
+            "producer_stalls_total",
+            "counter",
+            "Read batches after which a publisher waited for subscribers that fell behind.",
+            self.producer_stalls,
+        );
+        metric(
+            "producer_stall_timeouts_total",
+            "counter",
+            "Subscriber queues a publisher's wait gave up on after max_producer_stall.",
+            self.producer_stall_timeouts,
+        );
         metric(
             "read_buffers_shed_total",
             "counter",
