@@ -384,3 +384,156 @@ async fn client_reconnects_after_server_restart() {
     assert_eq!(c.connection_state(), async_nats::connection::State::Connected);
     s.stop().await;
 }
+
+/// A raw client with a small receive buffer (so that the kernel holds little of what the
+/// server sends it), subscribed to `subject` once its SUB is confirmed.
+async fn small_window_subscriber(addr: std::net::SocketAddr, subject: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(8 * 1024).unwrap();
+    let mut c = sock.connect(addr).await.unwrap();
+    c.write_all(format!("CONNECT {{\"verbose\":false}}\r\nSUB {subject} 1\r\nPING\r\n").as_bytes()).await.unwrap();
+    read_until(&mut c, b"PONG\r\n").await;
+    c
+}
+
+/// Read from `c` until what it read ends with `end` (10 s at most).
+async fn read_until(c: &mut TcpStream, end: &[u8]) {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.ends_with(end) {
+            let mut b = [0u8; 4096];
+            let n = c.read(&mut b).await.unwrap();
+            assert!(n > 0, "connection closed");
+            seen.extend_from_slice(&b[..n]);
+        }
+    });
+    read.await.expect("timed out");
+}
+
+/// A raw publisher of `n` 1 KiB messages on `subject`, all written at once by a task of
+/// its own, then a PING; the task gives the connection back once all is written.
+async fn flood(addr: std::net::SocketAddr, subject: &str, n: usize) -> tokio::task::JoinHandle<TcpStream> {
+    let mut p = TcpStream::connect(addr).await.unwrap();
+    p.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n").await.unwrap();
+    read_until(&mut p, b"PONG\r\n").await;
+    let body = "x".repeat(1024);
+    let mut out = String::new();
+    for _ in 0..n {
+        out.push_str(&format!("PUB {subject} 1024\r\n{body}\r\n"));
+    }
+    out.push_str("PING\r\n");
+    tokio::spawn(async move {
+        p.write_all(out.as_bytes()).await.unwrap();
+        p
+    })
+}
+
+/// Issue 9: a fast producer waits for a subscriber that reads, however slowly, instead
+/// of filling its queue until it is cut (as nats-server stalls fast producers). The
+/// subscriber's `max_pending` (512 KiB) is a sixteenth of what the producer sends it at
+/// once; it gets every message, is never cut, and its queue stays near the stall mark.
+#[tokio::test]
+async fn a_fast_producer_waits_for_a_slow_reading_subscriber() {
+    if common::external_url().is_some() {
+        return; // needs the server's limits and counters
+    }
+    const N: usize = 8 * 1024;
+    let mut cfg = common::config();
+    cfg.max_pending = 512 * 1024;
+    // Long enough that the subscriber's reads always end a wait, however loaded the machine.
+    cfg.max_producer_stall = Duration::from_secs(30);
+    let s = common::start(cfg).await;
+    let mut sub = small_window_subscriber(s.addr, "flow").await;
+    let producer = flood(s.addr, "flow", N).await;
+    // The subscriber reads 16 KiB at a time with a pause between reads (pacing, not
+    // synchronisation: it is the slow reader under test).
+    let want = N * b"MSG flow 1 1024\r\n".len() + N * (1024 + 2);
+    let mut got = 0;
+    let read = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut b = vec![0u8; 16 * 1024];
+        while got < want {
+            let n = sub.read(&mut b).await.unwrap();
+            assert!(n > 0, "the slow subscriber was cut after {got} of {want} bytes");
+            got += n;
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    });
+    read.await.expect("timed out");
+    assert_eq!(got, want, "every message, nothing else");
+    read_until(&mut producer.await.unwrap(), b"PONG\r\n").await;
+    let v = s.monitor.varz();
+    assert_eq!(v.slow_consumers, 0);
+    assert!(v.producer_stalls > 0, "the producer waited");
+    assert_eq!(v.producer_stall_timeouts, 0);
+    let outbound = v.mem.iter().find(|a| a.name == "client.outbound").unwrap();
+    // The stall mark (256 KiB) plus what one read batch of the producer can add.
+    assert!(outbound.peak <= 256 * 1024 + 2 * 64 * 1024, "{outbound:?}");
+    s.stop().await;
+}
+
+/// Issue 9: a subscriber that stops reading holds its producer for one bounded wait
+/// (`max_producer_stall`), is not waited for again, and is cut at `max_pending`; the
+/// producer goes on.
+#[tokio::test]
+async fn a_stalled_subscriber_is_cut_after_the_producer_stall() {
+    if common::external_url().is_some() {
+        return; // needs the server's limits and counters
+    }
+    let mut cfg = common::config();
+    cfg.max_pending = 512 * 1024;
+    cfg.max_producer_stall = Duration::from_millis(50);
+    let s = common::start(cfg).await;
+    let mut stalled = small_window_subscriber(s.addr, "flow").await;
+    // 16 MiB: far more than the kernel's socket buffers and max_pending hold together.
+    let producer = flood(s.addr, "flow", 16 * 1024).await;
+    read_until(&mut producer.await.unwrap(), b"PONG\r\n").await;
+    let v = s.monitor.varz();
+    assert_eq!(v.slow_consumers, 1, "the stalled subscriber was cut");
+    assert_eq!(v.producer_stall_timeouts, 1, "one bounded wait, then never again");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut b = vec![0u8; 64 * 1024];
+        loop {
+            match stalled.read(&mut b).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    assert!(closed.await.is_ok(), "the stalled subscriber was not disconnected");
+    s.stop().await;
+}
+
+/// Issue 9: a producer waiting for a stalled subscriber does not hold the broker lock:
+/// other clients publish and receive meanwhile. The stalled subscriber's leaving ends
+/// the wait.
+#[tokio::test]
+async fn a_stalled_producer_does_not_hold_up_other_clients() {
+    if common::external_url().is_some() {
+        return; // needs the server's limits and counters
+    }
+    let mut cfg = common::config();
+    cfg.max_pending = 16 * 1024 * 1024;
+    // Far longer than the test: only the subscriber's leaving can end the wait.
+    cfg.max_producer_stall = Duration::from_secs(600);
+    let s = common::start(cfg).await;
+    let stalled = small_window_subscriber(s.addr, "flow").await;
+    let producer = flood(s.addr, "flow", 8 * 1024).await;
+    let waiting = tokio::time::timeout(Duration::from_secs(10), async {
+        while s.monitor.varz().producer_stalls == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    waiting.await.expect("the producer never waited");
+    // Others go on while it waits.
+    let c = async_nats::connect(s.url()).await.unwrap();
+    let mut sub = c.subscribe("other").await.unwrap();
+    sync(&c).await;
+    c.publish("other", "hi".into()).await.unwrap();
+    assert_eq!(&next(&mut sub).await.payload[..], b"hi");
+    let v = s.monitor.varz();
+    assert_eq!((v.producer_stall_timeouts, v.slow_consumers), (0, 0), "the producer is still waiting");
+    // The stalled subscriber leaves: its queue is aborted and the producer goes on.
+    drop(stalled);
+    read_until(&mut producer.await.unwrap(), b"PONG\r\n").await;
+    s.stop().await;
+}
