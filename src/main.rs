@@ -114,13 +114,17 @@ async fn main() {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Ok(())
         }
-        Some(Cmd::Serve(args)) => match serve::settings((*args).clone()).await {
-            Ok(s) => match logging::init(s.log_file.as_deref(), s.log_level) {
-                Ok(()) => serve::run(s, *args).await,
+        Some(Cmd::Serve(args)) => {
+            // Before anything else: this may re-execute the process (see `alloc`).
+            alloc::disable_thread_cache();
+            match serve::settings((*args).clone()).await {
+                Ok(s) => match logging::init(s.log_file.as_deref(), s.log_level) {
+                    Ok(()) => serve::run(s, *args).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
+            }
+        }
         Some(Cmd::RaftNode { id, cluster, client, routes, store_dir }) => {
             logging::init(None, "info").and(raft_node(id, cluster, client, &routes, store_dir).await)
         }
