@@ -5,8 +5,9 @@
 //! so after 500 clients churned or a client with 200,000 subscriptions left, RSS stayed
 //! at up to 1 GiB while under 1 MB was in use. A trimmer task looks at glibc's figures
 //! every [`TRIM_EVERY`] and, when more than [`TRIM_OVER`] bytes are free inside the
-//! heap and anonymous resident memory exceeds what is in use by as much more than
-//! right after the last trim ([`should_trim`]),
+//! heap and either the memory in use fell by as much since the last trim or anonymous
+//! resident memory exceeds what is in use by as much more than right after it
+//! ([`should_trim`]),
 //! calls `malloc_trim(0)`, which gives every free page of every arena back to the
 //! kernel. Measured against jemalloc 5.3 and mimalloc 2.0.9 on the same workloads
 //! (README, "Server faults of issue 9"): 30 s after a 200,000-subscription client or
@@ -41,21 +42,24 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free bytes held by malloc above which the trimmer trims.
 pub const TRIM_OVER: usize = 1 << 20;
 
-/// Whether to trim now: malloc holds over [`TRIM_OVER`] free bytes (glibc's `fordblks`)
-/// and the process's anonymous resident memory (`anon`, bytes) exceeds what is in use
-/// (`allocated`) by over [`TRIM_OVER`] more than `floor`, the excess right after the
-/// last trim (or less, if it dropped since): the pages a trim cannot give back (stacks,
-/// pages that hold a live allocation). `fordblks` alone cannot say: it still counts the
-/// free bytes whose pages a trim gave back, so after one large load it stayed high and
-/// the trimmer trimmed every second for nothing. Resident memory alone cannot say
-/// either: a trim in the middle of a load leaves much resident that is in use, and when
-/// the load frees it the resident figure does not move (that is what is to be trimmed),
-/// so a floor of resident bytes kept a 1 GiB load's freed half resident for good. The
-/// excess over what is in use grows with both new frees that stayed resident and
-/// trimmed pages that a later burst made resident and freed again.
-pub fn should_trim(anon: u64, allocated: u64, floor: u64, free: u64) -> bool {
+/// Whether to trim now: malloc holds over [`TRIM_OVER`] free bytes (glibc's `fordblks`),
+/// and either the bytes in use fell by over [`TRIM_OVER`] from `high`, the most in use
+/// seen since the last trim (the load that freed them may have left their pages
+/// resident), or the process's anonymous resident memory (`anon`) exceeds what is in
+/// use (`allocated`) by over [`TRIM_OVER`] more than `floor`, the excess right after the
+/// last trim (or less, if it dropped since): pages a trim cannot give back, such as
+/// stacks and pages holding a live allocation (a load freed memory between two looks).
+///
+/// `fordblks` alone cannot say: it still counts the free bytes whose pages a trim gave
+/// back, so after one large load it stayed high and the trimmer trimmed every second
+/// for nothing. The excess alone cannot say either: a trim in the middle of a load
+/// leaves much resident that is free but fragmented between live allocations, so the
+/// floor is high, and when the load then frees the rest the excess barely moves; with
+/// the excess alone, 500 churning connections left 10 MiB (earlier 500 MiB) resident.
+pub fn should_trim(anon: u64, allocated: u64, floor: u64, high: u64, free: u64) -> bool {
     let over = TRIM_OVER as u64;
-    free > over && anon.saturating_sub(allocated) > floor.saturating_add(over)
+    free > over
+        && (high.saturating_sub(allocated) > over || anon.saturating_sub(allocated) > floor.saturating_add(over))
 }
 
 /// Allocator figures for `/varz` (bytes; 0 where the allocator does not tell).
@@ -216,20 +220,26 @@ mod imp {
         eprintln!("weir: could not re-execute without glibc's thread cache ({err}); going on with it");
     }
 
+    /// The most bytes in use seen since the last trim (see [`super::should_trim`]).
+    static HIGH: AtomicU64 = AtomicU64::new(0);
+
     pub fn trim_if_needed() {
         if !matches!(kind(), Kind::Glibc { trim: true }) {
             return;
         }
         let (anon, allocated, free) = excess();
         let floor = FLOOR.load(Ordering::Relaxed).min(anon.saturating_sub(allocated));
-        if super::should_trim(anon, allocated, floor, free) {
+        let high = HIGH.load(Ordering::Relaxed).max(allocated);
+        if super::should_trim(anon, allocated, floor, high, free) {
             // SAFETY: malloc_trim only returns free memory to the kernel.
             unsafe { libc::malloc_trim(0) };
             TRIMS.fetch_add(1, Ordering::Relaxed);
             let (anon, allocated, _) = excess();
             FLOOR.store(anon.saturating_sub(allocated), Ordering::Relaxed);
+            HIGH.store(allocated, Ordering::Relaxed);
         } else {
             FLOOR.store(floor, Ordering::Relaxed);
+            HIGH.store(high, Ordering::Relaxed);
         }
     }
 }
@@ -287,18 +297,37 @@ mod tests {
     #[test]
     fn trims_once_per_growth_not_every_tick() {
         // Idle: nothing free, nothing grown (1 MiB resident, 0.2 MiB of it in use).
-        assert!(!should_trim(MIB, MIB / 5, 0, 0));
-        // A load freed 260 MiB that stayed resident: trim.
-        assert!(should_trim(261 * MIB, MIB / 2, MIB, 260 * MIB));
+        assert!(!should_trim(MIB, MIB / 5, 0, MIB / 5, 0));
+        // A load freed 260 MiB that stayed resident (between two looks): trim.
+        assert!(should_trim(261 * MIB, MIB / 2, MIB, MIB / 2, 260 * MIB));
         // After the trim 2 MiB are resident; glibc still counts 260 MiB free: no more trims.
-        assert!(!should_trim(2 * MIB, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
-        assert!(!should_trim(2 * MIB + MIB / 2, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
+        let floor = 2 * MIB - MIB / 2;
+        assert!(!should_trim(2 * MIB, MIB / 2, floor, MIB / 2, 260 * MIB));
+        assert!(!should_trim(2 * MIB + MIB / 2, MIB / 2, floor, MIB / 2, 260 * MIB));
         // A later burst made 50 MiB of the trimmed pages resident again and freed them.
-        assert!(should_trim(52 * MIB, MIB / 2, 2 * MIB - MIB / 2, 260 * MIB));
+        assert!(should_trim(52 * MIB, MIB / 2, floor, MIB / 2, 260 * MIB));
         // Growth that is memory in use is not trimmed, however much glibc counts free.
-        assert!(!should_trim(52 * MIB, 51 * MIB, 2 * MIB - MIB / 2, 260 * MIB));
+        assert!(!should_trim(52 * MIB, 51 * MIB, floor, 51 * MIB, 260 * MIB));
         // Nothing free, nothing to trim.
-        assert!(!should_trim(52 * MIB, MIB / 2, 0, MIB / 2));
+        assert!(!should_trim(52 * MIB, MIB / 2, 0, 51 * MIB, MIB / 2));
+    }
+
+    /// The churn of 500 connections (issue 9, fault 7): a trim at the load's peak must
+    /// not keep what the load frees afterwards resident, however fragmented the heap
+    /// was at that trim.
+    #[test]
+    fn a_trim_during_the_load_does_not_keep_what_the_load_frees_later() {
+        // Mid-load: 900 MiB resident, 880 MiB of them in use, 300 MiB free: trim.
+        assert!(should_trim(900 * MIB, 880 * MIB, 0, 0, 300 * MIB));
+        // Right after it: 885 MiB resident, so the floor is 5 MiB of excess, and 880 MiB
+        // in use is the high mark. The load ends: 500 MiB stay resident with 0.5 MiB in
+        // use: trim again.
+        assert!(should_trim(500 * MIB, MIB / 2, 5 * MIB, 880 * MIB, 499 * MIB));
+        // Measured: a trim mid-load left 10 MiB of fragments (the floor); the load ended
+        // with 10 MiB resident and 0.1 MiB in use: the fall from the high mark trims.
+        assert!(should_trim(10 * MIB, MIB / 10, 10 * MIB, 90 * MIB, 19 * MIB));
+        // And then not again while nothing more is freed.
+        assert!(!should_trim(MIB, MIB / 10, MIB - MIB / 10, MIB / 10, 19 * MIB));
     }
 
     #[test]
@@ -310,17 +339,5 @@ mod tests {
         );
         assert_eq!(without_thread_cache("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0"), None);
         assert_eq!(without_thread_cache("glibc.malloc.tcache_count=3"), None);
-    }
-
-    /// The churn of 500 connections (issue 9, fault 7): a trim at the load's peak, while
-    /// 900 MiB were in use, must not keep the 500 MiB the load frees afterwards resident.
-    #[test]
-    fn a_trim_during_the_load_does_not_keep_what_the_load_frees_later() {
-        // Mid-load: 900 MiB resident, 880 MiB of them in use, 300 MiB free: trim.
-        assert!(should_trim(900 * MIB, 880 * MIB, 0, 300 * MIB));
-        // Right after it: 885 MiB resident, so the floor is 5 MiB of excess.
-        let floor = 5 * MIB;
-        // The load ends: 500 MiB stay resident with 0.5 MiB in use: trim again.
-        assert!(should_trim(500 * MIB, MIB / 2, floor, 499 * MIB));
     }
 }
