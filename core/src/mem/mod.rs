@@ -92,7 +92,7 @@ pub const REGISTRY: &[AccountSpec] = &[
         name: names::CLIENT_OUTBOUND,
         default_limit: 1024 * MIB,
         holds: "bytes queued to client connections",
-        bounded_by: "per-client max_pending (a client over it is a slow consumer); at this limit the largest other queues are cut",
+        bounded_by: "per-client max_pending (a client over it is a slow consumer), publishers waiting (bounded) past a queue's stall mark; at this limit the largest other queues are cut",
     },
     AccountSpec {
         name: names::CLIENT_SUBS,
