@@ -116,6 +116,7 @@ async fn main() {
         }
         Some(Cmd::Serve(args)) => {
             // Before anything else: this may re-execute the process (see `alloc`).
+            #[cfg(not(madsim))]
             alloc::disable_thread_cache();
             match serve::settings((*args).clone()).await {
                 Ok(s) => match logging::init(s.log_file.as_deref(), s.log_level) {
