@@ -489,7 +489,10 @@ async fn a_stalled_subscriber_is_cut_after_the_producer_stall() {
     read_until(&mut producer.await.unwrap(), b"PONG\r\n").await;
     let v = s.monitor.varz();
     assert_eq!(v.slow_consumers, 1, "the stalled subscriber was cut");
-    assert_eq!(v.producer_stall_timeouts, 1, "one bounded wait, then never again");
+    // One bounded wait, then it is not waited for again (waiting on it for every read
+    // batch until the cut would make several; two leave room for the kernel taking a
+    // little more of what was queued once).
+    assert!((1..=2).contains(&v.producer_stall_timeouts), "{} waits ran out", v.producer_stall_timeouts);
     let closed = tokio::time::timeout(Duration::from_secs(10), async {
         let mut b = vec![0u8; 64 * 1024];
         loop {
