@@ -36,8 +36,8 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The clock of the runtime this is called in (under the simulation, it panics
-    /// outside one, as `tokio::time::Instant::now` does in a madsim build).
+    /// The clock of the runtime this is called in (under the simulation it must be
+    /// called inside a runtime: it panics outside one).
     pub fn current() -> Clock {
         Clock {
             #[cfg(madsim)]
@@ -46,11 +46,16 @@ impl Clock {
     }
 
     /// The current instant, as `Instant::now()` would read it.
+    #[cfg(madsim)]
     #[inline]
     pub fn now(&self) -> Instant {
-        #[cfg(madsim)]
-        return self.handle.now_instant();
-        #[cfg(not(madsim))]
+        self.handle.now_instant()
+    }
+
+    /// The current instant, as `Instant::now()` would read it.
+    #[cfg(not(madsim))]
+    #[inline]
+    pub fn now(&self) -> Instant {
         Instant::now()
     }
 }
@@ -221,6 +226,16 @@ impl Ticker {
 #[cfg(all(test, madsim))]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn clock_reads_the_simulated_time() {
+        let clock = Clock::current();
+        let start = Instant::now();
+        assert_eq!(clock.now(), start);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(clock.now(), Instant::now());
+        assert!(clock.now() >= start + Duration::from_millis(250));
+    }
 
     #[tokio::test]
     async fn deadline_expires_and_moves() {
