@@ -167,6 +167,7 @@ async fn raft_node(
         snapshot_every: 10_000,
         tick: Duration::from_millis(10),
         proposal_queue: 4096,
+        propose_batch: Duration::ZERO,
     };
     let env = NodeEnv {
         disk: Arc::new(disk),

@@ -55,6 +55,7 @@ impl Cluster {
             snapshot_every: 50,
             tick: Duration::from_millis(10),
             proposal_queue: 256,
+            propose_batch: Duration::ZERO,
         };
         let env = NodeEnv {
             disk: Arc::new(RealDisk::new(self.dir.join(format!("n{id}"))).unwrap()),

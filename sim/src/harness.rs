@@ -430,12 +430,14 @@ pub struct Ctx {
 impl Ctx {
     fn new(input: &RunInput, rec: &Recorder, heap: Heap) -> Ctx {
         let start = Instant::now();
+        // Every event reads the clock: through a `Clock`, not `Instant::now()` (see there).
+        let clock = weir_core::timer::Clock::current();
         Ctx {
             cfg: input.config.clone(),
             seed: input.seed,
             bugs: input.bugs,
             start,
-            sink: Arc::new(SimulatorSink(rec.sink(move || start.elapsed().as_micros() as u64))),
+            sink: Arc::new(SimulatorSink(rec.sink(move || clock.now().duration_since(start).as_micros() as u64))),
             handle: Handle::current(),
             rng: ChaCha8Rng::seed_from_u64(input.seed),
             rec: rec.clone(),

@@ -18,11 +18,11 @@ use crate::disk::Disk;
 use crate::mem::{Account, Ledger, names};
 use crate::raft::storage::{RaftStorage, RaftStorageConfig, StorageError};
 use crate::raft::{
-    self, Entry, GroupId, GroupReady, Index, NodeId, ProposeError, RaftAccounts, RaftEvent, RaftHost, RestoreError,
-    Role, StateMachine, Term,
+    self, Entry, GroupId, GroupReady, HardState, Index, NodeId, ProposeError, RaftAccounts, RaftEvent, RaftHost, Ready,
+    RestoreError, Role, StateMachine, Term,
 };
 use crate::store::{STORE_BUFFERS, STORE_CACHE, STORE_INDEX, StoreMemory};
-use crate::timer::{Missed, Ticker};
+use crate::timer::{Deadline, Missed, Ticker};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,12 @@ pub struct NodeConfig {
     pub tick: Duration,
     /// Capacity of the proposal queue into the Raft loop.
     pub proposal_queue: usize,
+    /// Group commit: after taking proposals from its queue, the loop takes the next ones
+    /// no sooner than this later, so that everything queued meanwhile goes into one Raft
+    /// append (one log write and fsync on each member, one message per follower) instead
+    /// of one each. Adds up to this much latency to a proposal; zero takes proposals as
+    /// they come.
+    pub propose_batch: Duration,
 }
 
 /// Default limit of `raft.log` (the registry's default): the entries every group holds
@@ -206,17 +212,23 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
     rcfg.peers = cfg.peers.iter().map(|p| p.0).chain(std::iter::once(cfg.id)).collect();
     rcfg.peers.sort_unstable();
     let start = Instant::now();
-    let now_ms = move || start.elapsed().as_millis() as u64;
+    // Read per message of a batch: a `Clock`, not `Instant::now()` (see `crate::timer`).
+    let clock = crate::timer::Clock::current();
+    let now_ms = move || clock.now().duration_since(start).as_millis() as u64;
     let accounts = RaftAccounts::from_ledger(&env.ledger);
     let mut host = RaftHost::new(accounts.clone());
     host.add_group(rcfg, restored, env.seed, now_ms()).expect("a fresh host has no groups");
     let mut groups = BTreeMap::new();
-    groups.insert(group, GroupShell { storage, app: env.app.clone(), waiters: BTreeMap::new() });
+    let latest_hs = storage.hard_state();
+    groups.insert(group, GroupShell { storage, app: env.app.clone(), waiters: BTreeMap::new(), latest_hs });
     // The tick grid stays fixed (as with one group before the host existed); the host
     // only ticks groups whose deadline has come, so idle groups cost nothing per tick.
     // A `Ticker`, not `tokio::time::interval`: polled on every turn of the loop below,
     // it registers one timer per tick (see `crate::timer`).
     let mut ticker = Ticker::new(cfg.tick, Missed::Skip);
+    // Closed for `cfg.propose_batch` after each batch of proposals taken (group commit).
+    let mut batch_gate = Deadline::after(Duration::ZERO);
+    let mut gate_open = true;
     let mut driver = Driver {
         me,
         routes,
@@ -246,13 +258,22 @@ async fn run_inner(cfg: NodeConfig, env: NodeEnv) -> Result<(), NodeError> {
                     }
                 }
             }
-            Some(p) = proposals.recv() => {
+            () = batch_gate.expired(), if !gate_open => {
+                gate_open = true;
+                // Nothing changed: the proposals queued meanwhile are taken next turn.
+                continue;
+            }
+            Some(p) = proposals.recv(), if gate_open => {
                 driver.propose(&mut host, now_ms(), group, p);
                 for _ in 0..256 {
                     match proposals.try_recv() {
                         Ok(p) => driver.propose(&mut host, now_ms(), group, p),
                         Err(_) => break,
                     }
+                }
+                if !cfg.propose_batch.is_zero() {
+                    gate_open = false;
+                    batch_gate.reset(Instant::now() + cfg.propose_batch);
                 }
             }
         }
@@ -295,6 +316,25 @@ struct GroupShell {
     /// Shared with the simulator's checkers; locked only briefly, never across an await.
     app: Arc<Mutex<dyn StateMachine>>,
     waiters: Waiters,
+    /// The group's hard state as Raft last handed it out; what storage holds may have an
+    /// older commit index (see [`defer_commit_only`]).
+    latest_hs: HardState,
+}
+
+/// Leave a change of the commit index alone out of `ready`, so it costs no meta write
+/// and sync of its own: it is written with the next term, vote or snapshot change.
+///
+/// The commit index is volatile state in Raft (Figure 2 of the paper): a node that
+/// restarts with an older one applies less at start and learns the rest from the leader's
+/// next append or heartbeat, and an older commit never exceeds the durable log. Before,
+/// every commit advance cost an append and a sync of the meta log: more meta writes than
+/// entry appends in `raft-basic` (21,777 against 13,501 in seed 1).
+fn defer_commit_only(ready: &mut Ready, latest: &mut HardState, durable: HardState) {
+    if let Some(hs) = ready.hard_state {
+        *latest = hs;
+    }
+    let meta = ready.snapshot.is_some() || (latest.term, latest.vote) != (durable.term, durable.vote);
+    ready.hard_state = meta.then_some(*latest);
 }
 
 struct Driver {
@@ -333,8 +373,9 @@ impl Driver {
             if readies.is_empty() {
                 return Ok(());
             }
-            for GroupReady { group, ready } in readies {
+            for GroupReady { group, mut ready } in readies {
                 let Some(g) = self.groups.get_mut(&group) else { continue };
+                defer_commit_only(&mut ready, &mut g.latest_hs, g.storage.hard_state());
                 g.storage.persist(&ready).await?;
                 if ready.restore
                     && let Some(s) = &ready.snapshot

@@ -99,6 +99,7 @@ fn start_node(ctx: &Ctx, ns: &NodeShared, net: &Arc<SimNet>, node_seed: u64) -> 
         snapshot_every: cfg.raft.snapshot_every,
         tick: Duration::from_millis(cfg.raft.tick_ms),
         proposal_queue: 1024,
+        propose_batch: Duration::from_micros(cfg.raft.propose_batch_us),
     };
     let (ns, sink, net) = (ns.clone(), ctx.sink.clone(), net.clone());
     ctx.handle

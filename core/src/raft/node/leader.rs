@@ -200,6 +200,15 @@ impl Raft {
             if index < pr.match_index || matches!(pr.state, State::Snapshot(_)) {
                 return;
             }
+            // While probing, a reject of the probe at `next_index - 1` always hints below it
+            // (the follower lacks or mismatches that index). A hint at or past it is stale:
+            // it answers one of the pipelined appends sent before we backed off, and the
+            // probe already in flight (or the next heartbeat's) covers it. Answering each
+            // such reject with another probe sent one full probe per stale reject (as
+            // etcd/raft-rs drop rejects that do not match the probe).
+            if matches!(pr.state, State::Probe { .. }) && index.saturating_add(1) >= pr.next_index {
+                return;
+            }
             let next = pr.next_index.saturating_sub(1).min(index.saturating_add(1)).max(pr.match_index + 1);
             pr.become_probe(&self.catchup);
             pr.next_index = next;

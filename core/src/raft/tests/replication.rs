@@ -120,3 +120,48 @@ fn leader_commits_once_its_own_entry_is_on_a_majority() {
     assert_eq!(net.elect(), 1);
     assert_eq!(net.node(1).commit_index(), 3, "no-op at 3 on nodes 1 and 2 commits index 2 with it");
 }
+
+#[test]
+fn stale_rejects_of_pipelined_appends_get_one_probe_not_one_each() {
+    const PIPELINED: usize = 20;
+    let mut net = Net::new(3, |_| {});
+    let leader = net.elect();
+    let f = if leader == 3 { 2 } else { 3 };
+    let matched = net.node(leader).last_index();
+    assert_eq!(net.node(f).last_index(), matched);
+    // The leader pipelines one append per ready(); the first one to `f` is lost, so `f`
+    // rejects every later one with the same hint (its last index).
+    let mut to_f = Vec::new();
+    for k in 0..PIPELINED {
+        net.propose(leader, vec![k as u8; 10]).unwrap();
+        let rd = net.node(leader).ready();
+        to_f.extend(rd.messages.into_iter().filter(|m| m.to == f && matches!(m.msg, Message::Append { .. })));
+    }
+    assert_eq!(to_f.len(), PIPELINED, "one pipelined append per ready");
+    let now = net.now;
+    for m in to_f.into_iter().skip(1) {
+        net.node(f).step(now, m);
+    }
+    let rejects = net.node(f).ready().messages;
+    assert_eq!(rejects.len(), PIPELINED - 1);
+    assert!(rejects.iter().all(|m| m.msg == Message::AppendResp { success: false, index: matched }));
+    for m in rejects {
+        net.node(leader).step(now, m);
+    }
+    let probes: Vec<_> = net
+        .node(leader)
+        .ready()
+        .messages
+        .into_iter()
+        .filter(|m| m.to == f && matches!(m.msg, Message::Append { .. }))
+        .collect();
+    assert_eq!(probes.len(), 1, "one probe answers all stale rejects");
+    let Message::Append { prev_index, .. } = &probes[0].msg else { unreachable!() };
+    assert_eq!(*prev_index, matched, "the probe starts right after what the follower holds");
+    // The probe (and what follows it) still catches the follower up.
+    for m in probes {
+        net.node(f).step(now, m);
+    }
+    let last = net.node(leader).last_index();
+    net.advance_until(2_000, |n| n.nodes[&f].last_index() == last);
+}
