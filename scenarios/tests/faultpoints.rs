@@ -183,3 +183,31 @@ fn fault_points_are_deterministic_within_one_process() {
         assert_eq!(first.hash, again.hash, "{sc}: same events, different hash");
     }
 }
+
+/// Seeds the all-sites sweep (`cargo sim sweep --all --seeds 0..200 --fault-points
+/// all`) found failing, pinned with the same selection. js-single-crashes 0: a failed
+/// read while the store of S1 opened kept the stream out of service until the next
+/// restart (now retried). js-single 18: a refused charge refused the client's inbox
+/// SUB, and every later request on that connection timed out (the client now gives up
+/// a connection whose SUB the server refused).
+#[test]
+fn seeds_the_all_sites_sweep_found_pass() {
+    for (scenario, seed) in [("js-single-crashes", 0), ("js-single", 18)] {
+        let config = find(scenario).unwrap().config(seed);
+        let i = RunInput {
+            scenario: scenario.to_string(),
+            seed,
+            config,
+            overrides: Vec::new(),
+            bugs: BugSet::NONE,
+            schedule: None,
+            fault_points: FaultPoints { mode: Mode::All, ppm: weir_sim::faultpoints::DEFAULT_PPM },
+        };
+        let r = harness::run(&i);
+        assert!(
+            r.passed(),
+            "{scenario} seed {seed} failed: {:?}\nreplay: cargo sim run --scenario {scenario} --seed {seed} --fault-points all",
+            r.violations
+        );
+    }
+}
