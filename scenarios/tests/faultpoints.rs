@@ -189,10 +189,20 @@ fn fault_points_are_deterministic_within_one_process() {
 /// read while the store of S1 opened kept the stream out of service until the next
 /// restart (now retried). js-single 18: a refused charge refused the client's inbox
 /// SUB, and every later request on that connection timed out (the client now gives up
-/// a connection whose SUB the server refused).
+/// a connection whose SUB the server refused). js-single 37 and js-single-crashes 151:
+/// a publish refused by a failed commit had evicted an older message on its subject
+/// (the checker now counts it). js-single-crashes 194: the flusher held the
+/// deliveries a commit released across an `.await`, so a later delivery overtook them.
 #[test]
 fn seeds_the_all_sites_sweep_found_pass() {
-    for (scenario, seed) in [("js-single-crashes", 0), ("js-single", 18)] {
+    let seeds = [
+        ("js-single-crashes", 0),
+        ("js-single", 18),
+        ("js-single", 37),
+        ("js-single-crashes", 151),
+        ("js-single-crashes", 194),
+    ];
+    for (scenario, seed) in seeds {
         let config = find(scenario).unwrap().config(seed);
         let i = RunInput {
             scenario: scenario.to_string(),
