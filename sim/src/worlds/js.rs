@@ -21,13 +21,14 @@
 //! a last power cut and restart, and everything is read back and judged by
 //! [`check::js::js_outcomes`].
 
+use super::scratch::{recover_copy, torn_tail};
 use crate::check::Violation;
 use crate::check::js::{
     self as jscheck, ConsumerSpec, JsFinalMsg, JsFinalStream, JsSpec, Retention, StreamSpec, js_msg_id, js_payload,
     js_prefix, js_subject, js_value, js_value_of,
 };
 use crate::config::SimConfig;
-use crate::disk::{SimDisk, SimDiskConfig, SimDisks};
+use crate::disk::{SimDisk, SimDisks};
 use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
 use crate::jsclient::{JsClient, PubOutcome, StreamReq};
 use crate::node::{self, NodeNo};
@@ -46,7 +47,7 @@ use weir_core::disk::Disk;
 use weir_core::jetstream::engine::{JsBugs, layout};
 use weir_core::mem::{Ledger, names};
 use weir_core::server::nats::{JetStreamOptions, NatsConfig, NatsServer};
-use weir_core::store::{FileStore, FileStoreConfig, RecoveryReport, StoreLimits, StoreMemory};
+use weir_core::store::FileStoreConfig;
 use weir_faults::FaultClass;
 use weir_traces::{AckKind, EventKind, EventSink, HARNESS, JsEvent};
 
@@ -818,11 +819,7 @@ fn corrupt(disk: &SimDisk, sh: &Shared, rng: &mut ChaCha8Rng) -> (String, Option
     let (index, path) = blocks[rng.gen_range(0..blocks.len())].clone();
     let len = disk.durable_contents(&path).map_or(0, |d| d.len() as u64);
     let guard = if index == newest {
-        let torn = recover_copy(disk, &dir)
-            .and_then(|r| r.truncated)
-            .filter(|t| t.block == index && t.offset <= len)
-            .map_or(0, |t| len - t.offset);
-        torn + u64::from(sh.cfg.workload.payload_bytes) + 160
+        torn_tail(disk, &dir, FileStoreConfig::default(), index, len) + u64::from(sh.cfg.workload.payload_bytes) + 160
     } else {
         0
     };
@@ -845,21 +842,6 @@ fn corrupt(disk: &SimDisk, sh: &Shared, rng: &mut ChaCha8Rng) -> (String, Option
 /// Recover a copy of `dir`'s durable files on a scratch disk and return the sequences
 /// its recovery reports lost.
 fn lost_in_copy(disk: &SimDisk, dir: &str) -> Vec<u64> {
-    recover_copy(disk, dir).map_or_else(Vec::new, |r| r.lost.iter().flat_map(|l| l.seqs.clone()).collect())
-}
-
-/// Recover a copy of `dir`'s durable files on a scratch disk (the disk itself is not
-/// touched): its recovery report, `None` if it would not open.
-fn recover_copy(disk: &SimDisk, dir: &str) -> Option<RecoveryReport> {
-    let scratch = Arc::new(SimDisk::new(SimDiskConfig::instant()));
-    let prefix = format!("{dir}/");
-    for f in disk.durable_file_names().into_iter().filter(|f| f.starts_with(&prefix)) {
-        if let Some(data) = disk.durable_contents(&f) {
-            scratch.write_file(&f, &data).expect("scratch write");
-            scratch.sync(&f).expect("scratch sync");
-        }
-    }
-    let mem = StoreMemory::standalone(64 << 20, 64 << 20);
-    let fs = FileStore::open(scratch, dir, StoreLimits::default(), FileStoreConfig::default(), mem).ok()?;
-    Some(fs.recovery().clone())
+    recover_copy(disk, dir, FileStoreConfig::default())
+        .map_or_else(Vec::new, |r| r.lost.iter().flat_map(|l| l.seqs.clone()).collect())
 }

@@ -6,6 +6,7 @@
 mod js;
 mod pubsub;
 mod raft;
+mod scratch;
 mod store;
 
 pub use js::JsWorld;

@@ -20,6 +20,7 @@ use crate::config::SimConfig;
 use crate::disk::{SimDisk, SimDisks};
 use crate::harness::{Ctx, ONE_DISK_NODE_FAULTS, World, begin_incarnation, one_node};
 // The book is the checker's record, kept outside the node's counted heap.
+use super::scratch::torn_tail;
 use crate::heap;
 use crate::node::NodeNo;
 use crate::workload::{ClientStats, value_for};
@@ -445,8 +446,10 @@ impl World for StoreWorld {
 }
 
 /// Damage the durable image while the node is down: flip a bit, or cut a rolled block.
-/// The newest block's last record is spared: damage there is indistinguishable from a
-/// torn write, and recovery rightly cuts it off as one.
+/// The newest block's last whole record is spared, and so is the torn tail a crash may
+/// have left after it: damage there is indistinguishable from a torn write, and recovery
+/// rightly cuts it off as one. The guard is measured from where the torn tail starts
+/// ([`torn_tail`]), not from the end of the file.
 fn corrupt(disk: &SimDisk, cfg: &SimConfig, rng: &mut ChaCha8Rng) -> String {
     let mut blocks: Vec<(u64, String)> = disk
         .durable_file_names()
@@ -460,7 +463,12 @@ fn corrupt(disk: &SimDisk, cfg: &SimConfig, rng: &mut ChaCha8Rng) -> String {
     let Some(newest) = blocks.last().map(|b| b.0) else { return "corrupt: no block to damage".into() };
     let (index, path) = blocks[rng.gen_range(0..blocks.len())].clone();
     let len = disk.durable_contents(&path).map_or(0, |d| d.len() as u64);
-    let guard = if index == newest { cfg.workload.payload_bytes as u64 + 128 } else { 0 };
+    let guard = if index == newest {
+        let config = store_config(cfg, StoreBugs::default());
+        torn_tail(disk, DIR, config, index, len) + cfg.workload.payload_bytes as u64 + 128
+    } else {
+        0
+    };
     if len <= guard + 64 {
         return format!("corrupt: {path} too short to damage ({len} bytes)");
     }
