@@ -34,8 +34,8 @@ struct RunOpts {
     /// `--set run.nodes=5 --set raft.heartbeat_ms=40`; `weir-sim run` prints them all.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Fault points to enable: `off` (the default), `swarm` (each site with chance 1/4,
-    /// drawn from the seed), `all` or a comma-separated list of site names; see
+    /// Fault points to enable: `swarm` (the default: each site with chance 1/4, drawn
+    /// from the seed), `off`, `all` or a comma-separated list of site names; see
     /// `weir-sim fault-points`.
     #[arg(long = "fault-points", value_name = "off|all|swarm|NAME,...")]
     fault_points: Option<String>,

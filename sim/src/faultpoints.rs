@@ -2,14 +2,14 @@
 //! command line and in the trace header, and the per-site sweep statistics.
 //!
 //! The sites themselves are in the core ([`weir_core::fault::SITES`], written
-//! `fault_point!("name")`). They are off unless a run asks for them (`--fault-points
-//! off|all|swarm|NAME,...`): a sweep with every site on still finds failures nobody has
-//! fixed yet (README, "Fault points"), and the default sweep must stay a gate. With
-//! `swarm` each seed enables each site with chance 1/4 (swarm testing: a run with few
-//! kinds of fault explores each more deeply than one with all of them), from an RNG
-//! stream of its own so that the selection does not perturb any other draw. An
-//! enabled site fires on each hit with chance `ppm` / 1,000,000 during the safety phase
-//! only; the harness turns every site off when it heals the faults.
+//! `fault_point!("name")`). By default a run takes the `swarm` selection: each seed
+//! enables each site with chance 1/4 (swarm testing: a run with few kinds of fault
+//! explores each more deeply than one with all of them), from an RNG stream of its own
+//! so that the selection does not perturb any other draw. `--fault-points
+//! off|all|swarm|NAME,...` overrides it (README, "Fault points": every scenario sweeps
+//! clean with all sites on). An enabled site fires on each hit with chance `ppm` /
+//! 1,000,000 during the safety phase only; the harness turns every site off when it
+//! heals the faults.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,10 +31,10 @@ const SWARM_ONE_IN: u32 = 4;
 /// Which sites a run enables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// Drawn from the seed: each site with chance 1/4.
-    Swarm,
-    /// No site (the default until the failures the sites find are fixed).
+    /// Drawn from the seed: each site with chance 1/4 (the default).
     #[default]
+    Swarm,
+    /// No site.
     Off,
     /// Every site.
     All,
@@ -91,7 +91,7 @@ pub struct FaultPoints {
 
 impl Default for FaultPoints {
     fn default() -> Self {
-        FaultPoints { mode: Mode::Off, ppm: DEFAULT_PPM }
+        FaultPoints { mode: Mode::default(), ppm: DEFAULT_PPM }
     }
 }
 
@@ -204,6 +204,9 @@ mod tests {
     fn modes_parse_and_print() {
         assert_eq!("off".parse::<Mode>().unwrap(), Mode::Off);
         assert_eq!("all".parse::<Mode>().unwrap(), Mode::All);
+        assert_eq!("swarm".parse::<Mode>().unwrap(), Mode::Swarm);
+        // Every scenario sweeps clean with all sites on, so runs take the swarm by default.
+        assert_eq!(FaultPoints::default().mode, Mode::Swarm);
         let m: Mode = "raft.send.drop,disk.read.fail,raft.send.drop".parse().unwrap();
         assert_eq!(m.to_string(), "disk.read.fail,raft.send.drop");
         assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);

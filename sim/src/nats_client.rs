@@ -22,6 +22,8 @@ use weir_core::proto::{ByteStr, ClientOp, ConnectInfo, Headers, ParserConfig, Se
 pub const STASH_LIMIT: usize = 4096;
 /// The subscription id of the connection's inbox.
 const INBOX_SID: &str = "inbox";
+/// The text of the server's `-ERR` for a refused SUB.
+const ERR_MAX_SUBSCRIPTIONS: &str = weir_core::server::nats::conn::ERR_MAX_SUBSCRIPTIONS;
 /// The prefix of the sids of [`NatsClient::request_sub`] subscriptions.
 const REQ_SID: &str = "req.";
 
@@ -277,6 +279,19 @@ impl NatsClient {
                 Ok(Some(ServerOp::Ping)) => {
                     self.queue(&ClientOp::Pong);
                     self.flush().await?;
+                }
+                Ok(Some(ServerOp::Err(e))) if e.to_ascii_lowercase().contains(ERR_MAX_SUBSCRIPTIONS) => {
+                    // The server refused a SUB (its subscription memory is full, or a
+                    // ledger fault point refused the charge) and kept the connection:
+                    // one of this connection's subscriptions is missing, and the error
+                    // does not say which. As nats.go does with such an error, the
+                    // connection is given up; the caller reconnects and subscribes
+                    // again. (Going on would leave, say, the request inbox unsubscribed
+                    // and every later request timing out: js-single seed 18.)
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        format!("the server refused a subscription: {e}"),
+                    ));
                 }
                 Ok(Some(op)) => return Ok(op),
                 Ok(None) => {}

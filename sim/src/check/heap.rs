@@ -8,8 +8,8 @@
 //! have connected, so per-connection costs are in it), **after load** (the
 //! safety phase's load has just stopped, faults still in place) and **after quiet** (the
 //! quiescence check, when every ledger account must be back to its baseline too; a node
-//! killed since the baseline window opened is judged here only, as its after-load
-//! reading is a new process's recovery, not what the load left). Fixed
+//! killed or restarted since the baseline window opened is judged here only, as its
+//! after-load reading is a new process's recovery, not what the load left). Fixed
 //! costs (a connection's state, a stream's structures, a subscription table) sit in the
 //! baseline; what grows with the load must be charged, so uncharged heap more than
 //! [`UNCHARGED_LIMIT`] over the baseline at either later checkpoint fails the run.

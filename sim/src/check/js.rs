@@ -248,6 +248,9 @@ struct History {
     starts: Vec<u64>,
     /// Highest sequence seen acknowledged or delivered, per stream, with its time.
     seen_seq: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Publish attempts refused because the store failed (10077), per stream number:
+    /// (value, invoked, ended). See [`Excuses::evicted_per_subject`].
+    store_refused: BTreeMap<u32, Vec<(u64, u64, u64)>>,
 }
 
 impl History {
@@ -313,6 +316,12 @@ fn history(events: &[Event], spec: &JsSpec) -> History {
                     {
                         a.outcome = outcome;
                         a.ended_us = Some(e.time_us);
+                        if let JsEvent::PubFail { reason, .. } = js
+                            && reason.contains("/10077)")
+                        {
+                            let refused = (*value, a.invoked_us, e.time_us);
+                            h.store_refused.entry(js_stream_of(*value)).or_default().push(refused);
+                        }
                     }
                 }
                 JsEvent::Deliver { stream, consumer, value, intact, stream_seq, delivered, .. } => {
@@ -369,6 +378,9 @@ struct Excuses<'a> {
     /// earliest publish of a value seen there was invoked (evidence: a PubAck, a delivery,
     /// the stream at the end).
     by_subject: BTreeMap<String, BTreeMap<u64, u64>>,
+    /// Publishes refused because the store failed, per subject: (a sequence below the
+    /// one they may have taken, invoked, refused), see [`Excuses::evicted_per_subject`].
+    refused_by_subject: BTreeMap<String, Vec<(u64, u64, u64)>>,
     lost: BTreeSet<u64>,
 }
 
@@ -399,9 +411,17 @@ impl<'a> Excuses<'a> {
                 held(*seq, *value);
             }
         }
+        // A refused publish took a sequence above every one assigned before it was
+        // invoked (a PubAck or a delivery seen by then).
+        let seen = h.seen_seq.get(&spec.name).map(Vec::as_slice).unwrap_or_default();
+        let mut refused_by_subject: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
+        for &(value, invoked_us, ended_us) in h.store_refused.get(&stream_no).map(Vec::as_slice).unwrap_or_default() {
+            let above = seen.iter().filter(|s| s.0 < invoked_us).map(|s| s.1).max().unwrap_or(0);
+            refused_by_subject.entry(js_subject(value)).or_default().push((above, invoked_us, ended_us));
+        }
         let mut lost: BTreeSet<u64> = h.lost.get(&spec.name).cloned().unwrap_or_default();
         lost.extend(fin.lost.iter().copied());
-        Excuses { h, spec, fin, by_subject, lost }
+        Excuses { h, spec, fin, by_subject, refused_by_subject, lost }
     }
 
     /// Whether message `seq` on `subject` may have been removed without anyone's ack by
@@ -433,15 +453,32 @@ impl<'a> Excuses<'a> {
     /// counts unless its delete was confirmed before `m` was first published; sequences
     /// known to have held a message come from PubAcks, deliveries and the final stream
     /// (a delete of a newer message must not make an evicted one look lost).
+    ///
+    /// A publish refused because the store failed (10077) counts too, while it was
+    /// pending: it was appended and the limits applied before its group commit failed,
+    /// and the engine's reopen keeps every removal the running stream showed (see
+    /// `JetStream::reopen`), so its evictions stay although it is not stored. It counts
+    /// only as newer than the sequences seen before it was invoked (it took a higher
+    /// one), placed just above them, and only for messages published before it was
+    /// refused (a conservative placement: it never excuses more than its true sequence
+    /// would). Found by `js-single` seed 37 with every fault point on.
     fn evicted_per_subject(&self, seq: u64, subject: &str) -> bool {
-        let Some(seqs) = self.by_subject.get(subject) else { return false };
         let deleted = self.h.delete_done.get(&self.spec.name);
-        let newer: Vec<(u64, u64)> = seqs.range(seq + 1..).map(|(&n, &t)| (n, t)).collect();
+        // (order, invoked, gone): acked by sequence, refused ones just above `above`.
+        let mut newer: Vec<((u64, u8), u64, Option<u64>)> = self
+            .by_subject
+            .get(subject)
+            .map(|seqs| {
+                seqs.range(seq + 1..).map(|(&n, &t)| ((n, 0), t, deleted.and_then(|d| d.get(&n)).copied())).collect()
+            })
+            .unwrap_or_default();
+        if let Some(refused) = self.refused_by_subject.get(subject) {
+            newer.extend(refused.iter().filter(|r| r.0 >= seq).map(|&(above, t, gone)| ((above, 1), t, Some(gone))));
+        }
+        newer.sort_unstable();
         (0..newer.len()).any(|i| {
             let t_m = newer[i].1;
-            let present =
-                newer[..=i].iter().filter(|(n, _)| deleted.and_then(|d| d.get(n)).is_none_or(|&td| td >= t_m)).count()
-                    as u64;
+            let present = newer[..=i].iter().filter(|(_, _, gone)| gone.is_none_or(|g| g >= t_m)).count() as u64;
             present >= self.spec.max_per_subject
         })
     }
@@ -869,6 +906,45 @@ mod tests {
         delete(&mut es, 25, 2);
         publish(&mut es, 30, 11, Some(3), false); // one newer message left: seq 1 stays
         assert_eq!(names(&es, &sp, &fin(vec![msg(3, 11)], 3)), ["js-acked-durability"]);
+    }
+
+    /// A publish refused because the store failed had its limits applied before its
+    /// group commit failed, and the reopen keeps the removals the stream showed: its
+    /// eviction is excused, but only on its subject, only of messages older than it,
+    /// and not for a refusal that is no store failure.
+    #[test]
+    fn per_subject_eviction_by_a_publish_refused_for_a_store_failure_is_excused() {
+        let mut sp = spec(Retention::Limits);
+        sp.caught_up = false;
+        sp.streams[0].max_per_subject = 1;
+        let refuse = |es: &mut Vec<Event>, t: u64, n: u64, reason: &str| {
+            es.push(ev(t, JsEvent::Publish { client: 0, value: val(n), stream: "S0".into(), msg_id: false }));
+            es.push(ev(t + 1, JsEvent::PubFail { client: 0, value: val(n), reason: reason.into() }));
+        };
+        let store_failed = "store I/O error during sync on x.blk: EIO (503/10077)";
+        // Value 3 at seq 1, then value 7 (same subject) refused: seq 2 spent, seq 1 gone.
+        let mut es = Vec::new();
+        publish(&mut es, 10, 3, Some(1), false);
+        refuse(&mut es, 20, 7, store_failed);
+        assert!(names(&es, &sp, &fin(vec![], 2)).is_empty());
+        // Any other refusal stored nothing and evicted nothing.
+        let mut es = Vec::new();
+        publish(&mut es, 10, 3, Some(1), false);
+        refuse(&mut es, 20, 7, "no responders");
+        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
+        // Another subject's refusal does not evict it (value 4 is on another subject).
+        assert_ne!(js_subject(val(3)), js_subject(val(4)));
+        let mut es = Vec::new();
+        publish(&mut es, 10, 3, Some(1), false);
+        refuse(&mut es, 20, 4, store_failed);
+        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
+        // A refusal invoked before the message was acknowledged may be older than it.
+        let mut es = Vec::new();
+        es.push(ev(5, JsEvent::Publish { client: 1, value: js_value(1, 0, 6), stream: "S0".into(), msg_id: false }));
+        publish(&mut es, 10, 3, Some(1), false);
+        es.push(ev(20, JsEvent::PubFail { client: 1, value: js_value(1, 0, 6), reason: store_failed.into() }));
+        assert_eq!(js_subject(js_value(1, 0, 6)), js_subject(val(3)));
+        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
     }
 
     #[test]

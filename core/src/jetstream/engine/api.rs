@@ -290,6 +290,11 @@ impl JetStream {
         if let Some(why) = self.failed.get(name) {
             return err(API, ApiError::stream_general_error(format!("stream {name} is offline: {why}")));
         }
+        if let Some(u) = &self.unlisted {
+            // A stream on disk that the failed listing missed would be cleared by a create.
+            let why = format!("the streams on disk are not known yet ({})", u.why);
+            return err(API, ApiError::stream_store_failed(why));
+        }
         let others = self.streams.values().flat_map(|h| h.stream.config().subjects.iter().map(String::as_str));
         check_subject_overlap(&checked.subjects, others).or_else(|e| err(API, e))?;
         self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;

@@ -90,15 +90,35 @@ pub fn stage(disk: &dyn Disk, path: &str, body: &[u8]) -> io::Result<String> {
     Ok(tmp)
 }
 
+/// Why a file written by [`write_atomic`] could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The disk failed the read: the file may read fine on another try (a transient
+    /// EIO, a short read), so whoever needs it tries again later rather than treat it
+    /// as damaged.
+    Io(String),
+    /// The file is damaged (no checksum line, checksum mismatch): reading it again
+    /// gives the same answer.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(t) | ReadError::Corrupt(t) => f.write_str(t),
+        }
+    }
+}
+
 /// Read a file written by [`write_atomic`]: the body, or why it is unreadable.
-pub fn read_checked(disk: &dyn Disk, path: &str) -> Result<Vec<u8>, String> {
-    let data = disk.read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+pub fn read_checked(disk: &dyn Disk, path: &str) -> Result<Vec<u8>, ReadError> {
+    let data = disk.read(path).map_err(|e| ReadError::Io(format!("cannot read {path}: {e}")))?;
     let (sum, body) = match data.iter().position(|b| *b == b'\n') {
         Some(16) => (&data[..16], &data[17..]),
-        _ => return Err(format!("{path} is corrupt: no checksum line")),
+        _ => return Err(ReadError::Corrupt(format!("{path} is corrupt: no checksum line"))),
     };
     if sum != checksum(body).as_bytes() {
-        return Err(format!("{path} is corrupt: checksum mismatch"));
+        return Err(ReadError::Corrupt(format!("{path} is corrupt: checksum mismatch")));
     }
     Ok(body.to_vec())
 }

@@ -227,8 +227,64 @@ impl std::fmt::Display for RecoveryNote {
     }
 }
 
-/// Pause between attempts to reopen a stream whose reopen failed, in ns.
+/// Pause before the first new attempt to open a stream whose open failed for a
+/// reason that may pass (see [`Unrecovered::transient`]), in ns; it doubles with every
+/// failed attempt up to [`REOPEN_RETRY_MAX_NS`].
 const REOPEN_RETRY_NS: i64 = 500_000_000;
+/// Longest pause between attempts to open a stream (ns): 32 s.
+const REOPEN_RETRY_MAX_NS: i64 = REOPEN_RETRY_NS << 6;
+
+/// The pause before attempt `attempts + 1` to open a stream (ns).
+fn reopen_backoff(attempts: u32) -> i64 {
+    REOPEN_RETRY_NS.checked_shl(attempts.min(6)).unwrap_or(REOPEN_RETRY_MAX_NS).min(REOPEN_RETRY_MAX_NS)
+}
+
+/// Why a stream could not be opened from disk, and whether another attempt may succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Unrecovered {
+    /// What went wrong (for the notes, STREAM.LIST's `offline` and `jsz`).
+    text: String,
+    /// The disk or the ledger refused: a read failed (EIO, a short read), the disk was
+    /// full, a memory charge was refused. Such a failure may pass, so the engine tries
+    /// again (with a growing pause, from [`JetStream::tick`]) instead of keeping the
+    /// stream out of service until the next restart. Damaged or invalid metadata reads
+    /// the same every time and is not retried.
+    transient: bool,
+}
+
+impl Unrecovered {
+    /// A failure that another attempt cannot change.
+    fn permanent(text: String) -> Unrecovered {
+        Unrecovered { text, transient: false }
+    }
+
+    /// A failure of the disk or the ledger, which may pass.
+    fn transient(text: String) -> Unrecovered {
+        Unrecovered { text, transient: true }
+    }
+
+    /// A metadata file that could not be read: transient if the disk failed the read.
+    fn read(e: layout::ReadError) -> Unrecovered {
+        match e {
+            layout::ReadError::Io(t) => Unrecovered::transient(t),
+            layout::ReadError::Corrupt(t) => Unrecovered::permanent(t),
+        }
+    }
+
+    /// A store that would not open: transient when the disk or the ledger refused.
+    fn store(dir: &str, e: &crate::store::StoreError) -> Unrecovered {
+        use crate::store::StoreError as E;
+        let text = format!("cannot open its store in {dir}: {e}");
+        let transient = matches!(e, E::Io { .. } | E::NoSpace { .. } | E::NoMemory { .. } | E::Failed(_));
+        Unrecovered { text, transient }
+    }
+}
+
+impl std::fmt::Display for Unrecovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 /// What a stream's reopen carries over from the running stream (see [`JetStream::reopen`]).
 struct Reopen {
@@ -244,8 +300,36 @@ struct Reopen {
     removed: Vec<u64>,
     /// When to try again after a failed attempt (ns).
     retry_ns: i64,
+    /// Failed attempts so far (the pause before the next one grows with them).
+    attempts: u32,
     /// What the running store showed when it failed (see [`Shown`]).
     shown: Option<Shown>,
+}
+
+impl Reopen {
+    /// Nothing carried over: a stream opened from what the disk holds, as at start.
+    fn fresh() -> Reopen {
+        Reopen {
+            dedup: Vec::new(),
+            dedup_gap_until_ns: 0,
+            carried: BTreeMap::new(),
+            refused: Vec::new(),
+            removed: Vec::new(),
+            retry_ns: 0,
+            attempts: 0,
+            shown: None,
+        }
+    }
+}
+
+/// A listing of the streams directory that failed (see [`JetStream::recover_listed`]).
+struct Unlisted {
+    /// When to list again (ns).
+    retry_ns: i64,
+    /// Failed listings so far.
+    attempts: u32,
+    /// Why the last one failed.
+    why: String,
 }
 
 /// The extent of a failed stream's running store, which its reopen must not fall
@@ -278,9 +362,14 @@ pub struct JetStream {
     streams: BTreeMap<String, StreamHost>,
     /// Streams that could not be opened, with why.
     failed: BTreeMap<String, String>,
-    /// Failed streams whose reopen after a store failure is retried (the error may
-    /// have been transient), with what the running stream carried over.
+    /// Failed streams whose open is retried because the error may pass (a failed
+    /// store's reopen, a transient failure at start: [`Unrecovered::transient`]), with
+    /// what the running stream carried over.
     reopening: BTreeMap<String, Reopen>,
+    /// Set when listing the streams directory failed at start: when to list it again
+    /// (ns). Until a listing succeeds, streams on disk may be unknown, so no stream is
+    /// created (a create would clear an unlisted stream's directory).
+    unlisted: Option<Unlisted>,
     /// Stream subjects -> stream name (routing and [`JetStream::wants`]).
     routes: SubIndex<String>,
     route_ids: BTreeMap<String, Vec<SubId>>,
@@ -382,6 +471,7 @@ impl JetStream {
             streams: BTreeMap::new(),
             failed: BTreeMap::new(),
             reopening: BTreeMap::new(),
+            unlisted: None,
             routes: SubIndex::new(),
             route_ids: BTreeMap::new(),
             api_queue: VecDeque::new(),
@@ -395,30 +485,39 @@ impl JetStream {
             dir_syncs: std::collections::BTreeSet::new(),
             sync_error: None,
         };
-        let mut notes = Vec::new();
-        let dir = layout::streams_dir(&js.cfg.store_dir);
-        let names = match layout::names_with_suffix(&*js.disk, &dir, layout::META_SUFFIX) {
-            Ok(n) => n,
-            Err(e) => {
-                notes.push(RecoveryNote {
-                    stream: "*".into(),
-                    consumer: None,
-                    text: format!("cannot list {dir}: {e}"),
-                });
-                Vec::new()
-            }
-        };
-        for name in names {
-            match js.recover_stream(&name, now_ns, &BTreeMap::new(), &mut notes) {
-                Ok(host) => js.install(host),
-                Err(text) => {
-                    notes.push(RecoveryNote { stream: name.clone(), consumer: None, text: text.clone() });
-                    js.failed.insert(name, text);
-                }
-            }
-        }
+        // Push consumers need no `Watch` at start: the shell asks `watched_subjects`.
+        js.recover_listed(now_ns, &mut Vec::new());
+        let notes = js.take_notes();
         js.check();
         (js, notes)
+    }
+
+    /// List the streams directory and open every stream found that is neither in
+    /// service nor failed already (with nothing carried over, as [`Reopen::fresh`]). A
+    /// failed listing is tried again from [`JetStream::tick`], and so is a stream whose
+    /// open failed for a reason that may pass ([`Unrecovered::transient`]).
+    fn recover_listed(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        let dir = layout::streams_dir(&self.cfg.store_dir);
+        let names = match layout::names_with_suffix(&*self.disk, &dir, layout::META_SUFFIX) {
+            Ok(n) => n,
+            Err(e) => {
+                let why = format!("cannot list {dir}: {e}");
+                self.notes.push(RecoveryNote { stream: "*".into(), consumer: None, text: why.clone() });
+                let attempts = self.unlisted.as_ref().map_or(0, |u| u.attempts);
+                self.unlisted = Some(Unlisted {
+                    retry_ns: now_ns.saturating_add(reopen_backoff(attempts)),
+                    attempts: attempts.saturating_add(1),
+                    why,
+                });
+                return;
+            }
+        };
+        self.unlisted = None;
+        for name in names {
+            if !self.streams.contains_key(&name) && !self.failed.contains_key(&name) {
+                self.try_reopen(&name, now_ns, Reopen::fresh(), out);
+            }
+        }
     }
 
     /// Recover stream `name` and its consumers from disk; a consumer named in `carried`
@@ -430,26 +529,39 @@ impl JetStream {
         now_ns: i64,
         carried: &BTreeMap<String, ConsumerState>,
         notes: &mut Vec<RecoveryNote>,
-    ) -> Result<StreamHost, String> {
+    ) -> Result<StreamHost, Unrecovered> {
         let path = layout::stream_meta(&self.cfg.store_dir, name);
-        let body = layout::read_checked(&*self.disk, &path)?;
-        let meta: StreamMeta = serde_json::from_slice(&body).map_err(|e| format!("{path} is unreadable: {e}"))?;
+        let body = layout::read_checked(&*self.disk, &path).map_err(Unrecovered::read)?;
+        let meta: StreamMeta =
+            serde_json::from_slice(&body).map_err(|e| Unrecovered::permanent(format!("{path} is unreadable: {e}")))?;
         if meta.config.name != name {
-            return Err(format!("{path} names another stream ({:?})", meta.config.name));
+            return Err(Unrecovered::permanent(format!("{path} names another stream ({:?})", meta.config.name)));
         }
-        let cfg = meta.config.check(false).map_err(|e| format!("{path} holds an invalid config: {}", e.description))?;
+        let cfg = meta
+            .config
+            .check(false)
+            .map_err(|e| Unrecovered::permanent(format!("{path} holds an invalid config: {}", e.description)))?;
         let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, notes)?;
         let dir = layout::consumers_dir(&self.cfg.store_dir, name);
         let consumers = layout::names_with_suffix(&*self.disk, &dir, layout::META_SUFFIX)
-            .map_err(|e| format!("cannot list {dir}: {e}"))?;
+            .map_err(|e| Unrecovered::transient(format!("cannot list {dir}: {e}")))?;
         for c in consumers {
             let note = |text: String| RecoveryNote { stream: name.to_string(), consumer: Some(c.clone()), text };
+            // A consumer whose files the disk failed to read fails the whole stream's
+            // recovery, to be retried: going on without it would lose a durable
+            // consumer (or its acks) to one failed read. Damaged files are reported
+            // and recovery goes on without them, as they read the same every time.
             let mpath = layout::consumer_meta(&self.cfg.store_dir, name, &c);
-            let meta: ConsumerMeta = match layout::read_checked(&*self.disk, &mpath)
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{mpath} is unreadable: {e}")))
-            {
-                Ok(m) => m,
-                Err(t) => {
+            let meta: ConsumerMeta = match layout::read_checked(&*self.disk, &mpath) {
+                Ok(b) => match serde_json::from_slice(&b) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        notes.push(note(format!("{mpath} is unreadable: {e}")));
+                        continue;
+                    }
+                },
+                Err(e @ layout::ReadError::Io(_)) => return Err(Unrecovered::read(e)),
+                Err(layout::ReadError::Corrupt(t)) => {
                     notes.push(note(t));
                     continue;
                 }
@@ -459,7 +571,12 @@ impl JetStream {
             } else if host.is_file() {
                 let spath = layout::consumer_state(&self.cfg.store_dir, name, &c);
                 if self.disk.exists(&spath) {
-                    match layout::read_checked(&*self.disk, &spath).and_then(|b| ConsumerState::decode(&b)) {
+                    let decoded = match layout::read_checked(&*self.disk, &spath) {
+                        Ok(b) => ConsumerState::decode(&b),
+                        Err(e @ layout::ReadError::Io(_)) => return Err(Unrecovered::read(e)),
+                        Err(layout::ReadError::Corrupt(t)) => Err(t),
+                    };
+                    match decoded {
                         Ok(s) => Some(s),
                         Err(t) => {
                             notes.push(note(format!(
@@ -489,20 +606,23 @@ impl JetStream {
         now_ns: i64,
         fresh: bool,
         notes: &mut Vec<RecoveryNote>,
-    ) -> Result<StreamHost, String> {
+    ) -> Result<StreamHost, Unrecovered> {
         let name = cfg.name.clone();
         let store = match cfg.storage {
-            StorageType::Memory => AnyStore::Mem(MemStore::new(cfg.store_limits()).map_err(|e| e.to_string())?),
+            StorageType::Memory => {
+                AnyStore::Mem(MemStore::new(cfg.store_limits()).map_err(|e| Unrecovered::permanent(e.to_string()))?)
+            }
             StorageType::File => {
                 let dir = layout::msgs_dir(&self.cfg.store_dir, &name);
                 if fresh {
-                    layout::clear_dir(&*self.disk, &dir).map_err(|e| format!("cannot clear {dir}: {e}"))?;
+                    layout::clear_dir(&*self.disk, &dir)
+                        .map_err(|e| Unrecovered::transient(format!("cannot clear {dir}: {e}")))?;
                 }
                 let mut fcfg = self.cfg.file_store.clone();
                 // Group commit: the engine flushes in `sync`; the interval never elapses.
                 fcfg.sync = SyncPolicy::Interval(Duration::from_secs(100 * 365 * 24 * 3600));
                 let fs = FileStore::open(self.disk.clone(), &dir, cfg.store_limits(), fcfg, self.store_mem.clone())
-                    .map_err(|e| format!("cannot open its store in {dir}: {e}"))?;
+                    .map_err(|e| Unrecovered::store(&dir, &e))?;
                 let rep = fs.recovery();
                 if !rep.is_clean() {
                     notes.push(RecoveryNote {
@@ -520,7 +640,10 @@ impl JetStream {
             }
         };
         let opts = StreamOptions { dedup_account: self.dedup.clone(), bugs: self.cfg.bugs.stream };
-        let stream = Stream::open(cfg, store, created_ns, now_ns, opts).map_err(|e| e.description)?;
+        // The config was checked before: what fails here is the store (enforcing the
+        // limits, the reads that rebuild the dedup window), so another attempt may pass.
+        let stream =
+            Stream::open(cfg, store, created_ns, now_ns, opts).map_err(|e| Unrecovered::transient(e.description))?;
         let mut host = StreamHost::new(stream);
         host.pending = Some(self.pending.clone());
         Ok(host)
@@ -851,8 +974,9 @@ impl JetStream {
     /// still answer retries), and the running store's extent (its removals and its last
     /// sequence, see [`Shown`]). Held AckSync replies are dropped unsent (never confirmed;
     /// the client acks again). If it cannot be opened the stream is listed as failed.
-    /// A reopen that fails is retried every [`REOPEN_RETRY_NS`] (from [`JetStream::tick`])
-    /// with the same carried-over state: a disk error during the reopen may be transient.
+    /// A reopen that fails for a reason that may pass ([`Unrecovered::transient`]) is
+    /// retried from [`JetStream::tick`], first after [`REOPEN_RETRY_NS`] and then with a
+    /// doubling pause, with the same carried-over state.
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
@@ -878,7 +1002,16 @@ impl JetStream {
         }
         drop(old);
         self.unroute(name);
-        let r = Reopen { dedup, dedup_gap_until_ns, carried, refused: refused.to_vec(), removed, retry_ns: 0, shown };
+        let r = Reopen {
+            dedup,
+            dedup_gap_until_ns,
+            carried,
+            refused: refused.to_vec(),
+            removed,
+            retry_ns: 0,
+            attempts: 0,
+            shown,
+        };
         self.try_reopen(name, now_ns, r, out);
     }
 
@@ -895,10 +1028,13 @@ impl JetStream {
                 }
             }
             match &r.shown {
-                Some(s) => host
-                    .keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out)
-                    .map(|()| host)
-                    .map_err(|e| format!("cannot keep what the stream showed before its store failed: {e}")),
+                Some(s) => {
+                    host.keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out).map(|()| host).map_err(|e| {
+                        Unrecovered::transient(format!(
+                            "cannot keep what the stream showed before its store failed: {e}"
+                        ))
+                    })
+                }
                 None => Ok(host),
             }
         });
@@ -913,11 +1049,14 @@ impl JetStream {
                 }
                 self.install(host);
             }
-            Err(t) => {
-                notes.push(RecoveryNote { stream: name.into(), consumer: None, text: t.clone() });
-                self.failed.insert(name.to_string(), t);
-                r.retry_ns = now_ns.saturating_add(REOPEN_RETRY_NS);
-                self.reopening.insert(name.to_string(), r);
+            Err(u) => {
+                notes.push(RecoveryNote { stream: name.into(), consumer: None, text: u.text.clone() });
+                self.failed.insert(name.to_string(), u.text);
+                if u.transient {
+                    r.retry_ns = now_ns.saturating_add(reopen_backoff(r.attempts));
+                    r.attempts = r.attempts.saturating_add(1);
+                    self.reopening.insert(name.to_string(), r);
+                }
             }
         }
         self.notes.extend(notes);
@@ -951,6 +1090,9 @@ impl JetStream {
     /// Drive time: stream expiry (`max_age`, TTLs, dedup window), consumer deadlines
     /// (redelivery, request expiry, heartbeats, inactivity), file store cache expiry.
     pub fn tick(&mut self, now_ns: i64, out: &mut Vec<JsOut>) {
+        if self.unlisted.as_ref().is_some_and(|u| u.retry_ns <= now_ns) {
+            self.recover_listed(now_ns, out);
+        }
         let due: Vec<String> =
             self.reopening.iter().filter(|(_, r)| r.retry_ns <= now_ns).map(|(n, _)| n.clone()).collect();
         for name in due {
@@ -1000,7 +1142,8 @@ impl JetStream {
                 t = Some(t.map_or(d, |t| t.min(d)));
             }
         }
-        for d in self.source_wake.into_iter().chain(self.reopening.values().map(|r| r.retry_ns)) {
+        let retries = self.reopening.values().map(|r| r.retry_ns).chain(self.unlisted.as_ref().map(|u| u.retry_ns));
+        for d in self.source_wake.into_iter().chain(retries) {
             t = Some(t.map_or(d, |t| t.min(d)));
         }
         t

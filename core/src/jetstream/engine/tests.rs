@@ -33,6 +33,9 @@ pub(super) struct MemDisk {
     pub fail_sync: AtomicBool,
     /// A full disk: every append and file write fails with ENOSPC (nothing written).
     pub full: AtomicBool,
+    /// Path prefixes whose next read (`read`, `read_at` or `list`) fails with EIO, one
+    /// read per entry (a transient disk error, as the `disk.read.fail` fault point).
+    pub fail_reads: Mutex<Vec<String>>,
 }
 
 impl MemDisk {
@@ -54,6 +57,22 @@ impl MemDisk {
         Ok(())
     }
 
+    /// Make the next read of a path starting with `prefix` fail with EIO.
+    pub fn fail_next_read(&self, prefix: &str) {
+        self.fail_reads.lock().unwrap().push(prefix.to_string());
+    }
+
+    fn read_fault(&self, path: &str) -> io::Result<()> {
+        let mut f = self.fail_reads.lock().unwrap();
+        match f.iter().position(|p| path.starts_with(p.as_str())) {
+            Some(i) => {
+                f.remove(i);
+                Err(io::Error::from_raw_os_error(5))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Every path.
     pub fn paths(&self) -> Vec<String> {
         self.current.lock().unwrap().keys().cloned().collect()
@@ -66,9 +85,11 @@ fn nf(path: &str) -> io::Error {
 
 impl Disk for MemDisk {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.read_fault(path)?;
         self.current.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))
     }
     fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.read_fault(path)?;
         let c = self.current.lock().unwrap();
         let d = c.get(path).ok_or_else(|| nf(path))?;
         let s = (offset as usize).min(d.len());
@@ -95,7 +116,7 @@ impl Disk for MemDisk {
         if self.fail_sync.load(Ordering::Relaxed) {
             return Err(io::Error::other("injected sync failure"));
         }
-        let data = self.read(path)?;
+        let data = self.current.lock().unwrap().get(path).cloned().ok_or_else(|| nf(path))?;
         self.durable.lock().unwrap().insert(path.to_string(), data);
         Ok(())
     }
@@ -119,6 +140,7 @@ impl Disk for MemDisk {
         self.current.lock().unwrap().remove(path).map(|_| ()).ok_or_else(|| nf(path))
     }
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.read_fault(dir)?;
         Ok(self
             .current
             .lock()

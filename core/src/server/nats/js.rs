@@ -250,19 +250,27 @@ impl JsHandle {
     /// One group commit, if the engine needs one: begin it under the lock, run its
     /// fsyncs with the lock released (publishes, acks and deliveries go on meanwhile and
     /// wait for the next commit), wait out the simulated disk time, end it under the
-    /// lock and return the released outputs. `None` when nothing was due.
-    async fn sync_once(&self) -> Option<Outs> {
+    /// lock. What each half releases is handed to `route` as soon as the lock is
+    /// dropped, before any wait: outputs held across an `.await` would reach clients
+    /// after outputs other tasks produced later (a consumer's delivery released by the
+    /// commit arrived after the next one, delivered on an ack meanwhile:
+    /// `js-single-crashes` seed 194 with every fault point on). Returns whether a
+    /// commit was due.
+    async fn sync_once(&self, route: &impl Fn(Outs)) -> bool {
         let mut out = Vec::new();
         let begun = {
             let now = self.now_ns();
             let mut e = self.lock();
             if !e.needs_sync() {
-                return None;
+                return false;
             }
             let r = e.begin_sync(now, &mut out);
             self.after(&mut e);
             r
         };
+        if !out.is_empty() {
+            route(std::mem::take(&mut out));
+        }
         let r = match begun {
             Ok(Some(job)) => {
                 // The fsyncs are in flight for the disk's sync latency before they take
@@ -281,9 +289,15 @@ impl JsHandle {
                 }
                 self.wait_owed(in_flight).await;
                 let now = self.now_ns();
-                let mut e = self.lock();
-                let r = e.end_sync(now, done, &mut out);
-                self.after(&mut e);
+                let r = {
+                    let mut e = self.lock();
+                    let r = e.end_sync(now, done, &mut out);
+                    self.after(&mut e);
+                    r
+                };
+                if !out.is_empty() {
+                    route(out);
+                }
                 r
             }
             Ok(None) => Ok(()),
@@ -295,7 +309,7 @@ impl JsHandle {
             // The engine reopened the failed store; do not spin on a disk that keeps failing.
             tokio::time::sleep(SYNC_RETRY).await;
         }
-        Some(out)
+        true
     }
 
     /// Sleep for the simulated disk time the engine's disk operations owe (none on a
@@ -313,17 +327,13 @@ impl JsHandle {
     pub async fn run_flusher(self: Arc<Self>, route: impl Fn(Outs) + Send) {
         loop {
             self.flush.notified().await;
-            while let Some(out) = self.sync_once().await {
-                route(out);
-            }
+            while self.sync_once(&route).await {}
         }
     }
 
     /// Sync until nothing is left, routing what it releases (the last act before shutdown).
     pub async fn flush_all(&self, route: impl Fn(Outs)) {
-        while let Some(out) = self.sync_once().await {
-            route(out);
-        }
+        while self.sync_once(&route).await {}
     }
 
     /// The timer task (runs until cancelled): sleep until the engine's next deadline (or

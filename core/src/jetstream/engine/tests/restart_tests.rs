@@ -83,6 +83,11 @@ fn corrupt_stream_is_reported_and_the_rest_opens() {
     assert!(list["offline"]["BAD"].as_str().unwrap().contains("corrupt"), "{list}");
     assert!(h.js.jsz().failed_streams.contains_key("BAD"));
     assert_eq!(err_code(&h.api("$JS.API.STREAM.CREATE.BAD", r#"{"name":"BAD","subjects":["b"]}"#)), 10051);
+    // Damage reads the same every time: the open is not tried again.
+    h.notes.clear();
+    h.advance(60 * SEC);
+    assert!(h.js.failed_streams().contains_key("BAD"));
+    assert!(h.js.take_notes().is_empty(), "a damaged stream was opened again");
     // The operator can delete it, then create it afresh.
     assert_eq!(h.api("$JS.API.STREAM.DELETE.BAD", "")["success"], true);
     h.create_stream(r#"{"name":"BAD","subjects":["b"]}"#);
@@ -194,4 +199,95 @@ fn stream_info_counts_appended_messages_before_their_sync() {
     h.restart(true);
     let info = h.api("$JS.API.STREAM.INFO.S", "");
     assert_eq!(info["state"]["messages"], 1, "the unsynced message is lost in the crash: {info}");
+}
+
+/// A stream `S` with a durable pull consumer `c` that acked seq 1 of 3 (synced).
+fn stream_with_acked_consumer() -> Harness {
+    let mut h = Harness::new();
+    h.create_stream(r#"{"name":"S","subjects":["s.>"],"duplicate_window":60000000000}"#);
+    h.api(
+        "$JS.API.CONSUMER.CREATE.S.c",
+        r#"{"stream_name":"S","config":{"durable_name":"c","ack_policy":"explicit","ack_wait":5000000000}}"#,
+    );
+    for i in 1..=3 {
+        h.publish(&format!("s.{i}"), b"", b"x");
+    }
+    let got = fetch(&mut h, "_INBOX.1", 2);
+    h.send(&got[0], None, b"", b"+ACK");
+    h.sync();
+    h
+}
+
+/// `S` is in service with its 3 messages and `c` with its ack floor 1.
+fn assert_recovered(h: &mut Harness) {
+    assert!(!h.js.failed_streams().contains_key("S"), "{:?}", h.js.failed_streams());
+    let info = h.api("$JS.API.STREAM.INFO.S", "");
+    assert_eq!(info["state"]["messages"], 3, "{info}");
+    let c = h.api("$JS.API.CONSUMER.INFO.S.c", "");
+    assert_eq!(c["ack_floor"]["stream_seq"], 1, "the consumer or its acks were lost: {c}");
+}
+
+/// A disk read that fails at start (EIO) may be transient: the stream is out of
+/// service, then opened again, instead of staying out until the next restart
+/// (`js-single-crashes` seed 0 with every fault point on: `disk.read.fail` while
+/// the store of S1 opened kept S1 missing through the liveness phase).
+#[test]
+fn a_stream_whose_store_read_failed_at_start_is_opened_again() {
+    let mut h = stream_with_acked_consumer();
+    h.disk.fail_next_read(&layout::msgs_dir("data", "S"));
+    h.restart(false);
+    assert!(h.notes.iter().any(|n| n.stream == "S" && n.text.contains("os error 5")), "{:?}", h.notes);
+    assert!(h.js.failed_streams().contains_key("S"));
+    let offline = h.api("$JS.API.STREAM.LIST", "");
+    assert!(offline["offline"]["S"].is_string(), "{offline}");
+    assert!(h.js.next_deadline().is_some(), "no retry scheduled");
+    h.advance(REOPEN_RETRY_NS);
+    assert_recovered(&mut h);
+}
+
+/// A consumer whose files the disk failed to read is not dropped (nor its ack state
+/// reset): the stream's open is retried.
+#[test]
+fn a_consumer_read_failure_at_start_retries_the_stream_instead_of_dropping_the_consumer() {
+    for path in [layout::consumer_meta("data", "S", "c"), layout::consumer_state("data", "S", "c")] {
+        let mut h = stream_with_acked_consumer();
+        h.disk.fail_next_read(&path);
+        h.restart(false);
+        assert!(h.js.failed_streams().contains_key("S"), "{path}: {:?}", h.notes);
+        h.advance(REOPEN_RETRY_NS);
+        assert_recovered(&mut h);
+    }
+}
+
+/// A failed listing of the streams directory is tried again, and no stream is
+/// created meanwhile (a create of an unlisted stream's name would clear its files).
+#[test]
+fn a_failed_listing_of_the_streams_is_tried_again() {
+    let mut h = stream_with_acked_consumer();
+    h.disk.fail_next_read(&layout::streams_dir("data"));
+    h.restart(false);
+    assert!(h.notes.iter().any(|n| n.text.contains("cannot list")), "{:?}", h.notes);
+    let r = h.api("$JS.API.STREAM.CREATE.S", r#"{"name":"S","subjects":["s.>"]}"#);
+    assert_eq!(err_code(&r), 10077, "{r}");
+    h.advance(REOPEN_RETRY_NS);
+    assert_recovered(&mut h);
+    h.create_stream(r#"{"name":"T","subjects":["t"]}"#);
+}
+
+/// Attempts that keep failing are spaced out: 0.5 s, 1 s, 2 s, ... up to 32 s.
+#[test]
+fn reopen_attempts_back_off() {
+    let mut h = stream_with_acked_consumer();
+    h.disk.fail_next_read(&layout::msgs_dir("data", "S"));
+    h.restart(false);
+    for pause in [REOPEN_RETRY_NS, 2 * REOPEN_RETRY_NS] {
+        assert_eq!(h.js.next_deadline(), Some(h.now + pause));
+        h.disk.fail_next_read(&layout::msgs_dir("data", "S"));
+        h.advance(pause);
+        assert!(h.js.failed_streams().contains_key("S"));
+    }
+    assert_eq!(h.js.next_deadline(), Some(h.now + 4 * REOPEN_RETRY_NS));
+    assert_eq!(reopen_backoff(40), REOPEN_RETRY_MAX_NS);
+    h.advance(4 * REOPEN_RETRY_NS);
+    assert_recovered(&mut h);
 }
