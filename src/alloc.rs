@@ -32,6 +32,17 @@
 //! `GLIBC_TUNABLES` ([`disable_thread_cache`]); `WEIR_MALLOC_TCACHE=on` (or
 //! `WEIR_MALLOC_TRIM=off`, or a `tcache_count` already in `GLIBC_TUNABLES`) keeps it.
 //!
+//! **Fixed thresholds.** glibc raises its mmap threshold to the size of each large
+//! block the program frees (up to 32 MiB) and its trim threshold to twice that, so after
+//! one 8 MB message had been read, later 8 MB buffers came from a worker thread's arena
+//! instead of their own mappings, and the top of that arena (which `malloc_trim` does
+//! not shrink outside the main arena) stayed resident: 40 connections that each sent
+//! one 8 MB message and left kept 14 MiB of anonymous memory with 0.13 MiB in use. The
+//! trimmer's task pins both thresholds to glibc's defaults ([`PINNED_THRESHOLD`]) when
+//! the server starts ([`pin_thresholds`]), so a large buffer is always a mapping of its
+//! own, returned when freed. `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or the
+//! matching `GLIBC_TUNABLES` keep an operator's choice.
+//!
 //! Only in the normal build on glibc targets; the simulation has no allocator policy.
 
 use serde::Serialize;
@@ -41,6 +52,11 @@ use std::time::Duration;
 pub const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Free bytes held by malloc above which the trimmer trims.
 pub const TRIM_OVER: usize = 1 << 20;
+
+/// glibc's mmap and trim thresholds once pinned (bytes; glibc's own defaults, which it
+/// otherwise raises as large blocks are freed): an allocation of at least this size is a
+/// mapping of its own, and an arena's free top above it is given back on `free`.
+pub const PINNED_THRESHOLD: usize = 128 << 10;
 
 /// Whether to trim now: malloc holds over [`TRIM_OVER`] free bytes (glibc's `fordblks`),
 /// and either the bytes in use fell by over [`TRIM_OVER`] from `high`, the most in use
@@ -223,6 +239,26 @@ mod imp {
     /// The most bytes in use seen since the last trim (see [`super::should_trim`]).
     static HIGH: AtomicU64 = AtomicU64::new(0);
 
+    pub fn pin_thresholds() -> bool {
+        if !matches!(kind(), Kind::Glibc { trim: true }) {
+            return false;
+        }
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        let chosen = |env: &str, tunable: &str| std::env::var_os(env).is_some() || tunables.contains(tunable);
+        let mut pinned = false;
+        for (param, env, tunable) in [
+            (libc::M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold"),
+            (libc::M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
+        ] {
+            if !chosen(env, tunable) {
+                // SAFETY: mallopt only sets an allocator parameter; a set threshold
+                // also turns glibc's dynamic adjustment of it off.
+                pinned |= unsafe { libc::mallopt(param, super::PINNED_THRESHOLD as c_int) } == 1;
+            }
+        }
+        pinned
+    }
+
     pub fn trim_if_needed() {
         if !matches!(kind(), Kind::Glibc { trim: true }) {
             return;
@@ -250,6 +286,10 @@ mod imp {
 
     pub fn disable_thread_cache() {}
 
+    pub fn pin_thresholds() -> bool {
+        false
+    }
+
     pub fn stats() -> AllocatorVarz {
         AllocatorVarz { name: "system", ..AllocatorVarz::default() }
     }
@@ -274,13 +314,22 @@ pub fn disable_thread_cache() {
     imp::disable_thread_cache();
 }
 
+/// Pin glibc's mmap and trim thresholds at [`PINNED_THRESHOLD`] (see the module docs),
+/// unless the allocator is not glibc with the trimmer, or the operator set them. Returns
+/// whether a threshold was pinned.
+pub fn pin_thresholds() -> bool {
+    imp::pin_thresholds()
+}
+
 /// The allocator's current figures.
 pub fn stats() -> AllocatorVarz {
     imp::stats()
 }
 
-/// Trim every [`TRIM_EVERY`] while the server runs (spawn on the server's runtime).
+/// Pin the thresholds ([`pin_thresholds`]), then trim every [`TRIM_EVERY`] while the
+/// server runs (spawn on the server's runtime).
 pub async fn run_trimmer() {
+    pin_thresholds();
     let mut tick = tokio::time::interval(TRIM_EVERY);
     loop {
         tick.tick().await;
@@ -328,6 +377,23 @@ mod tests {
         assert!(should_trim(10 * MIB, MIB / 10, 10 * MIB, 90 * MIB, 19 * MIB));
         // And then not again while nothing more is freed.
         assert!(!should_trim(MIB, MIB / 10, MIB - MIB / 10, MIB / 10, 19 * MIB));
+    }
+
+    /// The 40 × 8 MB load (issue 9, fault 4): once an 8 MB buffer has been freed, the
+    /// next one must still be a mapping of its own (glibc's dynamic threshold would have
+    /// put it in an arena whose top stays resident).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_large_buffer_stays_a_mapping_of_its_own_after_one_was_freed() {
+        const BIG: usize = 8_000_000;
+        assert!(pin_thresholds(), "glibc with the trimmer pins its thresholds");
+        let first = std::hint::black_box(vec![1u8; BIG]);
+        drop(first);
+        let second = std::hint::black_box(vec![2u8; BIG]);
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let mapped = unsafe { libc::mallinfo2() }.hblkhd;
+        assert!(mapped >= BIG, "the second 8 MB buffer came from an arena: {mapped} bytes mapped");
+        drop(second);
     }
 
     #[test]
