@@ -9,7 +9,7 @@ use super::out::{Class, DropEvents, DropReason, QueuedFrame, RouteDropCounts, Ro
 use super::{RouteConfig, RouteTarget};
 use crate::mem::Account;
 use crate::raft::{Envelope, NodeId};
-use crate::server::frame;
+use crate::server::frame::{self, FrameReader};
 use crate::server::inbox::InboxTx;
 use crate::server::link::{LinkStream, LinkWrap};
 use crate::server::scope::ScopeHandle;
@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
@@ -459,8 +459,8 @@ impl Routes {
         scope: &ScopeHandle,
     ) -> io::Result<()> {
         let mut stream = self.secure_inbound(stream).await?;
-        let mut buf = Vec::new();
-        let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut buf, self.idle_timeout()).await? else {
+        let mut reader = FrameReader::new();
+        let RouteFrame::Hello(hello) = read_frame(&mut stream, &mut reader, self.idle_timeout()).await? else {
             return Err(invalid("route did not start with Hello"));
         };
         let addr =
@@ -492,7 +492,7 @@ impl Routes {
             Ok(()) => {
                 tracing::info!(peer = %addr, server_id = %hello.server_id, node = hello.node, "inbound route up");
                 self.ensure_dialler(scope, h, addr.clone(), true);
-                self.receive(h, &mut stream, &hello, conn, &mut buf).await
+                self.receive(h, &mut stream, &hello, conn, &mut reader).await
             }
             Err(e) => Err(e),
         };
@@ -518,7 +518,7 @@ impl Routes {
         stream: &mut LinkStream,
         hello: &Hello,
         conn: RouteConnId,
-        buf: &mut Vec<u8>,
+        reader: &mut FrameReader,
     ) -> io::Result<()> {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let ping = Notify::new();
@@ -530,13 +530,19 @@ impl Routes {
         };
         let frames = async {
             let idle = self.idle_timeout();
-            // One deadline for the connection's life, moved before each read: the same
-            // limit as a fresh timeout per frame, one timer per silence period instead of
-            // one per frame (see `crate::timer`).
+            // One deadline for the connection's life, moved before each read from the
+            // socket: the peer must send something every `idle`; one timer per silence
+            // period instead of one per frame (see `crate::timer`).
             let mut silent = Deadline::after(idle);
             loop {
-                silent.reset(Instant::now() + idle);
-                match read_frame_by(&mut rd, buf, &mut silent).await? {
+                // Every whole frame already read first, then one read for more: one
+                // system call brings many small frames.
+                let Some(f) = reader.take::<RouteFrame>()? else {
+                    silent.reset(Instant::now() + idle);
+                    fill_by(&mut rd, reader, &mut silent).await?;
+                    continue;
+                };
+                match f {
                     f @ (RouteFrame::Sub { .. }
                     | RouteFrame::Unsub { .. }
                     | RouteFrame::Msg { .. }
@@ -603,13 +609,13 @@ impl Routes {
         let handshake = async {
             let mut stream = self.secure_outbound(connect(addr).await?, addr).await?;
             frame::write_raw(&mut stream, &encode_hello(&self.hello(true, Vec::new()))).await?;
-            let mut buf = Vec::new();
-            match read_frame(&mut stream, &mut buf, self.idle_timeout()).await? {
-                RouteFrame::Hello(h) => Ok((stream, h)),
+            let mut reader = FrameReader::new();
+            match read_frame(&mut stream, &mut reader, self.idle_timeout()).await? {
+                RouteFrame::Hello(h) => Ok((stream, h, reader)),
                 _ => Err(invalid("route answer was not Hello")),
             }
         };
-        let (stream, hello) = match timeout(self.idle_timeout(), handshake).await {
+        let (stream, hello, reader) = match timeout(self.idle_timeout(), handshake).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 tracing::debug!(%addr, "route dial failed: {e}");
@@ -645,7 +651,7 @@ impl Routes {
         }
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%addr, server_id = %hello.server_id, node = peer, "route up");
-        if let Err(e) = self.pump(stream, &out).await {
+        if let Err(e) = self.pump(stream, reader, &out).await {
             tracing::info!(%addr, "route down: {e}");
             if let Some(sink) = self.events.get() {
                 let me = NodeNo::try_from(self.setup.node).unwrap_or(0);
@@ -665,7 +671,7 @@ impl Routes {
     /// progress for `stall_timeout`, or more than `max_pings_out` pings unanswered when
     /// the next one is due (nats-server's "Stale Connection"). A cut or dead link is
     /// noticed only this way, as on real sockets.
-    async fn pump(&self, stream: LinkStream, out: &RouteOut) -> io::Result<()> {
+    async fn pump(&self, stream: LinkStream, mut inbox: FrameReader, out: &RouteOut) -> io::Result<()> {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let every = self.cfg().ping_interval;
         let max_out = self.cfg().max_pings_out;
@@ -673,9 +679,8 @@ impl Routes {
         // would count pings as unanswered before the peer had a chance to answer them.
         let mut ticker = Ticker::starting_at(Instant::now() + every, every, Missed::Skip);
         let mut pings_out: u32 = 0;
-        // What the peer sent back (only pongs), kept across reads: `read_buf` is
-        // cancel-safe under `select!`, a whole-frame read is not.
-        let mut inbox = Vec::with_capacity(64);
+        // What the peer sends back (only pongs) is read with `FrameReader::fill`, which
+        // is cancel-safe under `select!` (a whole-frame read is not).
         loop {
             // `biased` keeps the simulation deterministic (an unbiased select draws from
             // tokio's thread-local RNG); the rarely ready branches come first so that a
@@ -683,11 +688,11 @@ impl Routes {
             tokio::select! {
                 biased;
                 _ = out.wait_closed() => return Err(io::Error::other("route queue closed")),
-                r = rd.read_buf(&mut inbox) => {
+                r = inbox.fill(&mut rd) => {
                     match r {
                         Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the route")),
                         Ok(_) => {
-                            while let Some(f) = frame::take(&mut inbox)? {
+                            while let Some(f) = inbox.take::<RouteFrame>()? {
                                 match f {
                                     RouteFrame::Pong => pings_out = 0,
                                     _ => return Err(invalid("peer sent a frame other than Pong on a send-only route")),
@@ -779,24 +784,31 @@ enum Attempt {
     Ended,
 }
 
-/// Read one frame within `limit`; end of stream and silence are errors.
+/// Read one frame within `limit` (the handshake); end of stream and silence are errors.
+/// Bytes read past it stay in `reader` for the connection's next frames.
 async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     rd: &mut R,
-    buf: &mut Vec<u8>,
+    reader: &mut FrameReader,
     limit: Duration,
 ) -> io::Result<RouteFrame> {
-    read_frame_by(rd, buf, &mut Deadline::after(limit)).await
+    let mut deadline = Deadline::after(limit);
+    loop {
+        if let Some(f) = reader.take()? {
+            return Ok(f);
+        }
+        fill_by(rd, reader, &mut deadline).await?;
+    }
 }
 
-/// Read one frame before `deadline`; end of stream and silence are errors.
-async fn read_frame_by<R: tokio::io::AsyncRead + Unpin>(
+/// Read more into `reader` before `deadline`; end of stream and silence are errors.
+async fn fill_by<R: tokio::io::AsyncRead + Unpin>(
     rd: &mut R,
-    buf: &mut Vec<u8>,
+    reader: &mut FrameReader,
     deadline: &mut Deadline,
-) -> io::Result<RouteFrame> {
-    match within(deadline, frame::read::<RouteFrame, _>(rd, buf)).await {
-        Ok(Ok(Some(f))) => Ok(f),
-        Ok(Ok(None)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "route closed")),
+) -> io::Result<()> {
+    match within(deadline, reader.fill(rd)).await {
+        Ok(Ok(0)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "route closed")),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "route silent")),
     }
