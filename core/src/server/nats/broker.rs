@@ -1318,6 +1318,23 @@ impl Broker {
         msg: &Message,
         queues: &[String],
     ) -> usize {
+        let mut wakes = Wakes::default();
+        let n = self.route_msg_deferred(server_id, conn, account, msg, queues, &mut wakes);
+        wakes.wake_all();
+        n
+    }
+
+    /// [`Broker::route_msg`], waking the subscribers' writers later, by `wakes` (the
+    /// route reader applies a read's frames together and wakes each writer once).
+    pub fn route_msg_deferred(
+        &mut self,
+        server_id: &str,
+        conn: RouteConnId,
+        account: &str,
+        msg: &Message,
+        queues: &[String],
+        wakes: &mut Wakes,
+    ) -> usize {
         if self.peers.get(server_id).is_none_or(|p| p.inbound != Some(conn)) {
             return 0;
         }
@@ -1336,12 +1353,9 @@ impl Broker {
                 targets.push(members[self.rng.gen_range(0..members.len())]);
             }
         }
-        let mut wakes = Wakes::default();
         // A route's reader does not wait for slow local clients (as nats-server stalls
         // only client producers); they are cut at `max_pending` instead.
-        let n = self.deliver(SERVER_CLIENT, msg, targets, &mut wakes);
-        wakes.wake_all();
-        n
+        self.deliver(SERVER_CLIENT, msg, targets, wakes)
     }
 
     /// Number of peers we have a route connection to.

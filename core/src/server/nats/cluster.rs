@@ -9,6 +9,7 @@
 //! handshake, keepalives and the slow-route policy are the stack's (see its module doc).
 
 use super::broker::Message;
+use super::outbound::Wakes;
 use super::server::Shared;
 use crate::proto::ByteStr;
 use crate::raft::NodeId;
@@ -157,34 +158,68 @@ impl PubSubRoutes for BrokerRoutes {
         self.0.urls_changed_if(|u| u.route_down(server_id, conn));
     }
 
-    fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
-        self.0.route_seen(server_id, false);
-        match frame {
-            RouteFrame::Sub { account, subject, queue } => {
-                self.0.broker().route_interest(server_id, conn, true, &account, subject, queue)
-            }
-            RouteFrame::Unsub { account, subject, queue } => {
-                self.0.broker().route_interest(server_id, conn, false, &account, subject, queue)
-            }
-            RouteFrame::Msg { account, subject, reply, headers, payload, queues } => {
-                let msg = Message {
-                    subject: ByteStr::from(subject),
-                    reply: reply.map(ByteStr::from),
-                    // A peer may send an empty block; it is none (see `proto::encode_msg`).
-                    headers: headers.filter(|h| !h.is_empty()).map(Bytes::from),
-                    payload: Bytes::from(payload),
-                };
-                self.0.broker().route_msg(server_id, conn, &account, &msg, &queues);
-                Ok(())
-            }
-            RouteFrame::ClientUrl { host, port } => {
-                self.0.urls_changed_if(|u| u.advertised(server_id, conn, host.as_deref(), port));
-                Ok(())
-            }
-            _ => Err("not a pub/sub frame".into()),
+    fn frames(&self, server_id: &str, conn: RouteConnId, frames: &mut Vec<RouteFrame>) -> Result<(), String> {
+        if frames.is_empty() {
+            return Ok(());
         }
+        // One clock read per batch, not per frame.
+        self.0.route_seen(server_id, false);
+        let mut wakes = Wakes::default();
+        let mut broker = None;
+        let mut ops = 0;
+        let mut result = Ok(());
+        for frame in frames.drain(..) {
+            if result.is_err() {
+                // The connection ends; the rest of the batch is dropped with it.
+                continue;
+            }
+            if ops == OPS_PER_LOCK {
+                // Bounded lock holds, as a client's read loop (`OPS_PER_LOCK`): hand the
+                // lock on, and let the writers already fed start.
+                if let Some(b) = broker.take() {
+                    parking_lot::MutexGuard::unlock_fair(b);
+                }
+                wakes.wake_all();
+                ops = 0;
+            }
+            ops += 1;
+            let b = broker.get_or_insert_with(|| self.0.broker());
+            result = match frame {
+                RouteFrame::Sub { account, subject, queue } => {
+                    b.route_interest(server_id, conn, true, &account, subject, queue)
+                }
+                RouteFrame::Unsub { account, subject, queue } => {
+                    b.route_interest(server_id, conn, false, &account, subject, queue)
+                }
+                RouteFrame::Msg { account, subject, reply, headers, payload, queues } => {
+                    let msg = Message {
+                        subject: ByteStr::from(subject),
+                        reply: reply.map(ByteStr::from),
+                        // A peer may send an empty block; it is none (see `proto::encode_msg`).
+                        headers: headers.filter(|h| !h.is_empty()).map(Bytes::from),
+                        payload: Bytes::from(payload),
+                    };
+                    b.route_msg_deferred(server_id, conn, &account, &msg, &queues, &mut wakes);
+                    Ok(())
+                }
+                RouteFrame::ClientUrl { host, port } => {
+                    // Not under the broker lock: the URL set has its own, and a change
+                    // sends INFO to clients.
+                    broker = None;
+                    self.0.urls_changed_if(|u| u.advertised(server_id, conn, host.as_deref(), port));
+                    Ok(())
+                }
+                _ => Err("not a pub/sub frame".into()),
+            };
+        }
+        drop(broker);
+        wakes.wake_all();
+        result
     }
 }
+
+/// Route frames applied per broker-lock hold (as a client's read loop applies its ops).
+const OPS_PER_LOCK: usize = 256;
 
 #[cfg(test)]
 mod tests {

@@ -48,9 +48,13 @@ pub trait PubSubRoutes: Send + Sync + 'static {
     fn in_open(&self, server_id: &str, conn: RouteConnId, addr: &str);
     /// Peer `server_id`'s connection `conn` to us ended: drop its interest.
     fn in_close(&self, server_id: &str, conn: RouteConnId);
-    /// A `Sub`, `Unsub`, `Msg` or `ClientUrl` frame from `server_id` on `conn`. An error (an invalid
-    /// subject, say) ends the connection.
-    fn frame(&self, server_id: &str, conn: RouteConnId, frame: RouteFrame) -> Result<(), String>;
+    /// `Sub`, `Unsub`, `Msg` and `ClientUrl` frames from `server_id` on `conn`, in the
+    /// order they came (those of one read from the socket, at most
+    /// [`frame::READ_CHUNK`] bytes of them): apply them in order and leave `frames`
+    /// empty. Handing them over together lets the broker apply many under one lock and
+    /// wake each subscriber's writer once. An error (an invalid subject, say) ends the
+    /// connection.
+    fn frames(&self, server_id: &str, conn: RouteConnId, frames: &mut Vec<RouteFrame>) -> Result<(), String>;
 }
 
 /// Where inbound traffic goes. A server without a broker ignores pub/sub frames; one
@@ -534,10 +538,21 @@ impl Routes {
             // socket: the peer must send something every `idle`; one timer per silence
             // period instead of one per frame (see `crate::timer`).
             let mut silent = Deadline::after(idle);
+            // Pub/sub frames of the current read, handed to the broker together (in
+            // order, and before any other frame behind them is acted on).
+            let mut pubsub: Vec<RouteFrame> = Vec::new();
+            let apply = |pubsub: &mut Vec<RouteFrame>| match &h.pubsub {
+                Some(ps) => ps.frames(&hello.server_id, conn, pubsub).map_err(invalid),
+                None => {
+                    pubsub.clear();
+                    Ok(())
+                }
+            };
             loop {
                 // Every whole frame already read first, then one read for more: one
                 // system call brings many small frames.
                 let Some(f) = reader.take::<RouteFrame>()? else {
+                    apply(&mut pubsub)?;
                     silent.reset(Instant::now() + idle);
                     fill_by(&mut rd, reader, &mut silent).await?;
                     continue;
@@ -546,12 +561,9 @@ impl Routes {
                     f @ (RouteFrame::Sub { .. }
                     | RouteFrame::Unsub { .. }
                     | RouteFrame::Msg { .. }
-                    | RouteFrame::ClientUrl { .. }) => {
-                        if let Some(ps) = &h.pubsub {
-                            ps.frame(&hello.server_id, conn, f).map_err(invalid)?;
-                        }
-                    }
+                    | RouteFrame::ClientUrl { .. }) => pubsub.push(f),
                     RouteFrame::Raft(env) => {
+                        apply(&mut pubsub)?;
                         if env.from != hello.node || hello.node == 0 {
                             return Err(invalid(format!(
                                 "raft message from {} on the route of node {}",
