@@ -291,6 +291,156 @@ mod tests {
         assert!(!too_large(&io::Error::other("x")));
     }
 
+    #[cfg(not(madsim))]
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    }
+
+    /// A stream that hands out its bytes `step` at a time.
+    #[cfg(not(madsim))]
+    struct Chunks {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    #[cfg(not(madsim))]
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let n = self.step.min(self.data.len() - self.at).min(buf.remaining());
+            buf.put_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A writer that takes at most `step` bytes per call, across buffers when vectored.
+    #[cfg(not(madsim))]
+    struct Takes {
+        got: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    #[cfg(not(madsim))]
+    impl AsyncWrite for Takes {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let k = (self.step - n).min(b.len());
+                self.got.extend_from_slice(&b[..k]);
+                n += k;
+                if n == self.step {
+                    break;
+                }
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Frames come out whole and in order however the bytes arrive, many per read when
+    /// small; a frame larger than a read is gathered, and its buffer freed once taken.
+    #[cfg(not(madsim))]
+    #[test]
+    fn frame_reader_takes_many_frames_per_read_and_frees_a_large_one() {
+        let big = vec![5u8; 3 * READ_CHUNK];
+        let mut data = Vec::new();
+        for i in 0..100u32 {
+            data.extend(encode(&i).unwrap());
+        }
+        data.extend(encode(&serde_bytes::ByteBuf::from(big.clone())).unwrap());
+        data.extend(encode(&7u32).unwrap());
+        for step in [1, 3, 1000, usize::MAX] {
+            let mut src = Chunks { data: data.clone(), at: 0, step };
+            let mut r = FrameReader::new();
+            let (mut got, mut reads) = (Vec::new(), 0);
+            rt().block_on(async {
+                while got.len() < 100 {
+                    match r.take::<u32>().unwrap() {
+                        Some(v) => got.push(v),
+                        None => {
+                            assert!(r.fill(&mut src).await.unwrap() > 0, "step {step}: the data ends early");
+                            reads += 1;
+                        }
+                    }
+                }
+                assert_eq!(got, (0..100).collect::<Vec<_>>(), "step {step}");
+                if step == usize::MAX {
+                    assert_eq!(reads, 1, "one read brings every small frame");
+                }
+                let b = loop {
+                    match r.take::<serde_bytes::ByteBuf>().unwrap() {
+                        Some(b) => break b,
+                        None => assert!(r.fill(&mut src).await.unwrap() > 0),
+                    }
+                };
+                assert_eq!(b.into_vec(), big, "step {step}");
+                assert!(r.buf.capacity() <= READ_CHUNK, "step {step}: a large frame's buffer is not kept");
+                let last = loop {
+                    match r.take::<u32>().unwrap() {
+                        Some(v) => break v,
+                        None => assert!(r.fill(&mut src).await.unwrap() > 0),
+                    }
+                };
+                assert_eq!(last, 7);
+                assert_eq!(r.buffered(), 0);
+                assert_eq!(r.fill(&mut src).await.unwrap(), 0, "end of stream");
+            });
+        }
+        let mut r = FrameReader::new();
+        r.buf = ((MAX_FRAME + 1) as u32).to_le_bytes().to_vec();
+        assert!(r.take::<u32>().is_err(), "a frame over the limit is refused from its prefix");
+    }
+
+    /// A batch goes out in few vectored writes, whole and in order, whatever each write takes.
+    #[cfg(not(madsim))]
+    #[test]
+    fn write_progressing_writes_batches_vectored_across_partial_writes() {
+        let frames: Vec<Vec<u8>> = (0..600u32).map(|i| encode(&(i, "x".repeat(i as usize % 7))).unwrap()).collect();
+        let mut frames_with_empty = frames.clone();
+        frames_with_empty.insert(3, Vec::new());
+        let all: Vec<u8> = frames.concat();
+        for step in [1, 5, 4096, usize::MAX] {
+            let mut w = Takes { got: Vec::new(), step, calls: 0 };
+            rt().block_on(write_progressing(&mut w, &frames_with_empty, std::time::Duration::from_secs(1))).unwrap();
+            assert_eq!(w.got, all, "step {step}");
+            if step == usize::MAX {
+                assert_eq!(w.calls, frames.len().div_ceil(MAX_IOV), "one call per {MAX_IOV} frames");
+            }
+        }
+    }
+
     #[test]
     fn round_trip_and_limits() {
         let f = encode(&(7u64, "x".to_string())).unwrap();
