@@ -32,8 +32,8 @@ impl PubSubRoutes for Recorder {
     fn out_close(&self, _server_id: &str, _conn: RouteConnId) {}
     fn in_open(&self, _server_id: &str, _conn: RouteConnId, _addr: &str) {}
     fn in_close(&self, _server_id: &str, _conn: RouteConnId) {}
-    fn frame(&self, server_id: &str, _conn: RouteConnId, frame: RouteFrame) -> Result<(), String> {
-        self.frames.lock().unwrap().push((server_id.to_owned(), frame));
+    fn frames(&self, server_id: &str, _conn: RouteConnId, frames: &mut Vec<RouteFrame>) -> Result<(), String> {
+        self.frames.lock().unwrap().extend(frames.drain(..).map(|f| (server_id.to_owned(), f)));
         Ok(())
     }
 }
