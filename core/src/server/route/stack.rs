@@ -27,8 +27,9 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
 use weir_traces::{EventKind, EventSink, NodeNo};
 
-/// Most encoded bytes the writer takes off a queue for one write and flush (a larger
-/// frame goes alone): fewer system calls per frame for small messages.
+/// Most encoded bytes the writer takes off a queue for one batch, written with
+/// vectored writes and one flush (a larger frame goes alone): one system call for many
+/// small messages (see `frame::write_progressing`).
 const WRITE_BATCH: usize = 64 * 1024;
 
 /// Identifies one route connection (either direction), unique for the life of a server.
