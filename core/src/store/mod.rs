@@ -38,6 +38,7 @@
 
 mod cache;
 pub mod file;
+mod held;
 mod mem;
 mod meter;
 mod pool;
@@ -355,6 +356,15 @@ pub trait MsgStore {
 
     /// Remove messages as `req` says; returns how many.
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64>;
+
+    /// Purge as `req` says because the message appended at `cause` asks for it (a
+    /// roll-up): as [`MsgStore::purge`], except that a store that holds the removals
+    /// appends cause ([`FileStore::hold_removals`]) holds these too until the append is
+    /// durable. Returns how many were removed.
+    fn purge_caused_by(&mut self, req: &PurgeRequest, cause: u64) -> Result<u64> {
+        let _ = cause;
+        self.purge(req)
+    }
 
     /// Remove every message below `seq`; a `seq` past `last_seq + 1` also moves
     /// `last_seq` to `seq - 1`. Returns how many messages were removed.

@@ -577,7 +577,7 @@ impl<S: MsgStore> Stream<S> {
             }
             self.last_msg_id = msg_id.unwrap_or_default().to_string();
             if let Some(filter) = rollup {
-                self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: None })?;
+                self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: None }, Some(seq))?;
             }
             return Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: false, stored: false });
         }
@@ -592,7 +592,7 @@ impl<S: MsgStore> Stream<S> {
             self.ttls.insert_charged(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq, c);
         }
         if let Some(filter) = rollup {
-            self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) })?;
+            self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) }, Some(seq))?;
         }
         Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: false, stored: true })
     }
@@ -775,13 +775,20 @@ impl<S: MsgStore> Stream<S> {
             up_to_seq: (req.seq > 0).then_some(req.seq),
             keep: (req.keep > 0).then_some(req.keep),
         };
-        let r = self.purge_inner(&preq).map_err(|e| ApiError::stream_general_error(e.description));
+        let r = self.purge_inner(&preq, None).map_err(|e| ApiError::stream_general_error(e.description));
         self.check();
         r
     }
 
-    fn purge_inner(&mut self, req: &PurgeRequest) -> Result<u64, ApiError> {
-        let n = self.store.purge(req).map_err(|e| self.store_err(e))?;
+    /// Purge as `req` says; `cause` is the sequence of the roll-up message that asks for
+    /// it (its removals wait for that message to be durable in a store that holds them:
+    /// [`MsgStore::purge_caused_by`]).
+    fn purge_inner(&mut self, req: &PurgeRequest, cause: Option<u64>) -> Result<u64, ApiError> {
+        let n = match cause {
+            Some(seq) => self.store.purge_caused_by(req, seq),
+            None => self.store.purge(req),
+        }
+        .map_err(|e| self.store_err(e))?;
         // Purges remove a prefix (in sequence order) of the matching messages: without
         // `keep`, everything matching below `up_to_seq`; with it, everything matching
         // below the first survivor (one indexed lookup for a literal subject).

@@ -309,12 +309,13 @@ impl StreamHost {
             // eviction) stop waiting for acks now, not at their next redelivery, so that
             // num_ack_pending returns to 0 (nats-server #6093).
             let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
+            let mut view = View { stream: &mut self.stream, visible: self.visible };
             for seq in pending {
-                if matches!(self.stream.store_mut().load(seq), Ok(None)) {
+                // Through the view: a held eviction (not durable yet) is no removal.
+                if matches!(crate::consumer::StreamReader::load(&mut view, seq), Ok(None)) {
                     h.c.on_stream_remove(seq, "");
                 }
             }
-            let mut view = View { stream: &mut self.stream, visible: self.visible };
             h.c.on_stream_purge(now_ns, &mut view);
             self.drain(now_ns, &name, out);
         }
@@ -402,7 +403,10 @@ impl StreamHost {
         if policy == RetentionPolicy::Limits || reason == DoneReason::MaxDeliveries {
             return;
         }
-        let Ok(Some(m)) = self.stream.store_mut().load(seq) else { return };
+        // Through the view: a message a pending append evicted (held) is still there,
+        // and removing it for good keeps it from coming back if that append fails.
+        let mut view = View { stream: &mut self.stream, visible: self.visible };
+        let Ok(Some(m)) = crate::consumer::StreamReader::load(&mut view, seq) else { return };
         if policy == RetentionPolicy::Interest
             && self.consumers.iter().any(|(n, h)| n != by && h.c.needs_ack(seq, &m.subject))
         {
@@ -586,7 +590,16 @@ impl StreamHost {
         drop(c.charges);
         self.removed.drain(..c.removed.min(self.removed.len()));
         self.visible = self.visible.max(c.last_seq);
-        if c.resync || self.resync {
+        // The committed appends are durable: the removals they caused (limit evictions,
+        // roll-ups) take effect now (`store::held`), their delete records written for
+        // the next commit. Were the write refused (a full disk), they stay held and go
+        // with a later commit; until then consumers still see those messages.
+        let released = match self.stream.store_mut().file_mut().map(|fs| fs.release_held(c.last_seq)) {
+            Some(Ok(n)) => n,
+            _ => 0,
+        };
+        self.dirty |= released > 0;
+        if c.resync || self.resync || released > 0 {
             self.resync_consumers(now_ns, out);
             self.resync &= !self.unsynced.is_empty();
         } else {

@@ -106,7 +106,7 @@ use crate::store::{FileStore, FileStoreConfig, MemStore, StoreMemory, SyncPolicy
 use crate::stream::{STREAM_DEDUP, StorageType, Stream, StreamBugs, StreamConfig, StreamOptions};
 use crate::subject::{SubId, SubIndex};
 use host::{ConsumerMeta, StreamHost, StreamMeta};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -351,6 +351,37 @@ struct Shown {
     gaps: Vec<std::ops::RangeInclusive<u64>>,
 }
 
+impl Shown {
+    /// What consumers saw of a store in state `st` (its deleted ranges filled) that
+    /// holds the messages `held`: evicted by appends not yet durable, so still shown to
+    /// consumers (`store::held`) and not to be removed again by the reopen (a failed
+    /// commit refused those appends, so their evictions never happened).
+    fn of(st: &crate::store::StoreState, held: &BTreeSet<u64>) -> Shown {
+        let first_seq = held.first().map_or(st.first_seq, |&h| h.min(st.first_seq));
+        let mut gaps: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        if first_seq < st.first_seq {
+            gaps.push(first_seq..=st.first_seq - 1);
+        }
+        if st.msgs > 0 {
+            gaps.extend(st.deleted.iter().cloned());
+        }
+        let mut out = Vec::with_capacity(gaps.len());
+        for r in gaps {
+            let mut from = *r.start();
+            for &h in held.range(r.clone()) {
+                if h > from {
+                    out.push(from..=h - 1);
+                }
+                from = h + 1;
+            }
+            if from <= *r.end() {
+                out.push(from..=*r.end());
+            }
+        }
+        Shown { first_seq, last_seq: st.last_seq, gaps: out }
+    }
+}
+
 /// The JetStream engine (see the module docs).
 pub struct JetStream {
     cfg: JsConfig,
@@ -522,12 +553,14 @@ impl JetStream {
 
     /// Recover stream `name` and its consumers from disk; a consumer named in `carried`
     /// takes that ack state instead of the one on disk (a reopen keeps what the running
-    /// consumers knew).
+    /// consumers knew), and the `refused` sequences are dropped from the store before
+    /// its limits apply ([`FileStore::open_dropping`]).
     fn recover_stream(
         &mut self,
         name: &str,
         now_ns: i64,
         carried: &BTreeMap<String, ConsumerState>,
+        refused: &[u64],
         notes: &mut Vec<RecoveryNote>,
     ) -> Result<StreamHost, Unrecovered> {
         let path = layout::stream_meta(&self.cfg.store_dir, name);
@@ -541,7 +574,7 @@ impl JetStream {
             .config
             .check(false)
             .map_err(|e| Unrecovered::permanent(format!("{path} holds an invalid config: {}", e.description)))?;
-        let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, notes)?;
+        let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, refused, notes)?;
         let dir = layout::consumers_dir(&self.cfg.store_dir, name);
         let consumers = layout::names_with_suffix(&*self.disk, &dir, layout::META_SUFFIX)
             .map_err(|e| Unrecovered::transient(format!("cannot list {dir}: {e}")))?;
@@ -598,13 +631,17 @@ impl JetStream {
         Ok(host)
     }
 
-    /// Open (or create) the store and stream for a checked config.
+    /// Open (or create) the store and stream for a checked config; `refused` are
+    /// sequences a failed commit refused, dropped from a file store as it opens. A file
+    /// store holds the removals appends cause until the group commit makes the append
+    /// durable (`store::held`; released by [`StreamHost::end_sync`]).
     fn open_stream(
         &mut self,
         cfg: StreamConfig,
         created_ns: i64,
         now_ns: i64,
         fresh: bool,
+        refused: &[u64],
         notes: &mut Vec<RecoveryNote>,
     ) -> Result<StreamHost, Unrecovered> {
         let name = cfg.name.clone();
@@ -621,8 +658,16 @@ impl JetStream {
                 let mut fcfg = self.cfg.file_store.clone();
                 // Group commit: the engine flushes in `sync`; the interval never elapses.
                 fcfg.sync = SyncPolicy::Interval(Duration::from_secs(100 * 365 * 24 * 3600));
-                let fs = FileStore::open(self.disk.clone(), &dir, cfg.store_limits(), fcfg, self.store_mem.clone())
-                    .map_err(|e| Unrecovered::store(&dir, &e))?;
+                let mut fs = FileStore::open_dropping(
+                    self.disk.clone(),
+                    &dir,
+                    cfg.store_limits(),
+                    fcfg,
+                    self.store_mem.clone(),
+                    refused,
+                )
+                .map_err(|e| Unrecovered::store(&dir, &e))?;
+                fs.hold_removals(true).map_err(|e| Unrecovered::store(&dir, &e))?;
                 let rep = fs.recovery();
                 if !rep.is_clean() {
                     notes.push(RecoveryNote {
@@ -986,11 +1031,8 @@ impl JetStream {
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
         let req = crate::store::StateRequest { deleted: true, subjects: None };
-        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown {
-            first_seq: st.first_seq,
-            last_seq: st.last_seq,
-            gaps: st.deleted,
-        });
+        let held: BTreeSet<u64> = old.stream.store_mut().file_mut().map(|fs| fs.held_seqs().collect()).unwrap_or_default();
+        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown::of(&st, &held));
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -1020,7 +1062,7 @@ impl JetStream {
     /// is retried later.
     fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
-        let recovered = self.recover_stream(name, now_ns, &r.carried, &mut notes).and_then(|mut host| {
+        let recovered = self.recover_stream(name, now_ns, &r.carried, &r.refused, &mut notes).and_then(|mut host| {
             host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
             for seq in r.refused.iter().chain(&r.removed) {
                 if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
