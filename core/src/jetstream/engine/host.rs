@@ -309,13 +309,13 @@ impl StreamHost {
             // eviction) stop waiting for acks now, not at their next redelivery, so that
             // num_ack_pending returns to 0 (nats-server #6093).
             let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
-            let mut view = View { stream: &mut self.stream, visible: self.visible };
             for seq in pending {
-                // Through the view: a held eviction (not durable yet) is no removal.
-                if matches!(crate::consumer::StreamReader::load(&mut view, seq), Ok(None)) {
+                // A held eviction (its cause not durable yet) is no removal.
+                if matches!(load_any(&mut self.stream, seq), Ok(None)) {
                     h.c.on_stream_remove(seq, "");
                 }
             }
+            let mut view = View { stream: &mut self.stream, visible: self.visible };
             h.c.on_stream_purge(now_ns, &mut view);
             self.drain(now_ns, &name, out);
         }
@@ -403,10 +403,9 @@ impl StreamHost {
         if policy == RetentionPolicy::Limits || reason == DoneReason::MaxDeliveries {
             return;
         }
-        // Through the view: a message a pending append evicted (held) is still there,
-        // and removing it for good keeps it from coming back if that append fails.
-        let mut view = View { stream: &mut self.stream, visible: self.visible };
-        let Ok(Some(m)) = crate::consumer::StreamReader::load(&mut view, seq) else { return };
+        // A message a pending append evicted (held) is still there, and removing it for
+        // good keeps it from coming back if that append fails.
+        let Ok(Some(m)) = load_any(&mut self.stream, seq) else { return };
         if policy == RetentionPolicy::Interest
             && self.consumers.iter().any(|(n, h)| n != by && h.c.needs_ack(seq, &m.subject))
         {
@@ -726,6 +725,18 @@ impl StreamHost {
         let v = c.state_version();
         self.consumers.insert(name, ConsumerHost { c, saved_version: v });
         Ok(())
+    }
+}
+
+/// The message at `seq`, stored or held (evicted by an append that is not durable yet,
+/// `store::held`).
+fn load_any(stream: &mut Stream<AnyStore>, seq: u64) -> Result<Option<crate::store::StoredMsg>, StoreError> {
+    match stream.store_mut().load(seq)? {
+        Some(m) => Ok(Some(m)),
+        None => match stream.store_mut().file_mut() {
+            Some(fs) => fs.held_load(seq),
+            None => Ok(None),
+        },
     }
 }
 

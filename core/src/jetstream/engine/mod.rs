@@ -140,6 +140,11 @@ pub struct JsBugs {
     pub stream: StreamBugs,
     /// The consumers' switches (`ack-floor-skips`).
     pub consumer: ConsumerBugs,
+    /// `evict-before-durable`: a file stream's limit evictions (and roll-ups) take
+    /// effect when the publish is appended, not once it is durable (the store holds
+    /// nothing, `store::held`): a publish its group commit refuses still evicts, and a
+    /// KV put answered with an error loses the key's previous value.
+    pub evict_before_durable: bool,
 }
 
 /// Engine configuration.
@@ -667,7 +672,8 @@ impl JetStream {
                     refused,
                 )
                 .map_err(|e| Unrecovered::store(&dir, &e))?;
-                fs.hold_removals(true).map_err(|e| Unrecovered::store(&dir, &e))?;
+                let hold = !self.cfg.bugs.evict_before_durable;
+                fs.hold_removals(hold).map_err(|e| Unrecovered::store(&dir, &e))?;
                 let rep = fs.recovery();
                 if !rep.is_clean() {
                     notes.push(RecoveryNote {
