@@ -435,7 +435,7 @@ impl StreamHost {
     /// After a reopen from disk (file streams): give the reopened store the extent the
     /// failed running store had (see `super::Shown`). Messages below `first_seq` or
     /// inside `gaps` that the disk brought back (removals whose delete records never
-    /// reached it: limit evictions, expiry, purges) are removed again, and when the disk
+    /// reached it: evictions by durable publishes, expiry, purges) are removed again, and when the disk
     /// fell short of `last_seq` (the refused publishes' sequences) the store skips to it
     /// ([`crate::store::FileStore::skip_to`], durable at once), so that no sequence is
     /// handed out twice and neither end of the stream moves back. The removals are made

@@ -38,6 +38,10 @@
 //! consumers. If the flush fails, the queued publishes are answered with 10077 errors
 //! (never a false ack) and the stream is reopened from disk, keeping what the running
 //! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]).
+//! What a publish evicts (its stream's limits, a roll-up) takes effect only once the
+//! publish is durable: the file store holds those removals (`store::held`) until the
+//! commit that covers the publish ends, consumers still read the held messages, and a
+//! refused publish evicts nothing (a KV put answered 10077 keeps the previous value).
 //! Memory streams answer at once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
 //! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
 //! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
@@ -337,15 +341,17 @@ struct Unlisted {
     why: String,
 }
 
-/// The extent of a failed stream's running store, which its reopen must not fall
-/// behind: everything it had removed stays removed (limit evictions, expiry and
-/// purges whose delete records may not have reached the disk), and its last sequence
-/// stays spent. Consumers and clients saw that store (a consumer skips what a limit
-/// evicted, STREAM.INFO shows its first and last sequence), so a reopen that brought
-/// an evicted message back behind a consumer, or handed out a sequence again, would
-/// be a rollback they could see. The gaps are as many as the running store had
-/// (bounded by its index, already charged to `store.index`), held only until the
-/// reopen succeeds.
+/// The extent of a failed stream's running store as its consumers saw it, which its
+/// reopen must not fall behind: everything it had removed stays removed (evictions by
+/// durable publishes, expiry and purges whose delete records may not have reached the
+/// disk), and its last sequence stays spent. Consumers and clients saw that store (a
+/// consumer skips what a limit evicted, STREAM.INFO shows its first and last sequence),
+/// so a reopen that brought an evicted message back behind a consumer, or handed out a
+/// sequence again, would be a rollback they could see. Messages the store held (evicted
+/// by publishes not yet durable, `store::held`) count as present: consumers still saw
+/// them, and the failed commit refused the publishes that evicted them. The gaps are
+/// as many as the running store had (bounded by its index, already charged to
+/// `store.index`), held only until the reopen succeeds.
 struct Shown {
     /// Its first sequence: everything below is removed again.
     first_seq: u64,
@@ -1037,7 +1043,8 @@ impl JetStream {
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
         let req = crate::store::StateRequest { deleted: true, subjects: None };
-        let held: BTreeSet<u64> = old.stream.store_mut().file_mut().map(|fs| fs.held_seqs().collect()).unwrap_or_default();
+        let held: BTreeSet<u64> =
+            old.stream.store_mut().file_mut().map(|fs| fs.held_seqs().collect()).unwrap_or_default();
         let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown::of(&st, &held));
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
