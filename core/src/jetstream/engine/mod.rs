@@ -297,8 +297,10 @@ impl std::fmt::Display for Unrecovered {
 
 /// What a stream's reopen carries over from the running stream (see [`JetStream::reopen`]).
 struct Reopen {
-    /// The dedup window's entries.
-    dedup: Vec<(String, String, u64, i64)>,
+    /// The running stream's dedup window, carried whole (its ids stay charged to
+    /// `stream.dedup`; see [`crate::stream::Stream::take_dedup`]). `None` for a stream
+    /// opened as at start, and while the reopened stream holds it.
+    dedup: Option<crate::stream::Dedup>,
     /// The end of a hole in that window ([`crate::stream::Stream::dedup_gap_until_ns`]).
     dedup_gap_until_ns: i64,
     /// The consumers' ack state.
@@ -319,7 +321,7 @@ impl Reopen {
     /// Nothing carried over: a stream opened from what the disk holds, as at start.
     fn fresh() -> Reopen {
         Reopen {
-            dedup: Vec::new(),
+            dedup: None,
             dedup_gap_until_ns: 0,
             carried: BTreeMap::new(),
             refused: Vec::new(),
@@ -1037,8 +1039,8 @@ impl JetStream {
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
-        let dedup = old.stream.dedup().entries();
-        let dedup_gap_until_ns = old.stream.dedup_gap_until_ns();
+        let (dedup, dedup_gap_until_ns) = old.stream.take_dedup();
+        let dedup = Some(dedup);
         let carried: BTreeMap<String, ConsumerState> =
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
@@ -1076,21 +1078,25 @@ impl JetStream {
     fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
         let recovered = self.recover_stream(name, now_ns, &r.carried, &r.refused, &mut notes).and_then(|mut host| {
-            host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
+            if let Some(d) = r.dedup.take() {
+                host.stream.adopt_dedup(d, r.dedup_gap_until_ns, &r.refused, now_ns);
+            }
             for seq in r.refused.iter().chain(&r.removed) {
                 if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                     host.remove_seq(now_ns, *seq, &m.subject, out);
                 }
             }
-            match &r.shown {
-                Some(s) => {
-                    host.keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out).map(|()| host).map_err(|e| {
-                        Unrecovered::transient(format!(
-                            "cannot keep what the stream showed before its store failed: {e}"
-                        ))
-                    })
+            let Some(s) = &r.shown else { return Ok(host) };
+            match host.keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out) {
+                Ok(()) => Ok(host),
+                Err(e) => {
+                    // The next attempt carries the window again.
+                    let (d, gap) = host.stream.take_dedup();
+                    (r.dedup, r.dedup_gap_until_ns) = (Some(d), gap);
+                    Err(Unrecovered::transient(format!(
+                        "cannot keep what the stream showed before its store failed: {e}"
+                    )))
                 }
-                None => Ok(host),
             }
         });
         match recovered {
