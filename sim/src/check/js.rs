@@ -1089,11 +1089,73 @@ mod tests {
                 bytes: 0,
                 first_seq: 1,
                 last_seq: 3,
-                subjects: vec![("js0.1".into(), 2)],
+                subjects: ["js0.0", "js0.1", "js0.2", "js0.3"]
+                    .iter()
+                    .map(|k| (k.to_string(), if *k == "js0.1" { 2 } else { 1 }))
+                    .collect(),
                 lost: vec![],
             },
         ));
         assert_eq!(names(&es4, &ps, &fin(vec![msg(1, 1), msg(2, 2), msg(3, 3)], 3)), ["js-limits"]);
+    }
+
+    /// `js-acked-kept`: a stream sample must count every acknowledged message (acked
+    /// before the sample was asked for) that no limit, delete or loss removed by then; a
+    /// publish refused for a store failure removes nothing.
+    #[test]
+    fn a_sample_missing_an_acknowledged_message_is_caught() {
+        let mut sp = spec(Retention::Limits);
+        sp.caught_up = false;
+        sp.streams[0].max_per_subject = 1;
+        let subject = js_subject(val(1));
+        let sample = |es: &mut Vec<Event>, t: u64, n: u64| {
+            es.push(ev(
+                t,
+                JsEvent::ConsumerInfo {
+                    stream: "S0".into(),
+                    consumer: "c".into(),
+                    delivered_stream_seq: 0,
+                    ack_floor_stream_seq: 0,
+                    num_ack_pending: 0,
+                    num_pending: 0,
+                },
+            ));
+            let subjects = if n == 0 { vec![] } else { vec![(subject.clone(), n)] };
+            es.push(ev(
+                t + 1,
+                JsEvent::StreamInfo {
+                    stream: "S0".into(),
+                    msgs: n,
+                    bytes: 0,
+                    first_seq: 1,
+                    last_seq: 2,
+                    subjects,
+                    lost: vec![],
+                },
+            ));
+        };
+        let mut es = Vec::new();
+        publish(&mut es, 10, 1, Some(1), false);
+        es.push(ev(20, JsEvent::Publish { client: 0, value: val(5), stream: "S0".into(), msg_id: false }));
+        es.push(ev(21, JsEvent::PubFail { client: 0, value: val(5), reason: "EIO (503/10077)".into() }));
+        assert_eq!(js_subject(val(5)), subject);
+        let mut gone = es.clone();
+        sample(&mut gone, 30, 0);
+        assert_eq!(names(&gone, &sp, &fin(vec![msg(1, 1)], 2)), ["js-acked-kept"]);
+        let mut kept = es.clone();
+        sample(&mut kept, 30, 1);
+        assert!(names(&kept, &sp, &fin(vec![msg(1, 1)], 2)).is_empty());
+        // A sample asked for before the PubAck arrived may miss it.
+        let mut early = Vec::new();
+        early.push(ev(9, JsEvent::Publish { client: 0, value: val(1), stream: "S0".into(), msg_id: false }));
+        sample(&mut early, 10, 0);
+        early.push(ev(12, JsEvent::PubAck { client: 0, value: val(1), seq: 1, duplicate: false }));
+        assert!(names(&early, &sp, &fin(vec![msg(1, 1)], 1)).is_empty());
+        // A newer acknowledged message on the subject evicts it.
+        let mut evicted = es.clone();
+        publish(&mut evicted, 22, 5, Some(2), false);
+        sample(&mut evicted, 30, 1);
+        assert!(names(&evicted, &sp, &fin(vec![msg(2, 5)], 2)).is_empty());
     }
 
     #[test]
