@@ -17,7 +17,10 @@
 //!   oldest message of the subject unless `discard_new_per_subject` (with `Discard::New`)
 //!   asks to refuse instead. Eviction order after inserting a message: per subject first,
 //!   then oldest-first while `msgs > max_msgs` or `bytes > max_bytes`. A message bigger
-//!   than `max_bytes` or `max_msg_size` (headers plus payload) is always refused.
+//!   than `max_bytes` or `max_msg_size` (headers plus payload) is always refused. A file
+//!   store told to hold them ([`FileStore::hold_removals`], the JetStream engine's group
+//!   commit) evicts in its index at once but writes the evictions' delete records only
+//!   once the owner says the append is durable (`store::held`).
 //! - `max_age` is enforced only by [`MsgStore::expire`], with the caller's clock: messages
 //!   are removed from the head while the oldest one satisfies `ts_ns <= now_ns - max_age`
 //!   (timestamps are expected not to decrease with the sequence; a younger message at the
