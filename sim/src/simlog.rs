@@ -47,7 +47,11 @@ pub fn wants(meta: &tracing::Metadata<'_>) -> bool {
 /// One event as a line (without the newline): simulated time, node, level, target,
 /// message, then the other fields as `name=value`.
 pub fn line(event: &tracing::Event<'_>, node: u16) -> String {
+    // Outside the simulation build (no madsim runtime) there is no simulated time.
+    #[cfg(madsim)]
     let at = madsim::time::TimeHandle::try_current().map(|t| t.elapsed()).unwrap_or_default();
+    #[cfg(not(madsim))]
+    let at = std::time::Duration::ZERO;
     let meta = event.metadata();
     let mut fields = Fields::default();
     event.record(&mut fields);
