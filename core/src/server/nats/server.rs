@@ -271,9 +271,24 @@ impl Monitor {
             let b = s.broker();
             (b.client_count(), b.sub_count(), b.route_count(), b.remote_interest_count())
         };
+        let cfg = s.cfg();
         Varz {
             server_id: s.server_id.clone(),
-            server_name: s.cfg().server_name.clone(),
+            // As INFO: the server id when no name is configured (nats-server's default).
+            server_name: if cfg.server_name.is_empty() { s.server_id.clone() } else { cfg.server_name.clone() },
+            max_control_line: cfg.max_control_line,
+            ping_interval: u64::try_from(cfg.ping_interval.as_nanos()).unwrap_or(u64::MAX),
+            ping_max: cfg.ping_max,
+            write_deadline: u64::try_from(cfg.write_deadline.as_nanos()).unwrap_or(u64::MAX),
+            auth_timeout: cfg.auth_timeout.as_secs_f64(),
+            tls_timeout: cfg.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
+            tls_required: s.tls.is_some(),
+            tls_verify: cfg.tls.as_ref().is_some_and(|t| t.verify),
+            connect_urls: if s.advertised_client_addr().is_some() && s.routes.is_some() {
+                s.urls.lock().unwrap_or_else(|e| e.into_inner()).urls()
+            } else {
+                Vec::new()
+            },
             version: s.cfg().nats_version.clone(),
             weir_version: WEIR_VERSION.to_owned(),
             proto: 1,
@@ -320,6 +335,11 @@ impl Monitor {
 }
 
 impl Monitor {
+    /// Monotonic ns since the server started (for `/varz` `start` and `uptime`).
+    pub fn uptime_ns(&self) -> u64 {
+        self.shared.elapsed_ns()
+    }
+
     fn clock(&self, now_ns: i64) -> Clock {
         Clock { now_ns, elapsed_ns: self.shared.elapsed_ns() }
     }

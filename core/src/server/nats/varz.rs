@@ -70,6 +70,27 @@ pub struct Varz {
     pub max_connections: usize,
     /// Most subscriptions per connection (0: no limit).
     pub max_subscriptions: usize,
+    /// Longest protocol line a client may send, bytes.
+    pub max_control_line: usize,
+    /// Server PING interval, ns (nats-server writes Go durations as ns).
+    pub ping_interval: u64,
+    /// Unanswered server PINGs before a connection is stale.
+    pub ping_max: u32,
+    /// Write deadline, ns.
+    pub write_deadline: u64,
+    /// Seconds a client has to send CONNECT (authenticate).
+    pub auth_timeout: f64,
+    /// Seconds a client has to finish the TLS handshake (nats-server's default 2 without TLS).
+    pub tls_timeout: f64,
+    /// Clients must use TLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    /// Clients must present a certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
+    /// The cluster's client URLs advertised to clients (INFO `connect_urls`), when clustered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
     /// Open client connections.
     pub connections: usize,
     /// Connections accepted since start.
@@ -94,7 +115,9 @@ pub struct Varz {
     /// Connections closed at the `client.buffers` limit for holding the largest read
     /// buffer (`-ERR 'maximum client buffers exceeded'`; weir's own, issue 9 fault 4).
     pub read_buffers_shed: u64,
-    /// Memory ledger accounts.
+    /// Memory ledger accounts, as JSON `ledger` (nats-server's `mem` is the resident set
+    /// size in bytes, a number that tools such as nats-top decode; the binary adds it).
+    #[serde(rename = "ledger")]
     pub mem: Vec<MemAccount>,
     /// Routes connected (0 when not clustered).
     pub routes: usize,
