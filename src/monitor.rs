@@ -3,7 +3,8 @@
 //! (their queries and 400 answers as nats-server's, see
 //! `weir_core::server::nats::connz`), `/accountz` (`?acc=NAME` for one) and `/jsz` (JSON,
 //! nats-server's shapes; `/jsz` takes
-//! `?accounts=true`, `?streams=true`, `?consumers=true`) and `/metrics` (Prometheus text,
+//! `?accounts=true`, `?streams=true`, `?consumers=true`), `/gatewayz` and `/leafz` (empty:
+//! weir has neither) and `/metrics` (Prometheus text,
 //! with the `weir_jetstream_*` figures when JetStream is on).
 
 use std::future::Future;
@@ -67,6 +68,21 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
             Ok((subs, detail)) => json(&monitor.routez(subs, detail, now_ns())),
             Err(e) => ("400 Bad Request", "text/plain", e),
         },
+        // Weir has no gateways and no leaf nodes: nats-server's answers for a server
+        // without them, so exporters and dashboards that scrape these still work.
+        "/gatewayz" | "/leafz" => {
+            let mut z = serde_json::Map::new();
+            z.insert("server_id".into(), monitor.varz().server_id.into());
+            z.insert("now".into(), weir_core::jetstream::format_rfc3339_nano(now_ns()).into());
+            if path == "/leafz" {
+                z.insert("leafnodes".into(), 0.into());
+                z.insert("leafs".into(), serde_json::Value::Array(Vec::new()));
+            } else {
+                z.insert("outbound_gateways".into(), serde_json::Value::Object(Default::default()));
+                z.insert("inbound_gateways".into(), serde_json::Value::Object(Default::default()));
+            }
+            json(&z)
+        }
         "/jsz" => {
             let jsz = monitor.jsz(JszOptions::from_query(query));
             ("200 OK", "application/json", serde_json::to_string_pretty(&jsz).unwrap_or_default())
@@ -385,5 +401,15 @@ mod tests {
         assert_eq!((v["auth_timeout"].as_f64(), v["tls_timeout"].as_f64()), (Some(2.0), Some(2.0)));
         assert_eq!(v["server_name"], v["server_id"], "an unnamed server is named by its id, as in INFO");
         assert!(v.get("connect_urls").is_none() && v.get("tls_required").is_none());
+        let leafz = get(&m, "/leafz");
+        assert_eq!(
+            (&leafz["leafnodes"], &leafz["leafs"], &leafz["server_id"]),
+            (&0.into(), &serde_json::json!([]), &v["server_id"])
+        );
+        let gw = get(&m, "/gatewayz");
+        assert_eq!(
+            (&gw["outbound_gateways"], &gw["inbound_gateways"]),
+            (&serde_json::json!({}), &serde_json::json!({}))
+        );
     }
 }
