@@ -143,7 +143,7 @@ impl User {
     }
 
     fn identity(&self) -> Identity {
-        Identity { account: self.account.clone(), permissions: self.permissions.clone() }
+        Identity { account: self.account.clone(), permissions: self.permissions.clone(), user: self.name().to_owned() }
     }
 }
 
@@ -177,11 +177,14 @@ pub struct Identity {
     pub account: String,
     /// Its permissions (`None`: everything allowed).
     pub permissions: Option<Arc<Permissions>>,
+    /// The user it authenticated as: the user name, NKEY or JWT subject (empty without
+    /// users, or with a token), for `/connz` `authorized_user`.
+    pub user: String,
 }
 
 impl Default for Identity {
     fn default() -> Self {
-        Identity { account: GLOBAL_ACCOUNT.to_owned(), permissions: None }
+        Identity { account: GLOBAL_ACCOUNT.to_owned(), permissions: None, user: String::new() }
     }
 }
 
@@ -270,7 +273,7 @@ impl Auth {
             }
             Auth::User { user, pass } => (info.user.as_deref() == Some(user.as_str())
                 && info.pass.as_deref().is_some_and(|p| secret_matches(p, pass)))
-            .then(Identity::default),
+            .then(|| Identity { user: user.clone(), ..Identity::default() }),
             Auth::Users(u) => check_users(u, info, nonce),
             Auth::Operator(t) => {
                 let (jwt, sig) = (info.jwt.as_deref()?, info.sig.as_deref()?);

@@ -266,6 +266,7 @@ impl Conn {
         let Some(identity) = self.auth.check(&info, &self.nonce) else {
             return self.err_and_close(ERR_AUTH_VIOLATION);
         };
+        let user = identity.user.clone();
         if !self.apply_identity(identity, broker) {
             return self.err_and_close(ERR_AUTH_VIOLATION);
         }
@@ -282,6 +283,7 @@ impl Conn {
                 m.name = info.name.clone().unwrap_or_default();
                 m.lang = info.lang.clone().unwrap_or_default();
                 m.version = info.version.clone().unwrap_or_default();
+                m.user = user;
             });
         }
         self.connected = true;
