@@ -73,8 +73,9 @@ pub(super) struct Shared {
     broker: parking_lot::Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
-    /// Client TLS, when configured.
-    tls: Option<ServerTls>,
+    /// Client TLS, when configured; a reload swaps it (certificate rotation, see
+    /// [`Shared::client_tls`]).
+    tls: Mutex<Option<Arc<ServerTls>>>,
     account: Arc<Account>,
     /// Every client's read buffer, charging `client.buffers` (an unlimited account of its
     /// own when the ledger has none).
@@ -127,6 +128,16 @@ impl Shared {
             }
         }
         *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+
+    /// The client TLS now in force (each new connection takes it once).
+    pub(super) fn client_tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Put freshly loaded client TLS in force for connections accepted from now on.
+    pub(super) fn set_client_tls(&self, tls: ServerTls) {
+        *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(tls));
     }
 
     /// Monotonic ns since the server started.
@@ -241,7 +252,7 @@ impl Shared {
             port: self.addr.port(),
             headers: true,
             auth_required: self.cfg().auth.is_required(),
-            tls_required: self.tls.is_some(),
+            tls_required: self.client_tls().is_some(),
             tls_verify: self.cfg().tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg().max_payload as i64,
             client_id,
@@ -282,7 +293,7 @@ impl Monitor {
             write_deadline: u64::try_from(cfg.write_deadline.as_nanos()).unwrap_or(u64::MAX),
             auth_timeout: cfg.auth_timeout.as_secs_f64(),
             tls_timeout: cfg.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
-            tls_required: s.tls.is_some(),
+            tls_required: s.client_tls().is_some(),
             tls_verify: cfg.tls.as_ref().is_some_and(|t| t.verify),
             connect_urls: if s.advertised_client_addr().is_some() && s.routes.is_some() {
                 s.urls.lock().unwrap_or_else(|e| e.into_inner()).urls()
@@ -624,7 +635,7 @@ impl NatsServer {
             js,
             pool: Arc::new(OutboundPool::new(stats.clone())),
             stats,
-            tls,
+            tls: Mutex::new(tls.map(Arc::new)),
             account: ledger.account(names::CLIENT_OUTBOUND),
             read_bufs: ReadBufs::new(
                 ledger
@@ -821,7 +832,7 @@ async fn serve_conn(
     let info = ServerOp::Info(Box::new(shared.info(id, Some(peer), &nonce)));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
-    match &shared.tls {
+    match shared.client_tls() {
         None => {
             out.push(&info);
             serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
