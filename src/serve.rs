@@ -163,6 +163,9 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     let routes: Vec<String> = if args.routes.is_empty() { file.routes.clone() } else { args.routes.clone() };
     if let Some(listen) = args.cluster.or(file.cluster) {
         let listen = config::strip_scheme(&listen);
+        // As nats-server: port -1 is a random free port (`--cluster nats://127.0.0.1:-1`).
+        let listen = listen.strip_suffix(":-1").map_or_else(|| listen.to_owned(), |h| format!("{h}:0"));
+        let listen = listen.as_str();
         let mut cc = nats::ClusterConfig {
             listen: tokio::net::lookup_host(listen)
                 .await

@@ -249,3 +249,30 @@ fn deployment_style_json_config_config_check_and_signal_commands() {
     assert!(exit.success(), "weir exited with {exit}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--cluster nats://127.0.0.1:-1` (and `cluster { listen: "127.0.0.1:-1" }`) picks a
+/// free route port, as nats-server's; the ports file lists the one bound.
+#[test]
+fn a_random_cluster_port_is_bound_and_listed() {
+    let dir = temp_dir("randroute");
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["-p", "-1", "--cluster", "nats://127.0.0.1:-1", "--ports_file_dir"])
+            .arg(&dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir"),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let line = read_until(&mut log, &mut lines, "Listening for route connections on ");
+    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "{line}");
+    read_until(&mut log, &mut lines, "Server is ready");
+    assert_eq!(ports_file(&dir)["cluster"], serde_json::json!([format!("nats://127.0.0.1:{port}")]));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
