@@ -67,6 +67,10 @@ thread_local! {
     static SIMULATOR: Cell<Counter> = const { Cell::new(ptr::null()) };
     /// The running run's bucket for each madsim node id (null: the simulator's).
     static BY_MADSIM_ID: [Cell<Counter>; MADSIM_IDS] = const { [const { Cell::new(ptr::null()) }; MADSIM_IDS] };
+    /// The cluster node of each madsim node id (0: the simulator's), for log lines.
+    static NODE_BY_MADSIM_ID: [Cell<u16>; MADSIM_IDS] = const { [const { Cell::new(0) }; MADSIM_IDS] };
+    /// The cluster node whose task runs now (0: none), for log lines.
+    static CURRENT_NODE: Cell<u16> = const { Cell::new(0) };
 }
 
 /// The global allocator of the simulation build: `A` (mimalloc there) with per-node
@@ -220,6 +224,7 @@ impl RunHeap {
         };
         let sim: Counter = &block.live[0];
         BY_MADSIM_ID.with(|m| m.iter().for_each(|c| c.set(ptr::null())));
+        NODE_BY_MADSIM_ID.with(|m| m.iter().for_each(|c| c.set(0)));
         SIMULATOR.with(|c| c.set(sim));
         CURRENT.with(|c| c.set(sim));
         RunHeap { heap: Heap { block } }
@@ -241,6 +246,7 @@ impl Heap {
             && i < MADSIM_IDS
         {
             BY_MADSIM_ID.with(|m| m[i].set(&self.block.live[no]));
+            NODE_BY_MADSIM_ID.with(|m| m[i].set(no as u16));
         }
     }
 
@@ -316,7 +322,7 @@ impl tracing::field::Visit for IdField {
 
 impl tracing::Subscriber for NodeSpans {
     fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        if is_node_span(meta) {
+        if is_node_span(meta) || crate::simlog::wants(meta) {
             tracing::subscriber::Interest::always()
         } else {
             tracing::subscriber::Interest::never()
@@ -324,11 +330,11 @@ impl tracing::Subscriber for NodeSpans {
     }
 
     fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
-        is_node_span(meta)
+        is_node_span(meta) || crate::simlog::wants(meta)
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::ERROR)
+        Some(crate::simlog::level().max(tracing::level_filters::LevelFilter::ERROR))
     }
 
     fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
@@ -344,7 +350,11 @@ impl tracing::Subscriber for NodeSpans {
 
     fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
 
-    fn event(&self, _event: &tracing::Event<'_>) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        // Only `WEIR_SIM_LOG`'s events get here (see `enabled`); the line's memory is
+        // the simulator's, not the node's.
+        outside(|| eprintln!("{}", crate::simlog::line(event, CURRENT_NODE.with(Cell::get))));
+    }
 
     fn enter(&self, span: &tracing::span::Id) {
         let sim = SIMULATOR.with(Cell::get);
@@ -354,10 +364,16 @@ impl tracing::Subscriber for NodeSpans {
             _ => ptr::null(),
         };
         CURRENT.with(|c| c.set(if counter.is_null() { sim } else { counter }));
+        let node = match usize::try_from(id) {
+            Ok(i) if i < MADSIM_IDS => NODE_BY_MADSIM_ID.with(|m| m[i].get()),
+            _ => 0,
+        };
+        CURRENT_NODE.with(|c| c.set(node));
     }
 
     fn exit(&self, _span: &tracing::span::Id) {
         CURRENT.with(|c| c.set(SIMULATOR.with(Cell::get)));
+        CURRENT_NODE.with(|c| c.set(0));
     }
 }
 

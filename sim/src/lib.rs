@@ -27,6 +27,7 @@ pub mod node;
 pub mod schedule;
 #[cfg(madsim)]
 pub mod shrink;
+pub mod simlog;
 #[cfg(madsim)]
 mod workload;
 #[cfg(madsim)]
