@@ -361,9 +361,11 @@ impl Conn {
         }
     }
 
-    /// The ping timer fired: send a PING, or close a connection with too many unanswered.
-    pub fn ping_tick(&mut self) -> Flow {
+    /// The ping timer fired: send a PING, or close a connection with too many unanswered
+    /// (counted in `stats.stale_connections` before the `-ERR` is queued).
+    pub fn ping_tick(&mut self, stats: &Stats) -> Flow {
         if self.pings_out + 1 > self.ping_max {
+            stats.stale_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return self.err_and_close(ERR_STALE);
         }
         self.pings_out += 1;

@@ -317,6 +317,15 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            stale_connections: s.stats.stale_connections.load(Ordering::Relaxed),
+            slow_consumer_stats: super::varz::KindCounts {
+                clients: s.stats.slow_consumers.load(Ordering::Relaxed),
+                ..Default::default()
+            },
+            stale_connection_stats: super::varz::KindCounts {
+                clients: s.stats.stale_connections.load(Ordering::Relaxed),
+                ..Default::default()
+            },
             producer_stalls: s.stats.producer_stalls.load(Ordering::Relaxed),
             producer_stall_timeouts: s.stats.producer_stall_timeouts.load(Ordering::Relaxed),
             read_buffers_shed: s.read_bufs.shed(),
@@ -999,7 +1008,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             biased;
             _ = out.wait_closed() => return,
             _ = ping.tick() => {
-                if conn.ping_tick() == Flow::Close {
+                if conn.ping_tick(&shared.stats) == Flow::Close {
                     return;
                 }
             }

@@ -16,6 +16,20 @@ pub struct MemAccount {
     pub limit: u64,
 }
 
+/// A count by connection kind, as nats-server's `slow_consumer_stats` and
+/// `stale_connection_stats` (weir has no gateways or leaf nodes).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KindCounts {
+    /// Client connections.
+    pub clients: u64,
+    /// Route connections.
+    pub routes: u64,
+    /// Gateway connections (none in weir).
+    pub gateways: u64,
+    /// Leaf node connections (none in weir).
+    pub leafs: u64,
+}
+
 /// The cluster part of a [`Varz`].
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterVarz {
@@ -107,6 +121,13 @@ pub struct Varz {
     pub out_bytes: u64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: u64,
+    /// The same by connection kind, as nats-server's `slow_consumer_stats` (weir cuts
+    /// only clients: a slow route drops messages instead, see `cluster.route_drops`).
+    pub slow_consumer_stats: KindCounts,
+    /// Clients closed as stale (too many unanswered PINGs).
+    pub stale_connections: u64,
+    /// The same by connection kind (nats-server's `stale_connection_stats`; clients only).
+    pub stale_connection_stats: KindCounts,
     /// Read batches after which a publishing client waited for subscribers that fell
     /// behind (weir's fast-producer stall; nats-server counts them per connection).
     pub producer_stalls: u64,
@@ -144,6 +165,7 @@ impl Varz {
         metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
         metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
         metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        metric("stale_connections_total", "counter", "Clients closed as stale connections.", self.stale_connections);
         metric(
             "producer_stalls_total",
             "counter",
