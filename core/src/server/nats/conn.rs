@@ -181,6 +181,33 @@ impl Conn {
         self.send(&ServerOp::Err(text.to_owned()))
     }
 
+    /// The authorization changed (a config reload): check this connection's CONNECT
+    /// again against `auth`, as nats-server re-checks its clients on reload. Credentials
+    /// no longer accepted, or a user now in another account (its subscriptions live in
+    /// the old one), close the connection without an `-ERR`, as nats-server 2.15.1 does;
+    /// otherwise the user's new permissions apply from now on. A connection still
+    /// waiting for its CONNECT is checked against `auth` when it comes.
+    pub fn recheck_auth(&mut self, auth: Auth, broker: &mut Broker) -> Flow {
+        self.auth = auth;
+        if self.awaiting_auth || !self.connected {
+            return Flow::Continue;
+        }
+        let identity = self.auth.check(&self.opts, &self.nonce);
+        let same_account =
+            identity.as_ref().and_then(|i| broker.account_id(&i.account)) == broker.client_account(self.id);
+        match identity {
+            Some(identity) if same_account => {
+                if self.apply_identity(identity, broker) {
+                    return Flow::Continue;
+                }
+            }
+            _ => {}
+        }
+        tracing::debug!(client = self.id, "authorization revoked by a reload");
+        self.out.close(Closed::Drain);
+        Flow::Close
+    }
+
     fn err_and_close(&self, text: &str) -> Flow {
         self.err(text);
         self.out.close(Closed::Drain);

@@ -8,7 +8,8 @@
 //!
 //! | may change | applies to |
 //! |---|---|
-//! | `max_payload`, `max_control_line`, `max_pending`, `ping_interval`, `ping_max`, `write_deadline`, `auth_timeout`, `max_subscriptions`, the authorization (users, permissions, token, `no_auth_user`) | connections made after the reload (nats-server also re-checks the connected ones) |
+//! | `max_payload`, `max_control_line`, `max_pending`, `ping_interval`, `ping_max`, `write_deadline`, `auth_timeout`, `max_subscriptions` | connections made after the reload |
+//! | the authorization (users, permissions, token, `no_auth_user`) | new connections, and every connected one checks its CONNECT again (as nats-server): refused credentials or a user moved to another account close it, new permissions apply at once |
 //! | `max_connections` | the next connection admitted |
 //! | `lame_duck_duration`, `lame_duck_grace_period` | the next lame-duck mode |
 //! | `accounts` (new ones), `account_max_outbound`, `account_max_subs_memory` | at once: new accounts are added, every account's limits set (accounts are never removed) |
@@ -42,6 +43,9 @@ impl Reloader {
             None => None,
         };
         self.0.replace_cfg(new);
+        if changed.contains(&"authorization") {
+            self.0.auth_epoch.send_modify(|e| *e += 1);
+        }
         if let Some(t) = tls {
             self.0.set_client_tls(t);
             if !changed.contains(&"tls") {

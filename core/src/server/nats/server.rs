@@ -94,6 +94,9 @@ pub(super) struct Shared {
     ldm: Arc<Notify>,
     /// In lame-duck mode: INFO carries `ldm`.
     lame: AtomicBool,
+    /// Bumped by a reload that changed the authorization: each connection checks its
+    /// CONNECT again (see [`Conn::recheck_auth`]).
+    pub(super) auth_epoch: tokio::sync::watch::Sender<u64>,
     /// Bumped whenever `urls` changes, so a client that was told an older set when it
     /// connected gets a fresh INFO once its CONNECT is in.
     urls_version: AtomicU64,
@@ -634,6 +637,7 @@ impl NatsServer {
             urls: Mutex::new(ClientUrls::new(own)),
             ldm: Arc::new(Notify::new()),
             lame: AtomicBool::new(false),
+            auth_epoch: tokio::sync::watch::Sender::new(0),
             urls_version: AtomicU64::new(0),
             info_order: Mutex::new(()),
             started: Instant::now(),
@@ -922,6 +926,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
     let mut ping = Ticker::starting_at(Instant::now() + cfg.ping_interval, cfg.ping_interval, Missed::Burst);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
+    let mut auth_epoch = shared.auth_epoch.subscribe();
     loop {
         let (flow, more) = {
             // One lock per step: up to `OPS_PER_LOCK` ops of the read batch applied together.
@@ -1015,6 +1020,12 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             _ = &mut auth_deadline, if conn.awaiting_auth() => {
                 conn.auth_timeout();
                 return;
+            }
+            Ok(()) = auth_epoch.changed() => {
+                let auth = shared.cfg().auth.clone();
+                if conn.recheck_auth(auth, &mut shared.broker()) == Flow::Close {
+                    return;
+                }
             }
             r = rd.read_buf(rb.bytes()) => match r {
                 Ok(0) | Err(_) => return,
