@@ -195,13 +195,10 @@ impl Conn {
         let identity = self.auth.check(&self.opts, &self.nonce);
         let same_account =
             identity.as_ref().and_then(|i| broker.account_id(&i.account)) == broker.client_account(self.id);
-        match identity {
-            Some(identity) if same_account => {
-                if self.apply_identity(identity, broker) {
-                    return Flow::Continue;
-                }
-            }
-            _ => {}
+        if let Some(identity) = identity.filter(|_| same_account)
+            && self.apply_identity(identity, broker)
+        {
+            return Flow::Continue;
         }
         tracing::debug!(client = self.id, "authorization revoked by a reload");
         self.out.close(Closed::Drain);
