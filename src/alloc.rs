@@ -242,9 +242,17 @@ mod imp {
         let Some(tunables) = super::without_thread_cache(&tunables) else { return };
         let mut args = std::env::args_os();
         let arg0 = args.next().unwrap_or_default();
-        // Only returns if the exec failed; then the server runs with the cache.
-        let err =
-            std::process::Command::new("/proc/self/exe").arg0(arg0).args(args).env("GLIBC_TUNABLES", tunables).exec();
+        let args: Vec<_> = args.collect();
+        // The executable by its path, so that the process keeps its name (`/proc/PID/comm`
+        // is the exec'd file's name: `ps -C weir`, `pgrep weir` and `weir --signal` find
+        // it); `/proc/self/exe` if that path is gone (the binary was replaced meanwhile).
+        // `exec` only returns if it failed; then the server runs with the cache.
+        let mut err = None;
+        for exe in std::env::current_exe().into_iter().chain([std::path::PathBuf::from("/proc/self/exe")]) {
+            let e = std::process::Command::new(exe).arg0(&arg0).args(&args).env("GLIBC_TUNABLES", &tunables).exec();
+            err = Some(e);
+        }
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
         eprintln!("weir: could not re-execute without glibc's thread cache ({err}); going on with it");
     }
 
