@@ -108,6 +108,14 @@ pub struct ServeArgs {
     /// CA certificate(s) that client certificates must chain to (PEM); implies --tls.
     #[arg(long = "tlscacert", value_name = "FILE")]
     pub tlscacert: Option<PathBuf>,
+    /// Send a running server a signal command and exit, as nats-server's: stop, quit, term,
+    /// reopen (log file), reload (config file), ldm (lame duck); `=PID` or `=PIDFILE` picks
+    /// the process (else the one running weir).
+    #[arg(long = "signal", visible_aliases = ["sl"], value_name = "CMD[=PID]")]
+    pub signal: Option<String>,
+    /// Check the config file given with -c and exit (0 if it loads), as nats-server's -t.
+    #[arg(short = 't')]
+    pub test_config: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -237,6 +245,9 @@ mod tests {
             (a.tlscert, a.tlskey, a.tlscacert),
             (Some("c.pem".into()), Some("k.pem".into()), Some("ca.pem".into()))
         );
+        assert_eq!(parse("weir -sl=ldm=/var/run/nats/nats.pid").signal.as_deref(), Some("ldm=/var/run/nats/nats.pid"));
+        assert_eq!(parse("weir --signal reload").signal.as_deref(), Some("reload"));
+        assert!(parse("weir -t -c x.conf").test_config);
         assert_eq!(parse("weir -tls=false -p 1").tls, Some(false));
         assert_eq!(parse("weir -p 1").tls, None);
     }

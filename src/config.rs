@@ -165,6 +165,9 @@ pub struct FileConfig {
     pub client_advertise: Option<String>,
     /// `cluster { no_advertise }`: tell neither peers nor clients the cluster's client URLs.
     pub no_advertise: Option<bool>,
+    /// Keys accepted but without effect in weir (logging and reporting knobs), each as a
+    /// warning `FILE:LINE:COL: ...` the server logs at start.
+    pub ignored: Vec<String>,
 }
 
 /// `host:port` without a leading `nats://`, `nats-route://` or `route://`.
@@ -184,8 +187,18 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfError> {
 }
 
 /// Keys nats-server knows that weir does not implement: refused with a clear message.
-const NOT_SUPPORTED: &[&str] =
-    &["gateway", "leaf", "leafnodes", "websocket", "mqtt", "system_account_name", "mappings", "https", "https_port"];
+const NOT_SUPPORTED: &[&str] = &[
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "websocket",
+    "mqtt",
+    "system_account_name",
+    "mappings",
+    "https",
+    "https_port",
+    "remote_syslog",
+];
 
 fn err<T>(pos: &Pos, msg: impl Into<String>) -> Result<T, ConfError> {
     Err(ConfError::at(pos, msg))
@@ -341,6 +354,30 @@ pub fn from_map(m: &Map) -> Result<FileConfig, ConfError> {
             "debug" => c.debug = Some(boolean(key, n)?),
             "trace" | "trace_verbose" => c.trace = Some(boolean(key, n)?),
             "logtime" | "logtime_utc" => {
+                boolean(key, n)?;
+            }
+            // Logging and reporting knobs of nats-server that change nothing a client or
+            // an operator's tooling depends on: accepted, with a warning at start, so that
+            // deployment config files load.
+            "syslog" => {
+                if boolean(key, n)? {
+                    return err(kpos, format!("\"{key}\" is not supported by weir yet"));
+                }
+            }
+            "log_size_limit" | "log_max_num" => {
+                size(key, n)?;
+                c.ignored.push(format!(
+                    "{kpos}: \"{key}\" is ignored: weir does not rotate its log file itself \
+                     (rotate it with logrotate, then `weir --signal reopen`)"
+                ));
+            }
+            "max_traced_msg_len" | "connect_error_reports" | "reconnect_error_reports" => {
+                int(key, n)?;
+                c.ignored.push(format!("{kpos}: \"{key}\" is ignored: weir's log has no such setting"));
+            }
+            "server_tags" | "no_system_account" => c.ignored.push(format!("{kpos}: \"{key}\" has no effect in weir")),
+            // Weir's subject index has no match cache to disable.
+            "disable_sublist_cache" | "no_sublist_cache" => {
                 boolean(key, n)?;
             }
             "nats_version" => c.nats_version = Some(string(key, n)?),

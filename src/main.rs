@@ -14,6 +14,7 @@ mod logging;
 mod monitor;
 mod serve;
 mod shutdown;
+mod signal_cmd;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -114,6 +115,14 @@ async fn main() {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Ok(())
         }
+        Some(Cmd::Serve(args)) if args.signal.is_some() => signal_cmd::run(args.signal.as_deref().unwrap_or_default()),
+        Some(Cmd::Serve(args)) if args.test_config => match &args.config {
+            // nats-server's -t: load everything a start would, bind nothing.
+            Some(path) => serve::settings((*args).clone()).await.map(|_| {
+                println!("weir: configuration file {} is valid", path.display());
+            }),
+            None => Err("must specify [-c, --config] option to check configuration file syntax".into()),
+        },
         Some(Cmd::Serve(args)) => {
             // Before anything else: this may re-execute the process (see `alloc`).
             #[cfg(not(madsim))]

@@ -3,10 +3,13 @@
 //! (their queries and 400 answers as nats-server's, see
 //! `weir_core::server::nats::connz`), `/accountz` (`?acc=NAME` for one) and `/jsz` (JSON,
 //! nats-server's shapes; `/jsz` takes
-//! `?accounts=true`, `?streams=true`, `?consumers=true`) and `/metrics` (Prometheus text,
+//! `?accounts=true`, `?streams=true`, `?consumers=true`), `/gatewayz` and `/leafz` (empty:
+//! weir has neither) and `/metrics` (Prometheus text,
 //! with the `weir_jetstream_*` figures when JetStream is on).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +22,9 @@ const MAX_REQUEST: usize = 8 * 1024;
 
 /// Serve monitoring requests on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, monitor: Monitor, shutdown: impl Future<Output = ()>) {
+    if let Ok(a) = listener.local_addr() {
+        let _ = HTTP_ADDR.set(a);
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -39,12 +45,9 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
     match path {
         "/healthz" => ("200 OK", "application/json", "{\"status\":\"ok\"}".to_owned()),
         "/varz" => {
-            #[allow(unused_mut)]
             let mut varz = serde_json::to_value(monitor.varz()).unwrap_or_default();
-            // The allocator's allocated / resident / retained bytes (issue 9, fault 7).
-            #[cfg(not(madsim))]
             if let Some(o) = varz.as_object_mut() {
-                o.insert("allocator".into(), serde_json::to_value(crate::alloc::stats()).unwrap_or_default());
+                process_varz(o, monitor, now_ns());
             }
             ("200 OK", "application/json", serde_json::to_string_pretty(&varz).unwrap_or_default())
         }
@@ -65,6 +68,21 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
             Ok((subs, detail)) => json(&monitor.routez(subs, detail, now_ns())),
             Err(e) => ("400 Bad Request", "text/plain", e),
         },
+        // Weir has no gateways and no leaf nodes: nats-server's answers for a server
+        // without them, so exporters and dashboards that scrape these still work.
+        "/gatewayz" | "/leafz" => {
+            let mut z = serde_json::Map::new();
+            z.insert("server_id".into(), monitor.varz().server_id.into());
+            z.insert("now".into(), weir_core::jetstream::format_rfc3339_nano(now_ns()).into());
+            if path == "/leafz" {
+                z.insert("leafnodes".into(), 0.into());
+                z.insert("leafs".into(), serde_json::Value::Array(Vec::new()));
+            } else {
+                z.insert("outbound_gateways".into(), serde_json::Value::Object(Default::default()));
+                z.insert("inbound_gateways".into(), serde_json::Value::Object(Default::default()));
+            }
+            json(&z)
+        }
         "/jsz" => {
             let jsz = monitor.jsz(JszOptions::from_query(query));
             ("200 OK", "application/json", serde_json::to_string_pretty(&jsz).unwrap_or_default())
@@ -92,6 +110,64 @@ pub fn respond(path: &str, monitor: &Monitor) -> (&'static str, &'static str, St
         }
         _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
     }
+}
+
+/// The monitoring listener's address, for `/varz` `http_host` / `http_port`.
+static HTTP_ADDR: OnceLock<SocketAddr> = OnceLock::new();
+
+/// The `/varz` fields that only the process knows, in nats-server's names and units, so
+/// that tools decoding nats-server's `Varz` (nats-top, exporters) read weir's: `start`,
+/// `now` (RFC 3339), `uptime` (`1d2h3m4s`), `mem` (resident set size, bytes), `cores`,
+/// `cpu` (percent of one core since the previous `/varz`, or since start), `http_host`,
+/// `http_port`; and weir's `allocator` figures (issue 9, fault 7).
+fn process_varz(o: &mut serde_json::Map<String, serde_json::Value>, monitor: &Monitor, now_ns: i64) {
+    use serde_json::json;
+    let up = monitor.uptime_ns();
+    let start_ns = now_ns.saturating_sub(i64::try_from(up).unwrap_or(i64::MAX));
+    o.insert("start".into(), json!(weir_core::jetstream::format_rfc3339_nano(start_ns)));
+    o.insert("now".into(), json!(weir_core::jetstream::format_rfc3339_nano(now_ns)));
+    o.insert("uptime".into(), json!(weir_core::server::nats::connz::uptime(up / 1_000_000_000)));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    o.insert("cores".into(), json!(cores));
+    o.insert("cpu".into(), json!(cpu_percent(up)));
+    if let Some(a) = HTTP_ADDR.get() {
+        o.insert("http_host".into(), json!(a.ip().to_string()));
+        o.insert("http_port".into(), json!(a.port()));
+    }
+    #[cfg(not(madsim))]
+    {
+        let a = crate::alloc::stats();
+        o.insert("mem".into(), json!(a.resident));
+        o.insert("allocator".into(), serde_json::to_value(a).unwrap_or_default());
+    }
+}
+
+/// The process's CPU time, in clock ticks (user + system, from `/proc/self/stat`).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are the 14th and 15th fields of the line, the 12th and 13th here.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Percent of one core the process used since the previous call (the first call: since
+/// the server started `uptime_ns` ago), one decimal, as nats-server's `cpu`.
+fn cpu_percent(uptime_ns: u64) -> f64 {
+    static LAST: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
+    let Some(ticks) = cpu_ticks() else { return 0.0 };
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let (t0, at0) = last.unwrap_or((0, 0));
+    *last = Some((ticks, uptime_ns));
+    let secs = uptime_ns.saturating_sub(at0) as f64 / 1e9;
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    let pct = ticks.saturating_sub(t0) as f64 / hz / secs * 100.0;
+    (pct * 10.0).round() / 10.0
 }
 
 /// The wall clock now, ns since the epoch: the binary's clock seam for monitoring's `now`.
@@ -290,5 +366,50 @@ mod tests {
         assert_eq!(get(&ma, "/routez?subs=1")["routes"][0]["subscriptions_list"], serde_json::json!(["mon.a"]));
         assert_eq!(get(&mb, "/routez")["routes"][0]["in_msgs"], 3);
         assert_eq!(respond("/routez?subs=x", &ma).0, "400 Bad Request");
+
+        // /varz lists the cluster's client URLs as INFO does.
+        until("both client URLs in /varz", || {
+            get(&ma, "/varz")["connect_urls"].as_array().is_some_and(|u| u.len() == 2)
+        })
+        .await;
+        let urls = get(&ma, "/varz")["connect_urls"].clone();
+        assert!(urls.as_array().unwrap().iter().any(|u| url_b.ends_with(u.as_str().unwrap())), "{urls} {url_b}");
+    }
+
+    /// `/varz` in nats-server's names, types and units, so that tools decoding its `Varz`
+    /// (nats-top, exporters) read weir's: `mem` is the resident set size (a number; the
+    /// ledger accounts are `ledger`), times are RFC 3339, durations ns.
+    #[tokio::test]
+    async fn varz_has_nats_servers_process_fields_and_types() {
+        let cfg = NatsConfig { listen: "127.0.0.1:0".parse().unwrap(), ..NatsConfig::default() };
+        let s = NatsServer::bind(cfg.clone(), nats::ledger_for(&cfg)).await.unwrap();
+        let m = s.monitor();
+        let v = get(&m, "/varz");
+        assert!(v["mem"].as_u64().is_some_and(|b| b > 1 << 20), "mem is the RSS in bytes: {}", v["mem"]);
+        assert!(v["ledger"].as_array().unwrap().iter().any(|a| a["name"] == "client.outbound"), "{}", v["ledger"]);
+        for f in ["start", "now"] {
+            let t = v[f].as_str().unwrap_or_else(|| panic!("{f}: {v}"));
+            assert!(t.len() >= 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z'), "{f}: {t}");
+        }
+        assert!(v["start"].as_str() <= v["now"].as_str());
+        assert!(v["uptime"].as_str().is_some_and(|u| u.ends_with('s')), "{}", v["uptime"]);
+        assert!(v["cores"].as_u64().is_some_and(|c| c >= 1));
+        assert!(v["cpu"].as_f64().is_some_and(|c| c >= 0.0), "{}", v["cpu"]);
+        assert_eq!(v["ping_interval"], 120_000_000_000u64, "2 minutes in ns, as Go writes a Duration");
+        assert_eq!(v["write_deadline"], 10_000_000_000u64);
+        assert_eq!((v["ping_max"].as_u64(), v["max_control_line"].as_u64()), (Some(2), Some(4096)));
+        assert_eq!((v["auth_timeout"].as_f64(), v["tls_timeout"].as_f64()), (Some(2.0), Some(2.0)));
+        assert_eq!(v["server_name"], v["server_id"], "an unnamed server is named by its id, as in INFO");
+        assert!(v.get("connect_urls").is_none() && v.get("tls_required").is_none());
+        let leafz = get(&m, "/leafz");
+        assert_eq!(
+            (&leafz["leafnodes"], &leafz["leafs"], &leafz["server_id"]),
+            (&0.into(), &serde_json::json!([]), &v["server_id"])
+        );
+        let gw = get(&m, "/gatewayz");
+        assert_eq!(
+            (&gw["outbound_gateways"], &gw["inbound_gateways"]),
+            (&serde_json::json!({}), &serde_json::json!({}))
+        );
     }
 }

@@ -36,6 +36,8 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Log filter when `RUST_LOG` is not set.
     pub log_level: &'static str,
+    /// Config keys accepted without effect, logged as warnings at start.
+    pub warnings: Vec<String>,
 }
 
 /// The address to listen on for `host`: an IP address, or a host name resolved once at
@@ -161,6 +163,9 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
     let routes: Vec<String> = if args.routes.is_empty() { file.routes.clone() } else { args.routes.clone() };
     if let Some(listen) = args.cluster.or(file.cluster) {
         let listen = config::strip_scheme(&listen);
+        // As nats-server: port -1 is a random free port (`--cluster nats://127.0.0.1:-1`).
+        let listen = listen.strip_suffix(":-1").map_or_else(|| listen.to_owned(), |h| format!("{h}:0"));
+        let listen = listen.as_str();
         let mut cc = nats::ClusterConfig {
             listen: tokio::net::lookup_host(listen)
                 .await
@@ -218,6 +223,7 @@ pub async fn settings(args: ServeArgs) -> Result<Settings, String> {
         } else {
             "info"
         },
+        warnings: file.ignored,
     })
 }
 
@@ -457,8 +463,11 @@ async fn operator_signals(
 /// it was started with, which a reload (SIGHUP) merges over the config file again.
 pub async fn run(s: Settings, args: ServeArgs) -> Result<(), String> {
     let running = Running::of(&s);
-    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, .. } = s;
+    let Settings { nats: cfg, host, http, pid_file, ports_file_dir, warnings: s_warnings, .. } = s;
     tracing::info!("Starting weir {} (NATS server level {})", nats::config::WEIR_VERSION, cfg.nats_version);
+    for w in &s_warnings {
+        tracing::warn!("{w}");
+    }
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;

@@ -286,3 +286,47 @@ async fn pipelined_publishes_share_fsyncs() {
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 9, fault 1, in JetStream: a message published with an empty header block
+/// (`HPUB s 0 5`) is stored without headers, so a consumer delivers it as a plain `MSG`
+/// and a message get shows no `hdrs`, as nats-server does (raw TCP: clients never send
+/// an empty block themselves).
+#[tokio::test]
+async fn an_empty_header_block_is_stored_and_delivered_without_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = common::store_dir("emptyhdr");
+    let server = common::start(common::js_config(&dir)).await;
+    let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let s = within("create", js.create_stream(stream_config("EMPTYHDR", &["eh.>"]))).await.unwrap();
+    let mut raw = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut seen = Vec::new();
+    let until = async |raw: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, needle: &str| {
+        while !String::from_utf8_lossy(seen).contains(needle) {
+            let mut b = [0u8; 4096];
+            let n = within(needle, raw.read(&mut b)).await.unwrap();
+            assert!(n > 0, "closed; got {}", String::from_utf8_lossy(seen));
+            seen.extend_from_slice(&b[..n]);
+        }
+    };
+    raw.write_all(b"CONNECT {\"headers\":true,\"verbose\":false}\r\nSUB ack.eh 1\r\nSUB dlv.eh 2\r\n").await.unwrap();
+    raw.write_all(b"HPUB eh.a ack.eh 0 5\r\nhello\r\n").await.unwrap();
+    until(&mut raw, &mut seen, "\"seq\":1").await;
+    within(
+        "consumer",
+        s.create_consumer(consumer::push::Config {
+            deliver_subject: "dlv.eh".into(),
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    until(&mut raw, &mut seen, "hello\r\n").await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let delivery = text.lines().find(|l| l.contains("eh.a 2 ")).unwrap_or_else(|| panic!("no delivery: {text}"));
+    assert!(delivery.starts_with("MSG eh.a 2 $JS.ACK.EMPTYHDR.") && delivery.ends_with(" 5"), "{delivery}");
+    let got = within("get", s.get_raw_message(1)).await.unwrap();
+    assert!(got.headers.is_empty(), "{:?}", got.headers);
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -312,7 +312,27 @@ async fn accountz_lists_accounts_with_their_clients_and_memory() {
     assert_eq!((d["client_connections"].as_u64(), d["subscriptions"].as_u64()), (Some(1), Some(1)));
     assert!(d["weir_memory"]["subscriptions"]["current"].as_u64().unwrap() > 0);
     assert!(d["weir_memory"]["outbound"]["limit"].as_u64().unwrap() > 0);
-    drop(a);
+    // /connz?auth=1 names each connection's user and (outside $G) its account, as
+    // nats-server's `authorized_user` and `account`.
+    let g = t.user("g", "g").await;
+    g.flush().await.unwrap();
+    let q = weir_core::server::nats::connz::Query::parse("auth=1");
+    let opts = weir_core::server::nats::connz::ConnzOptions::from_query(&q).unwrap();
+    let z = serde_json::to_value(server.monitor.connz(&opts, 0)).unwrap();
+    let mut seen: Vec<(String, String)> = z["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (s("authorized_user"), s("account"))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, vec![("a".to_owned(), "A".to_owned()), ("g".to_owned(), String::new())], "{z}");
+    let plain = serde_json::to_value(server.monitor.connz(&Default::default(), 0)).unwrap();
+    assert!(plain["connections"][0].get("authorized_user").is_none(), "only with auth=1: {plain}");
+    drop((a, g));
     t.stop().await;
 }
 

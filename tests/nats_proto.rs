@@ -345,6 +345,11 @@ async fn unanswered_pings_make_a_stale_connection() {
     let mut c = t.raw().await;
     c.send("CONNECT {\"verbose\":false}\r\n").await;
     assert_eq!(c.until_closed().await, "PING\r\nPING\r\n-ERR 'Stale Connection'\r\n");
+    if let Some(local) = &t.local {
+        let v = serde_json::to_value(local.monitor.varz()).unwrap();
+        assert_eq!((&v["stale_connections"], &v["stale_connection_stats"]["clients"]), (&1.into(), &1.into()), "{v}");
+        assert_eq!(v["slow_consumer_stats"]["clients"], 0);
+    }
     t.stop().await;
 }
 

@@ -479,3 +479,57 @@ async fn the_binary_serves_tls_from_flags_and_from_a_config_file() {
     drop(p);
     std::fs::remove_file(&conf).unwrap();
 }
+
+/// A reload re-reads the certificate files, as nats-server's SIGHUP does: after the files
+/// were replaced by a certificate from another CA (a rotation), new clients get the new
+/// one; a reload whose files do not load is refused and the old certificate stays.
+#[tokio::test]
+async fn a_reload_serves_a_rotated_certificate() {
+    if external("NATS_TLS_SERVER_URL").is_some() {
+        return; // in-process only: it rewrites the server's files and reloads it
+    }
+    let (old_ca, new_ca) = (
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-rotate-old-{}", std::process::id())),
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-rotate-new-{}", std::process::id())),
+    );
+    make_certs(&old_ca);
+    make_certs(&new_ca);
+    let live = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-rotate-live-{}", std::process::id()));
+    std::fs::create_dir_all(&live).unwrap();
+    let install = |from: &Path| {
+        for f in ["server-cert.pem", "server-key.pem"] {
+            std::fs::copy(from.join(f), live.join(f)).unwrap();
+        }
+    };
+    install(&old_ca);
+    let mut cfg = common::config();
+    cfg.tls = Some(TlsConfig {
+        cert_file: live.join("server-cert.pem"),
+        key_file: live.join("server-key.pem"),
+        ..TlsConfig::default()
+    });
+    let server = NatsServer::bind(cfg.clone(), nats::ledger_for(&cfg)).await.unwrap();
+    let (url, reloader) = (format!("nats://{}", server.local_addr()), server.reloader());
+    tokio::spawn(server.run(std::future::pending()));
+    let trusting =
+        |ca: &Path| async_nats::ConnectOptions::new().add_root_certificates(ca.join("ca.pem")).require_tls(true);
+    let connects = |opts: async_nats::ConnectOptions| {
+        let url = url.clone();
+        async move { matches!(tokio::time::timeout(WAIT, opts.connect(url)).await, Ok(Ok(_))) }
+    };
+    round_trip(&url, trusting(&old_ca), "tls.rotate.before").await;
+    assert!(!connects(trusting(&new_ca)).await, "the new CA does not vouch for the old certificate");
+
+    install(&new_ca);
+    assert_eq!(reloader.reload(cfg.clone()), Ok(vec!["tls"]), "same settings, files re-read");
+    round_trip(&url, trusting(&new_ca), "tls.rotate.after").await;
+    assert!(!connects(trusting(&old_ca)).await, "the old certificate is no longer served");
+
+    std::fs::write(live.join("server-key.pem"), "not a key").unwrap();
+    let err = reloader.reload(cfg.clone()).unwrap_err();
+    assert!(err.starts_with("tls: ") && err.contains("server-key.pem"), "{err}");
+    round_trip(&url, trusting(&new_ca), "tls.rotate.kept").await;
+    for d in [old_ca, new_ca, live] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

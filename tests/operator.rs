@@ -154,3 +154,74 @@ async fn sigusr1_reopens_the_log_file_after_logrotate_moved_it() {
     assert!(log_text(&rotated).contains("Server is ready"), "the old lines stay in the rotated file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A raw client: connects as `user`/`pass`, and reads what the server sends.
+struct Raw(tokio::net::TcpStream, Vec<u8>);
+
+impl Raw {
+    async fn connect(port: u16, user: &str, pass: &str) -> Raw {
+        use tokio::io::AsyncWriteExt;
+        let mut r = Raw(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap(), Vec::new());
+        r.until("\r\n").await;
+        let connect = format!("CONNECT {{\"verbose\":false,\"user\":\"{user}\",\"pass\":\"{pass}\"}}\r\nPING\r\n");
+        r.0.write_all(connect.as_bytes()).await.unwrap();
+        r.until("PONG\r\n").await;
+        r.1.clear();
+        r
+    }
+
+    async fn send(&mut self, s: &str) {
+        tokio::io::AsyncWriteExt::write_all(&mut self.0, s.as_bytes()).await.unwrap();
+    }
+
+    /// Read until `needle` arrives (or the connection closes: then `<closed>` is appended).
+    async fn until(&mut self, needle: &str) -> String {
+        use tokio::io::AsyncReadExt;
+        while !String::from_utf8_lossy(&self.1).contains(needle) {
+            let mut b = [0u8; 4096];
+            let n = tokio::time::timeout(common::procs::PROC_WAIT, self.0.read(&mut b))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?}; got {:?}", String::from_utf8_lossy(&self.1)))
+                .unwrap_or(0);
+            if n == 0 {
+                self.1.extend_from_slice(b"<closed>");
+                break;
+            }
+            self.1.extend_from_slice(&b[..n]);
+        }
+        String::from_utf8_lossy(&self.1).into_owned()
+    }
+}
+
+/// A reload checks the connected clients again, as nats-server's: a user the file no
+/// longer has is disconnected (silently, as nats-server does), and a user whose
+/// permissions changed keeps its connection under the new ones.
+#[tokio::test]
+async fn a_reload_rechecks_connected_clients() {
+    let dir = temp_dir("recheck");
+    let (port, log, conf) = (free_port(), dir.join("server.log"), dir.join("server.conf"));
+    let users = |stay_publish: &str, gone: bool| {
+        format!(
+            "port: {port}\nauthorization {{ users: [\n  {{ user: stay, password: s, permissions: {{ publish: {stay_publish} }} }}\n{}] }}\n",
+            if gone { "  { user: gone, password: g }\n" } else { "" }
+        )
+    };
+    std::fs::write(&conf, users("[\"a.>\", \"b.>\"]", true)).unwrap();
+    let _procs = start(Some(&conf), &log, port).await;
+    let mut stay = Raw::connect(port, "stay", "s").await;
+    let mut gone = Raw::connect(port, "gone", "g").await;
+    stay.send("PUB b.x 0\r\n\r\nPING\r\n").await;
+    assert_eq!(stay.until("PONG\r\n").await, "PONG\r\n", "b.> is allowed before the reload");
+    stay.1.clear();
+
+    let reloaded = count(&log, "Reloaded server configuration");
+    std::fs::write(&conf, users("[\"a.>\"]", false)).unwrap();
+    _procs.signal(0, "HUP");
+    until_logged(&log, "Reloaded server configuration", reloaded).await;
+    // nats-server 2.15.1 closes it without a word; so does weir.
+    assert_eq!(gone.until("<closed>").await, "<closed>");
+    stay.send("PUB b.x 0\r\n\r\nPUB a.x 0\r\n\r\nPING\r\n").await;
+    let text = stay.until("PONG\r\n").await;
+    assert_eq!(text, "-ERR 'Permissions Violation for Publish to \"b.x\"'\r\nPONG\r\n", "the new permissions apply");
+    let _ = std::fs::remove_dir_all(&dir);
+}

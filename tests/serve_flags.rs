@@ -160,3 +160,119 @@ fn bad_config_is_refused_with_file_and_line() {
     assert!(err.contains(&format!("{}:2:1: unknown field \"favourite_colour\"", conf.display())), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Waits up to `secs` for the child to exit.
+fn wait_exit(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
+    for _ in 0..secs * 50 {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+/// `weir` run as a one-shot command (`-t`, `-sl`): exit status, stdout, stderr.
+fn weir_cmd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Started the way the NATS Helm chart starts nats-server: its `nats.conf` is one JSON
+/// map with `$SERVER_NAME` from the environment, `-t` checks it, and the preStop hook runs
+/// `nats-server -sl=ldm=/var/run/nats/nats.pid`; a config reloader sends `reload`.
+#[test]
+fn deployment_style_json_config_config_check_and_signal_commands() {
+    let dir = temp_dir("deploy");
+    let conf = dir.join("nats.conf");
+    let pid_file = dir.join("nats.pid");
+    std::fs::write(
+        &conf,
+        format!(
+            "{{\n  \"http_port\": -1,\n  \"lame_duck_duration\": \"2s\",\n  \"lame_duck_grace_period\": \"100ms\",\n  \
+             \"pid_file\": \"{}\",\n  \"port\": -1,\n  \"server_name\": $SERVER_NAME,\n  \
+             \"log_size_limit\": 100MB,\n  \"syslog\": false\n}}\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+
+    let (ok, out, err) = weir_cmd(&["-t", "-c", conf_s]);
+    assert!(!ok && err.contains("SERVER_NAME"), "SERVER_NAME is not set: {out} {err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).args(["-t", "-c", conf_s]).env("SERVER_NAME", "nats-0").output();
+    let out = out.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), format!("weir: configuration file {conf_s} is valid"));
+    let (ok, _, err) = weir_cmd(&["-t"]);
+    assert!(!ok && err.contains("must specify [-c, --config] option"), "{err}");
+
+    let ports_dir = dir.join("ports");
+    std::fs::create_dir_all(&ports_dir).unwrap();
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["--config", conf_s, "--ports_file_dir"])
+            .arg(&ports_dir)
+            .env("SERVER_NAME", "nats-0")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir"),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let warn = read_until(&mut log, &mut lines, "log_size_limit");
+    assert!(warn.contains("WARN") && warn.contains("is ignored"), "{warn}");
+    read_until(&mut log, &mut lines, "Server is ready");
+    let port = ports_file(&ports_dir)["nats"][0].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(info(port)["server_name"], "nats-0");
+    // The process keeps its name across the allocator's re-exec, so tools find it by name.
+    let pid = server.0.id();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim_end(), "weir");
+
+    let pid_arg = |cmd: &str| format!("-sl={cmd}={}", pid_file.display());
+    let (ok, _, err) = weir_cmd(&["-sl", "bogus=1"]);
+    assert!(!ok && err.contains("unknown signal \"bogus\""), "{err}");
+    let (ok, _, err) = weir_cmd(&["--signal", "ldm=notapid"]);
+    assert!(!ok && err.contains("invalid pid: notapid"), "{err}");
+    let (ok, _, err) = weir_cmd(&[&pid_arg("reload")]);
+    assert!(ok, "{err}");
+    read_until(&mut log, &mut lines, "Reloaded server configuration");
+    let (ok, _, err) = weir_cmd(&[&pid_arg("ldm")]);
+    assert!(ok, "{err}");
+    read_until(&mut log, &mut lines, "lame duck");
+    let exit = wait_exit(&mut server.0, 30).expect("the server leaves lame-duck mode by exiting");
+    assert!(exit.success(), "weir exited with {exit}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--cluster nats://127.0.0.1:-1` (and `cluster { listen: "127.0.0.1:-1" }`) picks a
+/// free route port, as nats-server's; the ports file lists the one bound.
+#[test]
+fn a_random_cluster_port_is_bound_and_listed() {
+    let dir = temp_dir("randroute");
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["-p", "-1", "--cluster", "nats://127.0.0.1:-1", "--ports_file_dir"])
+            .arg(&dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir"),
+    );
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let line = read_until(&mut log, &mut lines, "Listening for route connections on ");
+    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "{line}");
+    read_until(&mut log, &mut lines, "Server is ready");
+    assert_eq!(ports_file(&dir)["cluster"], serde_json::json!([format!("nats://127.0.0.1:{port}")]));
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -15,7 +15,11 @@
 //! A memory load reports the idle RSS before it, the highest RSS sampled during it
 //! (every 100 ms), the RSS `settle` seconds after it ended, and the first time the RSS
 //! was back within 20% of idle (the aim for fault 7); with `--monitor` also the
-//! server's `/varz` figures then (weir: `allocator` and `read_buffers_shed`).
+//! server's `/varz` figures then (weir: `allocator` and `read_buffers_shed`). Idle and
+//! after are also split into anonymous and file-backed memory: what the allocator can
+//! give back, and the code and data of the binary that the load paged in. With
+//! `--warmup`, the load first runs at 1/100 of its scale and a "warm" idle RSS is read
+//! 5 s later: the baseline of a server that has run this load's code before.
 
 // A benchmark reads the wall clock by design.
 #![allow(clippy::disallowed_methods)]
@@ -54,6 +58,8 @@ pub struct Options {
     pub monitor: Option<String>,
     /// Label of the memory row (server and allocator).
     pub name: String,
+    /// Run the load at 1/100 scale first and report the idle RSS after it too.
+    pub warmup: bool,
 }
 
 type Err = Box<dyn std::error::Error + Send + Sync>;
@@ -61,6 +67,29 @@ type Err = Box<dyn std::error::Error + Send + Sync>;
 fn rss(pid: Option<u32>) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{}/statm", pid?)).ok()?;
     Some(statm.split_whitespace().nth(1)?.parse::<u64>().ok()? * 4096)
+}
+
+/// Resident memory split as the kernel counts it (`/proc/PID/status`): anonymous
+/// (the heap and stacks, what an allocator can give back) and file-backed (the
+/// binary's and libraries' code and data paged in, which the kernel drops only under
+/// memory pressure), in bytes.
+#[derive(Clone, Copy)]
+struct Split {
+    anon: u64,
+    file: u64,
+}
+
+fn split(pid: Option<u32>) -> Option<Split> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let kib = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some(Split { anon: kib("RssAnon:")?, file: kib("RssFile:")? + kib("RssShmem:").unwrap_or(0) })
+}
+
+fn split_text(s: Option<Split>) -> String {
+    s.map_or("-".into(), |s| format!("{} + {}", mib(Some(s.anon)), mib(Some(s.file))))
 }
 
 fn mib(b: Option<u64>) -> String {
@@ -169,28 +198,49 @@ impl Peak {
 /// One memory load's figures.
 struct MemRow {
     load: String,
-    idle: Option<u64>,
+    idle: Idle,
     during: Option<u64>,
     after: Option<u64>,
+    after_split: Option<Split>,
     back_after: Option<f64>,
+    back_after_warm: Option<f64>,
     varz: String,
 }
 
-/// Sample the RSS every 250 ms for `settle` seconds after a load ended at `ended`:
-/// (RSS at the end, seconds until the RSS first was within 20% of `idle`).
-async fn settle(o: &Options, idle: Option<u64>, ended: Instant) -> (Option<u64>, Option<f64>) {
-    let mut back = None;
+/// The server's memory before a load: fresh from start, and (with `--warmup`) after the
+/// same load at a small scale has come and gone, so that the code it runs is paged in.
+#[derive(Clone, Copy)]
+struct Idle {
+    fresh: Option<u64>,
+    fresh_split: Option<Split>,
+    warm: Option<u64>,
+}
+
+/// What [`settle`] saw: the RSS at the end, and the seconds until the RSS first was
+/// within 20% of the fresh and of the warm idle RSS.
+struct Settled {
+    after: Option<u64>,
+    after_split: Option<Split>,
+    back: Option<f64>,
+    back_warm: Option<f64>,
+}
+
+/// Sample the RSS every 250 ms for `settle` seconds after a load ended at `ended`.
+async fn settle(o: &Options, idle: Idle, ended: Instant) -> Settled {
+    let (mut back, mut back_warm) = (None, None);
     let end = ended + Duration::from_secs(o.settle);
+    let within =
+        |base: Option<u64>, now: Option<u64>| matches!((base, now), (Some(i), Some(n)) if n as f64 <= i as f64 * 1.2);
     loop {
         let now = rss(o.pid);
-        if back.is_none()
-            && let (Some(i), Some(n)) = (idle, now)
-            && n as f64 <= i as f64 * 1.2
-        {
+        if back.is_none() && within(idle.fresh, now) {
             back = Some(ended.elapsed().as_secs_f64());
         }
+        if back_warm.is_none() && within(idle.warm, now) {
+            back_warm = Some(ended.elapsed().as_secs_f64());
+        }
         if Instant::now() >= end {
-            return (now, back);
+            return Settled { after: now, after_split: split(o.pid), back, back_warm };
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -221,26 +271,32 @@ async fn varz_note(o: &Options) -> String {
 
 impl MemRow {
     fn print(&self, name: &str) {
-        let back = match (self.back_after, self.idle) {
+        let back = |t: Option<f64>, base: Option<u64>| match (t, base) {
             (Some(t), _) => format!("{t:.1} s"),
-            (None, Some(_)) => "not within the wait".into(),
+            (None, Some(_)) => "no".into(),
             (None, None) => "-".into(),
         };
         println!(
-            "| {} | {name} | {} | {} | {} | {back} | {} |",
+            "| {} | {name} | {} ({}) | {} | {} | {} ({}) | {} | {} | {} |",
             self.load,
-            mib(self.idle),
+            mib(self.idle.fresh),
+            split_text(self.idle.fresh_split),
+            mib(self.idle.warm),
             mib(self.during),
             mib(self.after),
+            split_text(self.after_split),
+            back(self.back_after, self.idle.fresh),
+            back(self.back_after_warm, self.idle.warm),
             self.varz
         );
     }
 }
 
-/// The header of [`MemRow`] tables.
+/// The header of [`MemRow`] tables. RSS figures in parentheses are anonymous +
+/// file-backed.
 pub fn mem_header(settle: u64) -> String {
     format!(
-        "| load | server | idle RSS | RSS during | RSS {settle} s after | back within 20% of idle after | /varz then |\n|---|---|---:|---:|---:|---:|---|"
+        "| load | server | idle RSS (anon + file) | warm idle RSS | RSS during | RSS {settle} s after (anon + file) | back within 20% of idle after | of warm idle | /varz then |\n|---|---|---:|---:|---:|---:|---:|---:|---|"
     )
 }
 
@@ -248,7 +304,12 @@ pub fn mem_header(settle: u64) -> String {
 /// the others a memory row (see [`mem_header`]).
 pub async fn run(o: &Options) -> Result<(), Err> {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = rss(o.pid);
+    let mut idle = Idle { fresh: rss(o.pid), fresh_split: split(o.pid), warm: None };
+    if o.warmup {
+        warm_up(o).await?;
+        tokio::time::sleep(Duration::from_secs(WARM_SETTLE)).await;
+        idle.warm = rss(o.pid);
+    }
     let row = match o.part {
         Part::Stall => stall(o, idle).await?,
         Part::Churn => churn(o, idle).await?,
@@ -258,7 +319,30 @@ pub async fn run(o: &Options) -> Result<(), Err> {
     Ok(())
 }
 
-async fn stall(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
+/// Seconds between the warm-up and reading the warm idle RSS.
+const WARM_SETTLE: u64 = 5;
+
+/// The part's load at 1/100 of its scale and without the probe: its code runs and its
+/// small memory is given back before the warm idle RSS is read.
+async fn warm_up(o: &Options) -> Result<(), Err> {
+    match o.part {
+        Part::Stall => {
+            let mut heavy = connect(&o.addr).await?;
+            heavy.write_all(b"SUB _INBOX.heavy.* inbox\r\n").await?;
+            let subs = (o.subs / 100).max(1);
+            subscribe_all(&mut heavy, subs).await?;
+            heavy.write_all(b"PUB nobody.0 _INBOX.heavy.0 0\r\n\r\n").await?;
+            read_until(&mut heavy, b"HMSG _INBOX.heavy.", 1).await?;
+            send_batched(&mut heavy, (0..subs).map(|i| format!("UNSUB {i}\r\n"))).await?;
+            sync(&mut heavy).await?;
+        }
+        Part::Churn => drop(churn_load(&o.addr, 5).await?),
+        Part::Big => drop(big_load(&o.addr, 1).await?),
+    }
+    Ok(())
+}
+
+async fn stall(o: &Options, idle: Idle) -> Result<MemRow, Err> {
     const PHASES: [&str; 7] = [
         "idle",
         "subscribe N",
@@ -309,7 +393,7 @@ async fn stall(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
             p.stop.store(true, Ordering::Relaxed);
         })
     };
-    let (after, back_after) = settle(o, idle, ended).await;
+    let settled = settle(o, idle, ended).await;
     stopper.await?;
     prober.await??;
 
@@ -326,7 +410,7 @@ async fn stall(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
         let q = |f: f64| d[((d.len() - 1) as f64 * f) as usize];
         println!("| {name} | {} | {:.3} ms | {:.3} ms | {:.3} ms |", d.len(), ms(q(0.5)), ms(q(0.99)), ms(q(1.0)));
     }
-    let per_sub = match (idle, with_subs) {
+    let per_sub = match (idle.fresh, with_subs) {
         (Some(a), Some(b)) => format!("{:.2} KiB", (b.saturating_sub(a)) as f64 / 1024.0 / o.subs as f64),
         _ => "-".into(),
     };
@@ -337,23 +421,40 @@ async fn stall(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
         mib(with_subs)
     );
     let varz = varz_note(o).await;
-    Ok(MemRow {
-        load: format!("a client with {} subscriptions leaves", o.subs),
-        idle,
-        during: peak,
-        after,
-        back_after,
-        varz,
-    })
+    Ok(MemRow::new(format!("a client with {} subscriptions leaves", o.subs), idle, peak, settled, varz))
 }
 
-async fn churn(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
+impl MemRow {
+    fn new(load: String, idle: Idle, during: Option<u64>, s: Settled, varz: String) -> MemRow {
+        MemRow {
+            load,
+            idle,
+            during,
+            after: s.after,
+            after_split: s.after_split,
+            back_after: s.back,
+            back_after_warm: s.back_warm,
+            varz,
+        }
+    }
+}
+
+async fn churn(o: &Options, idle: Idle) -> Result<MemRow, Err> {
     let peak = Peak::start(o.pid);
-    // Each connection publishes 100 x 1 KiB to the shared subjects and reads what the
-    // other 49 on its subject send (~5,000 messages) until its PONG; all at once.
+    drop(churn_load(&o.addr, 500).await?);
+    let during = peak.finish(o.pid).await;
+    let settled = settle(o, idle, Instant::now()).await;
+    let varz = varz_note(o).await;
+    Ok(MemRow::new("500 connections churn".into(), idle, during, settled, varz))
+}
+
+/// `n` connections on 10 shared subjects: each publishes 100 x 1 KiB to them and reads
+/// what the others on its subject send (with 500, ~5,000 messages each) until its PONG;
+/// all at once. Returns the connections, still open.
+async fn churn_load(addr: &str, n: usize) -> Result<Vec<TcpStream>, Err> {
     let mut tasks = Vec::new();
-    for c in 0..500 {
-        let addr = o.addr.clone();
+    for c in 0..n {
+        let addr = addr.to_string();
         tasks.push(tokio::spawn(async move {
             let mut s = connect(&addr).await?;
             let body = "x".repeat(1024);
@@ -370,21 +471,32 @@ async fn churn(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
     for t in tasks {
         conns.push(t.await??);
     }
-    drop(conns);
-    let during = peak.finish(o.pid).await;
-    let (after, back_after) = settle(o, idle, Instant::now()).await;
-    let varz = varz_note(o).await;
-    Ok(MemRow { load: "500 connections churn".into(), idle, during, after, back_after, varz })
+    Ok(conns)
 }
 
-async fn big(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
-    const SIZE: usize = 8_000_000;
+async fn big(o: &Options, idle: Idle) -> Result<MemRow, Err> {
     let peak = Peak::start(o.pid);
+    let (conns, refused) = big_load(&o.addr, 40).await?;
+    let during = peak.finish(o.pid).await;
+    // The connections stay open and idle while the RSS settles.
+    let settled = settle(o, idle, Instant::now()).await;
+    let mut varz = varz_note(o).await;
+    if !refused.is_empty() {
+        let _ = write!(varz, "; {} of 40 connections refused: {}", refused.len(), refused[0]);
+    }
+    drop(conns);
+    Ok(MemRow::new("40 connections publish 8 MB each, then idle".into(), idle, during, settled, varz))
+}
+
+/// `n` connections each publish one 8,000,000-byte message; returns them, still open,
+/// and the errors of those the server refused.
+async fn big_load(addr: &str, n: usize) -> Result<(Vec<TcpStream>, Vec<String>), Err> {
+    const SIZE: usize = 8_000_000;
     let payload = vec![b'x'; SIZE];
     let mut conns = Vec::new();
     let mut refused = Vec::new();
-    for c in 0..40 {
-        let mut s = connect(&o.addr).await?;
+    for c in 0..n {
+        let mut s = connect(addr).await?;
         s.write_all(format!("PUB big.{c} {SIZE}\r\n").as_bytes()).await?;
         s.write_all(&payload).await?;
         s.write_all(b"\r\n").await?;
@@ -395,15 +507,7 @@ async fn big(o: &Options, idle: Option<u64>) -> Result<MemRow, Err> {
             refused.push(e.to_string());
         }
     }
-    let during = peak.finish(o.pid).await;
-    // The connections stay open and idle while the RSS settles.
-    let (after, back_after) = settle(o, idle, Instant::now()).await;
-    let mut varz = varz_note(o).await;
-    if !refused.is_empty() {
-        let _ = write!(varz, "; {} of 40 connections refused: {}", refused.len(), refused[0]);
-    }
-    drop(conns);
-    Ok(MemRow { load: "40 connections publish 8 MB each, then idle".into(), idle, during, after, back_after, varz })
+    Ok((conns, refused))
 }
 
 fn ms(d: Duration) -> f64 {

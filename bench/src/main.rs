@@ -93,6 +93,10 @@ enum Cmd {
         /// Label of the memory row (server and allocator).
         #[arg(long, default_value = "server")]
         name: String,
+        /// Before the load, run it at 1/100 scale and read a "warm" idle RSS 5 s later:
+        /// the baseline of a server whose code for this load is paged in.
+        #[arg(long)]
+        warmup: bool,
     },
     /// Print the header of the `faults` memory rows.
     FaultsHeader {
@@ -169,8 +173,8 @@ async fn main() {
                 .map_err(|e| e.to_string())
         }
         Cmd::JsTable { files } => js::table(&files).map(|t| print!("{t}")),
-        Cmd::Faults { addr, pid, subs, settle, part, monitor, name } => {
-            let o = faults::Options { addr, pid, subs, settle, part, monitor, name };
+        Cmd::Faults { addr, pid, subs, settle, part, monitor, name, warmup } => {
+            let o = faults::Options { addr, pid, subs, settle, part, monitor, name, warmup };
             faults::run(&o).await.map_err(|e| e.to_string())
         }
         Cmd::FaultsHeader { settle } => {

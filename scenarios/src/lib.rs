@@ -94,7 +94,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "js-single",
         description: "one JetStream server: streams of each retention, PubAck publishers with Msg-Id retries, pull and push consumers acking out of order; pauses, slow disk, client disconnects",
         world: "js",
-        catches: &[Bug::AckFloorSkips],
+        catches: &[Bug::AckFloorSkips, Bug::EvictBeforeDurable],
         draw: js_single,
     },
     Scenario {

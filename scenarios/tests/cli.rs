@@ -130,7 +130,7 @@ fn lists_scenarios_and_bugs() {
         assert!(s.contains(name), "{s}");
     }
     let b = stdout(&weir_sim(&["bugs"]));
-    assert_eq!(b.lines().count(), 12, "{b}");
+    assert_eq!(b.lines().count(), 13, "{b}");
     for name in [
         "votes-not-persisted",
         "commit-before-quorum",
@@ -142,6 +142,7 @@ fn lists_scenarios_and_bugs() {
         "queue-double-delivery",
         "ack-floor-skips",
         "dedup-forgets",
+        "evict-before-durable",
         "unbounded-buffer-pool",
         "uncharged-buffer",
     ] {

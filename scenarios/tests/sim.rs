@@ -197,6 +197,7 @@ bug_tests! {
     bug_ack_before_store_is_caught => Bug::AckBeforeStore,
     bug_ack_floor_skips_is_caught => Bug::AckFloorSkips,
     bug_dedup_forgets_is_caught => Bug::DedupForgets,
+    bug_evict_before_durable_is_caught => Bug::EvictBeforeDurable,
     bug_route_drops_interest_is_caught => Bug::RouteDropsInterest,
     bug_queue_double_delivery_is_caught => Bug::QueueDoubleDelivery,
     bug_uncharged_buffer_is_caught => Bug::UnchargedBuffer,

@@ -37,6 +37,8 @@ pub enum Bug {
     AckFloorSkips,
     /// A stream's dedup window is not rebuilt when it is opened after a restart.
     DedupForgets,
+    /// A file stream's limit evictions take effect at append, before the publish is durable.
+    EvictBeforeDurable,
     /// A NATS server loses (indexes unmatchably) a peer's wildcard interest re-sent after a route reconnect.
     RouteDropsInterest,
     /// A NATS server forwards a queue-group message to a peer even when a local member got it.
@@ -47,7 +49,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every known bug, in a stable order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::VotesNotPersisted,
         Bug::CommitBeforeQuorum,
         Bug::UnboundedCatchup,
@@ -57,6 +59,7 @@ impl Bug {
         Bug::AckBeforeStore,
         Bug::AckFloorSkips,
         Bug::DedupForgets,
+        Bug::EvictBeforeDurable,
         Bug::RouteDropsInterest,
         Bug::QueueDoubleDelivery,
         Bug::UnchargedBuffer,
@@ -74,6 +77,7 @@ impl Bug {
             Bug::AckBeforeStore => "ack-before-store",
             Bug::AckFloorSkips => "ack-floor-skips",
             Bug::DedupForgets => "dedup-forgets",
+            Bug::EvictBeforeDurable => "evict-before-durable",
             Bug::RouteDropsInterest => "route-drops-interest",
             Bug::QueueDoubleDelivery => "queue-double-delivery",
             Bug::UnchargedBuffer => "uncharged-buffer",
@@ -104,6 +108,9 @@ impl Bug {
             Bug::DedupForgets => {
                 "the dedup window is empty after a restart; a Msg-Id retry within the window is stored twice"
             }
+            Bug::EvictBeforeDurable => {
+                "a stream's limit evictions take effect at append; a publish refused by a failed commit still evicts (a failed KV put loses the previous value)"
+            }
             Bug::RouteDropsInterest => {
                 "wildcard interest a peer re-sends after a route reconnect is held but never matched; messages are not forwarded"
             }
@@ -129,6 +136,7 @@ impl Bug {
             Bug::AckBeforeStore => "js-acked-durability",
             Bug::AckFloorSkips => "js-ack-floor",
             Bug::DedupForgets => "js-dedup",
+            Bug::EvictBeforeDurable => "js-acked-kept",
             Bug::RouteDropsInterest => "pubsub-lost-fault-free",
             Bug::QueueDoubleDelivery => "pubsub-queue-once",
             Bug::UnchargedBuffer => "uncharged-memory",
@@ -216,6 +224,7 @@ impl BugSet {
                 Bug::AckBeforeStore => j.ack_before_store = true,
                 Bug::AckFloorSkips => j.consumer.ack_floor_skips = true,
                 Bug::DedupForgets => j.stream.dedup_forgets = true,
+                Bug::EvictBeforeDurable => j.evict_before_durable = true,
                 _ => {}
             }
         }
@@ -280,7 +289,7 @@ mod tests {
             let on = [r.votes_not_persisted, r.commit_before_quorum, r.unbounded_catchup]
                 .into_iter()
                 .chain([st.lazy_fsync, st.unbounded_buffer_pool, st.buffer_leak])
-                .chain([j.ack_before_store, j.consumer.ack_floor_skips, j.stream.dedup_forgets])
+                .chain([j.ack_before_store, j.consumer.ack_floor_skips, j.stream.dedup_forgets, j.evict_before_durable])
                 .chain([n.route_drops_interest, n.queue_double_delivery, n.uncharged_buffer])
                 .filter(|&x| x)
                 .count();

@@ -47,8 +47,7 @@ pub fn wants(meta: &tracing::Metadata<'_>) -> bool {
 /// One event as a line (without the newline): simulated time, node, level, target,
 /// message, then the other fields as `name=value`.
 pub fn line(event: &tracing::Event<'_>, node: u16) -> String {
-    // Only the simulation build has simulated time (the normal build compiles this crate
-    // for clippy and shows zero).
+    // Outside the simulation build (no madsim runtime) there is no simulated time.
     #[cfg(madsim)]
     let at = madsim::time::TimeHandle::try_current().map(|t| t.elapsed()).unwrap_or_default();
     #[cfg(not(madsim))]

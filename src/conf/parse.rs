@@ -126,8 +126,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The whole file: its entries, or one map `{ ... }` holding them (JSON style, as the
+    /// NATS Helm chart writes its `nats.conf`; nats-server reads both).
     fn document(mut self) -> Result<Map, ConfError> {
-        self.map_body(None)
+        self.skip_space();
+        if self.peek() != Some('{') {
+            return self.map_body(None);
+        }
+        let open = self.pos();
+        self.bump();
+        let map = self.map_body(Some(open))?;
+        self.skip_space();
+        match self.peek() {
+            None => Ok(map),
+            Some(c) => self.err(format!("unexpected '{c}' after the map that holds the whole file")),
+        }
     }
 
     /// Entries up to the `}` closing a map opened at `open` (or to the end of the file).
@@ -441,6 +454,23 @@ mod tests {
                 other => panic!("{key} is {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_file_that_is_one_json_style_map() {
+        // The NATS Helm chart's nats.conf: JSON with quoted keys, `$VAR`s and size suffixes.
+        let env = |k: &str| (k == "SERVER_NAME").then(|| "nats-0".to_owned());
+        let text = "{\n  \"http_port\": 8222,\n  \"port\": 4222,\n  \"server_name\": $SERVER_NAME,\n  \
+                    \"cluster\": {\"name\": \"nats\", \"no_advertise\": true, \"routes\": [\"nats://a:6222\", \
+                    \"nats://b:6222\"]},\n  \"jetstream\": {\"max_file_store\": 10Gi}\n}\n";
+        let m = parse_str(text, "t.conf", Path::new("."), &env).unwrap();
+        assert_eq!(get(&m, "port"), &Value::Int(4222));
+        assert_eq!(get(&m, "server_name"), &Value::Str("nats-0".into()));
+        assert_eq!(get(&m, "cluster.no_advertise"), &Value::Bool(true));
+        assert_eq!(get(&m, "jetstream.max_file_store"), &Value::Int(10 << 30));
+        let e = parse("{ port: 1 }\nhost: x\n").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (2, 1), "{e}");
+        assert!(parse("{ port: 1\n").unwrap_err().msg.contains("has no '}'"));
     }
 
     #[test]

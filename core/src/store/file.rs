@@ -479,6 +479,8 @@ pub struct FileStore {
     pending: Option<PoolBuf>,
     active: bool,
     last_active: Duration,
+    /// Removals caused by appends whose delete records wait for them (`store::held`).
+    pub(super) held: super::held::HeldSet,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -531,6 +533,21 @@ impl FileStore {
         cfg: FileStoreConfig,
         mem: StoreMemory,
     ) -> Result<FileStore> {
+        FileStore::open_dropping(disk, dir, limits, cfg, mem, &[])
+    }
+
+    /// [`FileStore::open`], removing the messages `drop` (appends the owner refused
+    /// after a failed fsync, which the disk may have kept anyway) durably before the
+    /// limits are enforced: a refused append must neither come back nor evict anything
+    /// (`store::held`).
+    pub fn open_dropping(
+        disk: Arc<dyn Disk>,
+        dir: &str,
+        limits: StoreLimits,
+        cfg: FileStoreConfig,
+        mem: StoreMemory,
+        drop: &[u64],
+    ) -> Result<FileStore> {
         limits.validate()?;
         cfg.validate()?;
         let mut pool = BufferPool::new(mem.buffers, cfg.pool_idle_bytes);
@@ -562,10 +579,17 @@ impl FileStore {
             pending: None,
             active: false,
             last_active: Duration::ZERO,
+            held: Default::default(),
         };
         super::recover::recover(&mut fs)?;
         fs.slot_count = fs.blocks.iter().map(|b| b.slots.len() as u64).sum();
         fs.settle_index();
+        let dropped: BTreeSet<u64> = drop.iter().copied().filter(|&q| fs.live_slot(q).is_some()).collect();
+        if !dropped.is_empty() {
+            let ranges = fs.coalesce(&dropped);
+            fs.write_deletes(ranges)?;
+            fs.flush()?;
+        }
         let plan = fs.plan_evictions(None);
         if !plan.is_empty() {
             let ranges = fs.coalesce(&plan);
@@ -612,10 +636,12 @@ impl FileStore {
             + self.blocks.len() as u64 * BLOCK_COST
             + self.subjects.len() as u64 * SUBJECT_COST
             + self.subjects.name_bytes
+            + self.held.msgs.len() as u64 * (SLOT_COST + SUBJECT_COST)
+            + self.held.name_bytes
     }
 
     /// Bring the `store.index` charge in line with the index.
-    fn settle_index(&mut self) {
+    pub(super) fn settle_index(&mut self) {
         let model = self.index_model();
         self.meter.settle(model);
     }
@@ -654,6 +680,9 @@ impl FileStore {
         }
         if cfg!(test) || self.slot_count <= 256 {
             self.check_slots();
+        }
+        if crate::checks::walk(self.held.msgs.len()) {
+            self.check_held();
         }
     }
 
@@ -732,7 +761,7 @@ impl FileStore {
     /// End a mutating call: settle the `store.index` charge (error paths may have skipped
     /// `commit`, and the charge follows the index whatever happened), then check the
     /// invariants.
-    fn end_call<T>(&mut self, result: Result<T>) -> Result<T> {
+    pub(super) fn end_call<T>(&mut self, result: Result<T>) -> Result<T> {
         self.settle_index();
         self.invariants();
         result
@@ -888,7 +917,7 @@ impl FileStore {
         e
     }
 
-    fn check_writable(&mut self) -> Result<()> {
+    pub(super) fn check_writable(&mut self) -> Result<()> {
         if let Some(why) = &self.failed {
             return Err(StoreError::Failed(why.clone()));
         }
@@ -902,7 +931,7 @@ impl FileStore {
 
     /// End a write call: charge the index as it now is, and make the call durable as the
     /// policy says.
-    fn commit(&mut self) -> Result<()> {
+    pub(super) fn commit(&mut self) -> Result<()> {
         self.settle_index();
         match self.cfg.sync {
             SyncPolicy::Always if !self.cfg.bugs.lazy_fsync => self.flush(),
@@ -919,7 +948,7 @@ impl FileStore {
         (seq <= self.blocks[i].end()).then_some(i)
     }
 
-    fn live_slot(&self, seq: u64) -> Option<(usize, Slot)> {
+    pub(super) fn live_slot(&self, seq: u64) -> Option<(usize, Slot)> {
         let bi = self.block_of(seq)?;
         let b = &self.blocks[bi];
         let s = b.slots[(seq - b.base - 1) as usize];
@@ -1029,10 +1058,14 @@ impl FileStore {
         n
     }
 
-    /// Remove fully deleted blocks from the front (never the last block).
+    /// Remove fully deleted blocks from the front (never the last block, nor one that
+    /// holds a held message: `store::held`).
     pub(super) fn drop_empty_prefix(&mut self) -> u64 {
         let mut n = 0;
-        while self.blocks.len() > 1 && self.blocks[0].live == 0 {
+        while self.blocks.len() > 1
+            && self.blocks[0].live == 0
+            && !self.held.any_in(self.blocks[0].base + 1, self.blocks[0].end())
+        {
             let path = self.blocks[0].path.clone();
             match self.disk.remove(&path) {
                 Ok(()) => {}
@@ -1394,8 +1427,10 @@ impl FileStore {
         (out, n)
     }
 
-    /// Write delete records for `ranges` (chunked) and apply them; returns messages removed.
-    fn write_deletes(&mut self, ranges: Vec<RangeInclusive<u64>>) -> Result<u64> {
+    /// Write delete records for `ranges` (chunked) and apply them; returns messages
+    /// removed. Held messages are cut out of the ranges (their removal waits for its cause).
+    pub(super) fn write_deletes(&mut self, ranges: Vec<RangeInclusive<u64>>) -> Result<u64> {
+        let ranges = self.held.split(ranges);
         let per = (self.cfg.write_chunk / SMALL_LEN).max(1);
         let mut n = 0;
         for chunk in ranges.chunks(per) {
@@ -1434,7 +1469,8 @@ impl FileStore {
         let size = check_size(&self.limits, subject, headers, payload)?;
         self.check_discard_new(subject, size)?;
         let evict = self.plan_evictions(Some((subject, size)));
-        let ranges = self.coalesce(&evict);
+        // Held evictions (`store::held`) are written later, once the append is durable.
+        let ranges = if self.held.on { Vec::new() } else { self.held.split(self.coalesce(&evict)) };
         let need = size as usize + ranges.len() * SMALL_LEN;
         self.prepare(need)?;
         let seq = self.last_seq + 1;
@@ -1456,6 +1492,9 @@ impl FileStore {
         self.insert_msg(bi, seq, off, size as u32, subject);
         for r in ranges {
             self.delete_range_mem(*r.start(), *r.end());
+        }
+        if self.held.on {
+            self.remove_caused_by(&evict, seq)?;
         }
         self.drop_empty_prefix();
         Ok(seq)
@@ -1558,7 +1597,7 @@ impl FileStore {
     }
 
     /// The message at `seq` whose slot is `slot` in block `bi`, checked.
-    fn read_msg(&mut self, bi: usize, seq: u64, slot: Slot) -> Result<StoredMsg> {
+    pub(super) fn read_msg(&mut self, bi: usize, seq: u64, slot: Slot) -> Result<StoredMsg> {
         let block = self.blocks[bi].index;
         let corrupt = StoreError::Corrupt { block, lost: seq..=seq };
         let rec = self.read_bytes(bi, slot.off as u64, slot.len as usize)?;
@@ -1682,6 +1721,11 @@ impl MsgStore for FileStore {
         self.end_call(result)
     }
 
+    fn purge_caused_by(&mut self, req: &PurgeRequest, cause: u64) -> Result<u64> {
+        let result = self.purge_caused_unchecked(req, cause);
+        self.end_call(result)
+    }
+
     fn compact(&mut self, seq: u64) -> Result<u64> {
         let result = self.compact_unchecked(seq);
         self.end_call(result)
@@ -1776,7 +1820,8 @@ impl FileStore {
 
     fn delete_unchecked(&mut self, seq: u64) -> Result<bool> {
         if self.live_slot(seq).is_none() {
-            return Ok(false);
+            // A held message's removal stops waiting for its cause.
+            return Ok(self.held.msgs.contains_key(&seq) && self.unhold(&BTreeSet::from([seq]))? == 1);
         }
         self.check_writable()?;
         let n = self.write_deletes(vec![seq..=seq])?;
@@ -1784,7 +1829,35 @@ impl FileStore {
         Ok(n == 1)
     }
 
-    fn purge_unchecked(&mut self, req: &PurgeRequest) -> Result<u64> {
+    /// The live messages a purge of `req` removes (see [`MsgStore::purge_caused_by`]).
+    pub(super) fn purge_selection(&mut self, req: &PurgeRequest) -> Result<BTreeSet<u64>> {
+        if req.keep.is_some() && req.up_to_seq.is_some() {
+            return Err(StoreError::InvalidRequest("purge cannot combine keep and up_to_seq".into()));
+        }
+        if let Some(f) = &req.filter {
+            validate_filter(f)?;
+        }
+        let to = req.up_to_seq.map_or(self.last_seq, |s| s.saturating_sub(1));
+        let ids = req.filter.as_deref().filter(|f| *f != ">").map(|f| self.matching_ids(f));
+        let matches = |s: Slot| ids.as_ref().is_none_or(|m| m[s.subj as usize]);
+        let mut seqs: Vec<u64> = self
+            .live_from(self.first_seq)
+            .take_while(|(q, _, _)| *q <= to)
+            .filter(|(_, _, s)| matches(*s))
+            .map(|(q, _, _)| q)
+            .collect();
+        if let Some(keep) = req.keep {
+            seqs.truncate(seqs.len().saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX)));
+        }
+        Ok(seqs.into_iter().collect())
+    }
+
+    /// The name of live subject `id`.
+    pub(super) fn subject_name(&self, id: u32) -> Arc<str> {
+        self.subjects.get(id).name.clone().expect("a live subject has a name")
+    }
+
+    pub(super) fn purge_unchecked(&mut self, req: &PurgeRequest) -> Result<u64> {
         if req.keep.is_some() && req.up_to_seq.is_some() {
             return Err(StoreError::InvalidRequest("purge cannot combine keep and up_to_seq".into()));
         }
@@ -1793,6 +1866,9 @@ impl FileStore {
         }
         self.check_writable()?;
         let to = req.up_to_seq.map_or(self.last_seq, |s| s.saturating_sub(1));
+        // Held messages the purge matches go for good (not counted: already removed).
+        let held = self.held_matching(req, to);
+        self.unhold(&held)?;
         let ids = req.filter.as_deref().filter(|f| *f != ">").map(|f| self.matching_ids(f));
         let matches = |s: Slot| ids.as_ref().is_none_or(|m| m[s.subj as usize]);
         let skip = match req.keep {

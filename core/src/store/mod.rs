@@ -17,7 +17,10 @@
 //!   oldest message of the subject unless `discard_new_per_subject` (with `Discard::New`)
 //!   asks to refuse instead. Eviction order after inserting a message: per subject first,
 //!   then oldest-first while `msgs > max_msgs` or `bytes > max_bytes`. A message bigger
-//!   than `max_bytes` or `max_msg_size` (headers plus payload) is always refused.
+//!   than `max_bytes` or `max_msg_size` (headers plus payload) is always refused. A file
+//!   store told to hold them ([`FileStore::hold_removals`], the JetStream engine's group
+//!   commit) evicts in its index at once but writes the evictions' delete records only
+//!   once the owner says the append is durable (`store::held`).
 //! - `max_age` is enforced only by [`MsgStore::expire`], with the caller's clock: messages
 //!   are removed from the head while the oldest one satisfies `ts_ns <= now_ns - max_age`
 //!   (timestamps are expected not to decrease with the sequence; a younger message at the
@@ -38,6 +41,7 @@
 
 mod cache;
 pub mod file;
+mod held;
 mod mem;
 mod meter;
 mod pool;
@@ -355,6 +359,15 @@ pub trait MsgStore {
 
     /// Remove messages as `req` says; returns how many.
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64>;
+
+    /// Purge as `req` says because the message appended at `cause` asks for it (a
+    /// roll-up): as [`MsgStore::purge`], except that a store that holds the removals
+    /// appends cause ([`FileStore::hold_removals`]) holds these too until the append is
+    /// durable. Returns how many were removed.
+    fn purge_caused_by(&mut self, req: &PurgeRequest, cause: u64) -> Result<u64> {
+        let _ = cause;
+        self.purge(req)
+    }
 
     /// Remove every message below `seq`; a `seq` past `last_seq + 1` also moves
     /// `last_seq` to `seq - 1`. Returns how many messages were removed.

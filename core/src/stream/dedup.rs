@@ -126,7 +126,7 @@ impl Dedup {
     }
 
     /// Every entry as `(id, subject, seq, ts_ns)`, oldest first (to carry the window
-    /// over a reopen of the stream; see [`super::Stream::adopt_dedup`]).
+    /// into another index, see [`super::Stream::adopt_dedup`]).
     pub fn entries(&self) -> Vec<(String, String, u64, i64)> {
         self.by_time
             .iter()
@@ -170,6 +170,13 @@ impl Dedup {
             .map(|(id, _)| id.clone())
             .collect();
         gone.iter().filter(|id| self.remove_id(id)).count()
+    }
+
+    /// Move the ids out, charges and all, leaving this index empty (charging the same
+    /// account).
+    pub fn take(&mut self) -> Dedup {
+        let empty = Dedup::new(self.account.clone());
+        std::mem::replace(self, empty)
     }
 
     /// Drop everything (returns the memory).

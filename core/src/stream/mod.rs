@@ -302,41 +302,56 @@ impl<S: MsgStore> Stream<S> {
         Ok(())
     }
 
-    /// Take over dedup entries `(id, subject, seq, ts_ns)` of an earlier incarnation of
-    /// this stream (as [`Dedup::entries`] lists them) that the rebuild from the stored
-    /// messages cannot know: ids of messages removed since (acked on a workqueue or
-    /// interest stream, evicted, deleted) still answer retries within the window. The
-    /// engine uses it when it reopens a stream whose sync failed, which must not forget
-    /// what clients were told; a restart rebuilds from the stored messages only, as
-    /// nats-server does. Entries past the stored `last_seq`, outside the window at
-    /// `now_ns`, or already held are skipped, and so is everything with `dedup-forgets`.
-    /// Ids of the `refused` sequences (publishes answered with an error, which the disk
-    /// may have kept all the same) are dropped, whichever incarnation knew them.
-    /// `gap_until_ns` is the earlier incarnation's [`Stream::dedup_gap_until_ns`]: a hole
-    /// its window had stays one, and an id the account refuses now makes one.
-    pub fn adopt_dedup(
-        &mut self,
-        entries: &[(String, String, u64, i64)],
-        gap_until_ns: i64,
-        refused: &[u64],
-        now_ns: i64,
-    ) {
-        self.dedup_gap_until_ns = self.dedup_gap_until_ns.max(gap_until_ns);
-        self.dedup.forget_seqs(refused);
+    /// Hand this stream's dedup window over (for [`Stream::adopt_dedup`] of the stream's
+    /// next incarnation), with its [`Stream::dedup_gap_until_ns`]; this stream keeps an
+    /// empty one. The ids stay charged to `stream.dedup` as they are: carried whole, a
+    /// window needs no new charge that a full account (or an injected refusal) could
+    /// refuse.
+    pub fn take_dedup(&mut self) -> (Dedup, i64) {
+        (self.dedup.take(), self.dedup_gap_until_ns)
+    }
+
+    /// Take over the dedup window `carried` of an earlier incarnation of this stream
+    /// ([`Stream::take_dedup`]), which knows more than the rebuild from the stored
+    /// messages: ids of messages removed since (acked on a workqueue or interest stream,
+    /// evicted, deleted) still answer retries within the window. The engine uses it when
+    /// it reopens a stream whose sync failed, which must not forget what clients were
+    /// told; a restart rebuilds from the stored messages only, as nats-server does.
+    ///
+    /// The carried window replaces the rebuilt one, charges and all (so a hole the rebuild
+    /// made, short of memory while both were charged, is no hole); ids only the rebuild
+    /// found are added, and one the account refuses makes a hole. Ids of the `refused`
+    /// sequences (publishes answered with an error, which the disk may have kept all the
+    /// same) are dropped, whichever incarnation knew them, and so are ids outside the
+    /// window at `now_ns`. `gap_until_ns` is the earlier incarnation's
+    /// [`Stream::dedup_gap_until_ns`]: a hole its window had stays one. With
+    /// `dedup-forgets` (or no window) the carried window is dropped.
+    pub fn adopt_dedup(&mut self, carried: Dedup, gap_until_ns: i64, refused: &[u64], now_ns: i64) {
         let window = self.cfg.duplicate_window;
         if window <= 0 || self.bugs.dedup_forgets {
+            self.dedup_gap_until_ns = self.dedup_gap_until_ns.max(gap_until_ns);
+            self.dedup.forget_seqs(refused);
+            self.check();
             return;
         }
         let cutoff = now_ns.saturating_sub(window);
-        let last = self.store.state().last_seq;
-        for (id, subject, seq, ts) in entries {
-            if *seq > last || *ts <= cutoff || refused.contains(seq) || self.dedup.lookup(id).is_some() {
-                continue;
-            }
-            if !self.dedup.insert(id, subject, *seq, *ts) {
+        let mut rebuilt = std::mem::replace(&mut self.dedup, carried);
+        self.dedup_gap_until_ns = gap_until_ns;
+        self.dedup.forget_seqs(refused);
+        self.dedup.expire(cutoff);
+        let extra: Vec<(String, String, u64, i64)> = rebuilt
+            .entries()
+            .into_iter()
+            .filter(|(id, _, seq, ts)| *ts > cutoff && !refused.contains(seq) && self.dedup.lookup(id).is_none())
+            .collect();
+        // Release the rebuilt window's charges before charging what it adds.
+        rebuilt.clear();
+        drop(rebuilt);
+        for (id, subject, seq, ts) in extra {
+            if !self.dedup.insert(&id, &subject, seq, ts) {
                 // Refused by the account: this id is forgotten, so the window has a hole
                 // until it would have expired (the others are still tried).
-                self.note_dedup_gap(*ts);
+                self.note_dedup_gap(ts);
             }
         }
         self.check();
@@ -577,7 +592,7 @@ impl<S: MsgStore> Stream<S> {
             }
             self.last_msg_id = msg_id.unwrap_or_default().to_string();
             if let Some(filter) = rollup {
-                self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: None })?;
+                self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: None }, Some(seq))?;
             }
             return Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: false, stored: false });
         }
@@ -592,7 +607,7 @@ impl<S: MsgStore> Stream<S> {
             self.ttls.insert_charged(now_ns.saturating_add(ttl_secs.saturating_mul(1_000_000_000)), seq, c);
         }
         if let Some(filter) = rollup {
-            self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) })?;
+            self.purge_inner(&PurgeRequest { filter, up_to_seq: None, keep: Some(1) }, Some(seq))?;
         }
         Ok(PubAck { stream: self.cfg.name.clone(), seq, duplicate: false, stored: true })
     }
@@ -775,13 +790,20 @@ impl<S: MsgStore> Stream<S> {
             up_to_seq: (req.seq > 0).then_some(req.seq),
             keep: (req.keep > 0).then_some(req.keep),
         };
-        let r = self.purge_inner(&preq).map_err(|e| ApiError::stream_general_error(e.description));
+        let r = self.purge_inner(&preq, None).map_err(|e| ApiError::stream_general_error(e.description));
         self.check();
         r
     }
 
-    fn purge_inner(&mut self, req: &PurgeRequest) -> Result<u64, ApiError> {
-        let n = self.store.purge(req).map_err(|e| self.store_err(e))?;
+    /// Purge as `req` says; `cause` is the sequence of the roll-up message that asks for
+    /// it (its removals wait for that message to be durable in a store that holds them:
+    /// [`MsgStore::purge_caused_by`]).
+    fn purge_inner(&mut self, req: &PurgeRequest, cause: Option<u64>) -> Result<u64, ApiError> {
+        let n = match cause {
+            Some(seq) => self.store.purge_caused_by(req, seq),
+            None => self.store.purge(req),
+        }
+        .map_err(|e| self.store_err(e))?;
         // Purges remove a prefix (in sequence order) of the matching messages: without
         // `keep`, everything matching below `up_to_seq`; with it, everything matching
         // below the first survivor (one indexed lookup for a literal subject).

@@ -31,7 +31,10 @@
 //!   neither delivered again nor stored at the end, unless a power cut came after the ack
 //!   (consumer and stream state are written behind, as nats-server's);
 //! - `js-limits`: `max_msgs`, `max_bytes` and `max_msgs_per_subject` hold at every stream
-//!   sample and at the end.
+//!   sample and at the end;
+//! - `js-acked-kept`: on limits streams, at every stream sample each subject holds at
+//!   least its acknowledged messages that no limit, delete or reported loss removed by
+//!   then (a KV key keeps its latest acknowledged value; a refused put evicts nothing).
 //!
 //! The ledger accounts `consumer.inflight` and `stream.dedup` are judged by the generic
 //! `memory-bound` checker (every sample within its limit) and the harness's
@@ -248,9 +251,6 @@ struct History {
     starts: Vec<u64>,
     /// Highest sequence seen acknowledged or delivered, per stream, with its time.
     seen_seq: BTreeMap<String, Vec<(u64, u64)>>,
-    /// Publish attempts refused because the store failed (10077), per stream number:
-    /// (value, invoked, ended). See [`Excuses::evicted_per_subject`].
-    store_refused: BTreeMap<u32, Vec<(u64, u64, u64)>>,
 }
 
 impl History {
@@ -316,12 +316,6 @@ fn history(events: &[Event], spec: &JsSpec) -> History {
                     {
                         a.outcome = outcome;
                         a.ended_us = Some(e.time_us);
-                        if let JsEvent::PubFail { reason, .. } = js
-                            && reason.contains("/10077)")
-                        {
-                            let refused = (*value, a.invoked_us, e.time_us);
-                            h.store_refused.entry(js_stream_of(*value)).or_default().push(refused);
-                        }
                     }
                 }
                 JsEvent::Deliver { stream, consumer, value, intact, stream_seq, delivered, .. } => {
@@ -378,9 +372,9 @@ struct Excuses<'a> {
     /// earliest publish of a value seen there was invoked (evidence: a PubAck, a delivery,
     /// the stream at the end).
     by_subject: BTreeMap<String, BTreeMap<u64, u64>>,
-    /// Publishes refused because the store failed, per subject: (a sequence below the
-    /// one they may have taken, invoked, refused), see [`Excuses::evicted_per_subject`].
-    refused_by_subject: BTreeMap<String, Vec<(u64, u64, u64)>>,
+    /// Publishes with no evidence of a sequence whose outcome is unknown (they may be
+    /// stored, and evicted before anyone saw them), per subject: when each was invoked.
+    unseen: BTreeMap<String, Vec<u64>>,
     lost: BTreeSet<u64>,
 }
 
@@ -411,17 +405,23 @@ impl<'a> Excuses<'a> {
                 held(*seq, *value);
             }
         }
-        // A refused publish took a sequence above every one assigned before it was
-        // invoked (a PubAck or a delivery seen by then).
-        let seen = h.seen_seq.get(&spec.name).map(Vec::as_slice).unwrap_or_default();
-        let mut refused_by_subject: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
-        for &(value, invoked_us, ended_us) in h.store_refused.get(&stream_no).map(Vec::as_slice).unwrap_or_default() {
-            let above = seen.iter().filter(|s| s.0 < invoked_us).map(|s| s.1).max().unwrap_or(0);
-            refused_by_subject.entry(js_subject(value)).or_default().push((above, invoked_us, ended_us));
+        let seen: BTreeSet<u64> = fin
+            .msgs
+            .iter()
+            .filter_map(|m| js_value_of(&m.payload))
+            .chain(h.delivered.iter().filter(|d| d.0 == spec.name).map(|d| d.3))
+            .collect();
+        let mut unseen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (&value, p) in h.published.iter().filter(|(_, p)| p.stream == stream_no) {
+            let acked = p.attempts.iter().any(|a| matches!(a.outcome, Outcome::Ack { .. }));
+            let maybe = p.attempts.iter().any(|a| matches!(a.outcome, Outcome::Unknown | Outcome::Open));
+            if maybe && !acked && !seen.contains(&value) {
+                unseen.entry(js_subject(value)).or_default().push(p.attempts[0].invoked_us);
+            }
         }
         let mut lost: BTreeSet<u64> = h.lost.get(&spec.name).cloned().unwrap_or_default();
         lost.extend(fin.lost.iter().copied());
-        Excuses { h, spec, fin, by_subject, refused_by_subject, lost }
+        Excuses { h, spec, fin, by_subject, unseen, lost }
     }
 
     /// Whether message `seq` on `subject` may have been removed without anyone's ack by
@@ -445,7 +445,7 @@ impl<'a> Excuses<'a> {
         if s.max_bytes > 0 && (newer + 1).saturating_mul(s.max_record_bytes) > s.max_bytes {
             return true;
         }
-        s.max_per_subject > 0 && self.evicted_per_subject(seq, subject)
+        s.max_per_subject > 0 && self.evicted_per_subject(seq, subject, t_us)
     }
 
     /// Whether `max_msgs_per_subject` evicted `seq`: some newer message `m` on its subject
@@ -454,28 +454,33 @@ impl<'a> Excuses<'a> {
     /// known to have held a message come from PubAcks, deliveries and the final stream
     /// (a delete of a newer message must not make an evicted one look lost).
     ///
-    /// A publish refused because the store failed (10077) counts too, while it was
-    /// pending: it was appended and the limits applied before its group commit failed,
-    /// and the engine's reopen keeps every removal the running stream showed (see
-    /// `JetStream::reopen`), so its evictions stay although it is not stored. It counts
-    /// only as newer than the sequences seen before it was invoked (it took a higher
-    /// one), placed just above them, and only for messages published before it was
-    /// refused (a conservative placement: it never excuses more than its true sequence
-    /// would). Found by `js-single` seed 37 with every fault point on.
-    fn evicted_per_subject(&self, seq: u64, subject: &str) -> bool {
+    /// A publish refused because the store failed (10077) evicted nothing: a stream's
+    /// limits take effect only once the append that breaks them is durable (the file
+    /// store holds those removals, `store::held`), so a refused one never counts here.
+    /// (Until that fix, a failed KV put lost the key's previous value; this checker
+    /// excused it: `js-single` seed 37 with every fault point on.)
+    ///
+    /// By `t_us` (`None`: the end of the run) only newer messages published by then
+    /// count, and so do publishes of unknown outcome on the subject that nobody saw
+    /// (stored and evicted unseen, they leave no evidence), as if newer.
+    fn evicted_per_subject(&self, seq: u64, subject: &str, t_us: Option<u64>) -> bool {
         let deleted = self.h.delete_done.get(&self.spec.name);
-        // (order, invoked, gone): acked by sequence, refused ones just above `above`.
-        let mut newer: Vec<((u64, u8), u64, Option<u64>)> = self
+        let by = t_us.unwrap_or(u64::MAX);
+        // (sequence, invoked, gone), by sequence.
+        let mut newer: Vec<(u64, u64, Option<u64>)> = self
             .by_subject
             .get(subject)
             .map(|seqs| {
-                seqs.range(seq + 1..).map(|(&n, &t)| ((n, 0), t, deleted.and_then(|d| d.get(&n)).copied())).collect()
+                seqs.range(seq + 1..)
+                    .filter(|(_, t)| **t <= by)
+                    .map(|(&n, &t)| (n, t, deleted.and_then(|d| d.get(&n)).copied()))
+                    .collect()
             })
             .unwrap_or_default();
-        if let Some(refused) = self.refused_by_subject.get(subject) {
-            newer.extend(refused.iter().filter(|r| r.0 >= seq).map(|&(above, t, gone)| ((above, 1), t, Some(gone))));
+        if t_us.is_some() {
+            let unseen = self.unseen.get(subject).map(Vec::as_slice).unwrap_or_default();
+            newer.extend(unseen.iter().filter(|&&t| t <= by).map(|&t| (u64::MAX, t, None)));
         }
-        newer.sort_unstable();
         (0..newer.len()).any(|i| {
             let t_m = newer[i].1;
             let present = newer[..=i].iter().filter(|(_, _, gone)| gone.is_none_or(|g| g >= t_m)).count() as u64;
@@ -501,6 +506,54 @@ impl<'a> Excuses<'a> {
     }
 }
 
+/// `js-acked-kept` on limits stream `s` (number `stream_no`): at every stream sample,
+/// each subject holds at least as many messages as it has acknowledged ones that
+/// nothing removed by then (a limit, with the newer messages published by then; a
+/// delete; a reported loss). The sample's request went out after the stream's last
+/// consumer sample before it (the sampler asks in that order), so every PubAck received
+/// before that was sent before the server read the stream. This is what a KV get sees:
+/// a key's latest acknowledged value stays readable until a later one replaces it (a
+/// put refused with 10077 replaces nothing).
+fn check_kept(events: &[Event], h: &History, ex: &Excuses<'_>, s: &StreamSpec, stream_no: u32, kept: &mut Tally) {
+    // Acknowledged sequences per subject: seq -> when the PubAck arrived.
+    let mut acked: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+    for (&value, p) in h.published.iter().filter(|(_, p)| p.stream == stream_no) {
+        for a in &p.attempts {
+            if let (Outcome::Ack { seq, .. }, Some(t)) = (&a.outcome, a.ended_us) {
+                let at = acked.entry(js_subject(value)).or_default().entry(*seq).or_insert(t);
+                *at = (*at).min(t);
+            }
+        }
+    }
+    let mut asked: Option<u64> = None;
+    for e in events {
+        let EventKind::Js(js) = &e.kind else { continue };
+        match js {
+            JsEvent::ConsumerInfo { stream, .. } if *stream == s.name => asked = Some(e.time_us),
+            JsEvent::StreamInfo { stream, subjects, .. } if *stream == s.name => {
+                let Some(sent_after) = asked.take() else { continue };
+                for (subject, seqs) in &acked {
+                    let need = seqs
+                        .iter()
+                        .filter(|&(&q, &t)| t <= sent_after && !ex.removed_by_limits(q, subject, Some(e.time_us)))
+                        .count() as u64;
+                    let have = subjects.iter().find(|(k, _)| k == subject).map_or(0, |(_, n)| *n);
+                    if have < need {
+                        kept.add(|| {
+                            format!(
+                                "{} at {}: {subject} holds {have} messages, {need} acknowledged ones were not removed",
+                                s.name,
+                                at(e)
+                            )
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Judge a JetStream run: `events` is the whole history, `finals` the streams (by stream
 /// number, as in `spec.streams`) read back after the final recovery.
 pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) -> Vec<Violation> {
@@ -516,6 +569,7 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
     let mut floor = Tally::new("js-ack-floor");
     let mut wq = Tally::new("js-workqueue");
     let mut limits = Tally::new("js-limits");
+    let mut kept = Tally::new("js-acked-kept");
     let empty = JsFinalStream::default();
 
     for (ix, s) in spec.streams.iter().enumerate() {
@@ -580,6 +634,7 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
                     limits.add(|| format!("{} at {}: {why}", s.name, at(e)));
                 }
             }
+            check_kept(events, &h, &ex, s, stream_no, &mut kept);
         }
 
         for (&value, p) in h.published.iter().filter(|(_, p)| p.stream == stream_no) {
@@ -764,7 +819,7 @@ pub fn js_outcomes(events: &[Event], spec: &JsSpec, finals: &[JsFinalStream]) ->
             }
         }
     }
-    for t in [phantom, failed, durable, once, dedup, delivery, order, floor, wq, limits] {
+    for t in [phantom, failed, durable, once, dedup, delivery, order, floor, wq, limits, kept] {
         t.finish(&mut out);
     }
     out
@@ -908,12 +963,10 @@ mod tests {
         assert_eq!(names(&es, &sp, &fin(vec![msg(3, 11)], 3)), ["js-acked-durability"]);
     }
 
-    /// A publish refused because the store failed had its limits applied before its
-    /// group commit failed, and the reopen keeps the removals the stream showed: its
-    /// eviction is excused, but only on its subject, only of messages older than it,
-    /// and not for a refusal that is no store failure.
+    /// A publish refused because the store failed evicted nothing (its limits take
+    /// effect only once it is durable): the message it would have evicted must stay.
     #[test]
-    fn per_subject_eviction_by_a_publish_refused_for_a_store_failure_is_excused() {
+    fn a_publish_refused_for_a_store_failure_evicts_nothing() {
         let mut sp = spec(Retention::Limits);
         sp.caught_up = false;
         sp.streams[0].max_per_subject = 1;
@@ -922,28 +975,16 @@ mod tests {
             es.push(ev(t + 1, JsEvent::PubFail { client: 0, value: val(n), reason: reason.into() }));
         };
         let store_failed = "store I/O error during sync on x.blk: EIO (503/10077)";
-        // Value 3 at seq 1, then value 7 (same subject) refused: seq 2 spent, seq 1 gone.
+        // Value 3 at seq 1, then value 7 (same subject) refused: seq 2 spent, seq 1 stays.
         let mut es = Vec::new();
         publish(&mut es, 10, 3, Some(1), false);
         refuse(&mut es, 20, 7, store_failed);
-        assert!(names(&es, &sp, &fin(vec![], 2)).is_empty());
-        // Any other refusal stored nothing and evicted nothing.
+        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
+        assert!(names(&es, &sp, &fin(vec![msg(1, 3)], 2)).is_empty());
+        // Nor does any other refusal.
         let mut es = Vec::new();
         publish(&mut es, 10, 3, Some(1), false);
         refuse(&mut es, 20, 7, "no responders");
-        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
-        // Another subject's refusal does not evict it (value 4 is on another subject).
-        assert_ne!(js_subject(val(3)), js_subject(val(4)));
-        let mut es = Vec::new();
-        publish(&mut es, 10, 3, Some(1), false);
-        refuse(&mut es, 20, 4, store_failed);
-        assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
-        // A refusal invoked before the message was acknowledged may be older than it.
-        let mut es = Vec::new();
-        es.push(ev(5, JsEvent::Publish { client: 1, value: js_value(1, 0, 6), stream: "S0".into(), msg_id: false }));
-        publish(&mut es, 10, 3, Some(1), false);
-        es.push(ev(20, JsEvent::PubFail { client: 1, value: js_value(1, 0, 6), reason: store_failed.into() }));
-        assert_eq!(js_subject(js_value(1, 0, 6)), js_subject(val(3)));
         assert_eq!(names(&es, &sp, &fin(vec![], 2)), ["js-acked-durability"]);
     }
 
@@ -1048,11 +1089,73 @@ mod tests {
                 bytes: 0,
                 first_seq: 1,
                 last_seq: 3,
-                subjects: vec![("js0.1".into(), 2)],
+                subjects: ["js0.0", "js0.1", "js0.2", "js0.3"]
+                    .iter()
+                    .map(|k| (k.to_string(), if *k == "js0.1" { 2 } else { 1 }))
+                    .collect(),
                 lost: vec![],
             },
         ));
         assert_eq!(names(&es4, &ps, &fin(vec![msg(1, 1), msg(2, 2), msg(3, 3)], 3)), ["js-limits"]);
+    }
+
+    /// `js-acked-kept`: a stream sample must count every acknowledged message (acked
+    /// before the sample was asked for) that no limit, delete or loss removed by then; a
+    /// publish refused for a store failure removes nothing.
+    #[test]
+    fn a_sample_missing_an_acknowledged_message_is_caught() {
+        let mut sp = spec(Retention::Limits);
+        sp.caught_up = false;
+        sp.streams[0].max_per_subject = 1;
+        let subject = js_subject(val(1));
+        let sample = |es: &mut Vec<Event>, t: u64, n: u64| {
+            es.push(ev(
+                t,
+                JsEvent::ConsumerInfo {
+                    stream: "S0".into(),
+                    consumer: "c".into(),
+                    delivered_stream_seq: 0,
+                    ack_floor_stream_seq: 0,
+                    num_ack_pending: 0,
+                    num_pending: 0,
+                },
+            ));
+            let subjects = if n == 0 { vec![] } else { vec![(subject.clone(), n)] };
+            es.push(ev(
+                t + 1,
+                JsEvent::StreamInfo {
+                    stream: "S0".into(),
+                    msgs: n,
+                    bytes: 0,
+                    first_seq: 1,
+                    last_seq: 2,
+                    subjects,
+                    lost: vec![],
+                },
+            ));
+        };
+        let mut es = Vec::new();
+        publish(&mut es, 10, 1, Some(1), false);
+        es.push(ev(20, JsEvent::Publish { client: 0, value: val(5), stream: "S0".into(), msg_id: false }));
+        es.push(ev(21, JsEvent::PubFail { client: 0, value: val(5), reason: "EIO (503/10077)".into() }));
+        assert_eq!(js_subject(val(5)), subject);
+        let mut gone = es.clone();
+        sample(&mut gone, 30, 0);
+        assert_eq!(names(&gone, &sp, &fin(vec![msg(1, 1)], 2)), ["js-acked-kept"]);
+        let mut kept = es.clone();
+        sample(&mut kept, 30, 1);
+        assert!(names(&kept, &sp, &fin(vec![msg(1, 1)], 2)).is_empty());
+        // A sample asked for before the PubAck arrived may miss it.
+        let mut early = Vec::new();
+        early.push(ev(9, JsEvent::Publish { client: 0, value: val(1), stream: "S0".into(), msg_id: false }));
+        sample(&mut early, 10, 0);
+        early.push(ev(12, JsEvent::PubAck { client: 0, value: val(1), seq: 1, duplicate: false }));
+        assert!(names(&early, &sp, &fin(vec![msg(1, 1)], 1)).is_empty());
+        // A newer acknowledged message on the subject evicts it.
+        let mut evicted = es.clone();
+        publish(&mut evicted, 22, 5, Some(2), false);
+        sample(&mut evicted, 30, 1);
+        assert!(names(&evicted, &sp, &fin(vec![msg(2, 5)], 2)).is_empty());
     }
 
     #[test]

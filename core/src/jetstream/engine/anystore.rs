@@ -60,6 +60,9 @@ impl MsgStore for AnyStore {
     fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         delegate!(self, s => s.purge(req))
     }
+    fn purge_caused_by(&mut self, req: &PurgeRequest, cause: u64) -> Result<u64> {
+        delegate!(self, s => s.purge_caused_by(req, cause))
+    }
     fn compact(&mut self, seq: u64) -> Result<u64> {
         delegate!(self, s => s.compact(seq))
     }

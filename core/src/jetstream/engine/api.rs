@@ -300,7 +300,7 @@ impl JetStream {
         self.check_source_cycle(name, &checked).or_else(|e| err(API, e))?;
         let mut notes = Vec::new();
         let host = self
-            .open_stream(checked.clone(), now_ns, now_ns, true, &mut notes)
+            .open_stream(checked.clone(), now_ns, now_ns, true, &[], &mut notes)
             .or_else(|t| err(API, ApiError::stream_store_failed(t)))?;
         let meta = StreamMeta { config: checked, created_ns: now_ns };
         let path = layout::stream_meta(&self.cfg.store_dir, name);
@@ -498,7 +498,7 @@ impl JetStream {
     /// a message is readable exactly when it is acknowledged. The PubAcks this releases
     /// go out before the read's reply.
     fn settle(&mut self, now_ns: i64, name: &str, out: &mut Vec<JsOut>) {
-        if self.streams.get(name).is_some_and(|h| h.dirty || !h.unsynced.is_empty()) {
+        if self.streams.get(name).is_some_and(|h| h.dirty || h.has_unsynced()) {
             let _ = self.sync(now_ns, out);
         }
     }

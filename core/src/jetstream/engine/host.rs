@@ -310,7 +310,8 @@ impl StreamHost {
             // num_ack_pending returns to 0 (nats-server #6093).
             let pending: Vec<u64> = h.c.pending().map(|(s, _)| s).collect();
             for seq in pending {
-                if matches!(self.stream.store_mut().load(seq), Ok(None)) {
+                // A held eviction (its cause not durable yet) is no removal.
+                if matches!(load_any(&mut self.stream, seq), Ok(None)) {
                     h.c.on_stream_remove(seq, "");
                 }
             }
@@ -402,7 +403,9 @@ impl StreamHost {
         if policy == RetentionPolicy::Limits || reason == DoneReason::MaxDeliveries {
             return;
         }
-        let Ok(Some(m)) = self.stream.store_mut().load(seq) else { return };
+        // A message a pending append evicted (held) is still there, and removing it for
+        // good keeps it from coming back if that append fails.
+        let Ok(Some(m)) = load_any(&mut self.stream, seq) else { return };
         if policy == RetentionPolicy::Interest
             && self.consumers.iter().any(|(n, h)| n != by && h.c.needs_ack(seq, &m.subject))
         {
@@ -432,7 +435,7 @@ impl StreamHost {
     /// After a reopen from disk (file streams): give the reopened store the extent the
     /// failed running store had (see `super::Shown`). Messages below `first_seq` or
     /// inside `gaps` that the disk brought back (removals whose delete records never
-    /// reached it: limit evictions, expiry, purges) are removed again, and when the disk
+    /// reached it: evictions by durable publishes, expiry, purges) are removed again, and when the disk
     /// fell short of `last_seq` (the refused publishes' sequences) the store skips to it
     /// ([`crate::store::FileStore::skip_to`], durable at once), so that no sequence is
     /// handed out twice and neither end of the stream moves back. The removals are made
@@ -586,7 +589,16 @@ impl StreamHost {
         drop(c.charges);
         self.removed.drain(..c.removed.min(self.removed.len()));
         self.visible = self.visible.max(c.last_seq);
-        if c.resync || self.resync {
+        // The committed appends are durable: the removals they caused (limit evictions,
+        // roll-ups) take effect now (`store::held`), their delete records written for
+        // the next commit. Were the write refused (a full disk), they stay held and go
+        // with a later commit; until then consumers still see those messages.
+        let released = match self.stream.store_mut().file_mut().map(|fs| fs.release_held(c.last_seq)) {
+            Some(Ok(n)) => n,
+            _ => 0,
+        };
+        self.dirty |= released > 0;
+        if c.resync || self.resync || released > 0 {
             self.resync_consumers(now_ns, out);
             self.resync &= !self.unsynced.is_empty();
         } else {
@@ -713,6 +725,18 @@ impl StreamHost {
         let v = c.state_version();
         self.consumers.insert(name, ConsumerHost { c, saved_version: v });
         Ok(())
+    }
+}
+
+/// The message at `seq`, stored or held (evicted by an append that is not durable yet,
+/// `store::held`).
+fn load_any(stream: &mut Stream<AnyStore>, seq: u64) -> Result<Option<crate::store::StoredMsg>, StoreError> {
+    match stream.store_mut().load(seq)? {
+        Some(m) => Ok(Some(m)),
+        None => match stream.store_mut().file_mut() {
+            Some(fs) => fs.held_load(seq),
+            None => Ok(None),
+        },
     }
 }
 

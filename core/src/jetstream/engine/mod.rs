@@ -38,6 +38,10 @@
 //! consumers. If the flush fails, the queued publishes are answered with 10077 errors
 //! (never a false ack) and the stream is reopened from disk, keeping what the running
 //! stream showed (its removals, its first and last sequence: see [`JetStream::reopen`]).
+//! What a publish evicts (its stream's limits, a roll-up) takes effect only once the
+//! publish is durable: the file store holds those removals (`store::held`) until the
+//! commit that covers the publish ends, consumers still read the held messages, and a
+//! refused publish evicts nothing (a KV put answered 10077 keeps the previous value).
 //! Memory streams answer at once. `JsBugs::ack_before_store` sends the PubAck at append time (a known bug for the
 //! simulation to catch). API changes to a file stream (purge, delete, update) are flushed
 //! before their reply. Consumer ack state is written (atomically) by `sync` whenever it
@@ -106,7 +110,7 @@ use crate::store::{FileStore, FileStoreConfig, MemStore, StoreMemory, SyncPolicy
 use crate::stream::{STREAM_DEDUP, StorageType, Stream, StreamBugs, StreamConfig, StreamOptions};
 use crate::subject::{SubId, SubIndex};
 use host::{ConsumerMeta, StreamHost, StreamMeta};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +144,11 @@ pub struct JsBugs {
     pub stream: StreamBugs,
     /// The consumers' switches (`ack-floor-skips`).
     pub consumer: ConsumerBugs,
+    /// `evict-before-durable`: a file stream's limit evictions (and roll-ups) take
+    /// effect when the publish is appended, not once it is durable (the store holds
+    /// nothing, `store::held`): a publish its group commit refuses still evicts, and a
+    /// KV put answered with an error loses the key's previous value.
+    pub evict_before_durable: bool,
 }
 
 /// Engine configuration.
@@ -288,8 +297,10 @@ impl std::fmt::Display for Unrecovered {
 
 /// What a stream's reopen carries over from the running stream (see [`JetStream::reopen`]).
 struct Reopen {
-    /// The dedup window's entries.
-    dedup: Vec<(String, String, u64, i64)>,
+    /// The running stream's dedup window, carried whole (its ids stay charged to
+    /// `stream.dedup`; see [`crate::stream::Stream::take_dedup`]). `None` for a stream
+    /// opened as at start, and while the reopened stream holds it.
+    dedup: Option<crate::stream::Dedup>,
     /// The end of a hole in that window ([`crate::stream::Stream::dedup_gap_until_ns`]).
     dedup_gap_until_ns: i64,
     /// The consumers' ack state.
@@ -310,7 +321,7 @@ impl Reopen {
     /// Nothing carried over: a stream opened from what the disk holds, as at start.
     fn fresh() -> Reopen {
         Reopen {
-            dedup: Vec::new(),
+            dedup: None,
             dedup_gap_until_ns: 0,
             carried: BTreeMap::new(),
             refused: Vec::new(),
@@ -332,15 +343,17 @@ struct Unlisted {
     why: String,
 }
 
-/// The extent of a failed stream's running store, which its reopen must not fall
-/// behind: everything it had removed stays removed (limit evictions, expiry and
-/// purges whose delete records may not have reached the disk), and its last sequence
-/// stays spent. Consumers and clients saw that store (a consumer skips what a limit
-/// evicted, STREAM.INFO shows its first and last sequence), so a reopen that brought
-/// an evicted message back behind a consumer, or handed out a sequence again, would
-/// be a rollback they could see. The gaps are as many as the running store had
-/// (bounded by its index, already charged to `store.index`), held only until the
-/// reopen succeeds.
+/// The extent of a failed stream's running store as its consumers saw it, which its
+/// reopen must not fall behind: everything it had removed stays removed (evictions by
+/// durable publishes, expiry and purges whose delete records may not have reached the
+/// disk), and its last sequence stays spent. Consumers and clients saw that store (a
+/// consumer skips what a limit evicted, STREAM.INFO shows its first and last sequence),
+/// so a reopen that brought an evicted message back behind a consumer, or handed out a
+/// sequence again, would be a rollback they could see. Messages the store held (evicted
+/// by publishes not yet durable, `store::held`) count as present: consumers still saw
+/// them, and the failed commit refused the publishes that evicted them. The gaps are
+/// as many as the running store had (bounded by its index, already charged to
+/// `store.index`), held only until the reopen succeeds.
 struct Shown {
     /// Its first sequence: everything below is removed again.
     first_seq: u64,
@@ -349,6 +362,37 @@ struct Shown {
     last_seq: u64,
     /// Its interior gaps (deleted sequences between first and last).
     gaps: Vec<std::ops::RangeInclusive<u64>>,
+}
+
+impl Shown {
+    /// What consumers saw of a store in state `st` (its deleted ranges filled) that
+    /// holds the messages `held`: evicted by appends not yet durable, so still shown to
+    /// consumers (`store::held`) and not to be removed again by the reopen (a failed
+    /// commit refused those appends, so their evictions never happened).
+    fn of(st: &crate::store::StoreState, held: &BTreeSet<u64>) -> Shown {
+        let first_seq = held.first().map_or(st.first_seq, |&h| h.min(st.first_seq));
+        let mut gaps: Vec<std::ops::RangeInclusive<u64>> = Vec::new();
+        if first_seq < st.first_seq {
+            gaps.push(first_seq..=st.first_seq - 1);
+        }
+        if st.msgs > 0 {
+            gaps.extend(st.deleted.iter().cloned());
+        }
+        let mut out = Vec::with_capacity(gaps.len());
+        for r in gaps {
+            let mut from = *r.start();
+            for &h in held.range(r.clone()) {
+                if h > from {
+                    out.push(from..=h - 1);
+                }
+                from = h + 1;
+            }
+            if from <= *r.end() {
+                out.push(from..=*r.end());
+            }
+        }
+        Shown { first_seq, last_seq: st.last_seq, gaps: out }
+    }
 }
 
 /// The JetStream engine (see the module docs).
@@ -522,12 +566,14 @@ impl JetStream {
 
     /// Recover stream `name` and its consumers from disk; a consumer named in `carried`
     /// takes that ack state instead of the one on disk (a reopen keeps what the running
-    /// consumers knew).
+    /// consumers knew), and the `refused` sequences are dropped from the store before
+    /// its limits apply ([`FileStore::open_dropping`]).
     fn recover_stream(
         &mut self,
         name: &str,
         now_ns: i64,
         carried: &BTreeMap<String, ConsumerState>,
+        refused: &[u64],
         notes: &mut Vec<RecoveryNote>,
     ) -> Result<StreamHost, Unrecovered> {
         let path = layout::stream_meta(&self.cfg.store_dir, name);
@@ -541,7 +587,7 @@ impl JetStream {
             .config
             .check(false)
             .map_err(|e| Unrecovered::permanent(format!("{path} holds an invalid config: {}", e.description)))?;
-        let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, notes)?;
+        let mut host = self.open_stream(cfg, meta.created_ns, now_ns, false, refused, notes)?;
         let dir = layout::consumers_dir(&self.cfg.store_dir, name);
         let consumers = layout::names_with_suffix(&*self.disk, &dir, layout::META_SUFFIX)
             .map_err(|e| Unrecovered::transient(format!("cannot list {dir}: {e}")))?;
@@ -598,13 +644,17 @@ impl JetStream {
         Ok(host)
     }
 
-    /// Open (or create) the store and stream for a checked config.
+    /// Open (or create) the store and stream for a checked config; `refused` are
+    /// sequences a failed commit refused, dropped from a file store as it opens. A file
+    /// store holds the removals appends cause until the group commit makes the append
+    /// durable (`store::held`; released by [`StreamHost::end_sync`]).
     fn open_stream(
         &mut self,
         cfg: StreamConfig,
         created_ns: i64,
         now_ns: i64,
         fresh: bool,
+        refused: &[u64],
         notes: &mut Vec<RecoveryNote>,
     ) -> Result<StreamHost, Unrecovered> {
         let name = cfg.name.clone();
@@ -621,8 +671,17 @@ impl JetStream {
                 let mut fcfg = self.cfg.file_store.clone();
                 // Group commit: the engine flushes in `sync`; the interval never elapses.
                 fcfg.sync = SyncPolicy::Interval(Duration::from_secs(100 * 365 * 24 * 3600));
-                let fs = FileStore::open(self.disk.clone(), &dir, cfg.store_limits(), fcfg, self.store_mem.clone())
-                    .map_err(|e| Unrecovered::store(&dir, &e))?;
+                let mut fs = FileStore::open_dropping(
+                    self.disk.clone(),
+                    &dir,
+                    cfg.store_limits(),
+                    fcfg,
+                    self.store_mem.clone(),
+                    refused,
+                )
+                .map_err(|e| Unrecovered::store(&dir, &e))?;
+                let hold = !self.cfg.bugs.evict_before_durable;
+                fs.hold_removals(hold).map_err(|e| Unrecovered::store(&dir, &e))?;
                 let rep = fs.recovery();
                 if !rep.is_clean() {
                     notes.push(RecoveryNote {
@@ -980,17 +1039,15 @@ impl JetStream {
     fn reopen(&mut self, name: &str, now_ns: i64, refused: &[u64], out: &mut Vec<JsOut>) {
         let Some(mut old) = self.streams.remove(name) else { return };
         self.sourcing.remove(name);
-        let dedup = old.stream.dedup().entries();
-        let dedup_gap_until_ns = old.stream.dedup_gap_until_ns();
+        let (dedup, dedup_gap_until_ns) = old.stream.take_dedup();
+        let dedup = Some(dedup);
         let carried: BTreeMap<String, ConsumerState> =
             old.consumers.iter().map(|(n, h)| (n.clone(), h.c.state())).collect();
         let removed = std::mem::take(&mut old.removed);
         let req = crate::store::StateRequest { deleted: true, subjects: None };
-        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown {
-            first_seq: st.first_seq,
-            last_seq: st.last_seq,
-            gaps: st.deleted,
-        });
+        let held: BTreeSet<u64> =
+            old.stream.store_mut().file_mut().map(|fs| fs.held_seqs().collect()).unwrap_or_default();
+        let shown = crate::store::MsgStore::state_with(old.stream.store(), &req).ok().map(|st| Shown::of(&st, &held));
         for h in old.consumers.values_mut() {
             // Their waiting pull requests end; the consumers come back from disk.
             h.c.leadership_lost();
@@ -1020,22 +1077,26 @@ impl JetStream {
     /// is retried later.
     fn try_reopen(&mut self, name: &str, now_ns: i64, mut r: Reopen, out: &mut Vec<JsOut>) {
         let mut notes = Vec::new();
-        let recovered = self.recover_stream(name, now_ns, &r.carried, &mut notes).and_then(|mut host| {
-            host.stream.adopt_dedup(&r.dedup, r.dedup_gap_until_ns, &r.refused, now_ns);
+        let recovered = self.recover_stream(name, now_ns, &r.carried, &r.refused, &mut notes).and_then(|mut host| {
+            if let Some(d) = r.dedup.take() {
+                host.stream.adopt_dedup(d, r.dedup_gap_until_ns, &r.refused, now_ns);
+            }
             for seq in r.refused.iter().chain(&r.removed) {
                 if let Ok(Some(m)) = crate::store::MsgStore::load(host.stream.store_mut(), *seq) {
                     host.remove_seq(now_ns, *seq, &m.subject, out);
                 }
             }
-            match &r.shown {
-                Some(s) => {
-                    host.keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out).map(|()| host).map_err(|e| {
-                        Unrecovered::transient(format!(
-                            "cannot keep what the stream showed before its store failed: {e}"
-                        ))
-                    })
+            let Some(s) = &r.shown else { return Ok(host) };
+            match host.keep_extent(now_ns, s.first_seq, s.last_seq, &s.gaps, out) {
+                Ok(()) => Ok(host),
+                Err(e) => {
+                    // The next attempt carries the window again.
+                    let (d, gap) = host.stream.take_dedup();
+                    (r.dedup, r.dedup_gap_until_ns) = (Some(d), gap);
+                    Err(Unrecovered::transient(format!(
+                        "cannot keep what the stream showed before its store failed: {e}"
+                    )))
                 }
-                None => Ok(host),
             }
         });
         match recovered {

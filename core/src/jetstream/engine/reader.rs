@@ -1,7 +1,10 @@
 //! [`View`]: how consumers read a stream inside the engine. It shows only the durable
 //! prefix of the stream (sequences up to `visible`), so that no consumer delivers a
 //! message whose PubAck is still waiting for the group commit: a message a power cut
-//! can take away is never seen by anyone.
+//! can take away is never seen by anyone. Likewise it still shows the messages that
+//! such a waiting append evicted (held by the file store, `store::held`): a consumer
+//! must not skip a message, or drop it from its pending acks, on account of an
+//! eviction that a failed commit would undo.
 //!
 //! Counting questions are answered from the store's per-subject state when they start
 //! at the head of the stream; a count from inside the stream walks the messages between
@@ -24,6 +27,25 @@ impl View<'_> {
         self.stream.store_mut()
     }
 
+    /// The first message at or after `from_seq` on `filter`, counting held ones (any
+    /// sequence; the callers cut at `visible`).
+    fn next_any(&mut self, filter: &str, from_seq: u64) -> Result<Option<StoredMsg>, StoreError> {
+        let live = self.store().load_next(filter, from_seq)?;
+        let held = self.store().file_mut().and_then(|fs| fs.held_next(filter, from_seq));
+        match held {
+            Some(h) if live.as_ref().is_none_or(|m| h < m.seq) => {
+                let fs = self.store().file_mut().expect("held messages are in a file store");
+                fs.held_load(h)
+            }
+            _ => Ok(live),
+        }
+    }
+
+    /// Whether the store holds evicted messages (see the module docs).
+    fn has_held(&mut self) -> bool {
+        self.store().file_mut().is_some_and(|fs| fs.has_held())
+    }
+
     /// Newest message matching `filter` at or below `visible`.
     fn last_visible(&mut self, filter: &str) -> Option<u64> {
         let visible = self.visible;
@@ -34,7 +56,7 @@ impl View<'_> {
         // The newest is not yet durable (rare: between a publish and its sync): walk.
         let mut best = None;
         let mut from = 0;
-        while let Ok(Some(m)) = self.store().load_next(filter, from) {
+        while let Ok(Some(m)) = self.next_any(filter, from) {
             if m.seq > visible {
                 break;
             }
@@ -60,19 +82,25 @@ impl StreamReader for View<'_> {
         if seq > self.visible {
             return Ok(None);
         }
-        self.store().load(seq)
+        match self.store().load(seq)? {
+            Some(m) => Ok(Some(m)),
+            None => match self.store().file_mut() {
+                Some(fs) => fs.held_load(seq),
+                None => Ok(None),
+            },
+        }
     }
 
     fn load_next(&mut self, filters: &[String], from_seq: u64) -> Result<Option<StoredMsg>, StoreError> {
         let visible = self.visible;
         let best = if filters.is_empty() {
-            self.store().load_next(">", from_seq)?
+            self.next_any(">", from_seq)?
         } else if filters.len() == 1 {
-            self.store().load_next(&filters[0], from_seq)?
+            self.next_any(&filters[0], from_seq)?
         } else {
             let mut best: Option<StoredMsg> = None;
             for f in filters {
-                if let Some(m) = self.store().load_next(f, from_seq)?
+                if let Some(m) = self.next_any(f, from_seq)?
                     && best.as_ref().is_none_or(|b| m.seq < b.seq)
                 {
                     best = Some(m);
@@ -115,7 +143,12 @@ impl StreamReader for View<'_> {
     }
 
     fn first_seq(&self) -> u64 {
-        self.stream.store_state().first_seq.min(self.visible + 1)
+        let held = match self.stream.store() {
+            AnyStore::File(fs) => fs.held_seqs().next(),
+            AnyStore::Mem(_) => None,
+        };
+        let first = self.stream.store_state().first_seq;
+        held.map_or(first, |h| h.min(first)).min(self.visible + 1)
     }
 
     fn last_seq(&self) -> u64 {
@@ -124,7 +157,7 @@ impl StreamReader for View<'_> {
 
     fn num_pending(&mut self, filters: &[String], from_seq: u64) -> u64 {
         let st = self.stream.store_state();
-        if st.last_seq > self.visible || from_seq > st.first_seq {
+        if st.last_seq > self.visible || from_seq > st.first_seq || self.has_held() {
             // Not durable yet, or counted from inside the stream: walk.
             return self.count_walk(filters, from_seq);
         }

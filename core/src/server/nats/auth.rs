@@ -143,7 +143,7 @@ impl User {
     }
 
     fn identity(&self) -> Identity {
-        Identity { account: self.account.clone(), permissions: self.permissions.clone() }
+        Identity { account: self.account.clone(), permissions: self.permissions.clone(), user: self.name().to_owned() }
     }
 }
 
@@ -177,11 +177,14 @@ pub struct Identity {
     pub account: String,
     /// Its permissions (`None`: everything allowed).
     pub permissions: Option<Arc<Permissions>>,
+    /// The user it authenticated as: the user name, NKEY or JWT subject (empty without
+    /// users, or with a token), for `/connz` `authorized_user`.
+    pub user: String,
 }
 
 impl Default for Identity {
     fn default() -> Self {
-        Identity { account: GLOBAL_ACCOUNT.to_owned(), permissions: None }
+        Identity { account: GLOBAL_ACCOUNT.to_owned(), permissions: None, user: String::new() }
     }
 }
 
@@ -265,10 +268,12 @@ impl Auth {
     pub fn check(&self, info: &ConnectInfo, nonce: &str) -> Option<Identity> {
         match self {
             Auth::None => Some(Identity::default()),
-            Auth::Token(token) => info.auth_token.as_deref().is_some_and(|t| same(t, token)).then(Identity::default),
+            Auth::Token(token) => {
+                info.auth_token.as_deref().is_some_and(|t| secret_matches(t, token)).then(Identity::default)
+            }
             Auth::User { user, pass } => (info.user.as_deref() == Some(user.as_str())
-                && info.pass.as_deref().is_some_and(|p| same(p, pass)))
-            .then(Identity::default),
+                && info.pass.as_deref().is_some_and(|p| secret_matches(p, pass)))
+            .then(|| Identity { user: user.clone(), ..Identity::default() }),
             Auth::Users(u) => check_users(u, info, nonce),
             Auth::Operator(t) => {
                 let (jwt, sig) = (info.jwt.as_deref()?, info.sig.as_deref()?);
@@ -286,7 +291,7 @@ fn check_users(u: &Users, info: &ConnectInfo, nonce: &str) -> Option<Identity> {
     if let Some(name) = &info.user {
         let user = u.users.iter().find(|x| matches!(&x.cred, Credential::Password { user, .. } if user == name))?;
         let Credential::Password { pass, .. } = &user.cred else { return None };
-        return info.pass.as_deref().is_some_and(|p| same(p, pass)).then(|| user.identity());
+        return info.pass.as_deref().is_some_and(|p| secret_matches(p, pass)).then(|| user.identity());
     }
     // No credentials at all: the no_auth_user, if any (nats-server refuses a token here).
     if info.auth_token.is_none() && info.jwt.is_none() && u.no_auth_user.is_some() {
@@ -318,6 +323,30 @@ pub fn decode_sig(sig: &str) -> Option<Vec<u8>> {
     use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD};
     let b = sig.trim().as_bytes();
     BASE64URL_NOPAD.decode(b).or_else(|_| BASE64URL.decode(b)).or_else(|_| BASE64.decode(b)).ok()
+}
+
+/// Whether `secret` (a configured password or token) is a bcrypt hash, as nats-server's
+/// `isBcrypt` decides: `$2a$`, `$2b$`, `$2x$` or `$2y$`, two cost digits, `$`.
+pub fn is_bcrypt(secret: &str) -> bool {
+    let b = secret.as_bytes();
+    b.len() > 7
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+}
+
+/// Whether the client's `given` secret matches the configured `secret`: verified against
+/// it when it is a bcrypt hash (what `nats server passwd` makes; nats-server accepts
+/// those for passwords and tokens), else compared in constant time. A client that sends
+/// the hash itself is refused, as by nats-server.
+pub fn secret_matches(given: &str, secret: &str) -> bool {
+    if is_bcrypt(secret) {
+        return bcrypt::verify(given, secret).unwrap_or(false);
+    }
+    same(given, secret)
 }
 
 /// Compare secrets in time that depends only on their lengths.
@@ -367,6 +396,25 @@ mod tests {
 
     fn connect(json: &str) -> ConnectInfo {
         ConnectInfo::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn bcrypt_hashed_passwords_and_tokens_are_verified() {
+        // `$2a$04$` + salt + hash of "s3cret" (cost 4 keeps the debug build quick).
+        const HASH: &str = "$2a$04$b0TnagzxWUvyJRC0WljyXOf/z.BITC1BKM07rs//10dSHCEjoRaMi";
+        assert!(is_bcrypt(HASH) && !is_bcrypt("$2a$x") && !is_bcrypt("plain") && !is_bcrypt("$2c$04$abc"));
+        assert!(secret_matches("s3cret", HASH));
+        assert!(!secret_matches("s3cret!", HASH));
+        assert!(!secret_matches(HASH, HASH), "the hash itself is not the password");
+        let users =
+            Auth::Users(Arc::new(Users { users: vec![User::password("a", HASH, GLOBAL_ACCOUNT)], no_auth_user: None }));
+        assert!(users.check(&connect(r#"{"user":"a","pass":"s3cret"}"#), "").is_some());
+        assert!(users.check(&connect(r#"{"user":"a","pass":"wrong"}"#), "").is_none());
+        let one = Auth::User { user: "a".into(), pass: HASH.into() };
+        assert!(one.check(&connect(r#"{"user":"a","pass":"s3cret"}"#), "").is_some());
+        let token = Auth::Token(HASH.into());
+        assert!(token.check(&connect(r#"{"auth_token":"s3cret"}"#), "").is_some());
+        assert!(token.check(&connect(&format!(r#"{{"auth_token":"{HASH}"}}"#)), "").is_none());
     }
 
     #[test]

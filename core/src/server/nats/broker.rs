@@ -352,6 +352,11 @@ impl Broker {
         self.accounts.len() - 1
     }
 
+    /// The account client `id` is in, if it is connected.
+    pub fn client_account(&self, id: ClientId) -> Option<AccountId> {
+        self.clients.get(&id).map(|c| c.account)
+    }
+
     /// The id of account `name`, if it exists.
     pub fn account_id(&self, name: &str) -> Option<AccountId> {
         self.accounts.iter().position(|a| &*a.name == name)

@@ -181,6 +181,30 @@ impl Conn {
         self.send(&ServerOp::Err(text.to_owned()))
     }
 
+    /// The authorization changed (a config reload): check this connection's CONNECT
+    /// again against `auth`, as nats-server re-checks its clients on reload. Credentials
+    /// no longer accepted, or a user now in another account (its subscriptions live in
+    /// the old one), close the connection without an `-ERR`, as nats-server 2.15.1 does;
+    /// otherwise the user's new permissions apply from now on. A connection still
+    /// waiting for its CONNECT is checked against `auth` when it comes.
+    pub fn recheck_auth(&mut self, auth: Auth, broker: &mut Broker) -> Flow {
+        self.auth = auth;
+        if self.awaiting_auth || !self.connected {
+            return Flow::Continue;
+        }
+        let identity = self.auth.check(&self.opts, &self.nonce);
+        let same_account =
+            identity.as_ref().and_then(|i| broker.account_id(&i.account)) == broker.client_account(self.id);
+        if let Some(identity) = identity.filter(|_| same_account)
+            && self.apply_identity(identity, broker)
+        {
+            return Flow::Continue;
+        }
+        tracing::debug!(client = self.id, "authorization revoked by a reload");
+        self.out.close(Closed::Drain);
+        Flow::Close
+    }
+
     fn err_and_close(&self, text: &str) -> Flow {
         self.err(text);
         self.out.close(Closed::Drain);
@@ -266,6 +290,7 @@ impl Conn {
         let Some(identity) = self.auth.check(&info, &self.nonce) else {
             return self.err_and_close(ERR_AUTH_VIOLATION);
         };
+        let user = identity.user.clone();
         if !self.apply_identity(identity, broker) {
             return self.err_and_close(ERR_AUTH_VIOLATION);
         }
@@ -282,6 +307,7 @@ impl Conn {
                 m.name = info.name.clone().unwrap_or_default();
                 m.lang = info.lang.clone().unwrap_or_default();
                 m.version = info.version.clone().unwrap_or_default();
+                m.user = user;
             });
         }
         self.connected = true;
@@ -359,9 +385,11 @@ impl Conn {
         }
     }
 
-    /// The ping timer fired: send a PING, or close a connection with too many unanswered.
-    pub fn ping_tick(&mut self) -> Flow {
+    /// The ping timer fired: send a PING, or close a connection with too many unanswered
+    /// (counted in `stats.stale_connections` before the `-ERR` is queued).
+    pub fn ping_tick(&mut self, stats: &Stats) -> Flow {
         if self.pings_out + 1 > self.ping_max {
+            stats.stale_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return self.err_and_close(ERR_STALE);
         }
         self.pings_out += 1;

@@ -5,7 +5,7 @@
 //!
 //! Differences from nats-server, all for want of the underlying state: no `rtt`, no
 //! closed-connection ring (`state=closed` lists nothing, `state=any` the open ones), no
-//! TLS details or `authorized_user`; the subscription index has no match cache, so
+//! TLS details; the subscription index has no match cache, so
 //! `num_cache` and `cache_hit_rate` are 0 and `max_fanout`/`avg_fanout` are taken over
 //! every local match rather than over cached results. Times are the wall clock the
 //! caller passes, minus the monotonic time since each event.
@@ -49,6 +49,8 @@ pub struct ConnMeta {
     pub lang: String,
     /// CONNECT `version`.
     pub version: String,
+    /// The user it authenticated as (see `auth::Identity::user`).
+    pub user: String,
 }
 
 impl ConnStat {
@@ -390,6 +392,9 @@ pub struct ConnInfo {
     /// CONNECT `version`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The user it authenticated as, with `auth=true` (as nats-server).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub authorized_user: String,
     /// Its account, with `auth=true` and not `$G` (as nats-server).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub account: String,
@@ -507,6 +512,7 @@ impl Connz {
                     name: meta.name,
                     lang: meta.lang,
                     version: meta.version,
+                    authorized_user: if opts.auth { meta.user } else { String::new() },
                     account: if opts.auth && v.account != super::auth::GLOBAL_ACCOUNT {
                         v.account
                     } else {

@@ -160,7 +160,7 @@ impl Trust {
         if decode_nkey(&user.sub).is_none() || !super::auth::verify_nkey(&user.sub, sig, nonce) {
             return Err("the nonce signature does not verify with the user's key".into());
         }
-        Ok(Identity { account: account.key.clone(), permissions: user_permissions(&user.nats) })
+        Ok(Identity { account: account.key.clone(), permissions: user_permissions(&user.nats), user: user.sub.clone() })
     }
 }
 

@@ -8,14 +8,16 @@
 //!
 //! | may change | applies to |
 //! |---|---|
-//! | `max_payload`, `max_control_line`, `max_pending`, `ping_interval`, `ping_max`, `write_deadline`, `auth_timeout`, `max_subscriptions`, the authorization (users, permissions, token, `no_auth_user`) | connections made after the reload (nats-server also re-checks the connected ones) |
+//! | `max_payload`, `max_control_line`, `max_pending`, `ping_interval`, `ping_max`, `write_deadline`, `auth_timeout`, `max_subscriptions` | connections made after the reload |
+//! | the authorization (users, permissions, token, `no_auth_user`) | new connections, and every connected one checks its CONNECT again (as nats-server): refused credentials or a user moved to another account close it, new permissions apply at once |
 //! | `max_connections` | the next connection admitted |
 //! | `lame_duck_duration`, `lame_duck_grace_period` | the next lame-duck mode |
 //! | `accounts` (new ones), `account_max_outbound`, `account_max_subs_memory` | at once: new accounts are added, every account's limits set (accounts are never removed) |
 //! | `nats_version` | the INFO of later connections |
+//! | `tls` while it stays on (files, `verify`, timeouts, `handshake_first`); the certificate, key and CA files are read again on every reload even when the settings are the same, so a rotated certificate (cert-manager, say) is served after a SIGHUP, as with nats-server | connections made after the reload |
 //!
 //! Refused: `host`, `port`, `server_name`, `cluster` (listen address, name, routes,
-//! route TLS, `no_advertise`), `client_advertise`, `tls`, `jetstream` (on/off and the
+//! route TLS, `no_advertise`), `client_advertise`, `tls` on or off, `jetstream` (on/off and the
 //! store directory), `max_outbound_total`. The seed is not compared (it is drawn anew
 //! by whoever builds the configuration).
 
@@ -30,10 +32,26 @@ pub struct Reloader(pub(super) Arc<Shared>);
 impl Reloader {
     /// Replace the running configuration with `new`, or refuse it naming the first
     /// setting that cannot change at runtime. Returns the names of the settings that changed.
+    ///
+    /// With TLS on, its files are read again first (even when unchanged: a rotated
+    /// certificate); a file that does not load refuses the whole reload with its error.
     pub fn reload(&self, new: NatsConfig) -> Result<Vec<&'static str>, String> {
         let old = self.0.cfg();
-        let changed = diff(&old, &new)?;
+        let mut changed = diff(&old, &new)?;
+        let tls = match &new.tls {
+            Some(t) => Some(crate::server::tls::ServerTls::load(t).map_err(|e| format!("tls: {e}"))?),
+            None => None,
+        };
         self.0.replace_cfg(new);
+        if changed.contains(&"authorization") {
+            self.0.auth_epoch.send_modify(|e| *e += 1);
+        }
+        if let Some(t) = tls {
+            self.0.set_client_tls(t);
+            if !changed.contains(&"tls") {
+                changed.push("tls");
+            }
+        }
         Ok(changed)
     }
 }
@@ -61,9 +79,8 @@ pub fn diff(old: &NatsConfig, new: &NatsConfig) -> Result<Vec<&'static str>, Str
     if old.client_advertise != new.client_advertise {
         return Err(refuse("client_advertise", &old.client_advertise, &new.client_advertise));
     }
-    let tls = |c: &NatsConfig| c.tls.as_ref().map(|t| format!("{t:?}"));
-    if tls(old) != tls(new) {
-        return Err(refuse("tls", tls(old).is_some(), tls(new).is_some()));
+    if old.tls.is_some() != new.tls.is_some() {
+        return Err(refuse("tls", old.tls.is_some(), new.tls.is_some()));
     }
     let js = |c: &NatsConfig| c.jetstream.as_ref().map(|j| j.shown_dir.clone());
     if js(old) != js(new) {
@@ -93,6 +110,8 @@ pub fn diff(old: &NatsConfig, new: &NatsConfig) -> Result<Vec<&'static str>, Str
     check("lame_duck_duration", old.lame_duck_duration != new.lame_duck_duration);
     check("lame_duck_grace_period", old.lame_duck_grace_period != new.lame_duck_grace_period);
     check("nats_version", old.nats_version != new.nats_version);
+    let tls = |c: &NatsConfig| c.tls.as_ref().map(|t| format!("{t:?}"));
+    check("tls", tls(old) != tls(new));
     Ok(changed)
 }
 
@@ -125,5 +144,12 @@ mod tests {
         assert!(diff(&old, &name).unwrap_err().starts_with("config reload not supported for server_name:"));
         let cluster = NatsConfig { cluster: Some(Default::default()), ..old.clone() };
         assert!(diff(&old, &cluster).unwrap_err().starts_with("config reload not supported for cluster:"));
+        // TLS may change while it stays on (certificate rotation); not on or off.
+        let tls = |cert: &str| crate::server::tls::TlsConfig { cert_file: cert.into(), ..Default::default() };
+        let with = NatsConfig { tls: Some(tls("a.pem")), ..old.clone() };
+        assert_eq!(diff(&with, &NatsConfig { tls: Some(tls("b.pem")), ..old.clone() }), Ok(vec!["tls"]));
+        assert_eq!(diff(&with, &with), Ok(vec![]));
+        assert_eq!(diff(&with, &old).unwrap_err(), "config reload not supported for tls: old=true, new=false");
+        assert!(diff(&old, &with).is_err());
     }
 }

@@ -73,8 +73,9 @@ pub(super) struct Shared {
     broker: parking_lot::Mutex<Broker>,
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
-    /// Client TLS, when configured.
-    tls: Option<ServerTls>,
+    /// Client TLS, when configured; a reload swaps it (certificate rotation, see
+    /// [`Shared::client_tls`]).
+    tls: Mutex<Option<Arc<ServerTls>>>,
     account: Arc<Account>,
     /// Every client's read buffer, charging `client.buffers` (an unlimited account of its
     /// own when the ledger has none).
@@ -93,6 +94,9 @@ pub(super) struct Shared {
     ldm: Arc<Notify>,
     /// In lame-duck mode: INFO carries `ldm`.
     lame: AtomicBool,
+    /// Bumped by a reload that changed the authorization: each connection checks its
+    /// CONNECT again (see [`Conn::recheck_auth`]).
+    pub(super) auth_epoch: tokio::sync::watch::Sender<u64>,
     /// Bumped whenever `urls` changes, so a client that was told an older set when it
     /// connected gets a fresh INFO once its CONNECT is in.
     urls_version: AtomicU64,
@@ -127,6 +131,16 @@ impl Shared {
             }
         }
         *self.cfg.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+
+    /// The client TLS now in force (each new connection takes it once).
+    pub(super) fn client_tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Put freshly loaded client TLS in force for connections accepted from now on.
+    pub(super) fn set_client_tls(&self, tls: ServerTls) {
+        *self.tls.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(tls));
     }
 
     /// Monotonic ns since the server started.
@@ -241,7 +255,7 @@ impl Shared {
             port: self.addr.port(),
             headers: true,
             auth_required: self.cfg().auth.is_required(),
-            tls_required: self.tls.is_some(),
+            tls_required: self.client_tls().is_some(),
             tls_verify: self.cfg().tls.as_ref().is_some_and(|t| t.verify),
             max_payload: self.cfg().max_payload as i64,
             client_id,
@@ -271,9 +285,24 @@ impl Monitor {
             let b = s.broker();
             (b.client_count(), b.sub_count(), b.route_count(), b.remote_interest_count())
         };
+        let cfg = s.cfg();
         Varz {
             server_id: s.server_id.clone(),
-            server_name: s.cfg().server_name.clone(),
+            // As INFO: the server id when no name is configured (nats-server's default).
+            server_name: if cfg.server_name.is_empty() { s.server_id.clone() } else { cfg.server_name.clone() },
+            max_control_line: cfg.max_control_line,
+            ping_interval: u64::try_from(cfg.ping_interval.as_nanos()).unwrap_or(u64::MAX),
+            ping_max: cfg.ping_max,
+            write_deadline: u64::try_from(cfg.write_deadline.as_nanos()).unwrap_or(u64::MAX),
+            auth_timeout: cfg.auth_timeout.as_secs_f64(),
+            tls_timeout: cfg.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
+            tls_required: s.client_tls().is_some(),
+            tls_verify: cfg.tls.as_ref().is_some_and(|t| t.verify),
+            connect_urls: if s.advertised_client_addr().is_some() && s.routes.is_some() {
+                s.urls.lock().unwrap_or_else(|e| e.into_inner()).urls()
+            } else {
+                Vec::new()
+            },
             version: s.cfg().nats_version.clone(),
             weir_version: WEIR_VERSION.to_owned(),
             proto: 1,
@@ -291,6 +320,15 @@ impl Monitor {
             in_bytes: s.stats.in_bytes.load(Ordering::Relaxed),
             out_bytes: s.stats.out_bytes.load(Ordering::Relaxed),
             slow_consumers: s.stats.slow_consumers.load(Ordering::Relaxed),
+            stale_connections: s.stats.stale_connections.load(Ordering::Relaxed),
+            slow_consumer_stats: super::varz::KindCounts {
+                clients: s.stats.slow_consumers.load(Ordering::Relaxed),
+                ..Default::default()
+            },
+            stale_connection_stats: super::varz::KindCounts {
+                clients: s.stats.stale_connections.load(Ordering::Relaxed),
+                ..Default::default()
+            },
             producer_stalls: s.stats.producer_stalls.load(Ordering::Relaxed),
             producer_stall_timeouts: s.stats.producer_stall_timeouts.load(Ordering::Relaxed),
             read_buffers_shed: s.read_bufs.shed(),
@@ -320,6 +358,11 @@ impl Monitor {
 }
 
 impl Monitor {
+    /// Monotonic ns since the server started (for `/varz` `start` and `uptime`).
+    pub fn uptime_ns(&self) -> u64 {
+        self.shared.elapsed_ns()
+    }
+
     fn clock(&self, now_ns: i64) -> Clock {
         Clock { now_ns, elapsed_ns: self.shared.elapsed_ns() }
     }
@@ -594,6 +637,7 @@ impl NatsServer {
             urls: Mutex::new(ClientUrls::new(own)),
             ldm: Arc::new(Notify::new()),
             lame: AtomicBool::new(false),
+            auth_epoch: tokio::sync::watch::Sender::new(0),
             urls_version: AtomicU64::new(0),
             info_order: Mutex::new(()),
             started: Instant::now(),
@@ -604,7 +648,7 @@ impl NatsServer {
             js,
             pool: Arc::new(OutboundPool::new(stats.clone())),
             stats,
-            tls,
+            tls: Mutex::new(tls.map(Arc::new)),
             account: ledger.account(names::CLIENT_OUTBOUND),
             read_bufs: ReadBufs::new(
                 ledger
@@ -801,7 +845,7 @@ async fn serve_conn(
     let info = ServerOp::Info(Box::new(shared.info(id, Some(peer), &nonce)));
     // TLS wraps the socket before the generic loops; INFO goes out in plaintext first
     // unless the handshake comes first (see `crate::server::tls`).
-    match &shared.tls {
+    match shared.client_tls() {
         None => {
             out.push(&info);
             serve_client(stream, id, told, shared.clone(), scope, out, nonce).await;
@@ -882,6 +926,7 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
     let mut ping = Ticker::starting_at(Instant::now() + cfg.ping_interval, cfg.ping_interval, Missed::Burst);
     let auth_deadline = sleep_until(Instant::now() + cfg.auth_timeout);
     tokio::pin!(auth_deadline);
+    let mut auth_epoch = shared.auth_epoch.subscribe();
     loop {
         let (flow, more) = {
             // One lock per step: up to `OPS_PER_LOCK` ops of the read batch applied together.
@@ -968,13 +1013,19 @@ async fn read_loop<R: AsyncRead + Unpin>(rd: &mut R, conn: &mut Conn, told: u64,
             biased;
             _ = out.wait_closed() => return,
             _ = ping.tick() => {
-                if conn.ping_tick() == Flow::Close {
+                if conn.ping_tick(&shared.stats) == Flow::Close {
                     return;
                 }
             }
             _ = &mut auth_deadline, if conn.awaiting_auth() => {
                 conn.auth_timeout();
                 return;
+            }
+            Ok(()) = auth_epoch.changed() => {
+                let auth = shared.cfg().auth.clone();
+                if conn.recheck_auth(auth, &mut shared.broker()) == Flow::Close {
+                    return;
+                }
             }
             r = rd.read_buf(rb.bytes()) => match r {
                 Ok(0) | Err(_) => return,

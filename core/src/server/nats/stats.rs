@@ -15,6 +15,8 @@ pub struct Stats {
     pub out_bytes: AtomicU64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: AtomicU64,
+    /// Clients closed as stale (`-ERR 'Stale Connection'`: too many unanswered PINGs).
+    pub stale_connections: AtomicU64,
     /// Messages not queued to a client because the shared `client.outbound` limit was
     /// reached and no larger queue could be cut (the client stays connected).
     pub outbound_dropped: AtomicU64,

@@ -16,6 +16,20 @@ pub struct MemAccount {
     pub limit: u64,
 }
 
+/// A count by connection kind, as nats-server's `slow_consumer_stats` and
+/// `stale_connection_stats` (weir has no gateways or leaf nodes).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KindCounts {
+    /// Client connections.
+    pub clients: u64,
+    /// Route connections.
+    pub routes: u64,
+    /// Gateway connections (none in weir).
+    pub gateways: u64,
+    /// Leaf node connections (none in weir).
+    pub leafs: u64,
+}
+
 /// The cluster part of a [`Varz`].
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterVarz {
@@ -70,6 +84,27 @@ pub struct Varz {
     pub max_connections: usize,
     /// Most subscriptions per connection (0: no limit).
     pub max_subscriptions: usize,
+    /// Longest protocol line a client may send, bytes.
+    pub max_control_line: usize,
+    /// Server PING interval, ns (nats-server writes Go durations as ns).
+    pub ping_interval: u64,
+    /// Unanswered server PINGs before a connection is stale.
+    pub ping_max: u32,
+    /// Write deadline, ns.
+    pub write_deadline: u64,
+    /// Seconds a client has to send CONNECT (authenticate).
+    pub auth_timeout: f64,
+    /// Seconds a client has to finish the TLS handshake (nats-server's default 2 without TLS).
+    pub tls_timeout: f64,
+    /// Clients must use TLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    /// Clients must present a certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
+    /// The cluster's client URLs advertised to clients (INFO `connect_urls`), when clustered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
     /// Open client connections.
     pub connections: usize,
     /// Connections accepted since start.
@@ -86,6 +121,13 @@ pub struct Varz {
     pub out_bytes: u64,
     /// Clients disconnected as slow consumers.
     pub slow_consumers: u64,
+    /// The same by connection kind, as nats-server's `slow_consumer_stats` (weir cuts
+    /// only clients: a slow route drops messages instead, see `cluster.route_drops`).
+    pub slow_consumer_stats: KindCounts,
+    /// Clients closed as stale (too many unanswered PINGs).
+    pub stale_connections: u64,
+    /// The same by connection kind (nats-server's `stale_connection_stats`; clients only).
+    pub stale_connection_stats: KindCounts,
     /// Read batches after which a publishing client waited for subscribers that fell
     /// behind (weir's fast-producer stall; nats-server counts them per connection).
     pub producer_stalls: u64,
@@ -94,7 +136,9 @@ pub struct Varz {
     /// Connections closed at the `client.buffers` limit for holding the largest read
     /// buffer (`-ERR 'maximum client buffers exceeded'`; weir's own, issue 9 fault 4).
     pub read_buffers_shed: u64,
-    /// Memory ledger accounts.
+    /// Memory ledger accounts, as JSON `ledger` (nats-server's `mem` is the resident set
+    /// size in bytes, a number that tools such as nats-top decode; the binary adds it).
+    #[serde(rename = "ledger")]
     pub mem: Vec<MemAccount>,
     /// Routes connected (0 when not clustered).
     pub routes: usize,
@@ -121,6 +165,7 @@ impl Varz {
         metric("in_bytes_total", "counter", "Bytes received from clients.", self.in_bytes);
         metric("out_bytes_total", "counter", "Bytes sent to clients.", self.out_bytes);
         metric("slow_consumers_total", "counter", "Clients closed as slow consumers.", self.slow_consumers);
+        metric("stale_connections_total", "counter", "Clients closed as stale connections.", self.stale_connections);
         metric(
             "producer_stalls_total",
             "counter",

@@ -280,15 +280,16 @@ fn a_removal_in_flight_outlives_the_commit_that_does_not_cover_it() {
     assert!(fetch(&mut h, "_INBOX.f2", 10).is_empty(), "a delivered message was delivered again as new");
 }
 
-/// A limits stream evicts in memory when a publish is appended, before the group commit
-/// makes either durable. A consumer that skipped a message so evicted must not find it
-/// back in the stream after a failed commit reopens the stream from disk, and the
-/// reopen must not hand out again the sequence of the refused publish that evicted it:
-/// neither end of the stream moves back. Found by `js-single-crashes` seed 141 (a pull
-/// consumer's ack floor passed two messages it never received, which the reopen had
-/// brought back; the stream's first and last sequence went backwards without a crash).
+/// A limits stream evicts when a publish is appended, but the eviction takes effect
+/// for the consumers, and on disk, only once that publish is durable (`store::held`).
+/// A consumer must not skip a message so evicted, and a failed commit that refuses the
+/// publish brings the message back for everyone; the refused sequence stays spent, and
+/// neither end of the stream moves back as the consumers saw it. `js-single-crashes`
+/// seed 141 found the first half (a pull consumer's ack floor passed two messages it
+/// never received, which the reopen had brought back); the fix then kept the evictions
+/// of refused publishes, which lost messages a client was told were still there.
 #[test]
-fn a_reopen_keeps_the_evictions_consumers_saw_and_the_sequences_it_spent() {
+fn a_refused_publish_evicts_nothing_and_consumers_never_skip_its_evictions() {
     let mut h = Harness::new();
     h.create_stream(r#"{"name":"L","subjects":["l.>"],"max_msgs":3}"#);
     let consumer =
@@ -310,9 +311,28 @@ fn a_reopen_keeps_the_evictions_consumers_saw_and_the_sequences_it_spent() {
     let outs = flatten(out);
     let ack = outs.iter().find(|o| o.to == "_INBOX.p4").expect("seq 4 acknowledged");
     assert_eq!(ack.json()["seq"], 4);
-    // The consumers recounted with seq 2 gone: the consumer now starts past it.
-    // The next commit fails: seq 5 is refused and the stream reopened from disk,
-    // which still holds seq 2.
+    // STREAM.INFO counts as nats-server does (seq 5 in, seq 2 out), but the consumer
+    // still sees seq 2: seq 5 is not durable.
+    // (No sync here: these requests are answered without one.)
+    let unsynced = |h: &mut Harness, subject: &str, body: &str| {
+        let outs = h.send(subject, Some("_INBOX.u"), b"", body.as_bytes());
+        outs.iter().find(|o| o.to == "_INBOX.u").expect("answered").json()
+    };
+    let st = unsynced(&mut h, "$JS.API.STREAM.INFO.L", "")["state"].clone();
+    assert_eq!((st["first_seq"].as_u64(), st["messages"].as_u64()), (Some(3), Some(3)), "{st}");
+    let c = unsynced(&mut h, "$JS.API.CONSUMER.INFO.L.c", "");
+    assert_eq!(c["num_pending"], 3, "the consumer counted a held eviction: {c}");
+    let outs = h.send("$JS.API.CONSUMER.MSG.NEXT.L.c", Some("_INBOX.f1"), b"", br#"{"batch":1,"no_wait":true}"#);
+    let got: Vec<String> = outs
+        .iter()
+        .filter(|o| o.to == "_INBOX.f1")
+        .filter_map(|o| o.reply.clone())
+        .filter(|r| r.starts_with("$JS.ACK."))
+        .collect();
+    assert_eq!(got.len(), 1, "{outs:?}");
+    assert_eq!(got[0].split('.').nth(5), Some("2"), "the consumer skipped a message a pending append evicted");
+    // The next commit fails: seq 5 is refused and the stream reopened from disk, which
+    // still holds seq 2; its eviction never happened.
     let outs = failing_sync(&mut h);
     let refused = outs.iter().find(|o| o.to == "_INBOX.p5").expect("seq 5 answered");
     assert_eq!(refused.json()["error"]["err_code"], 10077, "{outs:?}");
@@ -320,21 +340,141 @@ fn a_reopen_keeps_the_evictions_consumers_saw_and_the_sequences_it_spent() {
     let st = &info["state"];
     assert_eq!(
         (st["first_seq"].as_u64(), st["last_seq"].as_u64(), st["messages"].as_u64()),
-        (Some(3), Some(5), Some(2)),
-        "the reopen moved the stream back: {info}"
+        (Some(2), Some(5), Some(3)),
+        "the refused publish evicted seq 2, or the reopen moved the stream back: {info}"
     );
     // Every message still in the stream reaches the consumer, in order.
-    let got = fetch_from(&mut h, "L", "_INBOX.f", 10);
+    let mut got = got;
+    got.extend(fetch_from(&mut h, "L", "_INBOX.f2", 10));
     let seqs: Vec<&str> = got.iter().map(|r| r.split('.').nth(5).unwrap()).collect();
-    assert_eq!(seqs, ["3", "4"], "{got:?}");
+    assert_eq!(seqs, ["2", "3", "4"], "{got:?}");
     for r in &got {
         h.send(r, None, b"", b"+ACK");
     }
     let c = h.api("$JS.API.CONSUMER.INFO.L.c", "");
     assert_eq!(c["ack_floor"]["stream_seq"], 4, "{c}");
-    // A sequence is never handed out twice.
+    // A sequence is never handed out twice; seq 6 evicts seq 2 for good.
     assert_eq!(h.publish("l.6", b"", b"y")["seq"], 6);
     h.restart(true);
     let st = h.api("$JS.API.STREAM.INFO.L", "")["state"].clone();
     assert_eq!((st["first_seq"].as_u64(), st["last_seq"].as_u64()), (Some(3), Some(6)), "{st}");
+}
+
+const KV: &str = r#"{"name":"KV_b","subjects":["$KV.b.>"],"max_msgs_per_subject":1,"discard":"new","allow_direct":true,"allow_rollup_hdrs":true,"deny_delete":true,"duplicate_window":120000000000}"#;
+
+/// A KV get: the payload of the last message on `$KV.b.<key>`, `None` if there is none.
+fn kv_get(h: &mut Harness, key: &str) -> Option<Vec<u8>> {
+    let body = format!(r#"{{"last_by_subj":"$KV.b.{key}"}}"#);
+    let r = h.api("$JS.API.STREAM.MSG.GET.KV_b", &body);
+    let data = r["message"]["data"].as_str()?;
+    Some(crate::jetstream::decode_base64(data).expect("base64"))
+}
+
+/// A KV put answered after a group commit that fails: how the failure looks on the
+/// disk is `fault` (a full disk refuses the write; a failed fsync leaves the written
+/// record readable until a power cut).
+fn kv_put_failing(h: &mut Harness, key: &str, value: &[u8], fault: Fault) -> Value {
+    let inbox = format!("_INBOX.put.{key}");
+    assert!(h.send(&format!("$KV.b.{key}"), Some(&inbox), b"", value).is_empty(), "no PubAck before the sync");
+    let outs = match fault {
+        Fault::DiskFull => failing_sync(h),
+        Fault::Fsync => {
+            h.disk.fail_sync.store(true, Ordering::Relaxed);
+            let mut out = Vec::new();
+            assert!(h.js.sync(h.now, &mut out).is_err(), "the sync must fail");
+            h.disk.fail_sync.store(false, Ordering::Relaxed);
+            let mut outs = flatten(out);
+            outs.extend(h.advance(crate::jetstream::engine::REOPEN_RETRY_NS));
+            outs
+        }
+    };
+    outs.iter().find(|o| o.to == inbox).expect("the put is answered").json()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    DiskFull,
+    Fsync,
+}
+
+/// A KV put (`max_msgs_per_subject: 1`) whose group commit fails is answered with
+/// 10077, and the key keeps its previous value: the per-subject eviction the put caused
+/// takes effect only once the put is durable. After the disk recovers, puts work again.
+#[test]
+fn a_failed_kv_put_keeps_the_previous_value() {
+    for fault in [Fault::DiskFull, Fault::Fsync] {
+        let mut h = Harness::new();
+        h.create_stream(KV);
+        assert_eq!(h.publish("$KV.b.k", b"", b"v1")["seq"], 1, "{fault:?}");
+        let refused = kv_put_failing(&mut h, "k", b"v2", fault);
+        assert_eq!(refused["error"]["err_code"], 10077, "{fault:?}: {refused}");
+        assert_eq!(kv_get(&mut h, "k").as_deref(), Some(&b"v1"[..]), "{fault:?}: the failed put lost the value");
+        let info = h.api("$JS.API.STREAM.INFO.KV_b", "");
+        let st = &info["state"];
+        assert_eq!((st["messages"].as_u64(), st["last_seq"].as_u64()), (Some(1), Some(2)), "{fault:?}: {info}");
+        // The disk works again: the next put replaces v1 (the refused sequence stays spent).
+        assert_eq!(h.publish("$KV.b.k", b"", b"v3")["seq"], 3, "{fault:?}");
+        assert_eq!(kv_get(&mut h, "k").as_deref(), Some(&b"v3"[..]), "{fault:?}");
+        h.restart(true);
+        assert_eq!(kv_get(&mut h, "k").as_deref(), Some(&b"v3"[..]), "{fault:?}: after a power cut");
+        assert_eq!(h.api("$JS.API.STREAM.INFO.KV_b", "")["state"]["messages"], 1, "{fault:?}");
+    }
+}
+
+/// Neither does a failed put lose the value to a power cut that follows the reopen:
+/// the refused put's record, which the failed fsync left readable, is removed for good
+/// before the reopened store evicts anything on its account.
+#[test]
+fn a_failed_kv_put_followed_by_a_power_cut_keeps_the_previous_value() {
+    let mut h = Harness::new();
+    h.create_stream(KV);
+    h.publish("$KV.b.k", b"", b"v1");
+    let refused = kv_put_failing(&mut h, "k", b"v2", Fault::Fsync);
+    assert_eq!(refused["error"]["err_code"], 10077, "{refused}");
+    h.restart(true);
+    assert_eq!(kv_get(&mut h, "k").as_deref(), Some(&b"v1"[..]), "the refused put came back after a power cut");
+}
+
+/// `max_msgs` (discard old): a publish whose commit fails evicts nothing; the oldest
+/// message stays stored and is delivered, and the next publish evicts it.
+#[test]
+fn a_failed_publish_evicts_nothing_under_max_msgs() {
+    for fault in [Fault::DiskFull, Fault::Fsync] {
+        let mut h = Harness::new();
+        h.create_stream(r#"{"name":"L","subjects":["l.>"],"max_msgs":2}"#);
+        let consumer = r#"{"stream_name":"L","config":{"durable_name":"c","ack_policy":"explicit"}}"#;
+        h.api("$JS.API.CONSUMER.CREATE.L.c", consumer);
+        h.publish("l.1", b"", b"x");
+        h.publish("l.2", b"", b"x");
+        assert!(h.send("l.3", Some("_INBOX.p3"), b"", b"x").is_empty());
+        let outs = match fault {
+            Fault::DiskFull => failing_sync(&mut h),
+            Fault::Fsync => {
+                h.disk.fail_sync.store(true, Ordering::Relaxed);
+                let mut out = Vec::new();
+                assert!(h.js.sync(h.now, &mut out).is_err());
+                h.disk.fail_sync.store(false, Ordering::Relaxed);
+                let mut outs = flatten(out);
+                outs.extend(h.advance(crate::jetstream::engine::REOPEN_RETRY_NS));
+                outs
+            }
+        };
+        let refused = outs.iter().find(|o| o.to == "_INBOX.p3").expect("answered").json();
+        assert_eq!(refused["error"]["err_code"], 10077, "{fault:?}: {refused}");
+        let st = h.api("$JS.API.STREAM.INFO.L", "")["state"].clone();
+        assert_eq!(
+            (st["first_seq"].as_u64(), st["last_seq"].as_u64(), st["messages"].as_u64()),
+            (Some(1), Some(3), Some(2)),
+            "{fault:?}: the refused publish evicted seq 1: {st}"
+        );
+        let got = fetch_from(&mut h, "L", "_INBOX.f", 10);
+        let seqs: Vec<&str> = got.iter().map(|r| r.split('.').nth(5).unwrap()).collect();
+        assert_eq!(seqs, ["1", "2"], "{fault:?}");
+        assert_eq!(h.publish("l.4", b"", b"x")["seq"], 4);
+        let st = h.api("$JS.API.STREAM.INFO.L", "")["state"].clone();
+        assert_eq!((st["first_seq"].as_u64(), st["messages"].as_u64()), (Some(2), Some(2)), "{fault:?}: {st}");
+        h.restart(true);
+        let st = h.api("$JS.API.STREAM.INFO.L", "")["state"].clone();
+        assert_eq!((st["first_seq"].as_u64(), st["messages"].as_u64()), (Some(2), Some(2)), "{fault:?}: {st}");
+    }
 }
