@@ -19,6 +19,21 @@ impl Drop for Server {
     }
 }
 
+/// Start `cmd` (a `weir` command line) with plain log lines on a piped stderr; returns
+/// the server (stopped when dropped) and a reader over its log.
+fn start(cmd: &mut Command) -> (Server, BufReader<std::process::ChildStderr>) {
+    let mut server = Server(
+        cmd.env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir"),
+    );
+    let log = BufReader::new(server.0.stderr.take().unwrap());
+    (server, log)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -85,7 +100,7 @@ fn harness_style_start_with_random_port_ports_file_and_config() {
     )
     .unwrap();
     let pid_file = dir.join("weir.pid");
-    let mut server = Server(
+    let (mut server, mut log) = start(
         Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["-a", "127.0.0.1", "-p", "-1", "-c"])
             .arg(&conf)
@@ -95,15 +110,8 @@ fn harness_style_start_with_random_port_ports_file_and_config() {
             .arg("-P")
             .arg(&pid_file)
             .arg("--ports_file_dir")
-            .arg(&ports_dir)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weir"),
+            .arg(&ports_dir),
     );
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
     let mut lines = Vec::new();
     // JetStream's startup lines, in nats-server's words, before the client listener's.
     read_until(&mut log, &mut lines, "Starting JetStream");
@@ -210,19 +218,12 @@ fn deployment_style_json_config_config_check_and_signal_commands() {
 
     let ports_dir = dir.join("ports");
     std::fs::create_dir_all(&ports_dir).unwrap();
-    let mut server = Server(
+    let (mut server, mut log) = start(
         Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["--config", conf_s, "--ports_file_dir"])
             .arg(&ports_dir)
-            .env("SERVER_NAME", "nats-0")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weir"),
+            .env("SERVER_NAME", "nats-0"),
     );
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
     let mut lines = Vec::new();
     let warn = read_until(&mut log, &mut lines, "log_size_limit");
     assert!(warn.contains("WARN") && warn.contains("is ignored"), "{warn}");
@@ -255,18 +256,11 @@ fn deployment_style_json_config_config_check_and_signal_commands() {
 #[test]
 fn a_random_cluster_port_is_bound_and_listed() {
     let dir = temp_dir("randroute");
-    let mut server = Server(
+    let (server, mut log) = start(
         Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["-p", "-1", "--cluster", "nats://127.0.0.1:-1", "--ports_file_dir"])
-            .arg(&dir)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weir"),
+            .arg(&dir),
     );
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
     let mut lines = Vec::new();
     let line = read_until(&mut log, &mut lines, "Listening for route connections on ");
     let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
