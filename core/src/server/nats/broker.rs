@@ -1314,24 +1314,10 @@ impl Broker {
 
     /// Deliver a message that peer `server_id` sent on `conn` to local clients only:
     /// every matching plain subscription, and one local member of each group in
-    /// `queues`. Returns how many deliveries were queued.
+    /// `queues`. Returns how many deliveries were queued; the subscribers' writers are
+    /// woken later, by `wakes` (the route reader applies a read's frames together and
+    /// wakes each writer once).
     pub fn route_msg(
-        &mut self,
-        server_id: &str,
-        conn: RouteConnId,
-        account: &str,
-        msg: &Message,
-        queues: &[String],
-    ) -> usize {
-        let mut wakes = Wakes::default();
-        let n = self.route_msg_deferred(server_id, conn, account, msg, queues, &mut wakes);
-        wakes.wake_all();
-        n
-    }
-
-    /// [`Broker::route_msg`], waking the subscribers' writers later, by `wakes` (the
-    /// route reader applies a read's frames together and wakes each writer once).
-    pub fn route_msg_deferred(
         &mut self,
         server_id: &str,
         conn: RouteConnId,

@@ -199,7 +199,7 @@ impl PubSubRoutes for BrokerRoutes {
                         headers: headers.filter(|h| !h.is_empty()).map(Bytes::from),
                         payload: Bytes::from(payload),
                     };
-                    b.route_msg_deferred(server_id, conn, &account, &msg, &queues, &mut wakes);
+                    b.route_msg(server_id, conn, &account, &msg, &queues, &mut wakes);
                     Ok(())
                 }
                 RouteFrame::ClientUrl { host, port } => {
